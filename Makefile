@@ -1,0 +1,112 @@
+# memhound: `make` builds the CLI (build/memhound) and the agent extension
+# for $(PYTHON); `make agents` builds the agent for every interpreter found
+# (/usr/bin/python3 and pyenv's 3.9-3.13); `make test` runs everything.
+
+PYTHON ?= python3
+CC ?= gcc
+PREFIX ?= /usr/local
+OPT ?= -O2
+CFLAGS ?= $(OPT) -g
+WARN := -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow \
+        -Wstrict-prototypes -Wmissing-prototypes -Wno-missing-field-initializers
+LIBS := -lzstd -lz -lm -lpthread
+BUILD := build
+
+UTIL_SRC := $(wildcard src/util/*.c)
+FORMAT_SRC := $(wildcard src/format/*.c)
+AGENT_SRC := $(wildcard src/agent/*.c)
+CORE_SRC := $(UTIL_SRC) $(FORMAT_SRC) $(wildcard src/analysis/*.c) \
+            $(wildcard src/render/*.c) \
+            $(filter-out src/cli/main.c,$(wildcard src/cli/*.c))
+CORE_OBJ := $(CORE_SRC:%.c=$(BUILD)/obj/%.o)
+HEADERS := $(wildcard src/*/*.h)
+
+# Interpreters for the version matrix; absent ones are skipped.
+PYENV_ROOT ?= $(HOME)/.pyenv
+MATRIX := $(wildcard $(foreach v,9 10 11 12 13,\
+            $(PYENV_ROOT)/versions/3.$(v).*/bin/python3)) \
+          $(wildcard /usr/bin/python3)
+
+PY_EXT = $(shell $(PYTHON) -c 'import sysconfig as s; print(s.get_config_var("EXT_SUFFIX"))')
+PY_INC = $(shell $(PYTHON) -c 'import sysconfig as s; print(s.get_paths()["include"])')
+PY_FILES := $(wildcard python/memhound/*.py python/bootstrap/*.py)
+
+.PHONY: all agent agents python test test-c test-py bench demo install \
+        clean fuzz asan format format-check
+
+all: $(BUILD)/memhound agent
+
+$(BUILD)/obj/%.o: %.c $(HEADERS)
+	@mkdir -p $(dir $@)
+	$(CC) $(WARN) $(CFLAGS) -c $< -o $@
+
+$(BUILD)/libmh.a: $(CORE_OBJ)
+	rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/memhound: $(BUILD)/obj/src/cli/main.o $(BUILD)/libmh.a
+	$(CC) $(CFLAGS) $^ -o $@ $(LIBS)
+
+# The agent is one shared object per interpreter, compiled in one go
+# (it is small); versioned names let them sit side by side.
+agent: python
+	@ext='$(PY_EXT)'; inc='$(PY_INC)'; \
+	test -n "$$ext" || { echo "memhound: cannot query '$(PYTHON)'" >&2; exit 1; }; \
+	out=$(BUILD)/python/memhound/_memhound$$ext; \
+	if [ ! -e "$$out" ] || [ -n "$$(find $(AGENT_SRC) $(UTIL_SRC) $(FORMAT_SRC) $(HEADERS) -newer $$out 2>/dev/null | head -1)" ]; then \
+	  echo "  CC agent for $(PYTHON) -> $$out"; \
+	  $(CC) $(WARN) $(CFLAGS) -fPIC -shared -fvisibility=hidden \
+	    -I"$$inc" $(AGENT_SRC) $(UTIL_SRC) $(FORMAT_SRC) -o "$$out" $(LIBS) || exit 1; \
+	fi
+
+agents: python
+	@for py in $(MATRIX); do $(MAKE) --no-print-directory agent PYTHON=$$py || exit 1; done
+
+python: $(PY_FILES)
+	@mkdir -p $(BUILD)/python/memhound $(BUILD)/python/bootstrap
+	@cp python/memhound/*.py $(BUILD)/python/memhound/
+	@if ls python/bootstrap/*.py >/dev/null 2>&1; then cp python/bootstrap/*.py $(BUILD)/python/bootstrap/; fi
+
+TEST_SRC := $(wildcard tests/c/*.c)
+$(BUILD)/ctest: $(TEST_SRC) tests/c/harness.h $(BUILD)/libmh.a
+	$(CC) $(WARN) $(CFLAGS) -Isrc $(TEST_SRC) $(BUILD)/libmh.a -o $@ $(LIBS)
+
+test: test-c test-py
+
+test-c: $(BUILD)/ctest
+	$(BUILD)/ctest
+
+test-py: $(BUILD)/memhound agents
+	MEMHOUND_MATRIX="$(MATRIX)" /usr/bin/python3 -m pytest -q tests/py $(PYTEST_ARGS)
+
+bench: $(BUILD)/memhound agents
+	/usr/bin/python3 bench/run.py $(BENCH_ARGS)
+
+demo: $(BUILD)/memhound agent
+	$(BUILD)/memhound run -o $(BUILD)/demo.mhc -- $(PYTHON) examples/leaky_service.py
+	$(BUILD)/memhound report $(BUILD)/demo.mhc
+
+install: $(BUILD)/memhound agents
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/memhound/python
+	install -m 755 $(BUILD)/memhound $(DESTDIR)$(PREFIX)/bin/memhound
+	cp -r $(BUILD)/python/. $(DESTDIR)$(PREFIX)/lib/memhound/python/
+
+# Sanitized CLI and C tests (ASan + UBSan), and the fuzz targets.
+asan:
+	$(MAKE) BUILD=build-asan CC=clang \
+	  CFLAGS="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all" \
+	  LIBS="$(LIBS) -fsanitize=address,undefined" build-asan/memhound build-asan/ctest
+	build-asan/ctest
+
+FUZZ_SECONDS ?= 30
+fuzz:
+	@mkdir -p $(BUILD)/fuzz
+	clang -g -O1 -fsanitize=fuzzer,address,undefined $(WARN) -Wno-error \
+	  fuzz/fuzz_capture.c $(UTIL_SRC) $(FORMAT_SRC) -o $(BUILD)/fuzz/fuzz_capture $(LIBS)
+	$(BUILD)/fuzz/fuzz_capture -max_total_time=$(FUZZ_SECONDS) tests/data $(BUILD)/fuzz
+
+format:
+	clang-format -i $(wildcard src/*/*.c src/*/*.h tests/c/*.c tests/c/*.h fuzz/*.c)
+
+clean:
+	rm -rf $(BUILD) build-asan

@@ -1,0 +1,83 @@
+/* Capture format constants shared by the writer (agent) and the reader
+ * (CLI). docs/capture-format.md is the specification. */
+#ifndef MH_CAPTURE_H
+#define MH_CAPTURE_H
+
+#include <stdint.h>
+
+#define MH_CAP_MAGIC "\x89MHC\r\n\x1a\n"
+#define MH_CAP_MAGIC_LEN 8
+#define MH_CAP_VERSION 1
+#define MH_CAP_FILE_HEADER_LEN 12 /* magic + version + flags */
+
+#define MH_CAP_CHUNK_TAG 0x4B
+#define MH_CAP_CHUNK_HEADER_LEN 10 /* tag, u32 len, u32 crc, u8 flags */
+#define MH_CAP_CHUNK_ZSTD 0x01
+#define MH_CAP_CHUNK_MAX (64u << 20)
+#define MH_CAP_CHUNK_RAW_MAX (256u << 20)
+
+#define MH_CAP_STR_MAX (64u << 10)
+#define MH_CAP_DEPTH_MAX 1024
+#define MH_CAP_ID_MAX (1u << 24)
+
+enum mh_cap_tag {
+    MH_REC_ALLOC_RAW = 0x01,
+    MH_REC_ALLOC_MEM = 0x02,
+    MH_REC_ALLOC_OBJ = 0x03,
+    MH_REC_FREE = 0x04,
+    MH_REC_FIXED_LAST = 0x3F,
+    MH_REC_HEADER = 0x40,
+    MH_REC_STRING = 0x41,
+    MH_REC_CODE = 0x42,
+    MH_REC_FRAME = 0x43,
+    MH_REC_STACK = 0x44,
+    MH_REC_TIMELINE = 0x45,
+    MH_REC_MARKER = 0x46,
+    MH_REC_END = 0x47,
+};
+
+enum mh_domain { MH_DOMAIN_RAW = 0, MH_DOMAIN_MEM = 1, MH_DOMAIN_OBJ = 2 };
+
+enum mh_mode { MH_MODE_SAMPLE = 0, MH_MODE_TRACE = 1 };
+
+enum mh_marker_kind {
+    MH_MARK_USER = 0,
+    MH_MARK_HEAP_DUMP = 1,
+    MH_MARK_REQUEST_BEGIN = 2,
+    MH_MARK_REQUEST_END = 3,
+    MH_MARK_FORKED = 4,
+    MH_MARK_FORK_CHILD = 5,
+};
+
+/* A string as (pointer, length); not NUL-terminated in the reader, where
+ * it points into the parsed buffer. */
+struct mh_str {
+    const char *s;
+    size_t n;
+};
+
+struct mh_cap_header {
+    uint64_t pid, ppid;
+    uint64_t start_ns; /* Unix epoch */
+    uint32_t mode;     /* enum mh_mode */
+    uint64_t interval; /* R in bytes; 0 in trace-all */
+    uint32_t max_depth;
+    uint64_t fork_parent;
+    struct mh_str python;
+    struct mh_str executable;
+    uint32_t argc;
+    const struct mh_str *argv;
+    uint32_t nlib;
+    const struct mh_str *lib_prefixes;
+    uint32_t npath;
+    const struct mh_str *sys_path;
+};
+
+struct mh_cap_timeline {
+    uint64_t t_ns, rss, live, samples, frees, dropped;
+};
+
+/* CRC-32 (IEEE) as zlib computes it; `crc` starts at 0. */
+uint32_t mh_crc32(uint32_t crc, const uint8_t *p, size_t n);
+
+#endif

@@ -1,0 +1,76 @@
+/* Encoding capture records (docs/capture-format.md) into an mh_buf.
+ *
+ * Used by the agent: the ALLOC/FREE encoders are on its sampled path, so
+ * they are small and inline. Every function appends a whole record or
+ * nothing; MH_ETOOBIG means the buffer is at its cap (the caller counts a
+ * dropped sample), MH_ENOMEM that memory ran out. */
+#ifndef MH_CAPTURE_WRITE_H
+#define MH_CAPTURE_WRITE_H
+
+#include <stdint.h>
+#include <string.h>
+
+#include "../util/buf.h"
+#include "capture.h"
+
+/* Per-chunk delta state for addresses; zero it when a chunk starts. */
+struct mh_cap_enc {
+    uint64_t last_addr;
+};
+
+static inline int MH_MUST_USE
+mh_cap_put_alloc(struct mh_buf *b, struct mh_cap_enc *e, enum mh_domain d,
+                 uint32_t stack, uint64_t size, uint64_t addr)
+{
+    uint8_t rec[1 + 10 + 10 + 10];
+    size_t n = 0;
+    rec[n++] = (uint8_t)(MH_REC_ALLOC_RAW + d);
+    n += mh_uvarint_encode(rec + n, stack);
+    n += mh_uvarint_encode(rec + n, size);
+    n += mh_uvarint_encode(rec + n, mh_zigzag((int64_t)(addr - e->last_addr)));
+    int rc = mh_buf_put(b, rec, n);
+    if (rc == MH_OK)
+        e->last_addr = addr;
+    return rc;
+}
+
+static inline int MH_MUST_USE
+mh_cap_put_free(struct mh_buf *b, struct mh_cap_enc *e, uint64_t addr)
+{
+    uint8_t rec[1 + 10];
+    size_t n = 0;
+    rec[n++] = MH_REC_FREE;
+    n += mh_uvarint_encode(rec + n, mh_zigzag((int64_t)(addr - e->last_addr)));
+    int rc = mh_buf_put(b, rec, n);
+    if (rc == MH_OK)
+        e->last_addr = addr;
+    return rc;
+}
+
+/* Magic, version and flags: the first 12 bytes of a capture file. */
+int mh_cap_put_file_header(struct mh_buf *b) MH_MUST_USE;
+int mh_cap_put_header(struct mh_buf *b,
+                      const struct mh_cap_header *h) MH_MUST_USE;
+int mh_cap_put_string(struct mh_buf *b, uint32_t id, const char *s,
+                      size_t n) MH_MUST_USE;
+int mh_cap_put_code(struct mh_buf *b, uint32_t id, uint32_t filename,
+                    uint32_t name, uint32_t firstlineno) MH_MUST_USE;
+int mh_cap_put_frame(struct mh_buf *b, uint32_t id, uint32_t code,
+                     uint32_t line, uint32_t offset) MH_MUST_USE;
+int mh_cap_put_stack(struct mh_buf *b, uint32_t id, uint32_t depth,
+                     const uint32_t *frames) MH_MUST_USE;
+int mh_cap_put_timeline(struct mh_buf *b,
+                        const struct mh_cap_timeline *t) MH_MUST_USE;
+int mh_cap_put_marker(struct mh_buf *b, uint64_t t_ns, uint32_t kind,
+                      const char *text, size_t n) MH_MUST_USE;
+int mh_cap_put_end(struct mh_buf *b, uint64_t t_ns, uint64_t samples,
+                   uint64_t frees, uint64_t dropped) MH_MUST_USE;
+
+/* Appends `payload` to `out` framed as one chunk. With zstd_level > 0 the
+ * payload is compressed when that makes it smaller; `scratch` is reused
+ * between calls for the compressed bytes (release it with
+ * mh_buf_release()). */
+int mh_cap_chunk_seal(struct mh_buf *out, const uint8_t *payload, size_t n,
+                      int zstd_level, struct mh_buf *scratch) MH_MUST_USE;
+
+#endif
