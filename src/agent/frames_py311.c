@@ -1,0 +1,57 @@
+/* Frames for CPython 3.11 and 3.12: _PyInterpreterFrame reached through
+ * the thread's _PyCFrame. */
+#include "frames.h"
+
+#if PY_VERSION_HEX >= 0x030B0000 && PY_VERSION_HEX < 0x030D0000
+
+#define Py_BUILD_CORE 1
+#include "internal/pycore_frame.h"
+#undef Py_BUILD_CORE
+
+PyThreadState *
+mh_frames_current(void)
+{
+#if PY_VERSION_HEX >= 0x030C0000
+    /* 3.12 keeps the current thread state in a thread-local that is NULL
+     * while this thread does not hold the GIL. */
+    return _PyThreadState_UncheckedGet();
+#else
+    PyThreadState *ts = _PyThreadState_UncheckedGet();
+    if (ts && ts == PyGILState_GetThisThreadState())
+        return ts;
+    return NULL;
+#endif
+}
+
+int
+mh_frames_walk(PyThreadState *ts, struct mh_rawframe *out, int max)
+{
+    int n = 0;
+    if (!ts->cframe)
+        return 0;
+    for (_PyInterpreterFrame *f = ts->cframe->current_frame; f && n < max;
+         f = f->previous) {
+#if PY_VERSION_HEX >= 0x030C0000
+        if (f->owner == FRAME_OWNED_BY_CSTACK)
+            continue; /* a shim frame, no Python code */
+#endif
+        /* A frame being set up has not run its first instruction. */
+        if (_PyFrame_IsIncomplete(f))
+            continue;
+        PyCodeObject *code = f->f_code;
+        out[n].code = code;
+        out[n].offset = (uint32_t)(_PyInterpreterFrame_LASTI(f) *
+                                   (int)sizeof(_Py_CODEUNIT));
+        out[n].pad_ = 0;
+        n++;
+    }
+    return n;
+}
+
+int
+mh_frames_line(PyCodeObject *code, uint32_t offset)
+{
+    return PyCode_Addr2Line(code, (int)offset);
+}
+
+#endif

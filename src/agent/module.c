@@ -1,0 +1,352 @@
+/* The _memhound extension module: the agent's Python interface. Thin:
+ * argument checking and the session's start/stop order; the work is in
+ * tracker.c and writer.c. docs/architecture.md lists the calls. */
+#include <errno.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "../util/mem.h"
+#include "tracker.h"
+#include "writer.h"
+
+/* Whether a session is recording; changed only with the GIL held. */
+static int session_active;
+
+/* Converts a list of str into a C array of UTF-8 pointers that borrow
+ * from the list's items (valid while the list lives). The caller frees
+ * the array with PyMem_Free. */
+static int
+str_list(PyObject *list, const char ***out, uint32_t *n, const char *what)
+{
+    *out = NULL;
+    *n = 0;
+    if (!list || list == Py_None)
+        return 0;
+    if (!PyList_Check(list)) {
+        PyErr_Format(PyExc_TypeError, "%s must be a list of str", what);
+        return -1;
+    }
+    Py_ssize_t len = PyList_GET_SIZE(list);
+    const char **arr = PyMem_Calloc((size_t)len + 1, sizeof(char *));
+    if (!arr) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    for (Py_ssize_t i = 0; i < len; i++) {
+        PyObject *item = PyList_GET_ITEM(list, i);
+        if (!PyUnicode_Check(item)) {
+            PyErr_Format(PyExc_TypeError, "%s must be a list of str", what);
+            PyMem_Free(arr);
+            return -1;
+        }
+        arr[i] = PyUnicode_AsUTF8(item);
+        if (!arr[i]) {
+            PyMem_Free(arr);
+            return -1;
+        }
+    }
+    *out = arr;
+    *n = (uint32_t)len;
+    return 0;
+}
+
+static PyObject *
+mh_before_fork(PyObject *module, PyObject *unused)
+{
+    (void)module;
+    (void)unused;
+    if (session_active) {
+        Py_BEGIN_ALLOW_THREADS
+        mh_writer_pause_thread();
+        Py_END_ALLOW_THREADS
+    }
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+mh_after_fork_parent(PyObject *module, PyObject *unused)
+{
+    (void)module;
+    (void)unused;
+    if (session_active && mh_writer_resume_thread())
+        mh_warnf("cannot restart the writer thread after fork: %s",
+                 strerror(errno));
+    Py_RETURN_NONE;
+}
+
+/* Stops the session at exit, before the interpreter finalises (the
+ * writer thread takes the GIL), and pauses the writer around os.fork(). */
+static int
+register_hooks(PyObject *module)
+{
+    static int done;
+    if (done)
+        return 0;
+    PyObject *r = NULL, *atexit = NULL, *os = NULL, *kw = NULL;
+    PyObject *stop = PyObject_GetAttrString(module, "stop");
+    PyObject *before = PyObject_GetAttrString(module, "_before_fork");
+    PyObject *parent = PyObject_GetAttrString(module, "_after_fork_parent");
+    if (!stop || !before || !parent)
+        goto fail;
+    if (!(atexit = PyImport_ImportModule("atexit")) ||
+        !(r = PyObject_CallMethod(atexit, "register", "O", stop)))
+        goto fail;
+    Py_CLEAR(r);
+    if (!(os = PyImport_ImportModule("os")))
+        goto fail;
+    if (PyObject_HasAttrString(os, "register_at_fork")) {
+        PyObject *reg = PyObject_GetAttrString(os, "register_at_fork");
+        PyObject *noargs = PyTuple_New(0);
+        kw = Py_BuildValue("{s:O,s:O}", "before", before, "after_in_parent",
+                           parent);
+        r = reg && noargs && kw ? PyObject_Call(reg, noargs, kw) : NULL;
+        Py_XDECREF(reg);
+        Py_XDECREF(noargs);
+        if (!r)
+            goto fail;
+        Py_CLEAR(r);
+    }
+    done = 1;
+fail:
+    Py_XDECREF(kw);
+    Py_XDECREF(os);
+    Py_XDECREF(atexit);
+    Py_XDECREF(stop);
+    Py_XDECREF(before);
+    Py_XDECREF(parent);
+    return done ? 0 : -1;
+}
+
+static PyObject *
+mh_start(PyObject *module, PyObject *args, PyObject *kw)
+{
+    static char *kwlist[] = {"path",         "mode",     "interval",
+                             "max_depth",    "argv",     "lib_prefixes",
+                             "sys_path",     "fork_parent", NULL};
+    PyObject *path_obj, *argv = NULL, *libs = NULL, *paths = NULL;
+    int mode = MH_MODE_SAMPLE;
+    unsigned long long interval = MH_DEFAULT_INTERVAL;
+    unsigned int max_depth = MH_DEFAULT_MAX_DEPTH;
+    unsigned long long fork_parent = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "O&|iKIOOOK", kwlist,
+                                     PyUnicode_FSConverter, &path_obj,
+                                     &mode, &interval, &max_depth, &argv,
+                                     &libs, &paths, &fork_parent))
+        return NULL;
+    PyObject *result = NULL;
+    const char **av = NULL, **lv = NULL, **pv = NULL;
+    uint32_t ac, lc, pc;
+    if (session_active) {
+        PyErr_Format(PyExc_RuntimeError,
+                     "memhound is already recording to '%s'",
+                     mh_writer_path());
+        goto done;
+    }
+    if (mode != MH_MODE_SAMPLE && mode != MH_MODE_TRACE) {
+        PyErr_SetString(PyExc_ValueError, "mode must be 0 (sample) or 1 "
+                                          "(trace)");
+        goto done;
+    }
+    if (mode == MH_MODE_SAMPLE && interval == 0) {
+        PyErr_SetString(PyExc_ValueError, "interval must be positive");
+        goto done;
+    }
+    if (max_depth < 1 || max_depth > MH_MAX_DEPTH_LIMIT) {
+        PyErr_Format(PyExc_ValueError, "max_depth must be 1..%d",
+                     MH_MAX_DEPTH_LIMIT);
+        goto done;
+    }
+    if (str_list(argv, &av, &ac, "argv") ||
+        str_list(libs, &lv, &lc, "lib_prefixes") ||
+        str_list(paths, &pv, &pc, "sys_path"))
+        goto done;
+    if (mh_tracker_init()) {
+        PyErr_SetString(PyExc_RuntimeError,
+                        "memhound: cannot set up the tracker");
+        goto done;
+    }
+    PyObject *exe = PySys_GetObject("executable"); /* borrowed */
+    const char *exe_s = exe && PyUnicode_Check(exe) ? PyUnicode_AsUTF8(exe)
+                                                    : NULL;
+    if (!exe_s) {
+        PyErr_Clear();
+        exe_s = "";
+    }
+    struct mh_writer_header h = {
+        .python = Py_GetVersion(),
+        .executable = exe_s,
+        .argc = ac,
+        .argv = av,
+        .nlib = lc,
+        .lib_prefixes = lv,
+        .npath = pc,
+        .sys_path = pv,
+        .fork_parent = fork_parent,
+    };
+    const char *path = PyBytes_AS_STRING(path_obj);
+    if (mh_writer_open(path, &h, mode, interval, max_depth)) {
+        PyErr_SetFromErrnoWithFilenameObject(PyExc_OSError,
+                                             PyTuple_GET_ITEM(args, 0));
+        goto done;
+    }
+    if (mh_tracker_start(mode, interval, max_depth)) {
+        Py_BEGIN_ALLOW_THREADS
+        mh_writer_close();
+        Py_END_ALLOW_THREADS
+        PyErr_SetString(PyExc_RuntimeError,
+                        "cannot change mode: another allocator hook was "
+                        "installed after memhound's");
+        goto done;
+    }
+    if (mh_writer_start_thread()) {
+        mh_tracker_stop();
+        Py_BEGIN_ALLOW_THREADS
+        mh_writer_close();
+        Py_END_ALLOW_THREADS
+        PyErr_SetFromErrno(PyExc_OSError);
+        goto done;
+    }
+    session_active = 1;
+    if (register_hooks(module))
+        goto done;
+    result = Py_None;
+    Py_INCREF(result);
+done:
+    PyMem_Free(av);
+    PyMem_Free(lv);
+    PyMem_Free(pv);
+    Py_DECREF(path_obj);
+    return result;
+}
+
+static PyObject *
+mh_stop(PyObject *module, PyObject *unused)
+{
+    (void)module;
+    (void)unused;
+    if (!session_active)
+        Py_RETURN_NONE;
+    session_active = 0;
+    mh_tracker_stop();
+    Py_BEGIN_ALLOW_THREADS
+    mh_writer_close();
+    Py_END_ALLOW_THREADS
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+mh_flush(PyObject *module, PyObject *unused)
+{
+    (void)module;
+    (void)unused;
+    if (!session_active)
+        Py_RETURN_NONE;
+    Py_BEGIN_ALLOW_THREADS
+    mh_writer_flush();
+    Py_END_ALLOW_THREADS
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+mh_stats(PyObject *module, PyObject *unused)
+{
+    (void)module;
+    (void)unused;
+    struct mh_tracker_stats st;
+    mh_tracker_stats(&st);
+    return Py_BuildValue(
+        "{s:O,s:s,s:K,s:s,s:i,s:K,s:K,s:K,s:d,s:K,s:K}", "active",
+        session_active ? Py_True : Py_False, "mode",
+        mh_tracker.mode == MH_MODE_TRACE ? "trace" : "sample", "interval",
+        (unsigned long long)mh_tracker.interval, "path", mh_writer_path(),
+        "pid", (int)getpid(), "samples", (unsigned long long)st.samples,
+        "frees", (unsigned long long)st.frees, "dropped",
+        (unsigned long long)st.dropped, "live_bytes", st.live_bytes,
+        "stacks", (unsigned long long)st.stacks, "tracker_bytes",
+        (unsigned long long)st.tracker_bytes);
+}
+
+static PyObject *
+mh_mark(PyObject *module, PyObject *args, PyObject *kw)
+{
+    (void)module;
+    static char *kwlist[] = {"text", "kind", NULL};
+    const char *text;
+    Py_ssize_t n;
+    unsigned int kind = MH_MARK_USER;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "s#|I", kwlist, &text, &n,
+                                     &kind))
+        return NULL;
+    if (session_active)
+        mh_tracker_put_marker(mh_writer_now_ns(), kind, text, (size_t)n);
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+mh_after_fork_child(PyObject *module, PyObject *args)
+{
+    (void)module;
+    PyObject *path_obj;
+    unsigned long long parent;
+    if (!PyArg_ParseTuple(args, "O&K", PyUnicode_FSConverter, &path_obj,
+                          &parent))
+        return NULL;
+    int rc = 0;
+    if (session_active)
+        rc = mh_writer_continue_in_child(PyBytes_AS_STRING(path_obj),
+                                         parent);
+    Py_DECREF(path_obj);
+    if (rc) {
+        session_active = 0;
+        mh_tracker_stop();
+        return PyErr_SetFromErrnoWithFilenameObject(
+            PyExc_OSError, PyTuple_GET_ITEM(args, 0));
+    }
+    Py_RETURN_NONE;
+}
+
+static PyMethodDef methods[] = {
+    {"start", (PyCFunction)(void (*)(void))mh_start,
+     METH_VARARGS | METH_KEYWORDS,
+     "start(path, mode=0, interval=DEFAULT_INTERVAL, max_depth=128, "
+     "argv=None, lib_prefixes=None, sys_path=None, fork_parent=0)\n"
+     "Start recording into a new capture at path."},
+    {"stop", mh_stop, METH_NOARGS,
+     "Stop recording, flush and close the capture."},
+    {"flush", mh_flush, METH_NOARGS, "Write what is buffered now."},
+    {"stats", mh_stats, METH_NOARGS, "The tracker's counters, as a dict."},
+    {"mark", (PyCFunction)(void (*)(void))mh_mark,
+     METH_VARARGS | METH_KEYWORDS, "mark(text, kind=0): add a marker."},
+    {"after_fork_child", mh_after_fork_child, METH_VARARGS,
+     "after_fork_child(path, parent_pid): in a forked child, continue "
+     "into a new capture at path."},
+    {"_before_fork", mh_before_fork, METH_NOARGS, NULL},
+    {"_after_fork_parent", mh_after_fork_parent, METH_NOARGS, NULL},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef moduledef = {
+    PyModuleDef_HEAD_INIT, "_memhound",
+    "memhound's agent: allocation sampling into a capture file.", -1,
+    methods, NULL, NULL, NULL, NULL,
+};
+
+PyMODINIT_FUNC PyInit__memhound(void);
+
+__attribute__((visibility("default"))) PyMODINIT_FUNC
+PyInit__memhound(void)
+{
+    PyObject *m = PyModule_Create(&moduledef);
+    if (!m)
+        return NULL;
+    if (PyModule_AddIntConstant(m, "DEFAULT_INTERVAL", MH_DEFAULT_INTERVAL) ||
+        PyModule_AddIntConstant(m, "DEFAULT_MAX_DEPTH",
+                                MH_DEFAULT_MAX_DEPTH) ||
+        PyModule_AddIntConstant(m, "MAX_DEPTH_LIMIT", MH_MAX_DEPTH_LIMIT) ||
+        PyModule_AddIntConstant(m, "MODE_SAMPLE", MH_MODE_SAMPLE) ||
+        PyModule_AddIntConstant(m, "MODE_TRACE", MH_MODE_TRACE)) {
+        Py_DECREF(m);
+        return NULL;
+    }
+    return m;
+}

@@ -1,0 +1,625 @@
+/* Allocator hooks and the sampler.
+ *
+ * Sampling is Poisson-process byte sampling (as tcmalloc, Go and
+ * jemalloc do): every thread counts down a random number of bytes drawn
+ * from an exponential distribution of mean R; the allocation that crosses
+ * zero is a sample. The fast path is one thread-local subtraction. A
+ * sample stands for size / (1 - exp(-size / R)) bytes, which the report
+ * computes; the agent only records the size. */
+#include <math.h>
+#include <string.h>
+#include <time.h>
+
+#include "../util/mem.h"
+#include "tracker.h"
+
+#define MH_LIKELY(x) __builtin_expect(!!(x), 1)
+#define MH_UNLIKELY(x) __builtin_expect(!!(x), 0)
+
+struct mh_tracker mh_tracker = {.lock = PTHREAD_MUTEX_INITIALIZER};
+
+/* Per-thread sampler state. initial-exec TLS: a dlopen'ed extension's
+ * default (general-dynamic) model costs a __tls_get_addr call per access,
+ * which showed as +7 points on spectral_norm in the design measurements. */
+struct mh_tls {
+    int64_t countdown; /* bytes until the next sample */
+    uint64_t rng;
+    int initialized;
+    int busy;   /* inside memhound: do not sample */
+    int nested; /* inside a MEM/OBJ allocator, which hands large blocks
+                   to the RAW domain: that inner call is the same block */
+};
+static __thread struct mh_tls tls __attribute__((tls_model("initial-exec")));
+
+/* One bit per hash of sampled addresses, read without the lock by every
+ * free; set and cleared under the lock. */
+static uint64_t filter_bits[MH_FILTER_BITS / 64];
+
+static inline uint32_t
+filter_index(const void *p)
+{
+    return (uint32_t)(((uintptr_t)p * 0x9E3779B97F4A7C15ull) >> 48);
+}
+
+static inline int
+filter_maybe(const void *p)
+{
+    uint32_t i = filter_index(p);
+    uint64_t w = __atomic_load_n(&filter_bits[i >> 6], __ATOMIC_RELAXED);
+    return (int)((w >> (i & 63)) & 1);
+}
+
+static void
+filter_add_unlocked(const void *p)
+{
+    uint32_t i = filter_index(p);
+    if (mh_tracker.filter_count[i] < 255)
+        mh_tracker.filter_count[i]++;
+    __atomic_fetch_or(&filter_bits[i >> 6], 1ull << (i & 63),
+                      __ATOMIC_RELAXED);
+}
+
+static void
+filter_del_unlocked(const void *p)
+{
+    uint32_t i = filter_index(p);
+    /* A saturated counter stays set: a few extra slow-path lookups. */
+    if (mh_tracker.filter_count[i] == 255 || mh_tracker.filter_count[i] == 0)
+        return;
+    if (--mh_tracker.filter_count[i] == 0)
+        __atomic_fetch_and(&filter_bits[i >> 6], ~(1ull << (i & 63)),
+                           __ATOMIC_RELAXED);
+}
+
+static uint64_t
+rng_next(struct mh_tls *t)
+{
+    /* xorshift64* */
+    uint64_t x = t->rng;
+    x ^= x >> 12;
+    x ^= x << 25;
+    x ^= x >> 27;
+    t->rng = x;
+    return x * 0x2545F4914F6CDD1Dull;
+}
+
+static void
+rng_seed(struct mh_tls *t)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    uint64_t x = (uint64_t)ts.tv_nsec ^ ((uint64_t)ts.tv_sec << 32) ^
+                 (uint64_t)(uintptr_t)t ^ (uint64_t)pthread_self();
+    /* splitmix64 finaliser, so nearby seeds diverge */
+    x += 0x9E3779B97F4A7C15ull;
+    x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
+    x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
+    x ^= x >> 31;
+    t->rng = x ? x : 1;
+}
+
+static int64_t
+draw_interval(struct mh_tls *t)
+{
+    double u = (double)((rng_next(t) >> 11) + 1) * 0x1.0p-53; /* (0, 1] */
+    double v = -log(u) * (double)mh_tracker.interval;
+    if (v < 1)
+        v = 1;
+    if (v > 4e18)
+        v = 4e18;
+    return (int64_t)v;
+}
+
+static double
+sample_weight(uint64_t size)
+{
+    double r = (double)mh_tracker.interval;
+    double s = (double)size;
+    if (r <= 0 || s <= 0)
+        return s;
+    return s / -expm1(-s / r);
+}
+
+int
+mh_tracker_set_busy(int busy)
+{
+    int old = tls.busy;
+    tls.busy = busy;
+    return old;
+}
+
+/* Records an allocation (both modes). Called with tls.busy set. */
+static void
+record_alloc(const struct mh_hook_domain *d, void *p, size_t size)
+{
+    struct mh_rawframe frames[MH_MAX_DEPTH_LIMIT];
+    PyThreadState *ts = mh_frames_current();
+    uint32_t depth = 0;
+    if (ts)
+        depth = (uint32_t)mh_frames_walk(ts, frames,
+                                         (int)mh_tracker.max_depth);
+
+    pthread_mutex_lock(&mh_tracker.lock);
+    int is_new = 0;
+    uint32_t id = mh_stacks_intern(&mh_tracker.stacks, frames, depth,
+                                   &is_new);
+    if (depth && !id)
+        goto dropped;
+    /* Code objects stay alive once a stored stack names them, so the
+     * writer can resolve them later. We hold the GIL here (depth > 0). */
+    if (is_new)
+        for (uint32_t i = 0; i < depth; i++)
+            Py_INCREF(frames[i].code);
+    if (mh_tracker.mode == MH_MODE_SAMPLE) {
+        if (mh_addrmap_put(&mh_tracker.sampled, (uintptr_t)p, size))
+            goto dropped;
+        if (mh_cap_put_alloc(&mh_tracker.records, &mh_tracker.enc,
+                             d->domain, id, size, (uintptr_t)p)) {
+            mh_addrmap_remove(&mh_tracker.sampled, (uintptr_t)p, NULL);
+            goto dropped;
+        }
+        filter_add_unlocked(p);
+        mh_tracker.live_bytes += sample_weight(size);
+    } else if (mh_cap_put_alloc(&mh_tracker.records, &mh_tracker.enc,
+                                d->domain, id, size, (uintptr_t)p)) {
+        goto dropped;
+    }
+    mh_tracker.samples++;
+    pthread_mutex_unlock(&mh_tracker.lock);
+    return;
+dropped:
+    mh_tracker.dropped++;
+    pthread_mutex_unlock(&mh_tracker.lock);
+}
+
+static void
+sample_slow(const struct mh_hook_domain *d, void *p, size_t size)
+{
+    struct mh_tls *t = &tls;
+    if (!t->initialized) {
+        /* A new thread starts at 0: draw its first interval now. */
+        rng_seed(t);
+        t->initialized = 1;
+        t->countdown = draw_interval(t) - (int64_t)size;
+        if (t->countdown >= 0)
+            return;
+    }
+    t->countdown = draw_interval(t);
+    if (!p || t->busy ||
+        !__atomic_load_n(&mh_tracker.active, __ATOMIC_RELAXED))
+        return;
+    t->busy = 1;
+    record_alloc(d, p, size);
+    t->busy = 0;
+}
+
+static void
+sampled_free_slow(void *p)
+{
+    uint64_t size;
+    pthread_mutex_lock(&mh_tracker.lock);
+    if (mh_addrmap_remove(&mh_tracker.sampled, (uintptr_t)p, &size)) {
+        filter_del_unlocked(p);
+        mh_tracker.live_bytes -= sample_weight(size);
+        if (__atomic_load_n(&mh_tracker.active, __ATOMIC_RELAXED)) {
+            if (mh_cap_put_free(&mh_tracker.records, &mh_tracker.enc,
+                                (uintptr_t)p))
+                mh_tracker.dropped++;
+            else
+                mh_tracker.frees++;
+        }
+    }
+    pthread_mutex_unlock(&mh_tracker.lock);
+}
+
+/* ---- the hooks: the hot path ----
+ *
+ * Each hook exists in two flavours: the RAW one forwards untouched when
+ * the thread is inside a MEM/OBJ allocator (pymalloc passes requests over
+ * 512 bytes to PyMem_RawMalloc: counting both would count the block
+ * twice); the MEM/OBJ one sets that flag around the call it wraps. */
+
+static inline void *
+sample_malloc_impl(const struct mh_hook_domain *d, size_t size, int raw)
+{
+    void *p;
+    if (raw && tls.nested)
+        return d->prev.malloc(d->prev.ctx, size);
+    if (!raw)
+        tls.nested = 1;
+    p = d->prev.malloc(d->prev.ctx, size);
+    if (!raw)
+        tls.nested = 0;
+    if (MH_UNLIKELY((tls.countdown -= (int64_t)size) < 0))
+        sample_slow(d, p, size);
+    return p;
+}
+
+static inline void *
+sample_calloc_impl(const struct mh_hook_domain *d, size_t nelem,
+                   size_t elsize, int raw)
+{
+    void *p;
+    if (raw && tls.nested)
+        return d->prev.calloc(d->prev.ctx, nelem, elsize);
+    if (!raw)
+        tls.nested = 1;
+    p = d->prev.calloc(d->prev.ctx, nelem, elsize);
+    if (!raw)
+        tls.nested = 0;
+    size_t size = nelem * elsize; /* prev.calloc failed on overflow */
+    if (MH_UNLIKELY((tls.countdown -= (int64_t)size) < 0))
+        sample_slow(d, p, size);
+    return p;
+}
+
+static inline void *
+sample_realloc_impl(const struct mh_hook_domain *d, void *ptr, size_t size,
+                    int raw)
+{
+    void *p;
+    if (raw && tls.nested)
+        return d->prev.realloc(d->prev.ctx, ptr, size);
+    /* The old block's free is recorded before the allocator can hand
+     * its address to another thread. */
+    if (ptr && MH_UNLIKELY(filter_maybe(ptr)))
+        sampled_free_slow(ptr);
+    if (!raw)
+        tls.nested = 1;
+    p = d->prev.realloc(d->prev.ctx, ptr, size);
+    if (!raw)
+        tls.nested = 0;
+    if (MH_UNLIKELY((tls.countdown -= (int64_t)size) < 0))
+        sample_slow(d, p, size);
+    return p;
+}
+
+static inline void
+sample_free_impl(const struct mh_hook_domain *d, void *ptr, int raw)
+{
+    if (raw && tls.nested) {
+        d->prev.free(d->prev.ctx, ptr);
+        return;
+    }
+    if (ptr && MH_UNLIKELY(filter_maybe(ptr)))
+        sampled_free_slow(ptr);
+    if (!raw)
+        tls.nested = 1;
+    d->prev.free(d->prev.ctx, ptr);
+    if (!raw)
+        tls.nested = 0;
+}
+
+/* ---- trace-all hooks ---- */
+
+static void
+trace_alloc(const struct mh_hook_domain *d, void *p, size_t size)
+{
+    if (!p || tls.busy ||
+        !__atomic_load_n(&mh_tracker.active, __ATOMIC_RELAXED))
+        return;
+    tls.busy = 1;
+    record_alloc(d, p, size);
+    tls.busy = 0;
+}
+
+static void
+trace_free(void *p)
+{
+    if (!p || !__atomic_load_n(&mh_tracker.active, __ATOMIC_RELAXED))
+        return;
+    pthread_mutex_lock(&mh_tracker.lock);
+    if (mh_cap_put_free(&mh_tracker.records, &mh_tracker.enc, (uintptr_t)p))
+        mh_tracker.dropped++;
+    else
+        mh_tracker.frees++;
+    pthread_mutex_unlock(&mh_tracker.lock);
+}
+
+static inline void *
+trace_malloc_impl(const struct mh_hook_domain *d, size_t size, int raw)
+{
+    if (raw && tls.nested)
+        return d->prev.malloc(d->prev.ctx, size);
+    if (!raw)
+        tls.nested = 1;
+    void *p = d->prev.malloc(d->prev.ctx, size);
+    if (!raw)
+        tls.nested = 0;
+    trace_alloc(d, p, size);
+    return p;
+}
+
+static inline void *
+trace_calloc_impl(const struct mh_hook_domain *d, size_t nelem,
+                  size_t elsize, int raw)
+{
+    if (raw && tls.nested)
+        return d->prev.calloc(d->prev.ctx, nelem, elsize);
+    if (!raw)
+        tls.nested = 1;
+    void *p = d->prev.calloc(d->prev.ctx, nelem, elsize);
+    if (!raw)
+        tls.nested = 0;
+    trace_alloc(d, p, nelem * elsize);
+    return p;
+}
+
+static inline void *
+trace_realloc_impl(const struct mh_hook_domain *d, void *ptr, size_t size,
+                   int raw)
+{
+    if (raw && tls.nested)
+        return d->prev.realloc(d->prev.ctx, ptr, size);
+    trace_free(ptr);
+    if (!raw)
+        tls.nested = 1;
+    void *p = d->prev.realloc(d->prev.ctx, ptr, size);
+    if (!raw)
+        tls.nested = 0;
+    trace_alloc(d, p, size);
+    return p;
+}
+
+static inline void
+trace_free_impl(const struct mh_hook_domain *d, void *ptr, int raw)
+{
+    if (!(raw && tls.nested))
+        trace_free(ptr);
+    if (!raw)
+        tls.nested = 1;
+    d->prev.free(d->prev.ctx, ptr);
+    if (!raw)
+        tls.nested = 0;
+}
+
+/* The entry points PyMem_SetAllocator gets: one set per mode and per
+ * kind of domain, with `raw` a compile-time constant. */
+#define MH_HOOKS(mode, kind, raw)                                          \
+    static void *mode##_malloc_##kind(void *ctx, size_t size)              \
+    {                                                                      \
+        return mode##_malloc_impl(ctx, size, raw);                         \
+    }                                                                      \
+    static void *mode##_calloc_##kind(void *ctx, size_t n, size_t size)    \
+    {                                                                      \
+        return mode##_calloc_impl(ctx, n, size, raw);                      \
+    }                                                                      \
+    static void *mode##_realloc_##kind(void *ctx, void *ptr, size_t size)  \
+    {                                                                      \
+        return mode##_realloc_impl(ctx, ptr, size, raw);                   \
+    }                                                                      \
+    static void mode##_free_##kind(void *ctx, void *ptr)                   \
+    {                                                                      \
+        mode##_free_impl(ctx, ptr, raw);                                   \
+    }
+
+MH_HOOKS(sample, raw, 1)
+MH_HOOKS(sample, py, 0)
+MH_HOOKS(trace, raw, 1)
+MH_HOOKS(trace, py, 0)
+
+/* ---- set-up ---- */
+
+static const PyMemAllocatorDomain py_domains[3] = {
+    PYMEM_DOMAIN_RAW, PYMEM_DOMAIN_MEM, PYMEM_DOMAIN_OBJ};
+
+static void *
+own_realloc(void *ctx, void *ptr, size_t size)
+{
+    const PyMemAllocatorEx *raw = ctx;
+    return raw->realloc(raw->ctx, ptr, size);
+}
+
+static void
+own_free(void *ctx, void *ptr)
+{
+    const PyMemAllocatorEx *raw = ctx;
+    raw->free(raw->ctx, ptr);
+}
+
+static PyMemAllocatorEx own_raw;
+
+static void
+atfork_prepare(void)
+{
+    pthread_mutex_lock(&mh_tracker.lock);
+}
+
+static void
+atfork_parent(void)
+{
+    pthread_mutex_unlock(&mh_tracker.lock);
+}
+
+static void
+atfork_child(void)
+{
+    /* The parent's pending records belong to the parent's capture. */
+    __atomic_store_n(&mh_tracker.active, 0, __ATOMIC_RELAXED);
+    mh_buf_reset(&mh_tracker.records);
+    mh_tracker.enc.last_addr = 0;
+    /* Workers forked from one master must not sample in lockstep. */
+    if (tls.initialized)
+        rng_seed(&tls);
+    pthread_mutex_unlock(&mh_tracker.lock);
+}
+
+int
+mh_tracker_init(void)
+{
+    static int done;
+    if (done)
+        return MH_OK;
+    /* memhound's own memory comes from the RAW allocator installed before
+     * it, never through its hooks. */
+    PyMem_GetAllocator(PYMEM_DOMAIN_RAW, &own_raw);
+    struct mh_mem_ops ops = {own_realloc, own_free, &own_raw};
+    mh_mem_set(&ops);
+    mh_buf_init(&mh_tracker.records, MH_RECORDS_MAX);
+    mh_stacks_init(&mh_tracker.stacks, MH_STACKS_MAX_BYTES);
+    mh_addrmap_init(&mh_tracker.sampled, MH_SAMPLED_MAX);
+    if (pthread_atfork(atfork_prepare, atfork_parent, atfork_child))
+        return MH_EIO;
+    done = 1;
+    return MH_OK;
+}
+
+static int
+hooks_on_top(void)
+{
+    for (int i = 0; i < 3; i++) {
+        PyMemAllocatorEx cur;
+        PyMem_GetAllocator(py_domains[i], &cur);
+        if (cur.malloc != mh_tracker.dom[i].ours.malloc ||
+            cur.ctx != mh_tracker.dom[i].ours.ctx)
+            return 0;
+    }
+    return 1;
+}
+
+int
+mh_tracker_start(int mode, uint64_t interval, uint32_t max_depth)
+{
+    int rc = mh_tracker_init();
+    if (rc)
+        return rc;
+    if (max_depth > MH_MAX_DEPTH_LIMIT)
+        max_depth = MH_MAX_DEPTH_LIMIT;
+    if (mh_tracker.hooks_installed && mh_tracker.mode != mode &&
+        !hooks_on_top())
+        return MH_EINVAL; /* someone hooked on top of us: cannot switch */
+
+    pthread_mutex_lock(&mh_tracker.lock);
+    /* Samples of an earlier session are forgotten: the new capture
+     * starts empty. */
+    mh_addrmap_release(&mh_tracker.sampled);
+    memset(mh_tracker.filter_count, 0, sizeof(mh_tracker.filter_count));
+    for (size_t i = 0; i < MH_FILTER_BITS / 64; i++)
+        __atomic_store_n(&filter_bits[i], 0, __ATOMIC_RELAXED);
+    mh_buf_reset(&mh_tracker.records);
+    mh_tracker.enc.last_addr = 0;
+    mh_tracker.live_bytes = 0;
+    mh_tracker.samples = mh_tracker.frees = mh_tracker.dropped = 0;
+    mh_tracker.mode = mode;
+    mh_tracker.interval = mode == MH_MODE_SAMPLE ? interval : 0;
+    mh_tracker.max_depth = max_depth;
+    pthread_mutex_unlock(&mh_tracker.lock);
+    tls.initialized = 0; /* redraw with the new interval */
+    tls.countdown = 0;
+
+    if (!mh_tracker.hooks_installed || hooks_on_top()) {
+        for (int i = 0; i < 3; i++) {
+            struct mh_hook_domain *d = &mh_tracker.dom[i];
+            if (!mh_tracker.hooks_installed)
+                PyMem_GetAllocator(py_domains[i], &d->prev);
+            d->domain = (enum mh_domain)i;
+            d->ours.ctx = d;
+            int raw = i == MH_DOMAIN_RAW;
+            if (mode == MH_MODE_SAMPLE) {
+                d->ours.malloc = raw ? sample_malloc_raw : sample_malloc_py;
+                d->ours.calloc = raw ? sample_calloc_raw : sample_calloc_py;
+                d->ours.realloc = raw ? sample_realloc_raw
+                                      : sample_realloc_py;
+                d->ours.free = raw ? sample_free_raw : sample_free_py;
+            } else {
+                d->ours.malloc = raw ? trace_malloc_raw : trace_malloc_py;
+                d->ours.calloc = raw ? trace_calloc_raw : trace_calloc_py;
+                d->ours.realloc = raw ? trace_realloc_raw : trace_realloc_py;
+                d->ours.free = raw ? trace_free_raw : trace_free_py;
+            }
+            PyMem_SetAllocator(py_domains[i], &d->ours);
+        }
+        mh_tracker.hooks_installed = 1;
+    }
+    __atomic_store_n(&mh_tracker.active, 1, __ATOMIC_RELEASE);
+    return MH_OK;
+}
+
+void
+mh_tracker_stop(void)
+{
+    __atomic_store_n(&mh_tracker.active, 0, __ATOMIC_RELEASE);
+    if (mh_tracker.hooks_installed && hooks_on_top()) {
+        for (int i = 0; i < 3; i++)
+            PyMem_SetAllocator(py_domains[i], &mh_tracker.dom[i].prev);
+        mh_tracker.hooks_installed = 0;
+    }
+}
+
+void
+mh_tracker_resume(void)
+{
+    __atomic_store_n(&mh_tracker.active, 1, __ATOMIC_RELEASE);
+}
+
+uint32_t
+mh_tracker_take_records(struct mh_buf *out)
+{
+    pthread_mutex_lock(&mh_tracker.lock);
+    struct mh_buf tmp = *out;
+    *out = mh_tracker.records;
+    mh_tracker.records = tmp;
+    mh_buf_reset(&mh_tracker.records);
+    mh_tracker.records.max = MH_RECORDS_MAX;
+    mh_tracker.enc.last_addr = 0;
+    uint32_t n = mh_tracker.stacks.count;
+    pthread_mutex_unlock(&mh_tracker.lock);
+    return n;
+}
+
+void
+mh_tracker_put_timeline(uint64_t t_ns, uint64_t rss)
+{
+    pthread_mutex_lock(&mh_tracker.lock);
+    struct mh_cap_timeline t = {
+        .t_ns = t_ns,
+        .rss = rss,
+        .live = mh_tracker.live_bytes > 0 ? (uint64_t)mh_tracker.live_bytes
+                                          : 0,
+        .samples = mh_tracker.samples,
+        .frees = mh_tracker.frees,
+        .dropped = mh_tracker.dropped,
+    };
+    if (mh_cap_put_timeline(&mh_tracker.records, &t))
+        mh_tracker.dropped++;
+    pthread_mutex_unlock(&mh_tracker.lock);
+}
+
+void
+mh_tracker_put_marker(uint64_t t_ns, uint32_t kind, const char *text,
+                      size_t n)
+{
+    pthread_mutex_lock(&mh_tracker.lock);
+    if (mh_cap_put_marker(&mh_tracker.records, t_ns, kind, text, n))
+        mh_tracker.dropped++;
+    pthread_mutex_unlock(&mh_tracker.lock);
+}
+
+void
+mh_tracker_put_end(uint64_t t_ns)
+{
+    pthread_mutex_lock(&mh_tracker.lock);
+    /* END must not be lost to the cap: it says the capture is whole. */
+    mh_tracker.records.max = MH_RECORDS_MAX + 64;
+    if (mh_cap_put_end(&mh_tracker.records, t_ns, mh_tracker.samples,
+                       mh_tracker.frees, mh_tracker.dropped))
+        mh_tracker.dropped++;
+    pthread_mutex_unlock(&mh_tracker.lock);
+}
+
+void
+mh_tracker_stats(struct mh_tracker_stats *st)
+{
+    pthread_mutex_lock(&mh_tracker.lock);
+    st->samples = mh_tracker.samples;
+    st->frees = mh_tracker.frees;
+    st->dropped = mh_tracker.dropped;
+    st->stacks = mh_tracker.stacks.count;
+    st->live_bytes = mh_tracker.live_bytes;
+    st->tracker_bytes = mh_tracker.stacks.bytes + mh_tracker.records.cap +
+                        mh_tracker.sampled.size *
+                            sizeof(struct mh_addrmap_slot) +
+                        sizeof(filter_bits) +
+                        sizeof(mh_tracker.filter_count);
+    pthread_mutex_unlock(&mh_tracker.lock);
+}

@@ -1,0 +1,93 @@
+/* The tracker: memhound's one piece of global mutable state.
+ *
+ * Allocator hooks wrap the RAW, MEM and OBJ domains (never replacing the
+ * allocator that was installed before). In sampling mode the hook's fast
+ * path only subtracts the size from a thread-local countdown; a free only
+ * tests one bit of a small filter. Everything else happens in the slow
+ * path under `lock`: walk the stack, intern it, append a record to the
+ * pending buffer that the writer thread turns into capture chunks. */
+#ifndef MH_AGENT_TRACKER_H
+#define MH_AGENT_TRACKER_H
+
+#include <pthread.h>
+#include <stdint.h>
+
+#include "../format/capture_write.h"
+#include "../util/addrmap.h"
+#include "../util/buf.h"
+#include "frames.h"
+#include "stacks.h"
+
+#define MH_DEFAULT_INTERVAL (256u * 1024u)
+#define MH_DEFAULT_MAX_DEPTH 128
+#define MH_MAX_DEPTH_LIMIT 256 /* frames on the hook's C stack: 4 KiB */
+#define MH_RECORDS_MAX (64u << 20)    /* pending records per flush */
+#define MH_STACKS_MAX_BYTES (512u << 20)
+#define MH_SAMPLED_MAX (16u << 20)    /* live sampled blocks */
+#define MH_FILTER_BITS (1u << 16)     /* 8 KiB: stays in L1 */
+
+struct mh_hook_domain {
+    enum mh_domain domain;
+    PyMemAllocatorEx prev; /* the allocator we wrap */
+    PyMemAllocatorEx ours;
+};
+
+struct mh_tracker {
+    /* Written with the GIL held while hooks are off or inactive; read by
+     * the hooks. */
+    int mode; /* enum mh_mode */
+    uint64_t interval;
+    uint32_t max_depth;
+    int hooks_installed;
+    struct mh_hook_domain dom[3];
+    int active; /* atomic: record samples */
+
+    pthread_mutex_t lock; /* protects everything below; a leaf lock:
+                             never take the GIL while holding it */
+    struct mh_buf records; /* pending records since the last flush */
+    struct mh_cap_enc enc; /* delta state of `records` */
+    struct mh_stacks stacks;
+    struct mh_addrmap sampled; /* sampling: address -> size */
+    uint8_t filter_count[MH_FILTER_BITS]; /* sampled blocks per bit */
+    double live_bytes;                    /* estimate, sampling mode */
+    uint64_t samples, frees, dropped;
+};
+
+extern struct mh_tracker mh_tracker;
+
+/* Sets up the tables; once per process, GIL held. */
+int mh_tracker_init(void) MH_MUST_USE;
+/* Starts recording with these settings (GIL held); installs the hooks
+ * the first time. */
+int mh_tracker_start(int mode, uint64_t interval,
+                     uint32_t max_depth) MH_MUST_USE;
+/* Stops recording; the hooks stay installed only when another allocator
+ * hook was installed on top of ours since. GIL held. */
+void mh_tracker_stop(void);
+
+/* Marks the calling thread as memhound's own: its allocations are not
+ * sampled (the writer thread, and any thread while it flushes). Returns
+ * the previous value. */
+int mh_tracker_set_busy(int busy);
+
+/* Under the lock: hands the pending records to *out (swapping buffers),
+ * resets the delta state, and returns the number of interned stacks. */
+uint32_t mh_tracker_take_records(struct mh_buf *out);
+
+/* Appends a timeline / marker / end record in order with the events. */
+void mh_tracker_put_timeline(uint64_t t_ns, uint64_t rss);
+void mh_tracker_put_marker(uint64_t t_ns, uint32_t kind, const char *text,
+                           size_t n);
+void mh_tracker_put_end(uint64_t t_ns);
+
+struct mh_tracker_stats {
+    uint64_t samples, frees, dropped, stacks, tracker_bytes;
+    double live_bytes;
+};
+void mh_tracker_stats(struct mh_tracker_stats *st);
+
+/* In a forked child: the lock is fresh, pending records (the parent's)
+ * are dropped and recording is off until mh_tracker_resume(). */
+void mh_tracker_resume(void);
+
+#endif

@@ -1,0 +1,535 @@
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "../format/capture_write.h"
+#include "../util/addrmap.h"
+#include "../util/mem.h"
+#include "tracker.h"
+#include "writer.h"
+
+#define TICK_NS 100000000ull         /* timeline period */
+#define FLUSH_NS 1000000000ull       /* flush at least this often */
+#define FLUSH_BYTES (4u << 20)       /* or when this much is pending */
+#define DEFS_CHUNK_BYTES (8u << 20)  /* write definitions in pieces */
+#define ZSTD_LEVEL 1
+
+struct mh_writer {
+    /* Protected by flush_lock (or single-threaded: open, child). */
+    int fd;
+    char *path;
+    uint64_t start_mono_ns;
+    struct mh_buf spare, chunk, out, zscratch;
+    struct mh_addrmap codes;  /* PyCodeObject* -> code id */
+    struct mh_addrmap frames; /* code id << 32 | offset -> frame id */
+    struct mh_addrmap strs;   /* str object -> string id */
+    uint32_t next_string, next_code, next_frame;
+    uint32_t emitted_stacks;
+    int failed;
+    /* Header settings kept for a forked child's capture. */
+    int mode;
+    uint64_t interval;
+    uint32_t max_depth;
+    char **hdr_strs; /* python, executable, argv..., libs..., paths... */
+    uint32_t argc, nlib, npath;
+
+    /* Thread control, protected by wlock. */
+    pthread_mutex_t wlock;
+    pthread_cond_t wcond;
+    pthread_t thread;
+    int running, stop;
+    pthread_mutex_t flush_lock;
+};
+
+static struct mh_writer w = {
+    .fd = -1,
+    .wlock = PTHREAD_MUTEX_INITIALIZER,
+    .wcond = PTHREAD_COND_INITIALIZER,
+    .flush_lock = PTHREAD_MUTEX_INITIALIZER,
+};
+
+static uint64_t
+clock_ns(clockid_t id)
+{
+    struct timespec ts;
+    clock_gettime(id, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+uint64_t
+mh_writer_now_ns(void)
+{
+    return clock_ns(CLOCK_MONOTONIC) - w.start_mono_ns;
+}
+
+int
+mh_writer_is_open(void)
+{
+    return w.fd >= 0;
+}
+
+const char *
+mh_writer_path(void)
+{
+    return w.path ? w.path : "";
+}
+
+static uint64_t
+read_rss(void)
+{
+    char buf[128];
+    int fd = open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return 0;
+    ssize_t n = read(fd, buf, sizeof(buf) - 1);
+    close(fd);
+    if (n <= 0)
+        return 0;
+    buf[n] = '\0';
+    char *p = strchr(buf, ' ');
+    if (!p)
+        return 0;
+    return strtoull(p + 1, NULL, 10) * (uint64_t)sysconf(_SC_PAGESIZE);
+}
+
+static void
+write_failed(int err)
+{
+    if (!w.failed)
+        mh_warnf("cannot write capture '%s': %s; recording stopped",
+                 mh_writer_path(), strerror(err));
+    w.failed = 1;
+    __atomic_store_n(&mh_tracker.active, 0, __ATOMIC_RELAXED);
+}
+
+static int
+write_all(const uint8_t *p, size_t n)
+{
+    while (n > 0) {
+        ssize_t k = write(w.fd, p, n);
+        if (k < 0) {
+            if (errno == EINTR)
+                continue;
+            write_failed(errno);
+            return -1;
+        }
+        p += k;
+        n -= (size_t)k;
+    }
+    return 0;
+}
+
+/* Seals w.chunk as one chunk and writes it. */
+static void
+write_chunk(void)
+{
+    if (w.chunk.len == 0 || w.failed || w.fd < 0)
+        return;
+    mh_buf_reset(&w.out);
+    int rc = mh_cap_chunk_seal(&w.out, w.chunk.data, w.chunk.len,
+                               w.chunk.len > 4096 ? ZSTD_LEVEL : 0,
+                               &w.zscratch);
+    mh_buf_reset(&w.chunk);
+    if (rc) {
+        __atomic_fetch_add(&mh_tracker.dropped, 1, __ATOMIC_RELAXED);
+        return;
+    }
+    write_all(w.out.data, w.out.len);
+}
+
+/* ---- resolving stacks (GIL held) ---- */
+
+static uint32_t
+string_id(PyObject *s)
+{
+    uint64_t id;
+    if (mh_addrmap_get(&w.strs, (uintptr_t)s, &id))
+        return (uint32_t)id;
+    Py_ssize_t n = 0;
+    const char *u = NULL;
+    if (s && PyUnicode_Check(s))
+        u = PyUnicode_AsUTF8AndSize(s, &n);
+    if (!u) {
+        PyErr_Clear();
+        u = "?";
+        n = 1;
+    }
+    uint32_t sid = ++w.next_string;
+    if (mh_cap_put_string(&w.chunk, sid, u, (size_t)n) ||
+        mh_addrmap_put(&w.strs, (uintptr_t)s, sid))
+        return 0;
+    return sid;
+}
+
+static uint32_t
+code_id(PyCodeObject *code)
+{
+    uint64_t id;
+    if (mh_addrmap_get(&w.codes, (uintptr_t)code, &id))
+        return (uint32_t)id;
+#if PY_VERSION_HEX >= 0x030B0000
+    PyObject *name = code->co_qualname;
+#else
+    PyObject *name = code->co_name;
+#endif
+    uint32_t file = string_id(code->co_filename);
+    uint32_t fn = string_id(name);
+    if (!file || !fn)
+        return 0;
+    uint32_t cid = ++w.next_code;
+    if (mh_cap_put_code(&w.chunk, cid, file, fn,
+                        (uint32_t)code->co_firstlineno) ||
+        mh_addrmap_put(&w.codes, (uintptr_t)code, cid))
+        return 0;
+    return cid;
+}
+
+static uint32_t
+frame_id(const struct mh_rawframe *f)
+{
+    uint32_t cid = code_id(f->code);
+    if (!cid)
+        return 0;
+    uint64_t key = ((uint64_t)cid << 32) | f->offset, id;
+    if (mh_addrmap_get(&w.frames, key, &id))
+        return (uint32_t)id;
+    int line = mh_frames_line(f->code, f->offset);
+    uint32_t fid = ++w.next_frame;
+    if (mh_cap_put_frame(&w.chunk, fid, cid, line > 0 ? (uint32_t)line : 0,
+                         f->offset) ||
+        mh_addrmap_put(&w.frames, key, fid))
+        return 0;
+    return fid;
+}
+
+/* Emits definitions for stacks (emitted_stacks, upto]. Returns the last
+ * stack emitted. */
+static uint32_t
+resolve_stacks(uint32_t upto)
+{
+    uint32_t ids[MH_MAX_DEPTH_LIMIT];
+    uint32_t id = w.emitted_stacks;
+    while (id < upto) {
+        const struct mh_stack *st = mh_stacks_get(&mh_tracker.stacks, id + 1);
+        uint32_t i;
+        for (i = 0; i < st->depth; i++)
+            if (!(ids[i] = frame_id(&st->frames[i])))
+                break;
+        if (i < st->depth ||
+            mh_cap_put_stack(&w.chunk, st->id, st->depth, ids))
+            break;
+        id++;
+        if (w.chunk.len > DEFS_CHUNK_BYTES)
+            write_chunk();
+    }
+    return id;
+}
+
+static void
+flush_locked(void)
+{
+    if (w.fd < 0)
+        return;
+    uint32_t nstacks = mh_tracker_take_records(&w.spare);
+    if (nstacks > w.emitted_stacks) {
+        PyGILState_STATE g = PyGILState_Ensure();
+        w.emitted_stacks = resolve_stacks(nstacks);
+        PyGILState_Release(g);
+        if (w.emitted_stacks < nstacks) {
+            /* Out of memory resolving: the records name stacks the file
+             * cannot define, so they cannot be written. */
+            __atomic_fetch_add(&mh_tracker.dropped, 1, __ATOMIC_RELAXED);
+            mh_buf_reset(&w.spare);
+        }
+    }
+    if (w.spare.len && mh_buf_put(&w.chunk, w.spare.data, w.spare.len))
+        __atomic_fetch_add(&mh_tracker.dropped, 1, __ATOMIC_RELAXED);
+    mh_buf_reset(&w.spare);
+    write_chunk();
+}
+
+void
+mh_writer_flush(void)
+{
+    int busy = mh_tracker_set_busy(1);
+    pthread_mutex_lock(&w.flush_lock);
+    flush_locked();
+    pthread_mutex_unlock(&w.flush_lock);
+    mh_tracker_set_busy(busy);
+}
+
+/* ---- the thread ---- */
+
+static void *
+writer_main(void *arg)
+{
+    (void)arg;
+    mh_tracker_set_busy(1); /* its own allocations are not the target's */
+    uint64_t last_flush = clock_ns(CLOCK_MONOTONIC);
+    pthread_mutex_lock(&w.wlock);
+    while (!w.stop) {
+        struct timespec until;
+        clock_gettime(CLOCK_MONOTONIC, &until);
+        until.tv_nsec += (long)TICK_NS;
+        if (until.tv_nsec >= 1000000000L) {
+            until.tv_sec++;
+            until.tv_nsec -= 1000000000L;
+        }
+        pthread_cond_timedwait(&w.wcond, &w.wlock, &until);
+        if (w.stop)
+            break;
+        pthread_mutex_unlock(&w.wlock);
+        mh_tracker_put_timeline(mh_writer_now_ns(), read_rss());
+        uint64_t now = clock_ns(CLOCK_MONOTONIC);
+        size_t pending = __atomic_load_n(&mh_tracker.records.len,
+                                         __ATOMIC_RELAXED);
+        if (now - last_flush >= FLUSH_NS || pending >= FLUSH_BYTES) {
+            mh_writer_flush();
+            last_flush = now;
+        }
+        pthread_mutex_lock(&w.wlock);
+    }
+    pthread_mutex_unlock(&w.wlock);
+    return NULL;
+}
+
+int
+mh_writer_start_thread(void)
+{
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&w.wcond, &ca);
+    pthread_condattr_destroy(&ca);
+    w.stop = 0;
+    /* Signals are the target's: the thread starts with all blocked. */
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    int rc = pthread_create(&w.thread, NULL, writer_main, NULL);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (rc) {
+        errno = rc;
+        return -1;
+    }
+    w.running = 1;
+    return 0;
+}
+
+static void
+stop_thread(void)
+{
+    if (!w.running)
+        return;
+    pthread_mutex_lock(&w.wlock);
+    w.stop = 1;
+    pthread_cond_signal(&w.wcond);
+    pthread_mutex_unlock(&w.wlock);
+    pthread_join(w.thread, NULL);
+    w.running = 0;
+}
+
+void
+mh_writer_pause_thread(void)
+{
+    stop_thread();
+}
+
+int
+mh_writer_resume_thread(void)
+{
+    if (w.fd < 0 || w.running)
+        return 0;
+    return mh_writer_start_thread();
+}
+
+/* ---- opening and closing ---- */
+
+static void
+reset_tables(void)
+{
+    mh_addrmap_release(&w.codes);
+    mh_addrmap_release(&w.frames);
+    mh_addrmap_release(&w.strs);
+    mh_addrmap_init(&w.codes, 1u << 24);
+    mh_addrmap_init(&w.frames, 1u << 24);
+    mh_addrmap_init(&w.strs, 1u << 24);
+    w.next_string = w.next_code = w.next_frame = 0;
+    w.emitted_stacks = 0;
+    mh_buf_release(&w.spare);
+    mh_buf_release(&w.chunk);
+    mh_buf_release(&w.out);
+    mh_buf_release(&w.zscratch);
+    mh_buf_init(&w.spare, MH_RECORDS_MAX);
+    mh_buf_init(&w.chunk, MH_CAP_CHUNK_MAX);
+    mh_buf_init(&w.out, MH_CAP_CHUNK_MAX + 64);
+    mh_buf_init(&w.zscratch, MH_CAP_CHUNK_MAX + 64);
+}
+
+static void
+free_header_copy(void)
+{
+    uint32_t n = 2 + w.argc + w.nlib + w.npath;
+    if (w.hdr_strs)
+        for (uint32_t i = 0; i < n; i++)
+            mh_free(w.hdr_strs[i]);
+    mh_free(w.hdr_strs);
+    w.hdr_strs = NULL;
+    w.argc = w.nlib = w.npath = 0;
+}
+
+static int
+copy_header(const struct mh_writer_header *h)
+{
+    free_header_copy();
+    uint32_t n = 2 + h->argc + h->nlib + h->npath;
+    w.hdr_strs = mh_calloc(n, sizeof(char *));
+    if (!w.hdr_strs)
+        return -1;
+    w.argc = h->argc;
+    w.nlib = h->nlib;
+    w.npath = h->npath;
+    const char *src[2] = {h->python, h->executable};
+    uint32_t k = 0;
+    for (uint32_t i = 0; i < 2; i++, k++)
+        w.hdr_strs[k] = mh_strndup(src[i], strlen(src[i]));
+    for (uint32_t i = 0; i < h->argc; i++, k++)
+        w.hdr_strs[k] = mh_strndup(h->argv[i], strlen(h->argv[i]));
+    for (uint32_t i = 0; i < h->nlib; i++, k++)
+        w.hdr_strs[k] = mh_strndup(h->lib_prefixes[i],
+                                   strlen(h->lib_prefixes[i]));
+    for (uint32_t i = 0; i < h->npath; i++, k++)
+        w.hdr_strs[k] = mh_strndup(h->sys_path[i], strlen(h->sys_path[i]));
+    for (uint32_t i = 0; i < n; i++)
+        if (!w.hdr_strs[i])
+            return -1;
+    return 0;
+}
+
+static struct mh_str
+hstr(const char *s)
+{
+    return (struct mh_str){s, strlen(s)};
+}
+
+/* Opens the file and writes magic + HEADER; w.hdr_strs must be set. */
+static int
+open_capture(const char *path, uint64_t fork_parent)
+{
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return -1;
+    mh_free(w.path);
+    w.path = mh_strndup(path, strlen(path));
+    w.fd = fd;
+    w.failed = 0;
+    w.start_mono_ns = clock_ns(CLOCK_MONOTONIC);
+    reset_tables();
+
+    uint32_t nstr = w.argc + w.nlib + w.npath;
+    struct mh_str *strs = mh_calloc(nstr ? nstr : 1, sizeof(*strs));
+    if (!strs || !w.path) {
+        mh_free(strs);
+        errno = ENOMEM;
+        goto fail;
+    }
+    for (uint32_t i = 0; i < nstr; i++)
+        strs[i] = hstr(w.hdr_strs[2 + i]);
+    struct mh_cap_header h = {
+        .pid = (uint64_t)getpid(),
+        .ppid = (uint64_t)getppid(),
+        .start_ns = clock_ns(CLOCK_REALTIME),
+        .mode = (uint32_t)w.mode,
+        .interval = w.interval,
+        .max_depth = w.max_depth,
+        .fork_parent = fork_parent,
+        .python = hstr(w.hdr_strs[0]),
+        .executable = hstr(w.hdr_strs[1]),
+        .argc = w.argc,
+        .argv = strs,
+        .nlib = w.nlib,
+        .lib_prefixes = strs + w.argc,
+        .npath = w.npath,
+        .sys_path = strs + w.argc + w.nlib,
+    };
+    struct mh_buf fh;
+    mh_buf_init(&fh, 64);
+    int rc = mh_cap_put_file_header(&fh);
+    if (rc == MH_OK)
+        rc = mh_cap_put_header(&w.chunk, &h);
+    mh_free(strs);
+    if (rc) {
+        mh_buf_release(&fh);
+        errno = rc == MH_ENOMEM ? ENOMEM : EINVAL;
+        goto fail;
+    }
+    rc = write_all(fh.data, fh.len);
+    mh_buf_release(&fh);
+    if (rc)
+        goto fail;
+    write_chunk();
+    if (w.failed)
+        goto fail;
+    return 0;
+fail: {
+    int err = errno;
+    close(w.fd);
+    w.fd = -1;
+    errno = err;
+    return -1;
+}
+}
+
+int
+mh_writer_open(const char *path, const struct mh_writer_header *h, int mode,
+               uint64_t interval, uint32_t max_depth)
+{
+    w.mode = mode;
+    w.interval = mode == MH_MODE_SAMPLE ? interval : 0;
+    w.max_depth = max_depth;
+    if (copy_header(h)) {
+        free_header_copy();
+        errno = ENOMEM;
+        return -1;
+    }
+    return open_capture(path, h->fork_parent);
+}
+
+void
+mh_writer_close(void)
+{
+    stop_thread();
+    if (w.fd < 0)
+        return;
+    mh_tracker_put_end(mh_writer_now_ns());
+    mh_writer_flush();
+    if (w.fd >= 0 && close(w.fd) && !w.failed)
+        mh_warnf("cannot close capture '%s': %s", mh_writer_path(),
+                 strerror(errno));
+    w.fd = -1;
+}
+
+int
+mh_writer_continue_in_child(const char *path, uint64_t parent_pid)
+{
+    /* The parent's threads are gone in the child: their locks are in an
+     * unknown state and the thread handle means nothing. */
+    pthread_mutex_init(&w.wlock, NULL);
+    pthread_mutex_init(&w.flush_lock, NULL);
+    w.running = 0;
+    if (w.fd >= 0)
+        close(w.fd);
+    w.fd = -1;
+    if (open_capture(path, parent_pid))
+        return -1;
+    char text[32];
+    int n = snprintf(text, sizeof(text), "%llu",
+                     (unsigned long long)parent_pid);
+    mh_tracker_put_marker(0, MH_MARK_FORK_CHILD, text, (size_t)n);
+    mh_tracker_resume();
+    return mh_writer_start_thread();
+}
