@@ -142,9 +142,10 @@ mh_start(PyObject *module, PyObject *args, PyObject *kw)
                      mh_writer_path());
         goto done;
     }
-    if (mode != MH_MODE_SAMPLE && mode != MH_MODE_TRACE) {
-        PyErr_SetString(PyExc_ValueError, "mode must be 0 (sample) or 1 "
-                                          "(trace)");
+    if (mode != MH_MODE_SAMPLE && mode != MH_MODE_TRACE &&
+        mode != MH_MODE_FORWARD) {
+        PyErr_SetString(PyExc_ValueError, "mode must be 0 (sample), 1 "
+                                          "(trace) or 2 (forward only)");
         goto done;
     }
     if (mode == MH_MODE_SAMPLE && interval == 0) {
@@ -184,7 +185,9 @@ mh_start(PyObject *module, PyObject *args, PyObject *kw)
         .fork_parent = fork_parent,
     };
     const char *path = PyBytes_AS_STRING(path_obj);
-    if (mh_writer_open(path, &h, mode, interval, max_depth)) {
+    if (mh_writer_open(path, &h,
+                       mode == MH_MODE_TRACE ? MH_MODE_TRACE : MH_MODE_SAMPLE,
+                       interval, max_depth)) {
         PyErr_SetFromErrnoWithFilenameObject(PyExc_OSError,
                                              PyTuple_GET_ITEM(args, 0));
         goto done;
@@ -257,7 +260,10 @@ mh_stats(PyObject *module, PyObject *unused)
     return Py_BuildValue(
         "{s:O,s:s,s:K,s:s,s:i,s:K,s:K,s:K,s:d,s:K,s:K}", "active",
         session_active ? Py_True : Py_False, "mode",
-        mh_tracker.mode == MH_MODE_TRACE ? "trace" : "sample", "interval",
+        mh_tracker.mode == MH_MODE_TRACE     ? "trace"
+        : mh_tracker.mode == MH_MODE_FORWARD ? "forward"
+                                             : "sample",
+        "interval",
         (unsigned long long)mh_tracker.interval, "path", mh_writer_path(),
         "pid", (int)getpid(), "samples", (unsigned long long)st.samples,
         "frees", (unsigned long long)st.frees, "dropped",
@@ -344,7 +350,8 @@ PyInit__memhound(void)
                                 MH_DEFAULT_MAX_DEPTH) ||
         PyModule_AddIntConstant(m, "MAX_DEPTH_LIMIT", MH_MAX_DEPTH_LIMIT) ||
         PyModule_AddIntConstant(m, "MODE_SAMPLE", MH_MODE_SAMPLE) ||
-        PyModule_AddIntConstant(m, "MODE_TRACE", MH_MODE_TRACE)) {
+        PyModule_AddIntConstant(m, "MODE_TRACE", MH_MODE_TRACE) ||
+        PyModule_AddIntConstant(m, "MODE_FORWARD", MH_MODE_FORWARD)) {
         Py_DECREF(m);
         return NULL;
     }

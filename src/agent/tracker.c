@@ -219,75 +219,94 @@ sampled_free_slow(void *p)
  * 512 bytes to PyMem_RawMalloc: counting both would count the block
  * twice); the MEM/OBJ one sets that flag around the call it wraps. */
 
+/* Requests above this size reach the MEM/OBJ hooks and then, passed on
+ * by pymalloc, the RAW hook: only the RAW one counts them. SIZE_MAX when
+ * the wrapped allocator does not pass them on (PYTHONMALLOC=malloc);
+ * probed when the hooks are installed. Read-only while hooks run. */
+static size_t py_counted_max = SIZE_MAX;
+
+/* The slow halves live out of line so the fast paths need no stack
+ * frame: count, test, tail-call the wrapped allocator. */
+static __attribute__((noinline)) void *
+malloc_sampled(const struct mh_hook_domain *d, size_t size)
+{
+    void *p = d->prev.malloc(d->prev.ctx, size);
+    sample_slow(d, p, size);
+    return p;
+}
+
+static __attribute__((noinline)) void *
+calloc_sampled(const struct mh_hook_domain *d, size_t nelem, size_t elsize)
+{
+    void *p = d->prev.calloc(d->prev.ctx, nelem, elsize);
+    sample_slow(d, p, nelem * elsize);
+    return p;
+}
+
+static __attribute__((noinline)) void *
+realloc_sampled(const struct mh_hook_domain *d, void *ptr, size_t size)
+{
+    void *p = d->prev.realloc(d->prev.ctx, ptr, size);
+    sample_slow(d, p, size);
+    return p;
+}
+
+static __attribute__((noinline)) void
+free_filtered(const struct mh_hook_domain *d, void *ptr)
+{
+    if (ptr)
+        sampled_free_slow(ptr);
+    d->prev.free(d->prev.ctx, ptr);
+}
+
+static inline int
+countdown_crossed(size_t counted)
+{
+    int64_t c = tls.countdown - (int64_t)counted;
+    tls.countdown = c;
+    return MH_UNLIKELY(c < 0);
+}
+
 static inline void *
 sample_malloc_impl(const struct mh_hook_domain *d, size_t size, int raw)
 {
-    void *p;
-    if (raw && tls.nested)
-        return d->prev.malloc(d->prev.ctx, size);
-    if (!raw)
-        tls.nested = 1;
-    p = d->prev.malloc(d->prev.ctx, size);
-    if (!raw)
-        tls.nested = 0;
-    if (MH_UNLIKELY((tls.countdown -= (int64_t)size) < 0))
-        sample_slow(d, p, size);
-    return p;
+    if (countdown_crossed(raw || size <= py_counted_max ? size : 0))
+        return malloc_sampled(d, size);
+    return d->prev.malloc(d->prev.ctx, size);
 }
 
 static inline void *
 sample_calloc_impl(const struct mh_hook_domain *d, size_t nelem,
                    size_t elsize, int raw)
 {
-    void *p;
-    if (raw && tls.nested)
-        return d->prev.calloc(d->prev.ctx, nelem, elsize);
-    if (!raw)
-        tls.nested = 1;
-    p = d->prev.calloc(d->prev.ctx, nelem, elsize);
-    if (!raw)
-        tls.nested = 0;
-    size_t size = nelem * elsize; /* prev.calloc failed on overflow */
-    if (MH_UNLIKELY((tls.countdown -= (int64_t)size) < 0))
-        sample_slow(d, p, size);
-    return p;
+    size_t size = nelem * elsize; /* prev.calloc fails on overflow */
+    if (countdown_crossed(raw || size <= py_counted_max ? size : 0))
+        return calloc_sampled(d, nelem, elsize);
+    return d->prev.calloc(d->prev.ctx, nelem, elsize);
 }
 
 static inline void *
 sample_realloc_impl(const struct mh_hook_domain *d, void *ptr, size_t size,
                     int raw)
 {
-    void *p;
-    if (raw && tls.nested)
-        return d->prev.realloc(d->prev.ctx, ptr, size);
     /* The old block's free is recorded before the allocator can hand
      * its address to another thread. */
-    if (ptr && MH_UNLIKELY(filter_maybe(ptr)))
+    if (MH_UNLIKELY(filter_maybe(ptr)) && ptr)
         sampled_free_slow(ptr);
-    if (!raw)
-        tls.nested = 1;
-    p = d->prev.realloc(d->prev.ctx, ptr, size);
-    if (!raw)
-        tls.nested = 0;
-    if (MH_UNLIKELY((tls.countdown -= (int64_t)size) < 0))
-        sample_slow(d, p, size);
-    return p;
+    if (countdown_crossed(raw || size <= py_counted_max ? size : 0))
+        return realloc_sampled(d, ptr, size);
+    return d->prev.realloc(d->prev.ctx, ptr, size);
 }
 
 static inline void
 sample_free_impl(const struct mh_hook_domain *d, void *ptr, int raw)
 {
-    if (raw && tls.nested) {
-        d->prev.free(d->prev.ctx, ptr);
+    (void)raw; /* a nested RAW free finds the block already removed */
+    if (MH_UNLIKELY(filter_maybe(ptr))) {
+        free_filtered(d, ptr);
         return;
     }
-    if (ptr && MH_UNLIKELY(filter_maybe(ptr)))
-        sampled_free_slow(ptr);
-    if (!raw)
-        tls.nested = 1;
     d->prev.free(d->prev.ctx, ptr);
-    if (!raw)
-        tls.nested = 0;
 }
 
 /* ---- trace-all hooks ---- */
@@ -393,6 +412,35 @@ trace_free_impl(const struct mh_hook_domain *d, void *ptr, int raw)
         mode##_free_impl(ctx, ptr, raw);                                   \
     }
 
+/* Forward-only hooks: the floor any hook costs, for benchmarks. */
+static void *
+forward_malloc(void *ctx, size_t size)
+{
+    const struct mh_hook_domain *d = ctx;
+    return d->prev.malloc(d->prev.ctx, size);
+}
+
+static void *
+forward_calloc(void *ctx, size_t nelem, size_t elsize)
+{
+    const struct mh_hook_domain *d = ctx;
+    return d->prev.calloc(d->prev.ctx, nelem, elsize);
+}
+
+static void *
+forward_realloc(void *ctx, void *ptr, size_t size)
+{
+    const struct mh_hook_domain *d = ctx;
+    return d->prev.realloc(d->prev.ctx, ptr, size);
+}
+
+static void
+forward_free(void *ctx, void *ptr)
+{
+    const struct mh_hook_domain *d = ctx;
+    d->prev.free(d->prev.ctx, ptr);
+}
+
 MH_HOOKS(sample, raw, 1)
 MH_HOOKS(sample, py, 0)
 MH_HOOKS(trace, raw, 1)
@@ -464,6 +512,40 @@ mh_tracker_init(void)
     return MH_OK;
 }
 
+/* Whether the MEM/OBJ allocator we wrap passes large requests to the RAW
+ * domain (pymalloc does, above 512 bytes): allocate 600 bytes through it
+ * while a probe RAW allocator watches. GIL held, before our hooks. */
+static size_t probe_seen;
+static PyMemAllocatorEx probe_prev_raw;
+
+static void *
+probe_raw_malloc(void *ctx, size_t size)
+{
+    (void)ctx;
+    probe_seen = size;
+    return probe_prev_raw.malloc(probe_prev_raw.ctx, size);
+}
+
+static size_t
+probe_py_counted_max(void)
+{
+    PyMemAllocatorEx probe;
+    PyMem_GetAllocator(PYMEM_DOMAIN_RAW, &probe_prev_raw);
+    probe = probe_prev_raw;
+    probe.malloc = probe_raw_malloc;
+    probe_seen = 0;
+    PyMem_SetAllocator(PYMEM_DOMAIN_RAW, &probe);
+    void *p = PyObject_Malloc(600);
+    size_t seen_obj = probe_seen;
+    probe_seen = 0;
+    void *q = PyMem_Malloc(600);
+    size_t seen_mem = probe_seen;
+    PyMem_SetAllocator(PYMEM_DOMAIN_RAW, &probe_prev_raw);
+    PyObject_Free(p);
+    PyMem_Free(q);
+    return seen_obj == 600 && seen_mem == 600 ? 512 : SIZE_MAX;
+}
+
 static int
 hooks_on_top(void)
 {
@@ -508,6 +590,8 @@ mh_tracker_start(int mode, uint64_t interval, uint32_t max_depth)
     tls.countdown = 0;
 
     if (!mh_tracker.hooks_installed || hooks_on_top()) {
+        if (!mh_tracker.hooks_installed)
+            py_counted_max = probe_py_counted_max();
         for (int i = 0; i < 3; i++) {
             struct mh_hook_domain *d = &mh_tracker.dom[i];
             if (!mh_tracker.hooks_installed)
@@ -515,7 +599,12 @@ mh_tracker_start(int mode, uint64_t interval, uint32_t max_depth)
             d->domain = (enum mh_domain)i;
             d->ours.ctx = d;
             int raw = i == MH_DOMAIN_RAW;
-            if (mode == MH_MODE_SAMPLE) {
+            if (mode == MH_MODE_FORWARD) {
+                d->ours.malloc = forward_malloc;
+                d->ours.calloc = forward_calloc;
+                d->ours.realloc = forward_realloc;
+                d->ours.free = forward_free;
+            } else if (mode == MH_MODE_SAMPLE) {
                 d->ours.malloc = raw ? sample_malloc_raw : sample_malloc_py;
                 d->ours.calloc = raw ? sample_calloc_raw : sample_calloc_py;
                 d->ours.realloc = raw ? sample_realloc_raw

@@ -18,6 +18,10 @@
 #include "frames.h"
 #include "stacks.h"
 
+/* Agent-only mode: hooks that only forward, the baseline benchmarks
+ * compare against. Its capture says "sampling" and holds no samples. */
+#define MH_MODE_FORWARD 2
+
 #define MH_DEFAULT_INTERVAL (256u * 1024u)
 #define MH_DEFAULT_MAX_DEPTH 128
 #define MH_MAX_DEPTH_LIMIT 256 /* frames on the hook's C stack: 4 KiB */
