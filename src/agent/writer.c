@@ -505,6 +505,8 @@ mh_writer_close(void)
     stop_thread();
     if (w.fd < 0)
         return;
+    /* A last timeline point, so even a short run has one. */
+    mh_tracker_put_timeline(mh_writer_now_ns(), read_rss());
     mh_tracker_put_end(mh_writer_now_ns());
     mh_writer_flush();
     if (w.fd >= 0 && close(w.fd) && !w.failed)
