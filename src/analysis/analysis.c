@@ -1,0 +1,888 @@
+/* Captures -> sites -> the report's result (see analysis.h).
+ *
+ * Per capture: a cheap first pass reads only the clock (a warm-up given
+ * as a fraction needs the duration) and counts blocks (to size the live
+ * table once), the second replays (replay.h). Then each stack with
+ * something live at the warm-up end or at the end is folded into its
+ * site, found by a key of string ids, so the same site in two captures
+ * (whose own ids differ) merges. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../format/capture_read.h"
+#include "../util/mem.h"
+#include "analysis.h"
+#include "codepath.h"
+#include "replay.h"
+
+/* A user frame that leads to a site, with the bytes behind it. */
+struct cand {
+    uint32_t site;
+    struct mh_site_frame f;
+    int direct; /* f was a stack's innermost frame */
+    double growth, live;
+};
+
+struct mh_analysis_priv {
+    uint32_t *table; /* site index + 1; 0 = empty */
+    size_t table_size;
+    size_t sites_cap;
+    size_t procs_cap;
+    struct cand *cands;
+    size_t ncands, cands_cap;
+};
+
+/* Per-capture state while folding stacks into sites. */
+struct fold {
+    struct mh_analysis *a;
+    const struct mh_cap_reader *r;
+    const struct mh_replay *rp;
+    uint32_t *str_id; /* reader string -> pool id + 1 */
+    uint32_t *mod_id; /* reader string (a file) -> module pool id + 1 */
+    uint8_t *user;    /* per code: 0 not yet known, 1 user, 2 not */
+    uint32_t nostack; /* site index + 1 of "<no Python stack>" */
+    double span_s;    /* duration minus warm-up, seconds */
+    struct mh_buf tmp;
+};
+
+static const char *const by_names[] = {"line", "function", "file", "module",
+                                       "stack"};
+
+const char *
+mh_analysis_by_name(enum mh_by by)
+{
+    return (unsigned)by < 5 ? by_names[by] : "?";
+}
+
+int
+mh_analysis_by_parse(const char *s)
+{
+    for (int i = 0; i < 5; i++)
+        if (!strcmp(s, by_names[i]))
+            return i;
+    return -1;
+}
+
+void
+mh_analysis_init(struct mh_analysis *a, const struct mh_analysis_opts *opts)
+{
+    memset(a, 0, sizeof(*a));
+    a->opts = *opts;
+    mh_strpool_init(&a->strings, MH_ANALYSIS_MAX_STRINGS);
+    a->summary.mode = -1;
+}
+
+void
+mh_analysis_release(struct mh_analysis *a)
+{
+    for (size_t i = 0; i < a->nprocs; i++) {
+        mh_free(a->procs[i].argv);
+        mh_timeline_release(&a->procs[i].timeline);
+    }
+    mh_free(a->procs);
+    mh_free(a->sites);
+    mh_free(a->growth);
+    mh_free(a->live);
+    mh_free(a->timeline);
+    mh_strpool_release(&a->strings);
+    if (a->priv) {
+        mh_free(a->priv->table);
+        mh_free(a->priv->cands);
+        mh_free(a->priv);
+    }
+    struct mh_analysis_opts opts = a->opts;
+    memset(a, 0, sizeof(*a));
+    a->opts = opts;
+}
+
+static int errorf(struct mh_analysis *a, int rc, const char *fmt, ...)
+    MH_PRINTF(3, 4);
+
+static int
+errorf(struct mh_analysis *a, int rc, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(a->error, sizeof(a->error), fmt, ap);
+    va_end(ap);
+    return rc;
+}
+
+static int
+reader_error(struct mh_analysis *a, const struct mh_cap_reader *r, int rc)
+{
+    if (rc == MH_ENOMEM || rc == MH_ETOOBIG)
+        return errorf(a, rc, "%s", r->error[0] ? r->error : mh_strerror(rc));
+    if (strstr(r->error, "offset"))
+        return errorf(a, rc, "%s", r->error);
+    return errorf(a, rc, "at offset %llu: %s",
+                  (unsigned long long)r->error_offset,
+                  r->error[0] ? r->error : mh_strerror(rc));
+}
+
+/* ---- sites ---------------------------------------------------------- */
+
+static size_t
+site_hash(enum mh_site_kind kind, const uint32_t k[3])
+{
+    uint64_t h = (uint64_t)kind * 0x9E3779B97F4A7C15ull;
+    for (int i = 0; i < 3; i++) {
+        h ^= k[i];
+        h *= 0xff51afd7ed558ccdull;
+        h ^= h >> 29;
+    }
+    return (size_t)h;
+}
+
+static int
+site_table_grow(struct mh_analysis *a)
+{
+    struct mh_analysis_priv *p = a->priv;
+    size_t size = p->table_size ? p->table_size * 2 : 1024;
+    uint32_t *t = mh_calloc(size, sizeof(*t));
+    if (!t)
+        return MH_ENOMEM;
+    for (size_t i = 0; i < a->nsites; i++) {
+        size_t j = site_hash(a->sites[i].kind, a->sites[i].k) & (size - 1);
+        while (t[j])
+            j = (j + 1) & (size - 1);
+        t[j] = (uint32_t)i + 1;
+    }
+    mh_free(p->table);
+    p->table = t;
+    p->table_size = size;
+    return MH_OK;
+}
+
+/* Finds the site with this key, or adds it from `proto` (whose counters
+ * must be zero). *idx receives its index. */
+static int
+site_get(struct mh_analysis *a, const struct mh_site *proto, uint32_t *idx)
+{
+    struct mh_analysis_priv *p = a->priv;
+    int rc;
+    if ((a->nsites + 1) * 2 > p->table_size && (rc = site_table_grow(a)))
+        return rc;
+    size_t mask = p->table_size - 1;
+    size_t j = site_hash(proto->kind, proto->k) & mask;
+    for (; p->table[j]; j = (j + 1) & mask) {
+        const struct mh_site *s = &a->sites[p->table[j] - 1];
+        if (s->kind == proto->kind && !memcmp(s->k, proto->k, sizeof(s->k))) {
+            *idx = p->table[j] - 1;
+            return MH_OK;
+        }
+    }
+    if (a->nsites >= MH_ANALYSIS_MAX_SITES)
+        return errorf(a, MH_ETOOBIG, "more than %zu sites",
+                      (size_t)MH_ANALYSIS_MAX_SITES);
+    if (a->nsites == p->sites_cap) {
+        size_t cap = p->sites_cap ? p->sites_cap * 2 : 256;
+        struct mh_site *s = mh_realloc(a->sites, cap * sizeof(*s));
+        if (!s)
+            return MH_ENOMEM;
+        a->sites = s;
+        p->sites_cap = cap;
+    }
+    a->sites[a->nsites] = *proto;
+    *idx = (uint32_t)a->nsites++;
+    p->table[j] = *idx + 1;
+    return MH_OK;
+}
+
+static int
+add_cand(struct mh_analysis *a, const struct cand *c)
+{
+    struct mh_analysis_priv *p = a->priv;
+    if (p->ncands == p->cands_cap) {
+        if (p->cands_cap >= MH_ANALYSIS_MAX_SITES)
+            return errorf(a, MH_ETOOBIG, "too many call sites");
+        size_t cap = p->cands_cap ? p->cands_cap * 2 : 256;
+        struct cand *n = mh_realloc(p->cands, cap * sizeof(*n));
+        if (!n)
+            return MH_ENOMEM;
+        p->cands = n;
+        p->cands_cap = cap;
+    }
+    p->cands[p->ncands++] = *c;
+    return MH_OK;
+}
+
+static int
+cand_cmp(const void *x, const void *y)
+{
+    const struct cand *a = x, *b = y;
+    if (a->site != b->site)
+        return a->site < b->site ? -1 : 1;
+    if (a->f.file != b->f.file)
+        return a->f.file < b->f.file ? -1 : 1;
+    if (a->f.line != b->f.line)
+        return a->f.line < b->f.line ? -1 : 1;
+    if (a->f.function != b->f.function)
+        return a->f.function < b->f.function ? -1 : 1;
+    return 0;
+}
+
+/* Sorts the candidates and sums duplicates, so they stay as many as the
+ * distinct (site, user frame) pairs. */
+static void
+reduce_cands(struct mh_analysis *a)
+{
+    struct mh_analysis_priv *p = a->priv;
+    if (p->ncands < 2)
+        return;
+    qsort(p->cands, p->ncands, sizeof(*p->cands), cand_cmp);
+    size_t out = 0;
+    for (size_t i = 1; i < p->ncands; i++) {
+        if (cand_cmp(&p->cands[out], &p->cands[i]) == 0) {
+            p->cands[out].growth += p->cands[i].growth;
+            p->cands[out].live += p->cands[i].live;
+            p->cands[out].direct |= p->cands[i].direct;
+        } else {
+            p->cands[++out] = p->cands[i];
+        }
+    }
+    p->ncands = out + 1;
+}
+
+/* ---- folding one capture's stacks ----------------------------------- */
+
+static int
+pool_str(struct fold *f, uint32_t si, uint32_t *id)
+{
+    const struct mh_cap_reader *r = f->r;
+    if (si >= r->nstrings) {
+        *id = 0;
+        return MH_OK;
+    }
+    if (f->str_id[si]) {
+        *id = f->str_id[si] - 1;
+        return MH_OK;
+    }
+    int rc = mh_strpool_intern(&f->a->strings, r->strings[si].s,
+                               r->strings[si].n, id);
+    if (rc)
+        return rc;
+    f->str_id[si] = *id + 1;
+    return MH_OK;
+}
+
+static int
+pool_module(struct fold *f, uint32_t file_si, uint32_t *id)
+{
+    const struct mh_cap_reader *r = f->r;
+    if (file_si >= r->nstrings) {
+        *id = 0;
+        return MH_OK;
+    }
+    if (f->mod_id[file_si]) {
+        *id = f->mod_id[file_si] - 1;
+        return MH_OK;
+    }
+    mh_buf_reset(&f->tmp);
+    const struct mh_cap_header *h = &r->header;
+    int rc = mh_codepath_module(
+        r->have_header ? h->sys_path : NULL, r->have_header ? h->npath : 0,
+        r->strings[file_si].s, r->strings[file_si].n, &f->tmp);
+    if (rc == MH_OK)
+        rc = mh_strpool_intern(&f->a->strings, f->tmp.data, f->tmp.len, id);
+    if (rc)
+        return rc;
+    f->mod_id[file_si] = *id + 1;
+    return MH_OK;
+}
+
+/* The frame's names; 0 when the frame index is out of range. */
+static int
+frame_names(struct fold *f, uint32_t fi, struct mh_site_frame *out,
+            uint32_t *file_si, uint32_t *code)
+{
+    const struct mh_cap_reader *r = f->r;
+    memset(out, 0, sizeof(*out));
+    *file_si = 0;
+    *code = 0;
+    if (fi == 0 || fi >= r->nframes || r->frames[fi].code == 0 ||
+        r->frames[fi].code >= r->ncodes)
+        return MH_OK;
+    const struct mh_cap_code *c = &r->codes[r->frames[fi].code];
+    *code = r->frames[fi].code;
+    *file_si = c->filename;
+    out->line = r->frames[fi].line;
+    int rc = pool_str(f, c->filename, &out->file);
+    if (rc == MH_OK)
+        rc = pool_str(f, c->name, &out->function);
+    return rc;
+}
+
+static int
+is_user_code(struct fold *f, uint32_t code)
+{
+    const struct mh_cap_reader *r = f->r;
+    if (code == 0 || code >= r->ncodes)
+        return 0;
+    if (!f->user[code]) {
+        uint32_t si = r->codes[code].filename;
+        int u =
+            si < r->nstrings &&
+            mh_codepath_is_user(r->have_header ? r->header.lib_prefixes : NULL,
+                                r->have_header ? r->header.nlib : 0,
+                                r->strings[si].s, r->strings[si].n);
+        f->user[code] = u ? 1 : 2;
+    }
+    return f->user[code] == 1;
+}
+
+static int
+fold_stack(struct fold *f, uint32_t s)
+{
+    struct mh_analysis *a = f->a;
+    const struct mh_cap_reader *r = f->r;
+    const struct mh_replay *rp = f->rp;
+    double eb = s < rp->nend ? rp->end_bytes[s] : 0;
+    double ec = s < rp->nend ? rp->end_count[s] : 0;
+    double wb = s < rp->nwarm ? rp->warm_bytes[s] : 0;
+    double wc = s < rp->nwarm ? rp->warm_count[s] : 0;
+    if (eb == 0 && ec == 0 && wb == 0 && wc == 0)
+        return MH_OK;
+
+    const struct mh_cap_stack *st = s < r->nstacks ? &r->stacks[s] : NULL;
+    uint32_t depth = st ? st->depth : 0;
+    if (depth &&
+        (st->first > r->nstack_frames || depth > r->nstack_frames - st->first))
+        depth = 0;
+    const uint32_t *fr = depth ? &r->stack_frames[st->first] : NULL;
+
+    struct mh_site proto;
+    memset(&proto, 0, sizeof(proto));
+    int rc;
+    uint32_t idx = 0;
+    if (s == 0 || depth == 0) {
+        proto.kind = MH_SITE_NOSTACK;
+    } else {
+        struct mh_site_frame top;
+        uint32_t file_si, code;
+        if ((rc = frame_names(f, fr[0], &top, &file_si, &code)))
+            return rc;
+        if ((rc = pool_module(f, file_si, &proto.module)))
+            return rc;
+        proto.kind = MH_SITE_CODE;
+        switch (a->opts.by) {
+        case MH_BY_LINE:
+            proto.file = top.file;
+            proto.function = top.function;
+            proto.line = top.line;
+            proto.has_line = 1;
+            proto.k[0] = top.file;
+            proto.k[1] = top.line;
+            proto.k[2] = top.function;
+            break;
+        case MH_BY_FUNCTION:
+            proto.file = top.file;
+            proto.function = top.function;
+            proto.k[0] = top.file;
+            proto.k[1] = top.function;
+            break;
+        case MH_BY_FILE:
+            proto.file = top.file;
+            proto.k[0] = top.file;
+            break;
+        case MH_BY_MODULE:
+            proto.k[0] = proto.module;
+            break;
+        case MH_BY_STACK: {
+            proto.file = top.file;
+            proto.function = top.function;
+            proto.line = top.line;
+            proto.has_line = 1;
+            struct mh_buf blob;
+            mh_buf_init(&blob, (size_t)MH_CAP_DEPTH_MAX * sizeof(top));
+            for (uint32_t i = 0; i < depth && rc == MH_OK; i++) {
+                struct mh_site_frame x;
+                uint32_t xs, xc;
+                rc = frame_names(f, fr[i], &x, &xs, &xc);
+                if (rc == MH_OK)
+                    rc = mh_buf_put(&blob, &x, sizeof(x));
+            }
+            if (rc == MH_OK)
+                rc = mh_strpool_intern(&a->strings, blob.data, blob.len,
+                                       &proto.frames);
+            mh_buf_release(&blob);
+            if (rc)
+                return rc;
+            proto.k[0] = proto.frames;
+            break;
+        }
+        }
+    }
+
+    if (proto.kind == MH_SITE_NOSTACK && f->nostack) {
+        idx = f->nostack - 1;
+    } else {
+        if ((rc = site_get(a, &proto, &idx)))
+            return rc;
+        if (proto.kind == MH_SITE_NOSTACK)
+            f->nostack = idx + 1;
+    }
+    struct mh_site *site = &a->sites[idx];
+    site->live_bytes += eb;
+    site->live_count += ec;
+    site->growth_bytes += eb - wb;
+    site->growth_count += ec - wc;
+    if (f->span_s > 0)
+        site->bytes_per_second += (eb - wb) / f->span_s;
+
+    for (uint32_t i = 0; i < depth; i++) {
+        uint32_t fi = fr[i];
+        if (fi == 0 || fi >= r->nframes ||
+            !is_user_code(f, r->frames[fi].code))
+            continue;
+        struct cand c = {
+            .site = idx, .direct = i == 0, .growth = eb - wb, .live = eb};
+        uint32_t xs, xc;
+        if ((rc = frame_names(f, fi, &c.f, &xs, &xc)))
+            return rc;
+        return add_cand(a, &c);
+    }
+    return MH_OK;
+}
+
+static int
+fold_all(struct mh_analysis *a, const struct mh_cap_reader *r,
+         const struct mh_replay *rp, double span_s)
+{
+    struct fold f;
+    memset(&f, 0, sizeof(f));
+    f.a = a;
+    f.r = r;
+    f.rp = rp;
+    f.span_s = span_s;
+    mh_buf_init(&f.tmp, (size_t)MH_CAP_STR_MAX * 2);
+    int rc = MH_ENOMEM;
+    size_t ns = r->nstrings ? r->nstrings : 1;
+    f.str_id = mh_calloc(ns, sizeof(*f.str_id));
+    f.mod_id = mh_calloc(ns, sizeof(*f.mod_id));
+    f.user = mh_calloc(r->ncodes ? r->ncodes : 1, 1);
+    if (!f.str_id || !f.mod_id || !f.user)
+        goto cleanup;
+    uint32_t n = rp->nend > rp->nwarm ? rp->nend : rp->nwarm;
+    rc = MH_OK;
+    for (uint32_t s = 0; s < n && rc == MH_OK; s++)
+        rc = fold_stack(&f, s);
+    if (rc == MH_OK)
+        reduce_cands(a);
+cleanup:
+    mh_free(f.str_id);
+    mh_free(f.mod_id);
+    mh_free(f.user);
+    mh_buf_release(&f.tmp);
+    return rc;
+}
+
+/* ---- one capture ---------------------------------------------------- */
+
+static int
+intern_cstr(struct mh_analysis *a, const char *s, size_t n, uint32_t *id)
+{
+    return mh_strpool_intern(&a->strings, s, n, id);
+}
+
+static int
+save_process(struct mh_analysis *a, const char *path,
+             const struct mh_cap_reader *r, struct mh_replay *rp)
+{
+    struct mh_analysis_priv *p = a->priv;
+    if (a->nprocs == p->procs_cap) {
+        size_t cap = p->procs_cap ? p->procs_cap * 2 : 8;
+        struct mh_process *n = mh_realloc(a->procs, cap * sizeof(*n));
+        if (!n)
+            return MH_ENOMEM;
+        a->procs = n;
+        p->procs_cap = cap;
+    }
+    struct mh_process *pr = &a->procs[a->nprocs];
+    memset(pr, 0, sizeof(*pr));
+    const struct mh_cap_header *h = &r->header;
+    int rc = intern_cstr(a, path, strlen(path), &pr->path);
+    if (rc)
+        return rc;
+    pr->have_header = r->have_header;
+    if (r->have_header) {
+        pr->pid = h->pid;
+        pr->ppid = h->ppid;
+        pr->fork_parent = h->fork_parent;
+        pr->start_ns = h->start_ns;
+        pr->mode = h->mode;
+        pr->interval = h->mode == MH_MODE_TRACE ? 0 : h->interval;
+        if ((rc = intern_cstr(a, h->python.s, h->python.n, &pr->python)) ||
+            (rc = intern_cstr(a, h->executable.s, h->executable.n,
+                              &pr->executable)))
+            return rc;
+        if (h->argc) {
+            pr->argv = mh_calloc(h->argc, sizeof(*pr->argv));
+            if (!pr->argv)
+                return MH_ENOMEM;
+            for (uint32_t i = 0; i < h->argc; i++)
+                if ((rc = intern_cstr(a, h->argv[i].s, h->argv[i].n,
+                                      &pr->argv[i]))) {
+                    mh_free(pr->argv);
+                    return rc;
+                }
+            pr->argc = h->argc;
+        }
+    }
+    pr->duration_ns = rp->t_ns;
+    pr->warmup_ns = rp->warm_end_ns;
+    pr->warmup_past_end = rp->warm_past_end;
+    pr->peak_rss = rp->peak_rss;
+    pr->tracked_peak = rp->peak_live;
+    pr->live_bytes = rp->live_now;
+    double live_warm = 0, live_end = 0;
+    for (uint32_t s = 0; s < rp->nend; s++)
+        live_end += rp->end_bytes[s];
+    for (uint32_t s = 0; s < rp->nwarm; s++)
+        live_warm += rp->warm_bytes[s];
+    pr->growth_bytes = live_end - live_warm;
+    pr->samples = rp->allocs;
+    pr->frees = rp->frees;
+    pr->dropped = rp->dropped;
+    pr->clean_end = r->clean_end;
+    pr->truncated = r->truncated;
+    pr->truncated_at = r->truncated_at;
+    /* The timeline moves to the process. */
+    pr->timeline = rp->timeline;
+    mh_timeline_init(&rp->timeline, MH_REPLAY_TIMELINE_POINTS);
+    a->nprocs++;
+    return MH_OK;
+}
+
+static uint64_t
+warm_end_for(const struct mh_analysis_opts *o, uint64_t duration_ns)
+{
+    double w = o->warmup > 0 ? o->warmup : 0;
+    double ns = o->warmup_fraction ? w * (double)duration_ns : w * 1e9;
+    if (ns >= 18446744073709549568.0)
+        return UINT64_MAX;
+    return (uint64_t)(ns + 0.5);
+}
+
+int
+mh_analysis_add(struct mh_analysis *a, const char *path, const uint8_t *buf,
+                size_t len)
+{
+    a->error[0] = '\0';
+    if (!a->priv && !(a->priv = mh_calloc(1, sizeof(*a->priv))))
+        return errorf(a, MH_ENOMEM, "%s", mh_strerror(MH_ENOMEM));
+    if (a->nprocs >= MH_ANALYSIS_MAX_CAPTURES)
+        return errorf(a, MH_ETOOBIG, "more than %d captures",
+                      MH_ANALYSIS_MAX_CAPTURES);
+
+    /* A first pass reads the clock (a warm-up given as a fraction needs
+     * the duration) and sizes the live table; it also rejects a bad file
+     * before the expensive pass. */
+    struct mh_cap_reader r;
+    struct mh_replay_clock clock;
+    memset(&clock, 0, sizeof(clock));
+    mh_cap_reader_init(&r);
+    int rc = mh_cap_parse(&r, buf, len, mh_replay_clock_visit, &clock);
+    if (rc)
+        rc = reader_error(a, &r, rc);
+    mh_cap_reader_release(&r);
+    if (rc)
+        return rc;
+    uint64_t warm_end = warm_end_for(&a->opts, clock.t_ns);
+    /* A fraction of a capture without a clock is no warm-up. */
+    if (a->opts.warmup_fraction && clock.t_ns == 0)
+        warm_end = 0;
+
+    struct mh_replay rp;
+    mh_cap_reader_init(&r);
+    mh_replay_init(&rp, &r, warm_end,
+                   clock.max_net > 0 ? (size_t)clock.max_net : 0);
+    rc = mh_cap_parse(&r, buf, len, mh_replay_visit, &rp);
+    if (rc > 0 && rp.err == MH_ETOOBIG)
+        rc = errorf(a, MH_ETOOBIG,
+                    "more than %zu blocks live at once (the report's limit)",
+                    (size_t)MH_REPLAY_MAX_LIVE);
+    else if (rc > 0)
+        rc = errorf(a, rp.err ? rp.err : MH_EFORMAT, "%s",
+                    mh_strerror(rp.err ? rp.err : MH_EFORMAT));
+    else if (rc)
+        rc = reader_error(a, &r, rc);
+    if (rc == MH_OK && (rc = mh_replay_finish(&rp)))
+        errorf(a, rc, "%s", mh_strerror(rc));
+    if (rc == MH_OK) {
+        double span = (double)rp.t_ns - (double)rp.warm_end_ns;
+        rc = fold_all(a, &r, &rp, span > 0 ? span / 1e9 : 0);
+        if (rc == MH_OK)
+            rc = save_process(a, path, &r, &rp);
+        if (rc && !a->error[0])
+            errorf(a, rc, "%s", mh_strerror(rc));
+    }
+    mh_replay_release(&rp);
+    mh_cap_reader_release(&r);
+    return rc;
+}
+
+/* ---- finishing ------------------------------------------------------ */
+
+size_t
+mh_analysis_nframes(const struct mh_analysis *a, const struct mh_site *s)
+{
+    if (!s->frames)
+        return 0;
+    return mh_strpool_len(&a->strings, s->frames) /
+           sizeof(struct mh_site_frame);
+}
+
+void
+mh_analysis_frame(const struct mh_analysis *a, const struct mh_site *s,
+                  size_t i, struct mh_site_frame *out)
+{
+    memcpy(out, mh_strpool_get(&a->strings, s->frames) + i * sizeof(*out),
+           sizeof(*out));
+}
+
+static void
+pick_user_frames(struct mh_analysis *a)
+{
+    struct mh_analysis_priv *p = a->priv;
+    reduce_cands(a);
+    double best = 0;
+    for (size_t i = 0; i < p->ncands; i++) {
+        const struct cand *c = &p->cands[i];
+        struct mh_site *s = &a->sites[c->site];
+        double w = s->growth_bytes >= 0.5 ? c->growth : c->live;
+        if (!s->has_user || w > best) {
+            s->has_user = 1;
+            s->user = c->f;
+            s->user_direct = c->direct;
+            best = w;
+        }
+        if (i + 1 < p->ncands && p->cands[i + 1].site != c->site)
+            best = 0;
+    }
+}
+
+static int
+by_growth(const void *x, const void *y, void *ctx)
+{
+    const struct mh_site *sites = ctx;
+    const struct mh_site *a = &sites[*(const uint32_t *)x];
+    const struct mh_site *b = &sites[*(const uint32_t *)y];
+    if (a->growth_bytes != b->growth_bytes)
+        return a->growth_bytes > b->growth_bytes ? -1 : 1;
+    return *(const uint32_t *)x < *(const uint32_t *)y ? -1 : 1;
+}
+
+static int
+by_live(const void *x, const void *y, void *ctx)
+{
+    const struct mh_site *sites = ctx;
+    const struct mh_site *a = &sites[*(const uint32_t *)x];
+    const struct mh_site *b = &sites[*(const uint32_t *)y];
+    if (a->live_bytes != b->live_bytes)
+        return a->live_bytes > b->live_bytes ? -1 : 1;
+    return *(const uint32_t *)x < *(const uint32_t *)y ? -1 : 1;
+}
+
+/* Sites whose `field` rounds to at least a byte, best first, the top
+ * opts.top of them. The caller owns *out. */
+static int
+select_sites(struct mh_analysis *a, int growth, uint32_t **out, size_t *n)
+{
+    *out = NULL;
+    *n = 0;
+    if (!a->nsites)
+        return MH_OK;
+    uint32_t *v = mh_calloc(a->nsites, sizeof(*v));
+    if (!v)
+        return MH_ENOMEM;
+    size_t k = 0;
+    for (size_t i = 0; i < a->nsites; i++) {
+        double x = growth ? a->sites[i].growth_bytes : a->sites[i].live_bytes;
+        if (x >= 0.5)
+            v[k++] = (uint32_t)i;
+    }
+    qsort_r(v, k, sizeof(*v), growth ? by_growth : by_live, a->sites);
+    if (a->opts.top && k > a->opts.top)
+        k = a->opts.top;
+    *out = v;
+    *n = k;
+    return MH_OK;
+}
+
+/* Appends "file:line in function" (parts left out as the key has them). */
+static int
+put_frame(struct mh_analysis *a, struct mh_buf *b, uint32_t file, int has_line,
+          uint32_t line, uint32_t function)
+{
+    int rc =
+        mh_buf_put(b, mh_analysis_str(a, file), mh_analysis_strlen(a, file));
+    if (rc == MH_OK && has_line)
+        rc = line ? mh_buf_printf(b, ":%u", line) : mh_buf_put(b, ":?", 2);
+    if (rc == MH_OK && function)
+        rc = mh_buf_put(b, " in ", 4);
+    if (rc == MH_OK && function)
+        rc = mh_buf_put(b, mh_analysis_str(a, function),
+                        mh_analysis_strlen(a, function));
+    return rc;
+}
+
+/* Display keys are long for stacks; this is where they are cut. */
+#define KEY_MAX (64u << 10)
+
+static int
+build_key(struct mh_analysis *a, struct mh_site *s)
+{
+    if (s->key)
+        return MH_OK;
+    struct mh_buf b;
+    mh_buf_init(&b, (size_t)KEY_MAX + (size_t)MH_CAP_STR_MAX * 2 + 64);
+    int rc = MH_OK;
+    if (s->kind == MH_SITE_NOSTACK) {
+        rc = mh_buf_printf(&b, "<no Python stack>");
+    } else {
+        switch (a->opts.by) {
+        case MH_BY_LINE:
+            rc = put_frame(a, &b, s->file, 1, s->line, s->function);
+            break;
+        case MH_BY_FUNCTION:
+            rc = put_frame(a, &b, s->file, 0, 0, s->function);
+            break;
+        case MH_BY_FILE:
+            rc = put_frame(a, &b, s->file, 0, 0, 0);
+            break;
+        case MH_BY_MODULE:
+            rc = mh_buf_put(&b, mh_analysis_str(a, s->module),
+                            mh_analysis_strlen(a, s->module));
+            break;
+        case MH_BY_STACK: {
+            size_t n = mh_analysis_nframes(a, s);
+            for (size_t i = 0; i < n && rc == MH_OK; i++) {
+                if (b.len > KEY_MAX) {
+                    rc = mh_buf_put(&b, " < ...", 6);
+                    break;
+                }
+                struct mh_site_frame fr;
+                mh_analysis_frame(a, s, i, &fr);
+                if (i)
+                    rc = mh_buf_put(&b, " < ", 3);
+                if (rc == MH_OK)
+                    rc = put_frame(a, &b, fr.file, 1, fr.line, fr.function);
+            }
+            break;
+        }
+        }
+    }
+    if (rc == MH_OK)
+        rc = mh_strpool_intern(&a->strings, b.data ? (void *)b.data : "",
+                               b.len, &s->key);
+    mh_buf_release(&b);
+    return rc;
+}
+
+static void
+summarize(struct mh_analysis *a)
+{
+    struct mh_summary *m = &a->summary;
+    uint64_t t0 = UINT64_MAX, t1 = 0;
+    int mode = -2;
+    for (size_t i = 0; i < a->nprocs; i++) {
+        const struct mh_process *p = &a->procs[i];
+        if (p->start_ns < t0)
+            t0 = p->start_ns;
+        if (p->start_ns + p->duration_ns > t1)
+            t1 = p->start_ns + p->duration_ns;
+        if (p->peak_rss > m->peak_rss)
+            m->peak_rss = p->peak_rss;
+        if (p->tracked_peak > m->tracked_peak)
+            m->tracked_peak = p->tracked_peak;
+        m->live_bytes += p->live_bytes;
+        m->samples += p->samples;
+        m->frees += p->frees;
+        m->dropped += p->dropped;
+        m->truncated |= p->truncated;
+        m->warmup_past_end |= p->warmup_past_end;
+        if (p->mode == MH_MODE_SAMPLE && p->interval > m->interval)
+            m->interval = p->interval;
+        if (p->have_header)
+            mode = mode == -2             ? (int)p->mode
+                   : mode == (int)p->mode ? mode
+                                          : -1;
+    }
+    m->mode = mode;
+    m->start_ns = a->nprocs ? t0 : 0;
+    m->span_ns = a->nprocs ? t1 - t0 : 0;
+    /* Several processes: the peaks of the sum, which the per-process
+     * peaks bound from below. */
+    if (a->nprocs > 1)
+        for (size_t i = 0; i < a->ntimeline; i++) {
+            if (a->timeline[i].rss > m->peak_rss)
+                m->peak_rss = a->timeline[i].rss;
+            if (a->timeline[i].live > m->tracked_peak)
+                m->tracked_peak = a->timeline[i].live;
+        }
+    for (size_t i = 0; i < a->nsites; i++)
+        if (a->sites[i].growth_bytes >= 0.5)
+            m->growth_bytes += a->sites[i].growth_bytes;
+    /* Noise floor: 64 KiB, two samples' worth in sampling mode, 0.1% of
+     * the tracked peak, whichever is largest. */
+    double floor = 64 * 1024;
+    if (2.0 * (double)m->interval > floor)
+        floor = 2.0 * (double)m->interval;
+    if (m->tracked_peak / 1000 > floor)
+        floor = m->tracked_peak / 1000;
+    m->growth_floor = floor;
+    m->growth_found =
+        a->ngrowth && a->sites[a->growth[0]].growth_bytes >= floor;
+}
+
+int
+mh_analysis_finish(struct mh_analysis *a)
+{
+    if (!a->priv && !(a->priv = mh_calloc(1, sizeof(*a->priv))))
+        return MH_ENOMEM;
+    pick_user_frames(a);
+    double total = 0;
+    for (size_t i = 0; i < a->nsites; i++)
+        if (a->sites[i].growth_bytes >= 0.5)
+            total += a->sites[i].growth_bytes;
+    for (size_t i = 0; i < a->nsites; i++) {
+        struct mh_site *s = &a->sites[i];
+        s->share =
+            total > 0 && s->growth_bytes >= 0.5 ? s->growth_bytes / total : 0;
+    }
+    int rc = select_sites(a, 1, &a->growth, &a->ngrowth);
+    if (rc == MH_OK)
+        rc = select_sites(a, 0, &a->live, &a->nlive);
+    for (size_t i = 0; i < a->ngrowth && rc == MH_OK; i++)
+        rc = build_key(a, &a->sites[a->growth[i]]);
+    for (size_t i = 0; i < a->nlive && rc == MH_OK; i++)
+        rc = build_key(a, &a->sites[a->live[i]]);
+    if (rc == MH_OK && a->nprocs) {
+        const struct mh_timeline **series =
+            mh_calloc(a->nprocs, sizeof(*series));
+        uint64_t *start = mh_calloc(a->nprocs, sizeof(*start));
+        uint64_t *end = mh_calloc(a->nprocs, sizeof(*end));
+        if (series && start && end) {
+            for (size_t i = 0; i < a->nprocs; i++) {
+                series[i] = &a->procs[i].timeline;
+                start[i] = a->procs[i].start_ns;
+                end[i] = a->procs[i].duration_ns;
+            }
+            rc = mh_timeline_merge(series, start, end, a->nprocs,
+                                   MH_ANALYSIS_TIMELINE_POINTS, &a->timeline,
+                                   &a->ntimeline);
+        } else {
+            rc = MH_ENOMEM;
+        }
+        mh_free((void *)series);
+        mh_free(start);
+        mh_free(end);
+    }
+    if (rc)
+        return errorf(a, rc, "%s", mh_strerror(rc));
+    summarize(a);
+    return MH_OK;
+}

@@ -1,0 +1,204 @@
+/* The report's analysis: captures in, a plain result out.
+ *
+ * Each capture is replayed (replay.h), its stacks folded into sites by
+ * the chosen key (--by), and the sites of all captures merged by key, so
+ * a pre-fork server's master and workers make one report. The result is
+ * plain data in struct mh_analysis that the renderers (render/) read;
+ * nothing here prints. Later analyses (endpoints, heap) add their own
+ * sections next to these.
+ *
+ *   mh_analysis_init(&a, &opts);
+ *   for each capture: mh_analysis_add(&a, path, buf, len);
+ *   mh_analysis_finish(&a);
+ *   render a; mh_analysis_release(&a);
+ *
+ * Growth, per site and process: the estimated bytes live at the end minus
+ * those live when the warm-up ended (docs/report-json.md). */
+#ifndef MH_ANALYSIS_H
+#define MH_ANALYSIS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../util/msg.h"
+#include "strpool.h"
+#include "timeline.h"
+
+enum mh_by {
+    MH_BY_LINE,
+    MH_BY_FUNCTION,
+    MH_BY_FILE,
+    MH_BY_MODULE,
+    MH_BY_STACK,
+};
+
+struct mh_analysis_opts {
+    enum mh_by by;
+    /* The warm-up: `warmup` seconds from the start of each process, or,
+     * when warmup_fraction is set, that fraction (< 1) of its duration. */
+    double warmup;
+    int warmup_fraction;
+    size_t top; /* sites per list; 0 = all */
+};
+
+/* Caps that keep a hostile or huge input from exhausting memory. */
+#define MH_ANALYSIS_MAX_CAPTURES 4096
+#define MH_ANALYSIS_MAX_STRINGS ((size_t)1 << 30) /* bytes of names */
+#define MH_ANALYSIS_MAX_SITES ((size_t)1 << 22)   /* ~0.5 GiB of sites */
+#define MH_ANALYSIS_TIMELINE_POINTS 600
+
+/* One frame of a site, as names (ids into the analysis' string pool). */
+struct mh_site_frame {
+    uint32_t file, function;
+    uint32_t line; /* 0 = unknown */
+};
+
+enum mh_site_kind {
+    MH_SITE_CODE,    /* a key made of Python code locations */
+    MH_SITE_NOSTACK, /* allocations without a Python stack */
+};
+
+struct mh_site {
+    enum mh_site_kind kind;
+    uint32_t k[3]; /* the merge key (string ids and a line) */
+
+    /* What the key names; string ids, 0 = not part of the key. For
+     * MH_BY_LINE and MH_BY_STACK the innermost frame's file, line and
+     * function; MH_BY_FUNCTION file and function; MH_BY_FILE the file;
+     * MH_BY_MODULE none. */
+    uint32_t file, function, line;
+    int has_line;
+    uint32_t module; /* of the innermost file (with the first capture's
+                        sys.path that named it) */
+    uint32_t frames; /* MH_BY_STACK: the frames, as a string of
+                        struct mh_site_frame, innermost first */
+    uint32_t key;    /* display text; set by mh_analysis_finish() for
+                        the sites in the lists */
+
+    double live_bytes, live_count;     /* at the end */
+    double growth_bytes, growth_count; /* end minus warm-up end */
+    double bytes_per_second;           /* growth rate, summed over
+                                          processes */
+    double share;                      /* of the total positive growth */
+
+    /* The innermost frame in the user's own code that leads here (the
+     * dominant one by growth, or by live bytes for a site that did not
+     * grow); has_user is 0 when no stack reaches user code. */
+    int has_user;
+    int user_direct; /* that frame is the innermost one: the allocation
+                        is in user code itself, not in a library it
+                        called */
+    struct mh_site_frame user;
+};
+
+struct mh_process {
+    uint32_t path;   /* the capture file */
+    int have_header; /* 0: the file ends before its HEADER record */
+    uint64_t pid, ppid, fork_parent;
+    uint64_t start_ns; /* Unix epoch */
+    uint32_t mode;     /* enum mh_mode */
+    uint64_t interval;
+    uint32_t python, executable;
+    uint32_t argc;
+    uint32_t *argv; /* string ids, owned */
+
+    uint64_t duration_ns; /* the last TIMELINE/END time */
+    uint64_t warmup_ns;   /* the warm-up end used */
+    int warmup_past_end;  /* the capture ended first: no growth */
+    uint64_t peak_rss;
+    double tracked_peak, live_bytes, growth_bytes;
+    uint64_t samples, frees, dropped;
+    int clean_end;
+    int truncated;
+    uint64_t truncated_at;
+
+    struct mh_timeline timeline;
+};
+
+struct mh_summary {
+    uint64_t start_ns;   /* the earliest process start */
+    uint64_t span_ns;    /* from it to the latest end */
+    uint64_t peak_rss;   /* of the summed timeline (per process: max) */
+    double tracked_peak; /* likewise */
+    double live_bytes;   /* at the end, summed */
+    double growth_bytes; /* sum of the sites' positive growth */
+    double growth_floor; /* growth below this is noise */
+    int growth_found;    /* some site grew past the floor */
+    uint64_t samples, frees, dropped;
+    int mode; /* enum mh_mode; -1 when the captures differ, -2 when none
+                 has a header */
+    uint64_t interval;   /* the largest sampling interval, 0 if none */
+    int truncated;       /* some capture ends early */
+    int warmup_past_end; /* some capture ended before its warm-up */
+};
+
+struct mh_analysis_priv;
+
+struct mh_analysis {
+    struct mh_analysis_opts opts;
+    struct mh_strpool strings;
+
+    struct mh_process *procs;
+    size_t nprocs;
+
+    struct mh_site *sites;
+    size_t nsites;
+
+    /* Filled by mh_analysis_finish(): site indices, best first. */
+    uint32_t *growth; /* sites whose growth is positive, by growth */
+    size_t ngrowth;
+    uint32_t *live; /* sites with live bytes, by live bytes */
+    size_t nlive;
+    struct mh_tl_point *timeline; /* all processes on one axis */
+    size_t ntimeline;
+    struct mh_summary summary;
+
+    char error[300]; /* why mh_analysis_add() failed */
+
+    struct mh_analysis_priv *priv;
+};
+
+void mh_analysis_init(struct mh_analysis *a,
+                      const struct mh_analysis_opts *opts);
+/* Frees everything the analysis holds. */
+void mh_analysis_release(struct mh_analysis *a);
+
+/* Replays one capture held in buf[0..len) (the analysis does not keep
+ * the buffer) and merges it in; `path` names it in the result. On
+ * failure returns a negative code with a->error set, e.g. "chunk at
+ * offset 123: crc mismatch" or "not a memhound capture"; the analysis
+ * may then hold part of this capture and is only fit for release. A
+ * truncated capture is not a failure (procs[i].truncated). */
+int mh_analysis_add(struct mh_analysis *a, const char *path,
+                    const uint8_t *buf, size_t len) MH_MUST_USE;
+
+/* Picks the user frames, computes shares and the summary, sorts and
+ * selects the lists, builds their keys and merges the timelines. Call
+ * once, after the last add. */
+int mh_analysis_finish(struct mh_analysis *a) MH_MUST_USE;
+
+static inline const char *
+mh_analysis_str(const struct mh_analysis *a, uint32_t id)
+{
+    return mh_strpool_get(&a->strings, id);
+}
+
+static inline size_t
+mh_analysis_strlen(const struct mh_analysis *a, uint32_t id)
+{
+    return mh_strpool_len(&a->strings, id);
+}
+
+/* MH_BY_STACK: the number of frames of a site, and frame i (innermost
+ * first). */
+size_t mh_analysis_nframes(const struct mh_analysis *a,
+                           const struct mh_site *s);
+void mh_analysis_frame(const struct mh_analysis *a, const struct mh_site *s,
+                       size_t i, struct mh_site_frame *out);
+
+/* "line", "function", ... */
+const char *mh_analysis_by_name(enum mh_by by);
+/* Parses a --by value; -1 when unknown. */
+int mh_analysis_by_parse(const char *s);
+
+#endif

@@ -1,0 +1,35 @@
+/* What a Python source path says: which module it is, and whether it is
+ * the user's own code (not the standard library, not site-packages, not
+ * memhound, not synthesised code like "<frozen ...>" or "<string>").
+ * The prefixes come from the capture header (sys.path and the library
+ * prefixes the agent recorded). */
+#ifndef MH_CODEPATH_H
+#define MH_CODEPATH_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../format/capture.h"
+#include "../util/buf.h"
+
+/* 1 when `file` is `prefix` or lies under it, the match ending at a
+ * path separator; an empty prefix matches nothing. */
+int mh_codepath_under(const char *file, size_t n, const struct mh_str *prefix);
+
+/* Appends the dotted module name of `file` to `out`: the path below the
+ * longest matching sys.path entry, without ".py" and "/__init__.py",
+ * '/' turned into '.'; "<frozen X>" gives X; a path under no entry gives
+ * its file name without the extension (or the dotted path, when it is
+ * relative); other "<...>" names are kept. MH_ETOOBIG, MH_ENOMEM. */
+int mh_codepath_module(const struct mh_str *sys_path, uint32_t npath,
+                       const char *file, size_t n,
+                       struct mh_buf *out) MH_MUST_USE;
+
+/* 1 when `file` is the user's own code: not under a library prefix, not
+ * a "<...>" name, not one of memhound's own Python files (a file in a
+ * python/memhound/ or python/bootstrap/ directory, as in the build tree
+ * and the installed lib/memhound/python/). */
+int mh_codepath_is_user(const struct mh_str *lib_prefixes, uint32_t nlib,
+                        const char *file, size_t n);
+
+#endif

@@ -1,0 +1,266 @@
+/* Replaying a capture into per-stack live and warm-up snapshots (see
+ * replay.h). This is the report's hot loop: one call per event, one
+ * probe sequence in the live table, no allocation but the table's. */
+#include <math.h>
+#include <string.h>
+
+#include "../util/mem.h"
+#include "replay.h"
+
+/* A live block's value: the stack index in the low 26 bits (the reader
+ * allows 2^24 stacks), the size in the high 38; a size that does not fit
+ * is stored as SIZE_HUGE and kept in rp->huge. */
+#define STACK_BITS 26
+#define STACK_MASK ((UINT64_C(1) << STACK_BITS) - 1)
+#define SIZE_HUGE ((UINT64_C(1) << (64 - STACK_BITS)) - 1)
+
+void
+mh_replay_init(struct mh_replay *rp, const struct mh_cap_reader *r,
+               uint64_t warm_end_ns, size_t live_hint)
+{
+    memset(rp, 0, sizeof(*rp));
+    rp->reader = r;
+    rp->warm_end_ns = warm_end_ns;
+    mh_livetab_init(&rp->live, MH_REPLAY_MAX_LIVE);
+    mh_livetab_init(&rp->huge, MH_REPLAY_MAX_LIVE);
+    mh_timeline_init(&rp->timeline, MH_REPLAY_TIMELINE_POINTS);
+    /* No warm-up: nothing was live before the first event. */
+    rp->warm_taken = warm_end_ns == 0;
+    if (live_hint && mh_livetab_reserve(&rp->live, live_hint) != MH_OK)
+        rp->live_hint_failed = 1; /* it will grow as it fills */
+}
+
+void
+mh_replay_release(struct mh_replay *rp)
+{
+    mh_livetab_release(&rp->live);
+    mh_livetab_release(&rp->huge);
+    mh_timeline_release(&rp->timeline);
+    mh_free(rp->warm_bytes);
+    mh_free(rp->warm_count);
+    mh_free(rp->end_bytes);
+    mh_free(rp->end_count);
+    rp->warm_bytes = rp->warm_count = rp->end_bytes = rp->end_count = NULL;
+    rp->nwarm = rp->nend = 0;
+}
+
+void
+mh_replay_weight(const struct mh_replay *rp, uint64_t size, double *bytes,
+                 double *count)
+{
+    if (rp->exact) {
+        *bytes = (double)size;
+        *count = 1;
+        return;
+    }
+    if (size == 0) {
+        /* The sampler never picks an empty block; if one shows up it
+         * stands for itself. */
+        *bytes = 0;
+        *count = 1;
+        return;
+    }
+    /* 1 - exp(-size/R), computed without cancellation for small sizes. */
+    double p = -expm1(-(double)size / rp->interval);
+    *bytes = (double)size / p;
+    *count = 1 / p;
+}
+
+static void
+learn_mode(struct mh_replay *rp)
+{
+    const struct mh_cap_header *h = &rp->reader->header;
+    rp->mode_known = 1;
+    rp->exact = !rp->reader->have_header || h->mode == MH_MODE_TRACE ||
+                h->interval == 0;
+    rp->interval = (double)h->interval;
+}
+
+static uint64_t
+size_of(struct mh_replay *rp, uint64_t addr, uint64_t value, int take)
+{
+    uint64_t size = value >> STACK_BITS;
+    if (size == SIZE_HUGE) {
+        uint64_t big = size;
+        if (take)
+            mh_livetab_take(&rp->huge, addr, &big);
+        else
+            mh_livetab_get(&rp->huge, addr, &big);
+        size = big;
+    }
+    return size;
+}
+
+static double
+bytes_of(const struct mh_replay *rp, uint64_t size)
+{
+    double b, c;
+    if (rp->exact)
+        return (double)size;
+    mh_replay_weight(rp, size, &b, &c);
+    return b;
+}
+
+/* Sums the live table per stack into fresh arrays of n = nstacks. */
+static int
+snapshot(struct mh_replay *rp, double **bytes, double **count, uint32_t *n)
+{
+    uint32_t ns = rp->reader->nstacks;
+    *bytes = *count = NULL;
+    *n = 0;
+    if (ns == 0)
+        return MH_OK;
+    *bytes = mh_calloc(ns, sizeof(double));
+    *count = mh_calloc(ns, sizeof(double));
+    if (!*bytes || !*count) {
+        mh_free(*bytes);
+        mh_free(*count);
+        *bytes = *count = NULL;
+        return MH_ENOMEM;
+    }
+    *n = ns;
+    size_t pos = 0;
+    uint64_t addr, value;
+    while (mh_livetab_next(&rp->live, &pos, &addr, &value)) {
+        uint32_t stack = (uint32_t)(value & STACK_MASK);
+        if (stack >= ns)
+            continue;
+        double b, c;
+        mh_replay_weight(rp, size_of(rp, addr, value, 0), &b, &c);
+        (*bytes)[stack] += b;
+        (*count)[stack] += c;
+    }
+    return MH_OK;
+}
+
+static int
+fail(struct mh_replay *rp, int err)
+{
+    rp->err = err;
+    return 1;
+}
+
+static int
+on_alloc(struct mh_replay *rp, const struct mh_cap_event *ev)
+{
+    uint64_t addr = ev->u.alloc.addr, size = ev->u.alloc.size;
+    uint64_t stack = ev->u.alloc.stack;
+    if (stack > STACK_MASK)
+        return fail(rp, MH_ETOOBIG);
+    uint64_t value =
+        (size < SIZE_HUGE ? size : SIZE_HUGE) << STACK_BITS | stack;
+    uint64_t old = 0;
+    int had = 0;
+    int rc = mh_livetab_put(&rp->live, addr, value, &old, &had);
+    if (rc)
+        return fail(rp, rc);
+    if (had) /* allocated twice without a free: the old one is gone */
+        rp->live_now -= bytes_of(rp, size_of(rp, addr, old, 1));
+    if (size >= SIZE_HUGE) {
+        uint64_t o;
+        int h;
+        if ((rc = mh_livetab_put(&rp->huge, addr, size, &o, &h))) {
+            mh_livetab_take(&rp->live, addr, NULL);
+            return fail(rp, rc);
+        }
+    }
+    rp->allocs++;
+    rp->live_now += bytes_of(rp, size);
+    if (rp->live_now > rp->peak_live)
+        rp->peak_live = rp->live_now;
+    return 0;
+}
+
+static int
+on_clock(struct mh_replay *rp, uint64_t t_ns, uint64_t dropped)
+{
+    if (t_ns > rp->t_ns || !rp->have_clock)
+        rp->t_ns = t_ns;
+    rp->have_clock = 1;
+    rp->dropped = dropped;
+    if (!rp->warm_taken && rp->t_ns >= rp->warm_end_ns) {
+        int rc = snapshot(rp, &rp->warm_bytes, &rp->warm_count, &rp->nwarm);
+        if (rc)
+            return fail(rp, rc);
+        rp->warm_taken = 1;
+    }
+    double live = rp->live_now > 0 ? rp->live_now : 0;
+    int rc = mh_timeline_add(&rp->timeline, rp->t_ns, rp->rss, live);
+    return rc ? fail(rp, rc) : 0;
+}
+
+int
+mh_replay_visit(void *ctx, const struct mh_cap_event *ev)
+{
+    struct mh_replay *rp = ctx;
+    if (!rp->mode_known)
+        learn_mode(rp);
+    switch (ev->kind) {
+    case MH_EV_ALLOC:
+        return on_alloc(rp, ev);
+    case MH_EV_FREE: {
+        uint64_t value;
+        rp->frees++;
+        if (mh_livetab_take(&rp->live, ev->u.free.addr, &value)) {
+            rp->freed++;
+            rp->live_now -=
+                bytes_of(rp, size_of(rp, ev->u.free.addr, value, 1));
+        }
+        return 0;
+    }
+    case MH_EV_TIMELINE:
+        rp->rss = ev->u.timeline.rss;
+        if (rp->rss > rp->peak_rss)
+            rp->peak_rss = rp->rss;
+        return on_clock(rp, ev->u.timeline.t_ns, ev->u.timeline.dropped);
+    case MH_EV_END:
+        return on_clock(rp, ev->u.end.t_ns, ev->u.end.dropped);
+    case MH_EV_MARKER:
+        return 0;
+    }
+    return 0;
+}
+
+int
+mh_replay_finish(struct mh_replay *rp)
+{
+    int rc = snapshot(rp, &rp->end_bytes, &rp->end_count, &rp->nend);
+    if (rc)
+        return rc;
+    if (!rp->warm_taken) {
+        /* The warm-up outlasted the capture: nothing counts as growth. */
+        rp->warm_past_end = 1;
+        if ((rc = snapshot(rp, &rp->warm_bytes, &rp->warm_count, &rp->nwarm)))
+            return rc;
+        rp->warm_taken = 1;
+    }
+    if (rp->live_now < 0)
+        rp->live_now = 0;
+    return mh_timeline_finish(&rp->timeline);
+}
+
+int
+mh_replay_clock_visit(void *ctx, const struct mh_cap_event *ev)
+{
+    struct mh_replay_clock *c = ctx;
+    switch (ev->kind) {
+    case MH_EV_ALLOC:
+        if (++c->net > c->max_net)
+            c->max_net = c->net;
+        break;
+    case MH_EV_FREE:
+        c->net--;
+        break;
+    case MH_EV_TIMELINE:
+        if (ev->u.timeline.t_ns > c->t_ns)
+            c->t_ns = ev->u.timeline.t_ns;
+        break;
+    case MH_EV_END:
+        if (ev->u.end.t_ns > c->t_ns)
+            c->t_ns = ev->u.end.t_ns;
+        break;
+    case MH_EV_MARKER:
+        break;
+    }
+    return 0;
+}

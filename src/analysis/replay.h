@@ -1,0 +1,101 @@
+/* Replaying one capture's events: which sampled blocks are live when,
+ * per stack, with the estimate each sample stands for.
+ *
+ * The replay keeps a table of live blocks (address -> stack, size). An
+ * ALLOC inserts (an address already live is treated as freed first: the
+ * agent never writes that, a damaged or foreign writer might), a FREE
+ * removes (an unknown address is ignored: trace-all mode writes frees of
+ * blocks allocated before tracking began). An event's time is that of
+ * the last TIMELINE record before it.
+ *
+ * Two per-stack snapshots come out: the estimated bytes and blocks live
+ * when the warm-up ended (taken at the first TIMELINE at or past the
+ * warm-up end) and live at the end. Growth is their difference. */
+#ifndef MH_REPLAY_H
+#define MH_REPLAY_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../format/capture_read.h"
+#include "livetab.h"
+#include "timeline.h"
+
+/* At most this many blocks live at once: a 1 GiB table. */
+#define MH_REPLAY_MAX_LIVE ((size_t)3 << 24)
+/* Points kept per process timeline. */
+#define MH_REPLAY_TIMELINE_POINTS 4096
+
+struct mh_replay {
+    const struct mh_cap_reader *reader; /* the one parsing */
+    uint64_t warm_end_ns;               /* UINT64_MAX: never */
+    int mode_known;                     /* exact and interval are set */
+    int exact;       /* trace-all: a sample stands for itself */
+    double interval; /* R, in sampling mode */
+
+    struct mh_livetab live;
+    struct mh_livetab huge; /* address -> size for sizes too big to pack */
+
+    double live_now;  /* estimated live bytes now */
+    double peak_live; /* the most live_now has been */
+    uint64_t t_ns;    /* time of the last TIMELINE/END */
+    uint64_t rss;     /* the last RSS */
+    uint64_t peak_rss;
+    uint64_t allocs;  /* ALLOC records */
+    uint64_t frees;   /* FREE records */
+    uint64_t freed;   /* FREE records that matched a live block */
+    uint64_t dropped; /* the agent's count, from the last TIMELINE/END */
+    int have_clock;   /* a TIMELINE or END was seen */
+
+    /* Per stack index: estimated bytes and blocks. */
+    int warm_taken;
+    int warm_past_end; /* the capture ended before the warm-up did */
+    double *warm_bytes, *warm_count;
+    uint32_t nwarm; /* stacks beyond it had nothing live at warm-up */
+    double *end_bytes, *end_count;
+    uint32_t nend;
+
+    struct mh_timeline timeline;
+
+    int live_hint_failed; /* the table could not be sized up front */
+    int err;              /* why the visitor stopped the parse */
+};
+
+/* Sets up a replay of what `r` is about to parse (the mode and interval
+ * are read from its header when the first event arrives); warm_end_ns
+ * is the warm-up end (0 = no warm-up, UINT64_MAX = never); live_hint,
+ * when not 0, sizes the live table up front (best effort: without the
+ * memory the table grows as it fills). */
+void mh_replay_init(struct mh_replay *rp, const struct mh_cap_reader *r,
+                    uint64_t warm_end_ns, size_t live_hint);
+/* Frees everything the replay holds. */
+void mh_replay_release(struct mh_replay *rp);
+
+/* The visitor to hand mh_cap_parse() with the replay as ctx. When it
+ * stops the parse (its return is 1), rp->err says why (MH_ENOMEM,
+ * MH_ETOOBIG). */
+int mh_replay_visit(void *ctx, const struct mh_cap_event *ev);
+
+/* After the parse: fills end_bytes/end_count (and, when the warm-up
+ * never ended, sets the warm-up snapshot to the end, so nothing counts
+ * as growth), and closes the timeline. MH_ENOMEM. */
+int mh_replay_finish(struct mh_replay *rp) MH_MUST_USE;
+
+/* Estimated bytes and allocations one ALLOC record of `size` bytes
+ * stands for. */
+void mh_replay_weight(const struct mh_replay *rp, uint64_t size, double *bytes,
+                      double *count);
+
+/* What a quick first pass learns: the duration (needed for a warm-up
+ * given as a fraction) and a bound for sizing the live table. */
+struct mh_replay_clock {
+    uint64_t t_ns;   /* the last TIMELINE/END time */
+    int64_t net;     /* ALLOC minus FREE records so far */
+    int64_t max_net; /* the most blocks that can have been live (frees
+                        of untracked blocks make it a little low) */
+};
+
+/* The first pass's visitor; ctx is a zeroed struct mh_replay_clock. */
+int mh_replay_clock_visit(void *ctx, const struct mh_cap_event *ev);
+
+#endif

@@ -1,0 +1,268 @@
+/* memhound report: read captures, analyse (analysis/), render (render/).
+ *
+ * Exit codes: 0 report written; 1 a capture cannot be read or the
+ * output cannot be written; 2 usage error. */
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../analysis/analysis.h"
+#include "../render/json.h"
+#include "../render/text.h"
+#include "../util/file.h"
+#include "../util/mem.h"
+#include "cli.h"
+
+enum format { FORMAT_TEXT, FORMAT_JSON };
+
+struct options {
+    struct mh_analysis_opts an;
+    enum format format;
+    const char *output; /* NULL = stdout */
+    char **captures;
+    int ncaptures;
+};
+
+static void
+usage(FILE *out)
+{
+    fputs("usage: memhound report [options] CAPTURE...\n"
+          "\n"
+          "Reports what the captured processes allocated and still held at "
+          "the end,\nand what kept growing after the warm-up. Several "
+          "captures (a pre-fork\nserver's processes) merge into one "
+          "report.\n"
+          "\n"
+          "options:\n"
+          "  --format text|json   output format (default text; json is "
+          "described in\n"
+          "                       docs/report-json.md)\n"
+          "  --by line|function|file|module|stack\n"
+          "                       what a site is (default line: the "
+          "allocating line)\n"
+          "  --top N              sites per list (default 10; 0 = all)\n"
+          "  --warmup W           what to leave out of growth: W seconds "
+          "from each\n"
+          "                       process's start (30, 30s), or a fraction "
+          "of its run\n"
+          "                       when below 1 (0.1, 10%); default 0.1\n"
+          "  -o, --output FILE    write the report to FILE\n"
+          "  -h, --help           show this help\n",
+          out);
+}
+
+/* "30", "30s", "2.5" -> seconds; "0.1", "10%" -> fraction. */
+static int
+parse_warmup(const char *s, struct mh_analysis_opts *o)
+{
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (end == s || errno || !isfinite(v) || v < 0)
+        return -1;
+    if (!strcmp(end, "%")) {
+        if (v >= 100)
+            return -1;
+        o->warmup = v / 100;
+        o->warmup_fraction = 1;
+        return 0;
+    }
+    if (*end && strcmp(end, "s"))
+        return -1;
+    o->warmup = v;
+    o->warmup_fraction = !*end && v < 1;
+    return 0;
+}
+
+static int
+parse_top(const char *s, size_t *top)
+{
+    char *end;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    if (end == s || *end || errno || v < 0)
+        return -1;
+    *top = (size_t)v;
+    return 0;
+}
+
+/* Returns -1 to go on, else the exit code. */
+static int
+parse_args(int argc, char **argv, struct options *o)
+{
+    memset(o, 0, sizeof(*o));
+    o->an.by = MH_BY_LINE;
+    o->an.top = 10;
+    o->an.warmup = 0.1;
+    o->an.warmup_fraction = 1;
+    o->format = FORMAT_TEXT;
+    o->captures = mh_calloc((size_t)argc + 1, sizeof(*o->captures));
+    if (!o->captures) {
+        mh_errorf("out of memory");
+        return MH_EXIT_FAIL;
+    }
+    int only_files = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *arg = argv[i];
+        if (only_files || arg[0] != '-' || !strcmp(arg, "-")) {
+            o->captures[o->ncaptures++] = argv[i];
+            continue;
+        }
+        if (!strcmp(arg, "--")) {
+            only_files = 1;
+            continue;
+        }
+        if (!strcmp(arg, "-h") || !strcmp(arg, "--help")) {
+            usage(stdout);
+            return MH_EXIT_OK;
+        }
+        static const char *const with_value[] = {
+            "--format", "--by", "--top", "--warmup", "--output", "-o"};
+        const char *val = NULL;
+        const char *name = NULL;
+        for (size_t k = 0; k < sizeof(with_value) / sizeof(*with_value); k++) {
+            size_t n = strlen(with_value[k]);
+            if (!strncmp(arg, with_value[k], n) &&
+                (arg[n] == '\0' || (arg[n] == '=' && n > 2))) {
+                name = with_value[k];
+                val = arg[n] == '=' ? arg + n + 1 : NULL;
+                break;
+            }
+        }
+        if (!name) {
+            mh_errorf("unknown option '%s' for report; see 'memhound "
+                      "report --help'",
+                      arg);
+            return MH_EXIT_USAGE;
+        }
+        if (!val) {
+            if (i + 1 >= argc) {
+                mh_errorf("option '%s' needs a value", name);
+                return MH_EXIT_USAGE;
+            }
+            val = argv[++i];
+        }
+        if (!strcmp(name, "--format")) {
+            if (!strcmp(val, "text")) {
+                o->format = FORMAT_TEXT;
+            } else if (!strcmp(val, "json")) {
+                o->format = FORMAT_JSON;
+            } else {
+                mh_errorf("invalid --format '%s': expected text or json", val);
+                return MH_EXIT_USAGE;
+            }
+        } else if (!strcmp(name, "--by")) {
+            int by = mh_analysis_by_parse(val);
+            if (by < 0) {
+                mh_errorf("invalid --by '%s': expected line, function, "
+                          "file, module or stack",
+                          val);
+                return MH_EXIT_USAGE;
+            }
+            o->an.by = (enum mh_by)by;
+        } else if (!strcmp(name, "--top")) {
+            if (parse_top(val, &o->an.top)) {
+                mh_errorf("invalid --top '%s': expected a count (0 = all)",
+                          val);
+                return MH_EXIT_USAGE;
+            }
+        } else if (!strcmp(name, "--warmup")) {
+            if (parse_warmup(val, &o->an)) {
+                mh_errorf("invalid --warmup '%s': expected seconds (30, "
+                          "30s) or a fraction below 1 (0.1, 10%%)",
+                          val);
+                return MH_EXIT_USAGE;
+            }
+        } else {
+            o->output = val;
+        }
+    }
+    if (!o->ncaptures) {
+        mh_errorf("report needs at least one capture, e.g. 'memhound "
+                  "report app.mhc'");
+        usage(stderr);
+        return MH_EXIT_USAGE;
+    }
+    return -1;
+}
+
+static int
+add_capture(struct mh_analysis *a, const char *path)
+{
+    struct mh_file f;
+    int rc = mh_file_map(&f, path, 0);
+    if (rc) {
+        mh_errorf("%s", f.error);
+        return MH_EXIT_FAIL;
+    }
+    rc = mh_analysis_add(a, path, f.data, f.len);
+    mh_file_unmap(&f);
+    if (rc) {
+        mh_errorf("cannot read '%s': %s", path, a->error);
+        return MH_EXIT_FAIL;
+    }
+    const struct mh_process *p = &a->procs[a->nprocs - 1];
+    if (p->truncated)
+        mh_warnf("capture '%s' ends early at offset %llu (the process was "
+                 "probably killed); reporting up to there",
+                 path, (unsigned long long)p->truncated_at);
+    return MH_EXIT_OK;
+}
+
+static int
+render(const struct options *o, const struct mh_analysis *a)
+{
+    FILE *out = stdout;
+    if (o->output && strcmp(o->output, "-")) {
+        out = fopen(o->output, "w");
+        if (!out) {
+            mh_errorf("cannot create '%s': %s", o->output, strerror(errno));
+            return MH_EXIT_FAIL;
+        }
+    }
+    int rc = o->format == FORMAT_JSON ? mh_json_render(out, a)
+                                      : mh_text_render(out, a);
+    int err = errno;
+    if (fflush(out) != 0 && rc == MH_OK) {
+        rc = MH_EIO;
+        err = errno;
+    }
+    if (out != stdout && fclose(out) != 0 && rc == MH_OK) {
+        rc = MH_EIO;
+        err = errno;
+    }
+    if (rc) {
+        mh_errorf("cannot write '%s': %s",
+                  out == stdout ? "<stdout>" : o->output,
+                  rc == MH_EIO ? strerror(err) : mh_strerror(rc));
+        return MH_EXIT_FAIL;
+    }
+    return MH_EXIT_OK;
+}
+
+int
+mh_cmd_report(int argc, char **argv)
+{
+    struct options o;
+    int code = parse_args(argc, argv, &o);
+    if (code >= 0) {
+        mh_free(o.captures);
+        return code;
+    }
+    struct mh_analysis a;
+    mh_analysis_init(&a, &o.an);
+    code = MH_EXIT_OK;
+    for (int i = 0; i < o.ncaptures && code == MH_EXIT_OK; i++)
+        code = add_capture(&a, o.captures[i]);
+    if (code == MH_EXIT_OK && mh_analysis_finish(&a)) {
+        mh_errorf("cannot build the report: %s", a.error);
+        code = MH_EXIT_FAIL;
+    }
+    if (code == MH_EXIT_OK)
+        code = render(&o, &a);
+    mh_analysis_release(&a);
+    mh_free(o.captures);
+    return code;
+}

@@ -1,0 +1,396 @@
+/* The report as JSON (docs/report-json.md). Numbers are printed in the C
+ * locale the CLI runs in; bytes as integers, never NaN or infinity. */
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "../format/capture.h"
+#include "json.h"
+
+/* Length of the valid UTF-8 sequence at s[0..n), or 0 if it is not one
+ * (overlong forms, surrogates and code points past U+10FFFF are not). */
+static size_t
+utf8_len(const unsigned char *s, size_t n)
+{
+    unsigned char c = s[0];
+    size_t len;
+    unsigned char lo = 0x80, hi = 0xBF;
+    if (c < 0x80)
+        return 1;
+    if (c >= 0xC2 && c <= 0xDF) {
+        len = 2;
+    } else if (c >= 0xE0 && c <= 0xEF) {
+        len = 3;
+        if (c == 0xE0)
+            lo = 0xA0;
+        else if (c == 0xED)
+            hi = 0x9F;
+    } else if (c >= 0xF0 && c <= 0xF4) {
+        len = 4;
+        if (c == 0xF0)
+            lo = 0x90;
+        else if (c == 0xF4)
+            hi = 0x8F;
+    } else {
+        return 0;
+    }
+    if (n < len || s[1] < lo || s[1] > hi)
+        return 0;
+    for (size_t i = 2; i < len; i++)
+        if (s[i] < 0x80 || s[i] > 0xBF)
+            return 0;
+    return len;
+}
+
+void
+mh_json_put_str(FILE *out, const char *str, size_t n)
+{
+    const unsigned char *s = (const unsigned char *)str;
+    fputc('"', out);
+    size_t i = 0;
+    while (i < n) {
+        unsigned char c = s[i];
+        if (c == '"' || c == '\\') {
+            fputc('\\', out);
+            fputc(c, out);
+            i++;
+        } else if (c < 0x20) {
+            switch (c) {
+            case '\n':
+                fputs("\\n", out);
+                break;
+            case '\r':
+                fputs("\\r", out);
+                break;
+            case '\t':
+                fputs("\\t", out);
+                break;
+            default:
+                fprintf(out, "\\u%04x", c);
+                break;
+            }
+            i++;
+        } else {
+            size_t k = utf8_len(s + i, n - i);
+            if (k == 0) {
+                fputs("\\ufffd", out);
+                i++;
+            } else {
+                fwrite(s + i, 1, k, out);
+                i += k;
+            }
+        }
+    }
+    fputc('"', out);
+}
+
+static void
+put_int(FILE *out, double x)
+{
+    if (!isfinite(x))
+        x = 0;
+    x = nearbyint(x);
+    if (x == 0)
+        x = 0; /* no "-0" */
+    fprintf(out, "%.0f", x);
+}
+
+static void
+put_num(FILE *out, double x, int decimals)
+{
+    if (!isfinite(x))
+        x = 0;
+    fprintf(out, "%.*f", decimals, x);
+}
+
+static void
+put_pstr(FILE *out, const struct mh_analysis *a, uint32_t id)
+{
+    mh_json_put_str(out, mh_analysis_str(a, id), mh_analysis_strlen(a, id));
+}
+
+static void
+key(FILE *out, const char *k)
+{
+    fprintf(out, "\"%s\": ", k);
+}
+
+static void
+site_json(FILE *out, const struct mh_analysis *a, const struct mh_site *s)
+{
+    int code = s->kind == MH_SITE_CODE;
+    enum mh_by by = a->opts.by;
+    fputs("{", out);
+    key(out, "key");
+    put_pstr(out, a, s->key);
+    fputs(", ", out);
+    key(out, "file");
+    if (code && by != MH_BY_MODULE)
+        put_pstr(out, a, s->file);
+    else
+        fputs("null", out);
+    fputs(", ", out);
+    key(out, "line");
+    if (code && s->has_line)
+        fprintf(out, "%u", s->line);
+    else
+        fputs("null", out);
+    fputs(", ", out);
+    key(out, "function");
+    if (code &&
+        (by == MH_BY_LINE || by == MH_BY_FUNCTION || by == MH_BY_STACK))
+        put_pstr(out, a, s->function);
+    else
+        fputs("null", out);
+    fputs(", ", out);
+    key(out, "module");
+    if (code)
+        put_pstr(out, a, s->module);
+    else
+        fputs("null", out);
+    fputs(", ", out);
+    key(out, "growth_bytes");
+    put_int(out, s->growth_bytes);
+    fputs(", ", out);
+    key(out, "count");
+    put_int(out, s->growth_count);
+    fputs(", ", out);
+    key(out, "live_bytes");
+    put_int(out, s->live_bytes);
+    fputs(", ", out);
+    key(out, "live_count");
+    put_int(out, s->live_count);
+    fputs(", ", out);
+    key(out, "bytes_per_second");
+    put_num(out, s->bytes_per_second, 1);
+    fputs(", ", out);
+    key(out, "share");
+    put_num(out, s->share, 6);
+    fputs(", ", out);
+    key(out, "user_file");
+    if (s->has_user)
+        put_pstr(out, a, s->user.file);
+    else
+        fputs("null", out);
+    fputs(", ", out);
+    key(out, "user_line");
+    if (s->has_user)
+        fprintf(out, "%u", s->user.line);
+    else
+        fputs("null", out);
+    fputs(", ", out);
+    key(out, "user_function");
+    if (s->has_user)
+        put_pstr(out, a, s->user.function);
+    else
+        fputs("null", out);
+    if (by == MH_BY_STACK) {
+        fputs(", ", out);
+        key(out, "frames");
+        fputs("[", out);
+        size_t n = mh_analysis_nframes(a, s);
+        for (size_t i = 0; i < n; i++) {
+            struct mh_site_frame f;
+            mh_analysis_frame(a, s, i, &f);
+            fputs(i ? ", {" : "{", out);
+            key(out, "file");
+            put_pstr(out, a, f.file);
+            fputs(", ", out);
+            key(out, "line");
+            fprintf(out, "%u", f.line);
+            fputs(", ", out);
+            key(out, "function");
+            put_pstr(out, a, f.function);
+            fputs("}", out);
+        }
+        fputs("]", out);
+    }
+    fputs("}", out);
+}
+
+static void
+sites_json(FILE *out, const struct mh_analysis *a, const uint32_t *idx,
+           size_t n)
+{
+    fputs("[", out);
+    for (size_t i = 0; i < n; i++) {
+        fputs(i ? ",\n    " : "\n    ", out);
+        site_json(out, a, &a->sites[idx[i]]);
+    }
+    fputs(n ? "\n  ]" : "]", out);
+}
+
+static const char *
+mode_name(int mode)
+{
+    return mode == MH_MODE_SAMPLE  ? "sampling"
+           : mode == MH_MODE_TRACE ? "trace-all"
+           : mode == -1            ? "mixed"
+                                   : "unknown";
+}
+
+static void
+summary_json(FILE *out, const struct mh_analysis *a)
+{
+    const struct mh_summary *m = &a->summary;
+    fputs("{\n    ", out);
+    key(out, "captures");
+    fprintf(out, "%zu,\n    ", a->nprocs);
+    key(out, "by");
+    fprintf(out, "\"%s\",\n    ", mh_analysis_by_name(a->opts.by));
+    key(out, "mode");
+    fprintf(out, "\"%s\",\n    ", mode_name(m->mode));
+    key(out, "interval");
+    fprintf(out, "%llu,\n    ", (unsigned long long)m->interval);
+    key(out, "estimated");
+    fprintf(out, "%s,\n    ",
+            m->mode == MH_MODE_SAMPLE || m->mode == -1 ? "true" : "false");
+    key(out, "start");
+    put_num(out, (double)m->start_ns / 1e9, 3);
+    fputs(",\n    ", out);
+    key(out, "duration");
+    put_num(out, (double)m->span_ns / 1e9, 3);
+    fputs(",\n    ", out);
+    key(out, "warmup");
+    put_num(out, a->opts.warmup, 3);
+    fputs(",\n    ", out);
+    key(out, "warmup_unit");
+    fprintf(out, "\"%s\",\n    ",
+            a->opts.warmup_fraction ? "fraction" : "seconds");
+    key(out, "peak_rss");
+    fprintf(out, "%llu,\n    ", (unsigned long long)m->peak_rss);
+    key(out, "tracked_peak_bytes");
+    put_int(out, m->tracked_peak);
+    fputs(",\n    ", out);
+    key(out, "live_bytes");
+    put_int(out, m->live_bytes);
+    fputs(",\n    ", out);
+    key(out, "growth_bytes");
+    put_int(out, m->growth_bytes);
+    fputs(",\n    ", out);
+    key(out, "growth_floor");
+    put_int(out, m->growth_floor);
+    fputs(",\n    ", out);
+    key(out, "growth_found");
+    fprintf(out, "%s,\n    ", m->growth_found ? "true" : "false");
+    key(out, "samples");
+    fprintf(out, "%llu,\n    ", (unsigned long long)m->samples);
+    key(out, "frees");
+    fprintf(out, "%llu,\n    ", (unsigned long long)m->frees);
+    key(out, "dropped");
+    fprintf(out, "%llu,\n    ", (unsigned long long)m->dropped);
+    key(out, "truncated");
+    fprintf(out, "%s,\n    ", m->truncated ? "true" : "false");
+    key(out, "warmup_past_end");
+    fprintf(out, "%s\n  }", m->warmup_past_end ? "true" : "false");
+}
+
+static void
+process_json(FILE *out, const struct mh_analysis *a,
+             const struct mh_process *p)
+{
+    fputs("{", out);
+    key(out, "file");
+    put_pstr(out, a, p->path);
+    fputs(", ", out);
+    key(out, "pid");
+    fprintf(out, "%llu, ", (unsigned long long)p->pid);
+    key(out, "ppid");
+    fprintf(out, "%llu, ", (unsigned long long)p->ppid);
+    key(out, "fork_parent");
+    fprintf(out, "%llu, ", (unsigned long long)p->fork_parent);
+    key(out, "argv");
+    fputs("[", out);
+    for (uint32_t i = 0; i < p->argc; i++) {
+        if (i)
+            fputs(", ", out);
+        put_pstr(out, a, p->argv[i]);
+    }
+    fputs("], ", out);
+    key(out, "python");
+    put_pstr(out, a, p->python);
+    fputs(", ", out);
+    key(out, "executable");
+    put_pstr(out, a, p->executable);
+    fputs(",\n     ", out);
+    key(out, "start");
+    put_num(out, (double)p->start_ns / 1e9, 3);
+    fputs(", ", out);
+    key(out, "duration");
+    put_num(out, (double)p->duration_ns / 1e9, 3);
+    fputs(", ", out);
+    key(out, "warmup");
+    put_num(out, (double)p->warmup_ns / 1e9, 3);
+    fputs(", ", out);
+    key(out, "warmup_past_end");
+    fputs(p->warmup_past_end ? "true, " : "false, ", out);
+    key(out, "mode");
+    fprintf(out, "\"%s\", ", mode_name(p->have_header ? (int)p->mode : -2));
+    key(out, "interval");
+    fprintf(out, "%llu,\n     ", (unsigned long long)p->interval);
+    key(out, "peak_rss");
+    fprintf(out, "%llu, ", (unsigned long long)p->peak_rss);
+    key(out, "tracked_peak_bytes");
+    put_int(out, p->tracked_peak);
+    fputs(", ", out);
+    key(out, "live_bytes");
+    put_int(out, p->live_bytes);
+    fputs(", ", out);
+    key(out, "growth_bytes");
+    put_int(out, p->growth_bytes);
+    fputs(", ", out);
+    key(out, "samples");
+    fprintf(out, "%llu, ", (unsigned long long)p->samples);
+    key(out, "frees");
+    fprintf(out, "%llu, ", (unsigned long long)p->frees);
+    key(out, "dropped");
+    fprintf(out, "%llu, ", (unsigned long long)p->dropped);
+    key(out, "clean_end");
+    fputs(p->clean_end ? "true, " : "false, ", out);
+    key(out, "truncated");
+    fputs(p->truncated ? "true, " : "false, ", out);
+    key(out, "truncated_at");
+    if (p->truncated)
+        fprintf(out, "%llu", (unsigned long long)p->truncated_at);
+    else
+        fputs("null", out);
+    fputs("}", out);
+}
+
+int
+mh_json_render(FILE *out, const struct mh_analysis *a)
+{
+    fputs("{\n  ", out);
+    key(out, "version");
+    fputs("1,\n  ", out);
+    key(out, "summary");
+    summary_json(out, a);
+    fputs(",\n  ", out);
+    key(out, "growth");
+    sites_json(out, a, a->growth, a->ngrowth);
+    fputs(",\n  ", out);
+    key(out, "live");
+    sites_json(out, a, a->live, a->nlive);
+    fputs(",\n  ", out);
+    key(out, "timeline");
+    fputs("[", out);
+    for (size_t i = 0; i < a->ntimeline; i++) {
+        const struct mh_tl_point *p = &a->timeline[i];
+        fputs(i % 4 ? ", " : i ? ",\n    " : "\n    ", out);
+        fputs("{\"t\": ", out);
+        put_num(out, (double)p->t_ns / 1e9, 3);
+        fprintf(out,
+                ", \"rss\": %llu, \"live\": ", (unsigned long long)p->rss);
+        put_int(out, p->live);
+        fputs("}", out);
+    }
+    fputs(a->ntimeline ? "\n  ],\n  " : "],\n  ", out);
+    key(out, "processes");
+    fputs("[", out);
+    for (size_t i = 0; i < a->nprocs; i++) {
+        fputs(i ? ",\n    " : "\n    ", out);
+        process_json(out, a, &a->procs[i]);
+    }
+    fputs(a->nprocs ? "\n  ]\n}\n" : "]\n}\n", out);
+    return ferror(out) ? MH_EIO : MH_OK;
+}

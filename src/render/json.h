@@ -1,0 +1,18 @@
+/* The report as JSON: a stable interface, specified in
+ * docs/report-json.md (change both together, and only by adding). */
+#ifndef MH_JSON_H
+#define MH_JSON_H
+
+#include <stdio.h>
+
+#include "../analysis/analysis.h"
+
+/* Writes the finished analysis to `out`. MH_EIO when writing fails. */
+int mh_json_render(FILE *out, const struct mh_analysis *a) MH_MUST_USE;
+
+/* Writes s[0..n) as a JSON string: quotes, escapes for '"', '\\' and
+ * control characters, valid UTF-8 passed through, every byte that is not
+ * part of valid UTF-8 replaced by U+FFFD. */
+void mh_json_put_str(FILE *out, const char *s, size_t n);
+
+#endif
