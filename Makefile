@@ -48,7 +48,9 @@ $(BUILD)/memhound: $(BUILD)/obj/src/cli/main.o $(BUILD)/libmh.a
 	$(CC) $(CFLAGS) $^ -o $@ $(LIBS)
 
 # The agent is one shared object per interpreter, compiled in one go
-# (it is small); versioned names let them sit side by side.
+# (it is small); versioned names let them sit side by side. It is replaced
+# by rename, so a running target never maps a half-written file; .pyc
+# files are compiled for each interpreter so the bootstrap imports fast.
 agent: python
 	@ext='$(PY_EXT)'; inc='$(PY_INC)'; \
 	test -n "$$ext" || { echo "memhound: cannot query '$(PYTHON)'" >&2; exit 1; }; \
@@ -56,8 +58,10 @@ agent: python
 	if [ ! -e "$$out" ] || [ -n "$$(find $(AGENT_SRC) $(UTIL_SRC) $(FORMAT_SRC) $(HEADERS) -newer $$out 2>/dev/null | head -1)" ]; then \
 	  echo "  CC agent for $(PYTHON) -> $$out"; \
 	  $(CC) $(WARN) $(CFLAGS) -fPIC -shared -fvisibility=hidden \
-	    -I"$$inc" $(AGENT_SRC) $(UTIL_SRC) $(FORMAT_SRC) -o "$$out" $(LIBS) || exit 1; \
-	fi
+	    -I"$$inc" $(AGENT_SRC) $(UTIL_SRC) $(FORMAT_SRC) -o "$$out.tmp" $(LIBS) || exit 1; \
+	  mv -f "$$out.tmp" "$$out"; \
+	fi; \
+	$(PYTHON) -m compileall -q $(BUILD)/python >/dev/null || true
 
 agents: python
 	@for py in $(MATRIX); do $(MAKE) --no-print-directory agent PYTHON=$$py || exit 1; done

@@ -1,0 +1,365 @@
+"""memhound: find what keeps growing in a long-running Python program.
+
+    import memhound
+    memhound.start("leak.%p.mhc")      # sampling; mode="trace" records all
+    ...
+    memhound.stop()                     # also done at exit
+
+then `memhound report leak.<pid>.mhc`. `memhound run -- COMMAND` does the
+same for a whole program without editing it (through bootstrap/
+sitecustomize.py, which calls _start_from_environ()).
+
+This module stays thin: the recording is done by the `_memhound` extension
+(docs/architecture.md). Its import cost matters, since `memhound run`
+imports it in every Python process at startup: nothing beyond os and sys
+is imported here up front.
+"""
+
+import os
+import sys
+
+__all__ = [
+    "AgentNotAvailableError",
+    "flush",
+    "is_active",
+    "mark",
+    "start",
+    "stats",
+    "stop",
+]
+
+DEFAULT_PATH = "memhound.%p.mhc"
+_MODES = {"sample": 0, "trace": 1}
+
+try:
+    __import__(__name__ + "._memhound")
+    _memhound = sys.modules[__name__ + "._memhound"]
+except ImportError as exc:  # importable anyway; start() explains
+    _memhound = None
+    _agent_import_error = exc
+else:
+    _agent_import_error = None
+
+
+class AgentNotAvailableError(ImportError):
+    """No `_memhound` extension loads for this interpreter."""
+
+
+class _State:
+    """What the at-fork handler needs to give a forked child its capture."""
+
+    def __init__(self, template, has_pid, path, pid):
+        self.template = template  # absolute, %p not expanded
+        self.has_pid = has_pid
+        self.path = path  # the capture this process writes
+        self.pid = pid  # the process that writes it
+
+
+_state = None  # set while start() is in effect; None after stop()
+_hooks_installed = False
+
+
+def _python_version():
+    return "%d.%d" % sys.version_info[:2]
+
+
+def _agent():
+    if _memhound is not None:
+        return _memhound
+    exe = sys.executable or "python%s" % _python_version()
+    here = os.path.dirname(os.path.abspath(__file__))
+    exc = _agent_import_error
+    if isinstance(exc, ModuleNotFoundError) and exc.name == __name__ + "._memhound":
+        msg = "no agent built for Python %s (%s) in '%s'; build it with: " \
+              "make agent PYTHON=%s" % (_python_version(), exe, here, exe)
+    else:
+        msg = "cannot load the agent for Python %s (%s): %s; rebuild it with: " \
+              "make agent PYTHON=%s" % (_python_version(), exe, exc, exe)
+    raise AgentNotAvailableError(msg, name=__name__ + "._memhound") from exc
+
+
+def _expand(template, pid):
+    """Expands %p to the pid and %% to %; returns (path, had_pid)."""
+    if "%" not in template:
+        return template, False
+    out = []
+    had_pid = False
+    i = 0
+    n = len(template)
+    while i < n:
+        c = template[i]
+        if c == "%" and i + 1 < n and template[i + 1] in "p%":
+            if template[i + 1] == "p":
+                out.append(str(pid))
+                had_pid = True
+            else:
+                out.append("%")
+            i += 2
+        else:
+            out.append(c)
+            i += 1
+    return "".join(out), had_pid
+
+
+def _with_pid(path, pid):
+    """'out/memhound.mhc' -> 'out/memhound.<pid>.mhc'."""
+    head, tail = os.path.split(path)
+    root, ext = os.path.splitext(tail)
+    return os.path.join(head, "%s.%d%s" % (root, pid, ext))
+
+
+def _first_to_claim(registry):
+    """Under `memhound run`, true for the one process that gets a template
+    without %p as it is; the claim is an O_EXCL file next to the registry,
+    so two processes starting together cannot both win."""
+    if not registry:
+        return True
+    try:
+        fd = os.open(registry + ".first", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except OSError:
+        return False
+    os.close(fd)
+    return True
+
+
+def _register(pid, path):
+    """Tells `memhound run` about a capture ('' = could not record)."""
+    registry = os.environ.get("MEMHOUND_REGISTRY")
+    if not registry:
+        return
+    line = ("%d\t%s\n" % (pid, path)).encode("utf-8", "surrogateescape")
+    try:
+        fd = os.open(registry, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    except OSError:
+        return  # `run` is gone (the program outlived it); nobody to tell
+    try:
+        os.write(fd, line)  # one write: O_APPEND keeps lines whole
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _warn(msg):
+    try:
+        sys.stderr.write("memhound: %s\n" % msg)
+        sys.stderr.flush()
+    except Exception:
+        pass
+
+
+def _argv():
+    argv = getattr(sys, "orig_argv", None)  # 3.10+
+    if argv:
+        return list(argv)
+    try:
+        with open("/proc/self/cmdline", "rb") as f:
+            raw = f.read()
+        return [os.fsdecode(a) for a in raw.split(b"\0")[:-1]]
+    except OSError:
+        return [sys.executable] + list(sys.argv)
+
+
+def _lib_prefixes():
+    """Directories whose code is not the user's own: the standard library
+    and every site-packages/dist-packages. What sysconfig.get_paths() calls
+    stdlib/platstdlib/purelib/platlib is taken from sysconfig when it is
+    already loaded, else from cheaper sources that name the same
+    directories (importing sysconfig costs milliseconds per process)."""
+    import site  # imported at startup already, unless python -S
+
+    dirs = []
+    sc = sys.modules.get("sysconfig")
+    if sc is not None:
+        try:
+            paths = sc.get_paths()
+            dirs.extend(paths.get(k) for k in ("stdlib", "platstdlib", "purelib", "platlib"))
+        except Exception:
+            pass
+    dirs.append(os.path.dirname(os.__file__))  # stdlib
+    for entry in sys.path:
+        base = os.path.basename(entry)
+        if base == "lib-dynload":  # platstdlib's extension modules
+            dirs.append(os.path.dirname(entry))
+            dirs.append(entry)
+        elif base in ("site-packages", "dist-packages"):
+            dirs.append(entry)
+    try:
+        dirs.extend(site.getsitepackages())
+    except Exception:  # some virtualenv versions ship an older site.py
+        pass
+    try:
+        dirs.append(site.getusersitepackages())
+    except Exception:
+        pass
+    seen = set()
+    out = []
+    for d in dirs:
+        if not d:
+            continue
+        real = os.path.realpath(d)
+        if real not in seen:
+            seen.add(real)
+            out.append(real)
+    return out
+
+
+def start(path=DEFAULT_PATH, mode="sample", sample_interval=None, max_depth=128):
+    """Starts recording this process into the capture `path`.
+
+    `%p` in `path` is the pid. A forked child records into a capture of its
+    own: `%p` gives it its own name; without `%p`, `.<pid>` goes before the
+    extension. mode="sample" records a sample every `sample_interval`
+    bytes on average (the agent's default when None); mode="trace" records
+    every allocation. Returns the capture's path. Stopped at exit.
+
+    Raises AgentNotAvailableError (an ImportError) when no agent is built
+    for this interpreter, RuntimeError when already recording, OSError when
+    the file cannot be created, ValueError/TypeError for bad arguments.
+    """
+    return _start(path, mode, sample_interval, max_depth, registry=None)
+
+
+def _start(path, mode, sample_interval, max_depth, registry):
+    global _state
+    agent = _agent()
+    if mode not in _MODES:
+        raise ValueError("mode must be 'sample' or 'trace', not %r" % (mode,))
+    template = os.fsdecode(os.fspath(path))
+    if not template:
+        raise ValueError("path must not be empty")
+    kwargs = {"mode": _MODES[mode]}
+    if sample_interval is not None:
+        if not isinstance(sample_interval, int) or isinstance(sample_interval, bool):
+            raise TypeError("sample_interval must be an int, not %s"
+                            % type(sample_interval).__name__)
+        if sample_interval < 1:
+            raise ValueError("sample_interval must be at least 1 byte, not %d" % sample_interval)
+        kwargs["interval"] = sample_interval
+    if max_depth is not None:
+        if not isinstance(max_depth, int) or isinstance(max_depth, bool):
+            raise TypeError("max_depth must be an int, not %s" % type(max_depth).__name__)
+        if max_depth < 1:
+            raise ValueError("max_depth must be at least 1, not %d" % max_depth)
+        kwargs["max_depth"] = max_depth
+    if _state is not None and agent.stats().get("active"):
+        raise RuntimeError("memhound is already recording into '%s'" % _state.path)
+
+    # Absolute, so a forked child that has changed directory still writes
+    # next to its parent's capture.
+    template = os.path.abspath(template)
+    pid = os.getpid()
+    resolved, has_pid = _expand(template, pid)
+    if not has_pid and registry is not None and not _first_to_claim(registry):
+        resolved = _with_pid(resolved, pid)
+    kwargs["argv"] = _argv()
+    kwargs["lib_prefixes"] = _lib_prefixes()
+    kwargs["sys_path"] = [p for p in sys.path if isinstance(p, str)]
+    agent.start(resolved, **kwargs)
+    _state = _State(template, has_pid, resolved, pid)
+    _install_hooks()
+    _register(pid, resolved)
+    return resolved
+
+
+def _start_from_environ():
+    """Starts recording as `memhound run` asked through the environment
+    (docs/architecture.md). Does nothing without MEMHOUND_OUTPUT, or when
+    this process records already."""
+    env = os.environ
+    template = env.get("MEMHOUND_OUTPUT")
+    if not template or _state is not None:
+        return None
+    mode = env.get("MEMHOUND_MODE") or "sample"
+    interval = _env_int("MEMHOUND_INTERVAL")
+    depth = _env_int("MEMHOUND_MAX_DEPTH")
+    return _start(template, mode, interval, depth if depth is not None else 128,
+                  registry=env.get("MEMHOUND_REGISTRY") or "")
+
+
+def _env_int(name):
+    value = os.environ.get(name)
+    if not value:
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        raise ValueError("%s=%r is not a whole number" % (name, value)) from None
+
+
+def _install_hooks():
+    global _hooks_installed
+    if _hooks_installed:
+        return
+    import atexit
+
+    atexit.register(_stop_at_exit)
+    os.register_at_fork(after_in_child=_after_fork_child)
+    _hooks_installed = True
+
+
+def _after_fork_child():
+    # Runs in every forked child, also in ones that never return to
+    # Python code; it must not raise, and must not break the child.
+    global _state
+    st = _state
+    if st is None:
+        return
+    pid = os.getpid()
+    try:
+        path, _ = _expand(st.template, pid)
+        if not st.has_pid:
+            path = _with_pid(path, pid)
+        _memhound.after_fork_child(path, st.pid)
+        st.path = path
+        st.pid = pid
+        _register(pid, path)
+    except BaseException as exc:
+        _state = None
+        _warn("cannot record forked process %d: %s" % (pid, exc))
+        _register(pid, "")
+
+
+def _stop_at_exit():
+    try:
+        stop()
+    except BaseException as exc:
+        _warn("cannot finish the capture: %s" % (exc,))
+
+
+def stop():
+    """Stops recording and completes the capture. Does nothing when not
+    recording."""
+    global _state
+    _state = None
+    if _memhound is not None:
+        _memhound.stop()
+
+
+def flush():
+    """Writes what is buffered to the capture now. Does nothing when not
+    recording, so it can stay in the code."""
+    if _state is not None:
+        _memhound.flush()
+
+
+def mark(text):
+    """Writes a marker (e.g. "request 1000 done") into the capture; reports
+    can show it on the timeline. Does nothing when not recording."""
+    if not isinstance(text, str):
+        raise TypeError("mark() needs a str, not %s" % type(text).__name__)
+    if _state is not None:
+        _memhound.mark(text)
+
+
+def stats():
+    """The agent's counters, as a dict: active, mode, interval, path, pid,
+    samples, frees, dropped, live_bytes, stacks, tracker_bytes."""
+    return dict(_agent().stats())
+
+
+def is_active():
+    """Whether this process is recording now."""
+    if _memhound is None:
+        return False
+    return bool(_memhound.stats().get("active"))

@@ -1,0 +1,922 @@
+/* `memhound run [options] -- COMMAND...`: runs a program with memhound's
+ * bootstrap first on PYTHONPATH, so every Python process it starts records
+ * into its own capture, without editing the program.
+ *
+ * run and the Python side meet only through the environment
+ * (docs/architecture.md). Each Python process appends "pid\tpath\n" to the
+ * registry file when its capture opens, or "pid\t\n" when the agent could
+ * not start there (it has printed why), so run can name the captures
+ * afterwards, or say plainly that none appeared.
+ *
+ * run is transparent otherwise: the child shares our stdin/stdout/stderr
+ * and process group, its exit status becomes ours, its death by a signal
+ * becomes ours, and signals sent to us with kill(2) are passed on. */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "../util/buf.h"
+#include "../util/mem.h"
+#include "../util/msg.h"
+#include "cli.h"
+
+#define DEFAULT_OUTPUT "memhound.%p.mhc"
+#define MAX_INTERVAL (UINT64_C(1) << 40)
+/* The agent's MH_MAX_DEPTH_LIMIT (src/agent/tracker.h): checked here too,
+ * so a bad value fails once, not in every Python process. */
+#define MAX_DEPTH 256
+/* A registry line per Python process; even a pre-fork server recycling
+ * workers for days stays far below this. */
+#define REGISTRY_MAX (64u << 20)
+
+struct run_opts {
+    const char *output;
+    int trace_all;
+    uint64_t interval; /* 0: the agent's default */
+    long max_depth;    /* 0: the agent's default */
+    int quiet;
+    char **command; /* NULL-terminated, points into argv */
+};
+
+struct capture {
+    long pid;
+    const char *path; /* points into the registry text; "" = agent failed */
+    size_t order;
+};
+
+/* Signals sent to memhound with kill(2) that the child should get too. */
+static const int forwarded[] = {SIGTERM, SIGHUP,  SIGINT,   SIGQUIT,
+                                SIGUSR1, SIGUSR2, SIGWINCH, SIGCONT};
+#define N_FORWARDED (sizeof(forwarded) / sizeof(forwarded[0]))
+
+/* The child the handler forwards to; 0 before fork. A signal handler can
+ * reach nothing else, hence a file-level variable. Written once by the
+ * main thread while the forwarded signals are blocked. */
+static volatile sig_atomic_t child_pid;
+
+static void
+usage(FILE *out)
+{
+    fprintf(
+        out,
+        "usage: memhound run [options] [--] COMMAND [ARGS...]\n"
+        "\n"
+        "Runs COMMAND; every Python process it starts (subprocesses and\n"
+        "forked children too) records its allocations into a capture.\n"
+        "\n"
+        "  -o, --output PATH        capture path; %%p is the pid\n"
+        "                           (default %s)\n"
+        "      --trace-all          record every allocation, exactly\n"
+        "      --sample-interval N  mean bytes between samples (512k, 1m)\n"
+        "      --max-depth N        Python frames kept per stack\n"
+        "  -q, --quiet              do not list the captures at the end\n"
+        "  -h, --help               show this help\n"
+        "\n"
+        "The exit status is COMMAND's.\n",
+        DEFAULT_OUTPUT);
+}
+
+/* Parses "4096", "512k", "1m", "2G", "64KiB" (binary multiples). */
+static int
+parse_size(const char *s, uint64_t *out)
+{
+    if (*s < '0' || *s > '9')
+        return MH_EINVAL;
+    errno = 0;
+    char *end;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno)
+        return MH_EINVAL;
+    uint64_t mult = 1;
+    switch (*end) {
+    case 'k':
+    case 'K':
+        mult = UINT64_C(1) << 10;
+        end++;
+        break;
+    case 'm':
+    case 'M':
+        mult = UINT64_C(1) << 20;
+        end++;
+        break;
+    case 'g':
+    case 'G':
+        mult = UINT64_C(1) << 30;
+        end++;
+        break;
+    }
+    if (mult > 1 && *end == 'i')
+        end++;
+    if (*end == 'b' || *end == 'B')
+        end++;
+    if (*end || v == 0 || v > MAX_INTERVAL / mult)
+        return MH_EINVAL;
+    *out = (uint64_t)v * mult;
+    return MH_OK;
+}
+
+/* Matches argv[*i] against -s / --long, in the forms "-sVAL", "-s VAL",
+ * "--long=VAL" and "--long VAL". Returns 1 and sets *val on a match, 0
+ * when it is another option, -1 when the value is missing. */
+static int
+take_value(int argc, char **argv, int *i, const char *s, const char *lng,
+           const char **val)
+{
+    const char *a = argv[*i];
+    size_t n = strlen(lng);
+    if (s && a[0] == '-' && a[1] == s[1] && a[1] != '-') {
+        if (a[2]) {
+            *val = a + 2;
+            return 1;
+        }
+    } else if (!strncmp(a, lng, n) && a[n] == '=') {
+        *val = a + n + 1;
+        return 1;
+    } else if (strcmp(a, lng)) {
+        return 0;
+    }
+    if (*i + 1 >= argc)
+        return -1;
+    *val = argv[++*i];
+    return 1;
+}
+
+static int
+parse_args(int argc, char **argv, struct run_opts *o)
+{
+    memset(o, 0, sizeof(*o));
+    o->output = DEFAULT_OUTPUT;
+    int i;
+    for (i = 1; i < argc; i++) {
+        const char *a = argv[i], *val = NULL;
+        int r;
+        if (!strcmp(a, "--")) {
+            i++;
+            break;
+        }
+        if (a[0] != '-' || !a[1])
+            break; /* the command starts here */
+        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+            usage(stdout);
+            exit(MH_EXIT_OK);
+        } else if (!strcmp(a, "-q") || !strcmp(a, "--quiet")) {
+            o->quiet = 1;
+        } else if (!strcmp(a, "--trace-all")) {
+            o->trace_all = 1;
+        } else if ((r = take_value(argc, argv, &i, "-o", "--output", &val))) {
+            if (r < 0 || !*val)
+                goto missing;
+            o->output = val;
+        } else if ((r = take_value(argc, argv, &i, NULL, "--sample-interval",
+                                   &val))) {
+            if (r < 0)
+                goto missing;
+            if (parse_size(val, &o->interval)) {
+                mh_errorf("invalid --sample-interval '%s': expected bytes "
+                          "such as 4096, 512k or 1m",
+                          val);
+                return MH_EXIT_USAGE;
+            }
+        } else if ((r = take_value(argc, argv, &i, NULL, "--max-depth",
+                                   &val))) {
+            if (r < 0)
+                goto missing;
+            char *end;
+            errno = 0;
+            long d = strtol(val, &end, 10);
+            if (errno || *end || end == val || d < 1 || d > MAX_DEPTH) {
+                mh_errorf("invalid --max-depth '%s': expected 1 to %d", val,
+                          MAX_DEPTH);
+                return MH_EXIT_USAGE;
+            }
+            o->max_depth = d;
+        } else {
+            mh_errorf("unknown option '%s' for run; see 'memhound run "
+                      "--help'",
+                      a);
+            return MH_EXIT_USAGE;
+        }
+        continue;
+    missing:
+        mh_errorf("option '%s' needs a value", a);
+        return MH_EXIT_USAGE;
+    }
+    if (i >= argc) {
+        mh_errorf("run needs a command, e.g. 'memhound run -- python3 "
+                  "app.py'");
+        usage(stderr);
+        return MH_EXIT_USAGE;
+    }
+    if (o->trace_all && o->interval)
+        mh_warnf("--sample-interval has no effect with --trace-all");
+    o->command = argv + i;
+    return MH_EXIT_OK;
+}
+
+/* The caller owns the absolute path returned (mh_free). */
+static char *
+absolute_path(const char *path)
+{
+    if (path[0] == '/')
+        return mh_strndup(path, strlen(path));
+    char cwd[PATH_MAX];
+    if (!getcwd(cwd, sizeof(cwd)))
+        return NULL;
+    struct mh_buf b;
+    mh_buf_init(&b, 2 * PATH_MAX);
+    const char *rel = path;
+    while (rel[0] == '.' && rel[1] == '/')
+        rel += 2;
+    if (mh_buf_printf(&b, "%s%s%s", cwd, strcmp(cwd, "/") ? "/" : "", rel) ||
+        mh_buf_put_u8(&b, 0)) {
+        mh_buf_release(&b);
+        return NULL;
+    }
+    size_t len;
+    return (char *)mh_buf_take(&b, &len);
+}
+
+/* Fails early, before the target runs, when no capture could be written
+ * where asked. Directories named after the pid cannot be checked. */
+static int
+check_output_dir(const char *abs)
+{
+    const char *slash = strrchr(abs, '/');
+    char dir[PATH_MAX];
+    size_t n = (size_t)(slash - abs);
+    if (n == 0)
+        n = 1;
+    if (n >= sizeof(dir))
+        return MH_OK;
+    memcpy(dir, abs, n);
+    dir[n] = '\0';
+    if (strstr(dir, "%p"))
+        return MH_OK;
+    if (access(dir, W_OK | X_OK)) {
+        mh_errorf("cannot write captures in '%s': %s", dir, strerror(errno));
+        return MH_EIO;
+    }
+    return MH_OK;
+}
+
+static int
+set_env(const char *name, const char *value)
+{
+    if (setenv(name, value, 1)) {
+        mh_errorf("cannot set %s: %s", name, strerror(errno));
+        return MH_EIO;
+    }
+    return MH_OK;
+}
+
+static int
+prepare_env(const struct run_opts *o, const char *pydir, const char *output,
+            const char *registry)
+{
+    struct mh_buf b;
+    mh_buf_init(&b, 1u << 20);
+    const char *old = getenv("PYTHONPATH");
+    int rc = mh_buf_printf(&b, "%s/bootstrap:%s%s%s", pydir, pydir,
+                           old && *old ? ":" : "", old && *old ? old : "");
+    if (!rc)
+        rc = mh_buf_put_u8(&b, 0);
+    if (rc) {
+        mh_errorf("cannot build PYTHONPATH: %s", mh_strerror(rc));
+        mh_buf_release(&b);
+        return rc;
+    }
+    rc = set_env("PYTHONPATH", (const char *)b.data);
+    mh_buf_release(&b);
+    if (rc)
+        return rc;
+
+    char num[32];
+    if ((rc = set_env("MEMHOUND_OUTPUT", output)) ||
+        (rc = set_env("MEMHOUND_MODE", o->trace_all ? "trace" : "sample")) ||
+        (rc = set_env("MEMHOUND_REGISTRY", registry)))
+        return rc;
+    /* Unset, the agent's defaults apply; an inherited value must not. */
+    if (o->interval) {
+        snprintf(num, sizeof(num), "%llu", (unsigned long long)o->interval);
+        if ((rc = set_env("MEMHOUND_INTERVAL", num)))
+            return rc;
+    } else {
+        unsetenv("MEMHOUND_INTERVAL");
+    }
+    if (o->max_depth) {
+        snprintf(num, sizeof(num), "%ld", o->max_depth);
+        if ((rc = set_env("MEMHOUND_MAX_DEPTH", num)))
+            return rc;
+    } else {
+        unsetenv("MEMHOUND_MAX_DEPTH");
+    }
+    return MH_OK;
+}
+
+/* Creates a private directory holding an empty registry file. The caller
+ * owns both strings (mh_free) and removes the directory with
+ * remove_tmpdir(). */
+static int
+make_registry(char **dir_out, char **file_out)
+{
+    const char *tmp = getenv("TMPDIR");
+    if (!tmp || !*tmp)
+        tmp = "/tmp";
+    char dir[PATH_MAX], file[PATH_MAX + 16];
+    int n = snprintf(dir, sizeof(dir), "%s/memhound-run.XXXXXX", tmp);
+    if (n < 0 || (size_t)n >= sizeof(dir)) {
+        mh_errorf("TMPDIR '%s' is too long", tmp);
+        return MH_EINVAL;
+    }
+    if (!mkdtemp(dir)) { /* mkdtemp makes it 0700 */
+        mh_errorf("cannot create a temporary directory in '%s': %s", tmp,
+                  strerror(errno));
+        return MH_EIO;
+    }
+    snprintf(file, sizeof(file), "%s/registry", dir);
+    int fd = open(file, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        mh_errorf("cannot create '%s': %s", file, strerror(errno));
+        rmdir(dir);
+        return MH_EIO;
+    }
+    close(fd);
+    *dir_out = mh_strndup(dir, strlen(dir));
+    *file_out = mh_strndup(file, strlen(file));
+    if (!*dir_out || !*file_out) {
+        unlink(file);
+        rmdir(dir);
+        mh_free(*dir_out);
+        mh_free(*file_out);
+        mh_errorf("out of memory");
+        return MH_ENOMEM;
+    }
+    return MH_OK;
+}
+
+/* The directory is ours (0700, made by make_registry) and flat: the
+ * registry plus whatever claim files the Python side left. */
+static void
+remove_tmpdir(const char *dir)
+{
+    DIR *d = opendir(dir);
+    if (d) {
+        struct dirent *e;
+        while ((e = readdir(d))) {
+            if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
+                continue;
+            unlinkat(dirfd(d), e->d_name, 0);
+        }
+        closedir(d);
+    }
+    if (rmdir(dir) && errno != ENOENT)
+        mh_warnf("cannot remove '%s': %s", dir, strerror(errno));
+}
+
+static void
+forward_signal(int sig, siginfo_t *si, void *ctx)
+{
+    (void)ctx;
+    int saved = errno;
+    pid_t pid = (pid_t)child_pid;
+    /* si_code <= 0 means a process sent it (kill, sigqueue, tgkill);
+     * signals from the terminal (SI_KERNEL) went to the whole foreground
+     * process group, the child included, and must not arrive twice. One
+     * the child sent us is not bounced back. */
+    if (pid > 0 && si->si_code <= 0 && si->si_pid != pid)
+        kill(pid, sig);
+    errno = saved;
+}
+
+/* Signals memhound was started with ignored stay ignored, in memhound and
+ * in the command (nohup, `cmd &` in a script); for the others
+ * installed[i] is set and a handler forwards them. */
+static int
+install_forwarding(int *installed)
+{
+    struct sigaction sa, old;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_sigaction = forward_signal;
+    sa.sa_flags = SA_SIGINFO | SA_RESTART;
+    sigfillset(&sa.sa_mask);
+    for (size_t i = 0; i < N_FORWARDED; i++) {
+        installed[i] = 0;
+        if (sigaction(forwarded[i], NULL, &old) == 0 &&
+            !(old.sa_flags & SA_SIGINFO) && old.sa_handler == SIG_IGN)
+            continue;
+        if (sigaction(forwarded[i], &sa, NULL)) {
+            mh_errorf("cannot handle signal %d: %s", forwarded[i],
+                      strerror(errno));
+            return MH_EIO;
+        }
+        installed[i] = 1;
+    }
+    return MH_OK;
+}
+
+/* In the child between fork and exec: default dispositions first, so a
+ * signal forwarded before exec acts as it would on the command, then the
+ * mask memhound started with. Reports exec's errno through `errfd`. */
+static void
+exec_child(char **command, const int *installed, const sigset_t *mask,
+           int errfd)
+{
+    for (size_t i = 0; i < N_FORWARDED; i++)
+        if (installed[i])
+            signal(forwarded[i], SIG_DFL);
+    sigprocmask(SIG_SETMASK, mask, NULL);
+    execvp(command[0], command);
+    int err = errno;
+    ssize_t w;
+    do
+        w = write(errfd, &err, sizeof(err));
+    while (w < 0 && errno == EINTR);
+    _exit(err == ENOENT || err == ENOTDIR ? 127 : 126);
+}
+
+/* Forks and runs the command; returns its wait status in *status and
+ * exec's errno in *exec_err (0 when it ran). */
+static int
+run_child(char **command, int *status, int *exec_err)
+{
+    sigset_t block, old;
+    sigemptyset(&block);
+    for (size_t i = 0; i < N_FORWARDED; i++)
+        sigaddset(&block, forwarded[i]);
+    sigprocmask(SIG_BLOCK, &block, &old);
+    int installed[N_FORWARDED];
+    if (install_forwarding(installed))
+        return MH_EIO;
+
+    int pfd[2];
+    if (pipe2(pfd, O_CLOEXEC)) {
+        mh_errorf("cannot create a pipe: %s", strerror(errno));
+        return MH_EIO;
+    }
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid < 0) {
+        mh_errorf("cannot fork: %s", strerror(errno));
+        close(pfd[0]);
+        close(pfd[1]);
+        return MH_EIO;
+    }
+    if (pid == 0) {
+        close(pfd[0]);
+        exec_child(command, installed, &old, pfd[1]);
+    }
+    child_pid = pid;
+    /* A reader of our stderr that went away must not cost the cleanup
+     * and the command's exit status; the command keeps its own SIGPIPE. */
+    signal(SIGPIPE, SIG_IGN);
+    sigprocmask(SIG_SETMASK, &old, NULL);
+    close(pfd[1]);
+
+    *exec_err = 0;
+    ssize_t r;
+    do
+        r = read(pfd[0], exec_err, sizeof(*exec_err));
+    while (r < 0 && errno == EINTR);
+    if (r != (ssize_t)sizeof(*exec_err))
+        *exec_err = 0;
+    close(pfd[0]);
+
+    while (waitpid(pid, status, 0) < 0) {
+        if (errno != EINTR) {
+            mh_errorf("cannot wait for '%s': %s", command[0], strerror(errno));
+            return MH_EIO;
+        }
+    }
+    return MH_OK;
+}
+
+/* The caller owns the text in *b. */
+static int
+read_registry(const char *path, struct mh_buf *b)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return MH_EIO;
+    for (;;) {
+        int rc = mh_buf_grow(b, 65536);
+        if (rc) {
+            close(fd);
+            return rc;
+        }
+        ssize_t n = read(fd, b->data + b->len, b->cap - b->len);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            close(fd);
+            return MH_EIO;
+        }
+        if (n == 0)
+            break;
+        b->len += (size_t)n;
+    }
+    close(fd);
+    return mh_buf_put_u8(b, 0);
+}
+
+/* Splits the registry text in place into entries, in order of arrival;
+ * malformed lines (a writer killed mid-line) are skipped. The caller
+ * frees *out (mh_free). */
+static int
+parse_registry(char *text, struct capture **out, size_t *n_out)
+{
+    size_t cap = 1;
+    for (const char *p = text; *p; p++)
+        cap += *p == '\n';
+    struct capture *c = mh_calloc(cap, sizeof(*c));
+    if (!c)
+        return MH_ENOMEM;
+    size_t n = 0;
+    char *line = text;
+    while (*line && n < cap) {
+        char *nl = strchr(line, '\n');
+        char *next = nl ? nl + 1 : line + strlen(line);
+        if (nl)
+            *nl = '\0';
+        char *tab = strchr(line, '\t');
+        char *end;
+        long pid = strtol(line, &end, 10);
+        if (tab && end == tab && pid > 0 && (!tab[1] || tab[1] == '/')) {
+            c[n].pid = pid;
+            c[n].path = tab + 1;
+            c[n].order = n;
+            n++;
+        }
+        line = next;
+    }
+    *out = c;
+    *n_out = n;
+    return MH_OK;
+}
+
+static int
+by_path_then_order(const void *a, const void *b)
+{
+    const struct capture *x = a, *y = b;
+    int c = strcmp(x->path, y->path);
+    if (c)
+        return c;
+    return x->order < y->order ? -1 : x->order > y->order;
+}
+
+static int
+by_order(const void *a, const void *b)
+{
+    const struct capture *x = a, *y = b;
+    return x->order < y->order ? -1 : x->order > y->order;
+}
+
+/* One entry per capture path, the last process to claim it winning (a
+ * process that exec'd Python again reopens the same file); failures stay,
+ * one per process. Keeps the order of arrival. */
+static size_t
+dedupe(struct capture *c, size_t n)
+{
+    if (n < 2)
+        return n;
+    qsort(c, n, sizeof(*c), by_path_then_order);
+    size_t m = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (m && c[i].path[0] && !strcmp(c[m - 1].path, c[i].path))
+            c[m - 1] = c[i];
+        else
+            c[m++] = c[i];
+    }
+    qsort(c, m, sizeof(*c), by_order);
+    return m;
+}
+
+/* Paths under the current directory are shown relative to it. */
+static const char *
+display_path(const char *path, const char *cwd)
+{
+    size_t n = strlen(cwd);
+    if (n > 1 && !strncmp(path, cwd, n) && path[n] == '/')
+        return path + n + 1;
+    return path;
+}
+
+/* Prints a word so a POSIX shell reads it back unchanged. */
+static void
+print_shell_word(FILE *out, const char *s)
+{
+    int plain = *s != '\0';
+    for (const char *p = s; *p && plain; p++)
+        plain = strchr("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                       "0123456789_-./,:+=@%",
+                       *p) != NULL;
+    if (plain) {
+        fputs(s, out);
+        return;
+    }
+    fputc('\'', out);
+    for (const char *p = s; *p; p++) {
+        if (*p == '\'')
+            fputs("'\\''", out);
+        else
+            fputc(*p, out);
+    }
+    fputc('\'', out);
+}
+
+/* How to spell this program in the suggested report command. */
+static const char *
+self_name(void)
+{
+    const char *me = program_invocation_name;
+    return me && strchr(me, '/') ? me : "memhound";
+}
+
+/* Looks for what keeps a Python program from loading the bootstrap:
+ * -I/-E (PYTHONPATH ignored) or -S (no site module), on a python command
+ * line or in a script's #! line. Returns the flag letter or 0. */
+static int
+python_flag_in(char **args)
+{
+    for (; *args; args++) {
+        const char *a = *args;
+        if (a[0] != '-' || !a[1] || a[1] == '-')
+            return 0;
+        for (const char *p = a + 1; *p; p++) {
+            if (*p == 'I' || *p == 'E' || *p == 'S')
+                return *p;
+            if (strchr("cmWX", *p)) {
+                if (*p == 'c' || *p == 'm')
+                    return 0;
+                if (!p[1])
+                    args++; /* its value is the next word */
+                break;
+            }
+        }
+        if (!*args)
+            return 0;
+    }
+    return 0;
+}
+
+static int
+is_python_name(const char *path)
+{
+    const char *base = strrchr(path, '/');
+    base = base ? base + 1 : path;
+    return !strncmp(base, "python", 6);
+}
+
+/* Splits a #! line of the script `cmd` (searched on PATH) into words in
+ * `words` (at most max - 1, NULL-terminated); 0 when it has none. */
+static int
+shebang_words(const char *cmd, char *line, size_t size, char **words,
+              size_t max)
+{
+    char path[PATH_MAX];
+    if (strchr(cmd, '/')) {
+        snprintf(path, sizeof(path), "%s", cmd);
+    } else {
+        const char *env = getenv("PATH");
+        const char *p = env ? env : "/usr/bin:/bin";
+        path[0] = '\0';
+        while (*p) {
+            const char *colon = strchrnul(p, ':');
+            int n = snprintf(path, sizeof(path), "%.*s/%s", (int)(colon - p),
+                             p, cmd);
+            if (n > 0 && (size_t)n < sizeof(path) && !access(path, X_OK))
+                break;
+            path[0] = '\0';
+            p = *colon ? colon + 1 : colon;
+        }
+        if (!path[0])
+            return 0;
+    }
+    FILE *f = fopen(path, "re");
+    if (!f)
+        return 0;
+    int ok = fgets(line, (int)size, f) && line[0] == '#' && line[1] == '!';
+    fclose(f);
+    if (!ok)
+        return 0;
+    size_t n = 0;
+    char *p = line + 2;
+    while (n + 1 < max) {
+        p += strspn(p, " \t");
+        if (!*p || *p == '\n' || *p == '\r')
+            break;
+        words[n++] = p;
+        p += strcspn(p, " \t\r\n");
+        if (*p)
+            *p++ = '\0';
+    }
+    words[n] = NULL;
+    return n > 0;
+}
+
+static void
+explain_no_python(char **command)
+{
+    const char *cmd = command[0];
+    int flag = 0;
+    if (is_python_name(cmd)) {
+        flag = python_flag_in(command + 1);
+    } else {
+        char line[512], *words[16];
+        if (shebang_words(cmd, line, sizeof(line), words, 16)) {
+            char **w = words;
+            const char *base = strrchr(w[0], '/');
+            if (!strcmp(base ? base + 1 : w[0], "env") && w[1]) {
+                w++;
+                if (!strcmp(w[0], "-S") && w[1]) /* env -S "python3 -I" */
+                    w++;
+            }
+            if (is_python_name(w[0]))
+                flag = python_flag_in(w + 1);
+        }
+    }
+    if (flag == 'S')
+        mh_errorf("no Python process reported in: '%s' runs Python with "
+                  "-S, which skips the site module and so memhound's "
+                  "sitecustomize; nothing was recorded",
+                  cmd);
+    else if (flag)
+        mh_errorf("no Python process reported in: '%s' runs Python with "
+                  "-%c, which ignores PYTHONPATH and so memhound's "
+                  "sitecustomize; nothing was recorded",
+                  cmd, flag);
+    else
+        mh_errorf("no Python process reported in: '%s' is not a Python "
+                  "program, or it ran Python with -I, -E or -S (which skip "
+                  "sitecustomize), or with PYTHONPATH replaced; nothing was "
+                  "recorded",
+                  cmd);
+}
+
+/* Tells the user which captures appeared and how to read them. */
+static void
+summarize(const struct run_opts *o, const char *registry)
+{
+    struct mh_buf b;
+    mh_buf_init(&b, REGISTRY_MAX);
+    struct capture *caps = NULL;
+    size_t n = 0;
+    int rc = read_registry(registry, &b);
+    if (rc == MH_EIO) {
+        mh_warnf("cannot read '%s': %s; the captures cannot be listed",
+                 registry, strerror(errno));
+        goto cleanup;
+    }
+    if (!rc)
+        rc = parse_registry((char *)b.data, &caps, &n);
+    if (rc) {
+        mh_warnf("cannot list the captures: %s", mh_strerror(rc));
+        goto cleanup;
+    }
+    n = dedupe(caps, n);
+
+    char cwd[PATH_MAX];
+    if (!getcwd(cwd, sizeof(cwd)))
+        cwd[0] = '\0';
+    size_t written = 0, failed = 0;
+    for (size_t i = 0; i < n; i++) {
+        struct stat st;
+        if (!caps[i].path[0]) {
+            failed++;
+            continue;
+        }
+        if (stat(caps[i].path, &st)) {
+            mh_warnf("capture '%s' (pid %ld) is gone: %s",
+                     display_path(caps[i].path, cwd), caps[i].pid,
+                     strerror(errno));
+            caps[i].path = "";
+            continue;
+        }
+        written++;
+        if (!o->quiet)
+            fprintf(stderr, "memhound: wrote capture '%s' (pid %ld)\n",
+                    display_path(caps[i].path, cwd), caps[i].pid);
+    }
+    if (failed && written)
+        mh_warnf("%zu Python process%s ran unrecorded (see the memhound "
+                 "message%s above)",
+                 failed, failed > 1 ? "es" : "", failed > 1 ? "s" : "");
+    else if (failed)
+        mh_errorf("no capture written: %zu Python process%s could not start "
+                  "recording (see above)",
+                  failed, failed > 1 ? "es" : "");
+    else if (!written && !n)
+        explain_no_python(o->command);
+
+    if (written && !o->quiet) {
+        fprintf(stderr, "memhound: to see what grew: %s report", self_name());
+        for (size_t i = 0; i < n; i++)
+            if (caps[i].path[0]) {
+                fputc(' ', stderr);
+                print_shell_word(stderr, display_path(caps[i].path, cwd));
+            }
+        fputc('\n', stderr);
+    }
+cleanup:
+    mh_free(caps);
+    mh_buf_release(&b);
+}
+
+/* Ends memhound the way the child ended, so the shell sees the same. */
+static int
+pass_status(int status)
+{
+    if (WIFEXITED(status))
+        return WEXITSTATUS(status);
+    if (!WIFSIGNALED(status))
+        return MH_EXIT_FAIL;
+    int sig = WTERMSIG(status);
+    /* The child dumped core already, if it was going to; a core of
+     * memhound would only mislead. */
+    struct rlimit none = {0, 0};
+    setrlimit(RLIMIT_CORE, &none);
+    signal(sig, SIG_DFL);
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, sig);
+    sigprocmask(SIG_UNBLOCK, &set, NULL);
+    fflush(NULL);
+    raise(sig);
+    return 128 + sig; /* the signal did not end us after all */
+}
+
+int
+mh_cmd_run(int argc, char **argv)
+{
+    struct run_opts o;
+    int rc = parse_args(argc, argv, &o);
+    if (rc)
+        return rc;
+
+    char *pydir = mh_cli_python_dir();
+    if (!pydir) {
+        const char *env = getenv("MEMHOUND_PYTHONPATH");
+        if (env && *env)
+            mh_errorf("MEMHOUND_PYTHONPATH '%s' holds no memhound package "
+                      "(memhound/__init__.py)",
+                      env);
+        else
+            mh_errorf("cannot find memhound's Python files next to this "
+                      "binary (python/ or ../lib/memhound/python); run "
+                      "'make python' or set MEMHOUND_PYTHONPATH");
+        return MH_EXIT_FAIL;
+    }
+
+    int status = 0, exec_err = 0, exit_code = MH_EXIT_FAIL;
+    char *output = NULL, *tmpdir = NULL, *registry = NULL;
+    char probe[PATH_MAX];
+    snprintf(probe, sizeof(probe), "%s/bootstrap/sitecustomize.py", pydir);
+    if (access(probe, R_OK)) {
+        mh_errorf("cannot read '%s': %s; run 'make python'", probe,
+                  strerror(errno));
+        goto cleanup;
+    }
+    output = absolute_path(o.output);
+    if (!output) {
+        mh_errorf("cannot resolve '%s': %s", o.output, strerror(errno));
+        goto cleanup;
+    }
+    if (check_output_dir(output) || make_registry(&tmpdir, &registry))
+        goto cleanup;
+    if (prepare_env(&o, pydir, output, registry) ||
+        run_child(o.command, &status, &exec_err))
+        goto cleanup;
+
+    if (exec_err) {
+        /* A shell's words: a bare name is looked up on PATH. */
+        mh_errorf("cannot run '%s': %s", o.command[0],
+                  exec_err == ENOENT && !strchr(o.command[0], '/')
+                      ? "command not found"
+                      : strerror(exec_err));
+        exit_code = exec_err == ENOENT || exec_err == ENOTDIR ? 127 : 126;
+        goto cleanup;
+    }
+    summarize(&o, registry);
+    remove_tmpdir(tmpdir);
+    mh_free(tmpdir);
+    tmpdir = NULL;
+    exit_code = pass_status(status);
+
+cleanup:
+    if (tmpdir)
+        remove_tmpdir(tmpdir);
+    mh_free(tmpdir);
+    mh_free(registry);
+    mh_free(output);
+    mh_free(pydir);
+    return exit_code;
+}
