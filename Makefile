@@ -104,10 +104,11 @@ asan:
 
 FUZZ_SECONDS ?= 30
 fuzz:
-	@mkdir -p $(BUILD)/fuzz
+	@mkdir -p $(BUILD)/fuzz/corpus
 	clang -g -O1 -fsanitize=fuzzer,address,undefined $(WARN) -Wno-error \
 	  fuzz/fuzz_capture.c $(UTIL_SRC) $(FORMAT_SRC) -o $(BUILD)/fuzz/fuzz_capture $(LIBS)
-	$(BUILD)/fuzz/fuzz_capture -max_total_time=$(FUZZ_SECONDS) tests/data $(BUILD)/fuzz
+	# new inputs go to the first directory: keep them out of tests/data
+	$(BUILD)/fuzz/fuzz_capture -max_total_time=$(FUZZ_SECONDS) $(BUILD)/fuzz/corpus tests/data
 
 format:
 	clang-format -i $(wildcard src/*/*.c src/*/*.h tests/c/*.c tests/c/*.h fuzz/*.c)

@@ -145,6 +145,18 @@ write_chunk(void)
 
 /* ---- resolving stacks (GIL held) ---- */
 
+/* Length of s cut to the format's string limit, on a UTF-8 boundary. */
+static size_t
+capped_len(const char *s, size_t n)
+{
+    if (n <= MH_CAP_STR_MAX)
+        return n;
+    n = MH_CAP_STR_MAX;
+    while (n > 0 && ((unsigned char)s[n] & 0xC0) == 0x80)
+        n--;
+    return n;
+}
+
 static uint32_t
 string_id(PyObject *s)
 {
@@ -161,7 +173,7 @@ string_id(PyObject *s)
         n = 1;
     }
     uint32_t sid = ++w.next_string;
-    if (mh_cap_put_string(&w.chunk, sid, u, (size_t)n) ||
+    if (mh_cap_put_string(&w.chunk, sid, u, capped_len(u, (size_t)n)) ||
         mh_addrmap_put(&w.strs, (uintptr_t)s, sid))
         return 0;
     return sid;
@@ -248,6 +260,9 @@ flush_locked(void)
             mh_buf_reset(&w.spare);
         }
     }
+    /* Definitions and records may not fit one chunk together. */
+    if (w.chunk.len && w.spare.len > w.chunk.max - w.chunk.len)
+        write_chunk();
     if (w.spare.len && mh_buf_put(&w.chunk, w.spare.data, w.spare.len))
         __atomic_fetch_add(&mh_tracker.dropped, 1, __ATOMIC_RELAXED);
     mh_buf_reset(&w.spare);
@@ -415,7 +430,7 @@ copy_header(const struct mh_writer_header *h)
 static struct mh_str
 hstr(const char *s)
 {
-    return (struct mh_str){s, strlen(s)};
+    return (struct mh_str){s, capped_len(s, strlen(s))};
 }
 
 /* Opens the file and writes magic + HEADER; w.hdr_strs must be set. */

@@ -14,6 +14,13 @@
 #include "../util/msg.h"
 #include "capture.h"
 
+/* Bytes of tables (strings, code, frames, stacks, id maps) one reader may
+ * hold; a file that needs more fails with MH_ETOOBIG. The spec's limits
+ * bound each record, this bounds the sum, so no file can make the reader
+ * allocate without end. The decompressed chunk (at most
+ * MH_CAP_CHUNK_RAW_MAX) comes on top. */
+#define MH_CAP_READER_TABLES_MAX ((size_t)1 << 30)
+
 struct mh_cap_code {
     uint32_t filename; /* string index */
     uint32_t name;     /* string index */
@@ -57,7 +64,8 @@ struct mh_cap_event {
         struct mh_cap_timeline timeline;
         struct {
             uint64_t t_ns;
-            uint32_t kind;
+            uint32_t kind;      /* enum mh_marker_kind; unknown kinds
+                                   arrive as MH_MARK_USER */
             struct mh_str text; /* valid during the visit only */
         } marker;
         struct {
@@ -88,9 +96,9 @@ struct mh_cap_reader {
     uint32_t *stack_frames;
     size_t nstack_frames;
 
-    uint64_t chunks;      /* complete chunks read */
-    int clean_end;        /* an END record was seen */
-    int truncated;        /* the file ends inside a chunk */
+    uint64_t chunks;       /* complete chunks read */
+    int clean_end;         /* an END record was seen */
+    int truncated;         /* the file ends inside a chunk */
     uint64_t truncated_at; /* offset of that chunk; data before it is used */
 
     uint64_t error_offset; /* where the parse failed */
@@ -103,9 +111,10 @@ void mh_cap_reader_init(struct mh_cap_reader *r);
 /* Frees everything the reader holds. */
 void mh_cap_reader_release(struct mh_cap_reader *r);
 
-/* Parses a whole capture. Returns MH_OK (with r->truncated set when the
- * tail was cut), a negative MH_E* code with r->error and r->error_offset
- * set, or the visitor's nonzero return. `visit` may be NULL. */
+/* Parses a whole capture, once per reader. Returns MH_OK (with
+ * r->truncated set when the tail was cut), a negative MH_E* code with
+ * r->error and r->error_offset set, or the visitor's nonzero return.
+ * `visit` may be NULL. */
 int mh_cap_parse(struct mh_cap_reader *r, const uint8_t *buf, size_t len,
                  mh_cap_visit_fn visit, void *ctx) MH_MUST_USE;
 

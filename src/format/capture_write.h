@@ -47,6 +47,11 @@ mh_cap_put_free(struct mh_buf *b, struct mh_cap_enc *e, uint64_t addr)
     return rc;
 }
 
+/* The encoders below return MH_EINVAL for what a reader would reject: an
+ * id of 0, a reference to id 0, a string over MH_CAP_STR_MAX (the agent
+ * truncates long argv entries and paths itself), a stack depth outside
+ * 1..MH_CAP_DEPTH_MAX. */
+
 /* Magic, version and flags: the first 12 bytes of a capture file. */
 int mh_cap_put_file_header(struct mh_buf *b) MH_MUST_USE;
 int mh_cap_put_header(struct mh_buf *b,
@@ -69,7 +74,9 @@ int mh_cap_put_end(struct mh_buf *b, uint64_t t_ns, uint64_t samples,
 /* Appends `payload` to `out` framed as one chunk. With zstd_level > 0 the
  * payload is compressed when that makes it smaller; `scratch` is reused
  * between calls for the compressed bytes (release it with
- * mh_buf_release()). */
+ * mh_buf_release(); give it a max of at least MH_CAP_CHUNK_MAX). When
+ * compression fails for any reason (memory, scratch cap) the chunk is
+ * stored instead. MH_ETOOBIG: the payload cannot fit a chunk. */
 int mh_cap_chunk_seal(struct mh_buf *out, const uint8_t *payload, size_t n,
                       int zstd_level, struct mh_buf *scratch) MH_MUST_USE;
 

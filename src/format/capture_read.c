@@ -1,0 +1,1025 @@
+/* Parsing a capture (docs/capture-format.md) from a buffer.
+ *
+ * The input may be hostile (a fuzzer, a corrupt disk), so every length is
+ * checked against what is left before it is used, every loop consumes at
+ * least one byte, and everything the reader keeps counts against
+ * MH_CAP_READER_TABLES_MAX: a file can make the reader fail, never make it
+ * allocate without end.
+ *
+ * The ALLOC and FREE records are nearly all of a trace-all capture (tens
+ * of millions of them), so they are decoded inline with a varint decoder
+ * that skips bounds checks when ten bytes are left, and the last stack
+ * looked up is remembered (consecutive samples often share it). */
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#define ZSTD_STATIC_LINKING_ONLY /* ZSTD_createDCtx_advanced */
+#include <zstd.h>
+#include <zstd_errors.h>
+
+#include "../util/buf.h"
+#include "../util/mem.h"
+#include "capture_read.h"
+
+#define LIKELY(x) __builtin_expect(!!(x), 1)
+#define UNLIKELY(x) __builtin_expect(!!(x), 0)
+
+/* Maps a file's ids (positive, sparse, 64-bit) to dense indices: open
+ * addressing with linear probing, key 0 marking an empty slot. */
+struct idmap {
+    uint64_t *keys;
+    uint32_t *vals;
+    unsigned bits; /* 1 << bits slots; 0 = nothing allocated */
+    uint32_t count;
+};
+
+/* Strings live in blocks that never move, so pointers handed out stay
+ * valid while more strings arrive. */
+struct arena_block {
+    struct arena_block *next;
+    size_t used, cap;
+    char data[];
+};
+
+#define ARENA_BLOCK (256u << 10)
+
+struct mh_cap_reader_priv {
+    struct idmap strings, codes, frames, stacks;
+    size_t strings_cap, codes_cap, frames_cap, stacks_cap, stack_frames_cap;
+    struct arena_block *arena;
+    size_t mem; /* bytes held in tables, against MH_CAP_READER_TABLES_MAX */
+    struct mh_str *lists[3]; /* the header's argv, lib prefixes, sys.path */
+    uint8_t *raw; /* a decompressed payload, reused between chunks */
+    size_t raw_cap;
+    ZSTD_DCtx *dctx;
+};
+
+/* State of one mh_cap_parse() call. */
+struct parser {
+    struct mh_cap_reader *r;
+    struct mh_cap_reader_priv *pv;
+    mh_cap_visit_fn visit;
+    void *ctx;
+    uint64_t chunk_off;     /* file offset of the chunk being parsed */
+    const uint8_t *payload; /* its payload, decompressed */
+    int compressed;
+    uint64_t last_stack_id; /* a one-entry cache for ALLOC's stack */
+    uint32_t last_stack_idx;
+};
+
+void
+mh_cap_reader_init(struct mh_cap_reader *r)
+{
+    memset(r, 0, sizeof(*r));
+}
+
+static void
+idmap_release(struct idmap *m)
+{
+    mh_free(m->keys);
+    mh_free(m->vals);
+    memset(m, 0, sizeof(*m));
+}
+
+static void
+zstd_free(void *opaque, void *p)
+{
+    (void)opaque;
+    mh_free(p);
+}
+
+static void *
+zstd_alloc(void *opaque, size_t size)
+{
+    (void)opaque;
+    return mh_malloc(size);
+}
+
+void
+mh_cap_reader_release(struct mh_cap_reader *r)
+{
+    struct mh_cap_reader_priv *pv = r->priv;
+    if (pv) {
+        idmap_release(&pv->strings);
+        idmap_release(&pv->codes);
+        idmap_release(&pv->frames);
+        idmap_release(&pv->stacks);
+        for (struct arena_block *b = pv->arena, *next; b; b = next) {
+            next = b->next;
+            mh_free(b);
+        }
+        for (int i = 0; i < 3; i++)
+            mh_free(pv->lists[i]);
+        mh_free(pv->raw);
+        ZSTD_freeDCtx(pv->dctx);
+        mh_free(pv);
+    }
+    mh_free(r->strings);
+    mh_free(r->codes);
+    mh_free(r->frames);
+    mh_free(r->stacks);
+    mh_free(r->stack_frames);
+    mh_cap_reader_init(r);
+}
+
+/* --- errors --------------------------------------------------------- */
+
+static int MH_PRINTF(4, 5)
+    fail(struct parser *ps, int code, uint64_t off, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(ps->r->error, sizeof(ps->r->error), fmt, ap);
+    va_end(ap);
+    ps->r->error_offset = off;
+    return code;
+}
+
+/* "chunk at offset C: record 0xTT at offset O <why>"; inside a compressed
+ * chunk the record's place is given within the decompressed payload and
+ * the error offset is the chunk's. */
+static int MH_PRINTF(5, 6)
+    rec_fail(struct parser *ps, int code, const uint8_t *rec, uint8_t tag,
+             const char *fmt, ...)
+{
+    char why[120];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(why, sizeof(why), fmt, ap);
+    va_end(ap);
+    unsigned long long pos = (unsigned long long)(rec - ps->payload);
+    unsigned long long coff = (unsigned long long)ps->chunk_off;
+    if (ps->compressed)
+        return fail(ps, code, ps->chunk_off,
+                    "chunk at offset %llu: record 0x%02x at byte %llu of "
+                    "the decompressed payload %s",
+                    coff, tag, pos, why);
+    uint64_t off = ps->chunk_off + MH_CAP_CHUNK_HEADER_LEN + pos;
+    return fail(ps, code, off,
+                "chunk at offset %llu: record 0x%02x at offset %llu %s", coff,
+                tag, (unsigned long long)off, why);
+}
+
+/* A field could not be read: `rc` from the varint decoder. */
+static int
+field_fail(struct parser *ps, int rc, const uint8_t *rec, uint8_t tag,
+           int sized)
+{
+    if (rc == MH_EFORMAT)
+        return rec_fail(ps, MH_EFORMAT, rec, tag,
+                        "has a varint longer than 64 bits");
+    if (sized)
+        return rec_fail(ps, MH_EFORMAT, rec, tag,
+                        "is shorter than its fields");
+    return rec_fail(ps, MH_EFORMAT, rec, tag,
+                    "runs past the end of its chunk");
+}
+
+static int
+store_fail(struct parser *ps, int rc, const uint8_t *rec, uint8_t tag)
+{
+    if (rc == MH_ENOMEM)
+        return rec_fail(ps, rc, rec, tag, "cannot be stored: out of memory");
+    return rec_fail(ps, rc, rec, tag,
+                    "cannot be stored: the reader's tables would pass "
+                    "%zu MiB",
+                    MH_CAP_READER_TABLES_MAX >> 20);
+}
+
+/* --- varints -------------------------------------------------------- */
+
+static int
+rd_uv_slow(const uint8_t **pp, const uint8_t *end, uint64_t *v)
+{
+    struct mh_cursor c;
+    mh_cursor_init(&c, *pp, (size_t)(end - *pp));
+    int rc = mh_cursor_uvarint(&c, v);
+    if (rc == MH_OK)
+        *pp = c.p;
+    return rc;
+}
+
+static inline int
+rd_uv(const uint8_t **pp, const uint8_t *end, uint64_t *v)
+{
+    const uint8_t *p = *pp;
+    if (LIKELY(end - p >= 10)) {
+        uint64_t x = 0;
+        for (unsigned shift = 0; shift < 63; shift += 7) {
+            uint8_t b = *p++;
+            x |= (uint64_t)(b & 0x7f) << shift;
+            if (!(b & 0x80)) {
+                *v = x;
+                *pp = p;
+                return MH_OK;
+            }
+        }
+        if (*p > 1)
+            return MH_EFORMAT;
+        *v = x | ((uint64_t)*p << 63);
+        *pp = p + 1;
+        return MH_OK;
+    }
+    return rd_uv_slow(pp, end, v);
+}
+
+/* --- tables --------------------------------------------------------- */
+
+/* Makes room for `need` elements of `elem` bytes in *arr (capacity
+ * *cap), charging the growth to the reader's budget. */
+static int
+grow_array(struct mh_cap_reader_priv *pv, void **arr, size_t *cap, size_t need,
+           size_t elem)
+{
+    if (need <= *cap)
+        return MH_OK;
+    if (need > MH_CAP_READER_TABLES_MAX / elem)
+        return MH_ETOOBIG;
+    size_t ncap = *cap ? *cap : 64;
+    while (ncap < need)
+        ncap *= 2;
+    if (ncap > MH_CAP_READER_TABLES_MAX / elem)
+        ncap = need;
+    size_t add = (ncap - *cap) * elem;
+    if (add > MH_CAP_READER_TABLES_MAX - pv->mem)
+        return MH_ETOOBIG;
+    void *p = mh_realloc(*arr, ncap * elem);
+    if (!p)
+        return MH_ENOMEM;
+    *arr = p;
+    *cap = ncap;
+    pv->mem += add;
+    return MH_OK;
+}
+
+static inline size_t
+idmap_slot(uint64_t key, unsigned bits)
+{
+    return (size_t)((key * 0x9E3779B97F4A7C15ull) >> (64 - bits));
+}
+
+/* The index of `key`, or 0 when it is not defined. */
+static inline uint32_t
+idmap_get(const struct idmap *m, uint64_t key)
+{
+    if (!m->bits || key == 0)
+        return 0;
+    size_t mask = ((size_t)1 << m->bits) - 1;
+    for (size_t i = idmap_slot(key, m->bits);; i = (i + 1) & mask) {
+        if (m->keys[i] == key)
+            return m->vals[i];
+        if (m->keys[i] == 0)
+            return 0;
+    }
+}
+
+static void
+idmap_place(uint64_t *keys, uint32_t *vals, unsigned bits, uint64_t key,
+            uint32_t val)
+{
+    size_t mask = ((size_t)1 << bits) - 1;
+    size_t i = idmap_slot(key, bits);
+    while (keys[i])
+        i = (i + 1) & mask;
+    keys[i] = key;
+    vals[i] = val;
+}
+
+/* Adds key -> val; the caller has checked that key is new and nonzero. */
+static int
+idmap_put(struct mh_cap_reader_priv *pv, struct idmap *m, uint64_t key,
+          uint32_t val)
+{
+    if ((size_t)(m->count + 1) * 2 > ((size_t)1 << m->bits) || !m->bits) {
+        unsigned bits = m->bits ? m->bits + 1 : 6;
+        size_t slots = (size_t)1 << bits;
+        size_t bytes = slots * (sizeof(uint64_t) + sizeof(uint32_t));
+        size_t old = m->bits ? ((size_t)1 << m->bits) *
+                                   (sizeof(uint64_t) + sizeof(uint32_t))
+                             : 0;
+        if (bytes - old > MH_CAP_READER_TABLES_MAX - pv->mem)
+            return MH_ETOOBIG;
+        uint64_t *keys = mh_calloc(slots, sizeof(uint64_t));
+        uint32_t *vals = mh_malloc(slots * sizeof(uint32_t));
+        if (!keys || !vals) {
+            mh_free(keys);
+            mh_free(vals);
+            return MH_ENOMEM;
+        }
+        if (m->bits)
+            for (size_t i = 0; i < ((size_t)1 << m->bits); i++)
+                if (m->keys[i])
+                    idmap_place(keys, vals, bits, m->keys[i], m->vals[i]);
+        mh_free(m->keys);
+        mh_free(m->vals);
+        m->keys = keys;
+        m->vals = vals;
+        m->bits = bits;
+        pv->mem += bytes - old;
+    }
+    idmap_place(m->keys, m->vals, m->bits, key, val);
+    m->count++;
+    return MH_OK;
+}
+
+/* Copies a string into the arena, NUL-terminated; the copy lives as long
+ * as the reader. Strings are at most MH_CAP_STR_MAX, so one always fits
+ * a fresh block. */
+static int
+arena_str(struct mh_cap_reader_priv *pv, const char *s, size_t n,
+          struct mh_str *out)
+{
+    _Static_assert(MH_CAP_STR_MAX < ARENA_BLOCK, "a string fits a block");
+    struct arena_block *b = pv->arena;
+    if (!b || b->cap - b->used < n + 1) {
+        size_t bytes = sizeof(*b) + ARENA_BLOCK;
+        if (bytes > MH_CAP_READER_TABLES_MAX - pv->mem)
+            return MH_ETOOBIG;
+        b = mh_malloc(bytes);
+        if (!b)
+            return MH_ENOMEM;
+        b->used = 0;
+        b->cap = ARENA_BLOCK;
+        b->next = pv->arena;
+        pv->arena = b;
+        pv->mem += bytes;
+    }
+    char *p = b->data + b->used;
+    if (n)
+        memcpy(p, s, n);
+    p[n] = '\0';
+    b->used += n + 1;
+    out->s = p;
+    out->n = n;
+    return MH_OK;
+}
+
+/* --- records -------------------------------------------------------- */
+
+/* Field readers for the record parsers below: on failure they return from
+ * the enclosing function with the error. They use `ps`, `rec`, `tag`. */
+#define FIELD(q, end, v)                                                      \
+    do {                                                                      \
+        int rc_ = rd_uv(&(q), (end), (v));                                    \
+        if (UNLIKELY(rc_))                                                    \
+            return field_fail(ps, rc_, rec, tag, 1);                          \
+    } while (0)
+
+#define FIELD32(q, end, v, what)                                              \
+    do {                                                                      \
+        uint64_t x_;                                                          \
+        FIELD(q, end, &x_);                                                   \
+        if (x_ > UINT32_MAX)                                                  \
+            return rec_fail(ps, MH_EFORMAT, rec, tag,                         \
+                            "has %s %llu, over 32 bits", (what),              \
+                            (unsigned long long)x_);                          \
+        *(v) = (uint32_t)x_;                                                  \
+    } while (0)
+
+static int
+field_str(struct parser *ps, const uint8_t **q, const uint8_t *end,
+          const uint8_t *rec, uint8_t tag, const char **s, size_t *n)
+{
+    uint64_t len;
+    FIELD(*q, end, &len);
+    if (len > MH_CAP_STR_MAX)
+        return rec_fail(ps, MH_EFORMAT, rec, tag,
+                        "has a string of %llu bytes, over the %u KiB limit",
+                        (unsigned long long)len, MH_CAP_STR_MAX >> 10);
+    if (len > (uint64_t)(end - *q))
+        return field_fail(ps, MH_ETRUNC, rec, tag, 1);
+    *s = (const char *)*q;
+    *n = (size_t)len;
+    *q += len;
+    return MH_OK;
+}
+
+#define FIELD_STR(q, end, s, n)                                               \
+    do {                                                                      \
+        int rc_ = field_str(ps, &(q), (end), rec, tag, (s), (n));             \
+        if (rc_)                                                              \
+            return rc_;                                                       \
+    } while (0)
+
+/* A new id of one kind: positive, not seen before, within the count
+ * limit. */
+static int
+check_new_id(struct parser *ps, const struct idmap *m, uint64_t id,
+             const char *kind, const uint8_t *rec, uint8_t tag)
+{
+    if (id == 0)
+        return rec_fail(ps, MH_EFORMAT, rec, tag,
+                        "defines %s id 0 (ids start at 1)", kind);
+    if (idmap_get(m, id))
+        return rec_fail(ps, MH_EFORMAT, rec, tag, "defines %s %llu twice",
+                        kind, (unsigned long long)id);
+    if (m->count >= MH_CAP_ID_MAX)
+        return rec_fail(ps, MH_ETOOBIG, rec, tag,
+                        "defines more than %u %s ids", MH_CAP_ID_MAX, kind);
+    return MH_OK;
+}
+
+/* Looks up a reference to an id that must be defined. */
+#define REF(m, id, out, kind)                                                 \
+    do {                                                                      \
+        *(out) = idmap_get((m), (id));                                        \
+        if (!*(out))                                                          \
+            return rec_fail(ps, MH_EFORMAT, rec, tag,                         \
+                            "references undefined %s %llu", (kind),           \
+                            (unsigned long long)(id));                        \
+    } while (0)
+
+static int
+header_list(struct parser *ps, const uint8_t **q, const uint8_t *end,
+            const uint8_t *rec, uint8_t tag, int which, uint32_t *count,
+            const struct mh_str **out)
+{
+    struct mh_cap_reader_priv *pv = ps->pv;
+    uint64_t n;
+    FIELD(*q, end, &n);
+    /* Each entry takes at least a byte: this bounds the allocation by
+     * the record's own size. */
+    if (n > (uint64_t)(end - *q))
+        return field_fail(ps, MH_ETRUNC, rec, tag, 1);
+    *count = (uint32_t)n;
+    *out = NULL;
+    if (n == 0)
+        return MH_OK;
+    size_t cap = 0;
+    int rc = grow_array(pv, (void **)&pv->lists[which], &cap, (size_t)n,
+                        sizeof(struct mh_str));
+    if (rc)
+        return store_fail(ps, rc, rec, tag);
+    for (uint64_t i = 0; i < n; i++) {
+        const char *s;
+        size_t len;
+        FIELD_STR(*q, end, &s, &len);
+        rc = arena_str(pv, s, len, &pv->lists[which][i]);
+        if (rc)
+            return store_fail(ps, rc, rec, tag);
+    }
+    *out = pv->lists[which];
+    return MH_OK;
+}
+
+static int
+parse_header(struct parser *ps, const uint8_t *rec, uint8_t tag,
+             const uint8_t *q, const uint8_t *end)
+{
+    struct mh_cap_reader *r = ps->r;
+    struct mh_cap_header h;
+    memset(&h, 0, sizeof(h));
+    const char *s;
+    size_t n;
+    FIELD(q, end, &h.pid);
+    FIELD(q, end, &h.ppid);
+    FIELD(q, end, &h.start_ns);
+    FIELD32(q, end, &h.mode, "mode");
+    FIELD(q, end, &h.interval);
+    FIELD32(q, end, &h.max_depth, "max_depth");
+    FIELD(q, end, &h.fork_parent);
+    if (h.mode != MH_MODE_SAMPLE && h.mode != MH_MODE_TRACE)
+        return rec_fail(ps, MH_EFORMAT, rec, tag, "has unknown mode %u",
+                        h.mode);
+    if (h.mode == MH_MODE_SAMPLE && h.interval == 0)
+        return rec_fail(ps, MH_EFORMAT, rec, tag,
+                        "is in sampling mode with a sample interval of 0");
+    int rc;
+    FIELD_STR(q, end, &s, &n);
+    if ((rc = arena_str(ps->pv, s, n, &h.python)))
+        return store_fail(ps, rc, rec, tag);
+    FIELD_STR(q, end, &s, &n);
+    if ((rc = arena_str(ps->pv, s, n, &h.executable)))
+        return store_fail(ps, rc, rec, tag);
+    if ((rc = header_list(ps, &q, end, rec, tag, 0, &h.argc, &h.argv)))
+        return rc;
+    if ((rc = header_list(ps, &q, end, rec, tag, 1, &h.nlib, &h.lib_prefixes)))
+        return rc;
+    if ((rc = header_list(ps, &q, end, rec, tag, 2, &h.npath, &h.sys_path)))
+        return rc;
+    r->header = h;
+    r->have_header = 1;
+    return MH_OK;
+}
+
+static int
+parse_string(struct parser *ps, const uint8_t *rec, uint8_t tag,
+             const uint8_t *q, const uint8_t *end)
+{
+    struct mh_cap_reader *r = ps->r;
+    struct mh_cap_reader_priv *pv = ps->pv;
+    uint64_t id;
+    const char *s;
+    size_t n;
+    FIELD(q, end, &id);
+    FIELD_STR(q, end, &s, &n);
+    int rc = check_new_id(ps, &pv->strings, id, "string", rec, tag);
+    if (rc)
+        return rc;
+    rc = grow_array(pv, (void **)&r->strings, &pv->strings_cap,
+                    (size_t)r->nstrings + 1, sizeof(*r->strings));
+    if (rc == MH_OK)
+        rc = arena_str(pv, s, n, &r->strings[r->nstrings]);
+    if (rc == MH_OK)
+        rc = idmap_put(pv, &pv->strings, id, r->nstrings);
+    if (rc)
+        return store_fail(ps, rc, rec, tag);
+    r->nstrings++;
+    return MH_OK;
+}
+
+static int
+parse_code(struct parser *ps, const uint8_t *rec, uint8_t tag,
+           const uint8_t *q, const uint8_t *end)
+{
+    struct mh_cap_reader *r = ps->r;
+    struct mh_cap_reader_priv *pv = ps->pv;
+    uint64_t id, filename, name;
+    struct mh_cap_code c;
+    FIELD(q, end, &id);
+    FIELD(q, end, &filename);
+    FIELD(q, end, &name);
+    FIELD32(q, end, &c.firstlineno, "firstlineno");
+    int rc = check_new_id(ps, &pv->codes, id, "code", rec, tag);
+    if (rc)
+        return rc;
+    REF(&pv->strings, filename, &c.filename, "string");
+    REF(&pv->strings, name, &c.name, "string");
+    rc = grow_array(pv, (void **)&r->codes, &pv->codes_cap,
+                    (size_t)r->ncodes + 1, sizeof(*r->codes));
+    if (rc == MH_OK)
+        rc = idmap_put(pv, &pv->codes, id, r->ncodes);
+    if (rc)
+        return store_fail(ps, rc, rec, tag);
+    r->codes[r->ncodes++] = c;
+    return MH_OK;
+}
+
+static int
+parse_frame(struct parser *ps, const uint8_t *rec, uint8_t tag,
+            const uint8_t *q, const uint8_t *end)
+{
+    struct mh_cap_reader *r = ps->r;
+    struct mh_cap_reader_priv *pv = ps->pv;
+    uint64_t id, code;
+    struct mh_cap_frame f;
+    FIELD(q, end, &id);
+    FIELD(q, end, &code);
+    FIELD32(q, end, &f.line, "line");
+    FIELD32(q, end, &f.offset, "offset");
+    int rc = check_new_id(ps, &pv->frames, id, "frame", rec, tag);
+    if (rc)
+        return rc;
+    REF(&pv->codes, code, &f.code, "code");
+    rc = grow_array(pv, (void **)&r->frames, &pv->frames_cap,
+                    (size_t)r->nframes + 1, sizeof(*r->frames));
+    if (rc == MH_OK)
+        rc = idmap_put(pv, &pv->frames, id, r->nframes);
+    if (rc)
+        return store_fail(ps, rc, rec, tag);
+    r->frames[r->nframes++] = f;
+    return MH_OK;
+}
+
+static int
+parse_stack(struct parser *ps, const uint8_t *rec, uint8_t tag,
+            const uint8_t *q, const uint8_t *end)
+{
+    struct mh_cap_reader *r = ps->r;
+    struct mh_cap_reader_priv *pv = ps->pv;
+    uint64_t id, depth;
+    FIELD(q, end, &id);
+    FIELD(q, end, &depth);
+    int rc = check_new_id(ps, &pv->stacks, id, "stack", rec, tag);
+    if (rc)
+        return rc;
+    if (depth < 1 || depth > MH_CAP_DEPTH_MAX)
+        return rec_fail(ps, MH_EFORMAT, rec, tag,
+                        "has depth %llu, outside 1..%u",
+                        (unsigned long long)depth, MH_CAP_DEPTH_MAX);
+    rc = grow_array(pv, (void **)&r->stacks, &pv->stacks_cap,
+                    (size_t)r->nstacks + 1, sizeof(*r->stacks));
+    if (rc == MH_OK)
+        rc = grow_array(pv, (void **)&r->stack_frames, &pv->stack_frames_cap,
+                        r->nstack_frames + (size_t)depth,
+                        sizeof(*r->stack_frames));
+    if (rc)
+        return store_fail(ps, rc, rec, tag);
+    /* Written past nstack_frames and committed only when all are good. */
+    uint32_t *out = r->stack_frames + r->nstack_frames;
+    for (uint64_t i = 0; i < depth; i++) {
+        uint64_t fid;
+        FIELD(q, end, &fid);
+        REF(&pv->frames, fid, &out[i], "frame");
+    }
+    rc = idmap_put(pv, &pv->stacks, id, r->nstacks);
+    if (rc)
+        return store_fail(ps, rc, rec, tag);
+    r->stacks[r->nstacks].depth = (uint32_t)depth;
+    r->stacks[r->nstacks].first = (uint32_t)r->nstack_frames;
+    r->nstacks++;
+    r->nstack_frames += (size_t)depth;
+    return MH_OK;
+}
+
+/* The visitor returned rc (nonzero): say so and hand rc back. */
+static int
+visit_stopped(struct parser *ps, int rc, const uint8_t *rec, uint8_t tag)
+{
+    if (rc < 0)
+        return rec_fail(ps, rc, rec, tag, "could not be processed: %s",
+                        mh_strerror(rc));
+    return rec_fail(ps, rc, rec, tag, "stopped the parse");
+}
+
+static int
+visit_event(struct parser *ps, struct mh_cap_event *ev, const uint8_t *rec,
+            uint8_t tag)
+{
+    ev->offset = ps->compressed ? ps->chunk_off
+                                : ps->chunk_off + MH_CAP_CHUNK_HEADER_LEN +
+                                      (uint64_t)(rec - ps->payload);
+    if (!ps->visit)
+        return MH_OK;
+    int rc = ps->visit(ps->ctx, ev);
+    return rc ? visit_stopped(ps, rc, rec, tag) : MH_OK;
+}
+
+static int
+parse_event(struct parser *ps, const uint8_t *rec, uint8_t tag,
+            const uint8_t *q, const uint8_t *end)
+{
+    struct mh_cap_event ev;
+    memset(&ev, 0, sizeof(ev));
+    switch (tag) {
+    case MH_REC_TIMELINE:
+        ev.kind = MH_EV_TIMELINE;
+        FIELD(q, end, &ev.u.timeline.t_ns);
+        FIELD(q, end, &ev.u.timeline.rss);
+        FIELD(q, end, &ev.u.timeline.live);
+        FIELD(q, end, &ev.u.timeline.samples);
+        FIELD(q, end, &ev.u.timeline.frees);
+        FIELD(q, end, &ev.u.timeline.dropped);
+        break;
+    case MH_REC_MARKER: {
+        uint64_t kind;
+        ev.kind = MH_EV_MARKER;
+        FIELD(q, end, &ev.u.marker.t_ns);
+        FIELD(q, end, &kind);
+        FIELD_STR(q, end, &ev.u.marker.text.s, &ev.u.marker.text.n);
+        ev.u.marker.kind =
+            kind > MH_MARK_FORK_CHILD ? MH_MARK_USER : (uint32_t)kind;
+        break;
+    }
+    default: /* MH_REC_END */
+        ev.kind = MH_EV_END;
+        FIELD(q, end, &ev.u.end.t_ns);
+        FIELD(q, end, &ev.u.end.samples);
+        FIELD(q, end, &ev.u.end.frees);
+        FIELD(q, end, &ev.u.end.dropped);
+        ps->r->clean_end = 1;
+        break;
+    }
+    return visit_event(ps, &ev, rec, tag);
+}
+
+/* Parses the records of one chunk's (decompressed) payload. */
+static int
+parse_records(struct parser *ps, const uint8_t *p, size_t n)
+{
+    struct mh_cap_reader *r = ps->r;
+    const uint8_t *end = p + n;
+    uint64_t addr = 0; /* address deltas restart in every chunk */
+    struct mh_cap_event ev;
+    memset(&ev, 0, sizeof(ev));
+    ps->payload = p;
+    while (p < end) {
+        const uint8_t *rec = p;
+        uint8_t tag = *p++;
+        int rc;
+        if (LIKELY(tag >= MH_REC_ALLOC_RAW && tag <= MH_REC_FREE)) {
+            if (UNLIKELY(!r->have_header))
+                return rec_fail(ps, MH_EFORMAT, rec, tag,
+                                "comes before the HEADER record");
+            uint64_t u;
+            if (tag == MH_REC_FREE) {
+                if (UNLIKELY((rc = rd_uv(&p, end, &u))))
+                    return field_fail(ps, rc, rec, tag, 0);
+                addr += (uint64_t)mh_unzigzag(u);
+                ev.kind = MH_EV_FREE;
+                ev.u.free.addr = addr;
+            } else {
+                uint64_t stack, size;
+                if (UNLIKELY((rc = rd_uv(&p, end, &stack))) ||
+                    UNLIKELY((rc = rd_uv(&p, end, &size))) ||
+                    UNLIKELY((rc = rd_uv(&p, end, &u))))
+                    return field_fail(ps, rc, rec, tag, 0);
+                uint32_t sidx = 0;
+                if (stack) {
+                    if (stack == ps->last_stack_id) {
+                        sidx = ps->last_stack_idx;
+                    } else {
+                        sidx = idmap_get(&ps->pv->stacks, stack);
+                        if (UNLIKELY(!sidx))
+                            return rec_fail(ps, MH_EFORMAT, rec, tag,
+                                            "references undefined stack "
+                                            "%llu",
+                                            (unsigned long long)stack);
+                        ps->last_stack_id = stack;
+                        ps->last_stack_idx = sidx;
+                    }
+                }
+                addr += (uint64_t)mh_unzigzag(u);
+                ev.kind = MH_EV_ALLOC;
+                ev.u.alloc.domain = (uint32_t)(tag - MH_REC_ALLOC_RAW);
+                ev.u.alloc.stack = sidx;
+                ev.u.alloc.size = size;
+                ev.u.alloc.addr = addr;
+            }
+            if (ps->visit) {
+                ev.offset = ps->compressed
+                                ? ps->chunk_off
+                                : ps->chunk_off + MH_CAP_CHUNK_HEADER_LEN +
+                                      (uint64_t)(rec - ps->payload);
+                if (UNLIKELY((rc = ps->visit(ps->ctx, &ev))))
+                    return visit_stopped(ps, rc, rec, tag);
+            }
+            continue;
+        }
+        if (tag == 0)
+            return rec_fail(ps, MH_EFORMAT, rec, tag,
+                            "has the invalid tag 0x00");
+        if (tag <= MH_REC_FIXED_LAST)
+            return rec_fail(ps, MH_EFORMAT, rec, tag,
+                            "has an unknown fixed-layout tag, which cannot "
+                            "be skipped");
+        uint64_t blen;
+        if ((rc = rd_uv(&p, end, &blen)))
+            return field_fail(ps, rc, rec, tag, 0);
+        if (blen > (uint64_t)(end - p))
+            return rec_fail(ps, MH_EFORMAT, rec, tag,
+                            "runs past the end of its chunk");
+        const uint8_t *body = p, *bend = p + blen;
+        p = bend;
+        if (tag == MH_REC_HEADER) {
+            if (r->have_header)
+                return rec_fail(ps, MH_EFORMAT, rec, tag,
+                                "is a second HEADER record");
+        } else if (!r->have_header) {
+            return rec_fail(ps, MH_EFORMAT, rec, tag,
+                            "comes before the HEADER record");
+        }
+        switch (tag) {
+        case MH_REC_HEADER:
+            rc = parse_header(ps, rec, tag, body, bend);
+            break;
+        case MH_REC_STRING:
+            rc = parse_string(ps, rec, tag, body, bend);
+            break;
+        case MH_REC_CODE:
+            rc = parse_code(ps, rec, tag, body, bend);
+            break;
+        case MH_REC_FRAME:
+            rc = parse_frame(ps, rec, tag, body, bend);
+            break;
+        case MH_REC_STACK:
+            rc = parse_stack(ps, rec, tag, body, bend);
+            break;
+        case MH_REC_TIMELINE:
+        case MH_REC_MARKER:
+        case MH_REC_END:
+            rc = parse_event(ps, rec, tag, body, bend);
+            break;
+        default:
+            rc = MH_OK; /* a sized record from a newer writer: skipped */
+            break;
+        }
+        if (rc)
+            return rc;
+    }
+    return MH_OK;
+}
+
+/* --- chunks --------------------------------------------------------- */
+
+static uint32_t
+get_u32le(const uint8_t *p)
+{
+    return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) |
+           ((uint32_t)p[3] << 24);
+}
+
+/* Decompresses a compressed chunk payload into pv->raw. */
+static int
+decompress(struct parser *ps, const uint8_t *p, size_t n, size_t *rawlen)
+{
+    struct mh_cap_reader_priv *pv = ps->pv;
+    unsigned long long coff = (unsigned long long)ps->chunk_off;
+    const uint8_t *end = p + n;
+    uint64_t len;
+    if (rd_uv(&p, end, &len))
+        return fail(ps, MH_EFORMAT, ps->chunk_off,
+                    "chunk at offset %llu: compressed payload does not "
+                    "start with its decompressed length",
+                    coff);
+    if (len > MH_CAP_CHUNK_RAW_MAX)
+        return fail(ps, MH_EFORMAT, ps->chunk_off,
+                    "chunk at offset %llu: decompressed length %llu is over "
+                    "the %u MiB limit",
+                    coff, (unsigned long long)len, MH_CAP_CHUNK_RAW_MAX >> 20);
+    size_t zlen = (size_t)(end - p);
+    /* Only a plain zstd frame: no skippable frames, no legacy formats
+     * (their decoders are older code, and not what a writer makes). */
+    static const uint8_t zmagic[4] = {0x28, 0xb5, 0x2f, 0xfd};
+    if (zlen < 4 || memcmp(p, zmagic, 4) != 0)
+        return fail(ps, MH_EFORMAT, ps->chunk_off,
+                    "chunk at offset %llu: compressed payload is not a zstd "
+                    "frame",
+                    coff);
+    size_t fsize = ZSTD_findFrameCompressedSize(p, zlen);
+    if (ZSTD_isError(fsize))
+        return fail(ps, MH_EFORMAT, ps->chunk_off,
+                    "chunk at offset %llu: zstd frame is damaged: %s", coff,
+                    ZSTD_getErrorName(fsize));
+    if (fsize != zlen)
+        return fail(ps, MH_EFORMAT, ps->chunk_off,
+                    "chunk at offset %llu: %zu stray bytes after the zstd "
+                    "frame",
+                    coff, zlen - fsize);
+    unsigned long long content = ZSTD_getFrameContentSize(p, zlen);
+    if (content == ZSTD_CONTENTSIZE_ERROR ||
+        (content != ZSTD_CONTENTSIZE_UNKNOWN && content != len))
+        return fail(ps, MH_EFORMAT, ps->chunk_off,
+                    "chunk at offset %llu: zstd frame does not hold the "
+                    "%llu bytes the chunk declares",
+                    coff, (unsigned long long)len);
+    if (len > pv->raw_cap) {
+        uint8_t *raw = mh_realloc(pv->raw, (size_t)len);
+        if (!raw)
+            return fail(ps, MH_ENOMEM, ps->chunk_off,
+                        "chunk at offset %llu: cannot decompress: out of "
+                        "memory",
+                        coff);
+        pv->raw = raw;
+        pv->raw_cap = (size_t)len;
+    }
+    if (!pv->dctx) {
+        ZSTD_customMem cmem = {zstd_alloc, zstd_free, NULL};
+        pv->dctx = ZSTD_createDCtx_advanced(cmem);
+        if (!pv->dctx)
+            return fail(ps, MH_ENOMEM, ps->chunk_off,
+                        "chunk at offset %llu: cannot decompress: out of "
+                        "memory",
+                        coff);
+    }
+    uint8_t dummy;
+    size_t got = ZSTD_decompressDCtx(pv->dctx, len ? pv->raw : &dummy,
+                                     (size_t)len, p, zlen);
+    if (ZSTD_isError(got)) {
+        int code = ZSTD_getErrorCode(got) == ZSTD_error_memory_allocation
+                       ? MH_ENOMEM
+                       : MH_EFORMAT;
+        return fail(ps, code, ps->chunk_off,
+                    "chunk at offset %llu: cannot decompress: %s", coff,
+                    ZSTD_getErrorName(got));
+    }
+    if (got != len)
+        return fail(ps, MH_EFORMAT, ps->chunk_off,
+                    "chunk at offset %llu: decompressed to %zu bytes, not "
+                    "the %llu the chunk declares",
+                    coff, got, (unsigned long long)len);
+    *rawlen = (size_t)len;
+    return MH_OK;
+}
+
+static int
+parse_file_header(struct parser *ps, const uint8_t *buf, size_t len)
+{
+    size_t m = len < MH_CAP_MAGIC_LEN ? len : MH_CAP_MAGIC_LEN;
+    if (len == 0)
+        return fail(ps, MH_ETRUNC, 0, "capture is empty");
+    if (memcmp(buf, MH_CAP_MAGIC, m) != 0)
+        return fail(ps, MH_EFORMAT, 0,
+                    "not a memhound capture (bad magic at offset 0)");
+    if (len < MH_CAP_FILE_HEADER_LEN)
+        return fail(ps, MH_ETRUNC, len,
+                    "capture ends at offset %zu, inside its %d-byte file "
+                    "header",
+                    len, MH_CAP_FILE_HEADER_LEN);
+    unsigned version = buf[8] | (unsigned)buf[9] << 8;
+    unsigned flags = buf[10] | (unsigned)buf[11] << 8;
+    if (version != MH_CAP_VERSION)
+        return fail(ps, MH_EFORMAT, 8,
+                    "offset 8: unsupported format version %u (this "
+                    "memhound reads version %d)",
+                    version, MH_CAP_VERSION);
+    if (flags != 0)
+        return fail(ps, MH_EFORMAT, 10, "offset 10: unknown file flags 0x%04x",
+                    flags);
+    return MH_OK;
+}
+
+/* The file ends inside the chunk at `off`: what came before it stands. */
+static int
+truncated_at(struct parser *ps, size_t off)
+{
+    ps->r->truncated = 1;
+    ps->r->truncated_at = off;
+    return MH_OK;
+}
+
+static int
+parse_chunks(struct parser *ps, const uint8_t *buf, size_t len)
+{
+    struct mh_cap_reader *r = ps->r;
+    size_t off = MH_CAP_FILE_HEADER_LEN;
+    while (off < len) {
+        const uint8_t *c = buf + off;
+        size_t left = len - off;
+        unsigned long long coff = (unsigned long long)off;
+        if (c[0] != MH_CAP_CHUNK_TAG)
+            return fail(ps, MH_EFORMAT, off,
+                        "offset %llu: expected a chunk (tag 0x%02x), found "
+                        "byte 0x%02x",
+                        coff, MH_CAP_CHUNK_TAG, c[0]);
+        if (left < MH_CAP_CHUNK_HEADER_LEN)
+            return truncated_at(ps, off);
+        uint32_t n = get_u32le(c + 1);
+        uint32_t crc = get_u32le(c + 5);
+        uint8_t flags = c[9];
+        if (n > MH_CAP_CHUNK_MAX)
+            return fail(ps, MH_EFORMAT, off,
+                        "chunk at offset %llu: payload length %u is over "
+                        "the %u MiB limit",
+                        coff, n, MH_CAP_CHUNK_MAX >> 20);
+        if (flags & ~MH_CAP_CHUNK_ZSTD)
+            return fail(ps, MH_EFORMAT, off,
+                        "chunk at offset %llu: unknown chunk flags 0x%02x",
+                        coff, flags);
+        if (n > left - MH_CAP_CHUNK_HEADER_LEN)
+            return truncated_at(ps, off);
+        const uint8_t *payload = c + MH_CAP_CHUNK_HEADER_LEN;
+        uint32_t got = mh_crc32(0, payload, n);
+        if (got != crc)
+            return fail(ps, MH_EFORMAT, off,
+                        "chunk at offset %llu: CRC mismatch (stored 0x%08x, "
+                        "computed 0x%08x): the chunk is corrupt",
+                        coff, crc, got);
+        ps->chunk_off = off;
+        ps->compressed = (flags & MH_CAP_CHUNK_ZSTD) != 0;
+        size_t rawlen = n;
+        int rc;
+        if (ps->compressed) {
+            if ((rc = decompress(ps, payload, n, &rawlen)))
+                return rc;
+            payload = ps->pv->raw;
+        }
+        if (rawlen && (rc = parse_records(ps, payload, rawlen)))
+            return rc;
+        r->chunks++;
+        off += MH_CAP_CHUNK_HEADER_LEN + (size_t)n;
+    }
+    return MH_OK;
+}
+
+int
+mh_cap_parse(struct mh_cap_reader *r, const uint8_t *buf, size_t len,
+             mh_cap_visit_fn visit, void *ctx)
+{
+    struct parser ps;
+    memset(&ps, 0, sizeof(ps));
+    ps.r = r;
+    ps.visit = visit;
+    ps.ctx = ctx;
+    if (r->priv)
+        return fail(&ps, MH_EINVAL, 0,
+                    "a reader parses one capture (this one has parsed one)");
+    if (!buf && len)
+        return fail(&ps, MH_EINVAL, 0, "no buffer to parse");
+    r->priv = ps.pv = mh_calloc(1, sizeof(*ps.pv));
+    if (!ps.pv)
+        return fail(&ps, MH_ENOMEM, 0, "cannot start reading: out of memory");
+    struct mh_cap_reader_priv *pv = ps.pv;
+    /* Index 0 of every table means "none". */
+    if (grow_array(pv, (void **)&r->strings, &pv->strings_cap, 1,
+                   sizeof(*r->strings)) ||
+        grow_array(pv, (void **)&r->codes, &pv->codes_cap, 1,
+                   sizeof(*r->codes)) ||
+        grow_array(pv, (void **)&r->frames, &pv->frames_cap, 1,
+                   sizeof(*r->frames)) ||
+        grow_array(pv, (void **)&r->stacks, &pv->stacks_cap, 1,
+                   sizeof(*r->stacks)))
+        return fail(&ps, MH_ENOMEM, 0, "cannot start reading: out of memory");
+    r->strings[0].s = "";
+    r->strings[0].n = 0;
+    memset(&r->codes[0], 0, sizeof(r->codes[0]));
+    memset(&r->frames[0], 0, sizeof(r->frames[0]));
+    memset(&r->stacks[0], 0, sizeof(r->stacks[0]));
+    r->nstrings = r->ncodes = r->nframes = r->nstacks = 1;
+
+    int rc = parse_file_header(&ps, buf, len);
+    if (rc)
+        return rc;
+    return parse_chunks(&ps, buf, len);
+}

@@ -1,0 +1,349 @@
+/* Encoding capture records and sealing them into chunks
+ * (docs/capture-format.md). The agent is the only user; the hot ALLOC and
+ * FREE encoders are inline in the header, the rest are here.
+ *
+ * A sized record is laid out as tag, body length, body. Each encoder first
+ * computes the body length, reserves the whole record with one
+ * mh_buf_grow(), then writes into the reserved room: so a record is either
+ * appended whole or not at all, without a rollback path. */
+#include <string.h>
+
+#define ZSTD_STATIC_LINKING_ONLY /* ZSTD_createCCtx_advanced: see below */
+#include <zstd.h>
+
+#include "../util/mem.h"
+#include "capture_write.h"
+
+static size_t
+uv_len(uint64_t v)
+{
+    size_t n = 1;
+    while (v >= 0x80) {
+        v >>= 7;
+        n++;
+    }
+    return n;
+}
+
+static size_t
+str_len(size_t n)
+{
+    return uv_len(n) + n;
+}
+
+/* The w_* helpers write into room reserved by record_begin(). */
+static void
+w_u8(struct mh_buf *b, uint8_t v)
+{
+    b->data[b->len++] = v;
+}
+
+static void
+w_uv(struct mh_buf *b, uint64_t v)
+{
+    b->len += mh_uvarint_encode(b->data + b->len, v);
+}
+
+static void
+w_str(struct mh_buf *b, const char *s, size_t n)
+{
+    w_uv(b, n);
+    if (n) {
+        memcpy(b->data + b->len, s, n);
+        b->len += n;
+    }
+}
+
+/* Reserves a whole sized record of `body` bytes and writes its tag and
+ * length; the caller then writes exactly `body` bytes with w_*. */
+static int
+record_begin(struct mh_buf *b, uint8_t tag, size_t body)
+{
+    int rc = mh_buf_grow(b, 1 + uv_len(body) + body);
+    if (rc)
+        return rc;
+    w_u8(b, tag);
+    w_uv(b, body);
+    return MH_OK;
+}
+
+int
+mh_cap_put_file_header(struct mh_buf *b)
+{
+    uint8_t h[MH_CAP_FILE_HEADER_LEN];
+    memcpy(h, MH_CAP_MAGIC, MH_CAP_MAGIC_LEN);
+    h[8] = (uint8_t)MH_CAP_VERSION;
+    h[9] = (uint8_t)(MH_CAP_VERSION >> 8);
+    h[10] = 0; /* flags */
+    h[11] = 0;
+    return mh_buf_put(b, h, sizeof(h));
+}
+
+static int
+strs_len(const struct mh_str *v, uint32_t n, size_t *len)
+{
+    if (n && !v)
+        return MH_EINVAL;
+    *len = uv_len(n);
+    for (uint32_t i = 0; i < n; i++) {
+        if (v[i].n > MH_CAP_STR_MAX || (v[i].n && !v[i].s))
+            return MH_EINVAL;
+        *len += str_len(v[i].n);
+    }
+    return MH_OK;
+}
+
+static void
+w_strs(struct mh_buf *b, const struct mh_str *v, uint32_t n)
+{
+    w_uv(b, n);
+    for (uint32_t i = 0; i < n; i++)
+        w_str(b, v[i].s, v[i].n);
+}
+
+int
+mh_cap_put_header(struct mh_buf *b, const struct mh_cap_header *h)
+{
+    if (h->python.n > MH_CAP_STR_MAX || h->executable.n > MH_CAP_STR_MAX ||
+        (h->python.n && !h->python.s) || (h->executable.n && !h->executable.s))
+        return MH_EINVAL;
+    size_t largv, llib, lpath;
+    int rc = strs_len(h->argv, h->argc, &largv);
+    if (rc == MH_OK)
+        rc = strs_len(h->lib_prefixes, h->nlib, &llib);
+    if (rc == MH_OK)
+        rc = strs_len(h->sys_path, h->npath, &lpath);
+    if (rc)
+        return rc;
+    size_t body = uv_len(h->pid) + uv_len(h->ppid) + uv_len(h->start_ns) +
+                  uv_len(h->mode) + uv_len(h->interval) +
+                  uv_len(h->max_depth) + uv_len(h->fork_parent) +
+                  str_len(h->python.n) + str_len(h->executable.n) + largv +
+                  llib + lpath;
+    rc = record_begin(b, MH_REC_HEADER, body);
+    if (rc)
+        return rc;
+    w_uv(b, h->pid);
+    w_uv(b, h->ppid);
+    w_uv(b, h->start_ns);
+    w_uv(b, h->mode);
+    w_uv(b, h->interval);
+    w_uv(b, h->max_depth);
+    w_uv(b, h->fork_parent);
+    w_str(b, h->python.s, h->python.n);
+    w_str(b, h->executable.s, h->executable.n);
+    w_strs(b, h->argv, h->argc);
+    w_strs(b, h->lib_prefixes, h->nlib);
+    w_strs(b, h->sys_path, h->npath);
+    return MH_OK;
+}
+
+int
+mh_cap_put_string(struct mh_buf *b, uint32_t id, const char *s, size_t n)
+{
+    if (id == 0 || n > MH_CAP_STR_MAX || (n && !s))
+        return MH_EINVAL;
+    int rc = record_begin(b, MH_REC_STRING, uv_len(id) + str_len(n));
+    if (rc)
+        return rc;
+    w_uv(b, id);
+    w_str(b, s, n);
+    return MH_OK;
+}
+
+int
+mh_cap_put_code(struct mh_buf *b, uint32_t id, uint32_t filename,
+                uint32_t name, uint32_t firstlineno)
+{
+    if (id == 0 || filename == 0 || name == 0)
+        return MH_EINVAL;
+    int rc = record_begin(b, MH_REC_CODE,
+                          uv_len(id) + uv_len(filename) + uv_len(name) +
+                              uv_len(firstlineno));
+    if (rc)
+        return rc;
+    w_uv(b, id);
+    w_uv(b, filename);
+    w_uv(b, name);
+    w_uv(b, firstlineno);
+    return MH_OK;
+}
+
+int
+mh_cap_put_frame(struct mh_buf *b, uint32_t id, uint32_t code, uint32_t line,
+                 uint32_t offset)
+{
+    if (id == 0 || code == 0)
+        return MH_EINVAL;
+    int rc = record_begin(b, MH_REC_FRAME,
+                          uv_len(id) + uv_len(code) + uv_len(line) +
+                              uv_len(offset));
+    if (rc)
+        return rc;
+    w_uv(b, id);
+    w_uv(b, code);
+    w_uv(b, line);
+    w_uv(b, offset);
+    return MH_OK;
+}
+
+int
+mh_cap_put_stack(struct mh_buf *b, uint32_t id, uint32_t depth,
+                 const uint32_t *frames)
+{
+    if (id == 0 || depth == 0 || depth > MH_CAP_DEPTH_MAX || !frames)
+        return MH_EINVAL;
+    size_t body = uv_len(id) + uv_len(depth);
+    for (uint32_t i = 0; i < depth; i++) {
+        if (frames[i] == 0)
+            return MH_EINVAL;
+        body += uv_len(frames[i]);
+    }
+    int rc = record_begin(b, MH_REC_STACK, body);
+    if (rc)
+        return rc;
+    w_uv(b, id);
+    w_uv(b, depth);
+    for (uint32_t i = 0; i < depth; i++)
+        w_uv(b, frames[i]);
+    return MH_OK;
+}
+
+int
+mh_cap_put_timeline(struct mh_buf *b, const struct mh_cap_timeline *t)
+{
+    int rc = record_begin(b, MH_REC_TIMELINE,
+                          uv_len(t->t_ns) + uv_len(t->rss) + uv_len(t->live) +
+                              uv_len(t->samples) + uv_len(t->frees) +
+                              uv_len(t->dropped));
+    if (rc)
+        return rc;
+    w_uv(b, t->t_ns);
+    w_uv(b, t->rss);
+    w_uv(b, t->live);
+    w_uv(b, t->samples);
+    w_uv(b, t->frees);
+    w_uv(b, t->dropped);
+    return MH_OK;
+}
+
+int
+mh_cap_put_marker(struct mh_buf *b, uint64_t t_ns, uint32_t kind,
+                  const char *text, size_t n)
+{
+    if (n > MH_CAP_STR_MAX || (n && !text))
+        return MH_EINVAL;
+    int rc = record_begin(b, MH_REC_MARKER,
+                          uv_len(t_ns) + uv_len(kind) + str_len(n));
+    if (rc)
+        return rc;
+    w_uv(b, t_ns);
+    w_uv(b, kind);
+    w_str(b, text, n);
+    return MH_OK;
+}
+
+int
+mh_cap_put_end(struct mh_buf *b, uint64_t t_ns, uint64_t samples,
+               uint64_t frees, uint64_t dropped)
+{
+    int rc = record_begin(b, MH_REC_END,
+                          uv_len(t_ns) + uv_len(samples) + uv_len(frees) +
+                              uv_len(dropped));
+    if (rc)
+        return rc;
+    w_uv(b, t_ns);
+    w_uv(b, samples);
+    w_uv(b, frees);
+    w_uv(b, dropped);
+    return MH_OK;
+}
+
+/* zstd allocates through memhound's allocator, so inside the target it
+ * never touches the hooked Python allocators and tests can make it fail.
+ * This needs zstd's advanced API (stable in practice, exported by the
+ * shared library since 1.4). */
+static void *
+zstd_alloc(void *opaque, size_t size)
+{
+    (void)opaque;
+    return mh_malloc(size);
+}
+
+static void
+zstd_free(void *opaque, void *p)
+{
+    (void)opaque;
+    mh_free(p);
+}
+
+/* Compresses payload into scratch as the compressed form of a chunk
+ * payload (uvarint raw length, one zstd frame) when that is smaller than
+ * n and fits a chunk. Returns the length, or 0 to store the payload as it
+ * is: compression only saves space, so any failure here falls back to a
+ * stored chunk rather than losing data. */
+static size_t
+compress_payload(const uint8_t *payload, size_t n, int level,
+                 struct mh_buf *scratch)
+{
+    size_t room = n - 1; /* the result must be smaller than n */
+    if (room > MH_CAP_CHUNK_MAX)
+        room = MH_CAP_CHUNK_MAX;
+    size_t hdr = uv_len(n);
+    if (room <= hdr)
+        return 0;
+    mh_buf_reset(scratch);
+    if (mh_buf_grow(scratch, room) != MH_OK)
+        return 0;
+    ZSTD_customMem cmem = {zstd_alloc, zstd_free, NULL};
+    ZSTD_CCtx *cctx = ZSTD_createCCtx_advanced(cmem);
+    if (!cctx)
+        return 0;
+    if (level > ZSTD_maxCLevel())
+        level = ZSTD_maxCLevel();
+    size_t z = ZSTD_compressCCtx(cctx, scratch->data + hdr, room - hdr,
+                                 payload, n, level);
+    ZSTD_freeCCtx(cctx);
+    if (ZSTD_isError(z))
+        return 0; /* including "did not fit": not smaller */
+    mh_uvarint_encode(scratch->data, n);
+    return hdr + z;
+}
+
+int
+mh_cap_chunk_seal(struct mh_buf *out, const uint8_t *payload, size_t n,
+                  int zstd_level, struct mh_buf *scratch)
+{
+    if (n && !payload)
+        return MH_EINVAL;
+    if (n > MH_CAP_CHUNK_RAW_MAX)
+        return MH_ETOOBIG;
+    const uint8_t *body = payload;
+    size_t blen = n;
+    uint8_t flags = 0;
+    if (zstd_level > 0 && n > 0 && scratch) {
+        size_t z = compress_payload(payload, n, zstd_level, scratch);
+        if (z) {
+            body = scratch->data;
+            blen = z;
+            flags = MH_CAP_CHUNK_ZSTD;
+        }
+    }
+    if (blen > MH_CAP_CHUNK_MAX)
+        return MH_ETOOBIG;
+    int rc = mh_buf_grow(out, MH_CAP_CHUNK_HEADER_LEN + blen);
+    if (rc)
+        return rc;
+    uint32_t crc = mh_crc32(0, body, blen);
+    uint8_t *h = out->data + out->len;
+    h[0] = MH_CAP_CHUNK_TAG;
+    for (int i = 0; i < 4; i++) {
+        h[1 + i] = (uint8_t)((uint32_t)blen >> (8 * i));
+        h[5 + i] = (uint8_t)(crc >> (8 * i));
+    }
+    h[9] = flags;
+    if (blen)
+        memcpy(h + MH_CAP_CHUNK_HEADER_LEN, body, blen);
+    out->len += MH_CAP_CHUNK_HEADER_LEN + blen;
+    return MH_OK;
+}

@@ -1,0 +1,186 @@
+/* Whole-file input for the CLI. A regular file is mapped, so a multi-GB
+ * capture costs page cache rather than heap; anything else is read into
+ * a capped buffer. Errors are worded for the user as they stand. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "buf.h"
+#include "file.h"
+#include "mem.h"
+
+static int MH_PRINTF(3, 4)
+    file_fail(struct mh_file *f, int code, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(f->error, sizeof(f->error), fmt, ap);
+    va_end(ap);
+    return code;
+}
+
+/* "12.0 GiB", "300 bytes" */
+static const char *
+human(char *out, size_t n, unsigned long long v)
+{
+    if (v < 1024)
+        snprintf(out, n, "%llu bytes", v);
+    else if (v < (1ull << 20))
+        snprintf(out, n, "%.1f KiB", v / 1024.0);
+    else if (v < (1ull << 30))
+        snprintf(out, n, "%.1f MiB", v / (1024.0 * 1024.0));
+    else
+        snprintf(out, n, "%.1f GiB", v / (1024.0 * 1024.0 * 1024.0));
+    return out;
+}
+
+static int
+too_big(struct mh_file *f, const char *path, unsigned long long size,
+        size_t max)
+{
+    char a[32], b[32];
+    human(a, sizeof(a), size);
+    human(b, sizeof(b), max);
+    if (size && !strcmp(a, b)) {
+        /* Rounded, they look alike: say it in bytes. */
+        snprintf(a, sizeof(a), "%llu bytes", size);
+        snprintf(b, sizeof(b), "%llu bytes", (unsigned long long)max);
+    }
+    if (size)
+        return file_fail(f, MH_ETOOBIG,
+                         "cannot read '%s': file is %s, over the %s limit",
+                         path, a, b);
+    return file_fail(f, MH_ETOOBIG, "cannot read '%s': over the %s limit",
+                     path, b);
+}
+
+/* Reads fd to its end into f->heap_. */
+static int
+read_all(struct mh_file *f, int fd, const char *path, size_t max)
+{
+    if (max > MH_FILE_READ_MAX)
+        max = MH_FILE_READ_MAX;
+    struct mh_buf b;
+    mh_buf_init(&b, max);
+    for (;;) {
+        size_t room = max - b.len;
+        if (room > (64u << 10))
+            room = 64u << 10;
+        if (room == 0) {
+            /* At the cap: one more byte means the input is too big. */
+            char extra;
+            ssize_t got = read(fd, &extra, 1);
+            if (got < 0 && errno == EINTR)
+                continue;
+            if (got > 0) {
+                mh_buf_release(&b);
+                return too_big(f, path, 0, max);
+            }
+            if (got < 0) {
+                int err = errno;
+                mh_buf_release(&b);
+                return file_fail(f, MH_EIO, "cannot read '%s': %s", path,
+                                 strerror(err));
+            }
+            break;
+        }
+        int rc = mh_buf_grow(&b, room);
+        if (rc) {
+            mh_buf_release(&b);
+            return file_fail(f, rc, "cannot read '%s': %s", path,
+                             mh_strerror(rc));
+        }
+        ssize_t got = read(fd, b.data + b.len, room);
+        if (got < 0 && errno == EINTR)
+            continue;
+        if (got < 0) {
+            int err = errno;
+            mh_buf_release(&b);
+            return file_fail(f, MH_EIO, "cannot read '%s': %s", path,
+                             strerror(err));
+        }
+        if (got == 0)
+            break;
+        b.len += (size_t)got;
+    }
+    if (b.len == 0) {
+        mh_buf_release(&b);
+        return file_fail(f, MH_EFORMAT, "cannot read '%s': file is empty",
+                         path);
+    }
+    f->heap_ = mh_buf_take(&b, &f->len);
+    f->data = f->heap_;
+    return MH_OK;
+}
+
+int
+mh_file_map(struct mh_file *f, const char *path, size_t max)
+{
+    memset(f, 0, sizeof(*f));
+    if (max == 0)
+        max = MH_FILE_MAX_DEFAULT;
+    int use_stdin = strcmp(path, "-") == 0;
+    if (use_stdin)
+        path = "<stdin>";
+    int fd = use_stdin ? STDIN_FILENO : open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return file_fail(f, MH_EIO, "cannot open '%s': %s", path,
+                         strerror(errno));
+    int rc;
+    struct stat st;
+    if (fstat(fd, &st) < 0) {
+        rc = file_fail(f, MH_EIO, "cannot read '%s': %s", path,
+                       strerror(errno));
+        goto cleanup;
+    }
+    if (S_ISDIR(st.st_mode)) {
+        rc = file_fail(f, MH_EIO, "cannot read '%s': %s", path,
+                       strerror(EISDIR));
+        goto cleanup;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        rc = read_all(f, fd, path, max);
+        goto cleanup;
+    }
+    if (st.st_size == 0) {
+        rc = file_fail(f, MH_EFORMAT, "cannot read '%s': file is empty", path);
+        goto cleanup;
+    }
+    if ((unsigned long long)st.st_size > max) {
+        rc = too_big(f, path, (unsigned long long)st.st_size, max);
+        goto cleanup;
+    }
+    void *map = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+    if (map == MAP_FAILED) {
+        /* Some file systems cannot map; reading still works. */
+        rc = read_all(f, fd, path, max);
+        goto cleanup;
+    }
+    madvise(map, (size_t)st.st_size, MADV_SEQUENTIAL);
+    f->map_ = map;
+    f->data = map;
+    f->len = (size_t)st.st_size;
+    rc = MH_OK;
+
+cleanup:
+    if (!use_stdin)
+        close(fd);
+    return rc;
+}
+
+void
+mh_file_unmap(struct mh_file *f)
+{
+    if (f->map_)
+        munmap(f->map_, f->len);
+    mh_free(f->heap_);
+    f->map_ = NULL;
+    f->heap_ = NULL;
+    f->data = NULL;
+    f->len = 0;
+}

@@ -1,0 +1,43 @@
+/* Reading a whole input file into memory for the CLI: mapped when it is a
+ * regular file, read otherwise (a pipe, /dev/stdin). The parsers then
+ * work on (data, len) and never do I/O themselves. */
+#ifndef MH_FILE_H
+#define MH_FILE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "msg.h"
+
+/* What mh_file_map() takes by default: a capture this big still maps
+ * fine (the pages are the kernel's, not ours); reading from a pipe is
+ * capped at MH_FILE_READ_MAX whatever the limit. */
+#define MH_FILE_MAX_DEFAULT ((size_t)64 << 30)
+#define MH_FILE_READ_MAX ((size_t)1 << 30)
+
+struct mh_file {
+    const uint8_t *data; /* the file's bytes, read-only; owned by this
+                            struct until mh_file_unmap() */
+    size_t len;          /* > 0: an empty file is an error */
+    char error[300];     /* why mh_file_map() failed, without the
+                            "memhound: " prefix that mh_errorf() adds */
+
+    void *map_;     /* private: the mapping, or NULL */
+    uint8_t *heap_; /* private: the bytes read, or NULL */
+};
+
+/* Maps or reads `path` ("-" is standard input) into f, refusing files over
+ * `max` bytes (0 = MH_FILE_MAX_DEFAULT), empty files and directories.
+ * Returns MH_OK, or MH_EIO / MH_ETOOBIG / MH_ENOMEM / MH_EFORMAT (empty)
+ * with f->error set, e.g.
+ *   cannot open 'x.mhc': No such file or directory
+ * On success the caller releases f with mh_file_unmap(); on failure f
+ * holds nothing (unmapping it anyway is harmless).
+ *
+ * A mapped file must not shrink while mapped (a capture only grows): a
+ * truncated mapping faults on access. */
+int mh_file_map(struct mh_file *f, const char *path, size_t max) MH_MUST_USE;
+/* Releases what mh_file_map() took; f is left empty. */
+void mh_file_unmap(struct mh_file *f);
+
+#endif

@@ -1,0 +1,172 @@
+/* mh_file_map(): mapped files, pipes, and the errors the CLI shows. */
+#include <errno.h>
+#include <stdint.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "harness.h"
+#include "util/file.h"
+#include "util/mem.h"
+
+/* A temporary file holding `n` bytes of `fill`; the caller unlinks it. */
+static void
+temp_file(char *path, size_t size, size_t n, char fill)
+{
+    snprintf(path, size, "/tmp/mh-test-XXXXXX");
+    int fd = mkstemp(path);
+    CHECK(fd >= 0);
+    char block[4096];
+    memset(block, fill, sizeof(block));
+    while (n) {
+        size_t k = n < sizeof(block) ? n : sizeof(block);
+        CHECK_EQ_INT(write(fd, block, k), k);
+        n -= k;
+    }
+    close(fd);
+}
+
+MH_TEST(file_maps_regular)
+{
+    char path[64];
+    temp_file(path, sizeof(path), 5000, 'q');
+    struct mh_file f;
+    CHECK_EQ_INT(mh_file_map(&f, path, 0), MH_OK);
+    CHECK_EQ_INT(f.len, 5000);
+    CHECK(f.data[0] == 'q' && f.data[4999] == 'q');
+    mh_file_unmap(&f);
+    CHECK(f.data == NULL && f.len == 0);
+    /* Exactly at the cap is fine; one byte over is not. */
+    CHECK_EQ_INT(mh_file_map(&f, path, 5000), MH_OK);
+    mh_file_unmap(&f);
+    CHECK_EQ_INT(mh_file_map(&f, path, 4999), MH_ETOOBIG);
+    char want[160];
+    snprintf(want, sizeof(want),
+             "cannot read '%s': file is 5000 bytes, over the 4999 bytes "
+             "limit",
+             path);
+    CHECK_EQ_STR(f.error, want);
+    mh_file_unmap(&f); /* harmless after a failure */
+    unlink(path);
+    temp_file(path, sizeof(path), 3 << 20, 'z');
+    CHECK_EQ_INT(mh_file_map(&f, path, 1 << 20), MH_ETOOBIG);
+    snprintf(want, sizeof(want),
+             "cannot read '%s': file is 3.0 MiB, over the 1.0 MiB limit",
+             path);
+    CHECK_EQ_STR(f.error, want);
+    unlink(path);
+}
+
+MH_TEST(file_errors)
+{
+    struct mh_file f;
+    CHECK_EQ_INT(mh_file_map(&f, "/nonexistent/x.mhc", 0), MH_EIO);
+    CHECK_EQ_STR(f.error, "cannot open '/nonexistent/x.mhc': No such file or "
+                          "directory");
+    CHECK(f.data == NULL);
+    CHECK_EQ_INT(mh_file_map(&f, "/tmp", 0), MH_EIO);
+    CHECK_EQ_STR(f.error, "cannot read '/tmp': Is a directory");
+    char path[64];
+    temp_file(path, sizeof(path), 0, 0);
+    CHECK_EQ_INT(mh_file_map(&f, path, 0), MH_EFORMAT);
+    char want[128];
+    snprintf(want, sizeof(want), "cannot read '%s': file is empty", path);
+    CHECK_EQ_STR(f.error, want);
+    unlink(path);
+    if (geteuid() != 0) { /* root reads anything */
+        temp_file(path, sizeof(path), 3, 'x');
+        CHECK_EQ_INT(chmod(path, 0), 0);
+        CHECK_EQ_INT(mh_file_map(&f, path, 0), MH_EIO);
+        snprintf(want, sizeof(want), "cannot open '%s': Permission denied",
+                 path);
+        CHECK_EQ_STR(f.error, want);
+        unlink(path);
+    }
+}
+
+/* Feeds `n` bytes through a pipe as standard input. */
+static void
+stdin_from_pipe(size_t n)
+{
+    int fds[2];
+    CHECK_EQ_INT(pipe(fds), 0);
+    pid_t pid = fork();
+    CHECK(pid >= 0);
+    if (pid == 0) {
+        close(fds[0]);
+        char block[4096];
+        memset(block, 'p', sizeof(block));
+        while (n) {
+            size_t k = n < sizeof(block) ? n : sizeof(block);
+            if (write(fds[1], block, k) != (ssize_t)k)
+                _exit(1);
+            n -= k;
+        }
+        _exit(0);
+    }
+    close(fds[1]);
+    CHECK_EQ_INT(dup2(fds[0], 0), 0);
+    close(fds[0]);
+}
+
+MH_TEST(file_reads_pipe)
+{
+    stdin_from_pipe(200000);
+    struct mh_file f;
+    CHECK_EQ_INT(mh_file_map(&f, "-", 0), MH_OK);
+    CHECK_EQ_INT(f.len, 200000);
+    CHECK(f.data[0] == 'p' && f.data[199999] == 'p');
+    mh_file_unmap(&f);
+}
+
+MH_TEST(file_pipe_cap)
+{
+    stdin_from_pipe(100);
+    struct mh_file f;
+    CHECK_EQ_INT(mh_file_map(&f, "-", 99), MH_ETOOBIG);
+    CHECK_EQ_STR(f.error, "cannot read '<stdin>': over the 99 bytes limit");
+    CHECK(f.data == NULL);
+}
+
+MH_TEST(file_pipe_exact_cap)
+{
+    stdin_from_pipe(100);
+    struct mh_file f;
+    CHECK_EQ_INT(mh_file_map(&f, "-", 100), MH_OK);
+    CHECK_EQ_INT(f.len, 100);
+    mh_file_unmap(&f);
+}
+
+MH_TEST(file_pipe_empty)
+{
+    stdin_from_pipe(0);
+    struct mh_file f;
+    CHECK_EQ_INT(mh_file_map(&f, "-", 0), MH_EFORMAT);
+    CHECK_EQ_STR(f.error, "cannot read '<stdin>': file is empty");
+}
+
+static void *
+fail_realloc(void *ctx, void *p, size_t n)
+{
+    (void)ctx;
+    (void)p;
+    (void)n;
+    return NULL;
+}
+
+static void
+plain_free(void *ctx, void *p)
+{
+    (void)ctx;
+    free(p);
+}
+
+MH_TEST(file_pipe_no_memory)
+{
+    stdin_from_pipe(10);
+    struct mh_mem_ops ops = {fail_realloc, plain_free, NULL};
+    mh_mem_set(&ops);
+    struct mh_file f;
+    CHECK_EQ_INT(mh_file_map(&f, "-", 0), MH_ENOMEM);
+    mh_mem_set(NULL);
+    CHECK_EQ_STR(f.error, "cannot read '<stdin>': out of memory");
+}
