@@ -1,0 +1,33 @@
+/* Heap dumps: walk every live object in a fork()ed child and write a
+ * dump (docs/heap-format.md). The target pauses only for the fork; the
+ * child walks its copy of the heap, writes the file and _exit()s.
+ *
+ * The walk reads objects directly (tp_traverse plus what it omits: keys
+ * of str-keyed dicts, inline attribute values on 3.11+); it calls no
+ * Python code, creates no __dict__ and no frame object. Layout details
+ * per CPython version sit behind heapwalk.h, like frames.h. */
+#ifndef MH_AGENT_HEAPDUMP_H
+#define MH_AGENT_HEAPDUMP_H
+
+#include <stdint.h>
+#include <sys/types.h>
+
+struct mh_heap_dump_result {
+    pid_t child;       /* the walker process; reaped by mh_heap_reap() */
+    uint64_t pause_ns; /* how long the caller was paused by the fork */
+};
+
+/* Forks a child that writes the dump of this process to `path` (created
+ * 0600). Must be called with the GIL held (from any thread); the caller's
+ * other threads keep running. `capture` is the target's capture path to
+ * name in the dump header (may be ""). Returns 0, or -1 with errno set.
+ * With wait != 0, waits for the child and returns -1 with errno = EIO if
+ * it failed (for the in-process API and tests). */
+int mh_heap_dump(const char *path, const char *capture, int wait,
+                 struct mh_heap_dump_result *res);
+
+/* Reaps walker children that have finished; never blocks. Returns how
+ * many were reaped. Safe from the writer thread. */
+int mh_heap_reap(void);
+
+#endif
