@@ -31,7 +31,18 @@ PyThreadState *mh_frames_current(void);
  * Reads memory only. */
 int mh_frames_walk(PyThreadState *ts, struct mh_rawframe *out, int max);
 
-/* The source line of a frame; needs the GIL. 0 when unknown. */
+/* The source line of a frame; needs the GIL. 0 when unknown. Shared by
+ * all versions (frames.c). */
 int mh_frames_line(PyCodeObject *code, uint32_t offset);
+
+/* Stores one walked frame; a negative offset (a frame that has not
+ * started) counts as 0. */
+static inline void
+mh_frames_set(struct mh_rawframe *out, PyCodeObject *code, int offset)
+{
+    out->code = code;
+    out->offset = offset < 0 ? 0 : (uint32_t)offset;
+    out->pad_ = 0;
+}
 
 #endif

@@ -38,20 +38,10 @@ mh_frames_walk(PyThreadState *ts, struct mh_rawframe *out, int max)
         /* A frame being set up has not run its first instruction. */
         if (_PyFrame_IsIncomplete(f))
             continue;
-        PyCodeObject *code = f->f_code;
-        out[n].code = code;
-        out[n].offset = (uint32_t)(_PyInterpreterFrame_LASTI(f) *
-                                   (int)sizeof(_Py_CODEUNIT));
-        out[n].pad_ = 0;
-        n++;
+        mh_frames_set(&out[n++], f->f_code,
+                      _PyInterpreterFrame_LASTI(f) * (int)sizeof(_Py_CODEUNIT));
     }
     return n;
-}
-
-int
-mh_frames_line(PyCodeObject *code, uint32_t offset)
-{
-    return PyCode_Addr2Line(code, (int)offset);
 }
 
 #endif

@@ -25,18 +25,9 @@ mh_frames_walk(PyThreadState *ts, struct mh_rawframe *out, int max)
 #if PY_VERSION_HEX >= 0x030A0000
         lasti *= (int)sizeof(_Py_CODEUNIT); /* 3.10 counts code units */
 #endif
-        out[n].code = f->f_code;
-        out[n].offset = (uint32_t)lasti;
-        out[n].pad_ = 0;
-        n++;
+        mh_frames_set(&out[n++], f->f_code, lasti);
     }
     return n;
-}
-
-int
-mh_frames_line(PyCodeObject *code, uint32_t offset)
-{
-    return PyCode_Addr2Line(code, (int)offset);
 }
 
 #endif
