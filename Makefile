@@ -32,7 +32,7 @@ PY_INC = $(shell $(PYTHON) -c 'import sysconfig as s; print(s.get_paths()["inclu
 PY_FILES := $(wildcard python/memhound/*.py python/bootstrap/*.py)
 
 .PHONY: all agent agents python test test-c test-py bench demo install \
-        clean fuzz asan format format-check
+        clean fuzz fuzz-heap asan format format-check
 
 all: $(BUILD)/memhound agent
 
@@ -109,6 +109,15 @@ fuzz:
 	  fuzz/fuzz_capture.c $(UTIL_SRC) $(FORMAT_SRC) -o $(BUILD)/fuzz/fuzz_capture $(LIBS)
 	# new inputs go to the first directory: keep them out of tests/data
 	$(BUILD)/fuzz/fuzz_capture -max_total_time=$(FUZZ_SECONDS) $(BUILD)/fuzz/corpus tests/data
+	$(MAKE) --no-print-directory fuzz-heap
+
+# The heap dump reader and the analyses on what it accepts.
+HEAP_AN_SRC := $(wildcard src/analysis/heap_*.c)
+fuzz-heap:
+	@mkdir -p $(BUILD)/fuzz/corpus-heap
+	clang -g -O1 -fsanitize=fuzzer,address,undefined $(WARN) -Wno-error \
+	  fuzz/fuzz_heap.c $(UTIL_SRC) $(FORMAT_SRC) $(HEAP_AN_SRC) -o $(BUILD)/fuzz/fuzz_heap $(LIBS)
+	$(BUILD)/fuzz/fuzz_heap -max_total_time=$(FUZZ_SECONDS) $(BUILD)/fuzz/corpus-heap tests/data
 
 format:
 	clang-format -i $(wildcard src/*/*.c src/*/*.h tests/c/*.c tests/c/*.h fuzz/*.c)

@@ -20,6 +20,7 @@ import sys
 
 __all__ = [
     "AgentNotAvailableError",
+    "dump_heap",
     "flush",
     "is_active",
     "mark",
@@ -204,7 +205,8 @@ def _lib_prefixes():
     return out
 
 
-def start(path=DEFAULT_PATH, mode="sample", sample_interval=None, max_depth=128):
+def start(path=DEFAULT_PATH, mode="sample", sample_interval=None, max_depth=128,
+          heap_every=None):
     """Starts recording this process into the capture `path`.
 
     `%p` in `path` is the pid. A forked child records into a capture of its
@@ -217,10 +219,11 @@ def start(path=DEFAULT_PATH, mode="sample", sample_interval=None, max_depth=128)
     for this interpreter, RuntimeError when already recording, OSError when
     the file cannot be created, ValueError/TypeError for bad arguments.
     """
-    return _start(path, mode, sample_interval, max_depth, registry=None)
+    return _start(path, mode, sample_interval, max_depth, registry=None,
+                  heap_every=heap_every)
 
 
-def _start(path, mode, sample_interval, max_depth, registry):
+def _start(path, mode, sample_interval, max_depth, registry, heap_every=None):
     global _state
     agent = _agent()
     if mode not in _MODES:
@@ -242,6 +245,13 @@ def _start(path, mode, sample_interval, max_depth, registry):
         if max_depth < 1:
             raise ValueError("max_depth must be at least 1, not %d" % max_depth)
         kwargs["max_depth"] = max_depth
+    if heap_every is not None:
+        if not isinstance(heap_every, (int, float)) or isinstance(heap_every, bool):
+            raise TypeError("heap_every must be a number of seconds, not %s"
+                            % type(heap_every).__name__)
+        if not 0.1 <= heap_every <= 3.2e7:
+            raise ValueError("heap_every must be 0.1 to 3.2e7 seconds, not %r" % (heap_every,))
+        kwargs["heap_every"] = float(heap_every)
     if _state is not None and agent.stats().get("active"):
         raise RuntimeError("memhound is already recording into '%s'" % _state.path)
 
@@ -273,8 +283,16 @@ def _start_from_environ():
     mode = env.get("MEMHOUND_MODE") or "sample"
     interval = _env_int("MEMHOUND_INTERVAL")
     depth = _env_int("MEMHOUND_MAX_DEPTH")
+    every = env.get("MEMHOUND_HEAP_EVERY")
+    if every:
+        try:
+            every = float(every)
+        except ValueError:
+            raise ValueError("MEMHOUND_HEAP_EVERY=%r is not a number of seconds"
+                             % (every,)) from None
     return _start(template, mode, interval, depth if depth is not None else 128,
-                  registry=env.get("MEMHOUND_REGISTRY") or "")
+                  registry=env.get("MEMHOUND_REGISTRY") or "",
+                  heap_every=every or None)
 
 
 def _env_int(name):
@@ -352,9 +370,55 @@ def mark(text):
         _memhound.mark(text)
 
 
+def dump_heap(path=None, wait=True):
+    """Writes a heap dump of this process (docs/heap-format.md) and returns
+    its absolute path.
+
+    The walk runs in a fork()ed child; this process pauses only for the
+    fork, its other threads keep running. With wait=True (the default) the
+    call returns once the dump is complete and raises OSError if the walk
+    failed; with wait=False it returns right after the fork (the file is
+    complete when its END record is written).
+
+    Without `path`, the dump goes next to the capture as
+    `<capture stem>.heap<N>.mhh` when this process is recording, else to
+    `memhound-heap.<pid>.<N>.mhh` in the current directory. While
+    recording, the dump is noted in the capture (a heap-dump marker), so
+    `memhound report CAPTURE` finds it.
+    """
+    agent = _agent()
+    if not hasattr(agent, "dump_heap"):
+        raise AgentNotAvailableError(
+            "the agent in '%s' was built without heap dumps; rebuild it with: "
+            "make agent PYTHON=%s" % (os.path.dirname(agent.__file__), sys.executable),
+            name=__name__ + "._memhound")
+    if path is None:
+        path = agent.next_dump_path() if _state is not None else None
+        if path is None:
+            path = _free_dump_name(os.getcwd(), os.getpid())
+    path = os.path.abspath(os.fsdecode(os.fspath(path)))
+    if not path or path.endswith(os.sep):
+        raise ValueError("path must name a file, not %r" % (path,))
+    agent.dump_heap(path, bool(wait))
+    if _state is not None:
+        agent.mark(path, 1)  # MARKER kind 1: heap dump written
+    return path
+
+
+def _free_dump_name(directory, pid):
+    """'memhound-heap.<pid>.<N>.mhh' with the first N not taken."""
+    n = 1
+    while True:
+        path = os.path.join(directory, "memhound-heap.%d.%d.mhh" % (pid, n))
+        if not os.path.lexists(path):
+            return path
+        n += 1
+
+
 def stats():
     """The agent's counters, as a dict: active, mode, interval, path, pid,
-    samples, frees, dropped, live_bytes, stacks, tracker_bytes."""
+    samples, frees, dropped, live_bytes, stacks, tracker_bytes, control
+    (the control socket's path, '' when there is none)."""
     return dict(_agent().stats())
 
 

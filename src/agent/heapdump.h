@@ -9,6 +9,8 @@
 #ifndef MH_AGENT_HEAPDUMP_H
 #define MH_AGENT_HEAPDUMP_H
 
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
 #include <stdint.h>
 #include <sys/types.h>
 
@@ -29,5 +31,9 @@ int mh_heap_dump(const char *path, const char *capture, int wait,
 /* Reaps walker children that have finished; never blocks. Returns how
  * many were reaped. Safe from the writer thread. */
 int mh_heap_reap(void);
+
+/* _memhound.dump_heap(path, wait=True): mh_heap_dump() for Python;
+ * returns {"pid": child, "pause_ns": n}, raises OSError. */
+PyObject *mh_py_dump_heap(PyObject *module, PyObject *args);
 
 #endif

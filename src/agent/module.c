@@ -2,10 +2,13 @@
  * argument checking and the session's start/stop order; the work is in
  * tracker.c and writer.c. docs/architecture.md lists the calls. */
 #include <errno.h>
+#include <limits.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "../util/mem.h"
+#include "control.h"
+#include "heapdump.h"
 #include "tracker.h"
 #include "writer.h"
 
@@ -122,16 +125,19 @@ mh_start(PyObject *module, PyObject *args, PyObject *kw)
 {
     static char *kwlist[] = {"path",         "mode",     "interval",
                              "max_depth",    "argv",     "lib_prefixes",
-                             "sys_path",     "fork_parent", NULL};
+                             "sys_path",     "fork_parent", "heap_every",
+                             NULL};
     PyObject *path_obj, *argv = NULL, *libs = NULL, *paths = NULL;
     int mode = MH_MODE_SAMPLE;
     unsigned long long interval = MH_DEFAULT_INTERVAL;
     unsigned int max_depth = MH_DEFAULT_MAX_DEPTH;
     unsigned long long fork_parent = 0;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "O&|iKIOOOK", kwlist,
+    double heap_every = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "O&|iKIOOOKd", kwlist,
                                      PyUnicode_FSConverter, &path_obj,
                                      &mode, &interval, &max_depth, &argv,
-                                     &libs, &paths, &fork_parent))
+                                     &libs, &paths, &fork_parent,
+                                     &heap_every))
         return NULL;
     PyObject *result = NULL;
     const char **av = NULL, **lv = NULL, **pv = NULL;
@@ -155,6 +161,13 @@ mh_start(PyObject *module, PyObject *args, PyObject *kw)
     if (max_depth < 1 || max_depth > MH_MAX_DEPTH_LIMIT) {
         PyErr_Format(PyExc_ValueError, "max_depth must be 1..%d",
                      MH_MAX_DEPTH_LIMIT);
+        goto done;
+    }
+    /* Below the writer's tick a period means nothing; a year is "never"
+     * for any service and keeps the nanoseconds far from overflow. */
+    if (!(heap_every == 0 || (heap_every >= 0.1 && heap_every <= 3.2e7))) {
+        PyErr_SetString(PyExc_ValueError, "heap_every must be 0 (off) or "
+                                          "0.1 to 3.2e7 seconds");
         goto done;
     }
     if (str_list(argv, &av, &ac, "argv") ||
@@ -192,6 +205,9 @@ mh_start(PyObject *module, PyObject *args, PyObject *kw)
                                              PyTuple_GET_ITEM(args, 0));
         goto done;
     }
+    mh_writer_open_control();
+    mh_control_set_heap_every((uint64_t)(heap_every * 1e9),
+                              mh_writer_now_ns());
     if (mh_tracker_start(mode, interval, max_depth)) {
         Py_BEGIN_ALLOW_THREADS
         mh_writer_close();
@@ -258,7 +274,7 @@ mh_stats(PyObject *module, PyObject *unused)
     struct mh_tracker_stats st;
     mh_tracker_stats(&st);
     return Py_BuildValue(
-        "{s:O,s:s,s:K,s:s,s:i,s:K,s:K,s:K,s:d,s:K,s:K}", "active",
+        "{s:O,s:s,s:K,s:s,s:i,s:K,s:K,s:K,s:d,s:K,s:K,s:s}", "active",
         session_active ? Py_True : Py_False, "mode",
         mh_tracker.mode == MH_MODE_TRACE     ? "trace"
         : mh_tracker.mode == MH_MODE_FORWARD ? "forward"
@@ -269,7 +285,7 @@ mh_stats(PyObject *module, PyObject *unused)
         "frees", (unsigned long long)st.frees, "dropped",
         (unsigned long long)st.dropped, "live_bytes", st.live_bytes,
         "stacks", (unsigned long long)st.stacks, "tracker_bytes",
-        (unsigned long long)st.tracker_bytes);
+        (unsigned long long)st.tracker_bytes, "control", mh_control_path());
 }
 
 static PyObject *
@@ -286,6 +302,19 @@ mh_mark(PyObject *module, PyObject *args, PyObject *kw)
     if (session_active)
         mh_tracker_put_marker(mh_writer_now_ns(), kind, text, (size_t)n);
     Py_RETURN_NONE;
+}
+
+/* The next default heap dump path next to the capture, or None when not
+ * recording. */
+static PyObject *
+mh_next_dump_path(PyObject *module, PyObject *unused)
+{
+    (void)module;
+    (void)unused;
+    char path[PATH_MAX];
+    if (!session_active || mh_control_next_dump_path(path, sizeof(path)))
+        Py_RETURN_NONE;
+    return PyUnicode_DecodeFSDefault(path);
 }
 
 static PyObject *
@@ -326,6 +355,12 @@ static PyMethodDef methods[] = {
     {"after_fork_child", mh_after_fork_child, METH_VARARGS,
      "after_fork_child(path, parent_pid): in a forked child, continue "
      "into a new capture at path."},
+    {"next_dump_path", mh_next_dump_path, METH_NOARGS,
+     "The next default heap dump path next to the capture "
+     "(<stem>.heap<N>.mhh), or None when not recording."},
+    {"dump_heap", mh_py_dump_heap, METH_VARARGS,
+     "dump_heap(path, wait=True): fork a walker that writes a heap dump "
+     "of this process to path; returns {'pid', 'pause_ns'}."},
     {"_before_fork", mh_before_fork, METH_NOARGS, NULL},
     {"_after_fork_parent", mh_after_fork_parent, METH_NOARGS, NULL},
     {NULL, NULL, 0, NULL},

@@ -151,7 +151,8 @@ record_alloc(const struct mh_hook_domain *d, void *p, size_t size)
         for (uint32_t i = 0; i < depth; i++)
             Py_INCREF(frames[i].code);
     if (mh_tracker.mode == MH_MODE_SAMPLE) {
-        if (mh_addrmap_put(&mh_tracker.sampled, (uintptr_t)p, size))
+        if (mh_addrmap_put(&mh_tracker.sampled, (uintptr_t)p,
+                           mh_tracker_live_pack(size, id)))
             goto dropped;
         if (mh_cap_put_alloc(&mh_tracker.records, &mh_tracker.enc,
                              d->domain, id, size, (uintptr_t)p)) {
@@ -160,9 +161,14 @@ record_alloc(const struct mh_hook_domain *d, void *p, size_t size)
         }
         filter_add_unlocked(p);
         mh_tracker.live_bytes += sample_weight(size);
-    } else if (mh_cap_put_alloc(&mh_tracker.records, &mh_tracker.enc,
-                                d->domain, id, size, (uintptr_t)p)) {
-        goto dropped;
+    } else {
+        if (mh_cap_put_alloc(&mh_tracker.records, &mh_tracker.enc,
+                             d->domain, id, size, (uintptr_t)p))
+            goto dropped;
+        /* The live table lets a heap dump list every live block. */
+        if (mh_addrmap_put(&mh_tracker.sampled, (uintptr_t)p,
+                           mh_tracker_live_pack(size, id)))
+            mh_tracker.live_lost++;
     }
     mh_tracker.samples++;
     pthread_mutex_unlock(&mh_tracker.lock);
@@ -196,9 +202,10 @@ sample_slow(const struct mh_hook_domain *d, void *p, size_t size)
 static void
 sampled_free_slow(void *p)
 {
-    uint64_t size;
+    uint64_t v;
     pthread_mutex_lock(&mh_tracker.lock);
-    if (mh_addrmap_remove(&mh_tracker.sampled, (uintptr_t)p, &size)) {
+    if (mh_addrmap_remove(&mh_tracker.sampled, (uintptr_t)p, &v)) {
+        uint64_t size = mh_tracker_live_size(v);
         filter_del_unlocked(p);
         mh_tracker.live_bytes -= sample_weight(size);
         if (__atomic_load_n(&mh_tracker.active, __ATOMIC_RELAXED)) {
@@ -328,6 +335,7 @@ trace_free(void *p)
     if (!p || !__atomic_load_n(&mh_tracker.active, __ATOMIC_RELAXED))
         return;
     pthread_mutex_lock(&mh_tracker.lock);
+    mh_addrmap_remove(&mh_tracker.sampled, (uintptr_t)p, NULL);
     if (mh_cap_put_free(&mh_tracker.records, &mh_tracker.enc, (uintptr_t)p))
         mh_tracker.dropped++;
     else
@@ -582,6 +590,7 @@ mh_tracker_start(int mode, uint64_t interval, uint32_t max_depth)
     mh_tracker.enc.last_addr = 0;
     mh_tracker.live_bytes = 0;
     mh_tracker.samples = mh_tracker.frees = mh_tracker.dropped = 0;
+    mh_tracker.live_lost = 0;
     mh_tracker.mode = mode;
     mh_tracker.interval = mode == MH_MODE_SAMPLE ? interval : 0;
     mh_tracker.max_depth = max_depth;

@@ -27,7 +27,7 @@
 #define MH_MAX_DEPTH_LIMIT 256 /* frames on the hook's C stack: 4 KiB */
 #define MH_RECORDS_MAX (64u << 20)    /* pending records per flush */
 #define MH_STACKS_MAX_BYTES (512u << 20)
-#define MH_SAMPLED_MAX (16u << 20)    /* live sampled blocks */
+#define MH_SAMPLED_MAX (16u << 20)    /* live blocks in `sampled` */
 #define MH_FILTER_BITS (1u << 16)     /* 8 KiB: stays in L1 */
 
 struct mh_hook_domain {
@@ -51,11 +51,38 @@ struct mh_tracker {
     struct mh_buf records; /* pending records since the last flush */
     struct mh_cap_enc enc; /* delta state of `records` */
     struct mh_stacks stacks;
-    struct mh_addrmap sampled; /* sampling: address -> size */
+    struct mh_addrmap sampled; /* live blocks: the sampled ones in
+                                  sampling mode, every one in trace-all;
+                                  address -> mh_tracker_live_pack() */
     uint8_t filter_count[MH_FILTER_BITS]; /* sampled blocks per bit */
     double live_bytes;                    /* estimate, sampling mode */
     uint64_t samples, frees, dropped;
+    uint64_t live_lost; /* trace-all blocks `sampled` had no room for:
+                           recorded in the capture, absent from heap
+                           dumps' ALLOC records */
 };
+
+/* A live block's value in `sampled`: its size (saturated at 2^40 - 1) and
+ * the stack id that allocated it (ids are below 2^24). */
+#define MH_LIVE_SIZE_BITS 40
+static inline uint64_t
+mh_tracker_live_pack(uint64_t size, uint32_t stack)
+{
+    uint64_t max = ((uint64_t)1 << MH_LIVE_SIZE_BITS) - 1;
+    return (size < max ? size : max) | ((uint64_t)stack << MH_LIVE_SIZE_BITS);
+}
+
+static inline uint64_t
+mh_tracker_live_size(uint64_t v)
+{
+    return v & (((uint64_t)1 << MH_LIVE_SIZE_BITS) - 1);
+}
+
+static inline uint32_t
+mh_tracker_live_stack(uint64_t v)
+{
+    return (uint32_t)(v >> MH_LIVE_SIZE_BITS);
+}
 
 extern struct mh_tracker mh_tracker;
 

@@ -8,7 +8,9 @@
 
 #include "../format/capture_write.h"
 #include "../util/addrmap.h"
+#include "../util/file.h"
 #include "../util/mem.h"
+#include "control.h"
 #include "tracker.h"
 #include "writer.h"
 
@@ -19,6 +21,9 @@
 #define FLUSH_BYTES (4u << 20)       /* or when this much is pending */
 #define DEFS_CHUNK_BYTES (8u << 20)  /* write definitions in pieces */
 #define ZSTD_LEVEL 1
+/* How often the control channel is looked at while a client waits for a
+ * walker: the walk time it reports is this precise. */
+#define CONTROL_POLL_NS 5000000ull
 
 struct mh_writer {
     /* Protected by flush_lock (or single-threaded: open, child). */
@@ -281,33 +286,53 @@ mh_writer_flush(void)
 
 /* ---- the thread ---- */
 
+/* Waits on the condition variable until `until_ns` (CLOCK_MONOTONIC)
+ * or a stop; wlock held. */
+static void
+wait_until(uint64_t until_ns)
+{
+    struct timespec until = {
+        .tv_sec = (time_t)(until_ns / 1000000000ull),
+        .tv_nsec = (long)(until_ns % 1000000000ull),
+    };
+    pthread_cond_timedwait(&w.wcond, &w.wlock, &until);
+}
+
 static void *
 writer_main(void *arg)
 {
     (void)arg;
     mh_tracker_set_busy(1); /* its own allocations are not the target's */
     uint64_t last_flush = clock_ns(CLOCK_MONOTONIC);
+    uint64_t next_tick = last_flush + TICK_NS;
     pthread_mutex_lock(&w.wlock);
     while (!w.stop) {
-        struct timespec until;
-        clock_gettime(CLOCK_MONOTONIC, &until);
-        until.tv_nsec += (long)TICK_NS;
-        if (until.tv_nsec >= 1000000000L) {
-            until.tv_sec++;
-            until.tv_nsec -= 1000000000L;
+        /* The control channel may need a quicker look than the timeline:
+         * a client waiting for a walker to finish. */
+        uint64_t until = next_tick;
+        if (mh_control_busy()) {
+            uint64_t soon = clock_ns(CLOCK_MONOTONIC) + CONTROL_POLL_NS;
+            if (soon < until)
+                until = soon;
         }
-        pthread_cond_timedwait(&w.wcond, &w.wlock, &until);
+        wait_until(until);
         if (w.stop)
             break;
         pthread_mutex_unlock(&w.wlock);
-        mh_tracker_put_timeline(mh_writer_now_ns(), read_rss());
         uint64_t now = clock_ns(CLOCK_MONOTONIC);
-        size_t pending = __atomic_load_n(&mh_tracker.records.len,
-                                         __ATOMIC_RELAXED);
-        if (now - last_flush >= FLUSH_NS || pending >= FLUSH_BYTES) {
-            mh_writer_flush();
-            last_flush = now;
+        if (now >= next_tick) {
+            next_tick += TICK_NS;
+            if (next_tick <= now) /* fell behind (a stopped process) */
+                next_tick = now + TICK_NS;
+            mh_tracker_put_timeline(mh_writer_now_ns(), read_rss());
+            size_t pending =
+                __atomic_load_n(&mh_tracker.records.len, __ATOMIC_RELAXED);
+            if (now - last_flush >= FLUSH_NS || pending >= FLUSH_BYTES) {
+                mh_writer_flush();
+                last_flush = now;
+            }
         }
+        mh_control_tick(mh_writer_now_ns());
         pthread_mutex_lock(&w.wlock);
     }
     pthread_mutex_unlock(&w.wlock);
@@ -437,7 +462,7 @@ hstr(const char *s)
 static int
 open_capture(const char *path, uint64_t fork_parent)
 {
-    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    int fd = mh_file_create_private(path);
     if (fd < 0)
         return -1;
     mh_free(w.path);
@@ -520,6 +545,7 @@ void
 mh_writer_close(void)
 {
     stop_thread();
+    mh_control_close();
     if (w.fd < 0)
         return;
     /* A last timeline point, so even a short run has one. */
@@ -530,6 +556,16 @@ mh_writer_close(void)
         mh_warnf("cannot close capture '%s': %s", mh_writer_path(),
                  strerror(errno));
     w.fd = -1;
+}
+
+void
+mh_writer_open_control(void)
+{
+    char err[512];
+    if (mh_control_open(err, sizeof(err)))
+        mh_warnf("no control channel for process %d ('memhound snapshot' "
+                 "cannot reach it): %s",
+                 (int)getpid(), err);
 }
 
 int
@@ -549,6 +585,9 @@ mh_writer_continue_in_child(const char *path, uint64_t parent_pid)
     int n = snprintf(text, sizeof(text), "%llu",
                      (unsigned long long)parent_pid);
     mh_tracker_put_marker(0, MH_MARK_FORK_CHILD, text, (size_t)n);
+    /* The parent's socket is the parent's: a child answers on its own. */
+    mh_control_forget();
+    mh_writer_open_control();
     mh_tracker_resume();
     return mh_writer_start_thread();
 }

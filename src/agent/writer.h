@@ -6,6 +6,9 @@
  * and function names, bytecode offsets to lines. That needs the GIL, which
  * the writer takes only when there is something new to resolve.
  *
+ * The same thread serves the control channel (control.h) on each
+ * wake-up: no thread of its own.
+ *
  * Locks: `flush_lock` serialises flushes and is taken without the GIL
  * (the GIL may be taken while holding it); the tracker lock is a leaf. */
 #ifndef MH_AGENT_WRITER_H
@@ -46,8 +49,14 @@ int mh_writer_is_open(void);
 const char *mh_writer_path(void);
 uint64_t mh_writer_now_ns(void);
 
-/* In a forked child (GIL held, one thread): forget the parent's file and
- * thread, and continue into a new capture at `path`. */
+/* Opens the control channel (control.h) that the writer thread serves;
+ * call before the thread starts. A failure is only a warning: recording
+ * goes on without it. */
+void mh_writer_open_control(void);
+
+/* In a forked child (GIL held, one thread): forget the parent's file,
+ * thread and control socket, and continue into a new capture at `path`
+ * with a control socket of its own. */
 int mh_writer_continue_in_child(const char *path, uint64_t parent_pid);
 
 #endif

@@ -16,6 +16,10 @@ static const struct {
 } commands[] = {
     {"run", mh_cmd_run, "run a Python program with the agent and capture"},
     {"report", mh_cmd_report, "report what grew from one or more captures"},
+    {"heap", mh_cmd_heap,
+     "heap dumps: census, diff, why (retention paths), top-retainers"},
+    {"snapshot", mh_cmd_snapshot,
+     "write a heap dump of a process that is recording"},
 };
 
 static void

@@ -9,6 +9,8 @@
 #include <string.h>
 
 #include "../analysis/analysis.h"
+#include "../analysis/joined.h"
+#include "../render/joined.h"
 #include "../render/json.h"
 #include "../render/text.h"
 #include "../util/file.h"
@@ -188,8 +190,24 @@ parse_args(int argc, char **argv, struct options *o)
     return -1;
 }
 
+/* The dumps the capture's markers name, joined with it (joined.h). A
+ * failure here costs the heap section only, never the report. */
+static void
+add_heap(struct mh_joined *j, const char *path, const uint8_t *buf, size_t len,
+         size_t top)
+{
+    if (mh_joined_add(j, path, buf, len, top))
+        mh_warnf("cannot join the heap dumps of '%s': %s", path, j->error);
+}
+
 static int
-add_capture(struct mh_analysis *a, const char *path)
+json_heap(FILE *out, void *ctx)
+{
+    return mh_joined_json_render(out, ctx);
+}
+
+static int
+add_capture(struct mh_analysis *a, struct mh_joined *j, const char *path)
 {
     struct mh_file f;
     int rc = mh_file_map(&f, path, 0);
@@ -198,6 +216,8 @@ add_capture(struct mh_analysis *a, const char *path)
         return MH_EXIT_FAIL;
     }
     rc = mh_analysis_add(a, path, f.data, f.len);
+    if (!rc)
+        add_heap(j, path, f.data, f.len, a->opts.top);
     mh_file_unmap(&f);
     if (rc) {
         mh_errorf("cannot read '%s': %s", path, a->error);
@@ -212,7 +232,8 @@ add_capture(struct mh_analysis *a, const char *path)
 }
 
 static int
-render(const struct options *o, const struct mh_analysis *a)
+render(const struct options *o, const struct mh_analysis *a,
+       const struct mh_joined *j)
 {
     FILE *out = stdout;
     if (o->output && strcmp(o->output, "-")) {
@@ -222,8 +243,11 @@ render(const struct options *o, const struct mh_analysis *a)
             return MH_EXIT_FAIL;
         }
     }
-    int rc = o->format == FORMAT_JSON ? mh_json_render(out, a)
-                                      : mh_text_render(out, a);
+    int rc = o->format == FORMAT_JSON
+                 ? mh_json_render_with(out, a, json_heap, (void *)j)
+                 : mh_text_render(out, a);
+    if (!rc && o->format != FORMAT_JSON)
+        rc = mh_joined_text_render(out, j);
     int err = errno;
     if (fflush(out) != 0 && rc == MH_OK) {
         rc = MH_EIO;
@@ -252,16 +276,20 @@ mh_cmd_report(int argc, char **argv)
         return code;
     }
     struct mh_analysis a;
+    struct mh_joined j;
     mh_analysis_init(&a, &o.an);
+    mh_joined_init(&j);
     code = MH_EXIT_OK;
     for (int i = 0; i < o.ncaptures && code == MH_EXIT_OK; i++)
-        code = add_capture(&a, o.captures[i]);
+        code = add_capture(&a, &j, o.captures[i]);
+    mh_joined_finish(&j);
     if (code == MH_EXIT_OK && mh_analysis_finish(&a)) {
         mh_errorf("cannot build the report: %s", a.error);
         code = MH_EXIT_FAIL;
     }
     if (code == MH_EXIT_OK)
-        code = render(&o, &a);
+        code = render(&o, &a, &j);
+    mh_joined_release(&j);
     mh_analysis_release(&a);
     mh_free(o.captures);
     return code;

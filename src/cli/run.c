@@ -29,6 +29,7 @@
 #include "../util/mem.h"
 #include "../util/msg.h"
 #include "cli.h"
+#include "units.h"
 
 #define DEFAULT_OUTPUT "memhound.%p.mhc"
 #define MAX_INTERVAL (UINT64_C(1) << 40)
@@ -44,6 +45,7 @@ struct run_opts {
     int trace_all;
     uint64_t interval; /* 0: the agent's default */
     long max_depth;    /* 0: the agent's default */
+    double heap_every; /* seconds between heap dumps; 0: none */
     int quiet;
     char **command; /* NULL-terminated, points into argv */
 };
@@ -79,6 +81,10 @@ usage(FILE *out)
         "      --trace-all          record every allocation, exactly\n"
         "      --sample-interval N  mean bytes between samples (512k, 1m)\n"
         "      --max-depth N        Python frames kept per stack\n"
+        "      --heap-every DURATION\n"
+        "                           a heap dump of every recording process\n"
+        "                           that often (30s, 5m, 1h), next to its\n"
+        "                           capture as <capture>.heap<N>.mhh\n"
         "  -q, --quiet              do not list the captures at the end\n"
         "  -h, --help               show this help\n"
         "\n"
@@ -200,6 +206,16 @@ parse_args(int argc, char **argv, struct run_opts *o)
                 return MH_EXIT_USAGE;
             }
             o->max_depth = d;
+        } else if ((r = take_value(argc, argv, &i, NULL, "--heap-every",
+                                   &val))) {
+            if (r < 0)
+                goto missing;
+            if (mh_units_parse_duration(val, 0.1, &o->heap_every)) {
+                mh_errorf("invalid --heap-every '%s': expected a duration "
+                          "from 100ms to a year, such as 30s, 5m or 1h",
+                          val);
+                return MH_EXIT_USAGE;
+            }
         } else {
             mh_errorf("unknown option '%s' for run; see 'memhound run "
                       "--help'",
@@ -270,57 +286,18 @@ check_output_dir(const char *abs)
 }
 
 static int
-set_env(const char *name, const char *value)
-{
-    if (setenv(name, value, 1)) {
-        mh_errorf("cannot set %s: %s", name, strerror(errno));
-        return MH_EIO;
-    }
-    return MH_OK;
-}
-
-static int
 prepare_env(const struct run_opts *o, const char *pydir, const char *output,
             const char *registry)
 {
-    struct mh_buf b;
-    mh_buf_init(&b, 1u << 20);
-    const char *old = getenv("PYTHONPATH");
-    int rc = mh_buf_printf(&b, "%s/bootstrap:%s%s%s", pydir, pydir,
-                           old && *old ? ":" : "", old && *old ? old : "");
-    if (!rc)
-        rc = mh_buf_put_u8(&b, 0);
-    if (rc) {
-        mh_errorf("cannot build PYTHONPATH: %s", mh_strerror(rc));
-        mh_buf_release(&b);
-        return rc;
-    }
-    rc = set_env("PYTHONPATH", (const char *)b.data);
-    mh_buf_release(&b);
-    if (rc)
-        return rc;
-
-    char num[32];
-    if ((rc = set_env("MEMHOUND_OUTPUT", output)) ||
-        (rc = set_env("MEMHOUND_MODE", o->trace_all ? "trace" : "sample")) ||
-        (rc = set_env("MEMHOUND_REGISTRY", registry)))
-        return rc;
-    /* Unset, the agent's defaults apply; an inherited value must not. */
-    if (o->interval) {
-        snprintf(num, sizeof(num), "%llu", (unsigned long long)o->interval);
-        if ((rc = set_env("MEMHOUND_INTERVAL", num)))
-            return rc;
-    } else {
-        unsetenv("MEMHOUND_INTERVAL");
-    }
-    if (o->max_depth) {
-        snprintf(num, sizeof(num), "%ld", o->max_depth);
-        if ((rc = set_env("MEMHOUND_MAX_DEPTH", num)))
-            return rc;
-    } else {
-        unsetenv("MEMHOUND_MAX_DEPTH");
-    }
-    return MH_OK;
+    struct mh_agent_env e = {
+        .output = output,
+        .registry = registry,
+        .trace_all = o->trace_all,
+        .interval = o->interval,
+        .max_depth = o->max_depth,
+        .heap_every = o->heap_every,
+    };
+    return mh_cli_agent_env(pydir, &e);
 }
 
 /* Creates a private directory holding an empty registry file. The caller
@@ -862,29 +839,12 @@ mh_cmd_run(int argc, char **argv)
     if (rc)
         return rc;
 
-    char *pydir = mh_cli_python_dir();
-    if (!pydir) {
-        const char *env = getenv("MEMHOUND_PYTHONPATH");
-        if (env && *env)
-            mh_errorf("MEMHOUND_PYTHONPATH '%s' holds no memhound package "
-                      "(memhound/__init__.py)",
-                      env);
-        else
-            mh_errorf("cannot find memhound's Python files next to this "
-                      "binary (python/ or ../lib/memhound/python); run "
-                      "'make python' or set MEMHOUND_PYTHONPATH");
+    char *pydir = mh_cli_bootstrap_dir();
+    if (!pydir)
         return MH_EXIT_FAIL;
-    }
 
     int status = 0, exec_err = 0, exit_code = MH_EXIT_FAIL;
     char *output = NULL, *tmpdir = NULL, *registry = NULL;
-    char probe[PATH_MAX];
-    snprintf(probe, sizeof(probe), "%s/bootstrap/sitecustomize.py", pydir);
-    if (access(probe, R_OK)) {
-        mh_errorf("cannot read '%s': %s; run 'make python'", probe,
-                  strerror(errno));
-        goto cleanup;
-    }
     output = absolute_path(o.output);
     if (!output) {
         mh_errorf("cannot resolve '%s': %s", o.output, strerror(errno));

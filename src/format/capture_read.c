@@ -14,13 +14,10 @@
 #include <stdio.h>
 #include <string.h>
 
-#define ZSTD_STATIC_LINKING_ONLY /* ZSTD_createDCtx_advanced */
-#include <zstd.h>
-#include <zstd_errors.h>
-
 #include "../util/buf.h"
 #include "../util/mem.h"
 #include "capture_read.h"
+#include "chunk.h"
 
 #define LIKELY(x) __builtin_expect(!!(x), 1)
 #define UNLIKELY(x) __builtin_expect(!!(x), 0)
@@ -49,10 +46,8 @@ struct mh_cap_reader_priv {
     size_t strings_cap, codes_cap, frames_cap, stacks_cap, stack_frames_cap;
     struct arena_block *arena;
     size_t mem; /* bytes held in tables, against MH_CAP_READER_TABLES_MAX */
-    struct mh_str *lists[3]; /* the header's argv, lib prefixes, sys.path */
-    uint8_t *raw; /* a decompressed payload, reused between chunks */
-    size_t raw_cap;
-    ZSTD_DCtx *dctx;
+    struct mh_str *lists[3];   /* the header's argv, lib prefixes, sys.path */
+    struct mh_chunk_reader ck; /* framing, CRCs, decompression */
 };
 
 /* State of one mh_cap_parse() call. */
@@ -82,20 +77,6 @@ idmap_release(struct idmap *m)
     memset(m, 0, sizeof(*m));
 }
 
-static void
-zstd_free(void *opaque, void *p)
-{
-    (void)opaque;
-    mh_free(p);
-}
-
-static void *
-zstd_alloc(void *opaque, size_t size)
-{
-    (void)opaque;
-    return mh_malloc(size);
-}
-
 void
 mh_cap_reader_release(struct mh_cap_reader *r)
 {
@@ -111,8 +92,7 @@ mh_cap_reader_release(struct mh_cap_reader *r)
         }
         for (int i = 0; i < 3; i++)
             mh_free(pv->lists[i]);
-        mh_free(pv->raw);
-        ZSTD_freeDCtx(pv->dctx);
+        mh_chunk_reader_release(&pv->ck);
         mh_free(pv);
     }
     mh_free(r->strings);
@@ -803,183 +783,35 @@ parse_records(struct parser *ps, const uint8_t *p, size_t n)
 
 /* --- chunks --------------------------------------------------------- */
 
-static uint32_t
-get_u32le(const uint8_t *p)
-{
-    return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) |
-           ((uint32_t)p[3] << 24);
-}
-
-/* Decompresses a compressed chunk payload into pv->raw. */
 static int
-decompress(struct parser *ps, const uint8_t *p, size_t n, size_t *rawlen)
+chunk_fail(struct parser *ps, int rc)
 {
-    struct mh_cap_reader_priv *pv = ps->pv;
-    unsigned long long coff = (unsigned long long)ps->chunk_off;
-    const uint8_t *end = p + n;
-    uint64_t len;
-    if (rd_uv(&p, end, &len))
-        return fail(ps, MH_EFORMAT, ps->chunk_off,
-                    "chunk at offset %llu: compressed payload does not "
-                    "start with its decompressed length",
-                    coff);
-    if (len > MH_CAP_CHUNK_RAW_MAX)
-        return fail(ps, MH_EFORMAT, ps->chunk_off,
-                    "chunk at offset %llu: decompressed length %llu is over "
-                    "the %u MiB limit",
-                    coff, (unsigned long long)len, MH_CAP_CHUNK_RAW_MAX >> 20);
-    size_t zlen = (size_t)(end - p);
-    /* Only a plain zstd frame: no skippable frames, no legacy formats
-     * (their decoders are older code, and not what a writer makes). */
-    static const uint8_t zmagic[4] = {0x28, 0xb5, 0x2f, 0xfd};
-    if (zlen < 4 || memcmp(p, zmagic, 4) != 0)
-        return fail(ps, MH_EFORMAT, ps->chunk_off,
-                    "chunk at offset %llu: compressed payload is not a zstd "
-                    "frame",
-                    coff);
-    size_t fsize = ZSTD_findFrameCompressedSize(p, zlen);
-    if (ZSTD_isError(fsize))
-        return fail(ps, MH_EFORMAT, ps->chunk_off,
-                    "chunk at offset %llu: zstd frame is damaged: %s", coff,
-                    ZSTD_getErrorName(fsize));
-    if (fsize != zlen)
-        return fail(ps, MH_EFORMAT, ps->chunk_off,
-                    "chunk at offset %llu: %zu stray bytes after the zstd "
-                    "frame",
-                    coff, zlen - fsize);
-    unsigned long long content = ZSTD_getFrameContentSize(p, zlen);
-    if (content == ZSTD_CONTENTSIZE_ERROR ||
-        (content != ZSTD_CONTENTSIZE_UNKNOWN && content != len))
-        return fail(ps, MH_EFORMAT, ps->chunk_off,
-                    "chunk at offset %llu: zstd frame does not hold the "
-                    "%llu bytes the chunk declares",
-                    coff, (unsigned long long)len);
-    if (len > pv->raw_cap) {
-        uint8_t *raw = mh_realloc(pv->raw, (size_t)len);
-        if (!raw)
-            return fail(ps, MH_ENOMEM, ps->chunk_off,
-                        "chunk at offset %llu: cannot decompress: out of "
-                        "memory",
-                        coff);
-        pv->raw = raw;
-        pv->raw_cap = (size_t)len;
-    }
-    if (!pv->dctx) {
-        ZSTD_customMem cmem = {zstd_alloc, zstd_free, NULL};
-        pv->dctx = ZSTD_createDCtx_advanced(cmem);
-        if (!pv->dctx)
-            return fail(ps, MH_ENOMEM, ps->chunk_off,
-                        "chunk at offset %llu: cannot decompress: out of "
-                        "memory",
-                        coff);
-    }
-    uint8_t dummy;
-    size_t got = ZSTD_decompressDCtx(pv->dctx, len ? pv->raw : &dummy,
-                                     (size_t)len, p, zlen);
-    if (ZSTD_isError(got)) {
-        int code = ZSTD_getErrorCode(got) == ZSTD_error_memory_allocation
-                       ? MH_ENOMEM
-                       : MH_EFORMAT;
-        return fail(ps, code, ps->chunk_off,
-                    "chunk at offset %llu: cannot decompress: %s", coff,
-                    ZSTD_getErrorName(got));
-    }
-    if (got != len)
-        return fail(ps, MH_EFORMAT, ps->chunk_off,
-                    "chunk at offset %llu: decompressed to %zu bytes, not "
-                    "the %llu the chunk declares",
-                    coff, got, (unsigned long long)len);
-    *rawlen = (size_t)len;
-    return MH_OK;
-}
-
-static int
-parse_file_header(struct parser *ps, const uint8_t *buf, size_t len)
-{
-    size_t m = len < MH_CAP_MAGIC_LEN ? len : MH_CAP_MAGIC_LEN;
-    if (len == 0)
-        return fail(ps, MH_ETRUNC, 0, "capture is empty");
-    if (memcmp(buf, MH_CAP_MAGIC, m) != 0)
-        return fail(ps, MH_EFORMAT, 0,
-                    "not a memhound capture (bad magic at offset 0)");
-    if (len < MH_CAP_FILE_HEADER_LEN)
-        return fail(ps, MH_ETRUNC, len,
-                    "capture ends at offset %zu, inside its %d-byte file "
-                    "header",
-                    len, MH_CAP_FILE_HEADER_LEN);
-    unsigned version = buf[8] | (unsigned)buf[9] << 8;
-    unsigned flags = buf[10] | (unsigned)buf[11] << 8;
-    if (version != MH_CAP_VERSION)
-        return fail(ps, MH_EFORMAT, 8,
-                    "offset 8: unsupported format version %u (this "
-                    "memhound reads version %d)",
-                    version, MH_CAP_VERSION);
-    if (flags != 0)
-        return fail(ps, MH_EFORMAT, 10, "offset 10: unknown file flags 0x%04x",
-                    flags);
-    return MH_OK;
-}
-
-/* The file ends inside the chunk at `off`: what came before it stands. */
-static int
-truncated_at(struct parser *ps, size_t off)
-{
-    ps->r->truncated = 1;
-    ps->r->truncated_at = off;
-    return MH_OK;
+    const struct mh_chunk_reader *c = &ps->pv->ck;
+    snprintf(ps->r->error, sizeof(ps->r->error), "%s", c->error);
+    ps->r->error_offset = c->error_offset;
+    return rc;
 }
 
 static int
 parse_chunks(struct parser *ps, const uint8_t *buf, size_t len)
 {
     struct mh_cap_reader *r = ps->r;
-    size_t off = MH_CAP_FILE_HEADER_LEN;
-    while (off < len) {
-        const uint8_t *c = buf + off;
-        size_t left = len - off;
-        unsigned long long coff = (unsigned long long)off;
-        if (c[0] != MH_CAP_CHUNK_TAG)
-            return fail(ps, MH_EFORMAT, off,
-                        "offset %llu: expected a chunk (tag 0x%02x), found "
-                        "byte 0x%02x",
-                        coff, MH_CAP_CHUNK_TAG, c[0]);
-        if (left < MH_CAP_CHUNK_HEADER_LEN)
-            return truncated_at(ps, off);
-        uint32_t n = get_u32le(c + 1);
-        uint32_t crc = get_u32le(c + 5);
-        uint8_t flags = c[9];
-        if (n > MH_CAP_CHUNK_MAX)
-            return fail(ps, MH_EFORMAT, off,
-                        "chunk at offset %llu: payload length %u is over "
-                        "the %u MiB limit",
-                        coff, n, MH_CAP_CHUNK_MAX >> 20);
-        if (flags & ~MH_CAP_CHUNK_ZSTD)
-            return fail(ps, MH_EFORMAT, off,
-                        "chunk at offset %llu: unknown chunk flags 0x%02x",
-                        coff, flags);
-        if (n > left - MH_CAP_CHUNK_HEADER_LEN)
-            return truncated_at(ps, off);
-        const uint8_t *payload = c + MH_CAP_CHUNK_HEADER_LEN;
-        uint32_t got = mh_crc32(0, payload, n);
-        if (got != crc)
-            return fail(ps, MH_EFORMAT, off,
-                        "chunk at offset %llu: CRC mismatch (stored 0x%08x, "
-                        "computed 0x%08x): the chunk is corrupt",
-                        coff, crc, got);
-        ps->chunk_off = off;
-        ps->compressed = (flags & MH_CAP_CHUNK_ZSTD) != 0;
-        size_t rawlen = n;
-        int rc;
-        if (ps->compressed) {
-            if ((rc = decompress(ps, payload, n, &rawlen)))
-                return rc;
-            payload = ps->pv->raw;
-        }
-        if (rawlen && (rc = parse_records(ps, payload, rawlen)))
+    struct mh_chunk_reader *c = &ps->pv->ck;
+    int rc = mh_chunk_begin(c, buf, len);
+    if (rc)
+        return chunk_fail(ps, rc);
+    struct mh_chunk ch;
+    while ((rc = mh_chunk_next(c, &ch)) > 0) {
+        ps->chunk_off = ch.offset;
+        ps->compressed = ch.compressed;
+        if (ch.len && (rc = parse_records(ps, ch.payload, ch.len)))
             return rc;
         r->chunks++;
-        off += MH_CAP_CHUNK_HEADER_LEN + (size_t)n;
     }
+    if (rc < 0)
+        return chunk_fail(ps, rc);
+    r->truncated = c->truncated;
+    r->truncated_at = c->truncated_at;
     return MH_OK;
 }
 
@@ -1018,8 +850,14 @@ mh_cap_parse(struct mh_cap_reader *r, const uint8_t *buf, size_t len,
     memset(&r->stacks[0], 0, sizeof(r->stacks[0]));
     r->nstrings = r->ncodes = r->nframes = r->nstacks = 1;
 
-    int rc = parse_file_header(&ps, buf, len);
-    if (rc)
-        return rc;
+    mh_chunk_reader_init(&pv->ck, "capture", MH_CAP_MAGIC, MH_CAP_VERSION);
     return parse_chunks(&ps, buf, len);
+}
+
+uint32_t
+mh_cap_stack_index(const struct mh_cap_reader *r, uint64_t id)
+{
+    if (!id || !r->priv)
+        return 0;
+    return idmap_get(&r->priv->stacks, id);
 }

@@ -118,6 +118,10 @@ void mh_cap_reader_release(struct mh_cap_reader *r);
 int mh_cap_parse(struct mh_cap_reader *r, const uint8_t *buf, size_t len,
                  mh_cap_visit_fn visit, void *ctx) MH_MUST_USE;
 
+/* The index of the stack with file id `id` (as a heap dump's ALLOC
+ * record names it), after the parse; 0 when the capture defines none. */
+uint32_t mh_cap_stack_index(const struct mh_cap_reader *r, uint64_t id);
+
 /* The string at index i, NUL-terminated (the reader stores a NUL after
  * each string). */
 static inline const char *

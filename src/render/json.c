@@ -360,6 +360,13 @@ process_json(FILE *out, const struct mh_analysis *a,
 int
 mh_json_render(FILE *out, const struct mh_analysis *a)
 {
+    return mh_json_render_with(out, a, NULL, NULL);
+}
+
+int
+mh_json_render_with(FILE *out, const struct mh_analysis *a,
+                    mh_json_more_fn more, void *ctx)
+{
     fputs("{\n  ", out);
     key(out, "version");
     fputs("1,\n  ", out);
@@ -391,6 +398,13 @@ mh_json_render(FILE *out, const struct mh_analysis *a)
         fputs(i ? ",\n    " : "\n    ", out);
         process_json(out, a, &a->procs[i]);
     }
-    fputs(a->nprocs ? "\n  ]\n}\n" : "]\n}\n", out);
+    fputs(a->nprocs ? "\n  ]" : "]", out);
+    if (more) {
+        fputs(",\n  ", out);
+        int rc = more(out, ctx);
+        if (rc)
+            return rc;
+    }
+    fputs("\n}\n", out);
     return ferror(out) ? MH_EIO : MH_OK;
 }

@@ -10,6 +10,12 @@
 /* Writes the finished analysis to `out`. MH_EIO when writing fails. */
 int mh_json_render(FILE *out, const struct mh_analysis *a) MH_MUST_USE;
 
+/* The same, with more members of the top-level object written by
+ * `more` (e.g. `"heap": {...}`, no separator before it) at the end. */
+typedef int (*mh_json_more_fn)(FILE *out, void *ctx);
+int mh_json_render_with(FILE *out, const struct mh_analysis *a,
+                        mh_json_more_fn more, void *ctx) MH_MUST_USE;
+
 /* Writes s[0..n) as a JSON string: quotes, escapes for '"', '\\' and
  * control characters, valid UTF-8 passed through, every byte that is not
  * part of valid UTF-8 replaced by U+FFFD. */

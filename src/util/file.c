@@ -184,3 +184,20 @@ mh_file_unmap(struct mh_file *f)
     f->data = NULL;
     f->len = 0;
 }
+
+int
+mh_file_create_private(const char *path)
+{
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return -1;
+    struct stat st;
+    if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) &&
+        (st.st_mode & 077) && fchmod(fd, 0600) != 0) {
+        int err = errno;
+        close(fd);
+        errno = err;
+        return -1;
+    }
+    return fd;
+}

@@ -40,4 +40,10 @@ int mh_file_map(struct mh_file *f, const char *path, size_t max) MH_MUST_USE;
 /* Releases what mh_file_map() took; f is left empty. */
 void mh_file_unmap(struct mh_file *f);
 
+/* Opens `path` for writing, created or truncated, readable by its owner
+ * only: an existing regular file's looser mode is tightened to 0600
+ * (devices such as /dev/full are left alone). Returns the fd, or -1 with
+ * errno set. Captures and dumps can name personal data. */
+int mh_file_create_private(const char *path);
+
 #endif

@@ -1,0 +1,551 @@
+/* The control channel (control.h): a Unix socket served from the writer
+ * thread's tick, so that a heap dump can be asked for from outside
+ * without a thread of our own and without a signal handler in the
+ * target. The work of a dump is heapdump.c's; this file only parses
+ * requests, takes the GIL around mh_heap_dump(), waits for walkers
+ * without blocking, and writes the markers. */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+#include <dirent.h>
+#include <errno.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "../format/capture.h"
+#include "control.h"
+#include "heapdump.h"
+#include "tracker.h"
+#include "writer.h"
+
+#define MAX_CONNS 8
+#define MAX_LINE (PATH_MAX + 32)
+/* A client that has not sent its request line by then is dropped: it
+ * must not hold a slot for ever. */
+#define REQUEST_TIMEOUT_NS (5ull * 1000000000ull)
+#define SOCK_PATH_MAX sizeof(((struct sockaddr_un *)0)->sun_path)
+
+struct conn {
+    int fd; /* -1: a free slot */
+    uint64_t since_ns;
+    size_t len;
+    char line[MAX_LINE];
+    /* dump-wait: the walker this client waits for (0: none yet) */
+    pid_t child;
+    uint64_t pause_ns, forked_ns;
+};
+
+/* Owned by the writer thread while it runs; open/close/forget run while
+ * it is stopped (GIL held). ndumps is atomic: the in-process API names
+ * dumps from any thread. */
+static struct {
+    int fd;      /* the listening socket, -1 when closed */
+    pid_t owner; /* the process that bound it: only it unlinks it */
+    char path[SOCK_PATH_MAX];
+    struct conn conns[MAX_CONNS];
+    int nconns;
+    uint64_t every_ns, next_ns; /* periodic dumps; every_ns 0 = off */
+    pid_t periodic_child;       /* a periodic walker still running */
+    unsigned ndumps;
+} ctl = {.fd = -1};
+
+const char *
+mh_control_path(void)
+{
+    return ctl.fd >= 0 ? ctl.path : "";
+}
+
+static uint64_t
+mono_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* ---- the socket directory ---- */
+
+/* Makes `dir` (0700) or checks that an existing one is a real directory
+ * of ours that nobody else can enter. */
+static int
+private_dir(const char *dir, char *err, size_t errlen)
+{
+    if (mkdir(dir, 0700) == 0) {
+        /* The umask may have taken bits we need; never more than 0700. */
+        if (chmod(dir, 0700)) {
+            snprintf(err, errlen, "cannot set the mode of '%s': %s", dir,
+                     strerror(errno));
+            return -1;
+        }
+    } else if (errno != EEXIST) {
+        snprintf(err, errlen, "cannot create '%s': %s", dir, strerror(errno));
+        return -1;
+    }
+    struct stat st;
+    if (lstat(dir, &st)) {
+        snprintf(err, errlen, "cannot check '%s': %s", dir, strerror(errno));
+        return -1;
+    }
+    if (S_ISLNK(st.st_mode)) {
+        snprintf(err, errlen, "'%s' is a symbolic link", dir);
+        return -1;
+    }
+    if (!S_ISDIR(st.st_mode)) {
+        snprintf(err, errlen, "'%s' is not a directory", dir);
+        return -1;
+    }
+    if (st.st_uid != geteuid()) {
+        snprintf(err, errlen, "'%s' belongs to uid %u, not to us (uid %u)",
+                 dir, (unsigned)st.st_uid, (unsigned)geteuid());
+        return -1;
+    }
+    if (st.st_mode & 077) {
+        snprintf(err, errlen, "'%s' is open to other users (mode %03o)", dir,
+                 (unsigned)(st.st_mode & 0777));
+        return -1;
+    }
+    return 0;
+}
+
+/* Picks and prepares the directory: $XDG_RUNTIME_DIR/memhound when the
+ * variable names a directory, else /tmp/memhound-<uid>. */
+static int
+socket_dir(char *dir, size_t n, char *err, size_t errlen)
+{
+    const char *xdg = getenv("XDG_RUNTIME_DIR");
+    struct stat st;
+    if (xdg && xdg[0] == '/' && !stat(xdg, &st) && S_ISDIR(st.st_mode)) {
+        int k = snprintf(dir, n, "%s/memhound", xdg);
+        if (k > 0 && (size_t)k < n && !private_dir(dir, err, errlen))
+            return 0;
+        /* A runtime dir we cannot use: /tmp still can be. */
+    }
+    snprintf(dir, n, "/tmp/memhound-%u", (unsigned)geteuid());
+    return private_dir(dir, err, errlen);
+}
+
+/* Whether nobody listens on the socket `name` in `dir`. */
+static int
+dead_socket(const char *dir, const char *name)
+{
+    struct sockaddr_un sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sun_family = AF_UNIX;
+    int k = snprintf(sa.sun_path, sizeof(sa.sun_path), "%s/%s", dir, name);
+    if (k < 0 || (size_t)k >= sizeof(sa.sun_path))
+        return 0;
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return 0;
+    int dead = connect(fd, (struct sockaddr *)&sa, sizeof(sa)) &&
+               errno == ECONNREFUSED;
+    close(fd);
+    return dead;
+}
+
+/* Removes the sockets of processes that are gone: a process that ends
+ * with os._exit() (multiprocessing's children do) or by a signal leaves
+ * its socket behind. Only sockets whose pid does not exist here and on
+ * which nobody listens (a process in another pid namespace sharing /tmp
+ * may still use its own). */
+static void
+sweep(const char *dir)
+{
+    DIR *d = opendir(dir);
+    if (!d)
+        return;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        char *end;
+        long pid = strtol(e->d_name, &end, 10);
+        if (end == e->d_name || strcmp(end, ".sock") || pid <= 0 ||
+            pid == (long)getpid())
+            continue;
+        if (kill((pid_t)pid, 0) && errno == ESRCH &&
+            dead_socket(dir, e->d_name))
+            unlinkat(dirfd(d), e->d_name, 0);
+    }
+    closedir(d);
+}
+
+int
+mh_control_open(char *err, size_t errlen)
+{
+    char dir[SOCK_PATH_MAX];
+    if (ctl.fd >= 0)
+        return 0;
+    if (socket_dir(dir, sizeof(dir), err, errlen))
+        return -1;
+    sweep(dir);
+    struct sockaddr_un sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sun_family = AF_UNIX;
+    int k = snprintf(sa.sun_path, sizeof(sa.sun_path), "%s/%d.sock", dir,
+                     (int)getpid());
+    if (k < 0 || (size_t)k >= sizeof(sa.sun_path)) {
+        snprintf(err, errlen, "socket path in '%s' is too long", dir);
+        return -1;
+    }
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        snprintf(err, errlen, "cannot create a socket: %s", strerror(errno));
+        return -1;
+    }
+    /* A file with our pid is left by a process that was killed: the pid
+     * is ours now, and the directory only ours. */
+    unlink(sa.sun_path);
+    if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) ||
+        chmod(sa.sun_path, 0600) || listen(fd, MAX_CONNS)) {
+        snprintf(err, errlen, "cannot listen on '%s': %s", sa.sun_path,
+                 strerror(errno));
+        unlink(sa.sun_path);
+        close(fd);
+        return -1;
+    }
+    memcpy(ctl.path, sa.sun_path, sizeof(ctl.path));
+    ctl.fd = fd;
+    ctl.owner = getpid();
+    for (int i = 0; i < MAX_CONNS; i++)
+        ctl.conns[i].fd = -1;
+    ctl.nconns = 0;
+    return 0;
+}
+
+static void
+drop_conns(void)
+{
+    for (int i = 0; i < MAX_CONNS; i++) {
+        if (ctl.conns[i].fd >= 0)
+            close(ctl.conns[i].fd);
+        ctl.conns[i].fd = -1;
+    }
+    ctl.nconns = 0;
+}
+
+void
+mh_control_close(void)
+{
+    if (ctl.fd < 0)
+        return;
+    drop_conns();
+    close(ctl.fd);
+    if (ctl.owner == getpid())
+        unlink(ctl.path);
+    ctl.fd = -1;
+}
+
+void
+mh_control_forget(void)
+{
+    ctl.periodic_child = 0;     /* the parent's, not ours to wait for */
+    ctl.next_ns = ctl.every_ns; /* the child's capture clock starts at 0 */
+    __atomic_store_n(&ctl.ndumps, 0, __ATOMIC_RELAXED);
+    if (ctl.fd < 0)
+        return;
+    drop_conns();
+    close(ctl.fd);
+    ctl.fd = -1;
+}
+
+void
+mh_control_set_heap_every(uint64_t every_ns, uint64_t now_ns)
+{
+    ctl.every_ns = every_ns;
+    ctl.next_ns = now_ns + every_ns;
+}
+
+int
+mh_control_busy(void)
+{
+    return ctl.nconns > 0;
+}
+
+/* ---- dumps ---- */
+
+int
+mh_control_next_dump_path(char *out, size_t n)
+{
+    if (!mh_writer_is_open())
+        return -1;
+    const char *cap = mh_writer_path();
+    const char *base = strrchr(cap, '/');
+    base = base ? base + 1 : cap;
+    const char *dot = strrchr(base, '.');
+    size_t stem = dot && dot != base ? (size_t)(dot - cap) : strlen(cap);
+    unsigned k = __atomic_add_fetch(&ctl.ndumps, 1, __ATOMIC_RELAXED);
+    int len = snprintf(out, n, "%.*s.heap%u.mhh", (int)stem, cap, k);
+    return len < 0 || (size_t)len >= n ? -1 : 0;
+}
+
+void
+mh_control_note_dump(const char *path)
+{
+    if (mh_writer_is_open())
+        mh_tracker_put_marker(mh_writer_now_ns(), MH_MARK_HEAP_DUMP, path,
+                              strlen(path));
+}
+
+/* Forks a walker from the writer thread. Returns 0, or -1 with the
+ * reason in err. */
+static int
+dump(const char *path, struct mh_heap_dump_result *res, char *err,
+     size_t errlen)
+{
+    PyGILState_STATE g = PyGILState_Ensure();
+    int rc = mh_heap_dump(path, mh_writer_path(), 0, res);
+    int e = errno;
+    PyGILState_Release(g);
+    if (rc) {
+        snprintf(err, errlen, "cannot dump the heap to '%s': %s", path,
+                 strerror(e));
+        return -1;
+    }
+    mh_control_note_dump(path);
+    return 0;
+}
+
+/* 1 when the walker has exited (without reaping it: mh_heap_reap() does
+ * that), 0 while it runs. *status is its wait status, or -1 when someone
+ * else reaped it first (the target's own waitpid(-1)). */
+static int
+walker_done(pid_t child, int *status)
+{
+    siginfo_t si;
+    memset(&si, 0, sizeof(si));
+    if (waitid(P_PID, (id_t)child, &si, WEXITED | WNOHANG | WNOWAIT)) {
+        if (errno == EINTR)
+            return 0;
+        *status = -1;
+        return 1;
+    }
+    if (si.si_pid == 0)
+        return 0;
+    if (si.si_code == CLD_EXITED)
+        *status = (si.si_status & 0xff) << 8;
+    else
+        *status = si.si_status & 0x7f; /* killed or dumped: the signal */
+    return 1;
+}
+
+/* ---- connections ---- */
+
+static void reply(struct conn *c, const char *fmt, ...) MH_PRINTF(2, 3);
+
+/* Sends one line and closes the connection. The reply is short and the
+ * socket buffer empty, so a non-blocking send either takes it whole or
+ * the client has gone. */
+static void
+reply(struct conn *c, const char *fmt, ...)
+{
+    char buf[MAX_LINE + 256];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(buf, sizeof(buf) - 1, fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        n = 0;
+    if ((size_t)n > sizeof(buf) - 2)
+        n = (int)sizeof(buf) - 2;
+    buf[n++] = '\n';
+    ssize_t k;
+    do
+        k = send(c->fd, buf, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT);
+    while (k < 0 && errno == EINTR);
+    close(c->fd);
+    c->fd = -1;
+    c->child = 0;
+    ctl.nconns--;
+}
+
+static void
+handle(struct conn *c, char *line)
+{
+    char err[MAX_LINE + 128];
+    char *arg = strchr(line, ' ');
+    if (arg)
+        *arg++ = '\0';
+    if (!strcmp(line, "ping")) {
+        reply(c, "ok %d %s", (int)getpid(), mh_writer_path());
+    } else if (!strcmp(line, "flush")) {
+        mh_writer_flush();
+        reply(c, "ok");
+    } else if (!strcmp(line, "dump") || !strcmp(line, "dump-wait")) {
+        int wait = line[4] == '-';
+        if (!arg || arg[0] != '/') {
+            reply(c, "error %s needs an absolute path", line);
+            return;
+        }
+        struct mh_heap_dump_result res = {0};
+        if (dump(arg, &res, err, sizeof(err))) {
+            reply(c, "error %s", err);
+            return;
+        }
+        if (!wait) {
+            reply(c, "ok %d %llu", (int)res.child,
+                  (unsigned long long)res.pause_ns);
+            return;
+        }
+        c->child = res.child;
+        c->pause_ns = res.pause_ns;
+        c->forked_ns = mono_ns();
+    } else {
+        reply(c, "error unknown request '%.64s'", line);
+    }
+}
+
+static void
+accept_new(uint64_t now)
+{
+    for (;;) {
+        int fd = accept4(ctl.fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0)
+            return; /* EAGAIN, or a client that gave up meanwhile */
+        struct ucred cr;
+        socklen_t len = sizeof(cr);
+        int ok = !getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &len) &&
+                 (cr.uid == geteuid() || cr.uid == 0);
+        struct conn *c = NULL;
+        for (int i = 0; ok && i < MAX_CONNS && !c; i++)
+            if (ctl.conns[i].fd < 0)
+                c = &ctl.conns[i];
+        if (!c) {
+            static const char busy[] = "error busy: too many requests\n";
+            static const char denied[] = "error permission denied\n";
+            const char *m = ok ? busy : denied;
+            ssize_t k = send(fd, m, strlen(m), MSG_NOSIGNAL | MSG_DONTWAIT);
+            (void)k;
+            close(fd);
+            continue;
+        }
+        c->fd = fd;
+        c->since_ns = now;
+        c->len = 0;
+        c->child = 0;
+        ctl.nconns++;
+    }
+}
+
+/* Reads what the client sent; handles the request once its line is
+ * whole. */
+static void
+serve(struct conn *c, uint64_t now)
+{
+    for (;;) {
+        ssize_t k = recv(c->fd, c->line + c->len, sizeof(c->line) - 1 - c->len,
+                         MSG_DONTWAIT);
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k < 0) {
+            if (errno != EAGAIN && errno != EWOULDBLOCK)
+                goto gone;
+            break;
+        }
+        if (k == 0)
+            goto gone;
+        c->len += (size_t)k;
+        c->line[c->len] = '\0';
+        char *nl = memchr(c->line, '\n', c->len);
+        if (nl) {
+            *nl = '\0';
+            if (nl > c->line && nl[-1] == '\r')
+                nl[-1] = '\0';
+            if (memchr(c->line, '\0', (size_t)(nl - c->line)))
+                reply(c, "error request contains a NUL byte");
+            else
+                handle(c, c->line);
+            return;
+        }
+        if (c->len >= sizeof(c->line) - 1) {
+            reply(c, "error request too long");
+            return;
+        }
+    }
+    if (now - c->since_ns > REQUEST_TIMEOUT_NS)
+        reply(c, "error no request within %llu s",
+              (unsigned long long)(REQUEST_TIMEOUT_NS / 1000000000ull));
+    return;
+gone:
+    close(c->fd);
+    c->fd = -1;
+    ctl.nconns--;
+}
+
+static void
+check_waiting(struct conn *c)
+{
+    int status;
+    if (!walker_done(c->child, &status))
+        return;
+    pid_t child = c->child;
+    uint64_t walk = mono_ns() - c->forked_ns;
+    if (status == -1) /* reaped by someone else: the file will tell */
+        reply(c, "ok %d %llu %llu unverified", (int)child,
+              (unsigned long long)c->pause_ns, (unsigned long long)walk);
+    else if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
+        reply(c, "ok %d %llu %llu", (int)child,
+              (unsigned long long)c->pause_ns, (unsigned long long)walk);
+    else if (WIFEXITED(status))
+        reply(c, "error the heap walker (pid %d) failed with exit status %d",
+              (int)child, WEXITSTATUS(status));
+    else
+        reply(c, "error the heap walker (pid %d) was killed by signal %d",
+              (int)child, WTERMSIG(status));
+}
+
+static void
+periodic(uint64_t now)
+{
+    if (!ctl.every_ns || now < ctl.next_ns)
+        return;
+    ctl.next_ns = now + ctl.every_ns;
+    int status;
+    if (ctl.periodic_child && !walker_done(ctl.periodic_child, &status))
+        return; /* the last walk is still running: skip this one */
+    ctl.periodic_child = 0;
+    char path[PATH_MAX], err[PATH_MAX + 128];
+    if (mh_control_next_dump_path(path, sizeof(path)))
+        return;
+    struct mh_heap_dump_result res = {0};
+    if (dump(path, &res, err, sizeof(err))) {
+        static int warned;
+        if (!warned++)
+            mh_warnf("%s", err);
+        return;
+    }
+    ctl.periodic_child = res.child;
+}
+
+void
+mh_control_tick(uint64_t now_ns)
+{
+    int waiting = 0;
+    if (ctl.fd >= 0) {
+        accept_new(now_ns);
+        for (int i = 0; i < MAX_CONNS; i++) {
+            struct conn *c = &ctl.conns[i];
+            if (c->fd < 0)
+                continue;
+            if (c->child)
+                check_waiting(c);
+            else
+                serve(c, now_ns);
+            waiting += c->fd >= 0 && c->child;
+        }
+    }
+    periodic(now_ns);
+    /* While a client waits for a walker, reaping could take its exit
+     * status between our look and the reap: finished walkers stay
+     * zombies until nobody waits. */
+    if (!waiting)
+        mh_heap_reap();
+}

@@ -1,0 +1,664 @@
+/* `memhound snapshot PID`: a heap dump of a running process, taken from
+ * outside through its agent's control socket (src/agent/control.h), with
+ * no change to the program. The agent forks; the walk runs in the child
+ * while the service goes on. By default the command returns once the
+ * walker has exited, so the file it names is complete.
+ *
+ * The socket of a process is found where its agent put it:
+ * $XDG_RUNTIME_DIR/memhound/<pid>.sock (the target's XDG_RUNTIME_DIR,
+ * read from /proc/<pid>/environ, or ours) or /tmp/memhound-<uid>/<pid>.sock
+ * with the target's uid. Each failure gets its own message: no such
+ * process, not recording (no socket), permission, a stale socket.
+ *
+ * Exit codes: 0 the dump was written; 1 it was not; 2 usage error. */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "../format/heap_read.h"
+#include "../util/file.h"
+#include "../util/msg.h"
+#include "cli.h"
+
+#define SOCK_PATH_MAX sizeof(((struct sockaddr_un *)0)->sun_path)
+#define MAX_CANDIDATES 3
+#define DEFAULT_TIMEOUT 600.0 /* s: a walk of a huge heap, and then some */
+/* How long the agent may take to answer at all: its writer thread looks
+ * at the socket every 100 ms, then needs the GIL for the fork. */
+#define ACK_TIMEOUT 30.0
+#define WAIT_POLL_MS 50
+
+struct snap_opts {
+    long pid;
+    const char *output; /* NULL: memhound-heap.<pid>.<n>.mhh */
+    int wait_socket;    /* --wait: the process may not be recording yet */
+    int wait_walk;      /* 0 with --no-wait */
+    double timeout;
+    int json;
+};
+
+struct reply {
+    long child;
+    unsigned long long pause_ns, walk_ns;
+    int have_walk;
+    int unverified; /* the agent could not see the walker's status */
+};
+
+static void
+usage(FILE *out)
+{
+    fputs(
+        "usage: memhound snapshot [options] PID\n"
+        "\n"
+        "Writes a heap dump of process PID, which must be recording with\n"
+        "memhound ('memhound run' or memhound.start()). The process pauses\n"
+        "only for a fork; the walk runs in a child. Returns when the dump\n"
+        "is complete. Analyse it with 'memhound heap census|diff|why'.\n"
+        "\n"
+        "options:\n"
+        "  -o, --output FILE    where to write the dump (default\n"
+        "                       memhound-heap.<PID>.<N>.mhh in the current\n"
+        "                       directory); the target process writes it,\n"
+        "                       mode 0600\n"
+        "      --wait           if PID is not recording yet (just started),\n"
+        "                       wait for its control socket to appear\n"
+        "      --no-wait        return once the walk has started\n"
+        "      --timeout SECS   give up after this long (default 600)\n"
+        "      --format text|json\n"
+        "  -h, --help           show this help\n",
+        out);
+}
+
+static double
+now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static int
+parse_args(int argc, char **argv, struct snap_opts *o)
+{
+    memset(o, 0, sizeof(*o));
+    o->wait_walk = 1;
+    o->timeout = DEFAULT_TIMEOUT;
+    const char *pid_arg = NULL;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        const char *val = NULL;
+        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+            usage(stdout);
+            return MH_EXIT_OK;
+        } else if (!strcmp(a, "--wait")) {
+            o->wait_socket = 1;
+            continue;
+        } else if (!strcmp(a, "--no-wait")) {
+            o->wait_walk = 0;
+            continue;
+        } else if (!strcmp(a, "--") && i + 1 < argc && !pid_arg) {
+            pid_arg = argv[++i];
+            continue;
+        } else if (a[0] != '-' || !a[1]) {
+            if (pid_arg) {
+                mh_errorf("snapshot takes one PID, not '%s' too", a);
+                return MH_EXIT_USAGE;
+            }
+            pid_arg = a;
+            continue;
+        }
+        const char *name = a;
+        if (!strncmp(a, "-o", 2) && a[2]) {
+            name = "-o";
+            val = a + 2;
+        } else if (!strncmp(a, "--output=", 9)) {
+            name = "--output";
+            val = a + 9;
+        } else if (!strncmp(a, "--timeout=", 10)) {
+            name = "--timeout";
+            val = a + 10;
+        } else if (!strncmp(a, "--format=", 9)) {
+            name = "--format";
+            val = a + 9;
+        } else if (strcmp(a, "-o") && strcmp(a, "--output") &&
+                   strcmp(a, "--timeout") && strcmp(a, "--format")) {
+            mh_errorf("unknown option '%s' for snapshot; see 'memhound "
+                      "snapshot --help'",
+                      a);
+            return MH_EXIT_USAGE;
+        }
+        if (!val) {
+            if (i + 1 >= argc) {
+                mh_errorf("option '%s' needs a value", a);
+                return MH_EXIT_USAGE;
+            }
+            val = argv[++i];
+        }
+        if (!strcmp(name, "-o") || !strcmp(name, "--output")) {
+            if (!*val) {
+                mh_errorf("option '%s' needs a file name", name);
+                return MH_EXIT_USAGE;
+            }
+            o->output = val;
+        } else if (!strcmp(name, "--timeout")) {
+            char *end;
+            errno = 0;
+            o->timeout = strtod(val, &end);
+            if (errno || end == val || (*end && strcmp(end, "s")) ||
+                !(o->timeout > 0 && o->timeout < 1e7)) {
+                mh_errorf("invalid --timeout '%s': expected seconds", val);
+                return MH_EXIT_USAGE;
+            }
+        } else if (!strcmp(val, "json") || !strcmp(val, "text")) {
+            o->json = !strcmp(val, "json");
+        } else {
+            mh_errorf("invalid --format '%s': expected text or json", val);
+            return MH_EXIT_USAGE;
+        }
+    }
+    if (!pid_arg) {
+        mh_errorf("snapshot needs the PID of a process recording with "
+                  "memhound, e.g. 'memhound snapshot 1234'");
+        usage(stderr);
+        return MH_EXIT_USAGE;
+    }
+    char *end;
+    errno = 0;
+    o->pid = strtol(pid_arg, &end, 10);
+    if (errno || *end || end == pid_arg || o->pid <= 0 || o->pid > INT32_MAX) {
+        mh_errorf("invalid PID '%s': expected a process id such as 1234",
+                  pid_arg);
+        return MH_EXIT_USAGE;
+    }
+    return -1;
+}
+
+/* ---- finding the socket ---- */
+
+/* The target's effective uid from /proc/<pid>/status; -1 if unreadable. */
+static long
+target_uid(long pid)
+{
+    char path[64], line[256];
+    snprintf(path, sizeof(path), "/proc/%ld/status", pid);
+    FILE *f = fopen(path, "re");
+    if (!f)
+        return -1;
+    long uid = -1;
+    while (fgets(line, sizeof(line), f)) {
+        unsigned long real, eff;
+        if (sscanf(line, "Uid: %lu %lu", &real, &eff) == 2) {
+            uid = (long)eff;
+            break;
+        }
+    }
+    fclose(f);
+    return uid;
+}
+
+/* XDG_RUNTIME_DIR as the target started with it, into out; 0 if found.
+ * Only readable for our own processes (or as root). */
+static int
+target_xdg(long pid, char *out, size_t n)
+{
+    char path[64];
+    snprintf(path, sizeof(path), "/proc/%ld/environ", pid);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    /* The environment is small; a huge one is read up to this much. */
+    static char env[1 << 20];
+    size_t len = 0;
+    ssize_t k;
+    while (len < sizeof(env) - 1 &&
+           (k = read(fd, env + len, sizeof(env) - 1 - len)) != 0) {
+        if (k < 0) {
+            if (errno == EINTR)
+                continue;
+            break;
+        }
+        len += (size_t)k;
+    }
+    close(fd);
+    env[len] = '\0';
+    static const char key[] = "XDG_RUNTIME_DIR=";
+    for (size_t i = 0; i < len;) {
+        const char *var = env + i;
+        size_t vlen = strlen(var);
+        if (!strncmp(var, key, sizeof(key) - 1) &&
+            var[sizeof(key) - 1] == '/') {
+            snprintf(out, n, "%s", var + sizeof(key) - 1);
+            return 0;
+        }
+        i += vlen + 1;
+    }
+    return -1;
+}
+
+static void
+add_candidate(char cand[][SOCK_PATH_MAX], int *n, const char *dir, long pid)
+{
+    char p[SOCK_PATH_MAX];
+    int k = snprintf(p, sizeof(p), "%s/%ld.sock", dir, pid);
+    if (k < 0 || (size_t)k >= sizeof(p) || *n >= MAX_CANDIDATES)
+        return;
+    for (int i = 0; i < *n; i++)
+        if (!strcmp(cand[i], p))
+            return;
+    memcpy(cand[(*n)++], p, sizeof(p));
+}
+
+/* Where the agent of `pid` may have put its socket, most likely first. */
+static int
+candidates(long pid, char cand[][SOCK_PATH_MAX])
+{
+    int n = 0;
+    char dir[PATH_MAX + 16], xdg[PATH_MAX];
+    if (!target_xdg(pid, xdg, sizeof(xdg))) {
+        snprintf(dir, sizeof(dir), "%s/memhound", xdg);
+        add_candidate(cand, &n, dir, pid);
+    }
+    const char *mine = getenv("XDG_RUNTIME_DIR");
+    if (mine && mine[0] == '/' && strlen(mine) < PATH_MAX) {
+        snprintf(dir, sizeof(dir), "%s/memhound", mine);
+        add_candidate(cand, &n, dir, pid);
+    }
+    long uid = target_uid(pid);
+    snprintf(dir, sizeof(dir), "/tmp/memhound-%ld",
+             uid >= 0 ? uid : (long)geteuid());
+    add_candidate(cand, &n, dir, pid);
+    return n;
+}
+
+static int
+process_exists(long pid)
+{
+    return !kill((pid_t)pid, 0) || errno == EPERM;
+}
+
+static const char *
+dir_of(const char *path, char *buf, size_t n)
+{
+    snprintf(buf, n, "%s", path);
+    char *slash = strrchr(buf, '/');
+    if (slash && slash != buf)
+        *slash = '\0';
+    return buf;
+}
+
+/* Finds the socket; on failure prints why and returns MH_EXIT_FAIL. With
+ * `quiet`, prints nothing for a missing socket (--wait polls). */
+static int
+find_socket(long pid, char *out, int quiet)
+{
+    char cand[MAX_CANDIDATES][SOCK_PATH_MAX];
+    int n = candidates(pid, cand);
+    int denied = -1;
+    for (int i = 0; i < n; i++) {
+        struct stat st;
+        if (!lstat(cand[i], &st)) {
+            if (!S_ISSOCK(st.st_mode)) {
+                mh_errorf("'%s' is not a socket", cand[i]);
+                return -2;
+            }
+            memcpy(out, cand[i], SOCK_PATH_MAX);
+            return MH_EXIT_OK;
+        }
+        if (errno == EACCES && denied < 0)
+            denied = i;
+    }
+    if (denied >= 0) {
+        char dir[SOCK_PATH_MAX];
+        mh_errorf("cannot reach the control socket of process %ld in '%s': "
+                  "Permission denied (only its user or root may ask for a "
+                  "snapshot)",
+                  pid, dir_of(cand[denied], dir, sizeof(dir)));
+        return -2;
+    }
+    if (quiet)
+        return MH_EXIT_FAIL;
+    if (n == 1)
+        mh_errorf("process %ld is not recording with memhound: no control "
+                  "socket at '%s'",
+                  pid, cand[0]);
+    else
+        mh_errorf("process %ld is not recording with memhound: no control "
+                  "socket at '%s'%s%s%s or '%s'",
+                  pid, cand[0], n > 2 ? ", '" : "", n > 2 ? cand[1] : "",
+                  n > 2 ? "'" : "", cand[n - 1]);
+    return -2;
+}
+
+/* ---- talking to the agent ---- */
+
+/* Connects; on failure prints why. */
+static int
+connect_agent(long pid, const char *path)
+{
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        mh_errorf("cannot create a socket: %s", strerror(errno));
+        return -1;
+    }
+    struct sockaddr_un sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sun_family = AF_UNIX;
+    memcpy(sa.sun_path, path, strlen(path) + 1);
+    if (connect(fd, (struct sockaddr *)&sa, sizeof(sa))) {
+        int err = errno;
+        close(fd);
+        if (err == ECONNREFUSED)
+            mh_errorf("process %ld is not recording with memhound: its "
+                      "control socket '%s' is stale (left by a process that "
+                      "ended without removing it)",
+                      pid, path);
+        else if (err == EACCES || err == EPERM)
+            mh_errorf("cannot connect to the control socket '%s' of process "
+                      "%ld: %s (only its user or root may ask for a "
+                      "snapshot)",
+                      path, pid, strerror(err));
+        else
+            mh_errorf("cannot connect to the control socket '%s' of process "
+                      "%ld: %s",
+                      path, pid, strerror(err));
+        return -1;
+    }
+    struct ucred cr;
+    socklen_t len = sizeof(cr);
+    if (!getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &len) &&
+        (long)cr.pid != pid) {
+        mh_errorf("the control socket '%s' is served by process %ld, not by "
+                  "process %ld",
+                  path, (long)cr.pid, pid);
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+static int
+send_all(int fd, const char *p, size_t n)
+{
+    while (n > 0) {
+        ssize_t k = send(fd, p, n, MSG_NOSIGNAL);
+        if (k < 0) {
+            if (errno == EINTR)
+                continue;
+            return -1;
+        }
+        p += k;
+        n -= (size_t)k;
+    }
+    return 0;
+}
+
+/* Reads one reply line into buf by `deadline`. 0, or -1 with errno
+ * (ETIMEDOUT; 0 when the agent closed without a reply). */
+static int
+read_line(int fd, char *buf, size_t n, double deadline)
+{
+    size_t len = 0;
+    for (;;) {
+        double left = deadline - now_s();
+        if (left <= 0) {
+            errno = ETIMEDOUT;
+            return -1;
+        }
+        struct pollfd pfd = {.fd = fd, .events = POLLIN};
+        int r =
+            poll(&pfd, 1, left > 1e6 ? 1000000000 : (int)(left * 1000) + 1);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0)
+            return -1;
+        if (r == 0)
+            continue;
+        ssize_t k = recv(fd, buf + len, n - 1 - len, 0);
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k < 0)
+            return -1;
+        if (k == 0) {
+            errno = 0;
+            return -1;
+        }
+        len += (size_t)k;
+        buf[len] = '\0';
+        char *nl = memchr(buf, '\n', len);
+        if (nl) {
+            *nl = '\0';
+            return 0;
+        }
+        if (len >= n - 1) {
+            errno = EMSGSIZE;
+            return -1;
+        }
+    }
+}
+
+static int
+parse_reply(const char *line, struct reply *r)
+{
+    memset(r, 0, sizeof(*r));
+    int end = 0;
+    int k = sscanf(line, "ok %ld %llu %llu%n", &r->child, &r->pause_ns,
+                   &r->walk_ns, &end);
+    if (k < 2)
+        return -1;
+    r->have_walk = k == 3;
+    r->unverified = k == 3 && !strcmp(line + end, " unverified");
+    return 0;
+}
+
+/* Whether the dump at `path` is whole (its END record is there). On
+ * failure says why in `why`. */
+static int
+dump_complete(const char *path, char *why, size_t n)
+{
+    struct mh_file f;
+    if (mh_file_map(&f, path, 0)) {
+        snprintf(why, n, "%s", f.error);
+        return 0;
+    }
+    struct mh_heap_dump d;
+    mh_heap_dump_init(&d, 0);
+    int rc = mh_heap_parse(&d, f.data, f.len);
+    int ok = !rc && d.have_end;
+    if (rc)
+        snprintf(why, n, "%s", d.error);
+    else if (!d.have_end)
+        snprintf(why, n, "it has no END record (the walk did not finish)");
+    mh_heap_dump_release(&d);
+    mh_file_unmap(&f);
+    return ok;
+}
+
+/* ---- paths ---- */
+
+/* The caller's path made absolute, for the agent (its cwd is not ours). */
+static int
+absolute(const char *path, char *out, size_t n)
+{
+    if (path[0] == '/') {
+        int k = snprintf(out, n, "%s", path);
+        return k < 0 || (size_t)k >= n ? -1 : 0;
+    }
+    char cwd[PATH_MAX];
+    if (!getcwd(cwd, sizeof(cwd)))
+        return -1;
+    while (path[0] == '.' && path[1] == '/')
+        path += 2;
+    int k = snprintf(out, n, "%s%s%s", cwd, strcmp(cwd, "/") ? "/" : "", path);
+    return k < 0 || (size_t)k >= n ? -1 : 0;
+}
+
+/* memhound-heap.<pid>.<n>.mhh with the first n not taken. */
+static void
+default_name(long pid, char *out, size_t n)
+{
+    for (unsigned k = 1;; k++) {
+        snprintf(out, n, "memhound-heap.%ld.%u.mhh", pid, k);
+        struct stat st;
+        if (lstat(out, &st) && errno == ENOENT)
+            return;
+    }
+}
+
+static void
+print_json_str(FILE *out, const char *s)
+{
+    fputc('"', out);
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        if (*p == '"' || *p == '\\')
+            fprintf(out, "\\%c", *p);
+        else if (*p < 0x20)
+            fprintf(out, "\\u%04x", *p);
+        else
+            fputc(*p, out);
+    }
+    fputc('"', out);
+}
+
+static void
+print_result(const struct snap_opts *o, const char *shown, const char *abs,
+             const struct reply *r, const char *sock)
+{
+    struct stat st;
+    long long size = stat(abs, &st) ? -1 : (long long)st.st_size;
+    if (o->json) {
+        printf("{\"pid\": %ld, \"path\": ", o->pid);
+        print_json_str(stdout, abs);
+        printf(", \"walker_pid\": %ld, \"pause_ns\": %llu, ", r->child,
+               r->pause_ns);
+        if (r->have_walk)
+            printf("\"walk_ns\": %llu, ", r->walk_ns);
+        else
+            printf("\"walk_ns\": null, ");
+        printf("\"complete\": %s, \"bytes\": %lld, \"socket\": ",
+               r->have_walk ? "true" : "false", size);
+        print_json_str(stdout, sock);
+        printf("}\n");
+        return;
+    }
+    if (r->have_walk)
+        printf("%s: heap dump of process %ld (%.1f MiB; paused %.1f ms for "
+               "the fork, walk %.2f s)\n",
+               shown, o->pid, size > 0 ? (double)size / 1048576.0 : 0.0,
+               (double)r->pause_ns / 1e6, (double)r->walk_ns / 1e9);
+    else
+        printf("%s: heap dump of process %ld being written by process %ld "
+               "(paused %.1f ms for the fork)\n",
+               shown, o->pid, r->child, (double)r->pause_ns / 1e6);
+}
+
+int
+mh_cmd_snapshot(int argc, char **argv)
+{
+    struct snap_opts o;
+    int code = parse_args(argc, argv, &o);
+    if (code >= 0)
+        return code;
+    double deadline = now_s() + o.timeout;
+    if (!process_exists(o.pid)) {
+        mh_errorf("no process %ld", o.pid);
+        return MH_EXIT_FAIL;
+    }
+    char sock[SOCK_PATH_MAX];
+    for (;;) {
+        code = find_socket(o.pid, sock, o.wait_socket);
+        if (code == MH_EXIT_OK)
+            break;
+        if (code != MH_EXIT_FAIL || now_s() >= deadline) {
+            if (code == MH_EXIT_FAIL) /* --wait ran out: say it now */
+                find_socket(o.pid, sock, 0);
+            return MH_EXIT_FAIL;
+        }
+        if (!process_exists(o.pid)) {
+            mh_errorf("process %ld ended before it started recording", o.pid);
+            return MH_EXIT_FAIL;
+        }
+        poll(NULL, 0, WAIT_POLL_MS);
+    }
+
+    char name[PATH_MAX], abs[PATH_MAX];
+    if (!o.output) {
+        default_name(o.pid, name, sizeof(name));
+        o.output = name;
+    }
+    if (absolute(o.output, abs, sizeof(abs))) {
+        mh_errorf("cannot make an absolute path of '%s': %s", o.output,
+                  strerror(errno ? errno : ENAMETOOLONG));
+        return MH_EXIT_FAIL;
+    }
+
+    int fd = connect_agent(o.pid, sock);
+    if (fd < 0)
+        return MH_EXIT_FAIL;
+    char line[PATH_MAX + 256];
+    snprintf(line, sizeof(line), "%s %s\n", o.wait_walk ? "dump-wait" : "dump",
+             abs);
+    if (send_all(fd, line, strlen(line))) {
+        mh_errorf("cannot send the request to process %ld: %s", o.pid,
+                  strerror(errno));
+        close(fd);
+        return MH_EXIT_FAIL;
+    }
+    /* Without --no-wait the answer comes when the walk is done; without a
+     * walk in sight (no GIL for the fork), give up sooner. */
+    double ack = o.wait_walk ? deadline : now_s() + ACK_TIMEOUT;
+    if (ack > deadline)
+        ack = deadline;
+    int rc = read_line(fd, line, sizeof(line), ack);
+    int err = errno;
+    close(fd);
+    if (rc) {
+        if (err == ETIMEDOUT)
+            mh_errorf("process %ld did not finish the heap dump '%s' within "
+                      "%.0f s",
+                      o.pid, o.output, o.timeout);
+        else if (err == 0)
+            mh_errorf("process %ld closed its control socket without an "
+                      "answer (it may have stopped recording or exited)",
+                      o.pid);
+        else
+            mh_errorf("cannot read the answer of process %ld: %s", o.pid,
+                      strerror(err));
+        return MH_EXIT_FAIL;
+    }
+    if (!strncmp(line, "error ", 6)) {
+        mh_errorf("process %ld could not write a heap dump: %s", o.pid,
+                  line + 6);
+        return MH_EXIT_FAIL;
+    }
+    struct reply r;
+    if (parse_reply(line, &r)) {
+        mh_errorf("unexpected answer from process %ld: '%.200s'", o.pid, line);
+        return MH_EXIT_FAIL;
+    }
+    struct stat st;
+    if (r.have_walk && stat(abs, &st)) {
+        mh_errorf("process %ld reported the dump done, but '%s' is not "
+                  "there: %s",
+                  o.pid, o.output, strerror(errno));
+        return MH_EXIT_FAIL;
+    }
+    char why[300];
+    if (r.unverified && !dump_complete(abs, why, sizeof(why))) {
+        mh_errorf("the heap dump '%s' of process %ld is not usable: %s",
+                  o.output, o.pid, why);
+        return MH_EXIT_FAIL;
+    }
+    print_result(&o, o.output, abs, &r, sock);
+    return MH_EXIT_OK;
+}

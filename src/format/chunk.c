@@ -1,0 +1,239 @@
+/* Chunk framing shared by the capture and heap dump readers (chunk.h). */
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#define ZSTD_STATIC_LINKING_ONLY /* ZSTD_createDCtx_advanced */
+#include <zstd.h>
+#include <zstd_errors.h>
+
+#include "../util/buf.h"
+#include "../util/mem.h"
+#include "chunk.h"
+
+void
+mh_chunk_reader_init(struct mh_chunk_reader *c, const char *what,
+                     const char *magic, unsigned version)
+{
+    memset(c, 0, sizeof(*c));
+    c->what = what;
+    c->magic = magic;
+    c->version = version;
+}
+
+void
+mh_chunk_reader_release(struct mh_chunk_reader *c)
+{
+    mh_free(c->raw_);
+    ZSTD_freeDCtx(c->dctx_);
+    c->raw_ = NULL;
+    c->raw_cap_ = 0;
+    c->dctx_ = NULL;
+}
+
+static int MH_PRINTF(4, 5) fail(struct mh_chunk_reader *c, int code,
+                                uint64_t off, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(c->error, sizeof(c->error), fmt, ap);
+    va_end(ap);
+    c->error_offset = off;
+    return code;
+}
+
+static void
+zstd_free(void *opaque, void *p)
+{
+    (void)opaque;
+    mh_free(p);
+}
+
+static void *
+zstd_alloc(void *opaque, size_t size)
+{
+    (void)opaque;
+    return mh_malloc(size);
+}
+
+static uint32_t
+get_u32le(const uint8_t *p)
+{
+    return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) |
+           ((uint32_t)p[3] << 24);
+}
+
+int
+mh_chunk_begin(struct mh_chunk_reader *c, const uint8_t *buf, size_t len)
+{
+    size_t m = len < MH_CAP_MAGIC_LEN ? len : MH_CAP_MAGIC_LEN;
+    c->buf_ = buf;
+    c->len_ = len;
+    c->off_ = MH_CAP_FILE_HEADER_LEN;
+    if (len == 0)
+        return fail(c, MH_ETRUNC, 0, "%s is empty", c->what);
+    if (memcmp(buf, c->magic, m) != 0)
+        return fail(c, MH_EFORMAT, 0,
+                    "not a memhound %s (bad magic at offset 0)", c->what);
+    if (len < MH_CAP_FILE_HEADER_LEN)
+        return fail(c, MH_ETRUNC, len,
+                    "%s ends at offset %zu, inside its %d-byte file header",
+                    c->what, len, MH_CAP_FILE_HEADER_LEN);
+    unsigned version = buf[8] | (unsigned)buf[9] << 8;
+    unsigned flags = buf[10] | (unsigned)buf[11] << 8;
+    if (version != c->version)
+        return fail(c, MH_EFORMAT, 8,
+                    "offset 8: unsupported format version %u (this "
+                    "memhound reads version %u)",
+                    version, c->version);
+    if (flags != 0)
+        return fail(c, MH_EFORMAT, 10, "offset 10: unknown file flags 0x%04x",
+                    flags);
+    return MH_OK;
+}
+
+/* Decompresses the payload p[0..n) of the chunk at `off` into c->raw_. */
+static int
+decompress(struct mh_chunk_reader *c, uint64_t off, const uint8_t *p, size_t n,
+           size_t *rawlen)
+{
+    unsigned long long coff = (unsigned long long)off;
+    struct mh_cursor cur;
+    uint64_t len;
+    mh_cursor_init(&cur, p, n);
+    if (mh_cursor_uvarint(&cur, &len))
+        return fail(c, MH_EFORMAT, off,
+                    "chunk at offset %llu: compressed payload does not "
+                    "start with its decompressed length",
+                    coff);
+    if (len > MH_CAP_CHUNK_RAW_MAX)
+        return fail(c, MH_EFORMAT, off,
+                    "chunk at offset %llu: decompressed length %llu is over "
+                    "the %u MiB limit",
+                    coff, (unsigned long long)len, MH_CAP_CHUNK_RAW_MAX >> 20);
+    p = cur.p;
+    size_t zlen = mh_cursor_left(&cur);
+    /* Only a plain zstd frame: no skippable frames, no legacy formats
+     * (their decoders are older code, and not what a writer makes). */
+    static const uint8_t zmagic[4] = {0x28, 0xb5, 0x2f, 0xfd};
+    if (zlen < 4 || memcmp(p, zmagic, 4) != 0)
+        return fail(c, MH_EFORMAT, off,
+                    "chunk at offset %llu: compressed payload is not a zstd "
+                    "frame",
+                    coff);
+    size_t fsize = ZSTD_findFrameCompressedSize(p, zlen);
+    if (ZSTD_isError(fsize))
+        return fail(c, MH_EFORMAT, off,
+                    "chunk at offset %llu: zstd frame is damaged: %s", coff,
+                    ZSTD_getErrorName(fsize));
+    if (fsize != zlen)
+        return fail(c, MH_EFORMAT, off,
+                    "chunk at offset %llu: %zu stray bytes after the zstd "
+                    "frame",
+                    coff, zlen - fsize);
+    unsigned long long content = ZSTD_getFrameContentSize(p, zlen);
+    if (content == ZSTD_CONTENTSIZE_ERROR ||
+        (content != ZSTD_CONTENTSIZE_UNKNOWN && content != len))
+        return fail(c, MH_EFORMAT, off,
+                    "chunk at offset %llu: zstd frame does not hold the "
+                    "%llu bytes the chunk declares",
+                    coff, (unsigned long long)len);
+    if (len > c->raw_cap_) {
+        uint8_t *raw = mh_realloc(c->raw_, (size_t)len);
+        if (!raw)
+            return fail(c, MH_ENOMEM, off,
+                        "chunk at offset %llu: cannot decompress: out of "
+                        "memory",
+                        coff);
+        c->raw_ = raw;
+        c->raw_cap_ = (size_t)len;
+    }
+    if (!c->dctx_) {
+        ZSTD_customMem cmem = {zstd_alloc, zstd_free, NULL};
+        c->dctx_ = ZSTD_createDCtx_advanced(cmem);
+        if (!c->dctx_)
+            return fail(c, MH_ENOMEM, off,
+                        "chunk at offset %llu: cannot decompress: out of "
+                        "memory",
+                        coff);
+    }
+    uint8_t dummy;
+    size_t got = ZSTD_decompressDCtx(c->dctx_, len ? c->raw_ : &dummy,
+                                     (size_t)len, p, zlen);
+    if (ZSTD_isError(got)) {
+        int code = ZSTD_getErrorCode(got) == ZSTD_error_memory_allocation
+                       ? MH_ENOMEM
+                       : MH_EFORMAT;
+        return fail(c, code, off,
+                    "chunk at offset %llu: cannot decompress: %s", coff,
+                    ZSTD_getErrorName(got));
+    }
+    if (got != len)
+        return fail(c, MH_EFORMAT, off,
+                    "chunk at offset %llu: decompressed to %zu bytes, not "
+                    "the %llu the chunk declares",
+                    coff, got, (unsigned long long)len);
+    *rawlen = (size_t)len;
+    return MH_OK;
+}
+
+/* The buffer ends inside the chunk at `off`: what came before it stands. */
+static int
+truncated(struct mh_chunk_reader *c, size_t off)
+{
+    c->truncated = 1;
+    c->truncated_at = off;
+    c->off_ = c->len_;
+    return 0;
+}
+
+int
+mh_chunk_next(struct mh_chunk_reader *c, struct mh_chunk *out)
+{
+    size_t off = c->off_;
+    if (off >= c->len_)
+        return 0;
+    const uint8_t *k = c->buf_ + off;
+    size_t left = c->len_ - off;
+    unsigned long long coff = (unsigned long long)off;
+    if (k[0] != MH_CAP_CHUNK_TAG)
+        return fail(c, MH_EFORMAT, off,
+                    "offset %llu: expected a chunk (tag 0x%02x), found "
+                    "byte 0x%02x",
+                    coff, MH_CAP_CHUNK_TAG, k[0]);
+    if (left < MH_CAP_CHUNK_HEADER_LEN)
+        return truncated(c, off);
+    uint32_t n = get_u32le(k + 1);
+    uint32_t crc = get_u32le(k + 5);
+    uint8_t flags = k[9];
+    if (n > MH_CAP_CHUNK_MAX)
+        return fail(c, MH_EFORMAT, off,
+                    "chunk at offset %llu: payload length %u is over the %u "
+                    "MiB limit",
+                    coff, n, MH_CAP_CHUNK_MAX >> 20);
+    if (flags & ~MH_CAP_CHUNK_ZSTD)
+        return fail(c, MH_EFORMAT, off,
+                    "chunk at offset %llu: unknown chunk flags 0x%02x", coff,
+                    flags);
+    if (n > left - MH_CAP_CHUNK_HEADER_LEN)
+        return truncated(c, off);
+    const uint8_t *payload = k + MH_CAP_CHUNK_HEADER_LEN;
+    uint32_t got = mh_crc32(0, payload, n);
+    if (got != crc)
+        return fail(c, MH_EFORMAT, off,
+                    "chunk at offset %llu: CRC mismatch (stored 0x%08x, "
+                    "computed 0x%08x): the chunk is corrupt",
+                    coff, crc, got);
+    out->offset = off;
+    out->compressed = (flags & MH_CAP_CHUNK_ZSTD) != 0;
+    out->payload = payload;
+    out->len = n;
+    if (out->compressed) {
+        int rc = decompress(c, off, payload, n, &out->len);
+        if (rc)
+            return rc;
+        out->payload = c->raw_;
+    }
+    c->off_ = off + MH_CAP_CHUNK_HEADER_LEN + (size_t)n;
+    return 1;
+}

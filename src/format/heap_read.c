@@ -1,0 +1,997 @@
+/* Parsing a heap dump (docs/heap-format.md) from a buffer.
+ *
+ * The input may be hostile, so every length is checked against what is
+ * left before it is used, every count that sizes an allocation is bounded
+ * by the bytes that must follow it, and everything the dump keeps counts
+ * against d->max_bytes: a file can make the parse fail, never make it
+ * allocate without end.
+ *
+ * Objects are appended to arrays as they come; an open-addressing index
+ * (slots hold object indices, keys are read from d->addr) finds them by
+ * address, catches duplicates as they arrive, and resolves edge targets,
+ * roots and ALLOC records once the dump has been read. Edge targets are
+ * kept as addresses until then, and resolved in place into the first half
+ * of the same array. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "../util/buf.h"
+#include "../util/mem.h"
+#include "chunk.h"
+#include "heap_read.h"
+
+#define LIKELY(x) __builtin_expect(!!(x), 1)
+#define UNLIKELY(x) __builtin_expect(!!(x), 0)
+
+/* File ids (positive, sparse, 64-bit) of strings and types to dense
+ * indices: open addressing, key 0 marking an empty slot. */
+struct idmap {
+    uint64_t *keys;
+    uint32_t *vals;
+    unsigned bits;
+    uint32_t count;
+};
+
+/* Strings live in blocks that never move. */
+struct arena_block {
+    struct arena_block *next;
+    size_t used, cap;
+    char data[];
+};
+
+#define ARENA_BLOCK (256u << 10)
+
+struct mh_heap_priv {
+    struct idmap strings, types;
+    size_t strings_cap, types_cap, objs_cap, edges_cap, roots_cap, allocs_cap;
+    struct arena_block *arena;
+    uint64_t *edge_addr; /* edge targets as addresses until resolved; then
+                            the same memory holds d->edge_to */
+    uint32_t *index;     /* address index: object indices, NONE = empty */
+    unsigned index_bits;
+    struct mh_chunk_reader ck;
+};
+
+struct parser {
+    struct mh_heap_dump *d;
+    struct mh_heap_priv *pv;
+    uint64_t chunk_off;
+    const uint8_t *payload;
+    int compressed;
+};
+
+void
+mh_heap_dump_init(struct mh_heap_dump *d, size_t max_bytes)
+{
+    memset(d, 0, sizeof(*d));
+    d->max_bytes = max_bytes ? max_bytes : MH_HEAP_READER_MAX;
+}
+
+static void
+idmap_release(struct idmap *m)
+{
+    mh_free(m->keys);
+    mh_free(m->vals);
+    memset(m, 0, sizeof(*m));
+}
+
+void
+mh_heap_dump_release(struct mh_heap_dump *d)
+{
+    struct mh_heap_priv *pv = d->priv;
+    size_t max = d->max_bytes;
+    if (pv) {
+        idmap_release(&pv->strings);
+        idmap_release(&pv->types);
+        for (struct arena_block *b = pv->arena, *next; b; b = next) {
+            next = b->next;
+            mh_free(b);
+        }
+        /* d->edge_to is pv->edge_addr once resolved */
+        if ((void *)d->edge_to != (void *)pv->edge_addr)
+            mh_free(d->edge_to);
+        mh_free(pv->edge_addr);
+        mh_free(pv->index);
+        mh_chunk_reader_release(&pv->ck);
+        mh_free(pv);
+    } else {
+        mh_free(d->edge_to);
+    }
+    mh_free(d->strings);
+    mh_free(d->types);
+    mh_free(d->addr);
+    mh_free(d->type);
+    mh_free(d->size);
+    mh_free(d->refcnt);
+    mh_free(d->flags);
+    mh_free(d->edge_start);
+    mh_free(d->edge_label);
+    mh_free(d->roots);
+    mh_free(d->allocs);
+    mh_heap_dump_init(d, max);
+}
+
+/* --- errors --------------------------------------------------------- */
+
+static int MH_PRINTF(4, 5)
+    fail(struct parser *ps, int code, uint64_t off, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(ps->d->error, sizeof(ps->d->error), fmt, ap);
+    va_end(ap);
+    ps->d->error_offset = off;
+    return code;
+}
+
+/* "chunk at offset C: record 0xTT at offset O <why>", as the capture
+ * reader says it. */
+static int MH_PRINTF(5, 6)
+    rec_fail(struct parser *ps, int code, const uint8_t *rec, uint8_t tag,
+             const char *fmt, ...)
+{
+    char why[120];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(why, sizeof(why), fmt, ap);
+    va_end(ap);
+    unsigned long long pos = (unsigned long long)(rec - ps->payload);
+    unsigned long long coff = (unsigned long long)ps->chunk_off;
+    if (ps->compressed)
+        return fail(ps, code, ps->chunk_off,
+                    "chunk at offset %llu: record 0x%02x at byte %llu of "
+                    "the decompressed payload %s",
+                    coff, tag, pos, why);
+    uint64_t off = ps->chunk_off + MH_CAP_CHUNK_HEADER_LEN + pos;
+    return fail(ps, code, off,
+                "chunk at offset %llu: record 0x%02x at offset %llu %s", coff,
+                tag, (unsigned long long)off, why);
+}
+
+static int
+field_fail(struct parser *ps, int rc, const uint8_t *rec, uint8_t tag,
+           int sized)
+{
+    if (rc == MH_EFORMAT)
+        return rec_fail(ps, MH_EFORMAT, rec, tag,
+                        "has a varint longer than 64 bits");
+    if (sized)
+        return rec_fail(ps, MH_EFORMAT, rec, tag,
+                        "is shorter than its fields");
+    return rec_fail(ps, MH_EFORMAT, rec, tag,
+                    "runs past the end of its chunk");
+}
+
+static int
+store_fail(struct parser *ps, int rc, const uint8_t *rec, uint8_t tag)
+{
+    if (rc == MH_ENOMEM)
+        return rec_fail(ps, rc, rec, tag, "cannot be stored: out of memory");
+    return rec_fail(ps, rc, rec, tag,
+                    "cannot be stored: the dump would pass the reader's "
+                    "%zu MiB limit",
+                    ps->d->max_bytes >> 20);
+}
+
+/* --- varints -------------------------------------------------------- */
+
+static int
+rd_uv_slow(const uint8_t **pp, const uint8_t *end, uint64_t *v)
+{
+    struct mh_cursor c;
+    mh_cursor_init(&c, *pp, (size_t)(end - *pp));
+    int rc = mh_cursor_uvarint(&c, v);
+    if (rc == MH_OK)
+        *pp = c.p;
+    return rc;
+}
+
+/* Most fields are one or two bytes: decode those without the general
+ * loop when ten bytes are certainly there. */
+static inline int
+rd_uv(const uint8_t **pp, const uint8_t *end, uint64_t *v)
+{
+    const uint8_t *p = *pp;
+    if (LIKELY(p < end && *p < 0x80)) {
+        *v = *p;
+        *pp = p + 1;
+        return MH_OK;
+    }
+    if (LIKELY(end - p >= 10)) {
+        uint64_t x = 0;
+        for (unsigned shift = 0; shift < 63; shift += 7) {
+            uint8_t b = *p++;
+            x |= (uint64_t)(b & 0x7f) << shift;
+            if (!(b & 0x80)) {
+                *v = x;
+                *pp = p;
+                return MH_OK;
+            }
+        }
+        if (*p > 1)
+            return MH_EFORMAT;
+        *v = x | ((uint64_t)*p << 63);
+        *pp = p + 1;
+        return MH_OK;
+    }
+    return rd_uv_slow(pp, end, v);
+}
+
+/* --- tables --------------------------------------------------------- */
+
+/* Charges `add` bytes to the dump's budget. */
+static int
+charge(struct mh_heap_dump *d, size_t add)
+{
+    if (add > d->max_bytes - d->mem)
+        return MH_ETOOBIG;
+    d->mem += add;
+    return MH_OK;
+}
+
+/* The capacity to grow to for `need` elements from `cap`. */
+static size_t
+grown(size_t cap, size_t need)
+{
+    size_t ncap = cap ? cap : 64;
+    while (ncap < need)
+        ncap = ncap > SIZE_MAX / 2 ? need : ncap * 2;
+    return ncap;
+}
+
+/* Makes room for `need` elements of `elem` bytes in *arr. */
+static int
+grow_array(struct mh_heap_dump *d, void **arr, size_t *cap, size_t need,
+           size_t elem)
+{
+    if (need <= *cap)
+        return MH_OK;
+    if (need > d->max_bytes / elem)
+        return MH_ETOOBIG;
+    size_t ncap = grown(*cap, need);
+    if (ncap > d->max_bytes / elem)
+        ncap = need;
+    if (charge(d, (ncap - *cap) * elem))
+        return MH_ETOOBIG;
+    void *p = mh_realloc(*arr, ncap * elem);
+    if (!p) {
+        d->mem -= (ncap - *cap) * elem;
+        return MH_ENOMEM;
+    }
+    *arr = p;
+    *cap = ncap;
+    return MH_OK;
+}
+
+static inline size_t
+hash_slot(uint64_t key, unsigned bits)
+{
+    return (size_t)((key * 0x9E3779B97F4A7C15ull) >> (64 - bits));
+}
+
+static inline uint32_t
+idmap_get(const struct idmap *m, uint64_t key)
+{
+    if (!m->bits || key == 0)
+        return 0;
+    size_t mask = ((size_t)1 << m->bits) - 1;
+    for (size_t i = hash_slot(key, m->bits);; i = (i + 1) & mask) {
+        if (m->keys[i] == key)
+            return m->vals[i];
+        if (m->keys[i] == 0)
+            return 0;
+    }
+}
+
+static void
+idmap_place(uint64_t *keys, uint32_t *vals, unsigned bits, uint64_t key,
+            uint32_t val)
+{
+    size_t mask = ((size_t)1 << bits) - 1;
+    size_t i = hash_slot(key, bits);
+    while (keys[i])
+        i = (i + 1) & mask;
+    keys[i] = key;
+    vals[i] = val;
+}
+
+static int
+idmap_put(struct mh_heap_dump *d, struct idmap *m, uint64_t key, uint32_t val)
+{
+    if (!m->bits || (size_t)(m->count + 1) * 2 > ((size_t)1 << m->bits)) {
+        unsigned bits = m->bits ? m->bits + 1 : 6;
+        size_t slots = (size_t)1 << bits;
+        size_t per = sizeof(uint64_t) + sizeof(uint32_t);
+        size_t old = m->bits ? ((size_t)1 << m->bits) * per : 0;
+        if (charge(d, slots * per - old))
+            return MH_ETOOBIG;
+        uint64_t *keys = mh_calloc(slots, sizeof(uint64_t));
+        uint32_t *vals = mh_malloc(slots * sizeof(uint32_t));
+        if (!keys || !vals) {
+            mh_free(keys);
+            mh_free(vals);
+            d->mem -= slots * per - old;
+            return MH_ENOMEM;
+        }
+        if (m->bits)
+            for (size_t i = 0; i < ((size_t)1 << m->bits); i++)
+                if (m->keys[i])
+                    idmap_place(keys, vals, bits, m->keys[i], m->vals[i]);
+        mh_free(m->keys);
+        mh_free(m->vals);
+        d->mem -= old;
+        m->keys = keys;
+        m->vals = vals;
+        m->bits = bits;
+    }
+    idmap_place(m->keys, m->vals, m->bits, key, val);
+    m->count++;
+    return MH_OK;
+}
+
+static int
+arena_str(struct mh_heap_dump *d, struct mh_heap_priv *pv, const char *s,
+          size_t n, struct mh_str *out)
+{
+    _Static_assert(MH_HEAP_STR_MAX < ARENA_BLOCK, "a string fits a block");
+    struct arena_block *b = pv->arena;
+    if (!b || b->cap - b->used < n + 1) {
+        size_t bytes = sizeof(*b) + ARENA_BLOCK;
+        if (charge(d, bytes))
+            return MH_ETOOBIG;
+        b = mh_malloc(bytes);
+        if (!b) {
+            d->mem -= bytes;
+            return MH_ENOMEM;
+        }
+        b->used = 0;
+        b->cap = ARENA_BLOCK;
+        b->next = pv->arena;
+        pv->arena = b;
+    }
+    char *p = b->data + b->used;
+    if (n)
+        memcpy(p, s, n);
+    p[n] = '\0';
+    b->used += n + 1;
+    out->s = p;
+    out->n = n;
+    return MH_OK;
+}
+
+/* --- the address index ---------------------------------------------- */
+
+static inline size_t
+addr_slot(uint64_t addr, unsigned bits)
+{
+    /* Objects sit 16 bytes apart or more: drop the low bits first. */
+    return hash_slot(addr >> 4 ^ addr, bits);
+}
+
+uint32_t
+mh_heap_find(const struct mh_heap_dump *d, uint64_t addr)
+{
+    const struct mh_heap_priv *pv = d->priv;
+    if (!pv || !pv->index || addr == 0)
+        return MH_HEAP_NONE;
+    size_t mask = ((size_t)1 << pv->index_bits) - 1;
+    for (size_t i = addr_slot(addr, pv->index_bits);; i = (i + 1) & mask) {
+        uint32_t o = pv->index[i];
+        if (o == MH_HEAP_NONE || d->addr[o] == addr)
+            return o;
+    }
+}
+
+/* Adds object `o` (its address in d->addr) to the index; returns the
+ * object already there at that address, or MH_HEAP_NONE. */
+static uint32_t
+index_put(struct mh_heap_dump *d, struct mh_heap_priv *pv, uint32_t o)
+{
+    uint64_t addr = d->addr[o];
+    size_t mask = ((size_t)1 << pv->index_bits) - 1;
+    size_t i = addr_slot(addr, pv->index_bits);
+    for (;; i = (i + 1) & mask) {
+        uint32_t x = pv->index[i];
+        if (x == MH_HEAP_NONE)
+            break;
+        if (d->addr[x] == addr)
+            return x;
+    }
+    pv->index[i] = o;
+    return MH_HEAP_NONE;
+}
+
+/* Keeps the index at most half full for n objects. */
+static int
+index_reserve(struct mh_heap_dump *d, struct mh_heap_priv *pv, size_t n)
+{
+    if (pv->index && n * 2 <= ((size_t)1 << pv->index_bits))
+        return MH_OK;
+    unsigned bits = pv->index_bits ? pv->index_bits + 1 : 10;
+    while (((size_t)1 << bits) < n * 2)
+        bits++;
+    size_t slots = (size_t)1 << bits;
+    size_t old = pv->index ? ((size_t)1 << pv->index_bits) : 0;
+    if (charge(d, (slots - old) * sizeof(uint32_t)))
+        return MH_ETOOBIG;
+    uint32_t *idx = mh_malloc(slots * sizeof(uint32_t));
+    if (!idx) {
+        d->mem -= (slots - old) * sizeof(uint32_t);
+        return MH_ENOMEM;
+    }
+    memset(idx, 0xff, slots * sizeof(uint32_t));
+    mh_free(pv->index);
+    pv->index = idx;
+    pv->index_bits = bits;
+    for (uint32_t o = 0; o < d->nobjs; o++)
+        (void)index_put(d, pv, o); /* addresses are already unique */
+    return MH_OK;
+}
+
+/* --- records -------------------------------------------------------- */
+
+#define FIELD(q, end, v)                                                      \
+    do {                                                                      \
+        int rc_ = rd_uv(&(q), (end), (v));                                    \
+        if (UNLIKELY(rc_))                                                    \
+            return field_fail(ps, rc_, rec, tag, sized);                      \
+    } while (0)
+
+static int
+field_str(struct parser *ps, const uint8_t **q, const uint8_t *end,
+          const uint8_t *rec, uint8_t tag, const char **s, size_t *n)
+{
+    const int sized = 1;
+    uint64_t len;
+    FIELD(*q, end, &len);
+    if (len > MH_HEAP_STR_MAX)
+        return rec_fail(ps, MH_EFORMAT, rec, tag,
+                        "has a string of %llu bytes, over the %u KiB limit",
+                        (unsigned long long)len, MH_HEAP_STR_MAX >> 10);
+    if (len > (uint64_t)(end - *q))
+        return field_fail(ps, MH_ETRUNC, rec, tag, 1);
+    *s = (const char *)*q;
+    *n = (size_t)len;
+    *q += len;
+    return MH_OK;
+}
+
+#define FIELD_STR(q, end, s, n)                                               \
+    do {                                                                      \
+        int rc_ = field_str(ps, &(q), (end), rec, tag, (s), (n));             \
+        if (rc_)                                                              \
+            return rc_;                                                       \
+    } while (0)
+
+static int
+check_new_id(struct parser *ps, const struct idmap *m, uint64_t id,
+             const char *kind, const uint8_t *rec, uint8_t tag)
+{
+    if (id == 0)
+        return rec_fail(ps, MH_EFORMAT, rec, tag,
+                        "defines %s id 0 (ids start at 1)", kind);
+    if (idmap_get(m, id))
+        return rec_fail(ps, MH_EFORMAT, rec, tag, "defines %s %llu twice",
+                        kind, (unsigned long long)id);
+    if (m->count >= MH_CAP_ID_MAX)
+        return rec_fail(ps, MH_ETOOBIG, rec, tag,
+                        "defines more than %u %s ids", MH_CAP_ID_MAX, kind);
+    return MH_OK;
+}
+
+/* A reference to an id that must be defined; 0 allowed when `may_be_0`. */
+#define REF(m, id, out, kind, may_be_0)                                       \
+    do {                                                                      \
+        if ((id) == 0 && (may_be_0)) {                                        \
+            *(out) = 0;                                                       \
+        } else {                                                              \
+            *(out) = idmap_get((m), (id));                                    \
+            if (!*(out))                                                      \
+                return rec_fail(ps, MH_EFORMAT, rec, tag,                     \
+                                "references undefined %s %llu", (kind),       \
+                                (unsigned long long)(id));                    \
+        }                                                                     \
+    } while (0)
+
+static int
+parse_header(struct parser *ps, const uint8_t *rec, uint8_t tag,
+             const uint8_t *q, const uint8_t *end)
+{
+    const int sized = 1;
+    struct mh_heap_dump *d = ps->d;
+    struct mh_heap_header h;
+    const char *s;
+    size_t n;
+    int rc;
+    memset(&h, 0, sizeof(h));
+    FIELD(q, end, &h.pid);
+    FIELD(q, end, &h.time_ns);
+    FIELD(q, end, &h.pause_ns);
+    FIELD_STR(q, end, &s, &n);
+    if ((rc = arena_str(d, ps->pv, s, n, &h.python)))
+        return store_fail(ps, rc, rec, tag);
+    FIELD_STR(q, end, &s, &n);
+    if ((rc = arena_str(d, ps->pv, s, n, &h.capture)))
+        return store_fail(ps, rc, rec, tag);
+    FIELD(q, end, &h.sample_interval);
+    d->header = h;
+    d->have_header = 1;
+    return MH_OK;
+}
+
+static int
+parse_string(struct parser *ps, const uint8_t *rec, uint8_t tag,
+             const uint8_t *q, const uint8_t *end)
+{
+    const int sized = 1;
+    struct mh_heap_dump *d = ps->d;
+    struct mh_heap_priv *pv = ps->pv;
+    uint64_t id;
+    const char *s;
+    size_t n;
+    FIELD(q, end, &id);
+    FIELD_STR(q, end, &s, &n);
+    int rc = check_new_id(ps, &pv->strings, id, "string", rec, tag);
+    if (rc)
+        return rc;
+    rc = grow_array(d, (void **)&d->strings, &pv->strings_cap,
+                    (size_t)d->nstrings + 1, sizeof(*d->strings));
+    if (rc == MH_OK)
+        rc = arena_str(d, pv, s, n, &d->strings[d->nstrings]);
+    if (rc == MH_OK)
+        rc = idmap_put(d, &pv->strings, id, d->nstrings);
+    if (rc)
+        return store_fail(ps, rc, rec, tag);
+    d->nstrings++;
+    return MH_OK;
+}
+
+static int
+parse_type(struct parser *ps, const uint8_t *rec, uint8_t tag,
+           const uint8_t *q, const uint8_t *end)
+{
+    const int sized = 1;
+    struct mh_heap_dump *d = ps->d;
+    struct mh_heap_priv *pv = ps->pv;
+    uint64_t id, name, flags;
+    struct mh_heap_type t;
+    FIELD(q, end, &id);
+    FIELD(q, end, &t.addr);
+    FIELD(q, end, &name);
+    FIELD(q, end, &t.preheader);
+    FIELD(q, end, &flags);
+    int rc = check_new_id(ps, &pv->types, id, "type", rec, tag);
+    if (rc)
+        return rc;
+    REF(&pv->strings, name, &t.name, "string", 0);
+    t.flags = (uint32_t)(flags & 0xffffffffu);
+    rc = grow_array(d, (void **)&d->types, &pv->types_cap,
+                    (size_t)d->ntypes + 1, sizeof(*d->types));
+    if (rc == MH_OK)
+        rc = idmap_put(d, &pv->types, id, d->ntypes);
+    if (rc)
+        return store_fail(ps, rc, rec, tag);
+    d->types[d->ntypes++] = t;
+    return MH_OK;
+}
+
+static int
+parse_end(struct parser *ps, const uint8_t *rec, uint8_t tag, const uint8_t *q,
+          const uint8_t *end)
+{
+    const int sized = 1;
+    struct mh_heap_dump *d = ps->d;
+    FIELD(q, end, &d->end_objects);
+    FIELD(q, end, &d->end_edges);
+    FIELD(q, end, &d->walk_ns);
+    d->have_end = 1;
+    return MH_OK;
+}
+
+/* Room for one more object with `nedges` edges. */
+static int
+reserve_object(struct parser *ps, uint64_t nedges)
+{
+    struct mh_heap_dump *d = ps->d;
+    struct mh_heap_priv *pv = ps->pv;
+    if (d->nobjs >= MH_HEAP_COUNT_MAX ||
+        nedges > (uint64_t)MH_HEAP_COUNT_MAX - d->nedges)
+        return MH_ETOOBIG;
+    size_t need = (size_t)d->nobjs + 1;
+    if (need > pv->objs_cap) {
+        size_t cap = pv->objs_cap;
+        size_t ncap = grown(cap, need);
+        if (ncap > MH_HEAP_COUNT_MAX)
+            ncap = MH_HEAP_COUNT_MAX;
+        /* All per-object arrays grow together; edge_start has one more
+         * entry. */
+        size_t per = sizeof(uint64_t) * 2 + sizeof(uint32_t) * 3 + 1;
+        if (ncap > d->max_bytes / per || charge(d, (ncap - cap) * per))
+            return MH_ETOOBIG;
+        void *a = mh_realloc(d->addr, ncap * sizeof(uint64_t));
+        if (a)
+            d->addr = a;
+        void *t = a ? mh_realloc(d->type, ncap * sizeof(uint32_t)) : NULL;
+        if (t)
+            d->type = t;
+        void *s = t ? mh_realloc(d->size, ncap * sizeof(uint64_t)) : NULL;
+        if (s)
+            d->size = s;
+        void *r = s ? mh_realloc(d->refcnt, ncap * sizeof(uint32_t)) : NULL;
+        if (r)
+            d->refcnt = r;
+        void *f = r ? mh_realloc(d->flags, ncap) : NULL;
+        if (f)
+            d->flags = f;
+        void *e = f ? mh_realloc(d->edge_start, (ncap + 1) * sizeof(uint32_t))
+                    : NULL;
+        if (e)
+            d->edge_start = e;
+        if (!e) {
+            /* The arrays that grew stay valid; the capacity does not
+             * change until all have. */
+            d->mem -= (ncap - cap) * per;
+            return MH_ENOMEM;
+        }
+        pv->objs_cap = ncap;
+    }
+    int rc = index_reserve(d, pv, need);
+    if (rc)
+        return rc;
+    size_t eneed = (size_t)d->nedges + (size_t)nedges;
+    if (eneed > pv->edges_cap) {
+        /* edge_addr and edge_label grow together */
+        size_t cap = pv->edges_cap;
+        size_t ncap = grown(cap, eneed);
+        if (ncap > MH_HEAP_COUNT_MAX)
+            ncap = MH_HEAP_COUNT_MAX;
+        size_t per = sizeof(uint64_t) + sizeof(uint32_t);
+        if (ncap > d->max_bytes / per || charge(d, (ncap - cap) * per))
+            return MH_ETOOBIG;
+        void *a = mh_realloc(pv->edge_addr, ncap * sizeof(uint64_t));
+        if (a)
+            pv->edge_addr = a;
+        void *l =
+            a ? mh_realloc(d->edge_label, ncap * sizeof(uint32_t)) : NULL;
+        if (!l) {
+            d->mem -= (ncap - cap) * per;
+            return MH_ENOMEM;
+        }
+        d->edge_label = l;
+        pv->edges_cap = ncap;
+    }
+    return MH_OK;
+}
+
+/* An edge of the OBJECT at `rec` could not be read. */
+static int
+edge_fail(struct parser *ps, int rc, const uint8_t *rec, uint8_t tag,
+          uint64_t k, unsigned kind, uint64_t name)
+{
+    if (rc)
+        return field_fail(ps, rc, rec, tag, 0);
+    if (kind == MH_EDGE_KIND_RESERVED)
+        return rec_fail(ps, MH_EFORMAT, rec, tag,
+                        "has edge %llu of the reserved kind 7",
+                        (unsigned long long)k);
+    if (kind == MH_EDGE_NONE || kind == MH_EDGE_ITEM)
+        return rec_fail(ps, MH_EFORMAT, rec, tag,
+                        "has edge %llu of kind %u with a name",
+                        (unsigned long long)k, kind);
+    return rec_fail(ps, MH_EFORMAT, rec, tag,
+                    "has edge %llu naming undefined string %llu",
+                    (unsigned long long)k, (unsigned long long)name);
+}
+
+static int
+parse_object(struct parser *ps, const uint8_t *rec, uint8_t tag,
+             const uint8_t **pp, const uint8_t *end, uint64_t *chain)
+{
+    const int sized = 0;
+    struct mh_heap_dump *d = ps->d;
+    struct mh_heap_priv *pv = ps->pv;
+    const uint8_t *q = *pp;
+    uint64_t delta, type, size, refcnt, flags, nedges;
+    FIELD(q, end, &delta);
+    FIELD(q, end, &type);
+    FIELD(q, end, &size);
+    FIELD(q, end, &refcnt);
+    FIELD(q, end, &flags);
+    FIELD(q, end, &nedges);
+    uint64_t addr = *chain + (uint64_t)mh_unzigzag(delta);
+    if (addr == 0)
+        return rec_fail(ps, MH_EFORMAT, rec, tag, "is an object at address 0");
+    uint32_t tidx;
+    REF(&pv->types, type, &tidx, "type", 0);
+    /* An edge takes at least two bytes: this bounds the allocation by
+     * the chunk's own size. */
+    if (nedges > (uint64_t)(end - q) / 2)
+        return field_fail(ps, MH_ETRUNC, rec, tag, 0);
+    int rc = reserve_object(ps, nedges);
+    if (rc)
+        return store_fail(ps, rc, rec, tag);
+    uint32_t o = d->nobjs;
+    /* (no edge arrays yet when no object so far had an edge) */
+    uint64_t *ea = nedges ? pv->edge_addr + d->nedges : NULL;
+    uint32_t *el = nedges ? d->edge_label + d->nedges : NULL;
+    for (uint64_t k = 0; k < nedges; k++) {
+        uint64_t td, label;
+        if (UNLIKELY((rc = rd_uv(&q, end, &td))) ||
+            UNLIKELY((rc = rd_uv(&q, end, &label))))
+            return edge_fail(ps, rc, rec, tag, k, 0, 0);
+        unsigned kind = (unsigned)(label & MH_EDGE_KIND_MASK);
+        uint64_t name = label >> MH_EDGE_KIND_BITS;
+        uint32_t nidx = 0;
+        if (UNLIKELY(kind == MH_EDGE_KIND_RESERVED))
+            return edge_fail(ps, 0, rec, tag, k, kind, name);
+        if (name) {
+            if (UNLIKELY(kind == MH_EDGE_NONE || kind == MH_EDGE_ITEM))
+                return edge_fail(ps, 0, rec, tag, k, kind, name);
+            nidx = idmap_get(&pv->strings, name);
+            if (UNLIKELY(!nidx))
+                return edge_fail(ps, 0, rec, tag, k, kind, name);
+        }
+        ea[k] = addr + (uint64_t)mh_unzigzag(td);
+        el[k] = nidx << MH_EDGE_KIND_BITS | kind;
+    }
+    /* Indexed last, so a failed record leaves no trace in the index. */
+    d->addr[o] = addr;
+    if (index_put(d, pv, o) != MH_HEAP_NONE)
+        return rec_fail(ps, MH_EFORMAT, rec, tag,
+                        "defines the object at 0x%llx twice",
+                        (unsigned long long)addr);
+    d->type[o] = tidx;
+    d->size[o] = size;
+    d->refcnt[o] = refcnt > UINT32_MAX ? UINT32_MAX : (uint32_t)refcnt;
+    d->flags[o] = (uint8_t)(flags & 0xff);
+    d->edge_start[o] = d->nedges;
+    d->nobjs++;
+    d->nedges += (uint32_t)nedges;
+    d->edge_start[d->nobjs] = d->nedges;
+    *chain = addr;
+    *pp = q;
+    return MH_OK;
+}
+
+static int
+parse_root(struct parser *ps, const uint8_t *rec, uint8_t tag,
+           const uint8_t **pp, const uint8_t *end, uint64_t *chain)
+{
+    const int sized = 0;
+    struct mh_heap_dump *d = ps->d;
+    struct mh_heap_priv *pv = ps->pv;
+    const uint8_t *q = *pp;
+    uint64_t kind, name, delta;
+    FIELD(q, end, &kind);
+    FIELD(q, end, &name);
+    FIELD(q, end, &delta);
+    struct mh_heap_root r;
+    r.kind = kind > UINT32_MAX ? UINT32_MAX : (uint32_t)kind;
+    REF(&pv->strings, name, &r.name, "string", 1);
+    r.addr = *chain + (uint64_t)mh_unzigzag(delta);
+    r.obj = MH_HEAP_NONE;
+    if (d->nroots >= MH_HEAP_COUNT_MAX)
+        return store_fail(ps, MH_ETOOBIG, rec, tag);
+    int rc = grow_array(d, (void **)&d->roots, &pv->roots_cap,
+                        (size_t)d->nroots + 1, sizeof(*d->roots));
+    if (rc)
+        return store_fail(ps, rc, rec, tag);
+    d->roots[d->nroots++] = r;
+    *chain = r.addr;
+    *pp = q;
+    return MH_OK;
+}
+
+static int
+parse_alloc(struct parser *ps, const uint8_t *rec, uint8_t tag,
+            const uint8_t **pp, const uint8_t *end)
+{
+    const int sized = 0;
+    struct mh_heap_dump *d = ps->d;
+    struct mh_heap_priv *pv = ps->pv;
+    const uint8_t *q = *pp;
+    uint64_t type;
+    struct mh_heap_alloc a;
+    FIELD(q, end, &a.addr);
+    FIELD(q, end, &a.size);
+    FIELD(q, end, &a.stack);
+    FIELD(q, end, &a.object);
+    FIELD(q, end, &type);
+    REF(&pv->types, type, &a.type, "type", 1);
+    a.obj = MH_HEAP_NONE;
+    if (d->nallocs >= MH_HEAP_COUNT_MAX)
+        return store_fail(ps, MH_ETOOBIG, rec, tag);
+    int rc = grow_array(d, (void **)&d->allocs, &pv->allocs_cap,
+                        (size_t)d->nallocs + 1, sizeof(*d->allocs));
+    if (rc)
+        return store_fail(ps, rc, rec, tag);
+    d->allocs[d->nallocs++] = a;
+    *pp = q;
+    return MH_OK;
+}
+
+/* Parses the records of one chunk's (decompressed) payload. */
+static int
+parse_records(struct parser *ps, const uint8_t *p, size_t n)
+{
+    struct mh_heap_dump *d = ps->d;
+    const uint8_t *end = p + n;
+    uint64_t chain = 0; /* address deltas restart in every chunk */
+    ps->payload = p;
+    while (p < end) {
+        const uint8_t *rec = p;
+        uint8_t tag = *p++;
+        int rc;
+        if (tag >= MH_HREC_OBJECT && tag <= MH_HREC_ALLOC) {
+            if (UNLIKELY(!d->have_header))
+                return rec_fail(ps, MH_EFORMAT, rec, tag,
+                                "comes before the HEADER record");
+            if (tag == MH_HREC_OBJECT)
+                rc = parse_object(ps, rec, tag, &p, end, &chain);
+            else if (tag == MH_HREC_ROOT)
+                rc = parse_root(ps, rec, tag, &p, end, &chain);
+            else
+                rc = parse_alloc(ps, rec, tag, &p, end);
+            if (rc)
+                return rc;
+            continue;
+        }
+        if (tag == 0)
+            return rec_fail(ps, MH_EFORMAT, rec, tag,
+                            "has the invalid tag 0x00");
+        if (tag <= MH_HREC_FIXED_LAST)
+            return rec_fail(ps, MH_EFORMAT, rec, tag,
+                            "has an unknown fixed-layout tag, which cannot "
+                            "be skipped");
+        uint64_t blen;
+        if ((rc = rd_uv(&p, end, &blen)))
+            return field_fail(ps, rc, rec, tag, 0);
+        if (blen > (uint64_t)(end - p))
+            return rec_fail(ps, MH_EFORMAT, rec, tag,
+                            "runs past the end of its chunk");
+        const uint8_t *body = p, *bend = p + blen;
+        p = bend;
+        if (tag == MH_HREC_HEADER) {
+            if (d->have_header)
+                return rec_fail(ps, MH_EFORMAT, rec, tag,
+                                "is a second HEADER record");
+        } else if (!d->have_header) {
+            return rec_fail(ps, MH_EFORMAT, rec, tag,
+                            "comes before the HEADER record");
+        }
+        switch (tag) {
+        case MH_HREC_HEADER:
+            rc = parse_header(ps, rec, tag, body, bend);
+            break;
+        case MH_HREC_STRING:
+            rc = parse_string(ps, rec, tag, body, bend);
+            break;
+        case MH_HREC_TYPE:
+            rc = parse_type(ps, rec, tag, body, bend);
+            break;
+        case MH_HREC_END:
+            rc = parse_end(ps, rec, tag, body, bend);
+            break;
+        default:
+            rc = MH_OK; /* a sized record from a newer writer: skipped */
+            break;
+        }
+        if (rc)
+            return rc;
+    }
+    return MH_OK;
+}
+
+/* Turns edge target, root and ALLOC addresses into object indices. The
+ * edge targets are rewritten in place: index k (4 bytes at byte 4k) is
+ * written after address k (8 bytes at byte 8k) has been read. */
+static int
+resolve(struct mh_heap_dump *d, struct mh_heap_priv *pv)
+{
+    if (!d->edge_start) {
+        size_t cap = 0;
+        int rc =
+            grow_array(d, (void **)&d->edge_start, &cap, 1, sizeof(uint32_t));
+        if (rc)
+            return rc;
+        d->edge_start[0] = 0;
+    }
+    uint32_t *to = (uint32_t *)(void *)pv->edge_addr;
+    uint32_t dangling = 0;
+    for (uint32_t k = 0; k < d->nedges; k++) {
+        uint32_t o = mh_heap_find(d, pv->edge_addr[k]);
+        dangling += o == MH_HEAP_NONE;
+        to[k] = o;
+    }
+    /* Half the array now holds the indices: give the rest back (and the
+     * labels' spare capacity); if the allocator will not, keep it. */
+    if (d->nedges && d->nedges < pv->edges_cap) {
+        size_t was = pv->edges_cap * (sizeof(uint64_t) + sizeof(uint32_t));
+        void *t = mh_realloc(pv->edge_addr, d->nedges * sizeof(uint32_t));
+        if (t) {
+            to = t;
+            pv->edge_addr = t;
+        }
+        void *l = mh_realloc(d->edge_label, d->nedges * sizeof(uint32_t));
+        if (l)
+            d->edge_label = l;
+        if (t && l) {
+            d->mem -= was - (size_t)d->nedges * 2 * sizeof(uint32_t);
+            pv->edges_cap = d->nedges;
+        }
+    }
+    d->edge_to = to;
+    d->dangling = dangling;
+    for (uint32_t i = 0; i < d->nroots; i++)
+        d->roots[i].obj = mh_heap_find(d, d->roots[i].addr);
+    for (uint32_t i = 0; i < d->nallocs; i++)
+        d->allocs[i].obj = mh_heap_find(d, d->allocs[i].object);
+    return MH_OK;
+}
+
+static int
+parse_chunks(struct parser *ps, const uint8_t *buf, size_t len)
+{
+    struct mh_heap_dump *d = ps->d;
+    struct mh_chunk_reader *c = &ps->pv->ck;
+    int rc = mh_chunk_begin(c, buf, len);
+    struct mh_chunk ch;
+    while (rc == MH_OK && (rc = mh_chunk_next(c, &ch)) > 0) {
+        ps->chunk_off = ch.offset;
+        ps->compressed = ch.compressed;
+        if (ch.len && (rc = parse_records(ps, ch.payload, ch.len)))
+            return rc;
+        d->chunks++;
+        rc = MH_OK;
+    }
+    if (rc < 0) {
+        snprintf(d->error, sizeof(d->error), "%s", c->error);
+        d->error_offset = c->error_offset;
+        return rc;
+    }
+    d->truncated = c->truncated;
+    d->truncated_at = c->truncated_at;
+    /* The decompression buffer is not needed any more. */
+    mh_chunk_reader_release(c);
+    return MH_OK;
+}
+
+int
+mh_heap_parse(struct mh_heap_dump *d, const uint8_t *buf, size_t len)
+{
+    struct parser ps;
+    memset(&ps, 0, sizeof(ps));
+    ps.d = d;
+    if (d->priv)
+        return fail(&ps, MH_EINVAL, 0,
+                    "a dump is parsed once (this one has been)");
+    if (!buf && len)
+        return fail(&ps, MH_EINVAL, 0, "no buffer to parse");
+    d->priv = ps.pv = mh_calloc(1, sizeof(*ps.pv));
+    if (!ps.pv)
+        return fail(&ps, MH_ENOMEM, 0, "cannot start reading: out of memory");
+    struct mh_heap_priv *pv = ps.pv;
+    mh_chunk_reader_init(&pv->ck, "heap dump", MH_HEAP_MAGIC, MH_HEAP_VERSION);
+    /* Index 0 of the string and type tables means "none". */
+    if (grow_array(d, (void **)&d->strings, &pv->strings_cap, 1,
+                   sizeof(*d->strings)) ||
+        grow_array(d, (void **)&d->types, &pv->types_cap, 1,
+                   sizeof(*d->types)))
+        return fail(&ps, MH_ENOMEM, 0, "cannot start reading: out of memory");
+    d->strings[0].s = "";
+    d->strings[0].n = 0;
+    memset(&d->types[0], 0, sizeof(d->types[0]));
+    d->nstrings = d->ntypes = 1;
+    int rc = parse_chunks(&ps, buf, len);
+    if (rc)
+        return rc;
+    if (!d->have_header)
+        return fail(&ps, MH_EFORMAT, len, "heap dump has no HEADER record%s",
+                    d->truncated ? " before it is cut short" : "");
+    rc = resolve(d, pv);
+    if (rc)
+        return fail(&ps, rc, len, "cannot index the dump: %s",
+                    mh_strerror(rc));
+    return MH_OK;
+}

@@ -1,0 +1,19 @@
+/* What the heap renderers (heap_text.c, heap_json.c) need to say about a
+ * dump besides an analysis' rows. */
+#ifndef MH_HEAP_VIEW_H
+#define MH_HEAP_VIEW_H
+
+#include <stdint.h>
+
+#include "../analysis/heap_an.h"
+#include "../format/capture_read.h"
+
+struct mh_heap_view {
+    const char *path; /* the dump's file, as the user named it */
+    const struct mh_heap_an *a;
+    const struct mh_heap_types *types;
+    const struct mh_cap_reader *cap; /* resolves ALLOC stacks; may be NULL */
+    uint32_t top;                    /* rows per list; 0 = all */
+};
+
+#endif
