@@ -20,6 +20,9 @@ static const struct {
      "heap dumps: census, diff, why (retention paths), top-retainers"},
     {"snapshot", mh_cmd_snapshot,
      "write a heap dump of a process that is recording"},
+    {"guard", mh_cmd_guard,
+     "recycle bloated workers of a pre-fork server, with evidence"},
+    {"top", mh_cmd_top, "live memory view of processes: RSS, USS, growth"},
 };
 
 static void

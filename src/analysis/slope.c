@@ -1,0 +1,78 @@
+/* Least-squares growth slope (slope.h). Sums are taken around the means,
+ * so large times (seconds since boot) and values (bytes) lose nothing to
+ * cancellation. */
+#include <string.h>
+
+#include "slope.h"
+
+void
+mh_slope_init(struct mh_slope *s, double window)
+{
+    memset(s, 0, sizeof(*s));
+    s->window = window > 0 ? window : 0;
+}
+
+void
+mh_slope_add(struct mh_slope *s, double t, double v)
+{
+    if (s->n && t < s->t[(s->first + s->n - 1) % MH_SLOPE_CAP])
+        s->n = 0;
+    if (s->n == MH_SLOPE_CAP) {
+        s->first = (s->first + 1) % MH_SLOPE_CAP;
+        s->n--;
+    }
+    size_t i = (s->first + s->n) % MH_SLOPE_CAP;
+    s->t[i] = t;
+    s->v[i] = v;
+    s->n++;
+    if (s->window > 0)
+        while (s->n > 1 && s->t[s->first] < t - s->window) {
+            s->first = (s->first + 1) % MH_SLOPE_CAP;
+            s->n--;
+        }
+}
+
+int
+mh_slope_fit(const struct mh_slope *s, struct mh_slope_fit *f)
+{
+    memset(f, 0, sizeof(*f));
+    if (s->n < 3)
+        return MH_EINVAL;
+    double mt = 0, mv = 0;
+    for (size_t k = 0; k < s->n; k++) {
+        size_t i = (s->first + k) % MH_SLOPE_CAP;
+        mt += s->t[i];
+        mv += s->v[i];
+    }
+    mt /= (double)s->n;
+    mv /= (double)s->n;
+    double sxx = 0, sxy = 0, syy = 0;
+    for (size_t k = 0; k < s->n; k++) {
+        size_t i = (s->first + k) % MH_SLOPE_CAP;
+        double dt = s->t[i] - mt, dv = s->v[i] - mv;
+        sxx += dt * dt;
+        sxy += dt * dv;
+        syy += dv * dv;
+    }
+    size_t newest = (s->first + s->n - 1) % MH_SLOPE_CAP;
+    f->span = s->t[newest] - s->t[s->first];
+    f->n = s->n;
+    if (sxx <= 0 || f->span <= 0)
+        return MH_EINVAL;
+    f->slope = sxy / sxx;
+    f->r2 = syy > 0 ? (sxy * sxy) / (sxx * syy) : 1.0;
+    if (f->r2 > 1)
+        f->r2 = 1;
+    f->last = mv + f->slope * (s->t[newest] - mt);
+    return MH_OK;
+}
+
+double
+mh_slope_time_to(const struct mh_slope_fit *f, double current, double limit)
+{
+    if (current >= limit)
+        return 0;
+    if (!(f->slope > 0))
+        return -1;
+    return (limit - current) / f->slope;
+}

@@ -1,0 +1,49 @@
+/* Growth slope of a series of (time, value) points: a least-squares line
+ * over a sliding window, with R² as its fit quality, for `top` (MiB/h per
+ * process, time left until the cgroup limit) and anything else that
+ * samples memory on a timer.
+ *
+ * A fixed ring of points: adding is O(1), fitting O(points), no
+ * allocation. R² near 1 means steady growth (a leak grows like that);
+ * near 0 means the value moves around its mean (a server that allocates
+ * and frees per request). */
+#ifndef MH_SLOPE_H
+#define MH_SLOPE_H
+
+#include <stddef.h>
+
+#include "../util/msg.h"
+
+#define MH_SLOPE_CAP 512
+
+struct mh_slope {
+    double t[MH_SLOPE_CAP]; /* seconds, any origin, non-decreasing */
+    double v[MH_SLOPE_CAP];
+    size_t first;  /* index of the oldest point */
+    size_t n;      /* points held */
+    double window; /* points older than the newest minus this are
+                      dropped; 0 = keep the last MH_SLOPE_CAP */
+};
+
+struct mh_slope_fit {
+    double slope; /* value units per second */
+    double r2;    /* 0..1; 1 also when every value is equal */
+    double last;  /* the fitted value at the newest time */
+    double span;  /* seconds between the oldest and newest point */
+    size_t n;
+};
+
+void mh_slope_init(struct mh_slope *s, double window);
+/* Adds a point; a time before the newest one empties the series first
+ * (a clock that went back, or a new process behind the same pid). */
+void mh_slope_add(struct mh_slope *s, double t, double v);
+/* Fits the points held. MH_EINVAL with fewer than 3 points or when they
+ * span no time. */
+int mh_slope_fit(const struct mh_slope *s, struct mh_slope_fit *f) MH_MUST_USE;
+/* Seconds until the fitted line reaches `limit` from `current`
+ * (current + slope * t = limit): 0 when it is there already, a negative
+ * value when it does not grow (slope <= 0). */
+double mh_slope_time_to(const struct mh_slope_fit *f, double current,
+                        double limit);
+
+#endif

@@ -1,0 +1,599 @@
+"""`memhound guard` against real pre-fork servers: Debian's gunicorn and
+uWSGI (python3 plugin) on 127.0.0.1, serving a WSGI app that keeps ~1 MB
+per request, started by the guard with the agent loaded, under a bounded
+urllib load that counts its failures.
+
+What is checked (issue 5, "Acceptance"): every worker past the limit is
+recycled, no request fails, never more than one recycle at a time, a
+worker that crosses the limit and then goes idle is recycled too (within
+two intervals plus the evidence), and every recycle leaves a log line and
+a heap dump; the guard refuses to signal a process that is not a worker of
+its master. Every process runs in its own process group, killed at
+teardown (conftest.Procs).
+"""
+
+import datetime
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+
+import pytest
+
+import fakeagent
+from conftest import MEMHOUND, assert_top_growth, clean_env, describe
+
+GUNICORN = "/usr/bin/gunicorn"
+UWSGI = "/usr/bin/uwsgi"
+INTERVAL = 0.5
+LIMIT_MB = 64
+HEAP_MAGIC = b"\x89MHH\r\n\x1a\n"
+
+APP = """
+import os
+
+_KEEP = []
+
+
+def app(environ, start_response):
+    if environ.get("PATH_INFO") == "/grow":
+        mb = int(environ.get("QUERY_STRING", "mb=1").split("=")[1])
+        _KEEP.append(bytearray(mb << 20))
+    else:
+        _KEEP.append(bytearray(1 << 20))  # MARK:leak
+    body = ("%d %d\\n" % (os.getpid(), len(_KEEP))).encode()
+    start_response("200 OK", [("Content-Type", "text/plain"),
+                              ("Content-Length", str(len(body)))])
+    return [body]
+"""
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _get(port, path, timeout=10):
+    """(status, pid of the worker that served it)."""
+    with urllib.request.urlopen("http://127.0.0.1:%d%s" % (port, path),
+                                timeout=timeout) as r:
+        body = r.read().decode()
+        return r.status, int(body.split()[0])
+
+
+def _wait_serving(port, p, timeout=30):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if p.poll() is not None:
+            return False
+        try:
+            _get(port, "/pid-probe-not-retained-much", timeout=2)
+            return True
+        except OSError:
+            time.sleep(0.1)
+    return False
+
+
+def _events(log):
+    out = []
+    try:
+        with open(log) as f:
+            for line in f:
+                out.append(json.loads(line))
+    except FileNotFoundError:
+        pass
+    return out
+
+
+def _wall(event):
+    return datetime.datetime.strptime(
+        event["time"], "%Y-%m-%dT%H:%M:%S.%fZ").replace(
+            tzinfo=datetime.timezone.utc).timestamp()
+
+
+def _wait_for(log, pred, timeout):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        ev = [e for e in _events(log) if pred(e)]
+        if ev:
+            return ev
+        time.sleep(0.1)
+    return []
+
+
+def _children(pid):
+    kids = []
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % d) as f:
+                stat = f.read()
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2:].split()
+        if int(fields[1]) == pid and fields[0] != "Z":
+            kids.append((int(d), int(fields[21]) * os.sysconf("SC_PAGESIZE")))
+    return kids
+
+
+def _load(port, seconds, clients=4, max_requests=2000, pause=0.0):
+    """Bounded load: `clients` threads until the deadline or their share of
+    max_requests, `pause` seconds between one's requests. Returns (ok,
+    failures, pids that served)."""
+    deadline = time.monotonic() + seconds
+    ok = [0] * clients
+    failed = []
+    pids = set()
+    lock = threading.Lock()
+
+    def client(k):
+        while time.monotonic() < deadline and \
+                ok[k] < max_requests // clients:
+            try:
+                status, pid = _get(port, "/leak?c=%d" % k)
+            except Exception as e:  # any failure counts
+                with lock:
+                    failed.append(repr(e))
+                continue
+            if status != 200:
+                with lock:
+                    failed.append("status %d" % status)
+                continue
+            ok[k] += 1
+            with lock:
+                pids.add(pid)
+            time.sleep(pause)
+
+    ts = [threading.Thread(target=client, args=(k,)) for k in range(clients)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join(seconds + 60)
+    return sum(ok), failed, pids
+
+
+def _check_log(log, tmp_path, limit):
+    ev = _events(log)
+    recycles = [e for e in ev if e["event"] == "recycle"]
+    # One at a time: each recycle's exit comes before the next recycle.
+    open_pid = None
+    for e in ev:
+        if e["event"] == "recycle":
+            assert open_pid is None, (
+                "recycle of %d while %d was still being recycled:\n%s" % (
+                    e["pid"], open_pid, "\n".join(map(json.dumps, ev))))
+            open_pid = e["pid"]
+        elif e["event"] in ("exit", "kill") and e.get("pid") == open_pid:
+            if e["event"] == "exit":
+                open_pid = None
+    assert not [e for e in ev if e["event"] == "kill"], \
+        "a worker needed SIGKILL:\n%s" % "\n".join(map(json.dumps, ev))
+    for e in recycles:
+        assert e["reason"] == "rss" and e["rss"] > limit, e
+        assert e["dump"], "recycle without a heap dump: %s" % e
+        with open(e["dump"], "rb") as f:
+            assert f.read(8) == HEAP_MAGIC, e["dump"]
+        assert os.path.dirname(e["dump"]) == str(tmp_path / "snap")
+        assert e["capture"] and os.path.exists(e["capture"]), e
+    return ev, recycles
+
+
+def _guard_server(procs, tmp_path, server_argv, extra=()):
+    log = tmp_path / "guard.log"
+    argv = [MEMHOUND, "guard", "--rss-limit", "%dm" % LIMIT_MB,
+            "--interval", "%gs" % INTERVAL, "--mercy", "20s",
+            "--snapshot-dir", tmp_path / "snap", "--log", log, *extra,
+            "--", *server_argv]
+    out = open(tmp_path / "server.out", "w+")
+    p = procs.popen(argv, stdout=out, stderr=subprocess.STDOUT,
+                    stdin=subprocess.DEVNULL, env=clean_env(),
+                    cwd=str(tmp_path))
+    return p, log, out
+
+
+def _stop(p, log, out):
+    """SIGTERM to the guard: it passes it on, the server stops, the guard
+    exits with the server's status."""
+    # uWSGI's master, when a worker dies young, sleeps 2 s before the
+    # respawn ("worker respawning too fast"); a SIGTERM in that sleep
+    # leaves the respawned worker out of its shutdown and the master
+    # waiting for it. Stop when the respawns are done.
+    exits = [e for e in _events(log) if e["event"] == "exit"]
+    if exits:
+        time.sleep(max(0.0, _wall(exits[-1]) + 3.0 - time.time()))
+    master = _events(log)[0]["master"]
+    pids = [master] + [pid for pid, _ in _children(master)]
+    os.kill(p.pid, signal.SIGTERM)
+    try:
+        rc = p.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        pytest.fail("guard did not exit after SIGTERM")
+    # Workers the server killed could not remove their control sockets.
+    for pid in pids:
+        sock = os.path.join(fakeagent.socket_dir(), "%d.sock" % pid)
+        if not os.path.exists("/proc/%d" % pid) and os.path.exists(sock):
+            os.unlink(sock)
+    ev = _events(log)
+    assert ev[-1]["event"] == "stop", ev[-1]
+    out.seek(0)
+    return rc, out.read()
+
+
+def _acceptance(procs, tmp_path, server_argv, port, expected_server):
+    (tmp_path / "app.py").write_text(APP.lstrip("\n"))
+    limit = LIMIT_MB << 20
+    p, log, out = _guard_server(procs, tmp_path, server_argv)
+    if not _wait_serving(port, p):
+        out.seek(0)
+        pytest.fail("server did not come up:\n%s" % out.read()[-3000:])
+    start = _events(log)[0]
+    assert start["event"] == "start", start
+    assert start["server"] == expected_server and \
+        start["signal_from"] == "server", start
+    master = start["master"]
+    time.sleep(1.0)
+    workers = _children(master)
+    assert len(workers) == 3, workers
+    assert all(rss < limit - (24 << 20) for _, rss in workers), (
+        "workers start too big for the test's limit: %s" % workers)
+
+    # A worker that crosses the limit and then goes idle.
+    status, idle_pid = _get(port, "/grow?mb=%d" % (LIMIT_MB - 10))
+    crossed = time.time()
+    assert status == 200
+    ev = _wait_for(log, lambda e: e["event"] == "recycle" and
+                   e["pid"] == idle_pid, 30)
+    assert ev, "idle worker %d past the limit was not recycled:\n%s" % (
+        idle_pid, open(log).read())
+    rec = ev[0]
+    when = _wall(rec)
+    assert when - crossed <= 2 * INTERVAL + rec["evidence_s"] + 0.5, (
+        "signalled %.2f s after crossing (evidence %.2f s)" % (
+            when - crossed, rec["evidence_s"]))
+    assert _wait_for(log, lambda e: e["event"] == "exit" and
+                     e["pid"] == idle_pid, 20)
+
+    # Bounded load: every worker crosses the limit, some several times.
+    load_start = time.time()
+    n_ok, failed, served = _load(port, 20, max_requests=480, pause=0.04)
+    load_end = time.time()
+    assert not failed, "%d of %d requests failed: %s" % (
+        len(failed), n_ok + len(failed), failed[:5])
+    assert n_ok > 3 * (LIMIT_MB - 24), "load too small: %d requests" % n_ok
+
+    # Afterwards no worker stays past the limit.
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        big = [w for w in _children(master) if w[1] > limit]
+        if not big:
+            break
+        time.sleep(0.2)
+    assert not big, "workers past the limit were left alone: %s\n%s" % (
+        big, open(log).read())
+    time.sleep(2 * INTERVAL)
+    ev, recycles = _check_log(log, tmp_path, limit)
+    during = [e for e in recycles
+              if load_start <= _wall(e) <= load_end]
+    assert len(during) >= 3, "recycles under load: %d (load %.1f s)\n%s" % (
+        len(during), load_end - load_start, "\n".join(map(json.dumps, ev)))
+    assert set(e["pid"] for e in recycles) >= served - \
+        set(w[0] for w in _children(master)), "a worker that served " \
+        "requests and is gone was not recycled by the guard"
+    return p, log, out, recycles
+
+
+@pytest.mark.skipif(not os.path.exists(GUNICORN),
+                    reason="Debian's gunicorn is not installed")
+def test_guard_gunicorn(procs, tmp_path):
+    port = _free_port()
+    argv = [GUNICORN, "--workers", "3", "--bind", "127.0.0.1:%d" % port,
+            "--chdir", str(tmp_path), "--graceful-timeout", "20",
+            "--log-level", "warning", "app:app"]
+    p, log, out, recycles = _acceptance(procs, tmp_path, argv, port,
+                                        "gunicorn")
+    rc, server_out = _stop(p, log, out)
+    assert rc == 0, server_out[-3000:]
+
+    # The capture of a recycled worker says what it had accumulated.
+    cap = recycles[-1]["capture"]
+    r = procs.run([MEMHOUND, "report", "--format", "json", "--top", "0",
+                   cap], env=clean_env())
+    assert r.returncode == 0, describe(r)
+    app_line = [i for i, line in enumerate(APP.lstrip("\n").splitlines(), 1)
+                if "MARK:leak" in line][0]
+    assert_top_growth(json.loads(r.stdout),
+                      (str(tmp_path / "app.py"), app_line),
+                      " of recycled worker %d" % recycles[-1]["pid"])
+
+
+def _uwsgi_has_python():
+    return os.path.exists(UWSGI) and (
+        os.path.exists("/usr/lib/uwsgi/plugins/python3_plugin.so"))
+
+
+@pytest.mark.skipif(not _uwsgi_has_python(),
+                    reason="Debian's uwsgi + uwsgi-plugin-python3 are not "
+                           "installed")
+def test_guard_uwsgi(procs, tmp_path):
+    port = _free_port()
+    # --py-call-osafterfork lets Python (and so the agent) know about
+    # uWSGI's forks: without it the workers do not record and recycles
+    # carry no dump (the guard says why in the log).
+    argv = [UWSGI, "--master", "--processes", "3", "--http-socket",
+            "127.0.0.1:%d" % port, "--plugin", "python3", "--chdir",
+            str(tmp_path), "--wsgi-file", "app.py", "--callable", "app",
+            "--py-call-osafterfork", "--enable-threads", "--die-on-term",
+            "--worker-reload-mercy", "20", "--disable-logging"]
+    p, log, out, recycles = _acceptance(procs, tmp_path, argv, port,
+                                        "uwsgi")
+    assert all(e["signal"] == "SIGHUP" for e in recycles)
+    rc, server_out = _stop(p, log, out)
+    assert rc == 0, server_out[-3000:]
+    assert "Gracefully killing worker" in server_out
+
+
+FAKE_MASTER = """
+import os, signal, sys, time
+
+kids = []
+for _ in range(2):
+    pid = os.fork()
+    if pid == 0:
+        signal.pause()
+        os._exit(0)
+    kids.append(pid)
+print(" ".join(map(str, kids)), flush=True)
+time.sleep(120)
+"""
+
+
+def _stat_start(pid):
+    with open("/proc/%d/stat" % pid) as f:
+        s = f.read()
+    return int(s[s.rindex(")") + 2:].split()[19])
+
+
+def test_guard_refuses_non_workers(procs, tmp_path):
+    """A master whose children we control, a stranger (a child of the
+    test), and a worker named with a wrong start time (as after pid reuse):
+    the guard must refuse both and signal neither."""
+    (tmp_path / "master.py").write_text(FAKE_MASTER)
+    master = procs.popen([sys.executable, tmp_path / "master.py"],
+                         stdout=subprocess.PIPE, text=True)
+    kids = [int(x) for x in master.stdout.readline().split()]
+    stranger = procs.popen(["sleep", "60"])
+    victims = "%d,%d:%d" % (stranger.pid, kids[0], _stat_start(kids[0]) + 7)
+    log = tmp_path / "guard.log"
+    g = procs.popen([MEMHOUND, "guard", "--rss-limit", "1g", "--interval",
+                     "0.2s", "--log", log, "--pid", master.pid],
+                    env=clean_env(MEMHOUND_GUARD_TEST_VICTIM=victims),
+                    stderr=subprocess.PIPE, text=True)
+    refusals = _wait_for(log, lambda e: e["event"] == "refuse", 10)
+    time.sleep(0.5)
+    refusals = [e for e in _events(log) if e["event"] == "refuse"]
+    assert {e["pid"] for e in refusals} == {stranger.pid, kids[0]}, \
+        open(log).read()
+    why = {e["pid"]: e["reason"] for e in refusals}
+    assert "not a worker of master %d" % master.pid in why[stranger.pid]
+    assert "pid was reused" in why[kids[0]]
+    assert stranger.poll() is None and os.path.exists("/proc/%d" % kids[0])
+    with open("/proc/%d/stat" % kids[0]) as f:
+        assert ") Z" not in f.read()
+
+    # --pid: SIGTERM stops the guard, not the server.
+    os.kill(g.pid, signal.SIGTERM)
+    assert g.wait(timeout=10) == 0, g.stderr.read()
+    assert _events(log)[-1]["event"] == "stop"
+    assert master.poll() is None
+
+
+def test_guard_recycles_children_of_a_pid_master(procs, tmp_path):
+    """--pid with a master that is not our child: a child past the limit
+    gets the signal given with --signal, within two intervals."""
+    src = """
+import os, signal, sys, time
+kids = []
+for n in range(2):
+    pid = os.fork()
+    if pid == 0:
+        if n == 0:
+            ballast = bytearray(40 << 20)  # past the limit
+        signal.signal(signal.SIGUSR1, lambda *a: os._exit(7))
+        while True:
+            signal.pause()
+    kids.append(pid)
+print(" ".join(map(str, kids)), flush=True)
+time.sleep(120)
+"""
+    (tmp_path / "master.py").write_text(src)
+    master = procs.popen([sys.executable, tmp_path / "master.py"],
+                         stdout=subprocess.PIPE, text=True)
+    kids = [int(x) for x in master.stdout.readline().split()]
+    log = tmp_path / "guard.log"
+    procs.popen([MEMHOUND, "guard", "--rss-limit", "32m", "--interval",
+                 "0.2s", "--signal", "USR1", "--log", log, "--pid",
+                 master.pid], env=clean_env(), stderr=subprocess.DEVNULL)
+    ev = _wait_for(log, lambda e: e["event"] == "exit", 10)
+    assert ev, open(log).read()
+    events = _events(log)
+    start = events[0]
+    assert start["signal"] == "SIGUSR1" and start["signal_from"] == "option"
+    rec = [e for e in events if e["event"] == "recycle"]
+    assert [e["pid"] for e in rec] == [kids[0]], open(log).read()
+    assert rec[0]["dump"] is None and "no control socket" in \
+        rec[0]["evidence"]
+    assert rec[0]["over_s"] <= 2 * 0.2 + rec[0]["evidence_s"] + 0.2
+    assert os.path.exists("/proc/%d" % kids[1])
+
+
+@pytest.mark.parametrize("args,msg", [
+    (["--", "true"], "needs a limit"),
+    (["--rss-limit", "1g"], "needs either --pid"),
+    (["--rss-limit", "1g", "--pid", "12345", "--", "true"], "needs either"),
+    (["--rss-limit", "12q", "--pid", "12345"], "invalid --rss-limit"),
+    (["--max-lifetime", "1h", "--signal", "KILL", "--pid", "12345"],
+     "invalid --signal"),
+])
+def test_guard_usage_errors(procs, args, msg):
+    r = procs.run([MEMHOUND, "guard", *args], env=clean_env(), timeout=10)
+    assert r.returncode == 2 and msg in r.stderr, describe(r)
+
+
+def test_guard_no_such_master(procs, tmp_path):
+    r = procs.run([MEMHOUND, "guard", "--rss-limit", "1g", "--log",
+                   tmp_path / "g.log", "--pid", "999999999"],
+                  env=clean_env(), timeout=10)
+    assert r.returncode == 1 and "no process 999999999" in r.stderr, \
+        describe(r)
+
+
+COUNTING_MASTER = """
+import os, signal, sys, time
+sys.path.insert(0, %r)
+import fakeagent
+kids = []
+for n in range(2):
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.close(r)
+        path = fakeagent.serve(step=5 if n == 0 else 1,
+                               stats=sys.argv[1] == "stats")
+        os.write(w, (path + "\\n").encode())
+        signal.signal(signal.SIGTERM, lambda *a: (os.unlink(path),
+                                                  os._exit(0)))
+        while True:
+            time.sleep(1)
+    os.close(w)
+    kids.append((pid, os.read(r, 4096).decode().strip()))
+print(" ".join("%%d=%%s" %% k for k in kids), flush=True)
+time.sleep(120)
+""" % os.path.dirname(os.path.abspath(__file__))
+
+
+def _counting_master(procs, tmp_path, mode):
+    (tmp_path / "master.py").write_text(COUNTING_MASTER)
+    master = procs.popen([sys.executable, tmp_path / "master.py", mode],
+                         stdout=subprocess.PIPE, text=True, env=clean_env())
+    kids = {}
+    for word in master.stdout.readline().split():
+        pid, sock = word.split("=", 1)
+        kids[int(pid)] = sock
+    return master, kids
+
+
+def _unlink_all(paths):
+    for p in paths:
+        try:
+            os.unlink(p)
+        except FileNotFoundError:
+            pass
+
+
+def test_guard_max_requests_from_the_agent(procs, tmp_path):
+    """Workers whose agent counts requests (a stand-in answering `stats`
+    on the control socket): the one past --max-requests is recycled with
+    reason "requests"; its failed dump is said in the log."""
+    master, kids = _counting_master(procs, tmp_path, "stats")
+    try:
+        log = tmp_path / "guard.log"
+        procs.popen([MEMHOUND, "guard", "--max-requests", "20",
+                     "--interval", "0.2s", "--signal", "TERM", "--log", log,
+                     "--pid", master.pid], env=clean_env(),
+                    stderr=subprocess.DEVNULL)
+        ev = _wait_for(log, lambda e: e["event"] == "exit", 15)
+        assert ev, open(log).read()
+        rec = [e for e in _events(log) if e["event"] == "recycle"]
+        # The first child counts 5 per question, the other 1: only the
+        # first passes 20 within the test.
+        assert len(rec) == 1 and rec[0]["reason"] == "requests", \
+            open(log).read()
+        assert rec[0]["pid"] == min(kids)
+        assert rec[0]["requests"] >= 20 and rec[0]["limit"] == 20
+        assert rec[0]["dump"] is None and \
+            "no heap walker" in rec[0]["evidence"]
+        assert rec[0]["capture"] == "/nonexistent/fake.mhc"
+        assert not [e for e in _events(log) if e["event"] == "warning"]
+    finally:
+        _unlink_all(kids.values())
+
+
+def test_guard_max_requests_without_counter_warns_once(procs, tmp_path):
+    master, kids = _counting_master(procs, tmp_path, "nostats")
+    try:
+        log = tmp_path / "guard.log"
+        g = procs.popen([MEMHOUND, "guard", "--max-requests", "20",
+                         "--interval", "0.2s", "--signal", "TERM", "--log",
+                         log, "--pid", master.pid], env=clean_env(),
+                        stderr=subprocess.DEVNULL)
+        assert _wait_for(log, lambda e: e["event"] == "warning", 10)
+        time.sleep(1.0)
+        warnings = [e for e in _events(log) if e["event"] == "warning"]
+        assert len(warnings) == 1 and "does not count requests" in \
+            warnings[0]["message"], warnings
+        assert not [e for e in _events(log) if e["event"] == "recycle"]
+        os.kill(g.pid, signal.SIGTERM)
+        assert g.wait(timeout=10) == 0
+    finally:
+        _unlink_all(kids.values())
+
+
+def test_guard_limit_fraction_recycles_the_largest(procs, tmp_path):
+    """--limit-fraction: when the cgroup's working set passes the fraction
+    of its limit, the worker with the most private memory goes. The cgroup
+    is a directory of v2 files the test writes (a real limit would need a
+    cgroup of our own)."""
+    src = """
+import os, signal, time
+kids = []
+for mb in (8, 48, 16):
+    pid = os.fork()
+    if pid == 0:
+        ballast = bytearray(mb << 20)  # private to this child
+        signal.pause()
+        os._exit(0)
+    kids.append(pid)
+print(" ".join(map(str, kids)), flush=True)
+time.sleep(120)
+"""
+    (tmp_path / "master.py").write_text(src)
+    master = procs.popen([sys.executable, tmp_path / "master.py"],
+                         stdout=subprocess.PIPE, text=True)
+    kids = [int(x) for x in master.stdout.readline().split()]
+    time.sleep(0.3)  # the ballasts are touched
+    cg = tmp_path / "cgroup"
+    cg.mkdir()
+    (cg / "memory.max").write_text("1000000000\n")
+    (cg / "memory.current").write_text("950000000\n")
+    (cg / "memory.stat").write_text("anon 1\ninactive_file 100000000\n")
+    log = tmp_path / "guard.log"
+    procs.popen([MEMHOUND, "guard", "--limit-fraction", "0.8", "--interval",
+                 "0.5s", "--signal", "TERM", "--log", log, "--pid",
+                 master.pid],
+                env=clean_env(MEMHOUND_GUARD_TEST_CGROUP=str(cg)),
+                stderr=subprocess.DEVNULL)
+    # The recycle is decided and signalled at one check (no agent, no
+    # dump); the next check is an interval later: the pressure is gone by
+    # then, as the worker's exit would have made it.
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and not [
+            e for e in _events(log) if e["event"] == "recycle"]:
+        time.sleep(0.01)
+    (cg / "memory.current").write_text("100000000\n")
+    assert _wait_for(log, lambda e: e["event"] == "exit", 10), \
+        open(log).read()
+    time.sleep(1.2)
+    events = _events(log)
+    start = events[0]
+    assert start["limits"]["cgroup_limit"] == 1000000000, start
+    rec = [e for e in events if e["event"] == "recycle"]
+    assert [e["pid"] for e in rec] == [kids[1]], open(log).read()
+    assert rec[0]["reason"] == "cgroup" and rec[0]["limit"] == 800000000
+    assert all(os.path.exists("/proc/%d" % k) for k in (kids[0], kids[2]))
