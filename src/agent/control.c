@@ -10,6 +10,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <limits.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -23,6 +24,8 @@
 #include <unistd.h>
 
 #include "../format/capture.h"
+#include "../util/proc.h"
+#include "allocstats.h"
 #include "control.h"
 #include "heapdump.h"
 #include "tracker.h"
@@ -367,6 +370,52 @@ reply(struct conn *c, const char *fmt, ...)
     ctl.nconns--;
 }
 
+/* `stats`: the numbers `memhound inspect` puts side by side (and the
+ * request counter guard and top read; 0 until requests are tagged). */
+static void
+stats(struct conn *c)
+{
+    struct mh_proc_mem m = {0};
+    if (mh_proc_read_mem((long)getpid(), &m))
+        m.rss = mh_allocstats_rss(); /* no smaps_rollup: USS unknown, 0 */
+    mh_allocstats_refresh(1);
+    const struct mh_allocstats *a = mh_allocstats_get();
+    pthread_mutex_lock(&mh_tracker.lock);
+    double live = mh_tracker.live_bytes;
+    uint64_t samples = mh_tracker.samples;
+    pthread_mutex_unlock(&mh_tracker.lock);
+    reply(c,
+          "ok pid=%d rss=%llu uss=%llu live=%llu arena_bytes=%llu "
+          "arena_free=%llu malloc_arena=%llu malloc_inuse=%llu "
+          "malloc_free=%llu malloc_mmap=%llu pymalloc=%d mallinfo=%d "
+          "requests=0 samples=%llu",
+          (int)getpid(), (unsigned long long)m.rss,
+          (unsigned long long)m.uss,
+          (unsigned long long)(live > 0 ? live : 0),
+          (unsigned long long)a->arena_bytes,
+          (unsigned long long)a->arena_free,
+          (unsigned long long)a->malloc_arena,
+          (unsigned long long)a->malloc_inuse,
+          (unsigned long long)a->malloc_free,
+          (unsigned long long)a->malloc_mmap,
+          !!(a->flags & MH_TL_PYMALLOC), !!(a->flags & MH_TL_MALLOC),
+          (unsigned long long)samples);
+}
+
+/* `trim`: glibc gives the free pages inside its heaps back to the
+ * kernel (all arenas, since 2.8). On the writer thread, like everything
+ * here: the target's threads are not stopped, malloc takes its locks. */
+static void
+trim(struct conn *c)
+{
+    uint64_t before = mh_allocstats_rss();
+    int released = malloc_trim(0);
+    uint64_t after = mh_allocstats_rss();
+    mh_allocstats_refresh(0);
+    reply(c, "ok rss_before=%llu rss_after=%llu released=%d",
+          (unsigned long long)before, (unsigned long long)after, released);
+}
+
 static void
 handle(struct conn *c, char *line)
 {
@@ -376,6 +425,10 @@ handle(struct conn *c, char *line)
         *arg++ = '\0';
     if (!strcmp(line, "ping")) {
         reply(c, "ok %d %s", (int)getpid(), mh_writer_path());
+    } else if (!strcmp(line, "stats")) {
+        stats(c);
+    } else if (!strcmp(line, "trim")) {
+        trim(c);
     } else if (!strcmp(line, "flush")) {
         mh_writer_flush();
         reply(c, "ok");

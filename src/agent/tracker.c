@@ -11,6 +11,7 @@
 #include <time.h>
 
 #include "../util/mem.h"
+#include "allocstats.h"
 #include "tracker.h"
 
 #define MH_LIKELY(x) __builtin_expect(!!(x), 1)
@@ -678,6 +679,7 @@ mh_tracker_put_timeline(uint64_t t_ns, uint64_t rss)
         .frees = mh_tracker.frees,
         .dropped = mh_tracker.dropped,
     };
+    mh_allocstats_fill(&t);
     if (mh_cap_put_timeline(&mh_tracker.records, &t))
         mh_tracker.dropped++;
     pthread_mutex_unlock(&mh_tracker.lock);

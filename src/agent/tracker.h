@@ -105,7 +105,8 @@ int mh_tracker_set_busy(int busy);
  * resets the delta state, and returns the number of interned stacks. */
 uint32_t mh_tracker_take_records(struct mh_buf *out);
 
-/* Appends a timeline / marker / end record in order with the events. */
+/* Appends a timeline / marker / end record in order with the events; a
+ * timeline record carries allocstats.h's cached allocator fields. */
 void mh_tracker_put_timeline(uint64_t t_ns, uint64_t rss);
 void mh_tracker_put_marker(uint64_t t_ns, uint32_t kind, const char *text,
                            size_t n);

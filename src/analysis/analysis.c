@@ -507,6 +507,7 @@ save_process(struct mh_analysis *a, const char *path,
     if (rc)
         return rc;
     pr->have_header = r->have_header;
+    pr->alloc = rp->alloc;
     if (r->have_header) {
         pr->pid = h->pid;
         pr->ppid = h->ppid;

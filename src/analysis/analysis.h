@@ -20,6 +20,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "../format/capture.h"
 #include "../util/msg.h"
 #include "strpool.h"
 #include "timeline.h"
@@ -113,6 +114,9 @@ struct mh_process {
     uint64_t truncated_at;
 
     struct mh_timeline timeline;
+    /* The allocators at the last TIMELINE that described them
+     * (alloc.alloc 0: none did; only the MH_TL_* fields are used). */
+    struct mh_cap_timeline alloc;
 };
 
 struct mh_summary {

@@ -212,6 +212,8 @@ mh_replay_visit(void *ctx, const struct mh_cap_event *ev)
         rp->rss = ev->u.timeline.rss;
         if (rp->rss > rp->peak_rss)
             rp->peak_rss = rp->rss;
+        if (ev->u.timeline.alloc)
+            rp->alloc = ev->u.timeline;
         return on_clock(rp, ev->u.timeline.t_ns, ev->u.timeline.dropped);
     case MH_EV_END:
         return on_clock(rp, ev->u.end.t_ns, ev->u.end.dropped);

@@ -46,6 +46,9 @@ struct mh_replay {
     uint64_t freed;   /* FREE records that matched a live block */
     uint64_t dropped; /* the agent's count, from the last TIMELINE/END */
     int have_clock;   /* a TIMELINE or END was seen */
+    /* The allocator fields of the last TIMELINE that had them (alloc 0:
+     * none did, e.g. an older capture). */
+    struct mh_cap_timeline alloc;
 
     /* Per stack index: estimated bytes and blocks. */
     int warm_taken;

@@ -5,9 +5,9 @@
  * answers on its writer thread's tick (every 100 ms), so a caller with
  * other work polls the descriptor instead of waiting.
  *
- * Requests: ping, flush, dump <path>, dump-wait <path>, and stats (where
- * the agent has it: the request counter of issue 4; older agents answer
- * "error unknown request"). */
+ * Requests: ping, flush, dump <path>, dump-wait <path>, stats (key=value
+ * numbers, docs/verdict.md; older agents answer "error unknown request")
+ * and trim (malloc_trim(0) in the target). */
 #ifndef MH_CLI_AGENTCTL_H
 #define MH_CLI_AGENTCTL_H
 

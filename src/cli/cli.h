@@ -19,6 +19,8 @@ int mh_cmd_heap(int argc, char **argv);
 int mh_cmd_snapshot(int argc, char **argv);
 int mh_cmd_guard(int argc, char **argv);
 int mh_cmd_top(int argc, char **argv);
+int mh_cmd_inspect(int argc, char **argv);
+int mh_cmd_trim(int argc, char **argv);
 
 /* Directory holding the Python side (the memhound package, the agent
  * builds, bootstrap/): $MEMHOUND_PYTHONPATH, else <exe dir>/python (build

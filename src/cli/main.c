@@ -23,6 +23,9 @@ static const struct {
     {"guard", mh_cmd_guard,
      "recycle bloated workers of a pre-fork server, with evidence"},
     {"top", mh_cmd_top, "live memory view of processes: RSS, USS, growth"},
+    {"inspect", mh_cmd_inspect,
+     "leak, retention or no growth: a live process's verdict"},
+    {"trim", mh_cmd_trim, "malloc_trim in a live process: RSS before/after"},
 };
 
 static void

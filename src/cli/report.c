@@ -10,9 +10,11 @@
 
 #include "../analysis/analysis.h"
 #include "../analysis/joined.h"
+#include "../analysis/verdict.h"
 #include "../render/joined.h"
 #include "../render/json.h"
 #include "../render/text.h"
+#include "../render/verdict.h"
 #include "../util/file.h"
 #include "../util/mem.h"
 #include "cli.h"
@@ -200,10 +202,19 @@ add_heap(struct mh_joined *j, const char *path, const uint8_t *buf, size_t len,
         mh_warnf("cannot join the heap dumps of '%s': %s", path, j->error);
 }
 
+struct json_more {
+    const struct mh_joined *j;
+    const struct mh_verdict *v;
+};
+
 static int
-json_heap(FILE *out, void *ctx)
+json_more(FILE *out, void *ctx)
 {
-    return mh_joined_json_render(out, ctx);
+    const struct json_more *m = ctx;
+    fputs("\"verdict\": ", out);
+    mh_verdict_json(out, m->v);
+    fputs(",\n  ", out);
+    return mh_joined_json_render(out, m->j);
 }
 
 static int
@@ -243,11 +254,16 @@ render(const struct options *o, const struct mh_analysis *a,
             return MH_EXIT_FAIL;
         }
     }
+    struct mh_verdict v;
+    mh_verdict_of_analysis(a, NULL, &v);
+    struct json_more more = {j, &v};
     int rc = o->format == FORMAT_JSON
-                 ? mh_json_render_with(out, a, json_heap, (void *)j)
+                 ? mh_json_render_with(out, a, json_more, &more)
                  : mh_text_render(out, a);
-    if (!rc && o->format != FORMAT_JSON)
+    if (!rc && o->format != FORMAT_JSON) {
+        mh_verdict_text(out, &v, a->nprocs == 1 ? (long)a->procs[0].pid : 0);
         rc = mh_joined_text_render(out, j);
+    }
     int err = errno;
     if (fflush(out) != 0 && rc == MH_OK) {
         rc = MH_EIO;

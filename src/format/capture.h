@@ -73,8 +73,18 @@ struct mh_cap_header {
     const struct mh_str *sys_path;
 };
 
+/* `alloc` (appended to the record's body in a later writer; 0 when
+ * absent) says which allocator fields follow: MH_TL_PYMALLOC the pymalloc
+ * arena bytes and the free bytes inside them, MH_TL_MALLOC glibc's
+ * mallinfo2() fields. Fields a flag does not name are 0. */
+enum { MH_TL_PYMALLOC = 1, MH_TL_MALLOC = 2 };
+
 struct mh_cap_timeline {
     uint64_t t_ns, rss, live, samples, frees, dropped;
+    uint64_t alloc;                    /* MH_TL_* flags */
+    uint64_t arena_bytes, arena_free;  /* pymalloc */
+    uint64_t malloc_arena, malloc_inuse, malloc_free, malloc_mmap;
+    /* mallinfo2(): arena, uordblks, fordblks, hblkhd */
 };
 
 /* CRC-32 (IEEE) as zlib computes it; `crc` starts at 0. */

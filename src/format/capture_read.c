@@ -641,6 +641,25 @@ parse_event(struct parser *ps, const uint8_t *rec, uint8_t tag,
         FIELD(q, end, &ev.u.timeline.samples);
         FIELD(q, end, &ev.u.timeline.frees);
         FIELD(q, end, &ev.u.timeline.dropped);
+        /* Appended later: the allocator's state, all seven fields or
+         * none (what follows a record's known fields is otherwise a
+         * newer writer's, and ignored). */
+        if (q < end) {
+            uint64_t x[7];
+            const uint8_t *t = q;
+            int k = 0;
+            while (k < 7 && !rd_uv(&t, end, &x[k]))
+                k++;
+            if (k == 7 && (x[0] & (MH_TL_PYMALLOC | MH_TL_MALLOC))) {
+                ev.u.timeline.alloc = x[0] & (MH_TL_PYMALLOC | MH_TL_MALLOC);
+                ev.u.timeline.arena_bytes = x[1];
+                ev.u.timeline.arena_free = x[2];
+                ev.u.timeline.malloc_arena = x[3];
+                ev.u.timeline.malloc_inuse = x[4];
+                ev.u.timeline.malloc_free = x[5];
+                ev.u.timeline.malloc_mmap = x[6];
+            }
+        }
         break;
     case MH_REC_MARKER: {
         uint64_t kind;

@@ -212,10 +212,18 @@ mh_cap_put_stack(struct mh_buf *b, uint32_t id, uint32_t depth,
 int
 mh_cap_put_timeline(struct mh_buf *b, const struct mh_cap_timeline *t)
 {
-    int rc = record_begin(b, MH_REC_TIMELINE,
-                          uv_len(t->t_ns) + uv_len(t->rss) + uv_len(t->live) +
-                              uv_len(t->samples) + uv_len(t->frees) +
-                              uv_len(t->dropped));
+    /* The allocator fields only when there are some: a record without
+     * them is byte for byte what version-1 writers wrote. */
+    const uint64_t more[] = {t->arena_bytes, t->arena_free, t->malloc_arena,
+                             t->malloc_inuse, t->malloc_free, t->malloc_mmap};
+    size_t n = uv_len(t->t_ns) + uv_len(t->rss) + uv_len(t->live) +
+               uv_len(t->samples) + uv_len(t->frees) + uv_len(t->dropped);
+    if (t->alloc) {
+        n += uv_len(t->alloc);
+        for (size_t i = 0; i < sizeof(more) / sizeof(more[0]); i++)
+            n += uv_len(more[i]);
+    }
+    int rc = record_begin(b, MH_REC_TIMELINE, n);
     if (rc)
         return rc;
     w_uv(b, t->t_ns);
@@ -224,6 +232,11 @@ mh_cap_put_timeline(struct mh_buf *b, const struct mh_cap_timeline *t)
     w_uv(b, t->samples);
     w_uv(b, t->frees);
     w_uv(b, t->dropped);
+    if (t->alloc) {
+        w_uv(b, t->alloc);
+        for (size_t i = 0; i < sizeof(more) / sizeof(more[0]); i++)
+            w_uv(b, more[i]);
+    }
     return MH_OK;
 }
 

@@ -1691,3 +1691,40 @@ MH_TEST(capture_limits_slow)
     mh_cap_reader_release(&r);
     mh_buf_release(&file);
 }
+
+/* TIMELINE's appended allocator fields: written only when set, read
+ * back whole; a version-1 record (no fields) reads as alloc 0. */
+MH_TEST(capture_timeline_alloc_fields)
+{
+    struct mh_buf p;
+    mh_buf_init(&p, 1 << 16);
+    struct mh_cap_timeline old = {1, 2, 3, 4, 5, 6};
+    struct mh_cap_timeline t = {7, 8, 9, 10, 11, 12};
+    t.alloc = MH_TL_PYMALLOC | MH_TL_MALLOC;
+    t.arena_bytes = 1 << 20;
+    t.arena_free = 300000;
+    t.malloc_arena = 5000000;
+    t.malloc_inuse = 4000000;
+    t.malloc_free = 1000000;
+    t.malloc_mmap = 123456;
+    CHECK_EQ_INT(mh_cap_put_timeline(&p, &old), MH_OK);
+    CHECK_EQ_INT(p.len, 8); /* tag, length, six one-byte fields */
+    CHECK_EQ_INT(mh_cap_put_timeline(&p, &t), MH_OK);
+    struct mh_buf file;
+    capture_with(&file, p.data, p.len);
+    struct mh_cap_reader r;
+    struct evlog log = {0};
+    CHECK_EQ_INT(parse_copy(&r, file.data, file.len, &log), MH_OK);
+    CHECK_EQ_INT(log.n, 2);
+    CHECK_EQ_INT(log.ev[0].u.timeline.alloc, 0);
+    CHECK_EQ_INT(log.ev[0].u.timeline.dropped, 6);
+    const struct mh_cap_timeline *b = &log.ev[1].u.timeline;
+    CHECK_EQ_INT(b->alloc, MH_TL_PYMALLOC | MH_TL_MALLOC);
+    CHECK_EQ_INT(b->arena_free, 300000);
+    CHECK_EQ_INT(b->malloc_free, 1000000);
+    CHECK_EQ_INT(b->malloc_mmap, 123456);
+    evlog_free(&log);
+    mh_cap_reader_release(&r);
+    mh_buf_release(&file);
+    mh_buf_release(&p);
+}
