@@ -30,7 +30,7 @@ __all__ = [
 ]
 
 DEFAULT_PATH = "memhound.%p.mhc"
-_MODES = {"sample": 0, "trace": 1}
+_MODES = {"sample": 0, "trace": 1, "forward": 2}  # forward: hooks that only forward (benchmark floor)
 
 try:
     __import__(__name__ + "._memhound")

@@ -3,7 +3,10 @@
 #include "../util/mem.h"
 #include "stacks.h"
 
-#define BLOCK_SIZE (1u << 20)
+/* Arena blocks start small and double: a process that samples few
+ * stacks holds kilobytes, not a megabyte. */
+#define BLOCK_MIN (16u << 10)
+#define BLOCK_MAX (1u << 20)
 
 void
 mh_stacks_init(struct mh_stacks *s, size_t max_bytes)
@@ -42,7 +45,11 @@ arena_alloc(struct mh_stacks *s, size_t n)
 {
     n = (n + 15) & ~(size_t)15;
     if (!s->block || s->block_used + n > s->block_size) {
-        size_t size = n > BLOCK_SIZE ? n : BLOCK_SIZE;
+        size_t size = s->block_size ? s->block_size * 2 : BLOCK_MIN;
+        if (size > BLOCK_MAX)
+            size = BLOCK_MAX;
+        if (size < n)
+            size = n;
         if (s->bytes + size > s->max_bytes)
             return NULL;
         if (s->nblocks == s->blocks_cap) {
@@ -70,7 +77,7 @@ arena_alloc(struct mh_stacks *s, size_t n)
 static int
 table_grow(struct mh_stacks *s)
 {
-    size_t size = s->table_size ? s->table_size * 2 : 1024;
+    size_t size = s->table_size ? s->table_size * 2 : 256;
     struct mh_stack **t = mh_calloc(size, sizeof(*t));
     if (!t)
         return MH_ENOMEM;

@@ -23,8 +23,8 @@ struct mh_stack {
     struct mh_rawframe frames[]; /* innermost first */
 };
 
-#define MH_STACKS_CHUNK 4096
-#define MH_STACKS_MAX_CHUNKS 1024 /* at most 4M distinct stacks */
+#define MH_STACKS_CHUNK 1024
+#define MH_STACKS_MAX_CHUNKS 4096 /* at most 4M distinct stacks */
 
 struct mh_stacks {
     struct mh_stack **table; /* open addressing, power-of-two size */

@@ -54,22 +54,34 @@ static void
 filter_add_unlocked(const void *p)
 {
     uint32_t i = filter_index(p);
-    if (mh_tracker.filter_count[i] < 255)
-        mh_tracker.filter_count[i]++;
     __atomic_fetch_or(&filter_bits[i >> 6], 1ull << (i & 63),
                       __ATOMIC_RELAXED);
 }
 
+/* A freed block's bit may be shared, so it stays set; once the stale bits
+ * could outnumber the live ones, the filter is rebuilt from the sampled
+ * table (amortised O(1) per free; no per-bit counters to keep). Each word
+ * is stored whole and holds every live block's bit before and after, so a
+ * free running concurrently never misses a sampled block. */
+static uint64_t filter_scratch[MH_FILTER_BITS / 64];
+
 static void
 filter_del_unlocked(const void *p)
 {
-    uint32_t i = filter_index(p);
-    /* A saturated counter stays set: a few extra slow-path lookups. */
-    if (mh_tracker.filter_count[i] == 255 || mh_tracker.filter_count[i] == 0)
+    (void)p;
+    size_t live = mh_tracker.sampled.count;
+    if (++mh_tracker.filter_stale < (live > 1024 ? live : 1024))
         return;
-    if (--mh_tracker.filter_count[i] == 0)
-        __atomic_fetch_and(&filter_bits[i >> 6], ~(1ull << (i & 63)),
-                           __ATOMIC_RELAXED);
+    memset(filter_scratch, 0, sizeof(filter_scratch));
+    const struct mh_addrmap *m = &mh_tracker.sampled;
+    for (size_t k = 0; k < m->size; k++)
+        if (m->slots[k].key) {
+            uint32_t i = filter_index((const void *)(uintptr_t)m->slots[k].key);
+            filter_scratch[i >> 6] |= 1ull << (i & 63);
+        }
+    for (size_t w = 0; w < MH_FILTER_BITS / 64; w++)
+        __atomic_store_n(&filter_bits[w], filter_scratch[w], __ATOMIC_RELAXED);
+    mh_tracker.filter_stale = 0;
 }
 
 static uint64_t
@@ -584,7 +596,7 @@ mh_tracker_start(int mode, uint64_t interval, uint32_t max_depth)
     /* Samples of an earlier session are forgotten: the new capture
      * starts empty. */
     mh_addrmap_release(&mh_tracker.sampled);
-    memset(mh_tracker.filter_count, 0, sizeof(mh_tracker.filter_count));
+    mh_tracker.filter_stale = 0;
     for (size_t i = 0; i < MH_FILTER_BITS / 64; i++)
         __atomic_store_n(&filter_bits[i], 0, __ATOMIC_RELAXED);
     mh_buf_reset(&mh_tracker.records);
@@ -719,7 +731,6 @@ mh_tracker_stats(struct mh_tracker_stats *st)
     st->tracker_bytes = mh_tracker.stacks.bytes + mh_tracker.records.cap +
                         mh_tracker.sampled.size *
                             sizeof(struct mh_addrmap_slot) +
-                        sizeof(filter_bits) +
-                        sizeof(mh_tracker.filter_count);
+                        sizeof(filter_bits) + sizeof(filter_scratch);
     pthread_mutex_unlock(&mh_tracker.lock);
 }

@@ -54,7 +54,7 @@ struct mh_tracker {
     struct mh_addrmap sampled; /* live blocks: the sampled ones in
                                   sampling mode, every one in trace-all;
                                   address -> mh_tracker_live_pack() */
-    uint8_t filter_count[MH_FILTER_BITS]; /* sampled blocks per bit */
+    size_t filter_stale; /* frees since the filter was last rebuilt */
     double live_bytes;                    /* estimate, sampling mode */
     uint64_t samples, frees, dropped;
     uint64_t live_lost; /* trace-all blocks `sampled` had no room for:
