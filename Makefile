@@ -83,8 +83,11 @@ test-c: $(BUILD)/ctest
 test-py: $(BUILD)/memhound agents
 	MEMHOUND_MATRIX="$(MATRIX)" /usr/bin/python3 -m pytest -q tests/py $(PYTEST_ARGS)
 
+# run.py rewrites docs/performance.md; guard_bench.py then replaces only
+# its own "## guard" section, so it runs second.
 bench: $(BUILD)/memhound agents
 	/usr/bin/python3 bench/run.py $(BENCH_ARGS)
+	/usr/bin/python3 bench/guard_bench.py
 
 demo: $(BUILD)/memhound agent
 	$(BUILD)/memhound run -o $(BUILD)/demo.mhc -- $(PYTHON) examples/leaky_service.py
