@@ -56,9 +56,7 @@ struct parser {
     struct mh_cap_reader_priv *pv;
     mh_cap_visit_fn visit;
     void *ctx;
-    uint64_t chunk_off;     /* file offset of the chunk being parsed */
-    const uint8_t *payload; /* its payload, decompressed */
-    int compressed;
+    struct mh_rec_place place; /* the record being parsed */
     uint64_t last_stack_id; /* a one-entry cache for ALLOC's stack */
     uint32_t last_stack_idx;
 };
@@ -128,17 +126,8 @@ static int MH_PRINTF(5, 6)
     va_start(ap, fmt);
     vsnprintf(why, sizeof(why), fmt, ap);
     va_end(ap);
-    unsigned long long pos = (unsigned long long)(rec - ps->payload);
-    unsigned long long coff = (unsigned long long)ps->chunk_off;
-    if (ps->compressed)
-        return fail(ps, code, ps->chunk_off,
-                    "chunk at offset %llu: record 0x%02x at byte %llu of "
-                    "the decompressed payload %s",
-                    coff, tag, pos, why);
-    uint64_t off = ps->chunk_off + MH_CAP_CHUNK_HEADER_LEN + pos;
-    return fail(ps, code, off,
-                "chunk at offset %llu: record 0x%02x at offset %llu %s", coff,
-                tag, (unsigned long long)off, why);
+    return mh_rec_fail(&ps->place, ps->r->error, sizeof(ps->r->error),
+                       &ps->r->error_offset, code, rec, tag, why);
 }
 
 /* A field could not be read: `rc` from the varint decoder. */
@@ -146,14 +135,8 @@ static int
 field_fail(struct parser *ps, int rc, const uint8_t *rec, uint8_t tag,
            int sized)
 {
-    if (rc == MH_EFORMAT)
-        return rec_fail(ps, MH_EFORMAT, rec, tag,
-                        "has a varint longer than 64 bits");
-    if (sized)
-        return rec_fail(ps, MH_EFORMAT, rec, tag,
-                        "is shorter than its fields");
-    return rec_fail(ps, MH_EFORMAT, rec, tag,
-                    "runs past the end of its chunk");
+    return rec_fail(ps, MH_EFORMAT, rec, tag, "%s",
+                    mh_rec_field_why(rc, sized));
 }
 
 static int
@@ -165,43 +148,6 @@ store_fail(struct parser *ps, int rc, const uint8_t *rec, uint8_t tag)
                     "cannot be stored: the reader's tables would pass "
                     "%zu MiB",
                     MH_CAP_READER_TABLES_MAX >> 20);
-}
-
-/* --- varints -------------------------------------------------------- */
-
-static int
-rd_uv_slow(const uint8_t **pp, const uint8_t *end, uint64_t *v)
-{
-    struct mh_cursor c;
-    mh_cursor_init(&c, *pp, (size_t)(end - *pp));
-    int rc = mh_cursor_uvarint(&c, v);
-    if (rc == MH_OK)
-        *pp = c.p;
-    return rc;
-}
-
-static inline int
-rd_uv(const uint8_t **pp, const uint8_t *end, uint64_t *v)
-{
-    const uint8_t *p = *pp;
-    if (LIKELY(end - p >= 10)) {
-        uint64_t x = 0;
-        for (unsigned shift = 0; shift < 63; shift += 7) {
-            uint8_t b = *p++;
-            x |= (uint64_t)(b & 0x7f) << shift;
-            if (!(b & 0x80)) {
-                *v = x;
-                *pp = p;
-                return MH_OK;
-            }
-        }
-        if (*p > 1)
-            return MH_EFORMAT;
-        *v = x | ((uint64_t)*p << 63);
-        *pp = p + 1;
-        return MH_OK;
-    }
-    return rd_uv_slow(pp, end, v);
 }
 
 /* --- tables --------------------------------------------------------- */
@@ -341,7 +287,7 @@ arena_str(struct mh_cap_reader_priv *pv, const char *s, size_t n,
  * the enclosing function with the error. They use `ps`, `rec`, `tag`. */
 #define FIELD(q, end, v)                                                      \
     do {                                                                      \
-        int rc_ = rd_uv(&(q), (end), (v));                                    \
+        int rc_ = mh_rd_uv(&(q), (end), (v));                                    \
         if (UNLIKELY(rc_))                                                    \
             return field_fail(ps, rc_, rec, tag, 1);                          \
     } while (0)
@@ -617,9 +563,9 @@ static int
 visit_event(struct parser *ps, struct mh_cap_event *ev, const uint8_t *rec,
             uint8_t tag)
 {
-    ev->offset = ps->compressed ? ps->chunk_off
-                                : ps->chunk_off + MH_CAP_CHUNK_HEADER_LEN +
-                                      (uint64_t)(rec - ps->payload);
+    ev->offset = ps->place.compressed ? ps->place.chunk_off
+                                : ps->place.chunk_off + MH_CAP_CHUNK_HEADER_LEN +
+                                      (uint64_t)(rec - ps->place.payload);
     if (!ps->visit)
         return MH_OK;
     int rc = ps->visit(ps->ctx, ev);
@@ -648,7 +594,7 @@ parse_event(struct parser *ps, const uint8_t *rec, uint8_t tag,
             uint64_t x[7];
             const uint8_t *t = q;
             int k = 0;
-            while (k < 7 && !rd_uv(&t, end, &x[k]))
+            while (k < 7 && !mh_rd_uv(&t, end, &x[k]))
                 k++;
             if (k == 7 && (x[0] & (MH_TL_PYMALLOC | MH_TL_MALLOC))) {
                 ev.u.timeline.alloc = x[0] & (MH_TL_PYMALLOC | MH_TL_MALLOC);
@@ -692,7 +638,7 @@ parse_records(struct parser *ps, const uint8_t *p, size_t n)
     uint64_t addr = 0; /* address deltas restart in every chunk */
     struct mh_cap_event ev;
     memset(&ev, 0, sizeof(ev));
-    ps->payload = p;
+    ps->place.payload = p;
     while (p < end) {
         const uint8_t *rec = p;
         uint8_t tag = *p++;
@@ -703,16 +649,16 @@ parse_records(struct parser *ps, const uint8_t *p, size_t n)
                                 "comes before the HEADER record");
             uint64_t u;
             if (tag == MH_REC_FREE) {
-                if (UNLIKELY((rc = rd_uv(&p, end, &u))))
+                if (UNLIKELY((rc = mh_rd_uv(&p, end, &u))))
                     return field_fail(ps, rc, rec, tag, 0);
                 addr += (uint64_t)mh_unzigzag(u);
                 ev.kind = MH_EV_FREE;
                 ev.u.free.addr = addr;
             } else {
                 uint64_t stack, size;
-                if (UNLIKELY((rc = rd_uv(&p, end, &stack))) ||
-                    UNLIKELY((rc = rd_uv(&p, end, &size))) ||
-                    UNLIKELY((rc = rd_uv(&p, end, &u))))
+                if (UNLIKELY((rc = mh_rd_uv(&p, end, &stack))) ||
+                    UNLIKELY((rc = mh_rd_uv(&p, end, &size))) ||
+                    UNLIKELY((rc = mh_rd_uv(&p, end, &u))))
                     return field_fail(ps, rc, rec, tag, 0);
                 uint32_t sidx = 0;
                 if (stack) {
@@ -737,10 +683,10 @@ parse_records(struct parser *ps, const uint8_t *p, size_t n)
                 ev.u.alloc.addr = addr;
             }
             if (ps->visit) {
-                ev.offset = ps->compressed
-                                ? ps->chunk_off
-                                : ps->chunk_off + MH_CAP_CHUNK_HEADER_LEN +
-                                      (uint64_t)(rec - ps->payload);
+                ev.offset = ps->place.compressed
+                                ? ps->place.chunk_off
+                                : ps->place.chunk_off + MH_CAP_CHUNK_HEADER_LEN +
+                                      (uint64_t)(rec - ps->place.payload);
                 if (UNLIKELY((rc = ps->visit(ps->ctx, &ev))))
                     return visit_stopped(ps, rc, rec, tag);
             }
@@ -754,7 +700,7 @@ parse_records(struct parser *ps, const uint8_t *p, size_t n)
                             "has an unknown fixed-layout tag, which cannot "
                             "be skipped");
         uint64_t blen;
-        if ((rc = rd_uv(&p, end, &blen)))
+        if ((rc = mh_rd_uv(&p, end, &blen)))
             return field_fail(ps, rc, rec, tag, 0);
         if (blen > (uint64_t)(end - p))
             return rec_fail(ps, MH_EFORMAT, rec, tag,
@@ -821,8 +767,8 @@ parse_chunks(struct parser *ps, const uint8_t *buf, size_t len)
         return chunk_fail(ps, rc);
     struct mh_chunk ch;
     while ((rc = mh_chunk_next(c, &ch)) > 0) {
-        ps->chunk_off = ch.offset;
-        ps->compressed = ch.compressed;
+        ps->place.chunk_off = ch.offset;
+        ps->place.compressed = ch.compressed;
         if (ch.len && (rc = parse_records(ps, ch.payload, ch.len)))
             return rc;
         r->chunks++;

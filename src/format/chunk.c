@@ -237,3 +237,45 @@ mh_chunk_next(struct mh_chunk_reader *c, struct mh_chunk *out)
     c->off_ = off + MH_CAP_CHUNK_HEADER_LEN + (size_t)n;
     return 1;
 }
+
+int
+mh_rec_fail(const struct mh_rec_place *pl, char *err, size_t n,
+            uint64_t *err_off, int code, const uint8_t *rec, uint8_t tag,
+            const char *why)
+{
+    unsigned long long pos = (unsigned long long)(rec - pl->payload);
+    unsigned long long coff = (unsigned long long)pl->chunk_off;
+    if (pl->compressed) {
+        snprintf(err, n,
+                 "chunk at offset %llu: record 0x%02x at byte %llu of the "
+                 "decompressed payload %s",
+                 coff, tag, pos, why);
+        *err_off = pl->chunk_off;
+        return code;
+    }
+    uint64_t off = pl->chunk_off + MH_CAP_CHUNK_HEADER_LEN + pos;
+    snprintf(err, n, "chunk at offset %llu: record 0x%02x at offset %llu %s",
+             coff, tag, (unsigned long long)off, why);
+    *err_off = off;
+    return code;
+}
+
+const char *
+mh_rec_field_why(int rc, int sized)
+{
+    if (rc == MH_EFORMAT)
+        return "has a varint longer than 64 bits";
+    return sized ? "is shorter than its fields"
+                 : "runs past the end of its chunk";
+}
+
+int
+mh_rd_uv_slow(const uint8_t **pp, const uint8_t *end, uint64_t *v)
+{
+    struct mh_cursor cur;
+    mh_cursor_init(&cur, *pp, (size_t)(end - *pp));
+    int rc = mh_cursor_uvarint(&cur, v);
+    if (rc == MH_OK)
+        *pp = cur.p;
+    return rc;
+}

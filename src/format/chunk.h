@@ -64,4 +64,57 @@ int mh_chunk_begin(struct mh_chunk_reader *c, const uint8_t *buf,
  * runs out of memory). */
 int mh_chunk_next(struct mh_chunk_reader *c, struct mh_chunk *out) MH_MUST_USE;
 
+/* Where the record being parsed sits, for error messages. */
+struct mh_rec_place {
+    uint64_t chunk_off;     /* file offset of its chunk */
+    const uint8_t *payload; /* the chunk's payload, decompressed */
+    int compressed;
+};
+
+/* Writes "chunk at offset C: record 0xTT at offset O <why>" into err (n
+ * bytes) -- inside a compressed chunk "at byte N of the decompressed
+ * payload", the offset being the chunk's -- stores the offset in
+ * *err_off and returns `code`. Both readers word their errors this way. */
+int mh_rec_fail(const struct mh_rec_place *pl, char *err, size_t n,
+                uint64_t *err_off, int code, const uint8_t *rec, uint8_t tag,
+                const char *why);
+
+/* Why a field of a record could not be read, from the varint decoder's
+ * code; `sized` for records that carry their own length. */
+const char *mh_rec_field_why(int rc, int sized);
+
+int mh_rd_uv_slow(const uint8_t **pp, const uint8_t *end, uint64_t *v);
+
+/* A uvarint at *pp (before end), advancing *pp: MH_OK, MH_ETRUNC, or
+ * MH_EFORMAT past 64 bits. Most fields are one or two bytes: those are
+ * decoded without the general loop when ten bytes are certainly there. */
+static inline int
+mh_rd_uv(const uint8_t **pp, const uint8_t *end, uint64_t *v)
+{
+    const uint8_t *p = *pp;
+    if (__builtin_expect(p < end && *p < 0x80, 1)) {
+        *v = *p;
+        *pp = p + 1;
+        return MH_OK;
+    }
+    if (__builtin_expect(end - p >= 10, 1)) {
+        uint64_t x = 0;
+        for (unsigned shift = 0; shift < 63; shift += 7) {
+            uint8_t b = *p++;
+            x |= (uint64_t)(b & 0x7f) << shift;
+            if (!(b & 0x80)) {
+                *v = x;
+                *pp = p;
+                return MH_OK;
+            }
+        }
+        if (*p > 1)
+            return MH_EFORMAT;
+        *v = x | ((uint64_t)*p << 63);
+        *pp = p + 1;
+        return MH_OK;
+    }
+    return mh_rd_uv_slow(pp, end, v);
+}
+
 #endif

@@ -56,9 +56,7 @@ struct mh_heap_priv {
 struct parser {
     struct mh_heap_dump *d;
     struct mh_heap_priv *pv;
-    uint64_t chunk_off;
-    const uint8_t *payload;
-    int compressed;
+    struct mh_rec_place place; /* the record being parsed */
 };
 
 void
@@ -136,31 +134,16 @@ static int MH_PRINTF(5, 6)
     va_start(ap, fmt);
     vsnprintf(why, sizeof(why), fmt, ap);
     va_end(ap);
-    unsigned long long pos = (unsigned long long)(rec - ps->payload);
-    unsigned long long coff = (unsigned long long)ps->chunk_off;
-    if (ps->compressed)
-        return fail(ps, code, ps->chunk_off,
-                    "chunk at offset %llu: record 0x%02x at byte %llu of "
-                    "the decompressed payload %s",
-                    coff, tag, pos, why);
-    uint64_t off = ps->chunk_off + MH_CAP_CHUNK_HEADER_LEN + pos;
-    return fail(ps, code, off,
-                "chunk at offset %llu: record 0x%02x at offset %llu %s", coff,
-                tag, (unsigned long long)off, why);
+    return mh_rec_fail(&ps->place, ps->d->error, sizeof(ps->d->error),
+                       &ps->d->error_offset, code, rec, tag, why);
 }
 
 static int
 field_fail(struct parser *ps, int rc, const uint8_t *rec, uint8_t tag,
            int sized)
 {
-    if (rc == MH_EFORMAT)
-        return rec_fail(ps, MH_EFORMAT, rec, tag,
-                        "has a varint longer than 64 bits");
-    if (sized)
-        return rec_fail(ps, MH_EFORMAT, rec, tag,
-                        "is shorter than its fields");
-    return rec_fail(ps, MH_EFORMAT, rec, tag,
-                    "runs past the end of its chunk");
+    return rec_fail(ps, MH_EFORMAT, rec, tag, "%s",
+                    mh_rec_field_why(rc, sized));
 }
 
 static int
@@ -172,50 +155,6 @@ store_fail(struct parser *ps, int rc, const uint8_t *rec, uint8_t tag)
                     "cannot be stored: the dump would pass the reader's "
                     "%zu MiB limit",
                     ps->d->max_bytes >> 20);
-}
-
-/* --- varints -------------------------------------------------------- */
-
-static int
-rd_uv_slow(const uint8_t **pp, const uint8_t *end, uint64_t *v)
-{
-    struct mh_cursor c;
-    mh_cursor_init(&c, *pp, (size_t)(end - *pp));
-    int rc = mh_cursor_uvarint(&c, v);
-    if (rc == MH_OK)
-        *pp = c.p;
-    return rc;
-}
-
-/* Most fields are one or two bytes: decode those without the general
- * loop when ten bytes are certainly there. */
-static inline int
-rd_uv(const uint8_t **pp, const uint8_t *end, uint64_t *v)
-{
-    const uint8_t *p = *pp;
-    if (LIKELY(p < end && *p < 0x80)) {
-        *v = *p;
-        *pp = p + 1;
-        return MH_OK;
-    }
-    if (LIKELY(end - p >= 10)) {
-        uint64_t x = 0;
-        for (unsigned shift = 0; shift < 63; shift += 7) {
-            uint8_t b = *p++;
-            x |= (uint64_t)(b & 0x7f) << shift;
-            if (!(b & 0x80)) {
-                *v = x;
-                *pp = p;
-                return MH_OK;
-            }
-        }
-        if (*p > 1)
-            return MH_EFORMAT;
-        *v = x | ((uint64_t)*p << 63);
-        *pp = p + 1;
-        return MH_OK;
-    }
-    return rd_uv_slow(pp, end, v);
 }
 
 /* --- tables --------------------------------------------------------- */
@@ -433,7 +372,7 @@ index_reserve(struct mh_heap_dump *d, struct mh_heap_priv *pv, size_t n)
 
 #define FIELD(q, end, v)                                                      \
     do {                                                                      \
-        int rc_ = rd_uv(&(q), (end), (v));                                    \
+        int rc_ = mh_rd_uv(&(q), (end), (v));                                    \
         if (UNLIKELY(rc_))                                                    \
             return field_fail(ps, rc_, rec, tag, sized);                      \
     } while (0)
@@ -717,8 +656,8 @@ parse_object(struct parser *ps, const uint8_t *rec, uint8_t tag,
     uint32_t *el = nedges ? d->edge_label + d->nedges : NULL;
     for (uint64_t k = 0; k < nedges; k++) {
         uint64_t td, label;
-        if (UNLIKELY((rc = rd_uv(&q, end, &td))) ||
-            UNLIKELY((rc = rd_uv(&q, end, &label))))
+        if (UNLIKELY((rc = mh_rd_uv(&q, end, &td))) ||
+            UNLIKELY((rc = mh_rd_uv(&q, end, &label))))
             return edge_fail(ps, rc, rec, tag, k, 0, 0);
         unsigned kind = (unsigned)(label & MH_EDGE_KIND_MASK);
         uint64_t name = label >> MH_EDGE_KIND_BITS;
@@ -818,7 +757,7 @@ parse_records(struct parser *ps, const uint8_t *p, size_t n)
     struct mh_heap_dump *d = ps->d;
     const uint8_t *end = p + n;
     uint64_t chain = 0; /* address deltas restart in every chunk */
-    ps->payload = p;
+    ps->place.payload = p;
     while (p < end) {
         const uint8_t *rec = p;
         uint8_t tag = *p++;
@@ -845,7 +784,7 @@ parse_records(struct parser *ps, const uint8_t *p, size_t n)
                             "has an unknown fixed-layout tag, which cannot "
                             "be skipped");
         uint64_t blen;
-        if ((rc = rd_uv(&p, end, &blen)))
+        if ((rc = mh_rd_uv(&p, end, &blen)))
             return field_fail(ps, rc, rec, tag, 0);
         if (blen > (uint64_t)(end - p))
             return rec_fail(ps, MH_EFORMAT, rec, tag,
@@ -938,8 +877,8 @@ parse_chunks(struct parser *ps, const uint8_t *buf, size_t len)
     int rc = mh_chunk_begin(c, buf, len);
     struct mh_chunk ch;
     while (rc == MH_OK && (rc = mh_chunk_next(c, &ch)) > 0) {
-        ps->chunk_off = ch.offset;
-        ps->compressed = ch.compressed;
+        ps->place.chunk_off = ch.offset;
+        ps->place.compressed = ch.compressed;
         if (ch.len && (rc = parse_records(ps, ch.payload, ch.len)))
             return rc;
         d->chunks++;
