@@ -88,6 +88,7 @@ test-py: $(BUILD)/memhound agents
 bench: $(BUILD)/memhound agents
 	/usr/bin/python3 bench/run.py $(BENCH_ARGS)
 	/usr/bin/python3 bench/guard_bench.py
+	/usr/bin/python3 bench/heap_bench.py
 
 demo: $(BUILD)/memhound agent
 	$(BUILD)/memhound run -o $(BUILD)/demo.mhc -- $(PYTHON) examples/leaky_service.py
