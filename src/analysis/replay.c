@@ -218,6 +218,8 @@ mh_replay_visit(void *ctx, const struct mh_cap_event *ev)
     case MH_EV_END:
         return on_clock(rp, ev->u.end.t_ns, ev->u.end.dropped);
     case MH_EV_MARKER:
+    case MH_EV_REQUEST:
+    case MH_EV_FINDING:
         return 0;
     }
     return 0;
@@ -262,6 +264,8 @@ mh_replay_clock_visit(void *ctx, const struct mh_cap_event *ev)
             c->t_ns = ev->u.end.t_ns;
         break;
     case MH_EV_MARKER:
+    case MH_EV_REQUEST:
+    case MH_EV_FINDING:
         break;
     }
     return 0;

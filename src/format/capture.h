@@ -34,6 +34,10 @@ enum mh_cap_tag {
     MH_REC_TIMELINE = 0x45,
     MH_REC_MARKER = 0x46,
     MH_REC_END = 0x47,
+    MH_REC_REQUEST = 0x48, /* a finished web request (or job) */
+    MH_REC_TAG = 0x49,     /* ALLOCs after it in the chunk belong to a
+                              request; reset to 0 at each chunk start */
+    MH_REC_FINDING = 0x4A, /* a problem observed in the running program */
 };
 
 enum mh_domain { MH_DOMAIN_RAW = 0, MH_DOMAIN_MEM = 1, MH_DOMAIN_OBJ = 2 };
@@ -85,6 +89,27 @@ struct mh_cap_timeline {
     uint64_t arena_bytes, arena_free;  /* pymalloc */
     uint64_t malloc_arena, malloc_inuse, malloc_free, malloc_mmap;
     /* mallinfo2(): arena, uordblks, fordblks, hblkhd */
+};
+
+/* A request that ended: ALLOC records tagged with its id (TAG) were
+ * made while it was current in their thread or asyncio task. Times are ns
+ * since the header's start. */
+struct mh_cap_request {
+    uint64_t id; /* positive, unique per capture */
+    uint64_t t_begin_ns, t_end_ns;
+    struct mh_str endpoint; /* route pattern, never a raw URL */
+};
+
+/* A finding (docs/findings.md): `id` names the rule (e.g.
+ * "django-queryset-truthiness"); file:line is the user's line it points
+ * at; count and bytes are the rule's numbers (rows fetched, bytes
+ * allocated), 0 when not applicable; detail is free text. */
+struct mh_cap_finding {
+    uint64_t t_ns;
+    uint64_t request; /* current request id, 0 = none */
+    struct mh_str id, file, function, detail;
+    uint32_t line;
+    uint64_t count, bytes;
 };
 
 /* CRC-32 (IEEE) as zlib computes it; `crc` starts at 0. */

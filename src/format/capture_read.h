@@ -45,6 +45,8 @@ enum mh_cap_event_kind {
     MH_EV_TIMELINE,
     MH_EV_MARKER,
     MH_EV_END,
+    MH_EV_REQUEST,
+    MH_EV_FINDING,
 };
 
 struct mh_cap_event {
@@ -57,6 +59,7 @@ struct mh_cap_event {
             uint32_t stack;  /* stack index; 0 = no Python stack */
             uint64_t size;
             uint64_t addr;
+            uint64_t request; /* from the chunk's last TAG; 0 = none */
         } alloc;
         struct {
             uint64_t addr;
@@ -71,6 +74,8 @@ struct mh_cap_event {
         struct {
             uint64_t t_ns, samples, frees, dropped;
         } end;
+        struct mh_cap_request request;  /* strings valid during the visit */
+        struct mh_cap_finding finding;  /* strings valid during the visit */
     } u;
 };
 

@@ -272,6 +272,68 @@ mh_cap_put_end(struct mh_buf *b, uint64_t t_ns, uint64_t samples,
     return MH_OK;
 }
 
+int
+mh_cap_put_tag(struct mh_buf *b, struct mh_cap_enc *e, uint64_t request)
+{
+    if (request == e->last_request)
+        return MH_OK;
+    int rc = record_begin(b, MH_REC_TAG, uv_len(request));
+    if (rc)
+        return rc;
+    w_uv(b, request);
+    e->last_request = request;
+    return MH_OK;
+}
+
+int
+mh_cap_put_request(struct mh_buf *b, const struct mh_cap_request *r)
+{
+    if (!r->id || r->endpoint.n > MH_CAP_STR_MAX ||
+        (r->endpoint.n && !r->endpoint.s))
+        return MH_EINVAL;
+    int rc = record_begin(b, MH_REC_REQUEST,
+                          uv_len(r->id) + uv_len(r->t_begin_ns) +
+                              uv_len(r->t_end_ns) + str_len(r->endpoint.n));
+    if (rc)
+        return rc;
+    w_uv(b, r->id);
+    w_uv(b, r->t_begin_ns);
+    w_uv(b, r->t_end_ns);
+    w_str(b, r->endpoint.s, r->endpoint.n);
+    return MH_OK;
+}
+
+static int
+str_ok(const struct mh_str *s)
+{
+    return s->n <= MH_CAP_STR_MAX && (!s->n || s->s);
+}
+
+int
+mh_cap_put_finding(struct mh_buf *b, const struct mh_cap_finding *f)
+{
+    if (!f->id.n || !str_ok(&f->id) || !str_ok(&f->file) ||
+        !str_ok(&f->function) || !str_ok(&f->detail))
+        return MH_EINVAL;
+    int rc = record_begin(
+        b, MH_REC_FINDING,
+        uv_len(f->t_ns) + uv_len(f->request) + str_len(f->id.n) +
+            str_len(f->file.n) + uv_len(f->line) + str_len(f->function.n) +
+            uv_len(f->count) + uv_len(f->bytes) + str_len(f->detail.n));
+    if (rc)
+        return rc;
+    w_uv(b, f->t_ns);
+    w_uv(b, f->request);
+    w_str(b, f->id.s, f->id.n);
+    w_str(b, f->file.s, f->file.n);
+    w_uv(b, f->line);
+    w_str(b, f->function.s, f->function.n);
+    w_uv(b, f->count);
+    w_uv(b, f->bytes);
+    w_str(b, f->detail.s, f->detail.n);
+    return MH_OK;
+}
+
 /* zstd allocates through memhound's allocator, so inside the target it
  * never touches the hooked Python allocators and tests can make it fail.
  * This needs zstd's advanced API (stable in practice, exported by the

@@ -16,6 +16,7 @@
 /* Per-chunk delta state for addresses; zero it when a chunk starts. */
 struct mh_cap_enc {
     uint64_t last_addr;
+    uint64_t last_request; /* the chunk's current TAG */
 };
 
 static inline int MH_MUST_USE
@@ -47,6 +48,11 @@ mh_cap_put_free(struct mh_buf *b, struct mh_cap_enc *e, uint64_t addr)
     return rc;
 }
 
+/* Appends a TAG record when `request` differs from the chunk's current
+ * one, so the next ALLOC belongs to it. */
+int mh_cap_put_tag(struct mh_buf *b, struct mh_cap_enc *e,
+                   uint64_t request) MH_MUST_USE;
+
 /* The encoders below return MH_EINVAL for what a reader would reject: an
  * id of 0, a reference to id 0, a string over MH_CAP_STR_MAX (the agent
  * truncates long argv entries and paths itself), a stack depth outside
@@ -68,6 +74,10 @@ int mh_cap_put_timeline(struct mh_buf *b,
                         const struct mh_cap_timeline *t) MH_MUST_USE;
 int mh_cap_put_marker(struct mh_buf *b, uint64_t t_ns, uint32_t kind,
                       const char *text, size_t n) MH_MUST_USE;
+int mh_cap_put_request(struct mh_buf *b,
+                       const struct mh_cap_request *r) MH_MUST_USE;
+int mh_cap_put_finding(struct mh_buf *b,
+                       const struct mh_cap_finding *f) MH_MUST_USE;
 int mh_cap_put_end(struct mh_buf *b, uint64_t t_ns, uint64_t samples,
                    uint64_t frees, uint64_t dropped) MH_MUST_USE;
 
