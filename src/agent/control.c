@@ -370,8 +370,9 @@ reply(struct conn *c, const char *fmt, ...)
     ctl.nconns--;
 }
 
-/* `stats`: the numbers `memhound inspect` puts side by side (and the
- * request counter guard and top read; 0 until requests are tagged). */
+/* `stats`: the numbers `memhound inspect` puts side by side, and the
+ * requests ended in this session (request_end()), which guard's
+ * --max-requests and top's REQ/S read. */
 static void
 stats(struct conn *c)
 {
@@ -383,12 +384,13 @@ stats(struct conn *c)
     pthread_mutex_lock(&mh_tracker.lock);
     double live = mh_tracker.live_bytes;
     uint64_t samples = mh_tracker.samples;
+    uint64_t requests = mh_tracker.requests;
     pthread_mutex_unlock(&mh_tracker.lock);
     reply(c,
           "ok pid=%d rss=%llu uss=%llu live=%llu arena_bytes=%llu "
           "arena_free=%llu malloc_arena=%llu malloc_inuse=%llu "
           "malloc_free=%llu malloc_mmap=%llu pymalloc=%d mallinfo=%d "
-          "requests=0 samples=%llu",
+          "requests=%llu samples=%llu",
           (int)getpid(), (unsigned long long)m.rss,
           (unsigned long long)m.uss,
           (unsigned long long)(live > 0 ? live : 0),
@@ -399,7 +401,7 @@ stats(struct conn *c)
           (unsigned long long)a->malloc_free,
           (unsigned long long)a->malloc_mmap,
           !!(a->flags & MH_TL_PYMALLOC), !!(a->flags & MH_TL_MALLOC),
-          (unsigned long long)samples);
+          (unsigned long long)requests, (unsigned long long)samples);
 }
 
 /* `trim`: glibc gives the free pages inside its heaps back to the

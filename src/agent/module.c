@@ -9,6 +9,7 @@
 #include "../util/mem.h"
 #include "control.h"
 #include "heapdump.h"
+#include "requests.h"
 #include "tracker.h"
 #include "writer.h"
 
@@ -274,7 +275,7 @@ mh_stats(PyObject *module, PyObject *unused)
     struct mh_tracker_stats st;
     mh_tracker_stats(&st);
     return Py_BuildValue(
-        "{s:O,s:s,s:K,s:s,s:i,s:K,s:K,s:K,s:d,s:K,s:K,s:s}", "active",
+        "{s:O,s:s,s:K,s:s,s:i,s:K,s:K,s:K,s:d,s:K,s:K,s:s,s:K}", "active",
         session_active ? Py_True : Py_False, "mode",
         mh_tracker.mode == MH_MODE_TRACE     ? "trace"
         : mh_tracker.mode == MH_MODE_FORWARD ? "forward"
@@ -285,7 +286,8 @@ mh_stats(PyObject *module, PyObject *unused)
         "frees", (unsigned long long)st.frees, "dropped",
         (unsigned long long)st.dropped, "live_bytes", st.live_bytes,
         "stacks", (unsigned long long)st.stacks, "tracker_bytes",
-        (unsigned long long)st.tracker_bytes, "control", mh_control_path());
+        (unsigned long long)st.tracker_bytes, "control", mh_control_path(),
+        "requests", (unsigned long long)st.requests);
 }
 
 static PyObject *
@@ -361,6 +363,26 @@ static PyMethodDef methods[] = {
     {"dump_heap", mh_py_dump_heap, METH_VARARGS,
      "dump_heap(path, wait=True): fork a walker that writes a heap dump "
      "of this process to path; returns {'pid', 'pause_ns'}."},
+    {"request_begin", mh_py_request_begin, METH_NOARGS,
+     "request_begin() -> Request | None\n"
+     "Begin a request in this thread or asyncio task: allocations are "
+     "tagged with it until request_end(). None when not recording or "
+     "when a request is current already (the outer layer owns it)."},
+    {"request_current", mh_py_request_current, METH_NOARGS,
+     "request_current() -> Request | None\n"
+     "The current request of this thread or task, None if none or ended."},
+    {"request_end", mh_py_request_end, METH_O,
+     "request_end(req): end the request and record it (idempotent; "
+     "None is ignored)."},
+    {"finding", (PyCFunction)(void (*)(void))mh_py_finding,
+     METH_VARARGS | METH_KEYWORDS,
+     "finding(id, file, line, function='', count=0, bytes=0, detail='')\n"
+     "Record a finding, tagged with the current request; nothing when not "
+     "recording."},
+    {"thread_allocated", mh_py_thread_allocated, METH_NOARGS,
+     "thread_allocated() -> int | None\n"
+     "Bytes this thread has allocated while recording (exact, "
+     "allocations only); None when not recording."},
     {"_before_fork", mh_before_fork, METH_NOARGS, NULL},
     {"_after_fork_parent", mh_after_fork_parent, METH_NOARGS, NULL},
     {NULL, NULL, 0, NULL},
@@ -386,7 +408,8 @@ PyInit__memhound(void)
         PyModule_AddIntConstant(m, "MAX_DEPTH_LIMIT", MH_MAX_DEPTH_LIMIT) ||
         PyModule_AddIntConstant(m, "MODE_SAMPLE", MH_MODE_SAMPLE) ||
         PyModule_AddIntConstant(m, "MODE_TRACE", MH_MODE_TRACE) ||
-        PyModule_AddIntConstant(m, "MODE_FORWARD", MH_MODE_FORWARD)) {
+        PyModule_AddIntConstant(m, "MODE_FORWARD", MH_MODE_FORWARD) ||
+        mh_requests_init(m)) {
         Py_DECREF(m);
         return NULL;
     }

@@ -12,6 +12,7 @@
 
 #include "../util/mem.h"
 #include "allocstats.h"
+#include "requests.h"
 #include "tracker.h"
 
 #define MH_LIKELY(x) __builtin_expect(!!(x), 1)
@@ -29,6 +30,12 @@ struct mh_tls {
     int busy;   /* inside memhound: do not sample */
     int nested; /* inside a MEM/OBJ allocator, which hands large blocks
                    to the RAW domain: that inner call is the same block */
+    /* thread_allocated(): the bytes the fast path counted are
+     * `drawn - countdown`; every assignment of the countdown (the slow
+     * path's, set_countdown()) adds the difference to `drawn`, so the
+     * fast path keeps its one subtraction. Trace-all counts `traced`. */
+    int64_t drawn;
+    uint64_t traced;
 };
 static __thread struct mh_tls tls __attribute__((tls_model("initial-exec")));
 
@@ -173,9 +180,14 @@ record_alloc(const struct mh_hook_domain *d, void *p, size_t size)
     struct mh_rawframe frames[MH_MAX_DEPTH_LIMIT];
     PyThreadState *ts = mh_frames_current();
     uint32_t depth = 0;
-    if (ts)
+    uint64_t request = 0;
+    /* Both read the interpreter's state, so both need the GIL and come
+     * before the lock: the lock is a leaf. */
+    if (ts) {
         depth = (uint32_t)mh_frames_walk(ts, frames,
                                          (int)mh_tracker.max_depth);
+        request = mh_requests_current_id();
+    }
 
     pthread_mutex_lock(&mh_tracker.lock);
     int is_new = 0;
@@ -192,7 +204,8 @@ record_alloc(const struct mh_hook_domain *d, void *p, size_t size)
         if (mh_addrmap_put(&mh_tracker.sampled, (uintptr_t)p,
                            mh_tracker_live_pack(size, id)))
             goto dropped;
-        if (mh_cap_put_alloc(&mh_tracker.records, &mh_tracker.enc,
+        if (mh_cap_put_tag(&mh_tracker.records, &mh_tracker.enc, request) ||
+            mh_cap_put_alloc(&mh_tracker.records, &mh_tracker.enc,
                              d->domain, id, size, (uintptr_t)p)) {
             mh_addrmap_remove(&mh_tracker.sampled, (uintptr_t)p, NULL);
             goto dropped;
@@ -200,7 +213,8 @@ record_alloc(const struct mh_hook_domain *d, void *p, size_t size)
         filter_add_unlocked(p);
         mh_tracker.live_bytes += sample_weight(size);
     } else {
-        if (mh_cap_put_alloc(&mh_tracker.records, &mh_tracker.enc,
+        if (mh_cap_put_tag(&mh_tracker.records, &mh_tracker.enc, request) ||
+            mh_cap_put_alloc(&mh_tracker.records, &mh_tracker.enc,
                              d->domain, id, size, (uintptr_t)p))
             goto dropped;
         /* The live table lets a heap dump list every live block. */
@@ -216,6 +230,15 @@ dropped:
     pthread_mutex_unlock(&mh_tracker.lock);
 }
 
+/* Sets the countdown, keeping `drawn - countdown` (the bytes counted so
+ * far) as it was. */
+static inline void
+set_countdown(struct mh_tls *t, int64_t v)
+{
+    t->drawn += v - t->countdown;
+    t->countdown = v;
+}
+
 static void
 sample_slow(const struct mh_hook_domain *d, void *p, size_t size)
 {
@@ -224,11 +247,11 @@ sample_slow(const struct mh_hook_domain *d, void *p, size_t size)
         /* A new thread starts at 0: draw its first interval now. */
         rng_seed(t);
         t->initialized = 1;
-        t->countdown = draw_interval(t) - (int64_t)size;
+        set_countdown(t, draw_interval(t) - (int64_t)size);
         if (t->countdown >= 0)
             return;
     }
-    t->countdown = draw_interval(t);
+    set_countdown(t, draw_interval(t));
     if (!p || t->busy ||
         !__atomic_load_n(&mh_tracker.active, __ATOMIC_RELAXED))
         return;
@@ -388,6 +411,7 @@ trace_malloc_impl(const struct mh_hook_domain *d, size_t size, int raw)
 {
     if (raw && tls.nested)
         return d->prev.malloc(d->prev.ctx, size);
+    tls.traced += size;
     if (!raw)
         tls.nested = 1;
     void *p = d->prev.malloc(d->prev.ctx, size);
@@ -403,6 +427,7 @@ trace_calloc_impl(const struct mh_hook_domain *d, size_t nelem,
 {
     if (raw && tls.nested)
         return d->prev.calloc(d->prev.ctx, nelem, elsize);
+    tls.traced += nelem * elsize;
     if (!raw)
         tls.nested = 1;
     void *p = d->prev.calloc(d->prev.ctx, nelem, elsize);
@@ -418,6 +443,7 @@ trace_realloc_impl(const struct mh_hook_domain *d, void *ptr, size_t size,
 {
     if (raw && tls.nested)
         return d->prev.realloc(d->prev.ctx, ptr, size);
+    tls.traced += size;
     trace_free(ptr);
     if (!raw)
         tls.nested = 1;
@@ -533,7 +559,7 @@ atfork_child(void)
     /* The parent's pending records belong to the parent's capture. */
     __atomic_store_n(&mh_tracker.active, 0, __ATOMIC_RELAXED);
     mh_buf_reset(&mh_tracker.records);
-    mh_tracker.enc.last_addr = 0;
+    mh_tracker.enc = (struct mh_cap_enc){0};
     /* Workers forked from one master must not sample in lockstep. */
     if (tls.initialized)
         rng_seed(&tls);
@@ -627,16 +653,17 @@ mh_tracker_start(int mode, uint64_t interval, uint32_t max_depth)
     for (size_t i = 0; i < MH_FILTER_BITS / 64; i++)
         __atomic_store_n(&filter_bits[i], 0, __ATOMIC_RELAXED);
     mh_buf_reset(&mh_tracker.records);
-    mh_tracker.enc.last_addr = 0;
+    mh_tracker.enc = (struct mh_cap_enc){0};
     mh_tracker.live_bytes = 0;
     mh_tracker.samples = mh_tracker.frees = mh_tracker.dropped = 0;
+    mh_tracker.requests = 0;
     mh_tracker.live_lost = 0;
     mh_tracker.mode = mode;
     mh_tracker.interval = mode == MH_MODE_SAMPLE ? interval : 0;
     mh_tracker.max_depth = max_depth;
     pthread_mutex_unlock(&mh_tracker.lock);
     tls.initialized = 0; /* redraw with the new interval */
-    tls.countdown = 0;
+    set_countdown(&tls, 0);
 
     if (!mh_tracker.hooks_installed || hooks_on_top()) {
         if (!mh_tracker.hooks_installed)
@@ -699,7 +726,7 @@ mh_tracker_take_records(struct mh_buf *out)
     mh_tracker.records = tmp;
     mh_buf_reset(&mh_tracker.records);
     mh_tracker.records.max = MH_RECORDS_MAX;
-    mh_tracker.enc.last_addr = 0;
+    mh_tracker.enc = (struct mh_cap_enc){0}; /* a new chunk: no TAG yet */
     uint32_t n = mh_tracker.stacks.count;
     pthread_mutex_unlock(&mh_tracker.lock);
     return n;
@@ -747,12 +774,46 @@ mh_tracker_put_end(uint64_t t_ns)
 }
 
 void
+mh_tracker_put_request(const struct mh_cap_request *r)
+{
+    pthread_mutex_lock(&mh_tracker.lock);
+    mh_tracker.requests++;
+    if (mh_cap_put_request(&mh_tracker.records, r))
+        mh_tracker.dropped++;
+    pthread_mutex_unlock(&mh_tracker.lock);
+}
+
+void
+mh_tracker_put_finding(const struct mh_cap_finding *f)
+{
+    pthread_mutex_lock(&mh_tracker.lock);
+    if (mh_cap_put_finding(&mh_tracker.records, f))
+        mh_tracker.dropped++;
+    pthread_mutex_unlock(&mh_tracker.lock);
+}
+
+int
+mh_tracker_thread_allocated(uint64_t *out)
+{
+    if (!__atomic_load_n(&mh_tracker.active, __ATOMIC_RELAXED))
+        return -1;
+    if (mh_tracker.mode == MH_MODE_SAMPLE)
+        *out = (uint64_t)(tls.drawn - tls.countdown);
+    else if (mh_tracker.mode == MH_MODE_TRACE)
+        *out = tls.traced;
+    else
+        return -1;
+    return 0;
+}
+
+void
 mh_tracker_stats(struct mh_tracker_stats *st)
 {
     pthread_mutex_lock(&mh_tracker.lock);
     st->samples = mh_tracker.samples;
     st->frees = mh_tracker.frees;
     st->dropped = mh_tracker.dropped;
+    st->requests = mh_tracker.requests;
     st->stacks = mh_tracker.stacks.count;
     st->live_bytes = mh_tracker.live_bytes;
     st->tracker_bytes = mh_tracker.stacks.bytes + mh_tracker.records.cap +

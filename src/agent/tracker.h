@@ -58,6 +58,8 @@ struct mh_tracker {
     size_t filter_misses; /* filter hits that were not sampled, since */
     double live_bytes;                    /* estimate, sampling mode */
     uint64_t samples, frees, dropped;
+    uint64_t requests; /* requests ended (REQUEST records, and the ones
+                          dropped) */
     uint64_t live_lost; /* trace-all blocks `sampled` had no room for:
                            recorded in the capture, absent from heap
                            dumps' ALLOC records */
@@ -112,9 +114,21 @@ void mh_tracker_put_timeline(uint64_t t_ns, uint64_t rss);
 void mh_tracker_put_marker(uint64_t t_ns, uint32_t kind, const char *text,
                            size_t n);
 void mh_tracker_put_end(uint64_t t_ns);
+/* Appends a REQUEST record and counts the request; a FINDING record.
+ * In order with the events; a record that does not fit counts as
+ * dropped. */
+void mh_tracker_put_request(const struct mh_cap_request *r);
+void mh_tracker_put_finding(const struct mh_cap_finding *f);
+
+/* The bytes the calling thread has allocated while hooked: what the
+ * sampler's fast path counted (sampling mode: the block a MEM/OBJ
+ * allocator hands to the RAW domain once), every allocation in
+ * trace-all. Monotonic per thread and mode; allocations only. Returns 0,
+ * or -1 when not recording samples (stopped, forward-only). */
+int mh_tracker_thread_allocated(uint64_t *out) MH_MUST_USE;
 
 struct mh_tracker_stats {
-    uint64_t samples, frees, dropped, stacks, tracker_bytes;
+    uint64_t samples, frees, dropped, stacks, tracker_bytes, requests;
     double live_bytes;
 };
 void mh_tracker_stats(struct mh_tracker_stats *st);

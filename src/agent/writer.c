@@ -147,18 +147,6 @@ write_chunk(void)
 
 /* ---- resolving stacks (GIL held) ---- */
 
-/* Length of s cut to the format's string limit, on a UTF-8 boundary. */
-static size_t
-capped_len(const char *s, size_t n)
-{
-    if (n <= MH_CAP_STR_MAX)
-        return n;
-    n = MH_CAP_STR_MAX;
-    while (n > 0 && ((unsigned char)s[n] & 0xC0) == 0x80)
-        n--;
-    return n;
-}
-
 static uint32_t
 string_id(PyObject *s)
 {
@@ -175,7 +163,7 @@ string_id(PyObject *s)
         n = 1;
     }
     uint32_t sid = ++w.next_string;
-    if (mh_cap_put_string(&w.chunk, sid, u, capped_len(u, (size_t)n)) ||
+    if (mh_cap_put_string(&w.chunk, sid, u, mh_cap_str_fit(u, (size_t)n)) ||
         mh_addrmap_put(&w.strs, (uintptr_t)s, sid))
         return 0;
     return sid;
@@ -464,7 +452,7 @@ copy_header(const struct mh_writer_header *h)
 static struct mh_str
 hstr(const char *s)
 {
-    return (struct mh_str){s, capped_len(s, strlen(s))};
+    return (struct mh_str){s, mh_cap_str_fit(s, strlen(s))};
 }
 
 /* Opens the file and writes magic + HEADER; w.hdr_strs must be set. */

@@ -48,6 +48,19 @@ mh_cap_put_free(struct mh_buf *b, struct mh_cap_enc *e, uint64_t addr)
     return rc;
 }
 
+/* The length of s[0..n) cut to MH_CAP_STR_MAX on a UTF-8 boundary: what
+ * writers store of a longer string. */
+static inline size_t
+mh_cap_str_fit(const char *s, size_t n)
+{
+    if (n <= MH_CAP_STR_MAX)
+        return n;
+    n = MH_CAP_STR_MAX;
+    while (n > 0 && ((unsigned char)s[n] & 0xC0) == 0x80)
+        n--;
+    return n;
+}
+
 /* Appends a TAG record when `request` differs from the chunk's current
  * one, so the next ALLOC belongs to it. */
 int mh_cap_put_tag(struct mh_buf *b, struct mh_cap_enc *e,
