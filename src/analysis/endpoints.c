@@ -17,12 +17,12 @@
 enum { SLOT_FREE, SLOT_OPEN, SLOT_ENDED };
 
 struct req {
-    uint64_t id;
     double allocated, live, peak;
-    uint32_t ep;        /* endpoint index, once ended */
-    uint32_t blocks;    /* its tagged blocks still live */
-    uint32_t pend;      /* its first pending entry + 1; 0 = none */
-    uint32_t next_free; /* free list: next slot + 1 */
+    uint32_t ep;     /* endpoint index, once ended */
+    uint32_t blocks; /* its tagged blocks still live */
+    /* Open: its first pending entry + 1 (0 = none); free: the next free
+     * slot + 1. */
+    uint32_t link;
     uint8_t state;
     uint8_t counted; /* began after the warm-up */
 };
@@ -281,8 +281,8 @@ static int
 flush_pending(struct mh_endpoints *e, uint32_t slot, uint32_t ep)
 {
     struct mh_endpoints_priv *pv = e->priv;
-    uint32_t i = pv->reqs[slot].pend;
-    pv->reqs[slot].pend = 0;
+    uint32_t i = pv->reqs[slot].link;
+    pv->reqs[slot].link = 0;
     while (i) {
         struct pend *p = &pv->pend[i - 1];
         uint32_t next = p->next;
@@ -302,7 +302,7 @@ slot_free(struct mh_endpoints_priv *pv, uint32_t slot)
 {
     struct req *r = &pv->reqs[slot];
     r->state = SLOT_FREE;
-    r->next_free = pv->free_req;
+    r->link = pv->free_req;
     pv->free_req = slot + 1;
 }
 
@@ -319,7 +319,7 @@ mh_endpoints_alloc(struct mh_endpoints *e, uint64_t request, uint32_t stack,
     } else {
         if (pv->free_req) {
             slot = pv->free_req - 1;
-            pv->free_req = pv->reqs[slot].next_free;
+            pv->free_req = pv->reqs[slot].link;
         } else {
             if ((rc = grow((void **)&pv->reqs, &pv->reqs_cap, pv->nreqs + 1,
                            sizeof(*pv->reqs), MH_EP_MAX_REQUESTS)))
@@ -327,7 +327,6 @@ mh_endpoints_alloc(struct mh_endpoints *e, uint64_t request, uint32_t stack,
             slot = (uint32_t)pv->nreqs++;
         }
         memset(&pv->reqs[slot], 0, sizeof(pv->reqs[slot]));
-        pv->reqs[slot].id = request;
         pv->reqs[slot].state = SLOT_OPEN;
         if ((rc = mh_livetab_put(&pv->open, request, slot, &v, &had))) {
             slot_free(pv, slot);
@@ -354,8 +353,8 @@ mh_endpoints_alloc(struct mh_endpoints *e, uint64_t request, uint32_t stack,
             pv->free_pend = i + 1;
             return rc;
         }
-        pv->pend[i] = (struct pend){stack, r->pend, bytes};
-        r->pend = i + 1;
+        pv->pend[i] = (struct pend){stack, r->link, bytes};
+        r->link = i + 1;
     }
     r->allocated += bytes;
     r->live += bytes;

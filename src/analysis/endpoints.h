@@ -37,8 +37,9 @@
 /* Peaks kept per endpoint for p50/p95: past this, every other one is
  * dropped and later requests are sampled at half the rate (2 MiB each). */
 #define MH_EP_PEAKS_MAX ((size_t)1 << 19)
-/* Requests in flight, or ended with blocks still live, per capture. */
-#define MH_EP_MAX_REQUESTS ((size_t)1 << 26)
+/* Requests in flight, or ended with blocks still live, per capture (40
+ * bytes each: 640 MiB at most). */
+#define MH_EP_MAX_REQUESTS ((size_t)1 << 24)
 /* (endpoint, stack) and (endpoint, site) pairs, and endpoints. */
 #define MH_EP_MAX_PAIRS ((size_t)1 << 24)
 #define MH_EP_MAX_ENDPOINTS ((size_t)1 << 20)

@@ -17,7 +17,18 @@ struct pend {
     uint32_t next; /* + 1; the request's next, or the free list's */
 };
 
+/* Requests that ended lately, by id modulo RECENT: a finding made after
+ * its request's REQUEST record (in a task that outlived the request)
+ * still finds the endpoint. */
+#define RECENT 1024
+
+struct recent {
+    uint64_t id; /* 0 = empty */
+    uint32_t name;
+};
+
 struct mh_findings_priv {
+    struct recent recent[RECENT];
     uint32_t *slots; /* group index + 1; 0 = empty */
     size_t nslots;   /* power of two */
     size_t v_cap;
@@ -196,6 +207,7 @@ mh_findings_begin(struct mh_findings *f)
     mh_livetab_release(&pv->pending);
     pv->npend = 0;
     pv->free_pend = 0;
+    memset(pv->recent, 0, sizeof(pv->recent));
     return MH_OK;
 }
 
@@ -289,14 +301,9 @@ sat_add(uint64_t a, uint64_t b)
 }
 
 static int
-count_endpoint(struct mh_findings *f, uint32_t group, const char *name,
-               size_t n)
+count_name(struct mh_findings *f, uint32_t group, uint32_t id)
 {
     struct mh_findings_priv *pv = f->priv;
-    uint32_t id;
-    int rc = mh_strpool_intern(f->strings, name, n, &id);
-    if (rc)
-        return rc;
     uint64_t key = (uint64_t)group << 32 | id, c = 0, old;
     int had;
     mh_livetab_get(&pv->counts, key, &c);
@@ -325,6 +332,9 @@ on_finding(struct mh_findings *f, const struct mh_cap_finding *r)
     g->bytes_total = sat_add(g->bytes_total, r->bytes);
     if (!r->request)
         return MH_OK;
+    const struct recent *e = &pv->recent[r->request % RECENT];
+    if (e->id == r->request)
+        return count_name(f, gi, e->name);
     /* Its endpoint is known when the request ends. */
     uint32_t i;
     if (pv->free_pend) {
@@ -350,15 +360,16 @@ on_finding(struct mh_findings *f, const struct mh_cap_finding *r)
     return mh_livetab_put(&pv->pending, r->request, i + 1, &old, &had);
 }
 
-/* The findings in list `head` count for endpoint `name`. */
+/* The findings in list `head` count for the endpoint named `name` (a
+ * string id). */
 static int
-resolve(struct mh_findings *f, uint64_t head, const char *name, size_t n)
+resolve(struct mh_findings *f, uint64_t head, uint32_t name)
 {
     struct mh_findings_priv *pv = f->priv;
     for (uint32_t i = (uint32_t)head; i;) {
         struct pend *p = &pv->pend[i - 1];
         uint32_t next = p->next;
-        int rc = count_endpoint(f, p->group, name, n);
+        int rc = count_name(f, p->group, name);
         if (rc)
             return rc;
         p->next = pv->free_pend;
@@ -377,12 +388,20 @@ mh_findings_visit(struct mh_findings *f, const struct mh_cap_event *ev)
         return on_finding(f, &ev->u.finding);
     if (ev->kind != MH_EV_REQUEST)
         return MH_OK;
+    const struct mh_str *e = &ev->u.request.endpoint;
+    uint32_t name;
+    int rc = e->n ? mh_strpool_intern(f->strings, e->s, e->n, &name)
+                  : mh_strpool_intern(f->strings, MH_EP_UNNAMED,
+                                      strlen(MH_EP_UNNAMED), &name);
+    if (rc)
+        return rc;
+    struct recent *r = &f->priv->recent[ev->u.request.id % RECENT];
+    r->id = ev->u.request.id;
+    r->name = name;
     uint64_t head;
     if (!mh_livetab_take(&f->priv->pending, ev->u.request.id, &head))
         return MH_OK;
-    const struct mh_str *e = &ev->u.request.endpoint;
-    return e->n ? resolve(f, head, e->s, e->n)
-                : resolve(f, head, MH_EP_UNNAMED, strlen(MH_EP_UNNAMED));
+    return resolve(f, head, name);
 }
 
 int
@@ -393,12 +412,13 @@ mh_findings_end(struct mh_findings *f)
         return MH_OK;
     size_t pos = 0;
     uint64_t id, head;
-    while (mh_livetab_next(&pv->pending, &pos, &id, &head)) {
-        int rc =
-            resolve(f, head, MH_EP_IN_PROGRESS, strlen(MH_EP_IN_PROGRESS));
-        if (rc)
-            return rc;
-    }
+    uint32_t name;
+    int rc = mh_strpool_intern(f->strings, MH_EP_IN_PROGRESS,
+                               strlen(MH_EP_IN_PROGRESS), &name);
+    while (rc == MH_OK && mh_livetab_next(&pv->pending, &pos, &id, &head))
+        rc = resolve(f, head, name);
+    if (rc)
+        return rc;
     mh_livetab_release(&pv->pending);
     return MH_OK;
 }

@@ -6,10 +6,11 @@
  * requests they were made in (a FINDING names its request by id; the
  * REQUEST record that names the endpoint comes later, so the request is
  * remembered until then -- only requests with findings, only until they
- * end). A small catalog knows the rules memhound ships: title, fix, the
- * anchor in docs/findings.md, and how to put the numbers into words; an
- * id it does not know is shown with the id as title and the record's
- * detail text as evidence.
+ * end; the last requests that ended are remembered too, for findings
+ * made by a task that outlived its request). A small catalog knows the rules
+ * memhound ships: title, fix, the anchor in docs/findings.md, and how to put
+ * the numbers into words; an id it does not know is shown with the id as title
+ * and the record's detail text as evidence.
  *
  *   mh_findings_init(&f, &pool);
  *   per capture: mh_findings_begin(); mh_findings_visit() for each

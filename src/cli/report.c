@@ -58,11 +58,13 @@ usage(FILE *out)
           "  --top N              sites per list, endpoints in the table "
           "(default 10;\n"
           "                       0 = all)\n"
-          "  --warmup W           what to leave out of growth: W seconds "
-          "from each\n"
-          "                       process's start (30, 30s), or a fraction "
-          "of its run\n"
-          "                       when below 1 (0.1, 10%); default 0.1\n"
+          "  --warmup W           what to leave out of growth and of "
+          "the endpoints'\n"
+          "                       retained bytes: W seconds from each "
+          "process's start\n"
+          "                       (30, 30s), or a fraction of its run when "
+          "below 1\n"
+          "                       (0.1, 10%); default 0.1\n"
           "  -o, --output FILE    write the report to FILE\n"
           "  -h, --help           show this help\n",
           out);

@@ -450,6 +450,8 @@ MH_TEST(findings_endpoints_most_frequent_first)
             tcap_finding(&c, id, TRUTHY, "/srv/app/v.py", 7, "f", 10, 100, "");
             tcap_request(&c, id, 0, 0, eps[e]);
         }
+    /* A finding after its request ended (a task that outlived it). */
+    tcap_finding(&c, 2, TRUTHY, "/srv/app/v.py", 8, "f", 10, 100, "");
     tcap_end(&c, 100 * MS);
     size_t len;
     uint8_t *buf = mh_buf_take(&c.file, &len);
@@ -463,6 +465,10 @@ MH_TEST(findings_endpoints_most_frequent_first)
     CHECK_EQ_STR(mh_analysis_str(&a, g->endpoints[1]), "d/");
     CHECK_EQ_STR(mh_analysis_str(&a, g->endpoints[2]), "e/");
     CHECK_EQ_INT(g->endpoint_counts[2], 3);
+    g = &a.findings.v[1];
+    CHECK_EQ_INT(g->line, 8);
+    CHECK_EQ_INT(g->nendpoints, 1);
+    CHECK_EQ_STR(mh_analysis_str(&a, g->endpoints[0]), "b/");
     mh_analysis_release(&a);
     free(buf);
 }
