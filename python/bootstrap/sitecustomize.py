@@ -31,12 +31,25 @@ def _memhound_start():
         return
     try:
         import memhound
-        memhound._start_from_environ()
+        path = memhound._start_from_environ()
     except Exception as exc:
         if exc.__class__.__name__ == "AgentNotAvailableError":
             _memhound_fail(str(exc))
         else:
             _memhound_fail("%s: %s" % (exc.__class__.__name__, exc))
+        return
+    if path and os.environ.get("MEMHOUND_WEB"):
+        # `run --web`: attribute memory to requests (docs/web.md). The
+        # process records either way.
+        try:
+            import memhound.web
+            memhound.web.instrument()
+        except Exception as exc:
+            try:
+                sys.stderr.write("memhound: pid %d: requests are not attributed: "
+                                 "%s: %s\n" % (os.getpid(), exc.__class__.__name__, exc))
+            except Exception:
+                pass
 
 
 def _memhound_fail(cause):

@@ -24,6 +24,7 @@ __all__ = [
     "flush",
     "is_active",
     "mark",
+    "request",
     "start",
     "stats",
     "stop",
@@ -413,6 +414,17 @@ def _free_dump_name(directory, pid):
         if not os.path.lexists(path):
             return path
         n += 1
+
+
+def request(name):
+    """A job as a request of its own, for per-request attribution
+    (docs/web.md): `with memhound.request("crawl item"):` or, as a
+    decorator, `@memhound.request("nightly report")`. Memory allocated
+    inside is reported under `name` by `memhound report --by endpoint`.
+    Does nothing when not recording."""
+    from .web import request as _request
+
+    return _request(name)
 
 
 def stats():

@@ -111,5 +111,11 @@ mh_cli_agent_env(const char *pydir, const struct mh_agent_env *e)
     } else {
         unsetenv("MEMHOUND_HEAP_EVERY");
     }
+    if (e->web) {
+        if ((rc = set_env("MEMHOUND_WEB", "1")))
+            return rc;
+    } else {
+        unsetenv("MEMHOUND_WEB");
+    }
     return MH_OK;
 }

@@ -43,6 +43,7 @@ struct mh_agent_env {
     uint64_t interval;    /* 0: the agent's default */
     long max_depth;       /* 0: the agent's default */
     double heap_every;    /* seconds between heap dumps; 0: none */
+    int web;              /* instrument web frameworks (MEMHOUND_WEB) */
 };
 
 /* Sets PYTHONPATH (the bootstrap under `pydir` first) and the MEMHOUND_*

@@ -46,6 +46,7 @@ struct run_opts {
     uint64_t interval; /* 0: the agent's default */
     long max_depth;    /* 0: the agent's default */
     double heap_every; /* seconds between heap dumps; 0: none */
+    int web;           /* per-request attribution (docs/web.md) */
     int quiet;
     char **command; /* NULL-terminated, points into argv */
 };
@@ -85,6 +86,9 @@ usage(FILE *out)
         "                           a heap dump of every recording process\n"
         "                           that often (30s, 5m, 1h), next to its\n"
         "                           capture as <capture>.heap<N>.mhh\n"
+        "      --web                attribute memory to web requests and\n"
+        "                           jobs by endpoint (Django, Flask,\n"
+        "                           aiohttp, gunicorn, uvicorn; docs/web.md)\n"
         "  -q, --quiet              do not list the captures at the end\n"
         "  -h, --help               show this help\n"
         "\n"
@@ -179,6 +183,8 @@ parse_args(int argc, char **argv, struct run_opts *o)
             o->quiet = 1;
         } else if (!strcmp(a, "--trace-all")) {
             o->trace_all = 1;
+        } else if (!strcmp(a, "--web")) {
+            o->web = 1;
         } else if ((r = take_value(argc, argv, &i, "-o", "--output", &val))) {
             if (r < 0 || !*val)
                 goto missing;
@@ -296,6 +302,7 @@ prepare_env(const struct run_opts *o, const char *pydir, const char *output,
         .interval = o->interval,
         .max_depth = o->max_depth,
         .heap_every = o->heap_every,
+        .web = o->web,
     };
     return mh_cli_agent_env(pydir, &e);
 }
