@@ -72,7 +72,7 @@ python: $(PY_FILES)
 	@if ls python/bootstrap/*.py >/dev/null 2>&1; then cp python/bootstrap/*.py $(BUILD)/python/bootstrap/; fi
 
 TEST_SRC := $(wildcard tests/c/*.c)
-$(BUILD)/ctest: $(TEST_SRC) tests/c/harness.h $(BUILD)/libmh.a
+$(BUILD)/ctest: $(TEST_SRC) $(wildcard tests/c/*.h) $(BUILD)/libmh.a
 	$(CC) $(WARN) $(CFLAGS) -Isrc $(TEST_SRC) $(BUILD)/libmh.a -o $@ $(LIBS)
 
 test: test-c test-py

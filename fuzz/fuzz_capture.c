@@ -22,12 +22,25 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
             __builtin_trap();                                                 \
     } while (0)
 
-/* The events of one parse; marker texts copied. */
+/* The events of one parse; strings (marker texts, requests' endpoints,
+ * findings' fields) copied, since they are valid during the visit only. */
 struct events {
     struct mh_cap_event *ev;
     size_t n, cap;
     const struct mh_cap_reader *r;
 };
+
+/* Replaces *s by a malloc'ed copy. */
+static void
+copy_str(struct mh_str *s)
+{
+    char *t = malloc(s->n + 1);
+    REQUIRE(t);
+    if (s->n)
+        memcpy(t, s->s, s->n);
+    t[s->n] = '\0';
+    s->s = t;
+}
 
 static int
 collect(void *ctx, const struct mh_cap_event *ev)
@@ -39,8 +52,15 @@ collect(void *ctx, const struct mh_cap_event *ev)
         REQUIRE(ev->u.alloc.domain <= MH_DOMAIN_OBJ);
         REQUIRE(ev->u.alloc.stack < r->nstacks);
         break;
-    case MH_EV_REQUEST: /* records not yet read */
+    case MH_EV_REQUEST:
+        REQUIRE(ev->u.request.id > 0);
+        REQUIRE(ev->u.request.endpoint.n <= MH_CAP_STR_MAX);
+        break;
     case MH_EV_FINDING:
+        REQUIRE(ev->u.finding.id.n > 0 && ev->u.finding.id.n <= MH_CAP_STR_MAX);
+        REQUIRE(ev->u.finding.file.n <= MH_CAP_STR_MAX);
+        REQUIRE(ev->u.finding.function.n <= MH_CAP_STR_MAX);
+        REQUIRE(ev->u.finding.detail.n <= MH_CAP_STR_MAX);
         break;
     case MH_EV_MARKER:
         REQUIRE(ev->u.marker.kind <= MH_MARK_FORK_CHILD);
@@ -54,13 +74,23 @@ collect(void *ctx, const struct mh_cap_event *ev)
         e->ev = realloc(e->ev, e->cap * sizeof(*e->ev));
         REQUIRE(e->ev);
     }
-    e->ev[e->n] = *ev;
-    if (ev->kind == MH_EV_MARKER) {
-        char *t = malloc(ev->u.marker.text.n + 1);
-        REQUIRE(t);
-        if (ev->u.marker.text.n)
-            memcpy(t, ev->u.marker.text.s, ev->u.marker.text.n);
-        e->ev[e->n].u.marker.text.s = t;
+    struct mh_cap_event *c = &e->ev[e->n];
+    *c = *ev;
+    switch (ev->kind) {
+    case MH_EV_MARKER:
+        copy_str(&c->u.marker.text);
+        break;
+    case MH_EV_REQUEST:
+        copy_str(&c->u.request.endpoint);
+        break;
+    case MH_EV_FINDING:
+        copy_str(&c->u.finding.id);
+        copy_str(&c->u.finding.file);
+        copy_str(&c->u.finding.function);
+        copy_str(&c->u.finding.detail);
+        break;
+    default:
+        break;
     }
     e->n++;
     return 0;
@@ -69,9 +99,25 @@ collect(void *ctx, const struct mh_cap_event *ev)
 static void
 events_free(struct events *e)
 {
-    for (size_t i = 0; i < e->n; i++)
-        if (e->ev[i].kind == MH_EV_MARKER)
-            free((char *)e->ev[i].u.marker.text.s);
+    for (size_t i = 0; i < e->n; i++) {
+        struct mh_cap_event *c = &e->ev[i];
+        switch (c->kind) {
+        case MH_EV_MARKER:
+            free((char *)c->u.marker.text.s);
+            break;
+        case MH_EV_REQUEST:
+            free((char *)c->u.request.endpoint.s);
+            break;
+        case MH_EV_FINDING:
+            free((char *)c->u.finding.id.s);
+            free((char *)c->u.finding.file.s);
+            free((char *)c->u.finding.function.s);
+            free((char *)c->u.finding.detail.s);
+            break;
+        default:
+            break;
+        }
+    }
     free(e->ev);
     memset(e, 0, sizeof(*e));
 }
@@ -126,11 +172,21 @@ static int
 put_event(struct mh_buf *b, struct mh_cap_enc *enc,
           const struct mh_cap_event *ev)
 {
+    int rc;
     switch (ev->kind) {
     case MH_EV_ALLOC:
+        /* One chunk holds what were several: the TAG state carries over
+         * where the original's reset, and put_tag writes it back. */
+        rc = mh_cap_put_tag(b, enc, ev->u.alloc.request);
+        if (rc)
+            return rc;
         return mh_cap_put_alloc(b, enc, (enum mh_domain)ev->u.alloc.domain,
                                 ev->u.alloc.stack, ev->u.alloc.size,
                                 ev->u.alloc.addr);
+    case MH_EV_REQUEST:
+        return mh_cap_put_request(b, &ev->u.request);
+    case MH_EV_FINDING:
+        return mh_cap_put_finding(b, &ev->u.finding);
     case MH_EV_FREE:
         return mh_cap_put_free(b, enc, ev->u.free.addr);
     case MH_EV_TIMELINE:
@@ -225,7 +281,24 @@ check_same(const struct mh_cap_reader *a, const struct events *ea,
             REQUIRE(x->u.alloc.stack == y->u.alloc.stack);
             REQUIRE(x->u.alloc.size == y->u.alloc.size);
             REQUIRE(x->u.alloc.addr == y->u.alloc.addr);
+            REQUIRE(x->u.alloc.request == y->u.alloc.request);
             break;
+        case MH_EV_REQUEST:
+            REQUIRE(x->u.request.id == y->u.request.id);
+            REQUIRE(x->u.request.t_begin_ns == y->u.request.t_begin_ns);
+            REQUIRE(x->u.request.t_end_ns == y->u.request.t_end_ns);
+            REQUIRE(same_str(x->u.request.endpoint, y->u.request.endpoint));
+            break;
+        case MH_EV_FINDING: {
+            const struct mh_cap_finding *f = &x->u.finding, *g = &y->u.finding;
+            REQUIRE(f->t_ns == g->t_ns && f->request == g->request);
+            REQUIRE(same_str(f->id, g->id) && same_str(f->file, g->file));
+            REQUIRE(f->line == g->line);
+            REQUIRE(same_str(f->function, g->function));
+            REQUIRE(f->count == g->count && f->bytes == g->bytes);
+            REQUIRE(same_str(f->detail, g->detail));
+            break;
+        }
         case MH_EV_FREE:
             REQUIRE(x->u.free.addr == y->u.free.addr);
             break;

@@ -25,10 +25,18 @@ struct cand {
     double growth, live;
 };
 
+/* Sites with a hash index on their key. */
+struct sitetab {
+    struct mh_site *v;
+    size_t n, cap;
+    uint32_t *slots; /* site index + 1; 0 = empty */
+    size_t nslots;
+};
+
 struct mh_analysis_priv {
-    uint32_t *table; /* site index + 1; 0 = empty */
-    size_t table_size;
-    size_t sites_cap;
+    /* The sites of the growth and live lists (a->sites mirrors main.v),
+     * and, when those are not by line, the line sites of the endpoints. */
+    struct sitetab main, line;
     size_t procs_cap;
     struct cand *cands;
     size_t ncands, cands_cap;
@@ -47,19 +55,20 @@ struct fold {
     struct mh_buf tmp;
 };
 
-static const char *const by_names[] = {"line", "function", "file", "module",
-                                       "stack"};
+static const char *const by_names[] = {"line",  "function", "file",
+                                       "module", "stack",   "endpoint"};
+#define NBY (sizeof(by_names) / sizeof(*by_names))
 
 const char *
 mh_analysis_by_name(enum mh_by by)
 {
-    return (unsigned)by < 5 ? by_names[by] : "?";
+    return (unsigned)by < NBY ? by_names[by] : "?";
 }
 
 int
 mh_analysis_by_parse(const char *s)
 {
-    for (int i = 0; i < 5; i++)
+    for (int i = 0; i < (int)NBY; i++)
         if (!strcmp(s, by_names[i]))
             return i;
     return -1;
@@ -71,6 +80,8 @@ mh_analysis_init(struct mh_analysis *a, const struct mh_analysis_opts *opts)
     memset(a, 0, sizeof(*a));
     a->opts = *opts;
     mh_strpool_init(&a->strings, MH_ANALYSIS_MAX_STRINGS);
+    mh_endpoints_init(&a->endpoints, &a->strings);
+    mh_findings_init(&a->findings, &a->strings);
     a->summary.mode = -1;
 }
 
@@ -82,19 +93,22 @@ mh_analysis_release(struct mh_analysis *a)
         mh_timeline_release(&a->procs[i].timeline);
     }
     mh_free(a->procs);
-    mh_free(a->sites);
     mh_free(a->growth);
     mh_free(a->live);
     mh_free(a->timeline);
+    mh_endpoints_release(&a->endpoints);
+    mh_findings_release(&a->findings);
     mh_strpool_release(&a->strings);
     if (a->priv) {
-        mh_free(a->priv->table);
+        mh_free(a->priv->main.v); /* a->sites */
+        mh_free(a->priv->main.slots);
+        mh_free(a->priv->line.v);
+        mh_free(a->priv->line.slots);
         mh_free(a->priv->cands);
         mh_free(a->priv);
     }
     struct mh_analysis_opts opts = a->opts;
-    memset(a, 0, sizeof(*a));
-    a->opts = opts;
+    mh_analysis_init(a, &opts);
 }
 
 static int errorf(struct mh_analysis *a, int rc, const char *fmt, ...)
@@ -137,58 +151,69 @@ site_hash(enum mh_site_kind kind, const uint32_t k[3])
 }
 
 static int
-site_table_grow(struct mh_analysis *a)
+sitetab_grow(struct sitetab *t)
 {
-    struct mh_analysis_priv *p = a->priv;
-    size_t size = p->table_size ? p->table_size * 2 : 1024;
-    uint32_t *t = mh_calloc(size, sizeof(*t));
-    if (!t)
+    size_t size = t->nslots ? t->nslots * 2 : 1024;
+    uint32_t *slots = mh_calloc(size, sizeof(*slots));
+    if (!slots)
         return MH_ENOMEM;
-    for (size_t i = 0; i < a->nsites; i++) {
-        size_t j = site_hash(a->sites[i].kind, a->sites[i].k) & (size - 1);
-        while (t[j])
+    for (size_t i = 0; i < t->n; i++) {
+        size_t j = site_hash(t->v[i].kind, t->v[i].k) & (size - 1);
+        while (slots[j])
             j = (j + 1) & (size - 1);
-        t[j] = (uint32_t)i + 1;
+        slots[j] = (uint32_t)i + 1;
     }
-    mh_free(p->table);
-    p->table = t;
-    p->table_size = size;
+    mh_free(t->slots);
+    t->slots = slots;
+    t->nslots = size;
     return MH_OK;
 }
 
-/* Finds the site with this key, or adds it from `proto` (whose counters
- * must be zero). *idx receives its index. */
+/* Finds the site with this key in `t`, or adds it from `proto` (whose
+ * counters must be zero). *idx receives its index. */
 static int
-site_get(struct mh_analysis *a, const struct mh_site *proto, uint32_t *idx)
+site_get(struct mh_analysis *a, struct sitetab *t, const struct mh_site *proto,
+         uint32_t *idx)
 {
-    struct mh_analysis_priv *p = a->priv;
     int rc;
-    if ((a->nsites + 1) * 2 > p->table_size && (rc = site_table_grow(a)))
+    if ((t->n + 1) * 2 > t->nslots && (rc = sitetab_grow(t)))
         return rc;
-    size_t mask = p->table_size - 1;
+    size_t mask = t->nslots - 1;
     size_t j = site_hash(proto->kind, proto->k) & mask;
-    for (; p->table[j]; j = (j + 1) & mask) {
-        const struct mh_site *s = &a->sites[p->table[j] - 1];
+    for (; t->slots[j]; j = (j + 1) & mask) {
+        const struct mh_site *s = &t->v[t->slots[j] - 1];
         if (s->kind == proto->kind && !memcmp(s->k, proto->k, sizeof(s->k))) {
-            *idx = p->table[j] - 1;
+            *idx = t->slots[j] - 1;
             return MH_OK;
         }
     }
-    if (a->nsites >= MH_ANALYSIS_MAX_SITES)
+    if (t->n >= MH_ANALYSIS_MAX_SITES)
         return errorf(a, MH_ETOOBIG, "more than %zu sites",
                       (size_t)MH_ANALYSIS_MAX_SITES);
-    if (a->nsites == p->sites_cap) {
-        size_t cap = p->sites_cap ? p->sites_cap * 2 : 256;
-        struct mh_site *s = mh_realloc(a->sites, cap * sizeof(*s));
+    if (t->n == t->cap) {
+        size_t cap = t->cap ? t->cap * 2 : 256;
+        struct mh_site *s = mh_realloc(t->v, cap * sizeof(*s));
         if (!s)
             return MH_ENOMEM;
-        a->sites = s;
-        p->sites_cap = cap;
+        t->v = s;
+        t->cap = cap;
     }
-    a->sites[a->nsites] = *proto;
-    *idx = (uint32_t)a->nsites++;
-    p->table[j] = *idx + 1;
+    t->v[t->n] = *proto;
+    *idx = (uint32_t)t->n++;
+    t->slots[j] = *idx + 1;
+    if (t == &a->priv->main) {
+        a->sites = t->v;
+        a->nsites = t->n;
+    }
     return MH_OK;
+}
+
+/* Where the endpoints' sites (by line) live. */
+static struct sitetab *
+line_tab(struct mh_analysis *a)
+{
+    return mh_analysis_site_by(a) == MH_BY_LINE ? &a->priv->main
+                                                : &a->priv->line;
 }
 
 static int
@@ -333,11 +358,121 @@ is_user_code(struct fold *f, uint32_t code)
     return f->user[code] == 1;
 }
 
+/* Stack s's frames (frame indices, innermost first); depth 0 for the
+ * empty stack or one the reader could not have made. */
+static const uint32_t *
+stack_frames(const struct mh_cap_reader *r, uint32_t s, uint32_t *depth)
+{
+    const struct mh_cap_stack *st = s < r->nstacks ? &r->stacks[s] : NULL;
+    *depth = st ? st->depth : 0;
+    if (*depth &&
+        (st->first > r->nstack_frames || *depth > r->nstack_frames - st->first))
+        *depth = 0;
+    return *depth ? &r->stack_frames[st->first] : NULL;
+}
+
+/* The site of stack s in `t`, keyed as `by` says. */
+static int
+stack_site(struct fold *f, uint32_t s, enum mh_by by, struct sitetab *t,
+           uint32_t *idx)
+{
+    struct mh_analysis *a = f->a;
+    uint32_t depth;
+    const uint32_t *fr = stack_frames(f->r, s, &depth);
+    struct mh_site proto;
+    memset(&proto, 0, sizeof(proto));
+    int rc;
+    if (s == 0 || depth == 0) {
+        proto.kind = MH_SITE_NOSTACK;
+        return site_get(a, t, &proto, idx);
+    }
+    struct mh_site_frame top;
+    uint32_t file_si, code;
+    if ((rc = frame_names(f, fr[0], &top, &file_si, &code)))
+        return rc;
+    if ((rc = pool_module(f, file_si, &proto.module)))
+        return rc;
+    proto.kind = MH_SITE_CODE;
+    switch (by) {
+    case MH_BY_LINE:
+    case MH_BY_ENDPOINT:
+        proto.file = top.file;
+        proto.function = top.function;
+        proto.line = top.line;
+        proto.has_line = 1;
+        proto.k[0] = top.file;
+        proto.k[1] = top.line;
+        proto.k[2] = top.function;
+        break;
+    case MH_BY_FUNCTION:
+        proto.file = top.file;
+        proto.function = top.function;
+        proto.k[0] = top.file;
+        proto.k[1] = top.function;
+        break;
+    case MH_BY_FILE:
+        proto.file = top.file;
+        proto.k[0] = top.file;
+        break;
+    case MH_BY_MODULE:
+        proto.k[0] = proto.module;
+        break;
+    case MH_BY_STACK: {
+        proto.file = top.file;
+        proto.function = top.function;
+        proto.line = top.line;
+        proto.has_line = 1;
+        struct mh_buf blob;
+        mh_buf_init(&blob, (size_t)MH_CAP_DEPTH_MAX * sizeof(top));
+        for (uint32_t i = 0; i < depth && rc == MH_OK; i++) {
+            struct mh_site_frame x;
+            uint32_t xs, xc;
+            rc = frame_names(f, fr[i], &x, &xs, &xc);
+            if (rc == MH_OK)
+                rc = mh_buf_put(&blob, &x, sizeof(x));
+        }
+        if (rc == MH_OK)
+            rc = mh_strpool_intern(&a->strings, blob.data, blob.len,
+                                   &proto.frames);
+        mh_buf_release(&blob);
+        if (rc)
+            return rc;
+        proto.k[0] = proto.frames;
+        break;
+    }
+    }
+    return site_get(a, t, &proto, idx);
+}
+
+/* The innermost frame of stack s in the user's own code: 1 and *out (and
+ * *direct: it is the innermost frame) when there is one, else 0; a
+ * negative code when a name cannot be stored. */
+static int
+first_user_frame(struct fold *f, uint32_t s, struct mh_site_frame *out,
+                 int *direct)
+{
+    const struct mh_cap_reader *r = f->r;
+    uint32_t depth;
+    const uint32_t *fr = stack_frames(r, s, &depth);
+    for (uint32_t i = 0; s && i < depth; i++) {
+        uint32_t fi = fr[i];
+        if (fi == 0 || fi >= r->nframes ||
+            !is_user_code(f, r->frames[fi].code))
+            continue;
+        uint32_t xs, xc;
+        int rc = frame_names(f, fi, out, &xs, &xc);
+        if (rc)
+            return rc;
+        *direct = i == 0;
+        return 1;
+    }
+    return 0;
+}
+
 static int
 fold_stack(struct fold *f, uint32_t s)
 {
     struct mh_analysis *a = f->a;
-    const struct mh_cap_reader *r = f->r;
     const struct mh_replay *rp = f->rp;
     double eb = s < rp->nend ? rp->end_bytes[s] : 0;
     double ec = s < rp->nend ? rp->end_count[s] : 0;
@@ -346,82 +481,17 @@ fold_stack(struct fold *f, uint32_t s)
     if (eb == 0 && ec == 0 && wb == 0 && wc == 0)
         return MH_OK;
 
-    const struct mh_cap_stack *st = s < r->nstacks ? &r->stacks[s] : NULL;
-    uint32_t depth = st ? st->depth : 0;
-    if (depth &&
-        (st->first > r->nstack_frames || depth > r->nstack_frames - st->first))
-        depth = 0;
-    const uint32_t *fr = depth ? &r->stack_frames[st->first] : NULL;
-
-    struct mh_site proto;
-    memset(&proto, 0, sizeof(proto));
+    uint32_t depth;
+    stack_frames(f->r, s, &depth);
     int rc;
     uint32_t idx = 0;
-    if (s == 0 || depth == 0) {
-        proto.kind = MH_SITE_NOSTACK;
-    } else {
-        struct mh_site_frame top;
-        uint32_t file_si, code;
-        if ((rc = frame_names(f, fr[0], &top, &file_si, &code)))
-            return rc;
-        if ((rc = pool_module(f, file_si, &proto.module)))
-            return rc;
-        proto.kind = MH_SITE_CODE;
-        switch (a->opts.by) {
-        case MH_BY_LINE:
-            proto.file = top.file;
-            proto.function = top.function;
-            proto.line = top.line;
-            proto.has_line = 1;
-            proto.k[0] = top.file;
-            proto.k[1] = top.line;
-            proto.k[2] = top.function;
-            break;
-        case MH_BY_FUNCTION:
-            proto.file = top.file;
-            proto.function = top.function;
-            proto.k[0] = top.file;
-            proto.k[1] = top.function;
-            break;
-        case MH_BY_FILE:
-            proto.file = top.file;
-            proto.k[0] = top.file;
-            break;
-        case MH_BY_MODULE:
-            proto.k[0] = proto.module;
-            break;
-        case MH_BY_STACK: {
-            proto.file = top.file;
-            proto.function = top.function;
-            proto.line = top.line;
-            proto.has_line = 1;
-            struct mh_buf blob;
-            mh_buf_init(&blob, (size_t)MH_CAP_DEPTH_MAX * sizeof(top));
-            for (uint32_t i = 0; i < depth && rc == MH_OK; i++) {
-                struct mh_site_frame x;
-                uint32_t xs, xc;
-                rc = frame_names(f, fr[i], &x, &xs, &xc);
-                if (rc == MH_OK)
-                    rc = mh_buf_put(&blob, &x, sizeof(x));
-            }
-            if (rc == MH_OK)
-                rc = mh_strpool_intern(&a->strings, blob.data, blob.len,
-                                       &proto.frames);
-            mh_buf_release(&blob);
-            if (rc)
-                return rc;
-            proto.k[0] = proto.frames;
-            break;
-        }
-        }
-    }
-
-    if (proto.kind == MH_SITE_NOSTACK && f->nostack) {
+    if ((s == 0 || depth == 0) && f->nostack) {
         idx = f->nostack - 1;
     } else {
-        if ((rc = site_get(a, &proto, &idx)))
+        if ((rc = stack_site(f, s, mh_analysis_site_by(a), &a->priv->main,
+                             &idx)))
             return rc;
-        if (proto.kind == MH_SITE_NOSTACK)
+        if (s == 0 || depth == 0)
             f->nostack = idx + 1;
     }
     struct mh_site *site = &a->sites[idx];
@@ -432,17 +502,41 @@ fold_stack(struct fold *f, uint32_t s)
     if (f->span_s > 0)
         site->bytes_per_second += (eb - wb) / f->span_s;
 
-    for (uint32_t i = 0; i < depth; i++) {
-        uint32_t fi = fr[i];
-        if (fi == 0 || fi >= r->nframes ||
-            !is_user_code(f, r->frames[fi].code))
-            continue;
-        struct cand c = {
-            .site = idx, .direct = i == 0, .growth = eb - wb, .live = eb};
-        uint32_t xs, xc;
-        if ((rc = frame_names(f, fi, &c.f, &xs, &xc)))
+    struct cand c = {
+        .site = idx, .growth = eb - wb, .live = eb};
+    rc = first_user_frame(f, s, &c.f, &c.direct);
+    if (rc <= 0)
+        return rc;
+    return add_cand(a, &c);
+}
+
+/* The capture's (endpoint, stack) pairs into (endpoint, line site). */
+static int
+fold_endpoints(struct fold *f)
+{
+    struct mh_analysis *a = f->a;
+    struct sitetab *t = line_tab(a);
+    size_t pos = 0;
+    uint32_t ep, stack;
+    double allocated, retained;
+    while (mh_endpoints_next_stack(&a->endpoints, &pos, &ep, &stack,
+                                   &allocated, &retained)) {
+        uint32_t idx;
+        int rc = stack_site(f, stack, MH_BY_LINE, t, &idx);
+        if (rc)
             return rc;
-        return add_cand(a, &c);
+        struct mh_site_frame u;
+        int direct = 0;
+        int has_user = first_user_frame(f, stack, &u, &direct);
+        if (has_user < 0)
+            return has_user;
+        uint32_t user[3] = {u.file, u.function, u.line};
+        rc = mh_endpoints_site_add(&a->endpoints, ep, idx,
+                                   t->v[idx].kind == MH_SITE_NOSTACK,
+                                   allocated, retained,
+                                   has_user ? user : NULL, direct);
+        if (rc)
+            return rc;
     }
     return MH_OK;
 }
@@ -471,6 +565,8 @@ fold_all(struct mh_analysis *a, const struct mh_cap_reader *r,
         rc = fold_stack(&f, s);
     if (rc == MH_OK)
         reduce_cands(a);
+    if (rc == MH_OK)
+        rc = fold_endpoints(&f);
 cleanup:
     mh_free(f.str_id);
     mh_free(f.mod_id);
@@ -557,6 +653,27 @@ save_process(struct mh_analysis *a, const char *path,
     return MH_OK;
 }
 
+/* FINDING and REQUEST events go to the findings too. */
+struct with_findings {
+    struct mh_replay *rp;
+    struct mh_findings *f;
+};
+
+static int
+visit_with_findings(void *ctx, const struct mh_cap_event *ev)
+{
+    struct with_findings *w = ctx;
+    if (ev->kind == MH_EV_FINDING || ev->kind == MH_EV_REQUEST) {
+        int rc = mh_findings_visit(w->f, ev);
+        if (rc) {
+            w->rp->err = rc;
+            w->rp->err_requests = 1;
+            return 1;
+        }
+    }
+    return mh_replay_visit(w->rp, ev);
+}
+
 static uint64_t
 warm_end_for(const struct mh_analysis_opts *o, uint64_t duration_ns)
 {
@@ -600,8 +717,23 @@ mh_analysis_add(struct mh_analysis *a, const char *path, const uint8_t *buf,
     mh_cap_reader_init(&r);
     mh_replay_init(&rp, &r, warm_end,
                    clock.max_net > 0 ? (size_t)clock.max_net : 0);
-    rc = mh_cap_parse(&r, buf, len, mh_replay_visit, &rp);
-    if (rc > 0 && rp.err == MH_ETOOBIG)
+    /* Requests and findings cost nothing in captures without them. */
+    struct with_findings wf = {&rp, &a->findings};
+    int follow = clock.requests || clock.tagged;
+    rc = follow ? mh_replay_track_requests(&rp, &a->endpoints) : MH_OK;
+    if (rc == MH_OK && clock.findings)
+        rc = mh_findings_begin(&a->findings);
+    if (rc) {
+        mh_replay_release(&rp);
+        return errorf(a, rc, "%s", mh_strerror(rc));
+    }
+    rc = clock.findings ? mh_cap_parse(&r, buf, len, visit_with_findings, &wf)
+                        : mh_cap_parse(&r, buf, len, mh_replay_visit, &rp);
+    if (rc > 0 && rp.err == MH_ETOOBIG && rp.err_requests)
+        rc = errorf(a, MH_ETOOBIG,
+                    "more requests in flight, or request sites, than the "
+                    "report's limits");
+    else if (rc > 0 && rp.err == MH_ETOOBIG)
         rc = errorf(a, MH_ETOOBIG,
                     "more than %zu blocks live at once (the report's limit)",
                     (size_t)MH_REPLAY_MAX_LIVE);
@@ -611,6 +743,8 @@ mh_analysis_add(struct mh_analysis *a, const char *path, const uint8_t *buf,
     else if (rc)
         rc = reader_error(a, &r, rc);
     if (rc == MH_OK && (rc = mh_replay_finish(&rp)))
+        errorf(a, rc, "%s", mh_strerror(rc));
+    if (rc == MH_OK && clock.findings && (rc = mh_findings_end(&a->findings)))
         errorf(a, rc, "%s", mh_strerror(rc));
     if (rc == MH_OK) {
         double span = (double)rp.t_ns - (double)rp.warm_end_ns;
@@ -744,8 +878,9 @@ build_key(struct mh_analysis *a, struct mh_site *s)
     if (s->kind == MH_SITE_NOSTACK) {
         rc = mh_buf_printf(&b, "<no Python stack>");
     } else {
-        switch (a->opts.by) {
+        switch (mh_analysis_site_by(a)) {
         case MH_BY_LINE:
+        case MH_BY_ENDPOINT:
             rc = put_frame(a, &b, s->file, 1, s->line, s->function);
             break;
         case MH_BY_FUNCTION:
@@ -839,6 +974,29 @@ summarize(struct mh_analysis *a)
         a->ngrowth && a->sites[a->growth[0]].growth_bytes >= floor;
 }
 
+/* Ranks the endpoints and names their sites. */
+static int
+finish_endpoints(struct mh_analysis *a)
+{
+    int rc = mh_endpoints_finish(&a->endpoints, a->opts.sort, a->opts.top);
+    if (rc)
+        return rc;
+    const struct sitetab *t = line_tab(a);
+    for (size_t i = 0; i < a->endpoints.n; i++) {
+        struct mh_endpoint *ep = &a->endpoints.v[i];
+        for (size_t k = 0; k < ep->nsites; k++) {
+            struct mh_ep_site *s = &ep->sites[k];
+            if (s->site >= t->n || s->nostack)
+                continue;
+            const struct mh_site *site = &t->v[s->site];
+            s->file = site->file;
+            s->function = site->function;
+            s->line = site->line;
+        }
+    }
+    return MH_OK;
+}
+
 int
 mh_analysis_finish(struct mh_analysis *a)
 {
@@ -882,6 +1040,10 @@ mh_analysis_finish(struct mh_analysis *a)
         mh_free(start);
         mh_free(end);
     }
+    if (rc == MH_OK)
+        rc = finish_endpoints(a);
+    if (rc == MH_OK)
+        rc = mh_findings_finish(&a->findings);
     if (rc)
         return errorf(a, rc, "%s", mh_strerror(rc));
     summarize(a);

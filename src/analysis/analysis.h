@@ -4,8 +4,9 @@
  * the chosen key (--by), and the sites of all captures merged by key, so
  * a pre-fork server's master and workers make one report. The result is
  * plain data in struct mh_analysis that the renderers (render/) read;
- * nothing here prints. Later analyses (endpoints, heap) add their own
- * sections next to these.
+ * nothing here prints. The replay also follows web requests into the
+ * endpoints (endpoints.h), and FINDING records go to findings.h; both
+ * merge across captures the same way.
  *
  *   mh_analysis_init(&a, &opts);
  *   for each capture: mh_analysis_add(&a, path, buf, len);
@@ -22,6 +23,8 @@
 
 #include "../format/capture.h"
 #include "../util/msg.h"
+#include "endpoints.h"
+#include "findings.h"
 #include "strpool.h"
 #include "timeline.h"
 
@@ -31,6 +34,7 @@ enum mh_by {
     MH_BY_FILE,
     MH_BY_MODULE,
     MH_BY_STACK,
+    MH_BY_ENDPOINT, /* the endpoints table first; sites are by line */
 };
 
 struct mh_analysis_opts {
@@ -39,7 +43,8 @@ struct mh_analysis_opts {
      * when warmup_fraction is set, that fraction (< 1) of its duration. */
     double warmup;
     int warmup_fraction;
-    size_t top; /* sites per list; 0 = all */
+    size_t top; /* sites per list, endpoints in the table; 0 = all */
+    enum mh_ep_sort sort; /* how endpoints are ranked */
 };
 
 /* Caps that keep a hostile or huge input from exhausting memory. */
@@ -157,6 +162,12 @@ struct mh_analysis {
     size_t ntimeline;
     struct mh_summary summary;
 
+    /* Requests and endpoints (endpoints.h), findings (findings.h), of all
+     * captures. The endpoints' sites have their names filled in by
+     * mh_analysis_finish() (string ids, as in the sites above). */
+    struct mh_endpoints endpoints;
+    struct mh_findings findings;
+
     char error[300]; /* why mh_analysis_add() failed */
 
     struct mh_analysis_priv *priv;
@@ -200,7 +211,15 @@ size_t mh_analysis_nframes(const struct mh_analysis *a,
 void mh_analysis_frame(const struct mh_analysis *a, const struct mh_site *s,
                        size_t i, struct mh_site_frame *out);
 
-/* "line", "function", ... */
+/* What the growth and live sites are keyed by: opts.by, except that
+ * --by endpoint keys them by line. */
+static inline enum mh_by
+mh_analysis_site_by(const struct mh_analysis *a)
+{
+    return a->opts.by == MH_BY_ENDPOINT ? MH_BY_LINE : a->opts.by;
+}
+
+/* "line", "function", ..., "endpoint" */
 const char *mh_analysis_by_name(enum mh_by by);
 /* Parses a --by value; -1 when unknown. */
 int mh_analysis_by_parse(const char *s);

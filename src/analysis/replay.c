@@ -8,11 +8,14 @@
 #include "replay.h"
 
 /* A live block's value: the stack index in the low 26 bits (the reader
- * allows 2^24 stacks), the size in the high 38; a size that does not fit
- * is stored as SIZE_HUGE and kept in rp->huge. */
+ * allows 2^24 stacks), the size in the next 37; a size that does not fit
+ * is stored as SIZE_HUGE and kept in rp->huge. The top bit says the
+ * block was allocated under a request (its slot is in rp->tags). */
 #define STACK_BITS 26
 #define STACK_MASK ((UINT64_C(1) << STACK_BITS) - 1)
-#define SIZE_HUGE ((UINT64_C(1) << (64 - STACK_BITS)) - 1)
+#define SIZE_BITS 37
+#define SIZE_HUGE ((UINT64_C(1) << SIZE_BITS) - 1)
+#define TAGGED (UINT64_C(1) << 63)
 
 void
 mh_replay_init(struct mh_replay *rp, const struct mh_cap_reader *r,
@@ -23,6 +26,7 @@ mh_replay_init(struct mh_replay *rp, const struct mh_cap_reader *r,
     rp->warm_end_ns = warm_end_ns;
     mh_livetab_init(&rp->live, MH_REPLAY_MAX_LIVE);
     mh_livetab_init(&rp->huge, MH_REPLAY_MAX_LIVE);
+    mh_livetab_init(&rp->tags, MH_REPLAY_MAX_LIVE);
     mh_timeline_init(&rp->timeline, MH_REPLAY_TIMELINE_POINTS);
     /* No warm-up: nothing was live before the first event. */
     rp->warm_taken = warm_end_ns == 0;
@@ -35,6 +39,7 @@ mh_replay_release(struct mh_replay *rp)
 {
     mh_livetab_release(&rp->live);
     mh_livetab_release(&rp->huge);
+    mh_livetab_release(&rp->tags);
     mh_timeline_release(&rp->timeline);
     mh_free(rp->warm_bytes);
     mh_free(rp->warm_count);
@@ -42,6 +47,13 @@ mh_replay_release(struct mh_replay *rp)
     mh_free(rp->end_count);
     rp->warm_bytes = rp->warm_count = rp->end_bytes = rp->end_count = NULL;
     rp->nwarm = rp->nend = 0;
+}
+
+int
+mh_replay_track_requests(struct mh_replay *rp, struct mh_endpoints *eps)
+{
+    rp->eps = eps;
+    return mh_endpoints_begin(eps, rp->warm_end_ns);
 }
 
 void
@@ -79,7 +91,7 @@ learn_mode(struct mh_replay *rp)
 static uint64_t
 size_of(struct mh_replay *rp, uint64_t addr, uint64_t value, int take)
 {
-    uint64_t size = value >> STACK_BITS;
+    uint64_t size = (value >> STACK_BITS) & SIZE_HUGE;
     if (size == SIZE_HUGE) {
         uint64_t big = size;
         if (take)
@@ -140,6 +152,17 @@ fail(struct mh_replay *rp, int err)
     return 1;
 }
 
+/* The block at addr, of estimated `bytes`, is gone (freed, or replaced
+ * by a new block at its address). */
+static void
+gone(struct mh_replay *rp, uint64_t addr, uint64_t value, double bytes)
+{
+    rp->live_now -= bytes;
+    uint64_t slot;
+    if ((value & TAGGED) && mh_livetab_take(&rp->tags, addr, &slot))
+        mh_endpoints_free(rp->eps, (uint32_t)slot, bytes);
+}
+
 static int
 on_alloc(struct mh_replay *rp, const struct mh_cap_event *ev)
 {
@@ -147,15 +170,18 @@ on_alloc(struct mh_replay *rp, const struct mh_cap_event *ev)
     uint64_t stack = ev->u.alloc.stack;
     if (stack > STACK_MASK)
         return fail(rp, MH_ETOOBIG);
+    int tagged = ev->u.alloc.request && rp->eps;
     uint64_t value =
         (size < SIZE_HUGE ? size : SIZE_HUGE) << STACK_BITS | stack;
+    if (tagged)
+        value |= TAGGED;
     uint64_t old = 0;
     int had = 0;
     int rc = mh_livetab_put(&rp->live, addr, value, &old, &had);
     if (rc)
         return fail(rp, rc);
     if (had) /* allocated twice without a free: the old one is gone */
-        rp->live_now -= bytes_of(rp, size_of(rp, addr, old, 1));
+        gone(rp, addr, old, bytes_of(rp, size_of(rp, addr, old, 1)));
     if (size >= SIZE_HUGE) {
         uint64_t o;
         int h;
@@ -164,10 +190,24 @@ on_alloc(struct mh_replay *rp, const struct mh_cap_event *ev)
             return fail(rp, rc);
         }
     }
+    double bytes = bytes_of(rp, size);
     rp->allocs++;
-    rp->live_now += bytes_of(rp, size);
+    rp->live_now += bytes;
     if (rp->live_now > rp->peak_live)
         rp->peak_live = rp->live_now;
+    if (tagged) {
+        uint32_t slot;
+        uint64_t o;
+        int h;
+        rc = mh_endpoints_alloc(rp->eps, ev->u.alloc.request, (uint32_t)stack,
+                                bytes, &slot);
+        if (rc) {
+            rp->err_requests = 1;
+            return fail(rp, rc);
+        }
+        if ((rc = mh_livetab_put(&rp->tags, addr, slot, &o, &h)))
+            return fail(rp, rc);
+    }
     return 0;
 }
 
@@ -203,8 +243,8 @@ mh_replay_visit(void *ctx, const struct mh_cap_event *ev)
         rp->frees++;
         if (mh_livetab_take(&rp->live, ev->u.free.addr, &value)) {
             rp->freed++;
-            rp->live_now -=
-                bytes_of(rp, size_of(rp, ev->u.free.addr, value, 1));
+            gone(rp, ev->u.free.addr, value,
+                 bytes_of(rp, size_of(rp, ev->u.free.addr, value, 1)));
         }
         return 0;
     }
@@ -217,12 +257,39 @@ mh_replay_visit(void *ctx, const struct mh_cap_event *ev)
         return on_clock(rp, ev->u.timeline.t_ns, ev->u.timeline.dropped);
     case MH_EV_END:
         return on_clock(rp, ev->u.end.t_ns, ev->u.end.dropped);
-    case MH_EV_MARKER:
     case MH_EV_REQUEST:
+        if (rp->eps) {
+            int rc = mh_endpoints_request(rp->eps, &ev->u.request);
+            if (rc) {
+                rp->err_requests = 1;
+                return fail(rp, rc);
+            }
+        }
+        return 0;
+    case MH_EV_MARKER:
     case MH_EV_FINDING:
         return 0;
     }
     return 0;
+}
+
+/* The tagged blocks still live go to their requests' endpoints. */
+static int
+tagged_at_end(struct mh_replay *rp)
+{
+    size_t pos = 0;
+    uint64_t addr, slot;
+    while (mh_livetab_next(&rp->tags, &pos, &addr, &slot)) {
+        uint64_t value;
+        if (!mh_livetab_get(&rp->live, addr, &value))
+            continue;
+        int rc = mh_endpoints_live_at_end(
+            rp->eps, (uint32_t)slot, (uint32_t)(value & STACK_MASK),
+            bytes_of(rp, size_of(rp, addr, value, 0)));
+        if (rc)
+            return rc;
+    }
+    return mh_endpoints_end(rp->eps);
 }
 
 int
@@ -240,6 +307,8 @@ mh_replay_finish(struct mh_replay *rp)
     }
     if (rp->live_now < 0)
         rp->live_now = 0;
+    if (rp->eps && (rc = tagged_at_end(rp)))
+        return rc;
     return mh_timeline_finish(&rp->timeline);
 }
 
@@ -251,6 +320,8 @@ mh_replay_clock_visit(void *ctx, const struct mh_cap_event *ev)
     case MH_EV_ALLOC:
         if (++c->net > c->max_net)
             c->max_net = c->net;
+        if (ev->u.alloc.request)
+            c->tagged++;
         break;
     case MH_EV_FREE:
         c->net--;
@@ -263,9 +334,13 @@ mh_replay_clock_visit(void *ctx, const struct mh_cap_event *ev)
         if (ev->u.end.t_ns > c->t_ns)
             c->t_ns = ev->u.end.t_ns;
         break;
-    case MH_EV_MARKER:
     case MH_EV_REQUEST:
+        c->requests++;
+        break;
     case MH_EV_FINDING:
+        c->findings++;
+        break;
+    case MH_EV_MARKER:
         break;
     }
     return 0;

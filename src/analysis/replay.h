@@ -10,7 +10,14 @@
  *
  * Two per-stack snapshots come out: the estimated bytes and blocks live
  * when the warm-up ended (taken at the first TIMELINE at or past the
- * warm-up end) and live at the end. Growth is their difference. */
+ * warm-up end) and live at the end. Growth is their difference.
+ *
+ * With mh_replay_track_requests(), blocks allocated under a request (TAG
+ * records) are also reported to the endpoints module (endpoints.h): their
+ * allocation, their free, and at the end whether they are still live. A
+ * tagged block is marked by a bit of its live-table value, and a second
+ * table maps it to its request's slot, so untagged blocks cost nothing
+ * more. */
 #ifndef MH_REPLAY_H
 #define MH_REPLAY_H
 
@@ -18,6 +25,7 @@
 #include <stdint.h>
 
 #include "../format/capture_read.h"
+#include "endpoints.h"
 #include "livetab.h"
 #include "timeline.h"
 
@@ -35,6 +43,8 @@ struct mh_replay {
 
     struct mh_livetab live;
     struct mh_livetab huge; /* address -> size for sizes too big to pack */
+    struct mh_endpoints *eps; /* NULL: requests are not followed */
+    struct mh_livetab tags;   /* address -> request slot, tagged blocks */
 
     double live_now;  /* estimated live bytes now */
     double peak_live; /* the most live_now has been */
@@ -62,6 +72,7 @@ struct mh_replay {
 
     int live_hint_failed; /* the table could not be sized up front */
     int err;              /* why the visitor stopped the parse */
+    int err_requests;     /* ...while following requests or findings */
 };
 
 /* Sets up a replay of what `r` is about to parse (the mode and interval
@@ -74,6 +85,12 @@ void mh_replay_init(struct mh_replay *rp, const struct mh_cap_reader *r,
 /* Frees everything the replay holds. */
 void mh_replay_release(struct mh_replay *rp);
 
+/* Follows requests into `eps` (which outlives the replay): starts its
+ * capture (mh_endpoints_begin() with the warm-up end); mh_replay_finish()
+ * ends it. Call before the parse. MH_ENOMEM. */
+int mh_replay_track_requests(struct mh_replay *rp,
+                             struct mh_endpoints *eps) MH_MUST_USE;
+
 /* The visitor to hand mh_cap_parse() with the replay as ctx. When it
  * stops the parse (its return is 1), rp->err says why (MH_ENOMEM,
  * MH_ETOOBIG). */
@@ -81,7 +98,9 @@ int mh_replay_visit(void *ctx, const struct mh_cap_event *ev);
 
 /* After the parse: fills end_bytes/end_count (and, when the warm-up
  * never ended, sets the warm-up snapshot to the end, so nothing counts
- * as growth), and closes the timeline. MH_ENOMEM. */
+ * as growth), closes the timeline, and, when requests are followed, hands
+ * the tagged blocks still live to the endpoints and ends their capture.
+ * MH_ENOMEM, MH_ETOOBIG. */
 int mh_replay_finish(struct mh_replay *rp) MH_MUST_USE;
 
 /* Estimated bytes and allocations one ALLOC record of `size` bytes
@@ -93,6 +112,8 @@ void mh_replay_weight(const struct mh_replay *rp, uint64_t size, double *bytes,
  * given as a fraction) and a bound for sizing the live table. */
 struct mh_replay_clock {
     uint64_t t_ns;   /* the last TIMELINE/END time */
+    uint64_t requests, findings, tagged; /* REQUEST, FINDING records and
+                                            tagged ALLOCs */
     int64_t net;     /* ALLOC minus FREE records so far */
     int64_t max_net; /* the most blocks that can have been live (frees
                         of untracked blocks make it a little low) */

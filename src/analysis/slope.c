@@ -76,3 +76,39 @@ mh_slope_time_to(const struct mh_slope_fit *f, double current, double limit)
         return -1;
     return (limit - current) / f->slope;
 }
+
+void
+mh_slope_sums_add(struct mh_slope_sums *s, double x, double y)
+{
+    s->n += 1;
+    double dx = x - s->mx, dy = y - s->my;
+    s->mx += dx / s->n;
+    s->my += dy / s->n;
+    /* The deviation from the old mean times that from the new one. */
+    s->sxx += dx * (x - s->mx);
+    s->sxy += dx * (y - s->my);
+    s->syy += dy * (y - s->my);
+}
+
+void
+mh_slope_sums_pool(struct mh_slope_sums *a, const struct mh_slope_sums *b)
+{
+    a->n += b->n;
+    a->sxx += b->sxx;
+    a->sxy += b->sxy;
+    a->syy += b->syy;
+    a->mx = a->my = 0;
+}
+
+int
+mh_slope_sums_fit(const struct mh_slope_sums *s, double *slope, double *r2)
+{
+    *slope = *r2 = 0;
+    if (s->n < 3 || !(s->sxx > 0))
+        return MH_EINVAL;
+    *slope = s->sxy / s->sxx;
+    *r2 = s->syy > 0 ? (s->sxy * s->sxy) / (s->sxx * s->syy) : 1.0;
+    if (*r2 > 1)
+        *r2 = 1;
+    return MH_OK;
+}

@@ -1,7 +1,8 @@
 /* Growth slope of a series of (time, value) points: a least-squares line
  * over a sliding window, with R² as its fit quality, for `top` (MiB/h per
  * process, time left until the cgroup limit) and anything else that
- * samples memory on a timer.
+ * samples memory on a timer; and running sums (mh_slope_sums) for a
+ * whole series in O(1) memory (the report's endpoints).
  *
  * A fixed ring of points: adding is O(1), fitting O(points), no
  * allocation. R² near 1 means steady growth (a leak grows like that);
@@ -40,6 +41,28 @@ void mh_slope_add(struct mh_slope *s, double t, double v);
 /* Fits the points held. MH_EINVAL with fewer than 3 points or when they
  * span no time. */
 int mh_slope_fit(const struct mh_slope *s, struct mh_slope_fit *f) MH_MUST_USE;
+/* Least squares over a whole series in O(1) memory: running means and
+ * centred sums (Welford's update), for series too long to keep, such as
+ * an endpoint's live bytes at each of its requests. Exact, no window. */
+struct mh_slope_sums {
+    double n;
+    double mx, my;        /* means of the points added */
+    double sxx, sxy, syy; /* sums of products of deviations from them */
+};
+
+/* A zeroed struct is an empty series. */
+void mh_slope_sums_add(struct mh_slope_sums *s, double x, double y);
+/* Adds b's centred sums to a's, so a fit gives one slope for both series,
+ * each with its own intercept (two processes serving one endpoint, whose
+ * baselines differ). a's means then describe no series. */
+void mh_slope_sums_pool(struct mh_slope_sums *a,
+                        const struct mh_slope_sums *b);
+/* The slope (y units per x unit) and R² (0..1; 1 also when every y is
+ * equal). MH_EINVAL with fewer than 3 points or when x does not vary;
+ * both are then 0. */
+int mh_slope_sums_fit(const struct mh_slope_sums *s, double *slope,
+                      double *r2) MH_MUST_USE;
+
 /* Seconds until the fitted line reaches `limit` from `current`
  * (current + slope * t = limit): 0 when it is there already, a negative
  * value when it does not grow (slope <= 0). */

@@ -37,21 +37,34 @@ usage(FILE *out)
           "Reports what the captured processes allocated and still held at "
           "the end,\nand what kept growing after the warm-up. Several "
           "captures (a pre-fork\nserver's processes) merge into one "
-          "report.\n"
+          "report. Captures of web services also\nhave endpoints (memory "
+          "per request) and findings (problems the agent\nobserved, "
+          "docs/findings.md), in every report.\n"
           "\n"
           "options:\n"
           "  --format text|json   output format (default text; json is "
           "described in\n"
           "                       docs/report-json.md)\n"
-          "  --by line|function|file|module|stack\n"
+          "  --by line|function|file|module|stack|endpoint\n"
           "                       what a site is (default line: the "
-          "allocating line)\n"
-          "  --top N              sites per list (default 10; 0 = all)\n"
-          "  --warmup W           what to leave out of growth: W seconds "
-          "from each\n"
-          "                       process's start (30, 30s), or a fraction "
-          "of its run\n"
-          "                       when below 1 (0.1, 10%); default 0.1\n"
+          "allocating line);\n"
+          "                       endpoint: memory per web request and "
+          "endpoint, with\n"
+          "                       each top endpoint's sites (by line)\n"
+          "  --sort retained|peak|allocated|requests\n"
+          "                       how endpoints are ranked (default "
+          "retained: bytes per\n"
+          "                       request still live at the end)\n"
+          "  --top N              sites per list, endpoints in the table "
+          "(default 10;\n"
+          "                       0 = all)\n"
+          "  --warmup W           what to leave out of growth and of "
+          "the endpoints'\n"
+          "                       retained bytes: W seconds from each "
+          "process's start\n"
+          "                       (30, 30s), or a fraction of its run when "
+          "below 1\n"
+          "                       (0.1, 10%); default 0.1\n"
           "  -o, --output FILE    write the report to FILE\n"
           "  -h, --help           show this help\n",
           out);
@@ -123,7 +136,8 @@ parse_args(int argc, char **argv, struct options *o)
             return MH_EXIT_OK;
         }
         static const char *const with_value[] = {
-            "--format", "--by", "--top", "--warmup", "--output", "-o"};
+            "--format", "--by",     "--sort",
+            "--top",    "--warmup", "--output", "-o"};
         const char *val = NULL;
         const char *name = NULL;
         for (size_t k = 0; k < sizeof(with_value) / sizeof(*with_value); k++) {
@@ -161,11 +175,20 @@ parse_args(int argc, char **argv, struct options *o)
             int by = mh_analysis_by_parse(val);
             if (by < 0) {
                 mh_errorf("invalid --by '%s': expected line, function, "
-                          "file, module or stack",
+                          "file, module, stack or endpoint",
                           val);
                 return MH_EXIT_USAGE;
             }
             o->an.by = (enum mh_by)by;
+        } else if (!strcmp(name, "--sort")) {
+            int sort = mh_endpoints_sort_parse(val);
+            if (sort < 0) {
+                mh_errorf("invalid --sort '%s': expected retained, peak, "
+                          "allocated or requests",
+                          val);
+                return MH_EXIT_USAGE;
+            }
+            o->an.sort = (enum mh_ep_sort)sort;
         } else if (!strcmp(name, "--top")) {
             if (parse_top(val, &o->an.top)) {
                 mh_errorf("invalid --top '%s': expected a count (0 = all)",

@@ -617,6 +617,33 @@ parse_event(struct parser *ps, const uint8_t *rec, uint8_t tag,
             kind > MH_MARK_FORK_CHILD ? MH_MARK_USER : (uint32_t)kind;
         break;
     }
+    case MH_REC_REQUEST:
+        ev.kind = MH_EV_REQUEST;
+        FIELD(q, end, &ev.u.request.id);
+        FIELD(q, end, &ev.u.request.t_begin_ns);
+        FIELD(q, end, &ev.u.request.t_end_ns);
+        FIELD_STR(q, end, &ev.u.request.endpoint.s, &ev.u.request.endpoint.n);
+        if (ev.u.request.id == 0)
+            return rec_fail(ps, MH_EFORMAT, rec, tag,
+                            "is a request with id 0 (ids start at 1)");
+        break;
+    case MH_REC_FINDING: {
+        struct mh_cap_finding *f = &ev.u.finding;
+        ev.kind = MH_EV_FINDING;
+        FIELD(q, end, &f->t_ns);
+        FIELD(q, end, &f->request);
+        FIELD_STR(q, end, &f->id.s, &f->id.n);
+        FIELD_STR(q, end, &f->file.s, &f->file.n);
+        FIELD32(q, end, &f->line, "line");
+        FIELD_STR(q, end, &f->function.s, &f->function.n);
+        FIELD(q, end, &f->count);
+        FIELD(q, end, &f->bytes);
+        FIELD_STR(q, end, &f->detail.s, &f->detail.n);
+        if (f->id.n == 0)
+            return rec_fail(ps, MH_EFORMAT, rec, tag,
+                            "is a finding with an empty id");
+        break;
+    }
     default: /* MH_REC_END */
         ev.kind = MH_EV_END;
         FIELD(q, end, &ev.u.end.t_ns);
@@ -629,13 +656,24 @@ parse_event(struct parser *ps, const uint8_t *rec, uint8_t tag,
     return visit_event(ps, &ev, rec, tag);
 }
 
+/* TAG: the request the chunk's next ALLOCs belong to (0 = none). Any
+ * value is valid; trailing bytes are a newer writer's. */
+static int
+parse_tag(struct parser *ps, const uint8_t *rec, uint8_t tag,
+          const uint8_t *q, const uint8_t *end, uint64_t *request)
+{
+    FIELD(q, end, request);
+    return MH_OK;
+}
+
 /* Parses the records of one chunk's (decompressed) payload. */
 static int
 parse_records(struct parser *ps, const uint8_t *p, size_t n)
 {
     struct mh_cap_reader *r = ps->r;
     const uint8_t *end = p + n;
-    uint64_t addr = 0; /* address deltas restart in every chunk */
+    uint64_t addr = 0;    /* address deltas restart in every chunk */
+    uint64_t request = 0; /* so does the TAG state */
     struct mh_cap_event ev;
     memset(&ev, 0, sizeof(ev));
     ps->place.payload = p;
@@ -681,6 +719,7 @@ parse_records(struct parser *ps, const uint8_t *p, size_t n)
                 ev.u.alloc.stack = sidx;
                 ev.u.alloc.size = size;
                 ev.u.alloc.addr = addr;
+                ev.u.alloc.request = request;
             }
             if (ps->visit) {
                 ev.offset = ps->place.compressed
@@ -731,9 +770,14 @@ parse_records(struct parser *ps, const uint8_t *p, size_t n)
         case MH_REC_STACK:
             rc = parse_stack(ps, rec, tag, body, bend);
             break;
+        case MH_REC_TAG:
+            rc = parse_tag(ps, rec, tag, body, bend, &request);
+            break;
         case MH_REC_TIMELINE:
         case MH_REC_MARKER:
         case MH_REC_END:
+        case MH_REC_REQUEST:
+        case MH_REC_FINDING:
             rc = parse_event(ps, rec, tag, body, bend);
             break;
         default:

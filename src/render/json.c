@@ -119,7 +119,7 @@ static void
 site_json(FILE *out, const struct mh_analysis *a, const struct mh_site *s)
 {
     int code = s->kind == MH_SITE_CODE;
-    enum mh_by by = a->opts.by;
+    enum mh_by by = mh_analysis_site_by(a);
     fputs("{", out);
     key(out, "key");
     put_pstr(out, a, s->key);
@@ -282,7 +282,13 @@ summary_json(FILE *out, const struct mh_analysis *a)
     key(out, "truncated");
     fprintf(out, "%s,\n    ", m->truncated ? "true" : "false");
     key(out, "warmup_past_end");
-    fprintf(out, "%s\n  }", m->warmup_past_end ? "true" : "false");
+    fprintf(out, "%s,\n    ", m->warmup_past_end ? "true" : "false");
+    key(out, "requests");
+    fprintf(out, "%llu,\n    ", (unsigned long long)a->endpoints.requests);
+    key(out, "sort");
+    fprintf(out, "\"%s\",\n    ", mh_endpoints_sort_name(a->opts.sort));
+    key(out, "findings_dropped");
+    fprintf(out, "%llu\n  }", (unsigned long long)a->findings.dropped);
 }
 
 static void
@@ -357,6 +363,176 @@ process_json(FILE *out, const struct mh_analysis *a,
     fputs("}", out);
 }
 
+static void
+null_or_pstr(FILE *out, const struct mh_analysis *a, int have, uint32_t id)
+{
+    if (have)
+        put_pstr(out, a, id);
+    else
+        fputs("null", out);
+}
+
+static void
+ep_site_json(FILE *out, const struct mh_analysis *a,
+             const struct mh_ep_site *s)
+{
+    fputs("{", out);
+    key(out, "file");
+    null_or_pstr(out, a, !s->nostack, s->file);
+    fputs(", ", out);
+    key(out, "line");
+    if (s->nostack)
+        fputs("null", out);
+    else
+        fprintf(out, "%u", s->line);
+    fputs(", ", out);
+    key(out, "function");
+    null_or_pstr(out, a, !s->nostack, s->function);
+    fputs(", ", out);
+    key(out, "retained_bytes");
+    put_int(out, s->retained);
+    fputs(", ", out);
+    key(out, "allocated_bytes");
+    put_int(out, s->allocated);
+    int user = s->has_user && !s->nostack;
+    fputs(", ", out);
+    key(out, "user_file");
+    null_or_pstr(out, a, user, s->user_file);
+    fputs(", ", out);
+    key(out, "user_line");
+    if (user)
+        fprintf(out, "%u", s->user_line);
+    else
+        fputs("null", out);
+    fputs(", ", out);
+    key(out, "user_function");
+    null_or_pstr(out, a, user, s->user_function);
+    fputs("}", out);
+}
+
+static void
+endpoint_json(FILE *out, const struct mh_analysis *a,
+              const struct mh_endpoint *ep)
+{
+    fputs("{", out);
+    key(out, "endpoint");
+    put_pstr(out, a, ep->name);
+    fputs(", ", out);
+    key(out, "in_progress");
+    fputs(ep->in_progress ? "true" : "false", out);
+    fputs(", ", out);
+    key(out, "requests");
+    fprintf(out, "%llu, ", (unsigned long long)ep->requests);
+    key(out, "requests_after_warmup");
+    fprintf(out, "%llu, ", (unsigned long long)ep->requests_after_warmup);
+    static const char *const names[] = {
+        "allocated_bytes_per_request", "peak_bytes_p50", "peak_bytes_p95",
+        "held_at_end_bytes_per_request", "retained_bytes_per_request",
+        "slope_bytes_per_1000_requests"};
+    const double vals[] = {ep->allocated_per_request, ep->peak_p50,
+                           ep->peak_p95,          ep->held_per_request,
+                           ep->retained_per_request, ep->slope_per_1000};
+    for (size_t i = 0; i < sizeof(vals) / sizeof(*vals); i++) {
+        key(out, names[i]);
+        put_int(out, vals[i]);
+        fputs(", ", out);
+    }
+    key(out, "slope_r2");
+    put_num(out, ep->slope_r2, 4);
+    fputs(", ", out);
+    key(out, "slope_points");
+    fprintf(out, "%llu, ", (unsigned long long)ep->slope_points);
+    key(out, "sites");
+    fputs("[", out);
+    for (size_t i = 0; i < ep->nsites; i++) {
+        fputs(i ? ",\n      " : "\n      ", out);
+        ep_site_json(out, a, &ep->sites[i]);
+    }
+    fputs("]}", out);
+}
+
+static void
+endpoints_json(FILE *out, const struct mh_analysis *a)
+{
+    const struct mh_endpoints *e = &a->endpoints;
+    fputs("[", out);
+    for (size_t i = 0; i < e->norder; i++) {
+        fputs(i ? ",\n    " : "\n    ", out);
+        endpoint_json(out, a, &e->v[e->order[i]]);
+    }
+    fputs(e->norder ? "\n  ]" : "]", out);
+}
+
+static void
+finding_json(FILE *out, const struct mh_analysis *a,
+             const struct mh_finding *g)
+{
+    fputs("{", out);
+    key(out, "id");
+    put_pstr(out, a, g->id);
+    fputs(", ", out);
+    key(out, "title");
+    if (g->kind)
+        mh_json_put_str(out, g->kind->title, strlen(g->kind->title));
+    else
+        put_pstr(out, a, g->id);
+    fputs(", ", out);
+    key(out, "evidence");
+    put_pstr(out, a, g->evidence);
+    fputs(", ", out);
+    key(out, "file");
+    put_pstr(out, a, g->file);
+    fputs(", ", out);
+    key(out, "line");
+    fprintf(out, "%u, ", g->line);
+    key(out, "function");
+    put_pstr(out, a, g->function);
+    fputs(", ", out);
+    key(out, "fix");
+    if (g->kind)
+        mh_json_put_str(out, g->kind->fix, strlen(g->kind->fix));
+    else
+        fputs("null", out);
+    fputs(", ", out);
+    key(out, "docs");
+    if (g->kind)
+        fprintf(out, "\"%s%s\"", MH_FINDINGS_DOCS, g->kind->id);
+    else
+        fputs("null", out);
+    fputs(", ", out);
+    key(out, "detail");
+    put_pstr(out, a, g->detail);
+    fputs(",\n     ", out);
+    const char *const names[] = {"occurrences", "count_max", "count_total",
+                                 "bytes_max", "bytes_total"};
+    const uint64_t vals[] = {g->occurrences, g->count_max, g->count_total,
+                             g->bytes_max, g->bytes_total};
+    for (size_t i = 0; i < 5; i++) {
+        key(out, names[i]);
+        fprintf(out, "%llu, ", (unsigned long long)vals[i]);
+    }
+    key(out, "endpoints");
+    fputs("[", out);
+    for (size_t k = 0; k < g->nendpoints; k++) {
+        if (k)
+            fputs(", ", out);
+        put_pstr(out, a, g->endpoints[k]);
+    }
+    fputs("]}", out);
+}
+
+static void
+findings_json(FILE *out, const struct mh_analysis *a)
+{
+    const struct mh_findings *f = &a->findings;
+    fputs("[", out);
+    for (size_t i = 0; i < f->n; i++) {
+        fputs(i ? ",\n    " : "\n    ", out);
+        finding_json(out, a, &f->v[f->order[i]]);
+    }
+    fputs(f->n ? "\n  ]" : "]", out);
+}
+
 int
 mh_json_render(FILE *out, const struct mh_analysis *a)
 {
@@ -399,6 +575,12 @@ mh_json_render_with(FILE *out, const struct mh_analysis *a,
         process_json(out, a, &a->procs[i]);
     }
     fputs(a->nprocs ? "\n  ]" : "]", out);
+    fputs(",\n  ", out);
+    key(out, "endpoints");
+    endpoints_json(out, a);
+    fputs(",\n  ", out);
+    key(out, "findings");
+    findings_json(out, a);
     if (more) {
         fputs(",\n  ", out);
         int rc = more(out, ctx);

@@ -264,7 +264,7 @@ static void
 site_text(FILE *out, const struct mh_analysis *a, const struct mh_site *s,
           int indent)
 {
-    if (s->kind == MH_SITE_CODE && a->opts.by == MH_BY_STACK) {
+    if (s->kind == MH_SITE_CODE && mh_analysis_site_by(a) == MH_BY_STACK) {
         size_t n = mh_analysis_nframes(a, s);
         for (size_t i = 0; i < n && i < STACK_LINES; i++) {
             struct mh_site_frame f;
@@ -430,13 +430,185 @@ chart_text(FILE *out, const struct mh_analysis *a)
     fprintf(out, "  %10s  %s\n", "", axis);
 }
 
+/* ---- endpoints and findings ----------------------------------------- */
+
+#define EP_COMPACT 5 /* rows of the endpoints table under other --by */
+#define EP_WITH_SITES 3
+
+static void
+slope_str(char *buf, size_t size, const struct mh_endpoint *ep)
+{
+    if (ep->slope_points < 3) {
+        snprintf(buf, size, "-");
+        return;
+    }
+    char b[32];
+    mh_text_bytes(b, sizeof(b), fabs(ep->slope_per_1000));
+    snprintf(buf, size, "%s%s (%.2f)", ep->slope_per_1000 < 0 ? "-" : "+", b,
+             ep->slope_r2);
+}
+
+static void
+endpoint_row(FILE *out, const struct mh_analysis *a,
+             const struct mh_endpoint *ep)
+{
+    char n[32], al[32], p50[32], p95[32], h[32], r[32], sl[48];
+    count_str(n, sizeof(n), (double)ep->requests);
+    mh_text_bytes(al, sizeof(al), ep->allocated_per_request);
+    mh_text_bytes(p50, sizeof(p50), ep->peak_p50);
+    mh_text_bytes(p95, sizeof(p95), ep->peak_p95);
+    mh_text_bytes(h, sizeof(h), ep->held_per_request);
+    if (ep->in_progress || !ep->requests_after_warmup)
+        snprintf(r, sizeof(r), "-");
+    else
+        mh_text_bytes(r, sizeof(r), ep->retained_per_request);
+    slope_str(sl, sizeof(sl), ep);
+    fprintf(out, "  %8s  %10s  %9s  %9s  %10s  %12s  %-17s  ", n, al, p50, p95,
+            h, r, sl);
+    put_id(out, a, ep->name);
+    fputc('\n', out);
+}
+
+static void
+endpoint_sites_text(FILE *out, const struct mh_analysis *a,
+                    const struct mh_endpoint *ep)
+{
+    fputs("\ntop sites of ", out);
+    put_id(out, a, ep->name);
+    fputs(" (by retained, then allocated bytes)\n", out);
+    if (!ep->nsites) {
+        fputs("  no sampled allocation\n", out);
+        return;
+    }
+    fputs("    retained   allocated  site\n", out);
+    for (size_t i = 0; i < ep->nsites; i++) {
+        const struct mh_ep_site *s = &ep->sites[i];
+        char r[32], al[32];
+        mh_text_bytes(r, sizeof(r), s->retained);
+        mh_text_bytes(al, sizeof(al), s->allocated);
+        fprintf(out, "  %10s  %10s  ", r, al);
+        struct mh_site_frame f = {s->file, s->function, s->line};
+        if (s->nostack)
+            fputs("<no Python stack>", out);
+        else
+            put_frame(out, a, &f);
+        fputc('\n', out);
+        struct mh_site_frame u = {s->user_file, s->user_function,
+                                  s->user_line};
+        if (s->has_user && !s->nostack &&
+            (u.file != f.file || u.line != f.line ||
+             u.function != f.function)) {
+            fprintf(out, "%26s%s ", "", s->user_direct ? "at" : "called from");
+            put_frame(out, a, &u);
+            fputc('\n', out);
+        }
+    }
+}
+
+/* The endpoints table: all of it (up to --top) with the top endpoints'
+ * sites for --by endpoint, its first rows otherwise. */
+static void
+endpoints_text(FILE *out, const struct mh_analysis *a, int full)
+{
+    const struct mh_endpoints *e = &a->endpoints;
+    if (!e->n) {
+        if (full)
+            fputs("\nendpoints\n  no requests in the captures (they are "
+                  "tagged under 'memhound run --web'\n  or by memhound's "
+                  "web middleware)\n",
+                  out);
+        return;
+    }
+    size_t rows = e->norder;
+    if (!full && rows > EP_COMPACT)
+        rows = EP_COMPACT;
+    char total[32];
+    count_str(total, sizeof(total), (double)e->requests);
+    fprintf(out, "\nendpoints by %s%s (%zu of %zu; %s requests)\n",
+            mh_endpoints_sort_name(a->opts.sort),
+            a->opts.sort == MH_EP_SORT_RETAINED ? " bytes per request"
+            : a->opts.sort == MH_EP_SORT_PEAK   ? " (p95)"
+            : a->opts.sort == MH_EP_SORT_ALLOCATED
+                ? " bytes per request"
+                : "",
+            rows, e->n, total);
+    fputs("  requests   alloc/req   peak p50   peak p95    held/req  "
+          "retained/req  slope/1k req (R²)  endpoint\n",
+          out);
+    for (size_t i = 0; i < rows; i++)
+        endpoint_row(out, a, &e->v[e->order[i]]);
+    if (!full) {
+        fputs("  (memhound report --by endpoint: every endpoint and its "
+              "top sites)\n",
+              out);
+        return;
+    }
+    fputs("  held: live when the request ended; retained: still live at "
+          "the end, per\n  request begun after the warm-up; slope: "
+          "growth of retained bytes per 1,000\n  requests\n",
+          out);
+    for (size_t i = 0; i < rows && i < EP_WITH_SITES; i++)
+        endpoint_sites_text(out, a, &e->v[e->order[i]]);
+}
+
+static void
+findings_text(FILE *out, const struct mh_analysis *a)
+{
+    const struct mh_findings *f = &a->findings;
+    if (!f->n)
+        return;
+    fprintf(out, "\nfindings (%zu)\n", f->n);
+    for (size_t i = 0; i < f->n; i++) {
+        const struct mh_finding *g = &f->v[f->order[i]];
+        fputs("  ", out);
+        put_id(out, a, g->id);
+        fputs(": ", out);
+        if (g->kind)
+            fputs(g->kind->title, out);
+        else
+            put_id(out, a, g->id);
+        fputs("\n    at ", out);
+        struct mh_site_frame fr = {g->file, g->function, g->line};
+        put_frame(out, a, &fr);
+        fputs("\n    ", out);
+        put_id(out, a, g->evidence);
+        fputc('\n', out);
+        if (g->nendpoints) {
+            fputs("    endpoints: ", out);
+            for (size_t k = 0; k < g->nendpoints; k++) {
+                if (k)
+                    fputs(", ", out);
+                put_id(out, a, g->endpoints[k]);
+                fprintf(out, " (%llu)",
+                        (unsigned long long)g->endpoint_counts[k]);
+            }
+            fputc('\n', out);
+        }
+        if (g->kind)
+            fprintf(out, "    fix: %s\n    docs: %s%s\n", g->kind->fix,
+                    MH_FINDINGS_DOCS, g->kind->id);
+    }
+    if (f->dropped)
+        fprintf(out,
+                "  note: %llu more findings were not grouped (past %zu "
+                "groups)\n",
+                (unsigned long long)f->dropped,
+                (size_t)MH_FINDINGS_MAX_GROUPS);
+}
+
 int
 mh_text_render(FILE *out, const struct mh_analysis *a)
 {
     summary_text(out, a);
     processes_text(out, a);
-    growth_text(out, a);
-    live_text(out, a);
+    if (a->opts.by == MH_BY_ENDPOINT) {
+        endpoints_text(out, a, 1);
+    } else {
+        growth_text(out, a);
+        live_text(out, a);
+        endpoints_text(out, a, 0);
+    }
+    findings_text(out, a);
     chart_text(out, a);
     return ferror(out) ? MH_EIO : MH_OK;
 }

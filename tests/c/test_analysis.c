@@ -15,187 +15,13 @@
 #include "analysis/timeline.h"
 #include "cli/cli.h"
 #include "format/capture_write.h"
+#include "cap_gen.h"
 #include "harness.h"
 #include "render/json.h"
 #include "render/text.h"
 #include "util/mem.h"
 
-#define MS 1000000ull
 #define MiB (1024.0 * 1024.0)
-
-/* ---- a capture builder ---------------------------------------------- */
-
-struct tframe {
-    const char *file, *func;
-    uint32_t line;
-};
-
-struct tcap {
-    struct mh_buf file, chunk, scratch;
-    struct mh_cap_enc enc;
-    int zstd;
-    /* Ids start high and step by 3 so they are sparse, as a forked
-     * child's are. */
-    const char *strs[256];
-    uint32_t nstr;
-    struct {
-        uint32_t file, name;
-    } codes[256];
-    uint32_t ncode;
-    struct {
-        uint32_t code, line;
-    } frames[512];
-    uint32_t nframe;
-    uint32_t nstack;
-    uint32_t id_base;
-};
-
-struct topts {
-    uint32_t mode;
-    uint64_t interval;
-    uint64_t start_ns;
-    uint64_t pid;
-    int zstd;
-    uint32_t id_base;
-};
-
-static const struct mh_str t_lib[] = {{"/usr/lib/python3.11", 19},
-                                      {"/usr/lib/python3/dist-packages", 30}};
-static const struct mh_str t_path[] = {{"/srv/app", 8},
-                                       {"/usr/lib/python3.11", 19},
-                                       {"/usr/lib/python3/dist-packages", 30},
-                                       {"", 0}};
-static const struct mh_str t_argv[] = {{"app.py", 6}, {"--serve", 7}};
-
-#define OK(x) CHECK_EQ_INT((x), MH_OK)
-
-static void
-tcap_init(struct tcap *c, const struct topts *o)
-{
-    memset(c, 0, sizeof(*c));
-    mh_buf_init(&c->file, (size_t)1 << 34);
-    mh_buf_init(&c->chunk, MH_CAP_CHUNK_MAX);
-    mh_buf_init(&c->scratch, MH_CAP_CHUNK_MAX * 2);
-    c->zstd = o->zstd;
-    c->id_base = o->id_base ? o->id_base : 10;
-    OK(mh_cap_put_file_header(&c->file));
-    struct mh_cap_header h;
-    memset(&h, 0, sizeof(h));
-    h.pid = o->pid ? o->pid : 4242;
-    h.ppid = 1;
-    h.start_ns = o->start_ns ? o->start_ns : 1700000000000000000ull;
-    h.mode = o->mode;
-    h.interval = o->interval;
-    h.max_depth = 128;
-    h.python = (struct mh_str){"3.11.2", 6};
-    h.executable = (struct mh_str){"/usr/bin/python3", 16};
-    h.argc = 2;
-    h.argv = t_argv;
-    h.nlib = 2;
-    h.lib_prefixes = t_lib;
-    h.npath = 4;
-    h.sys_path = t_path;
-    OK(mh_cap_put_header(&c->chunk, &h));
-}
-
-static void
-tcap_release(struct tcap *c)
-{
-    mh_buf_release(&c->file);
-    mh_buf_release(&c->chunk);
-    mh_buf_release(&c->scratch);
-}
-
-static uint32_t
-tcap_str(struct tcap *c, const char *s)
-{
-    for (uint32_t i = 0; i < c->nstr; i++)
-        if (!strcmp(c->strs[i], s))
-            return c->id_base + 3 * i;
-    CHECK(c->nstr < 256);
-    c->strs[c->nstr] = s;
-    uint32_t id = c->id_base + 3 * c->nstr++;
-    OK(mh_cap_put_string(&c->chunk, id, s, strlen(s)));
-    return id;
-}
-
-static uint32_t
-tcap_frame(struct tcap *c, const struct tframe *f)
-{
-    uint32_t file = tcap_str(c, f->file), name = tcap_str(c, f->func);
-    uint32_t code = 0;
-    for (uint32_t i = 0; i < c->ncode && !code; i++)
-        if (c->codes[i].file == file && c->codes[i].name == name)
-            code = c->id_base + 3 * i;
-    if (!code) {
-        CHECK(c->ncode < 256);
-        code = c->id_base + 3 * c->ncode;
-        c->codes[c->ncode].file = file;
-        c->codes[c->ncode++].name = name;
-        OK(mh_cap_put_code(&c->chunk, code, file, name, 1));
-    }
-    for (uint32_t i = 0; i < c->nframe; i++)
-        if (c->frames[i].code == code && c->frames[i].line == f->line)
-            return c->id_base + 3 * i;
-    CHECK(c->nframe < 512);
-    uint32_t id = c->id_base + 3 * c->nframe;
-    c->frames[c->nframe].code = code;
-    c->frames[c->nframe++].line = f->line;
-    OK(mh_cap_put_frame(&c->chunk, id, code, f->line, f->line * 2));
-    return id;
-}
-
-/* Defines a stack of n frames, innermost first; returns its id. */
-static uint32_t
-tcap_stack(struct tcap *c, int n, const struct tframe *frames)
-{
-    uint32_t ids[64];
-    CHECK(n > 0 && n <= 64);
-    for (int i = 0; i < n; i++)
-        ids[i] = tcap_frame(c, &frames[i]);
-    uint32_t id = c->id_base + 3 * c->nstack++;
-    OK(mh_cap_put_stack(&c->chunk, id, (uint32_t)n, ids));
-    return id;
-}
-
-static void
-tcap_flush(struct tcap *c)
-{
-    if (!c->chunk.len)
-        return;
-    OK(mh_cap_chunk_seal(&c->file, c->chunk.data, c->chunk.len,
-                         c->zstd ? 3 : 0, &c->scratch));
-    mh_buf_reset(&c->chunk);
-    c->enc.last_addr = 0;
-}
-
-static void
-tcap_alloc(struct tcap *c, uint32_t stack, uint64_t size, uint64_t addr)
-{
-    OK(mh_cap_put_alloc(&c->chunk, &c->enc, MH_DOMAIN_OBJ, stack, size, addr));
-    if (c->chunk.len > (1u << 20))
-        tcap_flush(c);
-}
-
-static void
-tcap_free(struct tcap *c, uint64_t addr)
-{
-    OK(mh_cap_put_free(&c->chunk, &c->enc, addr));
-}
-
-static void
-tcap_tick(struct tcap *c, uint64_t t_ns, uint64_t rss)
-{
-    struct mh_cap_timeline t = {t_ns, rss, 0, 0, 0, 0};
-    OK(mh_cap_put_timeline(&c->chunk, &t));
-}
-
-static void
-tcap_end(struct tcap *c, uint64_t t_ns)
-{
-    OK(mh_cap_put_end(&c->chunk, t_ns, 0, 0, 0));
-    tcap_flush(c);
-}
 
 /* ---- scenarios ------------------------------------------------------ */
 
@@ -749,20 +575,7 @@ MH_TEST(analysis_survives_mutated_records)
                 MH_CAP_FILE_HEADER_LEN + (size_t)(seed >> 33) % (len - 12);
             buf[pos] ^= (uint8_t)(1u << ((seed >> 20) % 8));
         }
-        /* Re-seal: walk the chunks, recompute each CRC. */
-        size_t off = MH_CAP_FILE_HEADER_LEN;
-        while (off + MH_CAP_CHUNK_HEADER_LEN <= len) {
-            uint32_t n = (uint32_t)buf[off + 1] | (uint32_t)buf[off + 2] << 8 |
-                         (uint32_t)buf[off + 3] << 16 |
-                         (uint32_t)buf[off + 4] << 24;
-            if (buf[off] != MH_CAP_CHUNK_TAG ||
-                n > len - off - MH_CAP_CHUNK_HEADER_LEN)
-                break;
-            uint32_t crc = mh_crc32(0, buf + off + MH_CAP_CHUNK_HEADER_LEN, n);
-            for (int b = 0; b < 4; b++)
-                buf[off + 5 + b] = (uint8_t)(crc >> (8 * b));
-            off += MH_CAP_CHUNK_HEADER_LEN + n;
-        }
+        tcap_reseal(buf, len);
         struct mh_analysis_opts o = opts((enum mh_by)(iter % 5), 0.1, 1);
         struct mh_analysis a;
         mh_analysis_init(&a, &o);
@@ -954,39 +767,6 @@ MH_TEST(analysis_timeline_bounded_keeps_peaks)
 }
 
 /* ---- rendering ------------------------------------------------------ */
-
-static char *
-render_to_string(const struct mh_analysis *a, int json)
-{
-    char *p = NULL;
-    size_t n = 0;
-    FILE *f = open_memstream(&p, &n);
-    CHECK(f);
-    OK(json ? mh_json_render(f, a) : mh_text_render(f, a));
-    fclose(f);
-    return p;
-}
-
-/* Runs python3 on the JSON with a check script; returns its status. */
-static int
-python_check(const char *json, const char *script)
-{
-    char path[] = "/tmp/mh-test-json-XXXXXX";
-    int fd = mkstemp(path);
-    CHECK(fd >= 0);
-    FILE *f = fdopen(fd, "w");
-    fputs(json, f);
-    fclose(f);
-    char cmd[4096];
-    snprintf(cmd, sizeof(cmd),
-             "/usr/bin/python3 -c 'import json,sys\n"
-             "d = json.load(open(sys.argv[1], encoding=\"utf-8\"))\n"
-             "%s' %s",
-             script, path);
-    int st = system(cmd);
-    unlink(path);
-    return st;
-}
 
 MH_TEST(render_json_is_valid_and_escaped)
 {
@@ -1192,6 +972,10 @@ MH_TEST(report_command_exit_codes)
         CHECK_EQ_INT(run_report(5, args), MH_EXIT_OK);
     }
     {
+        const char *args[] = {good, "--by", "endpoint", "--sort=peak"};
+        CHECK_EQ_INT(run_report(4, args), MH_EXIT_OK);
+    }
+    {
         const char *args[] = {bad};
         CHECK_EQ_INT(run_report(1, args), MH_EXIT_FAIL);
     }
@@ -1212,6 +996,7 @@ MH_TEST(report_command_exit_codes)
         {"--top", "-1", NULL},     {"--warmup", "abc", NULL},
         {"--warmup", "-3", NULL},  {"--warmup", "100%", NULL},
         {"--bogus", NULL, NULL},   {"--top", NULL, NULL},
+        {"--sort", "size", NULL},  {"--sort", NULL, NULL},
     };
     for (size_t i = 0; i < sizeof(usage_errors) / sizeof(*usage_errors); i++) {
         const char *args[3] = {good};

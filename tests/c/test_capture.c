@@ -28,11 +28,44 @@ xrealloc(void *p, size_t n)
     return q;
 }
 
-/* An event log: what the visitor saw (marker text copied). */
+/* An event log: what the visitor saw (strings copied: the reader's are
+ * valid during the visit only). */
 struct evlog {
     struct mh_cap_event *ev;
     size_t n, cap;
 };
+
+static void
+copy_str(struct mh_str *s)
+{
+    char *t = xrealloc(NULL, s->n + 1);
+    if (s->n)
+        memcpy(t, s->s, s->n);
+    t[s->n] = '\0';
+    s->s = t;
+}
+
+/* The strings of an event, for copying and freeing. */
+static size_t
+ev_strs(struct mh_cap_event *ev, struct mh_str **out)
+{
+    switch (ev->kind) {
+    case MH_EV_MARKER:
+        out[0] = &ev->u.marker.text;
+        return 1;
+    case MH_EV_REQUEST:
+        out[0] = &ev->u.request.endpoint;
+        return 1;
+    case MH_EV_FINDING:
+        out[0] = &ev->u.finding.id;
+        out[1] = &ev->u.finding.file;
+        out[2] = &ev->u.finding.function;
+        out[3] = &ev->u.finding.detail;
+        return 4;
+    default:
+        return 0;
+    }
+}
 
 static void
 evlog_add(struct evlog *l, const struct mh_cap_event *ev)
@@ -42,23 +75,30 @@ evlog_add(struct evlog *l, const struct mh_cap_event *ev)
         l->ev = xrealloc(l->ev, l->cap * sizeof(*l->ev));
     }
     l->ev[l->n] = *ev;
-    if (ev->kind == MH_EV_MARKER) {
-        char *t = xrealloc(NULL, ev->u.marker.text.n + 1);
-        memcpy(t, ev->u.marker.text.s, ev->u.marker.text.n);
-        t[ev->u.marker.text.n] = '\0';
-        l->ev[l->n].u.marker.text.s = t;
-    }
+    struct mh_str *strs[4];
+    size_t k = ev_strs(&l->ev[l->n], strs);
+    for (size_t i = 0; i < k; i++)
+        copy_str(strs[i]);
     l->n++;
 }
 
 static void
 evlog_free(struct evlog *l)
 {
-    for (size_t i = 0; i < l->n; i++)
-        if (l->ev[i].kind == MH_EV_MARKER)
-            free((char *)l->ev[i].u.marker.text.s);
+    for (size_t i = 0; i < l->n; i++) {
+        struct mh_str *strs[4];
+        size_t k = ev_strs(&l->ev[i], strs);
+        for (size_t j = 0; j < k; j++)
+            free((char *)strs[j]->s);
+    }
     free(l->ev);
     memset(l, 0, sizeof(*l));
+}
+
+static int
+str_eq(struct mh_str a, struct mh_str b)
+{
+    return a.n == b.n && (!a.n || !memcmp(a.s, b.s, a.n));
 }
 
 static int
@@ -78,14 +118,25 @@ ev_equal(const struct mh_cap_event *a, const struct mh_cap_event *b)
         return a->u.alloc.domain == b->u.alloc.domain &&
                a->u.alloc.stack == b->u.alloc.stack &&
                a->u.alloc.size == b->u.alloc.size &&
-               a->u.alloc.addr == b->u.alloc.addr;
+               a->u.alloc.addr == b->u.alloc.addr &&
+               a->u.alloc.request == b->u.alloc.request;
     case MH_EV_FREE:
         return a->u.free.addr == b->u.free.addr;
     case MH_EV_TIMELINE:
         return !memcmp(&a->u.timeline, &b->u.timeline, sizeof(a->u.timeline));
-    case MH_EV_REQUEST: /* not read yet */
-    case MH_EV_FINDING:
-        return 0;
+    case MH_EV_REQUEST:
+        return a->u.request.id == b->u.request.id &&
+               a->u.request.t_begin_ns == b->u.request.t_begin_ns &&
+               a->u.request.t_end_ns == b->u.request.t_end_ns &&
+               str_eq(a->u.request.endpoint, b->u.request.endpoint);
+    case MH_EV_FINDING: {
+        const struct mh_cap_finding *x = &a->u.finding, *y = &b->u.finding;
+        return x->t_ns == y->t_ns && x->request == y->request &&
+               str_eq(x->id, y->id) && str_eq(x->file, y->file) &&
+               x->line == y->line && str_eq(x->function, y->function) &&
+               x->count == y->count && x->bytes == y->bytes &&
+               str_eq(x->detail, y->detail);
+    }
     case MH_EV_MARKER:
         return a->u.marker.t_ns == b->u.marker.t_ns &&
                a->u.marker.kind == b->u.marker.kind &&
@@ -194,7 +245,53 @@ gen_alloc(struct gen *g, enum mh_domain d, uint32_t stack, uint32_t sidx,
     ev.u.alloc.stack = sidx;
     ev.u.alloc.size = size;
     ev.u.alloc.addr = addr;
+    ev.u.alloc.request = g->enc.last_request; /* the chunk's TAG */
     evlog_add(&g->want, &ev);
+}
+
+/* The next ALLOCs belong to `request` (a TAG when it changes). */
+static void
+gen_tag(struct gen *g, uint64_t request)
+{
+    STEP(g, mh_cap_put_tag(&g->chunk, &g->enc, request));
+}
+
+static void
+gen_request(struct gen *g, uint64_t id, uint64_t t0, uint64_t t1,
+            const char *endpoint)
+{
+    if (g->rc)
+        return;
+    struct mh_cap_event ev = {.kind = MH_EV_REQUEST};
+    ev.u.request.id = id;
+    ev.u.request.t_begin_ns = t0;
+    ev.u.request.t_end_ns = t1;
+    ev.u.request.endpoint = (struct mh_str){endpoint, strlen(endpoint)};
+    g->rc = mh_cap_put_request(&g->chunk, &ev.u.request);
+    if (g->rc == MH_OK)
+        evlog_add(&g->want, &ev);
+}
+
+static void
+gen_finding(struct gen *g, uint64_t t, uint64_t request, const char *id,
+            const char *file, uint32_t line, uint64_t count, uint64_t bytes)
+{
+    if (g->rc)
+        return;
+    struct mh_cap_event ev = {.kind = MH_EV_FINDING};
+    struct mh_cap_finding *f = &ev.u.finding;
+    f->t_ns = t;
+    f->request = request;
+    f->id = (struct mh_str){id, strlen(id)};
+    f->file = (struct mh_str){file, strlen(file)};
+    f->line = line;
+    f->function = (struct mh_str){"report_view", 11};
+    f->count = count;
+    f->bytes = bytes;
+    f->detail = (struct mh_str){"", 0};
+    g->rc = mh_cap_put_finding(&g->chunk, f);
+    if (g->rc == MH_OK)
+        evlog_add(&g->want, &ev);
 }
 
 static void
@@ -304,7 +401,7 @@ gen_header(struct gen *g)
  * sized record, and (chunk 2) enough repetition for zstd to pay. Stack
  * ids 11, 12, 13 become indices 1, 2, 3. */
 static void
-gen_sample(struct gen *g, int repeat)
+gen_sample_open(struct gen *g, int repeat)
 {
     const uint32_t st12[] = {9, 3};
     const uint32_t st13[] = {1, 9, 3};
@@ -349,7 +446,54 @@ gen_sample(struct gen *g, int repeat)
 
     gen_timeline(g, 100000000, 2u << 20, 12345, 8);
     gen_alloc(g, MH_DOMAIN_MEM, 13, 3, 7, 0x1000);
+}
+
+static void
+gen_sample(struct gen *g, int repeat)
+{
+    gen_sample_open(g, repeat);
     gen_end(g, 200000000, 8, 4, 1);
+    gen_seal(g);
+}
+
+/* A web service's capture (the sample's tables, then requests): two
+ * requests in flight at once switching TAGs, a TAG state that a new
+ * chunk resets (its first ALLOC belongs to no request), findings inside
+ * and outside requests, an empty endpoint, a request with no samples, and
+ * ids and sizes past 32 bits. Tables as check_sample_tables() expects. */
+static void
+gen_web(struct gen *g, int repeat)
+{
+    gen_sample_open(g, repeat);
+    gen_seal(g);
+    gen_timeline(g, 300000000, 3u << 20, 0, 9);
+    gen_tag(g, 1);
+    gen_alloc(g, MH_DOMAIN_OBJ, 11, 1, 64, 0x5000);
+    gen_tag(g, 2);
+    gen_alloc(g, MH_DOMAIN_OBJ, 12, 2, 128, 0x6000);
+    gen_tag(g, 1);
+    gen_alloc(g, MH_DOMAIN_MEM, 13, 3, 1ull << 33, 0x7000);
+    gen_alloc(g, MH_DOMAIN_OBJ, 13, 3, 32, 0x7100);
+    gen_finding(g, 300000100, 1, "django-queryset-truthiness",
+                "/srv/app/views.py", 42, 20000, 31u << 20);
+    gen_free(g, 0x5000);
+    gen_tag(g, 0);
+    gen_alloc(g, MH_DOMAIN_RAW, 0, 0, 16, 0x8000);
+    gen_request(g, 1, 300000000, 300000500, "reports/<int:year>/");
+    gen_seal(g);
+
+    /* A new chunk: request 2 is still current but needs a new TAG. */
+    gen_alloc(g, MH_DOMAIN_OBJ, 11, 1, 48, 0x9000);
+    gen_tag(g, 2);
+    gen_alloc(g, MH_DOMAIN_OBJ, 11, 1, 48, 0x9100);
+    gen_request(g, 2, 300000010, 300000900, "");
+    gen_request(g, 3, 300001000, 300001000, "api/items/<slug:name>/");
+    gen_tag(g, 1ull << 40);
+    gen_alloc(g, MH_DOMAIN_OBJ, 12, 2, 8, 0xa000);
+    gen_finding(g, 300002000, 0, "django-debug-query-log",
+                "/srv/app/jobs.py", UINT32_MAX, 4000, 1u << 20);
+    gen_unknown_sized(g);
+    gen_end(g, 400000000, 15, 5, 0);
     gen_seal(g);
 }
 
@@ -479,6 +623,62 @@ MH_TEST(capture_round_trip_stored)
 MH_TEST(capture_round_trip_zstd)
 {
     round_trip(3, 1);
+}
+
+static void
+web_round_trip(int level)
+{
+    struct gen g;
+    gen_init(&g, level);
+    gen_web(&g, 20);
+    CHECK_EQ_INT(g.rc, MH_OK);
+    CHECK_EQ_INT(g.nchunks, 5);
+    struct mh_cap_reader r;
+    struct evlog log = {0};
+    int rc = parse_copy(&r, g.file.data, g.file.len, &log);
+    if (rc)
+        fprintf(stderr, "%s\n", r.error);
+    CHECK_EQ_INT(rc, MH_OK);
+    CHECK(r.clean_end);
+    check_sample_tables(&r);
+    check_events(&log, &g.want, g.want.n);
+    /* What the TAGs said, spelled out: request 1, 2, 1, 1, none; after
+     * the chunk boundary none, then 2 and 2^40. */
+    static const uint64_t want[] = {1, 2, 1, 1, 0, 0, 2, 1ull << 40};
+    size_t k = 0, first = g.events_upto[2];
+    int requests = 0, findings = 0;
+    for (size_t i = first; i < log.n; i++) {
+        const struct mh_cap_event *ev = &log.ev[i];
+        if (ev->kind == MH_EV_ALLOC) {
+            CHECK(k < sizeof(want) / sizeof(*want));
+            CHECK(ev->u.alloc.request == want[k]);
+            k++;
+        } else if (ev->kind == MH_EV_REQUEST) {
+            requests++;
+        } else if (ev->kind == MH_EV_FINDING) {
+            findings++;
+        }
+    }
+    CHECK_EQ_INT(k, sizeof(want) / sizeof(*want));
+    CHECK_EQ_INT(requests, 3);
+    CHECK_EQ_INT(findings, 2);
+    /* Before any TAG, every ALLOC belongs to no request. */
+    for (size_t i = 0; i < first; i++)
+        if (log.ev[i].kind == MH_EV_ALLOC)
+            CHECK(log.ev[i].u.alloc.request == 0);
+    evlog_free(&log);
+    mh_cap_reader_release(&r);
+    gen_release(&g);
+}
+
+MH_TEST(capture_web_round_trip_stored)
+{
+    web_round_trip(0);
+}
+
+MH_TEST(capture_web_round_trip_zstd)
+{
+    web_round_trip(3);
 }
 
 MH_TEST(capture_no_visitor)
@@ -870,6 +1070,99 @@ MH_TEST(capture_string_limit)
     expect_ok(p.data, p.len, 1);
     free(s);
     mh_buf_release(&p);
+}
+
+/* REQUEST, TAG and FINDING: what they must hold, and errors that name
+ * the record and its offset. */
+MH_TEST(capture_web_records)
+{
+    /* Well-formed, with trailing bytes from a newer writer. */
+    EXPECT_OK(1, 0x48, 6, 1, 2, 3, 2, 'a', 'b');
+    EXPECT_OK(1, 0x48, 8, 1, 2, 3, 2, 'a', 'b', 0x99, 0x01);
+    EXPECT_OK(1, 0x48, 5, 0xff, 0x01, 0, 0, 0);
+    EXPECT_OK(1, 0x4a, 11, 1, 0, 1, 'x', 1, 'f', 7, 0, 0, 0, 0);
+    EXPECT_OK(1, 0x4a, 13, 1, 0, 1, 'x', 1, 'f', 7, 0, 0, 0, 0, 0x42, 0x42);
+    EXPECT_OK(0, 0x49, 3, 5, 0xaa, 0xbb);
+    EXPECT_OK(0, 0x49, 1, 0);
+    /* Id 0, an empty finding id, a line over 32 bits. */
+    CHECK_EQ_INT(EXPECT_ERROR(MH_EFORMAT, "record 0x48 at offset", 0x04, 0,
+                              0x48, 4, 0, 0, 0, 0),
+                 2);
+    EXPECT_ERROR(MH_EFORMAT, "is a request with id 0", 0x48, 4, 0, 0, 0, 0);
+    EXPECT_ERROR(MH_EFORMAT, "is a finding with an empty id", 0x4a, 10, 1, 0,
+                 0, 1, 'f', 7, 0, 0, 0, 0);
+    EXPECT_ERROR(MH_EFORMAT, "has line 4294967296, over 32 bits", 0x4a, 15, 1,
+                 0, 1, 'x', 1, 'f', 0x80, 0x80, 0x80, 0x80, 0x10, 0, 0, 0, 0);
+    /* Cut short inside their bodies, or running past the chunk. */
+    CHECK_EQ_INT(EXPECT_ERROR(MH_EFORMAT, "is shorter than its fields", 0x04,
+                              0, 0x04, 0, 0x48, 3, 1, 2, 3),
+                 4);
+    EXPECT_ERROR(MH_EFORMAT, "is shorter than its fields", 0x48, 5, 1, 2, 3, 5,
+                 'a');
+    EXPECT_ERROR(MH_EFORMAT, "is shorter than its fields", 0x4a, 10, 1, 0, 1,
+                 'x', 1, 'f', 7, 0, 0, 0);
+    EXPECT_ERROR(MH_EFORMAT, "is shorter than its fields", 0x49, 0);
+    EXPECT_ERROR(MH_EFORMAT, "runs past the end of its chunk", 0x48, 9, 1);
+    EXPECT_ERROR(MH_EFORMAT, "runs past the end of its chunk", 0x49, 2, 5);
+    EXPECT_ERROR(MH_EFORMAT, "longer than 64 bits", 0x49, 10, 0xff, 0xff,
+                 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f);
+    EXPECT_ERROR(MH_EFORMAT, "has a string of", 0x48, 7, 1, 2, 3, 0x81, 0x80,
+                 0x04, 'a');
+    /* Before the HEADER, like every other record. */
+    struct mh_buf file;
+    mh_buf_init(&file, 1024);
+    CHECK_EQ_INT(mh_cap_put_file_header(&file), MH_OK);
+    CHECK_EQ_INT(mh_cap_chunk_seal(&file, BYTES(0x49, 1, 3), 3, 0, NULL),
+                 MH_OK);
+    struct mh_cap_reader r;
+    CHECK_EQ_INT(parse_copy(&r, file.data, file.len, NULL), MH_EFORMAT);
+    CHECK(strstr(r.error, "comes before the HEADER record") != NULL);
+    mh_cap_reader_release(&r);
+    mh_buf_release(&file);
+
+    /* TAG applies to the ALLOCs after it, until the next TAG. */
+    static const uint8_t tags[] = {0x01, 0, 8, 2,  0x49, 1, 5,    0x01,
+                                   0,    8, 2, 0x04, 0,  0x49, 2,  0x80,
+                                   0x01, 0x02, 0, 8, 2,  0x49, 1,  0,
+                                   0x03, 0, 8, 2};
+    capture_with(&file, tags, sizeof(tags));
+    struct evlog log = {0};
+    CHECK_EQ_INT(parse_copy(&r, file.data, file.len, &log), MH_OK);
+    CHECK_EQ_INT(log.n, 5);
+    CHECK(log.ev[0].u.alloc.request == 0);
+    CHECK(log.ev[1].u.alloc.request == 5);
+    CHECK_EQ_INT(log.ev[2].kind, MH_EV_FREE);
+    CHECK(log.ev[3].u.alloc.request == 128);
+    CHECK(log.ev[4].u.alloc.request == 0);
+    evlog_free(&log);
+    mh_cap_reader_release(&r);
+    mh_buf_release(&file);
+}
+
+MH_TEST(capture_web_writer_rejects)
+{
+    struct mh_buf b;
+    mh_buf_init(&b, 1u << 20);
+    char *s = calloc(1, MH_CAP_STR_MAX + 1);
+    CHECK(s);
+    struct mh_cap_request rq = {1, 0, 0, {s, MH_CAP_STR_MAX + 1}};
+    CHECK_EQ_INT(mh_cap_put_request(&b, &rq), MH_EINVAL);
+    rq.endpoint.n = MH_CAP_STR_MAX;
+    CHECK_EQ_INT(mh_cap_put_request(&b, &rq), MH_OK);
+    rq.id = 0;
+    CHECK_EQ_INT(mh_cap_put_request(&b, &rq), MH_EINVAL);
+    struct mh_cap_finding f;
+    memset(&f, 0, sizeof(f));
+    CHECK_EQ_INT(mh_cap_put_finding(&b, &f), MH_EINVAL); /* empty id */
+    f.id = (struct mh_str){"x", 1};
+    f.detail = (struct mh_str){s, MH_CAP_STR_MAX + 1};
+    CHECK_EQ_INT(mh_cap_put_finding(&b, &f), MH_EINVAL);
+    f.detail.n = MH_CAP_STR_MAX;
+    CHECK_EQ_INT(mh_cap_put_finding(&b, &f), MH_OK);
+    /* Both read back: the longest strings are allowed. */
+    expect_ok(b.data, b.len, 2);
+    free(s);
+    mh_buf_release(&b);
 }
 
 MH_TEST(capture_header_rules)
@@ -1448,13 +1741,14 @@ write_fixture(const char *path, const uint8_t *p, size_t n)
 }
 
 static void
-check_fixture(const char *name, int level, int cut_last)
+check_fixture(const char *name, int level, int cut_last,
+              void (*gen)(struct gen *, int))
 {
     char path[512];
     data_path(path, sizeof(path), name);
     struct gen g;
     gen_init(&g, level);
-    gen_sample(&g, 60);
+    gen(&g, 60);
     CHECK_EQ_INT(g.rc, MH_OK);
     size_t len = g.file.len;
     if (cut_last)
@@ -1506,9 +1800,11 @@ check_fixture(const char *name, int level, int cut_last)
 
 MH_TEST(capture_fixtures_v1)
 {
-    check_fixture("v1-small.mhc", 0, 0);
-    check_fixture("v1-zstd.mhc", 3, 0);
-    check_fixture("v1-truncated.mhc", 0, 1);
+    check_fixture("v1-small.mhc", 0, 0, gen_sample);
+    check_fixture("v1-zstd.mhc", 3, 0, gen_sample);
+    check_fixture("v1-truncated.mhc", 0, 1, gen_sample);
+    /* REQUEST, TAG and FINDING (added within version 1). */
+    check_fixture("v1-web.mhc", 3, 0, gen_web);
 }
 
 /* ------------------------------------------------------------------ */
