@@ -392,15 +392,23 @@ PyObject *
 mh_py_finding(PyObject *module, PyObject *args, PyObject *kw)
 {
     (void)module;
-    static char *kwlist[] = {"id",    "file",  "line",   "function",
-                             "count", "bytes", "detail", NULL};
-    PyObject *id, *file, *function = NULL, *detail = NULL;
+    static char *kwlist[] = {"id",     "file",   "line",    "function",
+                             "count",  "bytes",  "detail",  "request",
+                             NULL};
+    PyObject *id, *file, *function = NULL, *detail = NULL, *req = NULL;
     struct mh_cap_finding f = {0};
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "UUO&|UO&O&U", kwlist, &id,
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "UUO&|UO&O&UO", kwlist, &id,
                                      &file, line_arg, &f.line, &function,
                                      u64_arg, &f.count, u64_arg, &f.bytes,
-                                     &detail))
+                                     &detail, &req))
         return NULL;
+    if (req == Py_None)
+        req = NULL;
+    if (req && !PyObject_TypeCheck(req, &request_type)) {
+        PyErr_SetString(PyExc_TypeError,
+                        "request must be a Request or None");
+        return NULL;
+    }
     if (PyUnicode_GET_LENGTH(id) == 0) {
         PyErr_SetString(PyExc_ValueError, "a finding's id must not be empty");
         return NULL;
@@ -413,7 +421,10 @@ mh_py_finding(PyObject *module, PyObject *args, PyObject *kw)
         (function && utf8_of(function, &f.function, &keep[2])) ||
         (detail && utf8_of(detail, &f.detail, &keep[3])))
         goto done;
-    f.request = mh_requests_current_id();
+    /* A finding observed after its request ended (an object freed later)
+     * names the request it came from, not whatever runs now. */
+    f.request = req ? ((struct mh_request *)req)->id
+                    : mh_requests_current_id();
     f.t_ns = mh_writer_now_ns();
     mh_tracker_put_finding(&f);
     result = Py_None;
