@@ -930,7 +930,7 @@ ctl_start(struct guard *g, struct worker *w, const char *req, double timeout)
                      "memhound");
         return -1;
     }
-    int fd = mh_agentctl_connect(w->pid, path);
+    int fd = mh_agentctl_connect(w->pid, path, NULL);
     if (fd < 0) {
         snprintf(r->note, sizeof(r->note),
                  errno == ECONNREFUSED
@@ -1169,7 +1169,7 @@ query_stats(struct guard *g, struct worker *w)
         }
         return;
     }
-    int fd = mh_agentctl_connect(w->pid, path);
+    int fd = mh_agentctl_connect(w->pid, path, NULL);
     if (fd < 0)
         return;
     w->stats = mh_calloc(1, sizeof(*w->stats));

@@ -342,7 +342,7 @@ collect_stats(struct top *t)
             continue;
         }
         p->ctl = 1;
-        p->fd = mh_agentctl_connect(p->pid, path);
+        p->fd = mh_agentctl_connect(p->pid, path, NULL);
         if (p->fd >= 0 && mh_agentctl_send(p->fd, "stats")) {
             close(p->fd);
             p->fd = -1;
