@@ -14,8 +14,6 @@
 #include <errno.h>
 #include <limits.h>
 #include <poll.h>
-#include <signal.h>
-#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,8 +24,11 @@
 #include "../format/heap_read.h"
 #include "../util/file.h"
 #include "../util/msg.h"
+#include "../util/proc.h"
 #include "agentctl.h"
+#include "args.h"
 #include "cli.h"
+
 #define DEFAULT_TIMEOUT 600.0 /* s: a walk of a huge heap, and then some */
 /* How long the agent may take to answer at all: its writer thread looks
  * at the socket every 100 ms, then needs the GIL for the fork. */
@@ -93,72 +94,53 @@ parse_args(int argc, char **argv, struct snap_opts *o)
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         const char *val = NULL;
+        int r;
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
             usage(stdout);
             return MH_EXIT_OK;
         } else if (!strcmp(a, "--wait")) {
             o->wait_socket = 1;
-            continue;
         } else if (!strcmp(a, "--no-wait")) {
             o->wait_walk = 0;
-            continue;
         } else if (!strcmp(a, "--") && i + 1 < argc && !pid_arg) {
             pid_arg = argv[++i];
-            continue;
         } else if (a[0] != '-' || !a[1]) {
             if (pid_arg) {
                 mh_errorf("snapshot takes one PID, not '%s' too", a);
                 return MH_EXIT_USAGE;
             }
             pid_arg = a;
-            continue;
-        }
-        const char *name = a;
-        if (!strncmp(a, "-o", 2) && a[2]) {
-            name = "-o";
-            val = a + 2;
-        } else if (!strncmp(a, "--output=", 9)) {
-            name = "--output";
-            val = a + 9;
-        } else if (!strncmp(a, "--timeout=", 10)) {
-            name = "--timeout";
-            val = a + 10;
-        } else if (!strncmp(a, "--format=", 9)) {
-            name = "--format";
-            val = a + 9;
-        } else if (strcmp(a, "-o") && strcmp(a, "--output") &&
-                   strcmp(a, "--timeout") && strcmp(a, "--format")) {
-            mh_errorf("unknown option '%s' for snapshot; see 'memhound "
-                      "snapshot --help'",
-                      a);
-            return MH_EXIT_USAGE;
-        }
-        if (!val) {
-            if (i + 1 >= argc) {
-                mh_errorf("option '%s' needs a value", a);
-                return MH_EXIT_USAGE;
-            }
-            val = argv[++i];
-        }
-        if (!strcmp(name, "-o") || !strcmp(name, "--output")) {
+        } else if ((r = mh_args_take_value(argc, argv, &i, "-o", "--output",
+                                           &val))) {
+            if (r < 0)
+                return mh_args_missing(a);
             if (!*val) {
-                mh_errorf("option '%s' needs a file name", name);
+                mh_errorf("option '%s' needs a file name",
+                          a[1] == 'o' ? "-o" : "--output");
                 return MH_EXIT_USAGE;
             }
             o->output = val;
-        } else if (!strcmp(name, "--timeout")) {
+        } else if ((r = mh_args_take_value(argc, argv, &i, NULL, "--timeout",
+                                           &val))) {
+            if (r < 0)
+                return mh_args_missing(a);
             char *end;
             errno = 0;
             o->timeout = strtod(val, &end);
             if (errno || end == val || (*end && strcmp(end, "s")) ||
-                !(o->timeout > 0 && o->timeout < 1e7)) {
-                mh_errorf("invalid --timeout '%s': expected seconds", val);
-                return MH_EXIT_USAGE;
-            }
-        } else if (!strcmp(val, "json") || !strcmp(val, "text")) {
+                !(o->timeout > 0 && o->timeout < 1e7))
+                return mh_args_bad_value("--timeout", val, "seconds");
+        } else if ((r = mh_args_take_value(argc, argv, &i, NULL, "--format",
+                                           &val))) {
+            if (r < 0)
+                return mh_args_missing(a);
+            if (strcmp(val, "json") && strcmp(val, "text"))
+                return mh_args_bad_value("--format", val, "text or json");
             o->json = !strcmp(val, "json");
         } else {
-            mh_errorf("invalid --format '%s': expected text or json", val);
+            mh_errorf("unknown option '%s' for snapshot; see 'memhound "
+                      "snapshot --help'",
+                      a);
             return MH_EXIT_USAGE;
         }
     }
@@ -168,10 +150,7 @@ parse_args(int argc, char **argv, struct snap_opts *o)
         usage(stderr);
         return MH_EXIT_USAGE;
     }
-    char *end;
-    errno = 0;
-    o->pid = strtol(pid_arg, &end, 10);
-    if (errno || *end || end == pid_arg || o->pid <= 0 || o->pid > INT32_MAX) {
+    if (mh_args_parse_pid(pid_arg, &o->pid)) {
         mh_errorf("invalid PID '%s': expected a process id such as 1234",
                   pid_arg);
         return MH_EXIT_USAGE;
@@ -180,12 +159,6 @@ parse_args(int argc, char **argv, struct snap_opts *o)
 }
 
 /* ---- finding the socket and asking ---- */
-
-static int
-process_exists(long pid)
-{
-    return !kill((pid_t)pid, 0) || errno == EPERM;
-}
 
 static const char *
 dir_of(const char *path, char *buf, size_t n)
@@ -388,7 +361,7 @@ mh_cmd_snapshot(int argc, char **argv)
     if (code >= 0)
         return code;
     double deadline = now_s() + o.timeout;
-    if (!process_exists(o.pid)) {
+    if (!mh_proc_exists(o.pid)) {
         mh_errorf("no process %ld", o.pid);
         return MH_EXIT_FAIL;
     }
@@ -402,7 +375,7 @@ mh_cmd_snapshot(int argc, char **argv)
                 find_socket(o.pid, sock, 0);
             return MH_EXIT_FAIL;
         }
-        if (!process_exists(o.pid)) {
+        if (!mh_proc_exists(o.pid)) {
             mh_errorf("process %ld ended before it started recording", o.pid);
             return MH_EXIT_FAIL;
         }
