@@ -28,6 +28,11 @@ struct mh_request {
 
 /* Protected by the GIL. */
 static PyObject *request_var; /* the ContextVar; never freed */
+/* Set while this thread changes request_var: CPython's var cache holds a
+ * borrowed pointer, and PyContextVar_Reset clears it before building the
+ * new HAMT; a read from the allocator hook in between would cache the
+ * outgoing value, which is then freed (a dangling cache). */
+static _Thread_local int changing_var;
 static uint64_t last_id;      /* continues across restarts and fork */
 
 static PyTypeObject request_type;
@@ -112,6 +117,8 @@ current(void)
 uint64_t
 mh_requests_current_id(void)
 {
+    if (changing_var)
+        return 0;
     struct saved_error e;
     error_save(&e);
     struct mh_request *r = current();
@@ -303,7 +310,9 @@ mh_py_request_begin(PyObject *module, PyObject *unused)
     r->token = NULL;
     r->ended = 0;
     PyObject_GC_Track((PyObject *)r);
+    changing_var = 1;
     r->token = PyContextVar_Set(request_var, (PyObject *)r);
+    changing_var = 0;
     if (!r->token) {
         Py_DECREF(r);
         return NULL;
@@ -343,7 +352,10 @@ mh_py_request_end(PyObject *module, PyObject *arg)
     if (r->token) {
         /* Fails in another thread or task (another Context): `ended`
          * keeps the stale value there harmless. */
-        if (PyContextVar_Reset(request_var, r->token))
+        changing_var = 1;
+        int failed = PyContextVar_Reset(request_var, r->token);
+        changing_var = 0;
+        if (failed)
             PyErr_Clear();
         Py_CLEAR(r->token);
     }

@@ -545,3 +545,29 @@ def test_reading_the_request_allocates_nothing(py, procs, program):
     """)
     for got in info["inside"]:
         assert got == info["outside"], info
+
+
+def test_changing_the_request_while_the_hook_reads_it(py, procs, program):
+    """PyContextVar_Reset clears the var's cache and then allocates the new
+    HAMT; a sample taken there must not cache the outgoing Request, which
+    the swap frees (a dangling cache crashed gunicorn workers). Other vars
+    in the context make the HAMT allocate; a 64-byte interval samples
+    nearly every allocation."""
+    got, _ = run(procs, program, py, """
+        import contextvars
+        others = [contextvars.ContextVar("v%d" % i) for i in range(5)]
+        for v in others:
+            v.set(1)
+        memhound.start("c.mhc", sample_interval=64)
+        for i in range(50000):
+            r = _memhound.request_begin()
+            x = [0] * 10
+            _memhound.request_end(r)
+            del r
+            y = _memhound.request_begin()
+            if y is not None:
+                _memhound.request_end(y)
+        memhound.stop()
+        out(survived=True)
+    """)
+    assert got["survived"]
