@@ -8,7 +8,9 @@
  * fields of code and type objects, and what sys.getsizeof adds. Each
  * range has its own file (heapwalk_py39.c for 3.9-3.10, heapwalk_py311.c
  * for 3.11-3.12, heapwalk_py313.c for 3.13), compiled only for its range,
- * as frames_py*.c are. Nothing else in the agent reads these layouts. */
+ * as frames_py*.c are; heapwalk_common.c holds what they share, through
+ * the primitives of heapwalk_impl.h. Nothing else in the agent reads
+ * these layouts. */
 #ifndef MH_AGENT_HEAPWALK_H
 #define MH_AGENT_HEAPWALK_H
 

@@ -376,9 +376,10 @@ static PyMethodDef methods[] = {
      "None is ignored)."},
     {"finding", (PyCFunction)(void (*)(void))mh_py_finding,
      METH_VARARGS | METH_KEYWORDS,
-     "finding(id, file, line, function='', count=0, bytes=0, detail='')\n"
-     "Record a finding, tagged with the current request; nothing when not "
-     "recording."},
+     "finding(id, file, line, function='', count=0, bytes=0, detail='', "
+     "request=None)\n"
+     "Record a finding, tagged with `request` (a Request) or else the "
+     "current one; nothing when not recording."},
     {"thread_allocated", mh_py_thread_allocated, METH_NOARGS,
      "thread_allocated() -> int | None\n"
      "Bytes this thread has allocated while recording (exact, "

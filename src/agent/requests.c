@@ -28,6 +28,11 @@ struct mh_request {
 
 /* Protected by the GIL. */
 static PyObject *request_var; /* the ContextVar; never freed */
+/* Set while this thread changes request_var: CPython's var cache holds a
+ * borrowed pointer, and PyContextVar_Reset clears it before building the
+ * new HAMT; a read from the allocator hook in between would cache the
+ * outgoing value, which is then freed (a dangling cache). */
+static _Thread_local int changing_var;
 static uint64_t last_id;      /* continues across restarts and fork */
 
 static PyTypeObject request_type;
@@ -112,6 +117,8 @@ current(void)
 uint64_t
 mh_requests_current_id(void)
 {
+    if (changing_var)
+        return 0;
     struct saved_error e;
     error_save(&e);
     struct mh_request *r = current();
@@ -303,7 +310,9 @@ mh_py_request_begin(PyObject *module, PyObject *unused)
     r->token = NULL;
     r->ended = 0;
     PyObject_GC_Track((PyObject *)r);
+    changing_var = 1;
     r->token = PyContextVar_Set(request_var, (PyObject *)r);
+    changing_var = 0;
     if (!r->token) {
         Py_DECREF(r);
         return NULL;
@@ -343,7 +352,10 @@ mh_py_request_end(PyObject *module, PyObject *arg)
     if (r->token) {
         /* Fails in another thread or task (another Context): `ended`
          * keeps the stale value there harmless. */
-        if (PyContextVar_Reset(request_var, r->token))
+        changing_var = 1;
+        int failed = PyContextVar_Reset(request_var, r->token);
+        changing_var = 0;
+        if (failed)
             PyErr_Clear();
         Py_CLEAR(r->token);
     }
@@ -392,15 +404,23 @@ PyObject *
 mh_py_finding(PyObject *module, PyObject *args, PyObject *kw)
 {
     (void)module;
-    static char *kwlist[] = {"id",    "file",  "line",   "function",
-                             "count", "bytes", "detail", NULL};
-    PyObject *id, *file, *function = NULL, *detail = NULL;
+    static char *kwlist[] = {"id",     "file",   "line",    "function",
+                             "count",  "bytes",  "detail",  "request",
+                             NULL};
+    PyObject *id, *file, *function = NULL, *detail = NULL, *req = NULL;
     struct mh_cap_finding f = {0};
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "UUO&|UO&O&U", kwlist, &id,
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "UUO&|UO&O&UO", kwlist, &id,
                                      &file, line_arg, &f.line, &function,
                                      u64_arg, &f.count, u64_arg, &f.bytes,
-                                     &detail))
+                                     &detail, &req))
         return NULL;
+    if (req == Py_None)
+        req = NULL;
+    if (req && !PyObject_TypeCheck(req, &request_type)) {
+        PyErr_SetString(PyExc_TypeError,
+                        "request must be a Request or None");
+        return NULL;
+    }
     if (PyUnicode_GET_LENGTH(id) == 0) {
         PyErr_SetString(PyExc_ValueError, "a finding's id must not be empty");
         return NULL;
@@ -413,7 +433,10 @@ mh_py_finding(PyObject *module, PyObject *args, PyObject *kw)
         (function && utf8_of(function, &f.function, &keep[2])) ||
         (detail && utf8_of(detail, &f.detail, &keep[3])))
         goto done;
-    f.request = mh_requests_current_id();
+    /* A finding observed after its request ended (an object freed later)
+     * names the request it came from, not whatever runs now. */
+    f.request = req ? ((struct mh_request *)req)->id
+                    : mh_requests_current_id();
     f.t_ns = mh_writer_now_ns();
     mh_tracker_put_finding(&f);
     result = Py_None;

@@ -14,7 +14,6 @@
 
 #include "agentctl.h"
 
-#define SUN_MAX sizeof(((struct sockaddr_un *)0)->sun_path)
 /* A process's environment is small; a huge one is read this far. */
 #define ENVIRON_MAX (256u << 10)
 
@@ -83,56 +82,78 @@ target_xdg(long pid, char *out, size_t n)
     return rc;
 }
 
-/* 1 when `path` is a socket; 0 when absent; -1 (errno EACCES) when a
- * directory on the way may not be searched. */
+/* Adds dir/<pid>.sock to w's candidates (unless too long for a socket
+ * address, or already there) and looks at it. Returns 1 when it is a
+ * socket. */
 static int
-try_candidate(const char *dir, long pid, char *out, size_t n)
+look_at(struct mh_agentctl_where *w, const char *dir, long pid)
 {
-    char p[SUN_MAX];
+    char p[MH_AGENTCTL_PATH_MAX];
     int k = snprintf(p, sizeof(p), "%s/%ld.sock", dir, pid);
-    if (k < 0 || (size_t)k >= sizeof(p))
+    if (k < 0 || (size_t)k >= sizeof(p) || w->n >= MH_AGENTCTL_CANDIDATES)
         return 0;
+    for (int i = 0; i < w->n; i++)
+        if (!strcmp(w->cand[i], p))
+            return 0;
+    int i = w->n++;
+    memcpy(w->cand[i], p, sizeof(p));
     struct stat st;
-    if (lstat(p, &st))
-        return errno == EACCES ? -1 : 0;
-    if (!S_ISSOCK(st.st_mode))
+    if (lstat(p, &st)) {
+        if (errno == EACCES && w->denied < 0)
+            w->denied = i;
         return 0;
-    snprintf(out, n, "%s", p);
+    }
+    if (!S_ISSOCK(st.st_mode)) {
+        if (w->not_socket < 0)
+            w->not_socket = i;
+        return 0;
+    }
+    w->found = i;
     return 1;
+}
+
+void
+mh_agentctl_locate(long pid, struct mh_agentctl_where *w)
+{
+    char dir[PATH_MAX + 16], xdg[PATH_MAX];
+    w->n = 0;
+    w->found = w->denied = w->not_socket = -1;
+    if (!target_xdg(pid, xdg, sizeof(xdg))) {
+        snprintf(dir, sizeof(dir), "%s/memhound", xdg);
+        if (look_at(w, dir, pid))
+            return;
+    }
+    const char *mine = getenv("XDG_RUNTIME_DIR");
+    if (mine && mine[0] == '/' && strlen(mine) < PATH_MAX) {
+        snprintf(dir, sizeof(dir), "%s/memhound", mine);
+        if (look_at(w, dir, pid))
+            return;
+    }
+    long uid = target_uid(pid);
+    snprintf(dir, sizeof(dir), "/tmp/memhound-%ld",
+             uid >= 0 ? uid : (long)geteuid());
+    look_at(w, dir, pid);
 }
 
 int
 mh_agentctl_find(long pid, char *out, size_t n)
 {
-    char dir[PATH_MAX + 16], xdg[PATH_MAX];
-    int denied = 0, r;
-    if (!target_xdg(pid, xdg, sizeof(xdg))) {
-        snprintf(dir, sizeof(dir), "%s/memhound", xdg);
-        if ((r = try_candidate(dir, pid, out, n)) > 0)
-            return MH_OK;
-        denied |= r < 0;
+    struct mh_agentctl_where w;
+    mh_agentctl_locate(pid, &w);
+    if (w.found < 0) {
+        errno = w.denied >= 0 ? EACCES : ENOENT;
+        return MH_EIO;
     }
-    const char *mine = getenv("XDG_RUNTIME_DIR");
-    if (mine && mine[0] == '/' && strlen(mine) < PATH_MAX) {
-        snprintf(dir, sizeof(dir), "%s/memhound", mine);
-        if ((r = try_candidate(dir, pid, out, n)) > 0)
-            return MH_OK;
-        denied |= r < 0;
-    }
-    long uid = target_uid(pid);
-    snprintf(dir, sizeof(dir), "/tmp/memhound-%ld",
-             uid >= 0 ? uid : (long)geteuid());
-    if ((r = try_candidate(dir, pid, out, n)) > 0)
-        return MH_OK;
-    denied |= r < 0;
-    errno = denied ? EACCES : ENOENT;
-    return MH_EIO;
+    snprintf(out, n, "%s", w.cand[w.found]);
+    return MH_OK;
 }
 
 int
-mh_agentctl_connect(long pid, const char *path)
+mh_agentctl_connect(long pid, const char *path, long *peer)
 {
-    if (strlen(path) >= SUN_MAX) {
+    if (peer)
+        *peer = -1;
+    if (strlen(path) >= MH_AGENTCTL_PATH_MAX) {
         errno = ENAMETOOLONG;
         return -1;
     }
@@ -153,8 +174,10 @@ mh_agentctl_connect(long pid, const char *path)
     }
     struct ucred cr;
     socklen_t len = sizeof(cr);
-    if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &len) ||
-        (long)cr.pid != pid) {
+    int known = !getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &len);
+    if (!known || (long)cr.pid != pid) {
+        if (peer && known)
+            *peer = (long)cr.pid;
         close(fd);
         errno = EPERM;
         return -1;
@@ -231,38 +254,42 @@ now_s(void)
 }
 
 int
-mh_agentctl_request(long pid, const char *request, double timeout,
-                    struct mh_agentctl_reply *r)
+mh_agentctl_wait(int fd, struct mh_agentctl_reply *r, double timeout)
 {
-    char path[SUN_MAX];
-    r->len = 0;
-    r->line[0] = '\0';
-    if (mh_agentctl_find(pid, path, sizeof(path)))
-        return MH_EIO;
-    int fd = mh_agentctl_connect(pid, path);
-    if (fd < 0)
-        return MH_EIO;
-    if (mh_agentctl_send(fd, request)) {
-        int err = errno;
-        close(fd);
-        errno = err;
-        return MH_EIO;
-    }
     double deadline = now_s() + timeout;
     int rc;
     while (!(rc = mh_agentctl_read(fd, r))) {
         double left = deadline - now_s();
         if (left <= 0) {
-            close(fd);
             errno = ETIMEDOUT;
             return MH_EIO;
         }
+        /* poll() takes an int of milliseconds: wait a day at a time. */
+        int ms = left > 86400 ? 86400000 : (int)(left * 1000) + 1;
         struct pollfd pfd = {.fd = fd, .events = POLLIN};
-        if (poll(&pfd, 1, (int)(left * 1000) + 1) < 0 && errno != EINTR)
-            break;
+        if (poll(&pfd, 1, ms) < 0 && errno != EINTR)
+            return MH_EIO;
     }
+    return rc == 1 ? MH_OK : MH_EIO;
+}
+
+int
+mh_agentctl_request(long pid, const char *request, double timeout,
+                    struct mh_agentctl_reply *r)
+{
+    char path[MH_AGENTCTL_PATH_MAX];
+    r->len = 0;
+    r->line[0] = '\0';
+    if (mh_agentctl_find(pid, path, sizeof(path)))
+        return MH_EIO;
+    int fd = mh_agentctl_connect(pid, path, NULL);
+    if (fd < 0)
+        return MH_EIO;
+    int rc = mh_agentctl_send(fd, request);
+    if (rc == MH_OK)
+        rc = mh_agentctl_wait(fd, r, timeout);
     int err = errno;
     close(fd);
     errno = err;
-    return rc == 1 ? MH_OK : MH_EIO;
+    return rc;
 }

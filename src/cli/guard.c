@@ -59,6 +59,7 @@
 #include "../util/msg.h"
 #include "../util/proc.h"
 #include "agentctl.h"
+#include "args.h"
 #include "cli.h"
 #include "units.h"
 
@@ -413,36 +414,6 @@ usage(FILE *out)
 }
 
 static int
-take_value(int argc, char **argv, int *i, const char *s, const char *lng,
-           const char **val)
-{
-    const char *a = argv[*i];
-    size_t n = strlen(lng);
-    if (s && a[0] == '-' && a[1] == s[1] && a[1] != '-') {
-        if (a[2]) {
-            *val = a + 2;
-            return 1;
-        }
-    } else if (!strncmp(a, lng, n) && a[n] == '=') {
-        *val = a + n + 1;
-        return 1;
-    } else if (strcmp(a, lng)) {
-        return 0;
-    }
-    if (*i + 1 >= argc)
-        return -1;
-    *val = argv[++*i];
-    return 1;
-}
-
-static int
-bad_value(const char *opt, const char *val, const char *expected)
-{
-    mh_errorf("invalid %s '%s': expected %s", opt, val, expected);
-    return MH_EXIT_USAGE;
-}
-
-static int
 parse_args(int argc, char **argv, struct guard_opts *o)
 {
     memset(o, 0, sizeof(*o));
@@ -465,120 +436,126 @@ parse_args(int argc, char **argv, struct guard_opts *o)
             exit(MH_EXIT_OK);
         } else if (!strcmp(a, "--no-dump")) {
             o->no_dump = 1;
-        } else if ((r = take_value(argc, argv, &i, NULL, "--rss-limit",
-                                   &val)) ||
-                   (r = take_value(argc, argv, &i, NULL, "--uss-limit",
-                                   &val))) {
+        } else if ((r = mh_args_take_value(argc, argv, &i, NULL, "--rss-limit",
+                                           &val)) ||
+                   (r = mh_args_take_value(argc, argv, &i, NULL, "--uss-limit",
+                                           &val))) {
             if (r < 0)
-                goto missing;
+                return mh_args_missing(a);
             uint64_t *dst = a[2] == 'r' ? &o->rss_limit : &o->uss_limit;
             if (mh_units_parse_size(val, dst))
-                return bad_value(a[2] == 'r' ? "--rss-limit" : "--uss-limit",
-                                 val, "a size such as 512m or 1.5g");
-        } else if ((r = take_value(argc, argv, &i, NULL, "--limit-fraction",
-                                   &val))) {
+                return mh_args_bad_value(a[2] == 'r' ? "--rss-limit"
+                                                     : "--uss-limit",
+                                         val, "a size such as 512m or 1.5g");
+        } else if ((r = mh_args_take_value(argc, argv, &i, NULL,
+                                           "--limit-fraction", &val))) {
             if (r < 0)
-                goto missing;
+                return mh_args_missing(a);
             char *end;
             errno = 0;
             o->limit_fraction = strtod(val, &end);
             if (errno || end == val || *end ||
                 !(o->limit_fraction > 0 && o->limit_fraction <= 1))
-                return bad_value("--limit-fraction", val,
-                                 "a fraction above 0, at most 1, such as "
-                                 "0.9");
-        } else if ((r = take_value(argc, argv, &i, NULL, "--max-lifetime",
-                                   &val))) {
+                return mh_args_bad_value(
+                    "--limit-fraction", val,
+                    "a fraction above 0, at most 1, such as 0.9");
+        } else if ((r = mh_args_take_value(argc, argv, &i, NULL,
+                                           "--max-lifetime", &val))) {
             if (r < 0)
-                goto missing;
+                return mh_args_missing(a);
             if (mh_units_parse_duration(val, 1, &o->max_lifetime))
-                return bad_value("--max-lifetime", val,
-                                 "a duration of 1s or more, such as 12h");
-        } else if ((r = take_value(argc, argv, &i, NULL, "--jitter", &val))) {
+                return mh_args_bad_value(
+                    "--max-lifetime", val,
+                    "a duration of 1s or more, such as 12h");
+        } else if ((r = mh_args_take_value(argc, argv, &i, NULL, "--jitter",
+                                           &val))) {
             if (r < 0)
-                goto missing;
+                return mh_args_missing(a);
             if (mh_units_parse_duration(val, 0, &o->jitter))
-                return bad_value("--jitter", val,
-                                 "a duration such as 10m or 0");
-        } else if ((r = take_value(argc, argv, &i, NULL, "--max-requests",
-                                   &val))) {
+                return mh_args_bad_value("--jitter", val,
+                                         "a duration such as 10m or 0");
+        } else if ((r = mh_args_take_value(argc, argv, &i, NULL,
+                                           "--max-requests", &val))) {
             if (r < 0)
-                goto missing;
+                return mh_args_missing(a);
             char *end;
             errno = 0;
             o->max_requests = strtoll(val, &end, 10);
             if (errno || end == val || *end || o->max_requests < 1)
-                return bad_value("--max-requests", val, "a positive count");
-        } else if ((r = take_value(argc, argv, &i, NULL, "--interval",
-                                   &val))) {
+                return mh_args_bad_value("--max-requests", val,
+                                         "a positive count");
+        } else if ((r = mh_args_take_value(argc, argv, &i, NULL, "--interval",
+                                           &val))) {
             if (r < 0)
-                goto missing;
+                return mh_args_missing(a);
             if (mh_units_parse_duration(val, 0.1, &o->interval))
-                return bad_value("--interval", val,
-                                 "a duration of 100ms or more, such as 1s");
-        } else if ((r = take_value(argc, argv, &i, NULL, "--mercy", &val))) {
+                return mh_args_bad_value(
+                    "--interval", val,
+                    "a duration of 100ms or more, such as 1s");
+        } else if ((r = mh_args_take_value(argc, argv, &i, NULL, "--mercy",
+                                           &val))) {
             if (r < 0)
-                goto missing;
+                return mh_args_missing(a);
             if (mh_units_parse_duration(val, 0.1, &o->mercy))
-                return bad_value("--mercy", val,
-                                 "a duration of 100ms or more, such as 60s");
-        } else if ((r = take_value(argc, argv, &i, NULL, "--dump-timeout",
-                                   &val))) {
+                return mh_args_bad_value(
+                    "--mercy", val,
+                    "a duration of 100ms or more, such as 60s");
+        } else if ((r = mh_args_take_value(argc, argv, &i, NULL,
+                                           "--dump-timeout", &val))) {
             if (r < 0)
-                goto missing;
+                return mh_args_missing(a);
             if (mh_units_parse_duration(val, 0.1, &o->dump_timeout))
-                return bad_value("--dump-timeout", val,
-                                 "a duration of 100ms or more, such as 30s");
-        } else if ((r = take_value(argc, argv, &i, NULL, "--max-concurrent",
-                                   &val))) {
+                return mh_args_bad_value(
+                    "--dump-timeout", val,
+                    "a duration of 100ms or more, such as 30s");
+        } else if ((r = mh_args_take_value(argc, argv, &i, NULL,
+                                           "--max-concurrent", &val))) {
             if (r < 0)
-                goto missing;
+                return mh_args_missing(a);
             char *end;
             errno = 0;
             long v = strtol(val, &end, 10);
             if (errno || end == val || *end || v < 1 || v > MAX_WORKERS)
-                return bad_value("--max-concurrent", val,
-                                 "a count of 1 or more");
+                return mh_args_bad_value("--max-concurrent", val,
+                                         "a count of 1 or more");
             o->max_concurrent = (int)v;
-        } else if ((r = take_value(argc, argv, &i, NULL, "--signal", &val))) {
+        } else if ((r = mh_args_take_value(argc, argv, &i, NULL, "--signal",
+                                           &val))) {
             if (r < 0)
-                goto missing;
+                return mh_args_missing(a);
             o->sig = parse_signal(val);
             if (!o->sig || o->sig == SIGKILL)
-                return bad_value("--signal", val,
-                                 "a signal name or number such as TERM, "
-                                 "HUP or QUIT (KILL is not graceful)");
-        } else if ((r = take_value(argc, argv, &i, NULL, "--snapshot-dir",
-                                   &val))) {
+                return mh_args_bad_value(
+                    "--signal", val,
+                    "a signal name or number such as TERM, "
+                    "HUP or QUIT (KILL is not graceful)");
+        } else if ((r = mh_args_take_value(argc, argv, &i, NULL,
+                                           "--snapshot-dir", &val))) {
             if (r < 0 || !*val)
-                goto missing;
+                return mh_args_missing(a);
             o->snapshot_dir = val;
-        } else if ((r = take_value(argc, argv, &i, "-o", "--output", &val))) {
+        } else if ((r = mh_args_take_value(argc, argv, &i, "-o", "--output",
+                                           &val))) {
             if (r < 0 || !*val)
-                goto missing;
+                return mh_args_missing(a);
             o->output = val;
-        } else if ((r = take_value(argc, argv, &i, NULL, "--log", &val))) {
+        } else if ((r = mh_args_take_value(argc, argv, &i, NULL, "--log",
+                                           &val))) {
             if (r < 0 || !*val)
-                goto missing;
+                return mh_args_missing(a);
             o->log_path = val;
-        } else if ((r = take_value(argc, argv, &i, NULL, "--pid", &val))) {
+        } else if ((r = mh_args_take_value(argc, argv, &i, NULL, "--pid",
+                                           &val))) {
             if (r < 0)
-                goto missing;
-            char *end;
-            errno = 0;
-            o->pid = strtol(val, &end, 10);
-            if (errno || end == val || *end || o->pid < 2)
-                return bad_value("--pid", val, "a process id");
+                return mh_args_missing(a);
+            if (mh_args_parse_pid(val, &o->pid) || o->pid < 2)
+                return mh_args_bad_value("--pid", val, "a process id");
         } else {
             mh_errorf("unknown option '%s' for guard; see 'memhound guard "
                       "--help'",
                       a);
             return MH_EXIT_USAGE;
         }
-        continue;
-    missing:
-        mh_errorf("option '%s' needs a value", a);
-        return MH_EXIT_USAGE;
     }
     if (i < argc)
         o->command = argv + i;
@@ -930,7 +907,7 @@ ctl_start(struct guard *g, struct worker *w, const char *req, double timeout)
                      "memhound");
         return -1;
     }
-    int fd = mh_agentctl_connect(w->pid, path);
+    int fd = mh_agentctl_connect(w->pid, path, NULL);
     if (fd < 0) {
         snprintf(r->note, sizeof(r->note),
                  errno == ECONNREFUSED
@@ -1169,7 +1146,7 @@ query_stats(struct guard *g, struct worker *w)
         }
         return;
     }
-    int fd = mh_agentctl_connect(w->pid, path);
+    int fd = mh_agentctl_connect(w->pid, path, NULL);
     if (fd < 0)
         return;
     w->stats = mh_calloc(1, sizeof(*w->stats));

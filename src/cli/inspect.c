@@ -9,7 +9,6 @@
  * Exit codes: 0 done; 1 the process is gone, runs no agent, or its
  * capture cannot be read; 2 usage error. */
 #include <errno.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,6 +21,7 @@
 #include "../util/file.h"
 #include "../util/proc.h"
 #include "agentctl.h"
+#include "args.h"
 #include "cli.h"
 
 #define REQUEST_TIMEOUT 10.0 /* seconds; the agent answers within 100 ms */
@@ -52,23 +52,11 @@ usage(FILE *out, const char *cmd)
               out);
 }
 
-static int
-parse_pid(const char *s, long *pid)
-{
-    char *end;
-    errno = 0;
-    long v = strtol(s, &end, 10);
-    if (errno || end == s || *end || v <= 0)
-        return -1;
-    *pid = v;
-    return 0;
-}
-
 /* One request; prints why it failed. */
 static int
 ask(long pid, const char *req, struct mh_agentctl_reply *r)
 {
-    if (kill((pid_t)pid, 0) && errno == ESRCH) {
+    if (!mh_proc_exists(pid)) {
         mh_errorf("no process %ld", pid);
         return -1;
     }
@@ -129,7 +117,7 @@ mh_cmd_trim(int argc, char **argv)
         usage(stdout, "trim");
         return MH_EXIT_OK;
     }
-    if (argc != 2 || parse_pid(argv[1], &pid)) {
+    if (argc != 2 || mh_args_parse_pid(argv[1], &pid)) {
         usage(stderr, "trim");
         return MH_EXIT_USAGE;
     }
@@ -154,19 +142,19 @@ mh_cmd_inspect(int argc, char **argv)
     long pid = 0;
     int json = 0;
     for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
+        const char *a = argv[i], *v;
+        int r;
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
             usage(stdout, "inspect");
             return MH_EXIT_OK;
-        } else if (!strcmp(a, "--format") || !strncmp(a, "--format=", 9)) {
-            const char *v = a[8] == '=' ? a + 9 : i + 1 < argc ? argv[++i]
-                                                               : NULL;
-            if (!v || (strcmp(v, "text") && strcmp(v, "json"))) {
+        } else if ((r = mh_args_take_value(argc, argv, &i, NULL, "--format",
+                                           &v))) {
+            if (r < 0 || (strcmp(v, "text") && strcmp(v, "json"))) {
                 mh_errorf("--format takes text or json");
                 return MH_EXIT_USAGE;
             }
             json = !strcmp(v, "json");
-        } else if (!pid && !parse_pid(a, &pid)) {
+        } else if (!pid && !mh_args_parse_pid(a, &pid)) {
             continue;
         } else {
             mh_errorf("unexpected argument '%s'", a);
@@ -194,8 +182,8 @@ mh_cmd_inspect(int argc, char **argv)
     }
     int code = MH_EXIT_FAIL;
     struct mh_analysis a;
-    struct mh_analysis_opts opts = {.by = MH_BY_LINE, .warmup = 0.1,
-                                    .warmup_fraction = 1, .top = 1};
+    struct mh_analysis_opts opts = {
+        .by = MH_BY_LINE, .warmup = 0.1, .warmup_fraction = 1, .top = 1};
     mh_analysis_init(&a, &opts);
     if (ask(pid, "flush", &r) || ask(pid, "stats", &r))
         goto done;

@@ -4,7 +4,7 @@
  * while the service goes on. By default the command returns once the
  * walker has exited, so the file it names is complete.
  *
- * The socket of a process is found where its agent put it:
+ * The socket of a process is found where its agent put it (agentctl.h):
  * $XDG_RUNTIME_DIR/memhound/<pid>.sock (the target's XDG_RUNTIME_DIR,
  * read from /proc/<pid>/environ, or ours) or /tmp/memhound-<uid>/<pid>.sock
  * with the target's uid. Each failure gets its own message: no such
@@ -12,27 +12,23 @@
  *
  * Exit codes: 0 the dump was written; 1 it was not; 2 usage error. */
 #include <errno.h>
-#include <fcntl.h>
 #include <limits.h>
 #include <poll.h>
-#include <signal.h>
-#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "../format/heap_read.h"
 #include "../util/file.h"
 #include "../util/msg.h"
+#include "../util/proc.h"
+#include "agentctl.h"
+#include "args.h"
 #include "cli.h"
 
-#define SOCK_PATH_MAX sizeof(((struct sockaddr_un *)0)->sun_path)
-#define MAX_CANDIDATES 3
 #define DEFAULT_TIMEOUT 600.0 /* s: a walk of a huge heap, and then some */
 /* How long the agent may take to answer at all: its writer thread looks
  * at the socket every 100 ms, then needs the GIL for the fork. */
@@ -98,72 +94,53 @@ parse_args(int argc, char **argv, struct snap_opts *o)
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         const char *val = NULL;
+        int r;
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
             usage(stdout);
             return MH_EXIT_OK;
         } else if (!strcmp(a, "--wait")) {
             o->wait_socket = 1;
-            continue;
         } else if (!strcmp(a, "--no-wait")) {
             o->wait_walk = 0;
-            continue;
         } else if (!strcmp(a, "--") && i + 1 < argc && !pid_arg) {
             pid_arg = argv[++i];
-            continue;
         } else if (a[0] != '-' || !a[1]) {
             if (pid_arg) {
                 mh_errorf("snapshot takes one PID, not '%s' too", a);
                 return MH_EXIT_USAGE;
             }
             pid_arg = a;
-            continue;
-        }
-        const char *name = a;
-        if (!strncmp(a, "-o", 2) && a[2]) {
-            name = "-o";
-            val = a + 2;
-        } else if (!strncmp(a, "--output=", 9)) {
-            name = "--output";
-            val = a + 9;
-        } else if (!strncmp(a, "--timeout=", 10)) {
-            name = "--timeout";
-            val = a + 10;
-        } else if (!strncmp(a, "--format=", 9)) {
-            name = "--format";
-            val = a + 9;
-        } else if (strcmp(a, "-o") && strcmp(a, "--output") &&
-                   strcmp(a, "--timeout") && strcmp(a, "--format")) {
-            mh_errorf("unknown option '%s' for snapshot; see 'memhound "
-                      "snapshot --help'",
-                      a);
-            return MH_EXIT_USAGE;
-        }
-        if (!val) {
-            if (i + 1 >= argc) {
-                mh_errorf("option '%s' needs a value", a);
-                return MH_EXIT_USAGE;
-            }
-            val = argv[++i];
-        }
-        if (!strcmp(name, "-o") || !strcmp(name, "--output")) {
+        } else if ((r = mh_args_take_value(argc, argv, &i, "-o", "--output",
+                                           &val))) {
+            if (r < 0)
+                return mh_args_missing(a);
             if (!*val) {
-                mh_errorf("option '%s' needs a file name", name);
+                mh_errorf("option '%s' needs a file name",
+                          a[1] == 'o' ? "-o" : "--output");
                 return MH_EXIT_USAGE;
             }
             o->output = val;
-        } else if (!strcmp(name, "--timeout")) {
+        } else if ((r = mh_args_take_value(argc, argv, &i, NULL, "--timeout",
+                                           &val))) {
+            if (r < 0)
+                return mh_args_missing(a);
             char *end;
             errno = 0;
             o->timeout = strtod(val, &end);
             if (errno || end == val || (*end && strcmp(end, "s")) ||
-                !(o->timeout > 0 && o->timeout < 1e7)) {
-                mh_errorf("invalid --timeout '%s': expected seconds", val);
-                return MH_EXIT_USAGE;
-            }
-        } else if (!strcmp(val, "json") || !strcmp(val, "text")) {
+                !(o->timeout > 0 && o->timeout < 1e7))
+                return mh_args_bad_value("--timeout", val, "seconds");
+        } else if ((r = mh_args_take_value(argc, argv, &i, NULL, "--format",
+                                           &val))) {
+            if (r < 0)
+                return mh_args_missing(a);
+            if (strcmp(val, "json") && strcmp(val, "text"))
+                return mh_args_bad_value("--format", val, "text or json");
             o->json = !strcmp(val, "json");
         } else {
-            mh_errorf("invalid --format '%s': expected text or json", val);
+            mh_errorf("unknown option '%s' for snapshot; see 'memhound "
+                      "snapshot --help'",
+                      a);
             return MH_EXIT_USAGE;
         }
     }
@@ -173,10 +150,7 @@ parse_args(int argc, char **argv, struct snap_opts *o)
         usage(stderr);
         return MH_EXIT_USAGE;
     }
-    char *end;
-    errno = 0;
-    o->pid = strtol(pid_arg, &end, 10);
-    if (errno || *end || end == pid_arg || o->pid <= 0 || o->pid > INT32_MAX) {
+    if (mh_args_parse_pid(pid_arg, &o->pid)) {
         mh_errorf("invalid PID '%s': expected a process id such as 1234",
                   pid_arg);
         return MH_EXIT_USAGE;
@@ -184,108 +158,7 @@ parse_args(int argc, char **argv, struct snap_opts *o)
     return -1;
 }
 
-/* ---- finding the socket ---- */
-
-/* The target's effective uid from /proc/<pid>/status; -1 if unreadable. */
-static long
-target_uid(long pid)
-{
-    char path[64], line[256];
-    snprintf(path, sizeof(path), "/proc/%ld/status", pid);
-    FILE *f = fopen(path, "re");
-    if (!f)
-        return -1;
-    long uid = -1;
-    while (fgets(line, sizeof(line), f)) {
-        unsigned long real, eff;
-        if (sscanf(line, "Uid: %lu %lu", &real, &eff) == 2) {
-            uid = (long)eff;
-            break;
-        }
-    }
-    fclose(f);
-    return uid;
-}
-
-/* XDG_RUNTIME_DIR as the target started with it, into out; 0 if found.
- * Only readable for our own processes (or as root). */
-static int
-target_xdg(long pid, char *out, size_t n)
-{
-    char path[64];
-    snprintf(path, sizeof(path), "/proc/%ld/environ", pid);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return -1;
-    /* The environment is small; a huge one is read up to this much. */
-    static char env[1 << 20];
-    size_t len = 0;
-    ssize_t k;
-    while (len < sizeof(env) - 1 &&
-           (k = read(fd, env + len, sizeof(env) - 1 - len)) != 0) {
-        if (k < 0) {
-            if (errno == EINTR)
-                continue;
-            break;
-        }
-        len += (size_t)k;
-    }
-    close(fd);
-    env[len] = '\0';
-    static const char key[] = "XDG_RUNTIME_DIR=";
-    for (size_t i = 0; i < len;) {
-        const char *var = env + i;
-        size_t vlen = strlen(var);
-        if (!strncmp(var, key, sizeof(key) - 1) &&
-            var[sizeof(key) - 1] == '/') {
-            snprintf(out, n, "%s", var + sizeof(key) - 1);
-            return 0;
-        }
-        i += vlen + 1;
-    }
-    return -1;
-}
-
-static void
-add_candidate(char cand[][SOCK_PATH_MAX], int *n, const char *dir, long pid)
-{
-    char p[SOCK_PATH_MAX];
-    int k = snprintf(p, sizeof(p), "%s/%ld.sock", dir, pid);
-    if (k < 0 || (size_t)k >= sizeof(p) || *n >= MAX_CANDIDATES)
-        return;
-    for (int i = 0; i < *n; i++)
-        if (!strcmp(cand[i], p))
-            return;
-    memcpy(cand[(*n)++], p, sizeof(p));
-}
-
-/* Where the agent of `pid` may have put its socket, most likely first. */
-static int
-candidates(long pid, char cand[][SOCK_PATH_MAX])
-{
-    int n = 0;
-    char dir[PATH_MAX + 16], xdg[PATH_MAX];
-    if (!target_xdg(pid, xdg, sizeof(xdg))) {
-        snprintf(dir, sizeof(dir), "%s/memhound", xdg);
-        add_candidate(cand, &n, dir, pid);
-    }
-    const char *mine = getenv("XDG_RUNTIME_DIR");
-    if (mine && mine[0] == '/' && strlen(mine) < PATH_MAX) {
-        snprintf(dir, sizeof(dir), "%s/memhound", mine);
-        add_candidate(cand, &n, dir, pid);
-    }
-    long uid = target_uid(pid);
-    snprintf(dir, sizeof(dir), "/tmp/memhound-%ld",
-             uid >= 0 ? uid : (long)geteuid());
-    add_candidate(cand, &n, dir, pid);
-    return n;
-}
-
-static int
-process_exists(long pid)
-{
-    return !kill((pid_t)pid, 0) || errno == EPERM;
-}
+/* ---- finding the socket and asking ---- */
 
 static const char *
 dir_of(const char *path, char *buf, size_t n)
@@ -302,149 +175,67 @@ dir_of(const char *path, char *buf, size_t n)
 static int
 find_socket(long pid, char *out, int quiet)
 {
-    char cand[MAX_CANDIDATES][SOCK_PATH_MAX];
-    int n = candidates(pid, cand);
-    int denied = -1;
-    for (int i = 0; i < n; i++) {
-        struct stat st;
-        if (!lstat(cand[i], &st)) {
-            if (!S_ISSOCK(st.st_mode)) {
-                mh_errorf("'%s' is not a socket", cand[i]);
-                return -2;
-            }
-            memcpy(out, cand[i], SOCK_PATH_MAX);
-            return MH_EXIT_OK;
-        }
-        if (errno == EACCES && denied < 0)
-            denied = i;
+    struct mh_agentctl_where w;
+    mh_agentctl_locate(pid, &w);
+    if (w.not_socket >= 0) {
+        mh_errorf("'%s' is not a socket", w.cand[w.not_socket]);
+        return -2;
     }
-    if (denied >= 0) {
-        char dir[SOCK_PATH_MAX];
+    if (w.found >= 0) {
+        memcpy(out, w.cand[w.found], MH_AGENTCTL_PATH_MAX);
+        return MH_EXIT_OK;
+    }
+    if (w.denied >= 0) {
+        char dir[MH_AGENTCTL_PATH_MAX];
         mh_errorf("cannot reach the control socket of process %ld in '%s': "
                   "Permission denied (only its user or root may ask for a "
                   "snapshot)",
-                  pid, dir_of(cand[denied], dir, sizeof(dir)));
+                  pid, dir_of(w.cand[w.denied], dir, sizeof(dir)));
         return -2;
     }
     if (quiet)
         return MH_EXIT_FAIL;
+    int n = w.n;
     if (n == 1)
         mh_errorf("process %ld is not recording with memhound: no control "
                   "socket at '%s'",
-                  pid, cand[0]);
+                  pid, w.cand[0]);
     else
         mh_errorf("process %ld is not recording with memhound: no control "
                   "socket at '%s'%s%s%s or '%s'",
-                  pid, cand[0], n > 2 ? ", '" : "", n > 2 ? cand[1] : "",
-                  n > 2 ? "'" : "", cand[n - 1]);
+                  pid, w.cand[0], n > 2 ? ", '" : "", n > 2 ? w.cand[1] : "",
+                  n > 2 ? "'" : "", w.cand[n - 1]);
     return -2;
 }
-
-/* ---- talking to the agent ---- */
 
 /* Connects; on failure prints why. */
 static int
 connect_agent(long pid, const char *path)
 {
-    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0) {
-        mh_errorf("cannot create a socket: %s", strerror(errno));
-        return -1;
-    }
-    struct sockaddr_un sa;
-    memset(&sa, 0, sizeof(sa));
-    sa.sun_family = AF_UNIX;
-    memcpy(sa.sun_path, path, strlen(path) + 1);
-    if (connect(fd, (struct sockaddr *)&sa, sizeof(sa))) {
-        int err = errno;
-        close(fd);
-        if (err == ECONNREFUSED)
-            mh_errorf("process %ld is not recording with memhound: its "
-                      "control socket '%s' is stale (left by a process that "
-                      "ended without removing it)",
-                      pid, path);
-        else if (err == EACCES || err == EPERM)
-            mh_errorf("cannot connect to the control socket '%s' of process "
-                      "%ld: %s (only its user or root may ask for a "
-                      "snapshot)",
-                      path, pid, strerror(err));
-        else
-            mh_errorf("cannot connect to the control socket '%s' of process "
-                      "%ld: %s",
-                      path, pid, strerror(err));
-        return -1;
-    }
-    struct ucred cr;
-    socklen_t len = sizeof(cr);
-    if (!getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &len) &&
-        (long)cr.pid != pid) {
+    long peer;
+    int fd = mh_agentctl_connect(pid, path, &peer);
+    if (fd >= 0)
+        return fd;
+    int err = errno;
+    if (err == ECONNREFUSED)
+        mh_errorf("process %ld is not recording with memhound: its "
+                  "control socket '%s' is stale (left by a process that "
+                  "ended without removing it)",
+                  pid, path);
+    else if (err == EPERM && peer > 0)
         mh_errorf("the control socket '%s' is served by process %ld, not by "
                   "process %ld",
-                  path, (long)cr.pid, pid);
-        close(fd);
-        return -1;
-    }
-    return fd;
-}
-
-static int
-send_all(int fd, const char *p, size_t n)
-{
-    while (n > 0) {
-        ssize_t k = send(fd, p, n, MSG_NOSIGNAL);
-        if (k < 0) {
-            if (errno == EINTR)
-                continue;
-            return -1;
-        }
-        p += k;
-        n -= (size_t)k;
-    }
-    return 0;
-}
-
-/* Reads one reply line into buf by `deadline`. 0, or -1 with errno
- * (ETIMEDOUT; 0 when the agent closed without a reply). */
-static int
-read_line(int fd, char *buf, size_t n, double deadline)
-{
-    size_t len = 0;
-    for (;;) {
-        double left = deadline - now_s();
-        if (left <= 0) {
-            errno = ETIMEDOUT;
-            return -1;
-        }
-        struct pollfd pfd = {.fd = fd, .events = POLLIN};
-        int r =
-            poll(&pfd, 1, left > 1e6 ? 1000000000 : (int)(left * 1000) + 1);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r < 0)
-            return -1;
-        if (r == 0)
-            continue;
-        ssize_t k = recv(fd, buf + len, n - 1 - len, 0);
-        if (k < 0 && errno == EINTR)
-            continue;
-        if (k < 0)
-            return -1;
-        if (k == 0) {
-            errno = 0;
-            return -1;
-        }
-        len += (size_t)k;
-        buf[len] = '\0';
-        char *nl = memchr(buf, '\n', len);
-        if (nl) {
-            *nl = '\0';
-            return 0;
-        }
-        if (len >= n - 1) {
-            errno = EMSGSIZE;
-            return -1;
-        }
-    }
+                  path, peer, pid);
+    else if (err == EACCES || err == EPERM)
+        mh_errorf("cannot connect to the control socket '%s' of process "
+                  "%ld: %s (only its user or root may ask for a "
+                  "snapshot)",
+                  path, pid, strerror(err));
+    else
+        mh_errorf("cannot connect to the control socket '%s' of process "
+                  "%ld: %s",
+                  path, pid, strerror(err));
+    return -1;
 }
 
 static int
@@ -570,11 +361,11 @@ mh_cmd_snapshot(int argc, char **argv)
     if (code >= 0)
         return code;
     double deadline = now_s() + o.timeout;
-    if (!process_exists(o.pid)) {
+    if (!mh_proc_exists(o.pid)) {
         mh_errorf("no process %ld", o.pid);
         return MH_EXIT_FAIL;
     }
-    char sock[SOCK_PATH_MAX];
+    char sock[MH_AGENTCTL_PATH_MAX];
     for (;;) {
         code = find_socket(o.pid, sock, o.wait_socket);
         if (code == MH_EXIT_OK)
@@ -584,7 +375,7 @@ mh_cmd_snapshot(int argc, char **argv)
                 find_socket(o.pid, sock, 0);
             return MH_EXIT_FAIL;
         }
-        if (!process_exists(o.pid)) {
+        if (!mh_proc_exists(o.pid)) {
             mh_errorf("process %ld ended before it started recording", o.pid);
             return MH_EXIT_FAIL;
         }
@@ -605,10 +396,10 @@ mh_cmd_snapshot(int argc, char **argv)
     int fd = connect_agent(o.pid, sock);
     if (fd < 0)
         return MH_EXIT_FAIL;
-    char line[PATH_MAX + 256];
-    snprintf(line, sizeof(line), "%s %s\n", o.wait_walk ? "dump-wait" : "dump",
+    char req[PATH_MAX + 16];
+    snprintf(req, sizeof(req), "%s %s", o.wait_walk ? "dump-wait" : "dump",
              abs);
-    if (send_all(fd, line, strlen(line))) {
+    if (mh_agentctl_send(fd, req)) {
         mh_errorf("cannot send the request to process %ld: %s", o.pid,
                   strerror(errno));
         close(fd);
@@ -619,9 +410,11 @@ mh_cmd_snapshot(int argc, char **argv)
     double ack = o.wait_walk ? deadline : now_s() + ACK_TIMEOUT;
     if (ack > deadline)
         ack = deadline;
-    int rc = read_line(fd, line, sizeof(line), ack);
+    struct mh_agentctl_reply reply = {.len = 0};
+    int rc = mh_agentctl_wait(fd, &reply, ack - now_s());
     int err = errno;
     close(fd);
+    const char *line = reply.line;
     if (rc) {
         if (err == ETIMEDOUT)
             mh_errorf("process %ld did not finish the heap dump '%s' within "

@@ -30,6 +30,7 @@
 #include "../util/msg.h"
 #include "../util/proc.h"
 #include "agentctl.h"
+#include "args.h"
 #include "cli.h"
 #include "units.h"
 
@@ -126,18 +127,6 @@ usage(FILE *out)
 }
 
 static int
-parse_pid(const char *s, long *out)
-{
-    char *end;
-    errno = 0;
-    long v = strtol(s, &end, 10);
-    if (errno || end == s || *end || v < 1)
-        return MH_EINVAL;
-    *out = v;
-    return MH_OK;
-}
-
-static int
 parse_args(int argc, char **argv, struct top_opts *o)
 {
     memset(o, 0, sizeof(*o));
@@ -148,51 +137,40 @@ parse_args(int argc, char **argv, struct top_opts *o)
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         const char *val = NULL;
-        const char *eq = strchr(a, '=');
-        char name[32];
-        size_t nlen = eq ? (size_t)(eq - a) : strlen(a);
-        snprintf(name, sizeof(name), "%.*s", (int)nlen, a);
-        int wants = !strcmp(name, "--tree") || !strcmp(name, "--interval") ||
-                    !strcmp(name, "--window") || !strcmp(name, "--samples");
-        if (wants) {
-            if (eq)
-                val = eq + 1;
-            else if (i + 1 < argc)
-                val = argv[++i];
-            else {
-                mh_errorf("option '%s' needs a value", a);
-                return MH_EXIT_USAGE;
-            }
-        }
+        int r;
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
             usage(stdout);
             exit(MH_EXIT_OK);
         } else if (!strcmp(a, "--once")) {
             o->once = 1;
-        } else if (!strcmp(name, "--tree")) {
-            if (parse_pid(val, &o->tree)) {
-                mh_errorf("invalid --tree '%s': expected a process id", val);
-                return MH_EXIT_USAGE;
-            }
-        } else if (!strcmp(name, "--interval") || !strcmp(name, "--window")) {
-            double *dst = name[2] == 'i' ? &o->interval : &o->window;
-            if (mh_units_parse_duration(val, 0.1, dst)) {
-                mh_errorf("invalid %s '%s': expected a duration of 100ms "
-                          "or more, such as 2s",
-                          name, val);
-                return MH_EXIT_USAGE;
-            }
-        } else if (!strcmp(name, "--samples")) {
+        } else if ((r = mh_args_take_value(argc, argv, &i, NULL, "--tree",
+                                           &val))) {
+            if (r < 0)
+                return mh_args_missing(a);
+            if (mh_args_parse_pid(val, &o->tree))
+                return mh_args_bad_value("--tree", val, "a process id");
+        } else if ((r = mh_args_take_value(argc, argv, &i, NULL, "--interval",
+                                           &val)) ||
+                   (r = mh_args_take_value(argc, argv, &i, NULL, "--window",
+                                           &val))) {
+            if (r < 0)
+                return mh_args_missing(a);
+            const char *name = a[2] == 'i' ? "--interval" : "--window";
+            double *dst = a[2] == 'i' ? &o->interval : &o->window;
+            if (mh_units_parse_duration(val, 0.1, dst))
+                return mh_args_bad_value(
+                    name, val, "a duration of 100ms or more, such as 2s");
+        } else if ((r = mh_args_take_value(argc, argv, &i, NULL, "--samples",
+                                           &val))) {
+            if (r < 0)
+                return mh_args_missing(a);
             char *end;
             errno = 0;
             o->samples = strtol(val, &end, 10);
             if (errno || end == val || *end || o->samples < 1 ||
-                o->samples > 100000) {
-                mh_errorf("invalid --samples '%s': expected a count of 1 "
-                          "or more",
-                          val);
-                return MH_EXIT_USAGE;
-            }
+                o->samples > 100000)
+                return mh_args_bad_value("--samples", val,
+                                         "a count of 1 or more");
             samples_given = 1;
         } else if (a[0] == '-') {
             mh_errorf("unknown option '%s' for top; see 'memhound top "
@@ -204,7 +182,7 @@ parse_args(int argc, char **argv, struct top_opts *o)
                 mh_errorf("too many processes (at most %d)", MAX_ARGS);
                 return MH_EXIT_USAGE;
             }
-            if (parse_pid(a, &o->pids[o->npids])) {
+            if (mh_args_parse_pid(a, &o->pids[o->npids])) {
                 mh_errorf("invalid process id '%s'", a);
                 return MH_EXIT_USAGE;
             }
@@ -342,7 +320,7 @@ collect_stats(struct top *t)
             continue;
         }
         p->ctl = 1;
-        p->fd = mh_agentctl_connect(p->pid, path);
+        p->fd = mh_agentctl_connect(p->pid, path, NULL);
         if (p->fd >= 0 && mh_agentctl_send(p->fd, "stats")) {
             close(p->fd);
             p->fd = -1;

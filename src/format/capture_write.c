@@ -1,11 +1,8 @@
 /* Encoding capture records and sealing them into chunks
  * (docs/capture-format.md). The agent is the only user; the hot ALLOC and
- * FREE encoders are inline in the header, the rest are here.
- *
- * A sized record is laid out as tag, body length, body. Each encoder first
- * computes the body length, reserves the whole record with one
- * mh_buf_grow(), then writes into the reserved room: so a record is either
- * appended whole or not at all, without a rollback path. */
+ * FREE encoders are inline in the header, the rest are here. Sized
+ * records are reserved whole and then written with the mh_rec_* helpers
+ * of chunk.h, which heap_write.c uses too. */
 #include <string.h>
 
 #define ZSTD_STATIC_LINKING_ONLY /* ZSTD_createCCtx_advanced: see below */
@@ -13,70 +10,12 @@
 
 #include "../util/mem.h"
 #include "capture_write.h"
-
-static size_t
-uv_len(uint64_t v)
-{
-    size_t n = 1;
-    while (v >= 0x80) {
-        v >>= 7;
-        n++;
-    }
-    return n;
-}
-
-static size_t
-str_len(size_t n)
-{
-    return uv_len(n) + n;
-}
-
-/* The w_* helpers write into room reserved by record_begin(). */
-static void
-w_u8(struct mh_buf *b, uint8_t v)
-{
-    b->data[b->len++] = v;
-}
-
-static void
-w_uv(struct mh_buf *b, uint64_t v)
-{
-    b->len += mh_uvarint_encode(b->data + b->len, v);
-}
-
-static void
-w_str(struct mh_buf *b, const char *s, size_t n)
-{
-    w_uv(b, n);
-    if (n) {
-        memcpy(b->data + b->len, s, n);
-        b->len += n;
-    }
-}
-
-/* Reserves a whole sized record of `body` bytes and writes its tag and
- * length; the caller then writes exactly `body` bytes with w_*. */
-static int
-record_begin(struct mh_buf *b, uint8_t tag, size_t body)
-{
-    int rc = mh_buf_grow(b, 1 + uv_len(body) + body);
-    if (rc)
-        return rc;
-    w_u8(b, tag);
-    w_uv(b, body);
-    return MH_OK;
-}
+#include "chunk.h"
 
 int
 mh_cap_put_file_header(struct mh_buf *b)
 {
-    uint8_t h[MH_CAP_FILE_HEADER_LEN];
-    memcpy(h, MH_CAP_MAGIC, MH_CAP_MAGIC_LEN);
-    h[8] = (uint8_t)MH_CAP_VERSION;
-    h[9] = (uint8_t)(MH_CAP_VERSION >> 8);
-    h[10] = 0; /* flags */
-    h[11] = 0;
-    return mh_buf_put(b, h, sizeof(h));
+    return mh_rec_put_file_header(b, MH_CAP_MAGIC, MH_CAP_VERSION);
 }
 
 static int
@@ -84,11 +23,11 @@ strs_len(const struct mh_str *v, uint32_t n, size_t *len)
 {
     if (n && !v)
         return MH_EINVAL;
-    *len = uv_len(n);
+    *len = mh_rec_uv_len(n);
     for (uint32_t i = 0; i < n; i++) {
         if (v[i].n > MH_CAP_STR_MAX || (v[i].n && !v[i].s))
             return MH_EINVAL;
-        *len += str_len(v[i].n);
+        *len += mh_rec_str_len(v[i].n);
     }
     return MH_OK;
 }
@@ -96,9 +35,9 @@ strs_len(const struct mh_str *v, uint32_t n, size_t *len)
 static void
 w_strs(struct mh_buf *b, const struct mh_str *v, uint32_t n)
 {
-    w_uv(b, n);
+    mh_rec_w_uv(b, n);
     for (uint32_t i = 0; i < n; i++)
-        w_str(b, v[i].s, v[i].n);
+        mh_rec_w_str(b, v[i].s, v[i].n);
 }
 
 int
@@ -115,23 +54,23 @@ mh_cap_put_header(struct mh_buf *b, const struct mh_cap_header *h)
         rc = strs_len(h->sys_path, h->npath, &lpath);
     if (rc)
         return rc;
-    size_t body = uv_len(h->pid) + uv_len(h->ppid) + uv_len(h->start_ns) +
-                  uv_len(h->mode) + uv_len(h->interval) +
-                  uv_len(h->max_depth) + uv_len(h->fork_parent) +
-                  str_len(h->python.n) + str_len(h->executable.n) + largv +
-                  llib + lpath;
-    rc = record_begin(b, MH_REC_HEADER, body);
+    size_t body = mh_rec_uv_len(h->pid) + mh_rec_uv_len(h->ppid) +
+                  mh_rec_uv_len(h->start_ns) + mh_rec_uv_len(h->mode) +
+                  mh_rec_uv_len(h->interval) + mh_rec_uv_len(h->max_depth) +
+                  mh_rec_uv_len(h->fork_parent) + mh_rec_str_len(h->python.n) +
+                  mh_rec_str_len(h->executable.n) + largv + llib + lpath;
+    rc = mh_rec_begin(b, MH_REC_HEADER, body);
     if (rc)
         return rc;
-    w_uv(b, h->pid);
-    w_uv(b, h->ppid);
-    w_uv(b, h->start_ns);
-    w_uv(b, h->mode);
-    w_uv(b, h->interval);
-    w_uv(b, h->max_depth);
-    w_uv(b, h->fork_parent);
-    w_str(b, h->python.s, h->python.n);
-    w_str(b, h->executable.s, h->executable.n);
+    mh_rec_w_uv(b, h->pid);
+    mh_rec_w_uv(b, h->ppid);
+    mh_rec_w_uv(b, h->start_ns);
+    mh_rec_w_uv(b, h->mode);
+    mh_rec_w_uv(b, h->interval);
+    mh_rec_w_uv(b, h->max_depth);
+    mh_rec_w_uv(b, h->fork_parent);
+    mh_rec_w_str(b, h->python.s, h->python.n);
+    mh_rec_w_str(b, h->executable.s, h->executable.n);
     w_strs(b, h->argv, h->argc);
     w_strs(b, h->lib_prefixes, h->nlib);
     w_strs(b, h->sys_path, h->npath);
@@ -143,12 +82,8 @@ mh_cap_put_string(struct mh_buf *b, uint32_t id, const char *s, size_t n)
 {
     if (id == 0 || n > MH_CAP_STR_MAX || (n && !s))
         return MH_EINVAL;
-    int rc = record_begin(b, MH_REC_STRING, uv_len(id) + str_len(n));
-    if (rc)
-        return rc;
-    w_uv(b, id);
-    w_str(b, s, n);
-    return MH_OK;
+    const uint64_t v[] = {id};
+    return mh_rec_put_uvs_str(b, MH_REC_STRING, v, 1, s, n);
 }
 
 int
@@ -157,16 +92,8 @@ mh_cap_put_code(struct mh_buf *b, uint32_t id, uint32_t filename,
 {
     if (id == 0 || filename == 0 || name == 0)
         return MH_EINVAL;
-    int rc = record_begin(b, MH_REC_CODE,
-                          uv_len(id) + uv_len(filename) + uv_len(name) +
-                              uv_len(firstlineno));
-    if (rc)
-        return rc;
-    w_uv(b, id);
-    w_uv(b, filename);
-    w_uv(b, name);
-    w_uv(b, firstlineno);
-    return MH_OK;
+    const uint64_t v[] = {id, filename, name, firstlineno};
+    return mh_rec_put_uvs(b, MH_REC_CODE, v, 4);
 }
 
 int
@@ -175,16 +102,8 @@ mh_cap_put_frame(struct mh_buf *b, uint32_t id, uint32_t code, uint32_t line,
 {
     if (id == 0 || code == 0)
         return MH_EINVAL;
-    int rc = record_begin(b, MH_REC_FRAME,
-                          uv_len(id) + uv_len(code) + uv_len(line) +
-                              uv_len(offset));
-    if (rc)
-        return rc;
-    w_uv(b, id);
-    w_uv(b, code);
-    w_uv(b, line);
-    w_uv(b, offset);
-    return MH_OK;
+    const uint64_t v[] = {id, code, line, offset};
+    return mh_rec_put_uvs(b, MH_REC_FRAME, v, 4);
 }
 
 int
@@ -193,51 +112,34 @@ mh_cap_put_stack(struct mh_buf *b, uint32_t id, uint32_t depth,
 {
     if (id == 0 || depth == 0 || depth > MH_CAP_DEPTH_MAX || !frames)
         return MH_EINVAL;
-    size_t body = uv_len(id) + uv_len(depth);
+    size_t body = mh_rec_uv_len(id) + mh_rec_uv_len(depth);
     for (uint32_t i = 0; i < depth; i++) {
         if (frames[i] == 0)
             return MH_EINVAL;
-        body += uv_len(frames[i]);
+        body += mh_rec_uv_len(frames[i]);
     }
-    int rc = record_begin(b, MH_REC_STACK, body);
+    int rc = mh_rec_begin(b, MH_REC_STACK, body);
     if (rc)
         return rc;
-    w_uv(b, id);
-    w_uv(b, depth);
+    mh_rec_w_uv(b, id);
+    mh_rec_w_uv(b, depth);
     for (uint32_t i = 0; i < depth; i++)
-        w_uv(b, frames[i]);
+        mh_rec_w_uv(b, frames[i]);
     return MH_OK;
 }
 
 int
 mh_cap_put_timeline(struct mh_buf *b, const struct mh_cap_timeline *t)
 {
+    const uint64_t v[] = {t->t_ns,         t->rss,          t->live,
+                          t->samples,      t->frees,        t->dropped,
+                          t->alloc,        t->arena_bytes,  t->arena_free,
+                          t->malloc_arena, t->malloc_inuse, t->malloc_free,
+                          t->malloc_mmap};
     /* The allocator fields only when there are some: a record without
      * them is byte for byte what version-1 writers wrote. */
-    const uint64_t more[] = {t->arena_bytes, t->arena_free, t->malloc_arena,
-                             t->malloc_inuse, t->malloc_free, t->malloc_mmap};
-    size_t n = uv_len(t->t_ns) + uv_len(t->rss) + uv_len(t->live) +
-               uv_len(t->samples) + uv_len(t->frees) + uv_len(t->dropped);
-    if (t->alloc) {
-        n += uv_len(t->alloc);
-        for (size_t i = 0; i < sizeof(more) / sizeof(more[0]); i++)
-            n += uv_len(more[i]);
-    }
-    int rc = record_begin(b, MH_REC_TIMELINE, n);
-    if (rc)
-        return rc;
-    w_uv(b, t->t_ns);
-    w_uv(b, t->rss);
-    w_uv(b, t->live);
-    w_uv(b, t->samples);
-    w_uv(b, t->frees);
-    w_uv(b, t->dropped);
-    if (t->alloc) {
-        w_uv(b, t->alloc);
-        for (size_t i = 0; i < sizeof(more) / sizeof(more[0]); i++)
-            w_uv(b, more[i]);
-    }
-    return MH_OK;
+    return mh_rec_put_uvs(b, MH_REC_TIMELINE, v,
+                          t->alloc ? sizeof(v) / sizeof(v[0]) : 6);
 }
 
 int
@@ -246,30 +148,16 @@ mh_cap_put_marker(struct mh_buf *b, uint64_t t_ns, uint32_t kind,
 {
     if (n > MH_CAP_STR_MAX || (n && !text))
         return MH_EINVAL;
-    int rc = record_begin(b, MH_REC_MARKER,
-                          uv_len(t_ns) + uv_len(kind) + str_len(n));
-    if (rc)
-        return rc;
-    w_uv(b, t_ns);
-    w_uv(b, kind);
-    w_str(b, text, n);
-    return MH_OK;
+    const uint64_t v[] = {t_ns, kind};
+    return mh_rec_put_uvs_str(b, MH_REC_MARKER, v, 2, text, n);
 }
 
 int
 mh_cap_put_end(struct mh_buf *b, uint64_t t_ns, uint64_t samples,
                uint64_t frees, uint64_t dropped)
 {
-    int rc = record_begin(b, MH_REC_END,
-                          uv_len(t_ns) + uv_len(samples) + uv_len(frees) +
-                              uv_len(dropped));
-    if (rc)
-        return rc;
-    w_uv(b, t_ns);
-    w_uv(b, samples);
-    w_uv(b, frees);
-    w_uv(b, dropped);
-    return MH_OK;
+    const uint64_t v[] = {t_ns, samples, frees, dropped};
+    return mh_rec_put_uvs(b, MH_REC_END, v, 4);
 }
 
 int
@@ -277,12 +165,10 @@ mh_cap_put_tag(struct mh_buf *b, struct mh_cap_enc *e, uint64_t request)
 {
     if (request == e->last_request)
         return MH_OK;
-    int rc = record_begin(b, MH_REC_TAG, uv_len(request));
-    if (rc)
-        return rc;
-    w_uv(b, request);
-    e->last_request = request;
-    return MH_OK;
+    int rc = mh_rec_put_uvs(b, MH_REC_TAG, &request, 1);
+    if (rc == MH_OK)
+        e->last_request = request;
+    return rc;
 }
 
 int
@@ -291,16 +177,9 @@ mh_cap_put_request(struct mh_buf *b, const struct mh_cap_request *r)
     if (!r->id || r->endpoint.n > MH_CAP_STR_MAX ||
         (r->endpoint.n && !r->endpoint.s))
         return MH_EINVAL;
-    int rc = record_begin(b, MH_REC_REQUEST,
-                          uv_len(r->id) + uv_len(r->t_begin_ns) +
-                              uv_len(r->t_end_ns) + str_len(r->endpoint.n));
-    if (rc)
-        return rc;
-    w_uv(b, r->id);
-    w_uv(b, r->t_begin_ns);
-    w_uv(b, r->t_end_ns);
-    w_str(b, r->endpoint.s, r->endpoint.n);
-    return MH_OK;
+    const uint64_t v[] = {r->id, r->t_begin_ns, r->t_end_ns};
+    return mh_rec_put_uvs_str(b, MH_REC_REQUEST, v, 3, r->endpoint.s,
+                              r->endpoint.n);
 }
 
 static int
@@ -315,22 +194,24 @@ mh_cap_put_finding(struct mh_buf *b, const struct mh_cap_finding *f)
     if (!f->id.n || !str_ok(&f->id) || !str_ok(&f->file) ||
         !str_ok(&f->function) || !str_ok(&f->detail))
         return MH_EINVAL;
-    int rc = record_begin(
+    int rc = mh_rec_begin(
         b, MH_REC_FINDING,
-        uv_len(f->t_ns) + uv_len(f->request) + str_len(f->id.n) +
-            str_len(f->file.n) + uv_len(f->line) + str_len(f->function.n) +
-            uv_len(f->count) + uv_len(f->bytes) + str_len(f->detail.n));
+        mh_rec_uv_len(f->t_ns) + mh_rec_uv_len(f->request) +
+            mh_rec_str_len(f->id.n) + mh_rec_str_len(f->file.n) +
+            mh_rec_uv_len(f->line) + mh_rec_str_len(f->function.n) +
+            mh_rec_uv_len(f->count) + mh_rec_uv_len(f->bytes) +
+            mh_rec_str_len(f->detail.n));
     if (rc)
         return rc;
-    w_uv(b, f->t_ns);
-    w_uv(b, f->request);
-    w_str(b, f->id.s, f->id.n);
-    w_str(b, f->file.s, f->file.n);
-    w_uv(b, f->line);
-    w_str(b, f->function.s, f->function.n);
-    w_uv(b, f->count);
-    w_uv(b, f->bytes);
-    w_str(b, f->detail.s, f->detail.n);
+    mh_rec_w_uv(b, f->t_ns);
+    mh_rec_w_uv(b, f->request);
+    mh_rec_w_str(b, f->id.s, f->id.n);
+    mh_rec_w_str(b, f->file.s, f->file.n);
+    mh_rec_w_uv(b, f->line);
+    mh_rec_w_str(b, f->function.s, f->function.n);
+    mh_rec_w_uv(b, f->count);
+    mh_rec_w_uv(b, f->bytes);
+    mh_rec_w_str(b, f->detail.s, f->detail.n);
     return MH_OK;
 }
 
@@ -364,7 +245,7 @@ compress_payload(const uint8_t *payload, size_t n, int level,
     size_t room = n - 1; /* the result must be smaller than n */
     if (room > MH_CAP_CHUNK_MAX)
         room = MH_CAP_CHUNK_MAX;
-    size_t hdr = uv_len(n);
+    size_t hdr = mh_rec_uv_len(n);
     if (room <= hdr)
         return 0;
     mh_buf_reset(scratch);

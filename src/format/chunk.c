@@ -1,4 +1,5 @@
-/* Chunk framing shared by the capture and heap dump readers (chunk.h). */
+/* Chunk framing shared by the capture and heap dump readers, and the file
+ * header both writers put (chunk.h). */
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -278,4 +279,49 @@ mh_rd_uv_slow(const uint8_t **pp, const uint8_t *end, uint64_t *v)
     if (rc == MH_OK)
         *pp = cur.p;
     return rc;
+}
+
+int
+mh_rec_put_file_header(struct mh_buf *b, const char *magic, unsigned version)
+{
+    uint8_t h[MH_CAP_FILE_HEADER_LEN];
+    memcpy(h, magic, MH_CAP_MAGIC_LEN);
+    h[8] = (uint8_t)version;
+    h[9] = (uint8_t)(version >> 8);
+    h[10] = 0; /* flags */
+    h[11] = 0;
+    return mh_buf_put(b, h, sizeof(h));
+}
+
+static size_t
+uvs_len(const uint64_t *v, size_t n)
+{
+    size_t len = 0;
+    for (size_t i = 0; i < n; i++)
+        len += mh_rec_uv_len(v[i]);
+    return len;
+}
+
+int
+mh_rec_put_uvs(struct mh_buf *b, uint8_t tag, const uint64_t *v, size_t n)
+{
+    int rc = mh_rec_begin(b, tag, uvs_len(v, n));
+    if (rc)
+        return rc;
+    for (size_t i = 0; i < n; i++)
+        mh_rec_w_uv(b, v[i]);
+    return MH_OK;
+}
+
+int
+mh_rec_put_uvs_str(struct mh_buf *b, uint8_t tag, const uint64_t *v, size_t n,
+                   const char *s, size_t len)
+{
+    int rc = mh_rec_begin(b, tag, uvs_len(v, n) + mh_rec_str_len(len));
+    if (rc)
+        return rc;
+    for (size_t i = 0; i < n; i++)
+        mh_rec_w_uv(b, v[i]);
+    mh_rec_w_str(b, s, len);
+    return MH_OK;
 }

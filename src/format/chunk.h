@@ -2,7 +2,9 @@
  * "File" and "Chunk"): a 12-byte file header (magic, version, flags),
  * then chunks (tag 'K', u32 length, u32 CRC-32, u8 flags, payload; zstd
  * optional). This module checks the header, walks the chunks, verifies
- * each CRC and decompresses; the format readers parse the payloads.
+ * each CRC and decompresses; the format readers parse the payloads. It
+ * also holds what the two record writers share: the file header and the
+ * layout of a sized record (see "Writing records" below).
  *
  * Like the readers it serves it does no I/O and trusts nothing: a chunk
  * cut by the end of the buffer ends the walk as "truncated" (what a crash
@@ -14,7 +16,9 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
+#include "../util/buf.h"
 #include "../util/msg.h"
 #include "capture.h"
 
@@ -116,5 +120,77 @@ mh_rd_uv(const uint8_t **pp, const uint8_t *end, uint64_t *v)
     }
     return mh_rd_uv_slow(pp, end, v);
 }
+
+/* ---- Writing records (capture_write.c, heap_write.c) ----
+ *
+ * A sized record is laid out as tag, body length, body. Its encoder first
+ * computes the body length with mh_rec_uv_len()/mh_rec_str_len(),
+ * reserves the whole record with mh_rec_begin(), then writes exactly that
+ * many bytes with mh_rec_w_uv()/mh_rec_w_str(): so a record is appended
+ * whole or not at all, without a rollback path. Records that are only
+ * uvarints, or uvarints and a string, go through mh_rec_put_uvs(_str). */
+
+/* Magic, version and flags 0: the first MH_CAP_FILE_HEADER_LEN bytes of
+ * a capture or a heap dump. */
+int mh_rec_put_file_header(struct mh_buf *b, const char *magic,
+                           unsigned version) MH_MUST_USE;
+
+/* Bytes of v as a uvarint. */
+static inline size_t
+mh_rec_uv_len(uint64_t v)
+{
+    size_t n = 1;
+    while (v >= 0x80) {
+        v >>= 7;
+        n++;
+    }
+    return n;
+}
+
+/* Bytes of a string field of n bytes (uvarint length, then the bytes). */
+static inline size_t
+mh_rec_str_len(size_t n)
+{
+    return mh_rec_uv_len(n) + n;
+}
+
+/* Write into room reserved by mh_rec_begin(). */
+static inline void
+mh_rec_w_uv(struct mh_buf *b, uint64_t v)
+{
+    b->len += mh_uvarint_encode(b->data + b->len, v);
+}
+
+static inline void
+mh_rec_w_str(struct mh_buf *b, const char *s, size_t n)
+{
+    mh_rec_w_uv(b, n);
+    if (n) {
+        memcpy(b->data + b->len, s, n);
+        b->len += n;
+    }
+}
+
+/* Reserves a whole sized record of `body` bytes and writes its tag and
+ * length; the caller then writes exactly `body` bytes with mh_rec_w_*.
+ * MH_ETOOBIG (the buffer's cap) or MH_ENOMEM leave b as it was. */
+static inline int MH_MUST_USE
+mh_rec_begin(struct mh_buf *b, uint8_t tag, size_t body)
+{
+    int rc = mh_buf_grow(b, 1 + mh_rec_uv_len(body) + body);
+    if (rc)
+        return rc;
+    b->data[b->len++] = tag;
+    mh_rec_w_uv(b, body);
+    return MH_OK;
+}
+
+/* A sized record whose body is the n uvarints of v; with _str, followed
+ * by one string field (uvarint length, then `len` bytes of s). What most
+ * fixed-shape encoders of both formats come down to. */
+int mh_rec_put_uvs(struct mh_buf *b, uint8_t tag, const uint64_t *v,
+                   size_t n) MH_MUST_USE;
+int mh_rec_put_uvs_str(struct mh_buf *b, uint8_t tag, const uint64_t *v,
+                       size_t n, const char *s, size_t len) MH_MUST_USE;
 
 #endif

@@ -3,6 +3,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -82,6 +83,12 @@ skip_field(const char **p, const char *end)
         s++;
     *p = s;
     return MH_OK;
+}
+
+int
+mh_proc_exists(long pid)
+{
+    return !kill((pid_t)pid, 0) || errno != ESRCH;
 }
 
 int

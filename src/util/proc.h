@@ -1,4 +1,5 @@
-/* Reading /proc and the cgroup files, for `guard` and `top`: a process's
+/* Reading /proc and the cgroup files, for the commands that watch
+ * processes (guard, top, snapshot, inspect): whether a process exists, its
  * parent, start time and CPU time (/proc/<pid>/stat), its RSS and USS
  * (/proc/<pid>/smaps_rollup), its children, its command line, and the
  * memory limit and usage of its cgroup (v2 memory.max / memory.current,
@@ -15,6 +16,10 @@
 #include <stdint.h>
 
 #include "msg.h"
+
+/* Whether process `pid` exists: kill(pid, 0) does not fail with ESRCH
+ * (a process we may not signal exists). */
+int mh_proc_exists(long pid);
 
 /* What guard and top need from /proc/<pid>/stat (proc(5) field numbers). */
 struct mh_proc_stat {

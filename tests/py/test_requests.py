@@ -512,3 +512,62 @@ def test_fork_keeps_the_current_request_and_the_ids(py, procs, program):
     assert tags_of_size(parent, 600067) == [info["req"]]
     assert_requests_follow_their_allocs(parent)
     assert_requests_follow_their_allocs(child)
+
+
+def test_reading_the_request_allocates_nothing(py, procs, program):
+    # In trace-all every allocation reads the current request in the hook;
+    # an allocation there would count in thread_allocated(). Fifty other
+    # context variables make the lookup walk HAMT nodes and compare keys.
+    info, _ = run(procs, program, py, """
+        import contextvars
+        memhound.start("cap.mhc", mode="trace")
+        others = [contextvars.ContextVar("v%d" % i) for i in range(50)]
+        for i, v in enumerate(others):
+            v.set(i)
+        ta = _memhound.thread_allocated
+        def measure():
+            out = []
+            for n in (100, 1000, 100000):
+                t0 = ta()
+                b = [bytearray(n) for _ in range(20)]
+                out.append(ta() - t0)
+                del b
+            return out
+        measure()  # warm-up: first calls allocate caches
+        outside = measure()
+        req = _memhound.request_begin()
+        # a fresh context each time: the var's cache is cold, so the hook
+        # looks the request up in the HAMT
+        inside = [contextvars.copy_context().run(measure) for _ in range(3)]
+        _memhound.request_end(req)
+        memhound.stop()
+        out(outside=outside, inside=inside)
+    """)
+    for got in info["inside"]:
+        assert got == info["outside"], info
+
+
+def test_changing_the_request_while_the_hook_reads_it(py, procs, program):
+    """PyContextVar_Reset clears the var's cache and then allocates the new
+    HAMT; a sample taken there must not cache the outgoing Request, which
+    the swap frees (a dangling cache crashed gunicorn workers). Other vars
+    in the context make the HAMT allocate; a 64-byte interval samples
+    nearly every allocation."""
+    got, _ = run(procs, program, py, """
+        import contextvars
+        others = [contextvars.ContextVar("v%d" % i) for i in range(5)]
+        for v in others:
+            v.set(1)
+        memhound.start("c.mhc", sample_interval=64)
+        for i in range(50000):
+            r = _memhound.request_begin()
+            x = [0] * 10
+            _memhound.request_end(r)
+            del r
+            y = _memhound.request_begin()
+            if y is not None:
+                _memhound.request_end(y)
+        memhound.stop()
+        out(survived=True)
+    """)
+    assert got["survived"]

@@ -1,0 +1,399 @@
+/* What the per-version heap walkers share. The first part serves every
+ * version: the GC lists, the roots all versions have, dict key tables
+ * read through the version's mh_hw_keys view, sizes and type references.
+ * The last part is what 3.11-3.13 share (_PyInterpreterFrame, one
+ * localsplus array, keys tables of general or unicode entries). Layouts
+ * that differ stay in heapwalk_py*.c, behind the primitives listed in
+ * heapwalk_impl.h; where one field comes or goes inside code that is
+ * otherwise the same (str's wstr until 3.11, 3.12's interp->imports and
+ * code cache), an #if here says so. */
+#include "heapwalk_impl.h"
+
+int
+mh_hw_gc_each(PyInterpreterState *interp, mh_hw_obj_fn fn, void *arg)
+{
+    struct _gc_runtime_state *gc = &interp->gc;
+    for (int g = 0; g <= NUM_GENERATIONS; g++) {
+        PyGC_Head *head = g < NUM_GENERATIONS ? &gc->generations[g].head
+                                              : &gc->permanent_generation.head;
+        for (PyGC_Head *h = _PyGCHead_NEXT(head); h && h != head;
+             h = _PyGCHead_NEXT(h)) {
+            int rc = fn(arg, (PyObject *)(h + 1));
+            if (rc)
+                return rc;
+        }
+    }
+    return 0;
+}
+
+void
+mh_hw_interp_roots(PyInterpreterState *interp, mh_hw_field_fn fn, void *arg)
+{
+    mh_hw_interp_own_roots(interp, fn, arg);
+    fn(arg, interp->dict, 4, "interpreter dict");
+    fn(arg, interp->builtins_copy, 4, "interpreter builtins_copy");
+    fn(arg, interp->before_forkers, 4, "interpreter before_forkers");
+    fn(arg, interp->after_forkers_parent, 4,
+       "interpreter after_forkers_parent");
+    fn(arg, interp->after_forkers_child, 4, "interpreter after_forkers_child");
+    fn(arg, interp->audit_hooks, 4, "interpreter audit_hooks");
+    fn(arg, interp->gc.garbage, 4, "gc.garbage");
+    fn(arg, interp->gc.callbacks, 4, "gc.callbacks");
+    for (PyThreadState *ts = mh_hw_threads_head(interp); ts; ts = ts->next) {
+        fn(arg, ts->dict, 4, "thread dict");
+        fn(arg, ts->async_exc, 4, "thread async_exc");
+        fn(arg, ts->context, 4, "thread context");
+        fn(arg, ts->c_profileobj, 4, "thread profile function");
+        fn(arg, ts->c_traceobj, 4, "thread trace function");
+        mh_hw_thread_exc_roots(ts, fn, arg);
+        fn(arg, ts->async_gen_firstiter, 4, "thread async_gen_firstiter");
+        fn(arg, ts->async_gen_finalizer, 4, "thread async_gen_finalizer");
+        for (_PyErr_StackItem *e = ts->exc_info; e; e = e->previous_item)
+            mh_hw_handled_exc_roots(e, fn, arg);
+    }
+}
+
+/* ---- dict key tables ---- */
+
+static PyObject **
+entry_at(const struct mh_hw_keys *v, Py_ssize_t i)
+{
+    return (PyObject **)(v->first + (size_t)i * v->stride);
+}
+
+void
+mh_hw_keys_each(PyDictKeysObject *k, PyObject **values, Py_ssize_t cap,
+                mh_hw_kv_fn fn, void *arg)
+{
+    struct mh_hw_keys v;
+    mh_hw_keys_get(k, &v);
+    for (Py_ssize_t i = 0; i < v.nentries; i++) {
+        PyObject **e = entry_at(&v, i); /* e[0] the key, e[1] the value */
+        if (!e[0])
+            continue;
+        if (values) {
+            if (i >= cap)
+                break;
+            if (values[i])
+                fn(arg, e[0], values[i], 0);
+        } else if (e[1]) {
+            fn(arg, e[0], e[1], 1);
+        }
+    }
+}
+
+void
+mh_hw_dict_each(PyObject *dict, mh_hw_kv_fn fn, void *arg)
+{
+    PyDictObject *mp = (PyDictObject *)dict;
+    if (!mp->ma_keys)
+        return;
+    Py_ssize_t cap = 0;
+    PyObject **values = mh_hw_split_values(mp, &cap);
+    mh_hw_keys_each(mp->ma_keys, values, cap, fn, arg);
+}
+
+void
+mh_hw_cached_keys_each(PyTypeObject *tp, mh_hw_kv_fn fn, void *arg)
+{
+    if (!(tp->tp_flags & Py_TPFLAGS_HEAPTYPE))
+        return;
+    PyDictKeysObject *k = ((PyHeapTypeObject *)tp)->ht_cached_keys;
+    if (!k)
+        return;
+    struct mh_hw_keys v;
+    mh_hw_keys_get(k, &v);
+    for (Py_ssize_t i = 0; i < v.nentries; i++) {
+        PyObject *key = entry_at(&v, i)[0];
+        if (key)
+            fn(arg, key, NULL, 1);
+    }
+}
+
+/* ---- sizes ---- */
+
+size_t
+mh_hw_str_sizeof(PyObject *op)
+{
+    PyASCIIObject *a = (PyASCIIObject *)op;
+    PyCompactUnicodeObject *c = (PyCompactUnicodeObject *)op;
+    size_t size;
+    const void *data;
+    if (a->state.compact && a->state.ascii) {
+        size = sizeof(PyASCIIObject) + (size_t)a->length + 1;
+        data = a + 1;
+    } else if (a->state.compact) {
+        size = sizeof(PyCompactUnicodeObject) +
+               ((size_t)a->length + 1) * a->state.kind;
+        data = c + 1;
+    } else {
+        size = sizeof(PyUnicodeObject);
+        data = ((PyUnicodeObject *)op)->data.any;
+        if (data)
+            size += ((size_t)a->length + 1) * a->state.kind;
+    }
+#if PY_VERSION_HEX < 0x030C0000
+    /* The legacy wchar_t copy, gone in 3.12 (PEP 623). */
+    if (a->wstr && (!a->state.ready || (const void *)a->wstr != data))
+        size +=
+            ((a->state.compact && a->state.ascii ? (size_t)a->length
+                                                 : (size_t)c->wstr_length) +
+             1) *
+            sizeof(wchar_t);
+#endif
+    if (!(a->state.compact && a->state.ascii) && c->utf8 &&
+        (const void *)c->utf8 != data)
+        size += (size_t)c->utf8_length + 1;
+    return size;
+}
+
+size_t
+mh_hw_dict_sizeof(PyObject *op)
+{
+    PyDictObject *mp = (PyDictObject *)op;
+    struct mh_hw_keys v;
+    mh_hw_keys_get(mp->ma_keys, &v);
+    size_t res = (size_t)Py_TYPE(op)->tp_basicsize;
+    if (mp->ma_values)
+        res += v.split_slots * sizeof(PyObject *);
+    /* A split table's keys are counted in its type. */
+    if (v.refcnt == 1)
+        res += v.size;
+    return res;
+}
+
+size_t
+mh_hw_type_sizeof(PyTypeObject *tp)
+{
+    if (!(tp->tp_flags & Py_TPFLAGS_HEAPTYPE))
+        return sizeof(PyTypeObject);
+    PyDictKeysObject *k = ((PyHeapTypeObject *)tp)->ht_cached_keys;
+    size_t size = sizeof(PyHeapTypeObject);
+    if (k) {
+        struct mh_hw_keys v;
+        mh_hw_keys_get(k, &v);
+        size += v.size;
+    }
+    return size;
+}
+
+size_t
+mh_hw_object_sizeof(PyObject *op)
+{
+    PyTypeObject *tp = Py_TYPE(op);
+    size_t res = (size_t)tp->tp_basicsize;
+    if (mh_hw_frame_holder_sizeof(op, &res))
+        return res;
+    if (tp->tp_itemsize > 0 && Py_SIZE(op) > 0)
+        res += (size_t)Py_SIZE(op) * (size_t)tp->tp_itemsize;
+    /* 3.13's sys.getsizeof leaves an instance's inline values out. */
+    return res;
+}
+
+/* ---- references ---- */
+
+PyObject *
+mh_hw_type_dict(PyTypeObject *tp)
+{
+    PyObject *dict, *subclasses;
+    if (mh_hw_static_builtin(tp, &dict, &subclasses))
+        return dict;
+    return tp->tp_dict;
+}
+
+void
+mh_hw_type_refs(PyTypeObject *tp, mh_hw_field_fn fn, void *arg)
+{
+    PyObject *dict, *subclasses;
+    if (!mh_hw_static_builtin(tp, &dict, &subclasses)) {
+        dict = tp->tp_dict;
+        subclasses = (PyObject *)tp->tp_subclasses; /* void * from 3.12 */
+    }
+    fn(arg, dict, 6, "__dict__");
+    fn(arg, tp->tp_mro, 6, "__mro__");
+    fn(arg, tp->tp_bases, 6, "__bases__");
+    fn(arg, (PyObject *)tp->tp_base, 6, "__base__");
+    fn(arg, tp->tp_cache, 6, "tp_cache");
+    fn(arg, subclasses, 6, "tp_subclasses");
+    if (tp->tp_flags & Py_TPFLAGS_HEAPTYPE) {
+        PyHeapTypeObject *ht = (PyHeapTypeObject *)tp;
+        fn(arg, ht->ht_name, 6, "__name__");
+        fn(arg, ht->ht_qualname, 6, "__qualname__");
+        fn(arg, ht->ht_slots, 6, "__slots__");
+        fn(arg, ht->ht_module, 6, "ht_module");
+    }
+}
+
+/* ---- what 3.11+ share: _PyInterpreterFrame, one localsplus array,
+ * keys tables of general or unicode entries, a pre-header ---- */
+
+#if PY_VERSION_HEX >= 0x030B0000
+
+#define USABLE_FRACTION(n) (((n) << 1) / 3)
+
+_Static_assert(offsetof(PyDictKeyEntry, me_value) ==
+                   offsetof(PyDictKeyEntry, me_key) + sizeof(PyObject *),
+               "a dict entry's value follows its key");
+_Static_assert(offsetof(PyDictUnicodeEntry, me_value) ==
+                   offsetof(PyDictUnicodeEntry, me_key) + sizeof(PyObject *),
+               "a dict entry's value follows its key");
+
+void
+mh_hw_keys_get(PyDictKeysObject *k, struct mh_hw_keys *out)
+{
+    int general = k->dk_kind == DICT_KEYS_GENERAL;
+    out->first = general ? (char *)&DK_ENTRIES(k)->me_key
+                         : (char *)&DK_UNICODE_ENTRIES(k)->me_key;
+    out->stride =
+        general ? sizeof(PyDictKeyEntry) : sizeof(PyDictUnicodeEntry);
+    out->nentries = k->dk_nentries;
+    out->refcnt = k->dk_refcnt;
+    out->size = sizeof(PyDictKeysObject) +
+                ((size_t)1 << k->dk_log2_index_bytes) +
+                (size_t)USABLE_FRACTION(DK_SIZE(k)) * out->stride;
+    /* 3.13's shared_keys_usable_size(), whose atomic loads a forked
+     * walker does not need. */
+    out->split_slots = (size_t)(k->dk_nentries + k->dk_usable);
+}
+
+PyThreadState *
+mh_hw_threads_head(PyInterpreterState *interp)
+{
+    return interp->threads.head;
+}
+
+void
+mh_hw_import_roots(PyInterpreterState *interp, mh_hw_field_fn fn, void *arg)
+{
+#if PY_VERSION_HEX >= 0x030C0000
+    fn(arg, interp->imports.modules, 0, "sys.modules");
+    fn(arg, interp->imports.modules_by_index, 4,
+       "interpreter modules_by_index");
+    fn(arg, interp->imports.importlib, 4, "interpreter importlib");
+    fn(arg, interp->imports.import_func, 4, "interpreter import_func");
+    fn(arg, interp->sysdict_copy, 4, "interpreter sysdict_copy");
+#else
+    fn(arg, interp->modules, 0, "sys.modules");
+    fn(arg, interp->modules_by_index, 4, "interpreter modules_by_index");
+    fn(arg, interp->importlib, 4, "interpreter importlib");
+    fn(arg, interp->import_func, 4, "interpreter import_func");
+#endif
+}
+
+size_t
+mh_hw_preheader(PyTypeObject *tp)
+{
+    return _PyType_PreHeaderSize(tp);
+}
+
+int
+mh_hw_has_managed_dict(PyTypeObject *tp)
+{
+    return (tp->tp_flags & Py_TPFLAGS_MANAGED_DICT) != 0;
+}
+
+size_t
+mh_hw_int_sizeof(PyObject *op)
+{
+#if PY_VERSION_HEX >= 0x030C0000
+    size_t n = (size_t)(((PyLongObject *)op)->long_value.lv_tag >>
+                        _PyLong_NON_SIZE_BITS);
+    return offsetof(PyLongObject, long_value.ob_digit) +
+           (n ? n : 1) * sizeof(digit);
+#else
+    /* 3.11 counts the digit zero has too. */
+    Py_ssize_t n = Py_SIZE(op);
+    n = n < 0 ? -n : n;
+    return offsetof(PyLongObject, ob_digit) +
+           (size_t)(n ? n : 1) * sizeof(digit);
+#endif
+}
+
+int
+mh_hw_frame_holder_sizeof(PyObject *op, size_t *res)
+{
+    _PyInterpreterFrame *f;
+    size_t base;
+    if (PyGen_Check(op) || PyCoro_CheckExact(op) ||
+        PyAsyncGen_CheckExact(op)) {
+        f = (_PyInterpreterFrame *)((PyGenObject *)op)->gi_iframe;
+        base = offsetof(PyGenObject, gi_iframe);
+    } else if (PyFrame_Check(op)) {
+        f = ((PyFrameObject *)op)->f_frame;
+        base = offsetof(PyFrameObject, _f_frame_data);
+    } else {
+        return 0;
+    }
+    /* A finished generator's frame still names its code (3.11's gi_code
+     * is the same object). As CPython's gen_sizeof/frame_sizeof; reading
+     * ob_size gave sizes around 10^15. */
+    PyCodeObject *code = mh_hw_iframe_code(f);
+    if (!code)
+        return 0;
+    *res = base + offsetof(_PyInterpreterFrame, localsplus) +
+           (size_t)(code->co_nlocalsplus + code->co_stacksize) *
+               sizeof(PyObject *);
+    return 1;
+}
+
+void
+mh_hw_iframe_report(PyThreadState *ts, _PyInterpreterFrame *f,
+                    PyCodeObject *co, int top_saved, mh_hw_frame_fn fn,
+                    void *arg)
+{
+    struct mh_hw_frame hf = {
+        .code = co,
+        .line = PyCode_Addr2Line(co, _PyInterpreterFrame_LASTI(f) *
+                                         (int)sizeof(_Py_CODEUNIT)),
+        .localsplus = f->localsplus,
+        .nlocals = co->co_nlocalsplus,
+        .stack = f->localsplus + co->co_nlocalsplus,
+    };
+    int valid = top_saved && f->stacktop >= co->co_nlocalsplus &&
+                f->stacktop <= co->co_nlocalsplus + co->co_stacksize;
+    hf.nstack = valid ? f->stacktop - co->co_nlocalsplus : 0;
+    fn(arg, ts, &hf);
+}
+
+PyObject *
+mh_hw_local_name(PyCodeObject *co, int i)
+{
+    if (i < 0 || i >= PyTuple_GET_SIZE(co->co_localsplusnames))
+        return NULL;
+    return PyTuple_GET_ITEM(co->co_localsplusnames, i);
+}
+
+PyObject *
+mh_hw_freevar_name(PyCodeObject *co, int i)
+{
+    /* The free variables are the last co_nfreevars local slots. */
+    if (i < 0 || i >= co->co_nfreevars)
+        return NULL;
+    return mh_hw_local_name(co, co->co_nlocalsplus - co->co_nfreevars + i);
+}
+
+void
+mh_hw_code_refs(PyCodeObject *co, mh_hw_field_fn fn, void *arg)
+{
+    fn(arg, co->co_consts, 6, "co_consts");
+    fn(arg, co->co_names, 6, "co_names");
+    fn(arg, co->co_exceptiontable, 6, "co_exceptiontable");
+    fn(arg, co->co_localsplusnames, 6, "co_localsplusnames");
+    fn(arg, co->co_localspluskinds, 6, "co_localspluskinds");
+    fn(arg, co->co_filename, 6, "co_filename");
+    fn(arg, co->co_name, 6, "co_name");
+    fn(arg, co->co_qualname, 6, "co_qualname");
+    fn(arg, co->co_linetable, 6, "co_linetable");
+#if PY_VERSION_HEX >= 0x030C0000
+    if (co->_co_cached) {
+        fn(arg, co->_co_cached->_co_code, 6, "co_code");
+        fn(arg, co->_co_cached->_co_varnames, 6, "co_varnames");
+        fn(arg, co->_co_cached->_co_cellvars, 6, "co_cellvars");
+        fn(arg, co->_co_cached->_co_freevars, 6, "co_freevars");
+    }
+#else
+    fn(arg, co->_co_code, 6, "co_code");
+#endif
+}
+
+#endif
