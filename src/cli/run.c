@@ -28,6 +28,7 @@
 #include "../util/buf.h"
 #include "../util/mem.h"
 #include "../util/msg.h"
+#include "args.h"
 #include "cli.h"
 #include "units.h"
 
@@ -135,32 +136,6 @@ parse_size(const char *s, uint64_t *out)
     return MH_OK;
 }
 
-/* Matches argv[*i] against -s / --long, in the forms "-sVAL", "-s VAL",
- * "--long=VAL" and "--long VAL". Returns 1 and sets *val on a match, 0
- * when it is another option, -1 when the value is missing. */
-static int
-take_value(int argc, char **argv, int *i, const char *s, const char *lng,
-           const char **val)
-{
-    const char *a = argv[*i];
-    size_t n = strlen(lng);
-    if (s && a[0] == '-' && a[1] == s[1] && a[1] != '-') {
-        if (a[2]) {
-            *val = a + 2;
-            return 1;
-        }
-    } else if (!strncmp(a, lng, n) && a[n] == '=') {
-        *val = a + n + 1;
-        return 1;
-    } else if (strcmp(a, lng)) {
-        return 0;
-    }
-    if (*i + 1 >= argc)
-        return -1;
-    *val = argv[++*i];
-    return 1;
-}
-
 static int
 parse_args(int argc, char **argv, struct run_opts *o)
 {
@@ -185,12 +160,13 @@ parse_args(int argc, char **argv, struct run_opts *o)
             o->trace_all = 1;
         } else if (!strcmp(a, "--web")) {
             o->web = 1;
-        } else if ((r = take_value(argc, argv, &i, "-o", "--output", &val))) {
+        } else if ((r = mh_args_take_value(argc, argv, &i, "-o", "--output",
+                                           &val))) {
             if (r < 0 || !*val)
                 goto missing;
             o->output = val;
-        } else if ((r = take_value(argc, argv, &i, NULL, "--sample-interval",
-                                   &val))) {
+        } else if ((r = mh_args_take_value(argc, argv, &i, NULL,
+                                           "--sample-interval", &val))) {
             if (r < 0)
                 goto missing;
             if (parse_size(val, &o->interval)) {
@@ -199,8 +175,8 @@ parse_args(int argc, char **argv, struct run_opts *o)
                           val);
                 return MH_EXIT_USAGE;
             }
-        } else if ((r = take_value(argc, argv, &i, NULL, "--max-depth",
-                                   &val))) {
+        } else if ((r = mh_args_take_value(argc, argv, &i, NULL,
+                                           "--max-depth", &val))) {
             if (r < 0)
                 goto missing;
             char *end;
@@ -212,8 +188,8 @@ parse_args(int argc, char **argv, struct run_opts *o)
                 return MH_EXIT_USAGE;
             }
             o->max_depth = d;
-        } else if ((r = take_value(argc, argv, &i, NULL, "--heap-every",
-                                   &val))) {
+        } else if ((r = mh_args_take_value(argc, argv, &i, NULL,
+                                           "--heap-every", &val))) {
             if (r < 0)
                 goto missing;
             if (mh_units_parse_duration(val, 0.1, &o->heap_every)) {
@@ -230,8 +206,7 @@ parse_args(int argc, char **argv, struct run_opts *o)
         }
         continue;
     missing:
-        mh_errorf("option '%s' needs a value", a);
-        return MH_EXIT_USAGE;
+        return mh_args_missing(a);
     }
     if (i >= argc) {
         mh_errorf("run needs a command, e.g. 'memhound run -- python3 "
