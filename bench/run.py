@@ -8,7 +8,10 @@ Workloads (bench/workload.py): (a) Django test-client loop on a small
 endpoint, (b) a view that builds a 20k-row, 16-column QuerySet, (c) a
 pure-CPU loop, (d) (b) in 4 threads. Tools: none, tracemalloc(1),
 tracemalloc(25), the agent with hooks that only forward (mode "forward": the
-floor any allocator hook costs), memhound sampling, memhound trace-all.
+floor any allocator hook costs), memhound sampling, memhound sampling with
+`--web` (the Django workloads only: each test-client request goes through
+the request tagging and naming, and the Django findings' QuerySet wrapper,
+exactly as a served request does), memhound trace-all.
 
 Wall time: each workload process times its own loop after set-up and a
 warm-up request; rounds alternate the tools (the order rotates every round),
@@ -38,17 +41,21 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
-MEMHOUND = os.path.join(ROOT, "build", "memhound")
+# MEMHOUND_BIN: another build's CLI (its agents are the python/ beside it).
+MEMHOUND = os.environ.get("MEMHOUND_BIN",
+                          os.path.join(ROOT, "build", "memhound"))
 WORKLOAD = os.path.join(HERE, "workload.py")
 PY = sys.executable or "/usr/bin/python3"
 
-TOOLS = ["none", "tracemalloc1", "tracemalloc25", "noop", "sample", "trace"]
+TOOLS = ["none", "tracemalloc1", "tracemalloc25", "noop", "sample",
+         "sample+web", "trace"]
 TOOL_LABEL = {
     "none": "none",
     "tracemalloc1": "tracemalloc(1)",
     "tracemalloc25": "tracemalloc(25)",
     "noop": "do-nothing hook (forward)",
     "sample": "memhound sampling",
+    "sample+web": "memhound sampling + web",
     "trace": "memhound trace-all",
 }
 WORKLOADS = ["small", "queryset", "cpu", "threads"]
@@ -91,7 +98,18 @@ SLOW = {"tracemalloc25": {"small": ["--iterations", "500"],
                           "queryset": ["--iterations", "1"],
                           "cpu": ["--iterations", "1"],
                           "threads": ["--iterations", "1"]}}
-CG_TOOLS = ["none", "tracemalloc1", "noop", "sample", "trace"]
+CG_TOOLS = ["none", "tracemalloc1", "noop", "sample", "sample+web", "trace"]
+# `--web` attributes requests: it applies to the Django workloads only.
+WEB_TOOLS = {"sample+web"}
+DJANGO_WORKLOADS = {"small", "queryset", "threads"}
+# Issue 4's goal: middleware plus sampling within 2% of no tool on the
+# Django request benchmark, workload (a).
+WEB_GOAL = 1.02
+WEB_GOAL_WORKLOAD = "small"
+
+
+def applies(tool, workload):
+    return tool not in WEB_TOOLS or workload in DJANGO_WORKLOADS
 
 
 def log(msg):
@@ -120,13 +138,15 @@ def tool_cmd(tool, wargs, capdir, callgrind=False):
     cmd = [MEMHOUND, "run", "-o", cap]
     if tool == "trace":
         cmd.append("--trace-all")
-    if tool == "sample":
+    if tool == "sample+web":
+        cmd.append("--web")
+    if tool in ("sample", "sample+web"):
         base = base + ["--stats"]
     return cmd + ["--"] + base, env
 
 
 def noop_env(cap):
-    pydir = os.path.join(ROOT, "build", "python")
+    pydir = os.path.join(os.path.dirname(MEMHOUND), "python")
     return {"PYTHONPATH": os.path.join(pydir, "bootstrap") + os.pathsep +
             pydir, "MEMHOUND_OUTPUT": cap, "MEMHOUND_MODE": "forward"}
 
@@ -182,7 +202,7 @@ def wall_phase(args, env, tools, workloads):
             k = (r + wi) % len(tools)
             order = tools[k:] + tools[:k]
             for t in order:
-                if t in SLOW and r >= slow_rounds:
+                if t in SLOW and r >= slow_rounds or not applies(t, w):
                     continue
                 wargs = [w] + (SLOW[t][w] if t in SLOW and not args.quick
                                else table[w])
@@ -239,6 +259,8 @@ def callgrind_phase(args, env, tools, workloads):
     with concurrent.futures.ThreadPoolExecutor(args.jobs) as ex:
         for w in workloads:
             for t in tools:
+                if not applies(t, w):
+                    continue
                 for zero in (False, True):
                     jobs[(w, t, zero)] = ex.submit(retry, cg_job, t, w,
                                                    zero, env)
@@ -247,7 +269,8 @@ def callgrind_phase(args, env, tools, workloads):
             res[(w, t, zero)] = fut.result()
             log("callgrind %-9s %-14s %s %d" % (
                 w, t, "set-up" if zero else "full  ", res[(w, t, zero)]))
-    loop = {w: {t: res[(w, t, False)] - res[(w, t, True)] for t in tools}
+    loop = {w: {t: res[(w, t, False)] - res[(w, t, True)] for t in tools
+                if (w, t, False) in res}
             for w in workloads}
     return loop, res
 
@@ -480,7 +503,8 @@ def render(args, command, tools, workloads, wall, wall_extra, cg,
              " (tracemalloc(25): one iteration, 500 for (a), 2 rounds)") + ".")
         add("")
     if cg:
-        cg_tools = [t for t in tools if t in cg[cg_workloads[0]]]
+        cg_tools = [t for t in tools
+                    if any(t in cg[w] for w in cg_workloads)]
         add("## Instructions (callgrind)")
         add("")
         add("Instructions of the loop alone (a run with the loop minus a run "
@@ -497,8 +521,10 @@ def render(args, command, tools, workloads, wall, wall_extra, cg,
             base = cg[w]["none"]
             cells = []
             for t in cg_tools:
-                v = cg[w][t]
-                if t == "none":
+                v = cg[w].get(t)
+                if v is None:
+                    cells.append("—")
+                elif t == "none":
                     cells.append("%.3f G" % (v / 1e9))
                 else:
                     cells.append("**%.3fx**" % (v / base))
@@ -566,10 +592,13 @@ def render(args, command, tools, workloads, wall, wall_extra, cg,
             "" if big["text_exit"] == 0 else " (exit %d)" % big["text_exit"],
             fmt_bytes(big["max_rss"])))
         add("")
+    web = web_section(args, tools, workloads, wall, wall_extra, cg)
+    if web:
+        lines.extend(web)
     goals = goal_lines(wall, cg, cg_workloads, mem_rows, growth, big, tools,
                        workloads)
     if goals:
-        add("## Goals (issue 2)")
+        add("## Goals")
         add("")
         lines.extend(goals)
         add("")
@@ -580,6 +609,97 @@ def render(args, command, tools, workloads, wall, wall_extra, cg,
             add("- " + n)
         add("")
     return "\n".join(lines)
+
+
+def _ratio(values, base):
+    """Median of values over median of base, or None."""
+    if not values or not base:
+        return None
+    return statistics.median(values) / statistics.median(base)
+
+
+def web_ratios(wall, cg, w):
+    """(wall, instructions) ratios of sample+web to none for workload w,
+    each None when not measured."""
+    rw = _ratio((wall or {}).get(w, {}).get("sample+web"),
+                (wall or {}).get(w, {}).get("none")) if wall else None
+    rc = None
+    if cg and w in cg and "sample+web" in cg[w] and cg[w].get("none"):
+        rc = cg[w]["sample+web"] / cg[w]["none"]
+    return rw, rc
+
+
+def web_section(args, tools, workloads, wall, wall_extra, cg):
+    """The "## Web attribution" section: what `--web` adds to sampling
+    on the Django workloads."""
+    if "sample+web" not in tools:
+        return []
+    rows = [w for w in workloads if w in DJANGO_WORKLOADS]
+    if not rows:
+        return []
+    out = ["## Web attribution (sampling + `--web`)", "",
+           "*memhound sampling + web* runs the workload under `memhound run "
+           "--web`: each Django test-client request is begun, named (its "
+           "route) and ended by the patched `BaseHandler.get_response`, and "
+           "QuerySet fetches go through the Django findings' wrapper, as for "
+           "a request a server hands to Django (docs/web.md). Ratios to "
+           "*none* and to *memhound sampling* (same runs, same method as "
+           "above); *requests tagged* is the agent's count in one run "
+           "(iterations plus the warm-up request, four per iteration for "
+           "(d)), which shows the layer was active.", "",
+           "| workload | wall vs none | wall vs sampling | CPU vs none | "
+           "instructions vs none | instructions vs sampling | requests "
+           "tagged |",
+           "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
+
+    def fmt(v):
+        return "—" if v is None else "%.3fx" % v
+
+    for w in rows:
+        ww = (wall or {}).get(w, {})
+        rw, rc = web_ratios(wall, cg, w)
+        rws = _ratio(ww.get("sample+web"), ww.get("sample"))
+        runs = (wall_extra or {}).get(w, {})
+
+        def cpu(t):
+            return [r["cpu_seconds"] / max(1, r["iterations"])
+                    for r in runs.get(t, []) if "cpu_seconds" in r]
+
+        rcpu = _ratio(cpu("sample+web"), cpu("none"))
+        rcs = None
+        if cg and w in cg and "sample+web" in cg[w] and cg[w].get("sample"):
+            rcs = cg[w]["sample+web"] / cg[w]["sample"]
+        tagged = "—"
+        for r in runs.get("sample+web", []):
+            st = r.get("memhound") or {}
+            if "requests" in st:
+                tagged = "%s (%d iterations)" % (
+                    "{:,}".format(int(st["requests"])), r["iterations"])
+                break
+        out.append("| %s | %s | %s | %s | %s | %s | %s |" % (
+            WORKLOAD_LABEL[w], "**%s**" % fmt(rw) if rw else fmt(rw),
+            fmt(rws), fmt(rcpu), "**%s**" % fmt(rc) if rc else fmt(rc),
+            fmt(rcs), tagged))
+    out.append("")
+    return out
+
+
+def web_goal_lines(wall, cg, tools):
+    if "sample+web" not in tools:
+        return []
+    rw, rc = web_ratios(wall, cg, WEB_GOAL_WORKLOAD)
+    parts = []
+    if rw is not None:
+        parts.append("wall %.3fx" % rw)
+    if rc is not None:
+        parts.append("instructions %.3fx" % rc)
+    if not parts:
+        return []
+    ok = all(v <= WEB_GOAL for v in (rw, rc) if v is not None)
+    return ["- issue 4: middleware plus sampling ≤ %.2fx of none on the "
+            "Django request benchmark, %s: %s (%s)" % (
+                WEB_GOAL, WORKLOAD_LABEL[WEB_GOAL_WORKLOAD],
+                "met" if ok else "**not met**", ", ".join(parts))]
 
 
 def goal_lines(wall, cg, cg_workloads, mem_rows, growth, big, tools,
@@ -639,12 +759,14 @@ def goal_lines(wall, cg, cg_workloads, mem_rows, growth, big, tools,
                             big["max_rss"] <= 500e6 and
                             big["json_exit"] == 0),
                        big["json_seconds"], fmt_bytes(big["max_rss"])))
+    out = ["- issue 2: " + line[2:] for line in out]
+    out.extend(web_goal_lines(wall, cg, tools))
     return out
 
 
 OWN_SECTIONS = ("## Wall time", "## Instructions", "## Tracker memory",
-                "## Capture growth", "## `memhound report`", "## Goals",
-                "## Notes")
+                "## Capture growth", "## `memhound report`",
+                "## Web attribution", "## Goals", "## Notes")
 
 
 def foreign_sections(path):
@@ -748,8 +870,8 @@ def main():
             cg_tools = [t for t in CG_TOOLS if t in tools]
             cg_work = workloads
             if args.quick:
-                cg_tools = [t for t in cg_tools if t in ("none", "noop",
-                                                         "sample", "trace")]
+                cg_tools = [t for t in cg_tools if t in (
+                    "none", "noop", "sample", "sample+web", "trace")]
                 cg_work = [w for w in workloads if w in ("small", "cpu")] \
                     or workloads
             try:
