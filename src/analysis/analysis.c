@@ -565,7 +565,10 @@ fold_all(struct mh_analysis *a, const struct mh_cap_reader *r,
         rc = fold_stack(&f, s);
     if (rc == MH_OK)
         reduce_cands(a);
-    if (rc == MH_OK)
+    /* Only a capture that followed requests has (endpoint, stack) pairs
+     * of its own: the pairs left from an earlier capture name stacks of
+     * another reader. */
+    if (rc == MH_OK && rp->eps)
         rc = fold_endpoints(&f);
 cleanup:
     mh_free(f.str_id);

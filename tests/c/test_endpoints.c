@@ -333,6 +333,40 @@ MH_TEST(endpoints_merge_across_captures)
     free(bufs[1]);
 }
 
+/* A pre-fork server's master records no requests; its capture, read
+ * after a worker's, must not fold the worker's (endpoint, stack) pairs
+ * against its own stack table (they showed as a site with no stack). */
+MH_TEST(endpoints_capture_without_requests_after_one_with)
+{
+    size_t lens[2];
+    uint8_t *bufs[2];
+    bufs[0] = web_capture(60, MH_MODE_TRACE, 0, 101, &lens[0]);
+    struct tcap c;
+    struct topts o = {.mode = MH_MODE_TRACE, .pid = 100};
+    tcap_init(&c, &o);
+    uint32_t s = tcap_stack(&c, 2, st_leak);
+    tcap_tick(&c, 0, 1 << 20);
+    tcap_alloc(&c, s, 100, 0x1000);
+    tcap_end(&c, 100 * MS);
+    bufs[1] = mh_buf_take(&c.file, &lens[1]);
+    tcap_release(&c);
+    struct mh_analysis a, b;
+    analyse(&a, MH_BY_ENDPOINT, MH_EP_SORT_RETAINED, 0, 2, bufs, lens);
+    analyse(&b, MH_BY_ENDPOINT, MH_EP_SORT_RETAINED, 0, 1, bufs, lens);
+    const struct mh_endpoint *ea = endpoint(&a, EP_LEAK);
+    const struct mh_endpoint *eb = endpoint(&b, EP_LEAK);
+    CHECK_EQ_INT(ea->nsites, eb->nsites);
+    for (size_t i = 0; i < ea->nsites; i++) {
+        CHECK(!ea->sites[i].nostack);
+        near(ea->sites[i].retained, eb->sites[i].retained, 1e-6);
+        near(ea->sites[i].allocated, eb->sites[i].allocated, 1e-6);
+    }
+    mh_analysis_release(&a);
+    mh_analysis_release(&b);
+    free(bufs[0]);
+    free(bufs[1]);
+}
+
 MH_TEST(endpoints_sampled_weights)
 {
     size_t len;

@@ -325,6 +325,11 @@ def _check_endpoints(rep, routes, sent, connections, what, apart=False):
         _norm(eps[0]["endpoint"]) == _norm(leak_pattern), (
             "%s: %s is not first by retained bytes per request:\n%s" % (
                 what, leak_pattern, table))
+    # Its top site is a line of the app (the master's capture, which has
+    # no requests, once made the top site one with no stack).
+    site = (leak.get("sites") or [{}])[0]
+    assert site.get("file") and site.get("user_file"), (
+        "%s: %s's top site has no line: %s" % (what, leak_pattern, site))
     got = leak["retained_bytes_per_request"]
     assert 0.5 * LEAK_BYTES <= got <= 2.0 * LEAK_BYTES, (
         "%s: %s retains %.0f bytes per request, expected about %d:\n%s" % (
