@@ -54,7 +54,8 @@ struct mh_tracker {
     struct mh_addrmap sampled; /* live blocks: the sampled ones in
                                   sampling mode, every one in trace-all;
                                   address -> mh_tracker_live_pack() */
-    size_t filter_stale;  /* sampled frees since the last rebuild */
+    size_t filter_stale;  /* shared bits left set by sampled frees since
+                             the last rebuild */
     size_t filter_misses; /* filter hits that were not sampled, since */
     double live_bytes;                    /* estimate, sampling mode */
     uint64_t samples, frees, dropped;
