@@ -274,7 +274,7 @@ mh_stats(PyObject *module, PyObject *unused)
     struct mh_tracker_stats st;
     mh_tracker_stats(&st);
     return Py_BuildValue(
-        "{s:O,s:s,s:K,s:s,s:i,s:K,s:K,s:K,s:d,s:K,s:K,s:s}", "active",
+        "{s:O,s:s,s:K,s:s,s:i,s:K,s:K,s:K,s:d,s:K,s:K,s:K,s:s}", "active",
         session_active ? Py_True : Py_False, "mode",
         mh_tracker.mode == MH_MODE_TRACE     ? "trace"
         : mh_tracker.mode == MH_MODE_FORWARD ? "forward"
@@ -285,7 +285,9 @@ mh_stats(PyObject *module, PyObject *unused)
         "frees", (unsigned long long)st.frees, "dropped",
         (unsigned long long)st.dropped, "live_bytes", st.live_bytes,
         "stacks", (unsigned long long)st.stacks, "tracker_bytes",
-        (unsigned long long)st.tracker_bytes, "control", mh_control_path());
+        (unsigned long long)st.tracker_bytes, "tracker_peak_bytes",
+        (unsigned long long)st.tracker_peak_bytes, "control",
+        mh_control_path());
 }
 
 static PyObject *

@@ -527,18 +527,50 @@ MH_HOOKS(trace, py, 0)
 static const PyMemAllocatorDomain py_domains[3] = {
     PYMEM_DOMAIN_RAW, PYMEM_DOMAIN_MEM, PYMEM_DOMAIN_OBJ};
 
+/* memhound's own memory, all of which comes through here, is counted so
+ * stats() can report what the agent holds (writer buffers, zstd's context
+ * and the like included): a header before each block keeps its size,
+ * whatever allocator we wrap. Atomic: the hooks and the writer thread
+ * allocate under different locks. */
+#define OWN_HEADER 16 /* keeps the allocator's 16-byte alignment */
+static size_t own_bytes, own_peak;
+
 static void *
 own_realloc(void *ctx, void *ptr, size_t size)
 {
     const PyMemAllocatorEx *raw = ctx;
-    return raw->realloc(raw->ctx, ptr, size);
+    size_t old = 0;
+    uint8_t *base = NULL;
+    if (ptr) {
+        base = (uint8_t *)ptr - OWN_HEADER;
+        memcpy(&old, base, sizeof(old));
+    }
+    if (size > SIZE_MAX - OWN_HEADER)
+        return NULL;
+    uint8_t *q = raw->realloc(raw->ctx, base, size + OWN_HEADER);
+    if (!q)
+        return NULL;
+    memcpy(q, &size, sizeof(size));
+    size_t now = __atomic_add_fetch(&own_bytes, size - old, __ATOMIC_RELAXED);
+    size_t peak = __atomic_load_n(&own_peak, __ATOMIC_RELAXED);
+    while (now > peak &&
+           !__atomic_compare_exchange_n(&own_peak, &peak, now, 1,
+                                        __ATOMIC_RELAXED, __ATOMIC_RELAXED))
+        ;
+    return q + OWN_HEADER;
 }
 
 static void
 own_free(void *ctx, void *ptr)
 {
     const PyMemAllocatorEx *raw = ctx;
-    raw->free(raw->ctx, ptr);
+    if (!ptr)
+        return;
+    uint8_t *base = (uint8_t *)ptr - OWN_HEADER;
+    size_t size;
+    memcpy(&size, base, sizeof(size));
+    __atomic_sub_fetch(&own_bytes, size, __ATOMIC_RELAXED);
+    raw->free(raw->ctx, base);
 }
 
 static PyMemAllocatorEx own_raw;
@@ -785,9 +817,11 @@ mh_tracker_stats(struct mh_tracker_stats *st)
     st->dropped = mh_tracker.dropped;
     st->stacks = mh_tracker.stacks.count;
     st->live_bytes = mh_tracker.live_bytes;
-    st->tracker_bytes = mh_tracker.stacks.bytes + mh_tracker.records.cap +
-                        mh_tracker.sampled.size *
-                            sizeof(struct mh_addrmap_slot) +
-                        sizeof(filter_bits) + sizeof(filter_shared);
+    /* Everything from the agent's allocator, and the filter. */
+    size_t fixed = sizeof(filter_bits) + sizeof(filter_shared);
+    st->tracker_bytes =
+        __atomic_load_n(&own_bytes, __ATOMIC_RELAXED) + fixed;
+    st->tracker_peak_bytes =
+        __atomic_load_n(&own_peak, __ATOMIC_RELAXED) + fixed;
     pthread_mutex_unlock(&mh_tracker.lock);
 }

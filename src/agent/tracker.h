@@ -115,7 +115,9 @@ void mh_tracker_put_marker(uint64_t t_ns, uint32_t kind, const char *text,
 void mh_tracker_put_end(uint64_t t_ns);
 
 struct mh_tracker_stats {
-    uint64_t samples, frees, dropped, stacks, tracker_bytes;
+    uint64_t samples, frees, dropped, stacks;
+    uint64_t tracker_bytes;      /* the agent's own memory now */
+    uint64_t tracker_peak_bytes; /* and at most, since it was loaded */
     double live_bytes;
 };
 void mh_tracker_stats(struct mh_tracker_stats *st);
