@@ -32,10 +32,6 @@ struct mh_tls {
 };
 static __thread struct mh_tls tls __attribute__((tls_model("initial-exec")));
 
-/* One bit per hash of sampled addresses, read without the lock by every
- * free; set and cleared under the lock. */
-static uint64_t filter_bits[MH_FILTER_BITS / 64];
-
 /* Under the lock: the bits a second block was added to while they were
  * set (another live block's, or a stale one's). A sampled free clears its
  * bit unless it is shared here: otherwise it would stay set, and pymalloc
@@ -51,12 +47,21 @@ filter_index(const void *p)
     return (uint32_t)(((uintptr_t)p * 0x9E3779B97F4A7C15ull) >> 48);
 }
 
+/* Whether p may be sampled, as the hooks of domain `dom` (whose ctx is
+ * &mh_tracker.dom[dom]) test it. The filter is reached from the ctx at an
+ * offset the compiler knows rather than through its own address, which a
+ * shared object has to load first: one instruction less on every free. */
 static inline int
-filter_maybe(const void *p)
+filter_maybe(const struct mh_hook_domain *d, int dom, const void *p)
 {
-    uint32_t i = filter_index(p);
-    uint64_t w = __atomic_load_n(&filter_bits[i >> 6], __ATOMIC_RELAXED);
-    return (int)((w >> (i & 63)) & 1);
+    const uint64_t *bits =
+        (const uint64_t *)((const char *)d +
+                           (offsetof(struct mh_tracker, filter) -
+                            offsetof(struct mh_tracker, dom) -
+                            (size_t)dom * sizeof(struct mh_hook_domain)));
+    uint64_t h = (uintptr_t)p * 0x9E3779B97F4A7C15ull; /* filter_index */
+    uint64_t w = __atomic_load_n(&bits[h >> 54], __ATOMIC_RELAXED);
+    return (int)((w >> ((h >> 48) & 63)) & 1);
 }
 
 static void
@@ -64,10 +69,10 @@ filter_add_unlocked(const void *p)
 {
     uint32_t i = filter_index(p);
     uint64_t bit = 1ull << (i & 63);
-    if (__atomic_load_n(&filter_bits[i >> 6], __ATOMIC_RELAXED) & bit)
+    if (__atomic_load_n(&mh_tracker.filter[i >> 6], __ATOMIC_RELAXED) & bit)
         filter_shared[i >> 6] |= bit;
     else
-        __atomic_fetch_or(&filter_bits[i >> 6], bit, __ATOMIC_RELAXED);
+        __atomic_fetch_or(&mh_tracker.filter[i >> 6], bit, __ATOMIC_RELAXED);
 }
 
 /* A shared bit stays set when one of its blocks is freed; once the stale
@@ -98,7 +103,7 @@ filter_del_unlocked(const void *p)
     uint64_t bit = 1ull << (i & 63);
     if (!(filter_shared[i >> 6] & bit)) {
         /* p was the bit's only block */
-        __atomic_fetch_and(&filter_bits[i >> 6], ~bit, __ATOMIC_RELAXED);
+        __atomic_fetch_and(&mh_tracker.filter[i >> 6], ~bit, __ATOMIC_RELAXED);
         return;
     }
     /* Keep stale bits to a quarter of the live ones (a floor of 1024 cost
@@ -130,7 +135,7 @@ filter_rebuild_unlocked(void)
             bits[i >> 6] |= bit;
         }
     for (size_t w = 0; w < MH_FILTER_BITS / 64; w++)
-        __atomic_store_n(&filter_bits[w], bits[w], __ATOMIC_RELAXED);
+        __atomic_store_n(&mh_tracker.filter[w], bits[w], __ATOMIC_RELAXED);
     memcpy(filter_shared, shared, sizeof(filter_shared));
     mh_free(bits);
     mh_tracker.filter_stale = 0;
@@ -368,11 +373,11 @@ sample_calloc_impl(const struct mh_hook_domain *d, size_t nelem,
 
 static inline void *
 sample_realloc_impl(const struct mh_hook_domain *d, void *ptr, size_t size,
-                    int raw)
+                    int raw, int dom)
 {
     /* The old block's free is recorded before the allocator can hand
      * its address to another thread. */
-    if (MH_UNLIKELY(filter_maybe(ptr)) && ptr)
+    if (MH_UNLIKELY(filter_maybe(d, dom, ptr)) && ptr)
         sampled_free_slow(ptr);
     if (countdown_crossed(size, raw))
         return realloc_sampled(d, ptr, size);
@@ -380,10 +385,11 @@ sample_realloc_impl(const struct mh_hook_domain *d, void *ptr, size_t size,
 }
 
 static inline void
-sample_free_impl(const struct mh_hook_domain *d, void *ptr, int raw)
+sample_free_impl(const struct mh_hook_domain *d, void *ptr, int raw,
+                 int dom)
 {
     (void)raw; /* a nested RAW free finds the block already removed */
-    if (MH_UNLIKELY(filter_maybe(ptr))) {
+    if (MH_UNLIKELY(filter_maybe(d, dom, ptr))) {
         free_filtered(d, ptr);
         return;
     }
@@ -448,8 +454,9 @@ trace_calloc_impl(const struct mh_hook_domain *d, size_t nelem,
 
 static inline void *
 trace_realloc_impl(const struct mh_hook_domain *d, void *ptr, size_t size,
-                   int raw)
+                   int raw, int dom)
 {
+    (void)dom;
     if (raw && tls.nested)
         return d->prev.realloc(d->prev.ctx, ptr, size);
     trace_free(ptr);
@@ -463,8 +470,9 @@ trace_realloc_impl(const struct mh_hook_domain *d, void *ptr, size_t size,
 }
 
 static inline void
-trace_free_impl(const struct mh_hook_domain *d, void *ptr, int raw)
+trace_free_impl(const struct mh_hook_domain *d, void *ptr, int raw, int dom)
 {
+    (void)dom;
     if (!(raw && tls.nested))
         trace_free(ptr);
     if (!raw)
@@ -475,8 +483,9 @@ trace_free_impl(const struct mh_hook_domain *d, void *ptr, int raw)
 }
 
 /* The entry points PyMem_SetAllocator gets: one set per mode and per
- * kind of domain, with `raw` a compile-time constant. */
-#define MH_HOOKS(mode, kind, raw)                                          \
+ * kind of domain, with `raw` and the domain's index `dom` compile-time
+ * constants. */
+#define MH_HOOKS(mode, kind, raw, dom)                                     \
     static void *mode##_malloc_##kind(void *ctx, size_t size)              \
     {                                                                      \
         return mode##_malloc_impl(ctx, size, raw);                         \
@@ -487,11 +496,11 @@ trace_free_impl(const struct mh_hook_domain *d, void *ptr, int raw)
     }                                                                      \
     static void *mode##_realloc_##kind(void *ctx, void *ptr, size_t size)  \
     {                                                                      \
-        return mode##_realloc_impl(ctx, ptr, size, raw);                   \
+        return mode##_realloc_impl(ctx, ptr, size, raw, dom);              \
     }                                                                      \
     static void mode##_free_##kind(void *ctx, void *ptr)                   \
     {                                                                      \
-        mode##_free_impl(ctx, ptr, raw);                                   \
+        mode##_free_impl(ctx, ptr, raw, dom);                              \
     }
 
 /* Forward-only hooks: the floor any hook costs, for benchmarks. */
@@ -523,10 +532,11 @@ forward_free(void *ctx, void *ptr)
     d->prev.free(d->prev.ctx, ptr);
 }
 
-MH_HOOKS(sample, raw, 1)
-MH_HOOKS(sample, py, 0)
-MH_HOOKS(trace, raw, 1)
-MH_HOOKS(trace, py, 0)
+MH_HOOKS(sample, raw, 1, MH_DOMAIN_RAW)
+MH_HOOKS(sample, mem, 0, MH_DOMAIN_MEM)
+MH_HOOKS(sample, obj, 0, MH_DOMAIN_OBJ)
+MH_HOOKS(trace, raw, 1, MH_DOMAIN_RAW)
+MH_HOOKS(trace, py, 0, MH_DOMAIN_MEM) /* dom unused */
 
 /* ---- set-up ---- */
 
@@ -692,7 +702,7 @@ mh_tracker_start(int mode, uint64_t interval, uint32_t max_depth)
     mh_tracker.filter_stale = 0;
     mh_tracker.filter_misses = 0;
     for (size_t i = 0; i < MH_FILTER_BITS / 64; i++)
-        __atomic_store_n(&filter_bits[i], 0, __ATOMIC_RELAXED);
+        __atomic_store_n(&mh_tracker.filter[i], 0, __ATOMIC_RELAXED);
     memset(filter_shared, 0, sizeof(filter_shared));
     mh_buf_reset(&mh_tracker.records);
     mh_tracker.enc.last_addr = 0;
@@ -721,12 +731,21 @@ mh_tracker_start(int mode, uint64_t interval, uint32_t max_depth)
                 d->ours.calloc = forward_calloc;
                 d->ours.realloc = forward_realloc;
                 d->ours.free = forward_free;
+            } else if (mode == MH_MODE_SAMPLE && raw) {
+                d->ours.malloc = sample_malloc_raw;
+                d->ours.calloc = sample_calloc_raw;
+                d->ours.realloc = sample_realloc_raw;
+                d->ours.free = sample_free_raw;
+            } else if (mode == MH_MODE_SAMPLE && i == MH_DOMAIN_MEM) {
+                d->ours.malloc = sample_malloc_mem;
+                d->ours.calloc = sample_calloc_mem;
+                d->ours.realloc = sample_realloc_mem;
+                d->ours.free = sample_free_mem;
             } else if (mode == MH_MODE_SAMPLE) {
-                d->ours.malloc = raw ? sample_malloc_raw : sample_malloc_py;
-                d->ours.calloc = raw ? sample_calloc_raw : sample_calloc_py;
-                d->ours.realloc = raw ? sample_realloc_raw
-                                      : sample_realloc_py;
-                d->ours.free = raw ? sample_free_raw : sample_free_py;
+                d->ours.malloc = sample_malloc_obj;
+                d->ours.calloc = sample_calloc_obj;
+                d->ours.realloc = sample_realloc_obj;
+                d->ours.free = sample_free_obj;
             } else {
                 d->ours.malloc = raw ? trace_malloc_raw : trace_malloc_py;
                 d->ours.calloc = raw ? trace_calloc_raw : trace_calloc_py;
@@ -824,7 +843,7 @@ mh_tracker_stats(struct mh_tracker_stats *st)
     st->stacks = mh_tracker.stacks.count;
     st->live_bytes = mh_tracker.live_bytes;
     /* Everything from the agent's allocator, and the filter. */
-    size_t fixed = sizeof(filter_bits) + sizeof(filter_shared);
+    size_t fixed = sizeof(mh_tracker.filter) + sizeof(filter_shared);
     st->tracker_bytes =
         __atomic_load_n(&own_bytes, __ATOMIC_RELAXED) + fixed;
     st->tracker_peak_bytes =

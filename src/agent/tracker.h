@@ -45,6 +45,10 @@ struct mh_tracker {
     int hooks_installed;
     struct mh_hook_domain dom[3];
     int active; /* atomic: record samples */
+    /* One bit per hash of sampled addresses, read without the lock by
+     * every free; set and cleared under the lock. Here rather than on
+     * its own so the free hook reaches it from its ctx (tracker.c). */
+    uint64_t filter[MH_FILTER_BITS / 64] __attribute__((aligned(64)));
 
     pthread_mutex_t lock; /* protects everything below; a leaf lock:
                              never take the GIL while holding it */
