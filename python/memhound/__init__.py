@@ -429,8 +429,9 @@ def request(name):
 
 def stats():
     """The agent's counters, as a dict: active, mode, interval, path, pid,
-    samples, frees, dropped, live_bytes, stacks, tracker_bytes, control
-    (the control socket's path, '' when there is none)."""
+    samples, frees, dropped, live_bytes, stacks, tracker_bytes (the
+    agent's own memory), tracker_peak_bytes (its highest), control (the
+    control socket's path, '' when there is none)."""
     return dict(_agent().stats())
 
 

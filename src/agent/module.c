@@ -275,7 +275,7 @@ mh_stats(PyObject *module, PyObject *unused)
     struct mh_tracker_stats st;
     mh_tracker_stats(&st);
     return Py_BuildValue(
-        "{s:O,s:s,s:K,s:s,s:i,s:K,s:K,s:K,s:d,s:K,s:K,s:s,s:K}", "active",
+        "{s:O,s:s,s:K,s:s,s:i,s:K,s:K,s:K,s:d,s:K,s:K,s:K,s:s,s:K}", "active",
         session_active ? Py_True : Py_False, "mode",
         mh_tracker.mode == MH_MODE_TRACE     ? "trace"
         : mh_tracker.mode == MH_MODE_FORWARD ? "forward"
@@ -286,8 +286,9 @@ mh_stats(PyObject *module, PyObject *unused)
         "frees", (unsigned long long)st.frees, "dropped",
         (unsigned long long)st.dropped, "live_bytes", st.live_bytes,
         "stacks", (unsigned long long)st.stacks, "tracker_bytes",
-        (unsigned long long)st.tracker_bytes, "control", mh_control_path(),
-        "requests", (unsigned long long)st.requests);
+        (unsigned long long)st.tracker_bytes, "tracker_peak_bytes",
+        (unsigned long long)st.tracker_peak_bytes, "control",
+        mh_control_path(), "requests", (unsigned long long)st.requests);
 }
 
 static PyObject *

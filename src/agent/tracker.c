@@ -39,9 +39,14 @@ struct mh_tls {
 };
 static __thread struct mh_tls tls __attribute__((tls_model("initial-exec")));
 
-/* One bit per hash of sampled addresses, read without the lock by every
- * free; set and cleared under the lock. */
-static uint64_t filter_bits[MH_FILTER_BITS / 64];
+/* Under the lock: the bits a second block was added to while they were
+ * set (another live block's, or a stale one's). A sampled free clears its
+ * bit unless it is shared here: otherwise it would stay set, and pymalloc
+ * hands the freed address out again at once, so the next free there
+ * would miss in the locked slow path: ~3,000 slow frees and 25 rebuilds
+ * in one request of the 2,000-row queryset benchmark, ~500 and none
+ * since. */
+static uint64_t filter_shared[MH_FILTER_BITS / 64];
 
 static inline uint32_t
 filter_index(const void *p)
@@ -49,51 +54,68 @@ filter_index(const void *p)
     return (uint32_t)(((uintptr_t)p * 0x9E3779B97F4A7C15ull) >> 48);
 }
 
+/* Whether p may be sampled, as the hooks of domain `dom` (whose ctx is
+ * &mh_tracker.dom[dom]) test it. The filter is reached from the ctx at an
+ * offset the compiler knows rather than through its own address, which a
+ * shared object has to load first: one instruction less on every free. */
 static inline int
-filter_maybe(const void *p)
+filter_maybe(const struct mh_hook_domain *d, int dom, const void *p)
 {
-    uint32_t i = filter_index(p);
-    uint64_t w = __atomic_load_n(&filter_bits[i >> 6], __ATOMIC_RELAXED);
-    return (int)((w >> (i & 63)) & 1);
+    const uint64_t *bits =
+        (const uint64_t *)((const char *)d +
+                           (offsetof(struct mh_tracker, filter) -
+                            offsetof(struct mh_tracker, dom) -
+                            (size_t)dom * sizeof(struct mh_hook_domain)));
+    uint64_t h = (uintptr_t)p * 0x9E3779B97F4A7C15ull; /* filter_index */
+    uint64_t w = __atomic_load_n(&bits[h >> 54], __ATOMIC_RELAXED);
+    return (int)((w >> ((h >> 48) & 63)) & 1);
 }
 
 static void
 filter_add_unlocked(const void *p)
 {
     uint32_t i = filter_index(p);
-    __atomic_fetch_or(&filter_bits[i >> 6], 1ull << (i & 63),
-                      __ATOMIC_RELAXED);
+    uint64_t bit = 1ull << (i & 63);
+    if (__atomic_load_n(&mh_tracker.filter[i >> 6], __ATOMIC_RELAXED) & bit)
+        filter_shared[i >> 6] |= bit;
+    else
+        __atomic_fetch_or(&mh_tracker.filter[i >> 6], bit, __ATOMIC_RELAXED);
 }
 
-/* A freed block's bit may be shared, so it stays set; once the stale bits
- * could outnumber the live ones, the filter is rebuilt from the sampled
- * table (amortised O(1) per free; no per-bit counters to keep). Each word
- * is stored whole and holds every live block's bit before and after, so a
- * free running concurrently never misses a sampled block. */
-static uint64_t filter_scratch[MH_FILTER_BITS / 64];
-
+/* A shared bit stays set when one of its blocks is freed; once the stale
+ * ones could outnumber the live ones, the filter is rebuilt from the
+ * sampled table (amortised O(1) per free; no per-bit counters to keep).
+ * Each word is stored whole and holds every live block's bit before and
+ * after, so a free running concurrently never misses a sampled block. */
 static void filter_rebuild_unlocked(void);
 
-/* A free that passed the filter but was not sampled: a stale bit, often on
- * an address pymalloc hands out again and again. Rebuild once these have
- * cost about as much as a rebuild does, so a hot stale bit is short-lived
- * (leaving it cost +4% instructions on a CPU loop). */
+/* A free that passed the filter but was not sampled: a stale bit, or one
+ * a live block owns (a hash collision, which no rebuild removes). While
+ * stale bits exist, rebuild once misses have cost about as much as a
+ * rebuild does, so a hot stale bit is short-lived (leaving it cost +4%
+ * instructions on a CPU loop). */
 static void
 filter_miss_unlocked(void)
 {
-    if (++mh_tracker.filter_misses >= (MH_FILTER_BITS / 64 +
-                                       mh_tracker.sampled.size) / 16)
+    if (mh_tracker.filter_stale &&
+        ++mh_tracker.filter_misses >=
+            (MH_FILTER_BITS / 64 + mh_tracker.sampled.size) / 16)
         filter_rebuild_unlocked();
 }
 
 static void
 filter_del_unlocked(const void *p)
 {
-    (void)p;
-    /* Stale bits send frees down the locked slow path: keep them to a
-     * quarter of the live ones (a floor of 1024 cost +4% instructions on
-     * a CPU loop). A rebuild reads the table once, and sampled frees are
-     * rare, so this stays cheap. */
+    uint32_t i = filter_index(p);
+    uint64_t bit = 1ull << (i & 63);
+    if (!(filter_shared[i >> 6] & bit)) {
+        /* p was the bit's only block */
+        __atomic_fetch_and(&mh_tracker.filter[i >> 6], ~bit, __ATOMIC_RELAXED);
+        return;
+    }
+    /* Keep stale bits to a quarter of the live ones (a floor of 1024 cost
+     * +4% instructions on a CPU loop). A rebuild reads the table once,
+     * and shared bits are rare, so this stays cheap. */
     size_t live = mh_tracker.sampled.count;
     if (++mh_tracker.filter_stale < live / 4 + 32)
         return;
@@ -103,15 +125,26 @@ filter_del_unlocked(const void *p)
 static void
 filter_rebuild_unlocked(void)
 {
-    memset(filter_scratch, 0, sizeof(filter_scratch));
+    /* Rare (shared bits only): the scratch is not kept between rebuilds. */
+    uint64_t *bits = mh_calloc(2 * (MH_FILTER_BITS / 64), sizeof(uint64_t));
+    if (!bits) {
+        mh_tracker.filter_misses = 0; /* try again later */
+        return;
+    }
+    uint64_t *shared = bits + MH_FILTER_BITS / 64;
     const struct mh_addrmap *m = &mh_tracker.sampled;
     for (size_t k = 0; k < m->size; k++)
         if (m->slots[k].key) {
             uint32_t i = filter_index((const void *)(uintptr_t)m->slots[k].key);
-            filter_scratch[i >> 6] |= 1ull << (i & 63);
+            uint64_t bit = 1ull << (i & 63);
+            if (bits[i >> 6] & bit)
+                shared[i >> 6] |= bit;
+            bits[i >> 6] |= bit;
         }
     for (size_t w = 0; w < MH_FILTER_BITS / 64; w++)
-        __atomic_store_n(&filter_bits[w], filter_scratch[w], __ATOMIC_RELAXED);
+        __atomic_store_n(&mh_tracker.filter[w], bits[w], __ATOMIC_RELAXED);
+    memcpy(filter_shared, shared, sizeof(filter_shared));
+    mh_free(bits);
     mh_tracker.filter_stale = 0;
     mh_tracker.filter_misses = 0;
 }
@@ -329,10 +362,16 @@ free_filtered(const struct mh_hook_domain *d, void *ptr)
     d->prev.free(d->prev.ctx, ptr);
 }
 
+/* Counts a request of `size` bytes; nonzero when it is a sample. A
+ * MEM/OBJ request above py_counted_max is left to the RAW hook. The test
+ * is a branch, not a select: it nearly always goes one way, and the
+ * select cost an instruction more on every allocation. */
 static inline int
-countdown_crossed(size_t counted)
+countdown_crossed(size_t size, int raw)
 {
-    int64_t c = tls.countdown - (int64_t)counted;
+    if (!raw && MH_UNLIKELY(size > py_counted_max))
+        return 0;
+    int64_t c = tls.countdown - (int64_t)size;
     tls.countdown = c;
     return MH_UNLIKELY(c < 0);
 }
@@ -340,7 +379,7 @@ countdown_crossed(size_t counted)
 static inline void *
 sample_malloc_impl(const struct mh_hook_domain *d, size_t size, int raw)
 {
-    if (countdown_crossed(raw || size <= py_counted_max ? size : 0))
+    if (countdown_crossed(size, raw))
         return malloc_sampled(d, size);
     return d->prev.malloc(d->prev.ctx, size);
 }
@@ -350,29 +389,30 @@ sample_calloc_impl(const struct mh_hook_domain *d, size_t nelem,
                    size_t elsize, int raw)
 {
     size_t size = nelem * elsize; /* prev.calloc fails on overflow */
-    if (countdown_crossed(raw || size <= py_counted_max ? size : 0))
+    if (countdown_crossed(size, raw))
         return calloc_sampled(d, nelem, elsize);
     return d->prev.calloc(d->prev.ctx, nelem, elsize);
 }
 
 static inline void *
 sample_realloc_impl(const struct mh_hook_domain *d, void *ptr, size_t size,
-                    int raw)
+                    int raw, int dom)
 {
     /* The old block's free is recorded before the allocator can hand
      * its address to another thread. */
-    if (MH_UNLIKELY(filter_maybe(ptr)) && ptr)
+    if (MH_UNLIKELY(filter_maybe(d, dom, ptr)) && ptr)
         sampled_free_slow(ptr);
-    if (countdown_crossed(raw || size <= py_counted_max ? size : 0))
+    if (countdown_crossed(size, raw))
         return realloc_sampled(d, ptr, size);
     return d->prev.realloc(d->prev.ctx, ptr, size);
 }
 
 static inline void
-sample_free_impl(const struct mh_hook_domain *d, void *ptr, int raw)
+sample_free_impl(const struct mh_hook_domain *d, void *ptr, int raw,
+                 int dom)
 {
     (void)raw; /* a nested RAW free finds the block already removed */
-    if (MH_UNLIKELY(filter_maybe(ptr))) {
+    if (MH_UNLIKELY(filter_maybe(d, dom, ptr))) {
         free_filtered(d, ptr);
         return;
     }
@@ -439,8 +479,9 @@ trace_calloc_impl(const struct mh_hook_domain *d, size_t nelem,
 
 static inline void *
 trace_realloc_impl(const struct mh_hook_domain *d, void *ptr, size_t size,
-                   int raw)
+                   int raw, int dom)
 {
+    (void)dom;
     if (raw && tls.nested)
         return d->prev.realloc(d->prev.ctx, ptr, size);
     tls.traced += size;
@@ -455,8 +496,9 @@ trace_realloc_impl(const struct mh_hook_domain *d, void *ptr, size_t size,
 }
 
 static inline void
-trace_free_impl(const struct mh_hook_domain *d, void *ptr, int raw)
+trace_free_impl(const struct mh_hook_domain *d, void *ptr, int raw, int dom)
 {
+    (void)dom;
     if (!(raw && tls.nested))
         trace_free(ptr);
     if (!raw)
@@ -467,8 +509,9 @@ trace_free_impl(const struct mh_hook_domain *d, void *ptr, int raw)
 }
 
 /* The entry points PyMem_SetAllocator gets: one set per mode and per
- * kind of domain, with `raw` a compile-time constant. */
-#define MH_HOOKS(mode, kind, raw)                                          \
+ * kind of domain, with `raw` and the domain's index `dom` compile-time
+ * constants. */
+#define MH_HOOKS(mode, kind, raw, dom)                                     \
     static void *mode##_malloc_##kind(void *ctx, size_t size)              \
     {                                                                      \
         return mode##_malloc_impl(ctx, size, raw);                         \
@@ -479,11 +522,11 @@ trace_free_impl(const struct mh_hook_domain *d, void *ptr, int raw)
     }                                                                      \
     static void *mode##_realloc_##kind(void *ctx, void *ptr, size_t size)  \
     {                                                                      \
-        return mode##_realloc_impl(ctx, ptr, size, raw);                   \
+        return mode##_realloc_impl(ctx, ptr, size, raw, dom);              \
     }                                                                      \
     static void mode##_free_##kind(void *ctx, void *ptr)                   \
     {                                                                      \
-        mode##_free_impl(ctx, ptr, raw);                                   \
+        mode##_free_impl(ctx, ptr, raw, dom);                              \
     }
 
 /* Forward-only hooks: the floor any hook costs, for benchmarks. */
@@ -515,28 +558,61 @@ forward_free(void *ctx, void *ptr)
     d->prev.free(d->prev.ctx, ptr);
 }
 
-MH_HOOKS(sample, raw, 1)
-MH_HOOKS(sample, py, 0)
-MH_HOOKS(trace, raw, 1)
-MH_HOOKS(trace, py, 0)
+MH_HOOKS(sample, raw, 1, MH_DOMAIN_RAW)
+MH_HOOKS(sample, mem, 0, MH_DOMAIN_MEM)
+MH_HOOKS(sample, obj, 0, MH_DOMAIN_OBJ)
+MH_HOOKS(trace, raw, 1, MH_DOMAIN_RAW)
+MH_HOOKS(trace, py, 0, MH_DOMAIN_MEM) /* dom unused */
 
 /* ---- set-up ---- */
 
 static const PyMemAllocatorDomain py_domains[3] = {
     PYMEM_DOMAIN_RAW, PYMEM_DOMAIN_MEM, PYMEM_DOMAIN_OBJ};
 
+/* memhound's own memory, all of which comes through here, is counted so
+ * stats() can report what the agent holds (writer buffers, zstd's context
+ * and the like included): a header before each block keeps its size,
+ * whatever allocator we wrap. Atomic: the hooks and the writer thread
+ * allocate under different locks. */
+#define OWN_HEADER 16 /* keeps the allocator's 16-byte alignment */
+static size_t own_bytes, own_peak;
+
 static void *
 own_realloc(void *ctx, void *ptr, size_t size)
 {
     const PyMemAllocatorEx *raw = ctx;
-    return raw->realloc(raw->ctx, ptr, size);
+    size_t old = 0;
+    uint8_t *base = NULL;
+    if (ptr) {
+        base = (uint8_t *)ptr - OWN_HEADER;
+        memcpy(&old, base, sizeof(old));
+    }
+    if (size > SIZE_MAX - OWN_HEADER)
+        return NULL;
+    uint8_t *q = raw->realloc(raw->ctx, base, size + OWN_HEADER);
+    if (!q)
+        return NULL;
+    memcpy(q, &size, sizeof(size));
+    size_t now = __atomic_add_fetch(&own_bytes, size - old, __ATOMIC_RELAXED);
+    size_t peak = __atomic_load_n(&own_peak, __ATOMIC_RELAXED);
+    while (now > peak &&
+           !__atomic_compare_exchange_n(&own_peak, &peak, now, 1,
+                                        __ATOMIC_RELAXED, __ATOMIC_RELAXED))
+        ;
+    return q + OWN_HEADER;
 }
 
 static void
 own_free(void *ctx, void *ptr)
 {
     const PyMemAllocatorEx *raw = ctx;
-    raw->free(raw->ctx, ptr);
+    if (!ptr)
+        return;
+    uint8_t *base = (uint8_t *)ptr - OWN_HEADER;
+    size_t size;
+    memcpy(&size, base, sizeof(size));
+    __atomic_sub_fetch(&own_bytes, size, __ATOMIC_RELAXED);
+    raw->free(raw->ctx, base);
 }
 
 static PyMemAllocatorEx own_raw;
@@ -650,8 +726,10 @@ mh_tracker_start(int mode, uint64_t interval, uint32_t max_depth)
      * starts empty. */
     mh_addrmap_release(&mh_tracker.sampled);
     mh_tracker.filter_stale = 0;
+    mh_tracker.filter_misses = 0;
     for (size_t i = 0; i < MH_FILTER_BITS / 64; i++)
-        __atomic_store_n(&filter_bits[i], 0, __ATOMIC_RELAXED);
+        __atomic_store_n(&mh_tracker.filter[i], 0, __ATOMIC_RELAXED);
+    memset(filter_shared, 0, sizeof(filter_shared));
     mh_buf_reset(&mh_tracker.records);
     mh_tracker.enc = (struct mh_cap_enc){0};
     mh_tracker.live_bytes = 0;
@@ -680,12 +758,21 @@ mh_tracker_start(int mode, uint64_t interval, uint32_t max_depth)
                 d->ours.calloc = forward_calloc;
                 d->ours.realloc = forward_realloc;
                 d->ours.free = forward_free;
+            } else if (mode == MH_MODE_SAMPLE && raw) {
+                d->ours.malloc = sample_malloc_raw;
+                d->ours.calloc = sample_calloc_raw;
+                d->ours.realloc = sample_realloc_raw;
+                d->ours.free = sample_free_raw;
+            } else if (mode == MH_MODE_SAMPLE && i == MH_DOMAIN_MEM) {
+                d->ours.malloc = sample_malloc_mem;
+                d->ours.calloc = sample_calloc_mem;
+                d->ours.realloc = sample_realloc_mem;
+                d->ours.free = sample_free_mem;
             } else if (mode == MH_MODE_SAMPLE) {
-                d->ours.malloc = raw ? sample_malloc_raw : sample_malloc_py;
-                d->ours.calloc = raw ? sample_calloc_raw : sample_calloc_py;
-                d->ours.realloc = raw ? sample_realloc_raw
-                                      : sample_realloc_py;
-                d->ours.free = raw ? sample_free_raw : sample_free_py;
+                d->ours.malloc = sample_malloc_obj;
+                d->ours.calloc = sample_calloc_obj;
+                d->ours.realloc = sample_realloc_obj;
+                d->ours.free = sample_free_obj;
             } else {
                 d->ours.malloc = raw ? trace_malloc_raw : trace_malloc_py;
                 d->ours.calloc = raw ? trace_calloc_raw : trace_calloc_py;
@@ -816,9 +903,11 @@ mh_tracker_stats(struct mh_tracker_stats *st)
     st->requests = mh_tracker.requests;
     st->stacks = mh_tracker.stacks.count;
     st->live_bytes = mh_tracker.live_bytes;
-    st->tracker_bytes = mh_tracker.stacks.bytes + mh_tracker.records.cap +
-                        mh_tracker.sampled.size *
-                            sizeof(struct mh_addrmap_slot) +
-                        sizeof(filter_bits) + sizeof(filter_scratch);
+    /* Everything from the agent's allocator, and the filter. */
+    size_t fixed = sizeof(mh_tracker.filter) + sizeof(filter_shared);
+    st->tracker_bytes =
+        __atomic_load_n(&own_bytes, __ATOMIC_RELAXED) + fixed;
+    st->tracker_peak_bytes =
+        __atomic_load_n(&own_peak, __ATOMIC_RELAXED) + fixed;
     pthread_mutex_unlock(&mh_tracker.lock);
 }

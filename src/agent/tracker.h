@@ -45,6 +45,10 @@ struct mh_tracker {
     int hooks_installed;
     struct mh_hook_domain dom[3];
     int active; /* atomic: record samples */
+    /* One bit per hash of sampled addresses, read without the lock by
+     * every free; set and cleared under the lock. Here rather than on
+     * its own so the free hook reaches it from its ctx (tracker.c). */
+    uint64_t filter[MH_FILTER_BITS / 64] __attribute__((aligned(64)));
 
     pthread_mutex_t lock; /* protects everything below; a leaf lock:
                              never take the GIL while holding it */
@@ -54,7 +58,8 @@ struct mh_tracker {
     struct mh_addrmap sampled; /* live blocks: the sampled ones in
                                   sampling mode, every one in trace-all;
                                   address -> mh_tracker_live_pack() */
-    size_t filter_stale;  /* sampled frees since the last rebuild */
+    size_t filter_stale;  /* shared bits left set by sampled frees since
+                             the last rebuild */
     size_t filter_misses; /* filter hits that were not sampled, since */
     double live_bytes;                    /* estimate, sampling mode */
     uint64_t samples, frees, dropped;
@@ -128,7 +133,9 @@ void mh_tracker_put_finding(const struct mh_cap_finding *f);
 int mh_tracker_thread_allocated(uint64_t *out) MH_MUST_USE;
 
 struct mh_tracker_stats {
-    uint64_t samples, frees, dropped, stacks, tracker_bytes, requests;
+    uint64_t samples, frees, dropped, stacks, requests;
+    uint64_t tracker_bytes;      /* the agent's own memory now */
+    uint64_t tracker_peak_bytes; /* and at most, since it was loaded */
     double live_bytes;
 };
 void mh_tracker_stats(struct mh_tracker_stats *st);

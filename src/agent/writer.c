@@ -215,16 +215,17 @@ frame_id(const struct mh_rawframe *f)
 static uint32_t
 resolve_stacks(uint32_t upto)
 {
+    struct mh_rawframe frames[MH_MAX_DEPTH_LIMIT];
     uint32_t ids[MH_MAX_DEPTH_LIMIT];
     uint32_t id = w.emitted_stacks;
     while (id < upto) {
-        const struct mh_stack *st = mh_stacks_get(&mh_tracker.stacks, id + 1);
+        uint32_t depth = mh_stacks_get(&mh_tracker.stacks, id + 1, frames,
+                                       MH_MAX_DEPTH_LIMIT);
         uint32_t i;
-        for (i = 0; i < st->depth; i++)
-            if (!(ids[i] = frame_id(&st->frames[i])))
+        for (i = 0; i < depth; i++)
+            if (!(ids[i] = frame_id(&frames[i])))
                 break;
-        if (i < st->depth ||
-            mh_cap_put_stack(&w.chunk, st->id, st->depth, ids))
+        if (i < depth || mh_cap_put_stack(&w.chunk, id + 1, depth, ids))
             break;
         id++;
         if (w.chunk.len > DEFS_CHUNK_BYTES)

@@ -20,7 +20,10 @@ mh_addrmap_release(struct mh_addrmap *m)
 static int
 grow(struct mh_addrmap *m)
 {
-    size_t size = m->size ? m->size * 2 : 1024;
+    /* Small at first: the agent keeps a few of these, most of them
+     * holding tens of entries, and counts their memory against the
+     * target's (a 1024-slot start was 64 KB on a 13 MB process). */
+    size_t size = m->size ? m->size * 2 : 64;
     struct mh_addrmap_slot *s = mh_calloc(size, sizeof(*s));
     if (!s)
         return MH_ENOMEM;

@@ -150,3 +150,50 @@ def test_restart_with_another_mode(py, tmp_path):
     rep = report(tmp_path / "b.mhc", args=("--warmup", "0"))
     top = rep["live"][0]
     assert top["file"].endswith("r.py"), rep["live"][:3]
+
+
+@pytest.mark.parametrize("py", interpreters())
+def test_stacks_sharing_outer_frames_are_told_apart(py, tmp_path):
+    # The interner shares the outer frames of stacks (a prefix tree):
+    # stacks that are prefixes of one another, at every depth, must come
+    # out whole and distinct, each with its own count (trace-all: exact).
+    proc, cap = run_target(py, tmp_path, """
+        KEEP = []
+
+
+        def rec(n):
+            if n == 0:
+                b = bytearray(3000)  # line 7: leaf
+                KEEP.append(b)  # (the list's growth: not line 7 or 10)
+                return
+            b = bytearray(2000)  # line 10: mid
+            KEEP.append(b)
+            rec(n - 1)  # line 12
+
+
+        for _ in range(3):
+            for d in range(25):
+                rec(d)  # line 17
+    """, "--trace-all")
+    assert proc.returncode == 0, proc.stderr
+    rep = report(cap, args=("--warmup", "0", "--by", "stack", "--top", "0"))
+    counts = {}
+    for site in rep["live"]:
+        frames = tuple(f.rsplit("/", 1)[-1]
+                       for f in site["key"].split(" < "))
+        if frames[0] in ("target.py:7 in rec", "target.py:10 in rec"):
+            counts[frames] = site["live_count"]
+
+    def stack(line, depth):
+        return (("target.py:%d in rec" % line,) +
+                ("target.py:12 in rec",) * depth +
+                ("target.py:17 in <module>",))
+
+    leaf = [counts.pop(stack(7, d), 0) for d in range(25)]
+    mid = [counts.pop(stack(10, j), 0) for j in range(24)]
+    assert not counts, sorted(counts)[:3]
+    # 3 calls reach each depth d; mid runs at depth j in every call with
+    # d > j: 3 * (24 - j) times. A bytearray is one or two blocks.
+    per = leaf[0] // 3
+    assert per > 0 and leaf == [3 * per] * 25, leaf
+    assert mid == [3 * (24 - j) * per for j in range(24)], mid
