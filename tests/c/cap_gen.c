@@ -1,4 +1,5 @@
 /* The capture builder of cap_gen.h. */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -228,5 +229,14 @@ tcap_reseal(uint8_t *buf, size_t len)
         for (int b = 0; b < 4; b++)
             buf[off + 5 + b] = (uint8_t)(crc >> (8 * b));
         off += MH_CAP_CHUNK_HEADER_LEN + n;
+    }
+}
+
+void
+check_near(double got, double want, double tol)
+{
+    if (fabs(got - want) > tol) {
+        fprintf(stderr, "got %.6f, want %.6f (+-%g)\n", got, want, tol);
+        exit(1);
     }
 }

@@ -76,6 +76,9 @@ void tcap_finding(struct tcap *c, uint64_t request, const char *id,
  * were changed, so a reader gets past the checksums. */
 void tcap_reseal(uint8_t *buf, size_t len);
 
+/* Exits with a message when |got - want| > tol. */
+void check_near(double got, double want, double tol);
+
 struct mh_analysis;
 /* The finished analysis as JSON or text; the caller frees the string. */
 char *render_to_string(const struct mh_analysis *a, int json);

@@ -119,15 +119,6 @@ find_site(const struct mh_analysis *a, const char *key)
     return NULL;
 }
 
-static void
-check_near(double got, double want, double tol)
-{
-    if (fabs(got - want) > tol) {
-        fprintf(stderr, "got %.6f, want %.6f (+-%g)\n", got, want, tol);
-        exit(1);
-    }
-}
-
 /* ---- the analysis --------------------------------------------------- */
 
 MH_TEST(analysis_leak_is_top_growth_peaks_are_not)

@@ -162,15 +162,6 @@ ranked(const struct mh_analysis *a, size_t i)
     return mh_analysis_str(a, a->endpoints.v[a->endpoints.order[i]].name);
 }
 
-static void
-near(double got, double want, double tol)
-{
-    if (fabs(got - want) > tol) {
-        fprintf(stderr, "got %.6f, want %.6f (+-%g)\n", got, want, tol);
-        exit(1);
-    }
-}
-
 /* ---- endpoints ------------------------------------------------------ */
 
 MH_TEST(endpoints_interleaved_requests_exact)
@@ -186,14 +177,14 @@ MH_TEST(endpoints_interleaved_requests_exact)
     const struct mh_endpoint *ep = endpoint(&a, EP_LEAK);
     CHECK_EQ_INT(ep->requests, 100);
     CHECK_EQ_INT(ep->requests_after_warmup, 100);
-    near(ep->allocated_per_request, 1500, 1e-9);
-    near(ep->peak_p50, 1500, 0);
-    near(ep->peak_p95, 1500, 0);
-    near(ep->held_per_request, 1000, 1e-9);
-    near(ep->retained_per_request, 1000, 1e-9);
+    check_near(ep->allocated_per_request, 1500, 1e-9);
+    check_near(ep->peak_p50, 1500, 0);
+    check_near(ep->peak_p95, 1500, 0);
+    check_near(ep->held_per_request, 1000, 1e-9);
+    check_near(ep->retained_per_request, 1000, 1e-9);
     /* Live bytes after k requests: 1000 k, exactly. */
-    near(ep->slope_per_1000, 1e6, 1e-3);
-    near(ep->slope_r2, 1, 1e-12);
+    check_near(ep->slope_per_1000, 1e6, 1e-3);
+    check_near(ep->slope_r2, 1, 1e-12);
     CHECK_EQ_INT(ep->slope_points, 100);
     CHECK(!ep->in_progress);
     /* Its sites: the kept line first, then the freed one. */
@@ -201,23 +192,23 @@ MH_TEST(endpoints_interleaved_requests_exact)
     CHECK_EQ_STR(mh_analysis_str(&a, ep->sites[0].file), "/srv/app/views.py");
     CHECK_EQ_INT(ep->sites[0].line, 42);
     CHECK_EQ_STR(mh_analysis_str(&a, ep->sites[0].function), "leak_view");
-    near(ep->sites[0].retained, 100000, 1e-6);
-    near(ep->sites[0].allocated, 100000, 1e-6);
+    check_near(ep->sites[0].retained, 100000, 1e-6);
+    check_near(ep->sites[0].allocated, 100000, 1e-6);
     CHECK(ep->sites[0].has_user && ep->sites[0].user_direct);
     CHECK_EQ_INT(ep->sites[1].line, 44);
-    near(ep->sites[1].retained, 0, 0);
-    near(ep->sites[1].allocated, 50000, 1e-6);
+    check_near(ep->sites[1].retained, 0, 0);
+    check_near(ep->sites[1].allocated, 50000, 1e-6);
 
     /* The transient peaks: 10k..200k, five requests each. Nearest rank:
      * the 50th of 100 is 100k, the 95th 190k. */
     ep = endpoint(&a, EP_REPORT);
     CHECK_EQ_INT(ep->requests, 100);
-    near(ep->allocated_per_request, 105000, 1e-6);
-    near(ep->peak_p50, 100000, 0);
-    near(ep->peak_p95, 190000, 0);
-    near(ep->held_per_request, 0, 1e-9);
-    near(ep->retained_per_request, 0, 1e-9);
-    near(ep->slope_per_1000, 0, 1e-9);
+    check_near(ep->allocated_per_request, 105000, 1e-6);
+    check_near(ep->peak_p50, 100000, 0);
+    check_near(ep->peak_p95, 190000, 0);
+    check_near(ep->held_per_request, 0, 1e-9);
+    check_near(ep->retained_per_request, 0, 1e-9);
+    check_near(ep->slope_per_1000, 0, 1e-9);
     CHECK_EQ_INT(ep->nsites, 1);
     CHECK_EQ_STR(mh_analysis_str(&a, ep->sites[0].function), "_fetch_all");
     CHECK(ep->sites[0].has_user && !ep->sites[0].user_direct);
@@ -228,14 +219,14 @@ MH_TEST(endpoints_interleaved_requests_exact)
     /* Held at the end but freed by the next request: retained is only
      * the last one's. */
     ep = endpoint(&a, EP_CACHE);
-    near(ep->held_per_request, 2000, 1e-9);
-    near(ep->retained_per_request, 20, 1e-9);
-    near(ep->slope_per_1000, 0, 1e-6);
+    check_near(ep->held_per_request, 2000, 1e-9);
+    check_near(ep->retained_per_request, 20, 1e-9);
+    check_near(ep->slope_per_1000, 0, 1e-6);
 
     /* Requests that sampled nothing still count, with zero peaks. */
     ep = endpoint(&a, EP_EMPTY);
     CHECK_EQ_INT(ep->requests, 20);
-    near(ep->peak_p95, 0, 0);
+    check_near(ep->peak_p95, 0, 0);
     CHECK_EQ_INT(ep->nsites, 0);
 
     /* The request that never ended. */
@@ -243,10 +234,10 @@ MH_TEST(endpoints_interleaved_requests_exact)
     CHECK(ep->in_progress);
     CHECK_EQ_INT(ep->requests, 1);
     CHECK_EQ_INT(ep->requests_after_warmup, 0);
-    near(ep->allocated_per_request, 3000, 0);
-    near(ep->held_per_request, 3000, 0);
-    near(ep->peak_p50, 3000, 0);
-    near(ep->retained_per_request, 0, 0);
+    check_near(ep->allocated_per_request, 3000, 0);
+    check_near(ep->held_per_request, 3000, 0);
+    check_near(ep->peak_p50, 3000, 0);
+    check_near(ep->retained_per_request, 0, 0);
 
     /* Ranked by retained bytes per request; ties by held bytes. */
     CHECK_EQ_STR(ranked(&a, 0), EP_LEAK);
@@ -283,24 +274,24 @@ MH_TEST(endpoints_warmup_leaves_out_early_requests)
     const struct mh_endpoint *ep = endpoint(&a, EP_WARM);
     CHECK_EQ_INT(ep->requests, 10);
     CHECK_EQ_INT(ep->requests_after_warmup, 8);
-    near(ep->retained_per_request, 0, 0); /* the cache fill is left out */
-    near(ep->peak_p95, 5000, 0);          /* but its peak counts */
-    near(ep->allocated_per_request, 500, 1e-9);
+    check_near(ep->retained_per_request, 0, 0); /* the cache fill is left out */
+    check_near(ep->peak_p95, 5000, 0);          /* but its peak counts */
+    check_near(ep->allocated_per_request, 500, 1e-9);
     ep = endpoint(&a, EP_LEAK);
     CHECK_EQ_INT(ep->requests, 100);
     CHECK_EQ_INT(ep->requests_after_warmup, 80);
-    near(ep->retained_per_request, 1000, 1e-9);
-    near(ep->allocated_per_request, 1500, 1e-9);
-    near(ep->slope_per_1000, 1e6, 1e-3);
+    check_near(ep->retained_per_request, 1000, 1e-9);
+    check_near(ep->allocated_per_request, 1500, 1e-9);
+    check_near(ep->slope_per_1000, 1e6, 1e-3);
     CHECK_EQ_INT(ep->slope_points, 80);
     ep = endpoint(&a, EP_CACHE);
-    near(ep->retained_per_request, 2000.0 / 80, 1e-9);
+    check_near(ep->retained_per_request, 2000.0 / 80, 1e-9);
     CHECK_EQ_STR(ranked(&a, 0), EP_LEAK);
     CHECK_EQ_STR(ranked(&a, 1), EP_CACHE);
     /* Sites count retained bytes of counted requests only. */
     ep = endpoint(&a, EP_LEAK);
-    near(ep->sites[0].retained, 80000, 1e-6);
-    near(ep->sites[0].allocated, 100000, 1e-6);
+    check_near(ep->sites[0].retained, 80000, 1e-6);
+    check_near(ep->sites[0].allocated, 100000, 1e-6);
     mh_analysis_release(&a);
     free(buf);
 }
@@ -315,11 +306,11 @@ MH_TEST(endpoints_merge_across_captures)
     /* Request ids repeat across captures: still 100 leak requests. */
     const struct mh_endpoint *ep = endpoint(&a, EP_LEAK);
     CHECK_EQ_INT(ep->requests, 100);
-    near(ep->retained_per_request, 1000, 1e-9);
-    near(ep->slope_per_1000, 1e6, 1e-3); /* one slope, two baselines */
-    near(ep->slope_r2, 1, 1e-12);
+    check_near(ep->retained_per_request, 1000, 1e-9);
+    check_near(ep->slope_per_1000, 1e6, 1e-3); /* one slope, two baselines */
+    check_near(ep->slope_r2, 1, 1e-12);
     CHECK_EQ_INT(ep->slope_points, 100);
-    near(ep->sites[0].retained, 100000, 1e-6);
+    check_near(ep->sites[0].retained, 100000, 1e-6);
     ep = endpoint(&a, "(in progress)");
     CHECK_EQ_INT(ep->requests, 2);
     /* Endpoints merge by name: one of each. */
@@ -358,8 +349,8 @@ MH_TEST(endpoints_capture_without_requests_after_one_with)
     CHECK_EQ_INT(ea->nsites, eb->nsites);
     for (size_t i = 0; i < ea->nsites; i++) {
         CHECK(!ea->sites[i].nostack);
-        near(ea->sites[i].retained, eb->sites[i].retained, 1e-6);
-        near(ea->sites[i].allocated, eb->sites[i].allocated, 1e-6);
+        check_near(ea->sites[i].retained, eb->sites[i].retained, 1e-6);
+        check_near(ea->sites[i].allocated, eb->sites[i].allocated, 1e-6);
     }
     mh_analysis_release(&a);
     mh_analysis_release(&b);
@@ -377,10 +368,10 @@ MH_TEST(endpoints_sampled_weights)
     double w1000 = 1000 / -expm1(-1000 / 4096.0);
     double w500 = 500 / -expm1(-500 / 4096.0);
     const struct mh_endpoint *ep = endpoint(&a, EP_LEAK);
-    near(ep->allocated_per_request, w1000 + w500, 1e-6);
-    near(ep->retained_per_request, w1000, 1e-6);
-    near(ep->peak_p50, (float)(w1000 + w500), 1e-3);
-    near(ep->slope_per_1000, 1000 * w1000, 1e-3);
+    check_near(ep->allocated_per_request, w1000 + w500, 1e-6);
+    check_near(ep->retained_per_request, w1000, 1e-6);
+    check_near(ep->peak_p50, (float)(w1000 + w500), 1e-3);
+    check_near(ep->slope_per_1000, 1000 * w1000, 1e-3);
     CHECK_EQ_STR(ranked(&a, 0), EP_LEAK);
     mh_analysis_release(&a);
     free(buf);
