@@ -56,8 +56,8 @@ struct parser {
     struct mh_cap_reader_priv *pv;
     mh_cap_visit_fn visit;
     void *ctx;
-    struct mh_rec_place place; /* the record being parsed */
-    uint64_t last_stack_id; /* a one-entry cache for ALLOC's stack */
+    struct mh_parse_err err; /* the reader's error, the record parsed */
+    uint64_t last_stack_id;  /* a one-entry cache for ALLOC's stack */
     uint32_t last_stack_idx;
 };
 
@@ -103,51 +103,17 @@ mh_cap_reader_release(struct mh_cap_reader *r)
 
 /* --- errors --------------------------------------------------------- */
 
-static int MH_PRINTF(4, 5)
-    fail(struct parser *ps, int code, uint64_t off, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(ps->r->error, sizeof(ps->r->error), fmt, ap);
-    va_end(ap);
-    ps->r->error_offset = off;
-    return code;
-}
-
-/* "chunk at offset C: record 0xTT at offset O <why>"; inside a compressed
- * chunk the record's place is given within the decompressed payload and
- * the error offset is the chunk's. */
-static int MH_PRINTF(5, 6)
-    rec_fail(struct parser *ps, int code, const uint8_t *rec, uint8_t tag,
-             const char *fmt, ...)
-{
-    char why[120];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(why, sizeof(why), fmt, ap);
-    va_end(ap);
-    return mh_rec_fail(&ps->place, ps->r->error, sizeof(ps->r->error),
-                       &ps->r->error_offset, code, rec, tag, why);
-}
-
-/* A field could not be read: `rc` from the varint decoder. */
-static int
-field_fail(struct parser *ps, int rc, const uint8_t *rec, uint8_t tag,
-           int sized)
-{
-    return rec_fail(ps, MH_EFORMAT, rec, tag, "%s",
-                    mh_rec_field_why(rc, sized));
-}
-
 static int
 store_fail(struct parser *ps, int rc, const uint8_t *rec, uint8_t tag)
 {
     if (rc == MH_ENOMEM)
-        return rec_fail(ps, rc, rec, tag, "cannot be stored: out of memory");
-    return rec_fail(ps, rc, rec, tag,
-                    "cannot be stored: the reader's tables would pass "
-                    "%zu MiB",
-                    MH_CAP_READER_TABLES_MAX >> 20);
+        return mh_parse_rec_fail(&ps->err, rc, rec, tag,
+                                 "cannot be stored: out of memory");
+    return mh_parse_rec_fail(
+        &ps->err, rc, rec, tag,
+        "cannot be stored: the reader's tables would pass "
+        "%zu MiB",
+        MH_CAP_READER_TABLES_MAX >> 20);
 }
 
 /* --- tables --------------------------------------------------------- */
@@ -287,9 +253,9 @@ arena_str(struct mh_cap_reader_priv *pv, const char *s, size_t n,
  * the enclosing function with the error. They use `ps`, `rec`, `tag`. */
 #define FIELD(q, end, v)                                                      \
     do {                                                                      \
-        int rc_ = mh_rd_uv(&(q), (end), (v));                                    \
+        int rc_ = mh_rd_uv(&(q), (end), (v));                                 \
         if (UNLIKELY(rc_))                                                    \
-            return field_fail(ps, rc_, rec, tag, 1);                          \
+            return mh_parse_field_fail(&ps->err, rc_, rec, tag, 1);           \
     } while (0)
 
 #define FIELD32(q, end, v, what)                                              \
@@ -297,9 +263,9 @@ arena_str(struct mh_cap_reader_priv *pv, const char *s, size_t n,
         uint64_t x_;                                                          \
         FIELD(q, end, &x_);                                                   \
         if (x_ > UINT32_MAX)                                                  \
-            return rec_fail(ps, MH_EFORMAT, rec, tag,                         \
-                            "has %s %llu, over 32 bits", (what),              \
-                            (unsigned long long)x_);                          \
+            return mh_parse_rec_fail(&ps->err, MH_EFORMAT, rec, tag,          \
+                                     "has %s %llu, over 32 bits", (what),     \
+                                     (unsigned long long)x_);                 \
         *(v) = (uint32_t)x_;                                                  \
     } while (0)
 
@@ -310,11 +276,12 @@ field_str(struct parser *ps, const uint8_t **q, const uint8_t *end,
     uint64_t len;
     FIELD(*q, end, &len);
     if (len > MH_CAP_STR_MAX)
-        return rec_fail(ps, MH_EFORMAT, rec, tag,
-                        "has a string of %llu bytes, over the %u KiB limit",
-                        (unsigned long long)len, MH_CAP_STR_MAX >> 10);
+        return mh_parse_rec_fail(
+            &ps->err, MH_EFORMAT, rec, tag,
+            "has a string of %llu bytes, over the %u KiB limit",
+            (unsigned long long)len, MH_CAP_STR_MAX >> 10);
     if (len > (uint64_t)(end - *q))
-        return field_fail(ps, MH_ETRUNC, rec, tag, 1);
+        return mh_parse_field_fail(&ps->err, MH_ETRUNC, rec, tag, 1);
     *s = (const char *)*q;
     *n = (size_t)len;
     *q += len;
@@ -335,14 +302,16 @@ check_new_id(struct parser *ps, const struct idmap *m, uint64_t id,
              const char *kind, const uint8_t *rec, uint8_t tag)
 {
     if (id == 0)
-        return rec_fail(ps, MH_EFORMAT, rec, tag,
-                        "defines %s id 0 (ids start at 1)", kind);
+        return mh_parse_rec_fail(&ps->err, MH_EFORMAT, rec, tag,
+                                 "defines %s id 0 (ids start at 1)", kind);
     if (idmap_get(m, id))
-        return rec_fail(ps, MH_EFORMAT, rec, tag, "defines %s %llu twice",
-                        kind, (unsigned long long)id);
+        return mh_parse_rec_fail(&ps->err, MH_EFORMAT, rec, tag,
+                                 "defines %s %llu twice", kind,
+                                 (unsigned long long)id);
     if (m->count >= MH_CAP_ID_MAX)
-        return rec_fail(ps, MH_ETOOBIG, rec, tag,
-                        "defines more than %u %s ids", MH_CAP_ID_MAX, kind);
+        return mh_parse_rec_fail(&ps->err, MH_ETOOBIG, rec, tag,
+                                 "defines more than %u %s ids", MH_CAP_ID_MAX,
+                                 kind);
     return MH_OK;
 }
 
@@ -351,9 +320,9 @@ check_new_id(struct parser *ps, const struct idmap *m, uint64_t id,
     do {                                                                      \
         *(out) = idmap_get((m), (id));                                        \
         if (!*(out))                                                          \
-            return rec_fail(ps, MH_EFORMAT, rec, tag,                         \
-                            "references undefined %s %llu", (kind),           \
-                            (unsigned long long)(id));                        \
+            return mh_parse_rec_fail(&ps->err, MH_EFORMAT, rec, tag,          \
+                                     "references undefined %s %llu", (kind),  \
+                                     (unsigned long long)(id));               \
     } while (0)
 
 static int
@@ -367,7 +336,7 @@ header_list(struct parser *ps, const uint8_t **q, const uint8_t *end,
     /* Each entry takes at least a byte: this bounds the allocation by
      * the record's own size. */
     if (n > (uint64_t)(end - *q))
-        return field_fail(ps, MH_ETRUNC, rec, tag, 1);
+        return mh_parse_field_fail(&ps->err, MH_ETRUNC, rec, tag, 1);
     *count = (uint32_t)n;
     *out = NULL;
     if (n == 0)
@@ -406,11 +375,12 @@ parse_header(struct parser *ps, const uint8_t *rec, uint8_t tag,
     FIELD32(q, end, &h.max_depth, "max_depth");
     FIELD(q, end, &h.fork_parent);
     if (h.mode != MH_MODE_SAMPLE && h.mode != MH_MODE_TRACE)
-        return rec_fail(ps, MH_EFORMAT, rec, tag, "has unknown mode %u",
-                        h.mode);
+        return mh_parse_rec_fail(&ps->err, MH_EFORMAT, rec, tag,
+                                 "has unknown mode %u", h.mode);
     if (h.mode == MH_MODE_SAMPLE && h.interval == 0)
-        return rec_fail(ps, MH_EFORMAT, rec, tag,
-                        "is in sampling mode with a sample interval of 0");
+        return mh_parse_rec_fail(
+            &ps->err, MH_EFORMAT, rec, tag,
+            "is in sampling mode with a sample interval of 0");
     int rc;
     FIELD_STR(q, end, &s, &n);
     if ((rc = arena_str(ps->pv, s, n, &h.python)))
@@ -521,9 +491,9 @@ parse_stack(struct parser *ps, const uint8_t *rec, uint8_t tag,
     if (rc)
         return rc;
     if (depth < 1 || depth > MH_CAP_DEPTH_MAX)
-        return rec_fail(ps, MH_EFORMAT, rec, tag,
-                        "has depth %llu, outside 1..%u",
-                        (unsigned long long)depth, MH_CAP_DEPTH_MAX);
+        return mh_parse_rec_fail(&ps->err, MH_EFORMAT, rec, tag,
+                                 "has depth %llu, outside 1..%u",
+                                 (unsigned long long)depth, MH_CAP_DEPTH_MAX);
     rc = grow_array(pv, (void **)&r->stacks, &pv->stacks_cap,
                     (size_t)r->nstacks + 1, sizeof(*r->stacks));
     if (rc == MH_OK)
@@ -554,18 +524,20 @@ static int
 visit_stopped(struct parser *ps, int rc, const uint8_t *rec, uint8_t tag)
 {
     if (rc < 0)
-        return rec_fail(ps, rc, rec, tag, "could not be processed: %s",
-                        mh_strerror(rc));
-    return rec_fail(ps, rc, rec, tag, "stopped the parse");
+        return mh_parse_rec_fail(&ps->err, rc, rec, tag,
+                                 "could not be processed: %s",
+                                 mh_strerror(rc));
+    return mh_parse_rec_fail(&ps->err, rc, rec, tag, "stopped the parse");
 }
 
 static int
 visit_event(struct parser *ps, struct mh_cap_event *ev, const uint8_t *rec,
             uint8_t tag)
 {
-    ev->offset = ps->place.compressed ? ps->place.chunk_off
-                                : ps->place.chunk_off + MH_CAP_CHUNK_HEADER_LEN +
-                                      (uint64_t)(rec - ps->place.payload);
+    ev->offset = ps->err.place.compressed
+                     ? ps->err.place.chunk_off
+                     : ps->err.place.chunk_off + MH_CAP_CHUNK_HEADER_LEN +
+                           (uint64_t)(rec - ps->err.place.payload);
     if (!ps->visit)
         return MH_OK;
     int rc = ps->visit(ps->ctx, ev);
@@ -624,8 +596,9 @@ parse_event(struct parser *ps, const uint8_t *rec, uint8_t tag,
         FIELD(q, end, &ev.u.request.t_end_ns);
         FIELD_STR(q, end, &ev.u.request.endpoint.s, &ev.u.request.endpoint.n);
         if (ev.u.request.id == 0)
-            return rec_fail(ps, MH_EFORMAT, rec, tag,
-                            "is a request with id 0 (ids start at 1)");
+            return mh_parse_rec_fail(
+                &ps->err, MH_EFORMAT, rec, tag,
+                "is a request with id 0 (ids start at 1)");
         break;
     case MH_REC_FINDING: {
         struct mh_cap_finding *f = &ev.u.finding;
@@ -640,8 +613,8 @@ parse_event(struct parser *ps, const uint8_t *rec, uint8_t tag,
         FIELD(q, end, &f->bytes);
         FIELD_STR(q, end, &f->detail.s, &f->detail.n);
         if (f->id.n == 0)
-            return rec_fail(ps, MH_EFORMAT, rec, tag,
-                            "is a finding with an empty id");
+            return mh_parse_rec_fail(&ps->err, MH_EFORMAT, rec, tag,
+                                     "is a finding with an empty id");
         break;
     }
     default: /* MH_REC_END */
@@ -659,8 +632,8 @@ parse_event(struct parser *ps, const uint8_t *rec, uint8_t tag,
 /* TAG: the request the chunk's next ALLOCs belong to (0 = none). Any
  * value is valid; trailing bytes are a newer writer's. */
 static int
-parse_tag(struct parser *ps, const uint8_t *rec, uint8_t tag,
-          const uint8_t *q, const uint8_t *end, uint64_t *request)
+parse_tag(struct parser *ps, const uint8_t *rec, uint8_t tag, const uint8_t *q,
+          const uint8_t *end, uint64_t *request)
 {
     FIELD(q, end, request);
     return MH_OK;
@@ -676,19 +649,19 @@ parse_records(struct parser *ps, const uint8_t *p, size_t n)
     uint64_t request = 0; /* so does the TAG state */
     struct mh_cap_event ev;
     memset(&ev, 0, sizeof(ev));
-    ps->place.payload = p;
+    ps->err.place.payload = p;
     while (p < end) {
         const uint8_t *rec = p;
         uint8_t tag = *p++;
         int rc;
         if (LIKELY(tag >= MH_REC_ALLOC_RAW && tag <= MH_REC_FREE)) {
             if (UNLIKELY(!r->have_header))
-                return rec_fail(ps, MH_EFORMAT, rec, tag,
-                                "comes before the HEADER record");
+                return mh_parse_rec_fail(&ps->err, MH_EFORMAT, rec, tag,
+                                         "comes before the HEADER record");
             uint64_t u;
             if (tag == MH_REC_FREE) {
                 if (UNLIKELY((rc = mh_rd_uv(&p, end, &u))))
-                    return field_fail(ps, rc, rec, tag, 0);
+                    return mh_parse_field_fail(&ps->err, rc, rec, tag, 0);
                 addr += (uint64_t)mh_unzigzag(u);
                 ev.kind = MH_EV_FREE;
                 ev.u.free.addr = addr;
@@ -697,7 +670,7 @@ parse_records(struct parser *ps, const uint8_t *p, size_t n)
                 if (UNLIKELY((rc = mh_rd_uv(&p, end, &stack))) ||
                     UNLIKELY((rc = mh_rd_uv(&p, end, &size))) ||
                     UNLIKELY((rc = mh_rd_uv(&p, end, &u))))
-                    return field_fail(ps, rc, rec, tag, 0);
+                    return mh_parse_field_fail(&ps->err, rc, rec, tag, 0);
                 uint32_t sidx = 0;
                 if (stack) {
                     if (stack == ps->last_stack_id) {
@@ -705,10 +678,11 @@ parse_records(struct parser *ps, const uint8_t *p, size_t n)
                     } else {
                         sidx = idmap_get(&ps->pv->stacks, stack);
                         if (UNLIKELY(!sidx))
-                            return rec_fail(ps, MH_EFORMAT, rec, tag,
-                                            "references undefined stack "
-                                            "%llu",
-                                            (unsigned long long)stack);
+                            return mh_parse_rec_fail(
+                                &ps->err, MH_EFORMAT, rec, tag,
+                                "references undefined stack "
+                                "%llu",
+                                (unsigned long long)stack);
                         ps->last_stack_id = stack;
                         ps->last_stack_idx = sidx;
                     }
@@ -722,37 +696,39 @@ parse_records(struct parser *ps, const uint8_t *p, size_t n)
                 ev.u.alloc.request = request;
             }
             if (ps->visit) {
-                ev.offset = ps->place.compressed
-                                ? ps->place.chunk_off
-                                : ps->place.chunk_off + MH_CAP_CHUNK_HEADER_LEN +
-                                      (uint64_t)(rec - ps->place.payload);
+                ev.offset = ps->err.place.compressed
+                                ? ps->err.place.chunk_off
+                                : ps->err.place.chunk_off +
+                                      MH_CAP_CHUNK_HEADER_LEN +
+                                      (uint64_t)(rec - ps->err.place.payload);
                 if (UNLIKELY((rc = ps->visit(ps->ctx, &ev))))
                     return visit_stopped(ps, rc, rec, tag);
             }
             continue;
         }
         if (tag == 0)
-            return rec_fail(ps, MH_EFORMAT, rec, tag,
-                            "has the invalid tag 0x00");
+            return mh_parse_rec_fail(&ps->err, MH_EFORMAT, rec, tag,
+                                     "has the invalid tag 0x00");
         if (tag <= MH_REC_FIXED_LAST)
-            return rec_fail(ps, MH_EFORMAT, rec, tag,
-                            "has an unknown fixed-layout tag, which cannot "
-                            "be skipped");
+            return mh_parse_rec_fail(
+                &ps->err, MH_EFORMAT, rec, tag,
+                "has an unknown fixed-layout tag, which cannot "
+                "be skipped");
         uint64_t blen;
         if ((rc = mh_rd_uv(&p, end, &blen)))
-            return field_fail(ps, rc, rec, tag, 0);
+            return mh_parse_field_fail(&ps->err, rc, rec, tag, 0);
         if (blen > (uint64_t)(end - p))
-            return rec_fail(ps, MH_EFORMAT, rec, tag,
-                            "runs past the end of its chunk");
+            return mh_parse_rec_fail(&ps->err, MH_EFORMAT, rec, tag,
+                                     "runs past the end of its chunk");
         const uint8_t *body = p, *bend = p + blen;
         p = bend;
         if (tag == MH_REC_HEADER) {
             if (r->have_header)
-                return rec_fail(ps, MH_EFORMAT, rec, tag,
-                                "is a second HEADER record");
+                return mh_parse_rec_fail(&ps->err, MH_EFORMAT, rec, tag,
+                                         "is a second HEADER record");
         } else if (!r->have_header) {
-            return rec_fail(ps, MH_EFORMAT, rec, tag,
-                            "comes before the HEADER record");
+            return mh_parse_rec_fail(&ps->err, MH_EFORMAT, rec, tag,
+                                     "comes before the HEADER record");
         }
         switch (tag) {
         case MH_REC_HEADER:
@@ -811,8 +787,8 @@ parse_chunks(struct parser *ps, const uint8_t *buf, size_t len)
         return chunk_fail(ps, rc);
     struct mh_chunk ch;
     while ((rc = mh_chunk_next(c, &ch)) > 0) {
-        ps->place.chunk_off = ch.offset;
-        ps->place.compressed = ch.compressed;
+        ps->err.place.chunk_off = ch.offset;
+        ps->err.place.compressed = ch.compressed;
         if (ch.len && (rc = parse_records(ps, ch.payload, ch.len)))
             return rc;
         r->chunks++;
@@ -831,16 +807,21 @@ mh_cap_parse(struct mh_cap_reader *r, const uint8_t *buf, size_t len,
     struct parser ps;
     memset(&ps, 0, sizeof(ps));
     ps.r = r;
+    ps.err.text = r->error;
+    ps.err.cap = sizeof(r->error);
+    ps.err.offset = &r->error_offset;
     ps.visit = visit;
     ps.ctx = ctx;
     if (r->priv)
-        return fail(&ps, MH_EINVAL, 0,
-                    "a reader parses one capture (this one has parsed one)");
+        return mh_parse_fail(
+            &ps.err, MH_EINVAL, 0,
+            "a reader parses one capture (this one has parsed one)");
     if (!buf && len)
-        return fail(&ps, MH_EINVAL, 0, "no buffer to parse");
+        return mh_parse_fail(&ps.err, MH_EINVAL, 0, "no buffer to parse");
     r->priv = ps.pv = mh_calloc(1, sizeof(*ps.pv));
     if (!ps.pv)
-        return fail(&ps, MH_ENOMEM, 0, "cannot start reading: out of memory");
+        return mh_parse_fail(&ps.err, MH_ENOMEM, 0,
+                             "cannot start reading: out of memory");
     struct mh_cap_reader_priv *pv = ps.pv;
     /* Index 0 of every table means "none". */
     if (grow_array(pv, (void **)&r->strings, &pv->strings_cap, 1,
@@ -851,7 +832,8 @@ mh_cap_parse(struct mh_cap_reader *r, const uint8_t *buf, size_t len,
                    sizeof(*r->frames)) ||
         grow_array(pv, (void **)&r->stacks, &pv->stacks_cap, 1,
                    sizeof(*r->stacks)))
-        return fail(&ps, MH_ENOMEM, 0, "cannot start reading: out of memory");
+        return mh_parse_fail(&ps.err, MH_ENOMEM, 0,
+                             "cannot start reading: out of memory");
     r->strings[0].s = "";
     r->strings[0].n = 0;
     memset(&r->codes[0], 0, sizeof(r->codes[0]));

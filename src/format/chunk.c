@@ -240,34 +240,56 @@ mh_chunk_next(struct mh_chunk_reader *c, struct mh_chunk *out)
 }
 
 int
-mh_rec_fail(const struct mh_rec_place *pl, char *err, size_t n,
-            uint64_t *err_off, int code, const uint8_t *rec, uint8_t tag,
-            const char *why)
+mh_parse_fail(struct mh_parse_err *e, int code, uint64_t off, const char *fmt,
+              ...)
 {
-    unsigned long long pos = (unsigned long long)(rec - pl->payload);
-    unsigned long long coff = (unsigned long long)pl->chunk_off;
-    if (pl->compressed) {
-        snprintf(err, n,
-                 "chunk at offset %llu: record 0x%02x at byte %llu of the "
-                 "decompressed payload %s",
-                 coff, tag, pos, why);
-        *err_off = pl->chunk_off;
-        return code;
-    }
-    uint64_t off = pl->chunk_off + MH_CAP_CHUNK_HEADER_LEN + pos;
-    snprintf(err, n, "chunk at offset %llu: record 0x%02x at offset %llu %s",
-             coff, tag, (unsigned long long)off, why);
-    *err_off = off;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(e->text, e->cap, fmt, ap);
+    va_end(ap);
+    *e->offset = off;
     return code;
 }
 
-const char *
-mh_rec_field_why(int rc, int sized)
+int
+mh_parse_rec_fail(struct mh_parse_err *e, int code, const uint8_t *rec,
+                  uint8_t tag, const char *fmt, ...)
+{
+    char why[120];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(why, sizeof(why), fmt, ap);
+    va_end(ap);
+    const struct mh_rec_place *pl = &e->place;
+    unsigned long long pos = (unsigned long long)(rec - pl->payload);
+    unsigned long long coff = (unsigned long long)pl->chunk_off;
+    if (pl->compressed)
+        return mh_parse_fail(e, code, pl->chunk_off,
+                             "chunk at offset %llu: record 0x%02x at byte "
+                             "%llu of the decompressed payload %s",
+                             coff, tag, pos, why);
+    uint64_t off = pl->chunk_off + MH_CAP_CHUNK_HEADER_LEN + pos;
+    return mh_parse_fail(e, code, off,
+                         "chunk at offset %llu: record 0x%02x at offset "
+                         "%llu %s",
+                         coff, tag, (unsigned long long)off, why);
+}
+
+static const char *
+field_why(int rc, int sized)
 {
     if (rc == MH_EFORMAT)
         return "has a varint longer than 64 bits";
     return sized ? "is shorter than its fields"
                  : "runs past the end of its chunk";
+}
+
+int
+mh_parse_field_fail(struct mh_parse_err *e, int rc, const uint8_t *rec,
+                    uint8_t tag, int sized)
+{
+    return mh_parse_rec_fail(e, MH_EFORMAT, rec, tag, "%s",
+                             field_why(rc, sized));
 }
 
 int

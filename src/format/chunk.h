@@ -75,17 +75,27 @@ struct mh_rec_place {
     int compressed;
 };
 
-/* Writes "chunk at offset C: record 0xTT at offset O <why>" into err (n
- * bytes) -- inside a compressed chunk "at byte N of the decompressed
- * payload", the offset being the chunk's -- stores the offset in
- * *err_off and returns `code`. Both readers word their errors this way. */
-int mh_rec_fail(const struct mh_rec_place *pl, char *err, size_t n,
-                uint64_t *err_off, int code, const uint8_t *rec, uint8_t tag,
-                const char *why);
+/* Where a reader reports a parse error: its message buffer and error
+ * offset, and the record being parsed. Both readers embed one. */
+struct mh_parse_err {
+    char *text; /* the reader's error buffer, `cap` bytes */
+    size_t cap;
+    uint64_t *offset;          /* the reader's error offset */
+    struct mh_rec_place place; /* the record being parsed */
+};
 
-/* Why a field of a record could not be read, from the varint decoder's
- * code; `sized` for records that carry their own length. */
-const char *mh_rec_field_why(int rc, int sized);
+/* Formats the error at file offset `off`; returns `code`. */
+int mh_parse_fail(struct mh_parse_err *e, int code, uint64_t off,
+                  const char *fmt, ...) MH_PRINTF(4, 5);
+/* "chunk at offset C: record 0xTT at offset O <why>" -- inside a
+ * compressed chunk "at byte N of the decompressed payload", the offset
+ * being the chunk's; returns `code`. */
+int mh_parse_rec_fail(struct mh_parse_err *e, int code, const uint8_t *rec,
+                      uint8_t tag, const char *fmt, ...) MH_PRINTF(5, 6);
+/* A field of a record could not be read: `rc` from the varint decoder;
+ * `sized` for records that carry their own length. MH_EFORMAT. */
+int mh_parse_field_fail(struct mh_parse_err *e, int rc, const uint8_t *rec,
+                        uint8_t tag, int sized);
 
 int mh_rd_uv_slow(const uint8_t **pp, const uint8_t *end, uint64_t *v);
 

@@ -56,7 +56,7 @@ struct mh_heap_priv {
 struct parser {
     struct mh_heap_dump *d;
     struct mh_heap_priv *pv;
-    struct mh_rec_place place; /* the record being parsed */
+    struct mh_parse_err err; /* the reader's error, the record parsed */
 };
 
 void
@@ -112,49 +112,17 @@ mh_heap_dump_release(struct mh_heap_dump *d)
 
 /* --- errors --------------------------------------------------------- */
 
-static int MH_PRINTF(4, 5)
-    fail(struct parser *ps, int code, uint64_t off, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(ps->d->error, sizeof(ps->d->error), fmt, ap);
-    va_end(ap);
-    ps->d->error_offset = off;
-    return code;
-}
-
-/* "chunk at offset C: record 0xTT at offset O <why>", as the capture
- * reader says it. */
-static int MH_PRINTF(5, 6)
-    rec_fail(struct parser *ps, int code, const uint8_t *rec, uint8_t tag,
-             const char *fmt, ...)
-{
-    char why[120];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(why, sizeof(why), fmt, ap);
-    va_end(ap);
-    return mh_rec_fail(&ps->place, ps->d->error, sizeof(ps->d->error),
-                       &ps->d->error_offset, code, rec, tag, why);
-}
-
-static int
-field_fail(struct parser *ps, int rc, const uint8_t *rec, uint8_t tag,
-           int sized)
-{
-    return rec_fail(ps, MH_EFORMAT, rec, tag, "%s",
-                    mh_rec_field_why(rc, sized));
-}
-
 static int
 store_fail(struct parser *ps, int rc, const uint8_t *rec, uint8_t tag)
 {
     if (rc == MH_ENOMEM)
-        return rec_fail(ps, rc, rec, tag, "cannot be stored: out of memory");
-    return rec_fail(ps, rc, rec, tag,
-                    "cannot be stored: the dump would pass the reader's "
-                    "%zu MiB limit",
-                    ps->d->max_bytes >> 20);
+        return mh_parse_rec_fail(&ps->err, rc, rec, tag,
+                                 "cannot be stored: out of memory");
+    return mh_parse_rec_fail(
+        &ps->err, rc, rec, tag,
+        "cannot be stored: the dump would pass the reader's "
+        "%zu MiB limit",
+        ps->d->max_bytes >> 20);
 }
 
 /* --- tables --------------------------------------------------------- */
@@ -372,9 +340,9 @@ index_reserve(struct mh_heap_dump *d, struct mh_heap_priv *pv, size_t n)
 
 #define FIELD(q, end, v)                                                      \
     do {                                                                      \
-        int rc_ = mh_rd_uv(&(q), (end), (v));                                    \
+        int rc_ = mh_rd_uv(&(q), (end), (v));                                 \
         if (UNLIKELY(rc_))                                                    \
-            return field_fail(ps, rc_, rec, tag, sized);                      \
+            return mh_parse_field_fail(&ps->err, rc_, rec, tag, sized);       \
     } while (0)
 
 static int
@@ -385,11 +353,12 @@ field_str(struct parser *ps, const uint8_t **q, const uint8_t *end,
     uint64_t len;
     FIELD(*q, end, &len);
     if (len > MH_HEAP_STR_MAX)
-        return rec_fail(ps, MH_EFORMAT, rec, tag,
-                        "has a string of %llu bytes, over the %u KiB limit",
-                        (unsigned long long)len, MH_HEAP_STR_MAX >> 10);
+        return mh_parse_rec_fail(
+            &ps->err, MH_EFORMAT, rec, tag,
+            "has a string of %llu bytes, over the %u KiB limit",
+            (unsigned long long)len, MH_HEAP_STR_MAX >> 10);
     if (len > (uint64_t)(end - *q))
-        return field_fail(ps, MH_ETRUNC, rec, tag, 1);
+        return mh_parse_field_fail(&ps->err, MH_ETRUNC, rec, tag, 1);
     *s = (const char *)*q;
     *n = (size_t)len;
     *q += len;
@@ -408,14 +377,16 @@ check_new_id(struct parser *ps, const struct idmap *m, uint64_t id,
              const char *kind, const uint8_t *rec, uint8_t tag)
 {
     if (id == 0)
-        return rec_fail(ps, MH_EFORMAT, rec, tag,
-                        "defines %s id 0 (ids start at 1)", kind);
+        return mh_parse_rec_fail(&ps->err, MH_EFORMAT, rec, tag,
+                                 "defines %s id 0 (ids start at 1)", kind);
     if (idmap_get(m, id))
-        return rec_fail(ps, MH_EFORMAT, rec, tag, "defines %s %llu twice",
-                        kind, (unsigned long long)id);
+        return mh_parse_rec_fail(&ps->err, MH_EFORMAT, rec, tag,
+                                 "defines %s %llu twice", kind,
+                                 (unsigned long long)id);
     if (m->count >= MH_CAP_ID_MAX)
-        return rec_fail(ps, MH_ETOOBIG, rec, tag,
-                        "defines more than %u %s ids", MH_CAP_ID_MAX, kind);
+        return mh_parse_rec_fail(&ps->err, MH_ETOOBIG, rec, tag,
+                                 "defines more than %u %s ids", MH_CAP_ID_MAX,
+                                 kind);
     return MH_OK;
 }
 
@@ -427,9 +398,9 @@ check_new_id(struct parser *ps, const struct idmap *m, uint64_t id,
         } else {                                                              \
             *(out) = idmap_get((m), (id));                                    \
             if (!*(out))                                                      \
-                return rec_fail(ps, MH_EFORMAT, rec, tag,                     \
-                                "references undefined %s %llu", (kind),       \
-                                (unsigned long long)(id));                    \
+                return mh_parse_rec_fail(&ps->err, MH_EFORMAT, rec, tag,      \
+                                         "references undefined %s %llu",      \
+                                         (kind), (unsigned long long)(id));   \
         }                                                                     \
     } while (0)
 
@@ -609,18 +580,18 @@ edge_fail(struct parser *ps, int rc, const uint8_t *rec, uint8_t tag,
           uint64_t k, unsigned kind, uint64_t name)
 {
     if (rc)
-        return field_fail(ps, rc, rec, tag, 0);
+        return mh_parse_field_fail(&ps->err, rc, rec, tag, 0);
     if (kind == MH_EDGE_KIND_RESERVED)
-        return rec_fail(ps, MH_EFORMAT, rec, tag,
-                        "has edge %llu of the reserved kind 7",
-                        (unsigned long long)k);
+        return mh_parse_rec_fail(&ps->err, MH_EFORMAT, rec, tag,
+                                 "has edge %llu of the reserved kind 7",
+                                 (unsigned long long)k);
     if (kind == MH_EDGE_NONE || kind == MH_EDGE_ITEM)
-        return rec_fail(ps, MH_EFORMAT, rec, tag,
-                        "has edge %llu of kind %u with a name",
-                        (unsigned long long)k, kind);
-    return rec_fail(ps, MH_EFORMAT, rec, tag,
-                    "has edge %llu naming undefined string %llu",
-                    (unsigned long long)k, (unsigned long long)name);
+        return mh_parse_rec_fail(&ps->err, MH_EFORMAT, rec, tag,
+                                 "has edge %llu of kind %u with a name",
+                                 (unsigned long long)k, kind);
+    return mh_parse_rec_fail(&ps->err, MH_EFORMAT, rec, tag,
+                             "has edge %llu naming undefined string %llu",
+                             (unsigned long long)k, (unsigned long long)name);
 }
 
 static int
@@ -640,13 +611,14 @@ parse_object(struct parser *ps, const uint8_t *rec, uint8_t tag,
     FIELD(q, end, &nedges);
     uint64_t addr = *chain + (uint64_t)mh_unzigzag(delta);
     if (addr == 0)
-        return rec_fail(ps, MH_EFORMAT, rec, tag, "is an object at address 0");
+        return mh_parse_rec_fail(&ps->err, MH_EFORMAT, rec, tag,
+                                 "is an object at address 0");
     uint32_t tidx;
     REF(&pv->types, type, &tidx, "type", 0);
     /* An edge takes at least two bytes: this bounds the allocation by
      * the chunk's own size. */
     if (nedges > (uint64_t)(end - q) / 2)
-        return field_fail(ps, MH_ETRUNC, rec, tag, 0);
+        return mh_parse_field_fail(&ps->err, MH_ETRUNC, rec, tag, 0);
     int rc = reserve_object(ps, nedges);
     if (rc)
         return store_fail(ps, rc, rec, tag);
@@ -677,9 +649,9 @@ parse_object(struct parser *ps, const uint8_t *rec, uint8_t tag,
     /* Indexed last, so a failed record leaves no trace in the index. */
     d->addr[o] = addr;
     if (index_put(d, pv, o) != MH_HEAP_NONE)
-        return rec_fail(ps, MH_EFORMAT, rec, tag,
-                        "defines the object at 0x%llx twice",
-                        (unsigned long long)addr);
+        return mh_parse_rec_fail(&ps->err, MH_EFORMAT, rec, tag,
+                                 "defines the object at 0x%llx twice",
+                                 (unsigned long long)addr);
     d->type[o] = tidx;
     d->size[o] = size;
     d->refcnt[o] = refcnt > UINT32_MAX ? UINT32_MAX : (uint32_t)refcnt;
@@ -757,15 +729,15 @@ parse_records(struct parser *ps, const uint8_t *p, size_t n)
     struct mh_heap_dump *d = ps->d;
     const uint8_t *end = p + n;
     uint64_t chain = 0; /* address deltas restart in every chunk */
-    ps->place.payload = p;
+    ps->err.place.payload = p;
     while (p < end) {
         const uint8_t *rec = p;
         uint8_t tag = *p++;
         int rc;
         if (tag >= MH_HREC_OBJECT && tag <= MH_HREC_ALLOC) {
             if (UNLIKELY(!d->have_header))
-                return rec_fail(ps, MH_EFORMAT, rec, tag,
-                                "comes before the HEADER record");
+                return mh_parse_rec_fail(&ps->err, MH_EFORMAT, rec, tag,
+                                         "comes before the HEADER record");
             if (tag == MH_HREC_OBJECT)
                 rc = parse_object(ps, rec, tag, &p, end, &chain);
             else if (tag == MH_HREC_ROOT)
@@ -777,27 +749,28 @@ parse_records(struct parser *ps, const uint8_t *p, size_t n)
             continue;
         }
         if (tag == 0)
-            return rec_fail(ps, MH_EFORMAT, rec, tag,
-                            "has the invalid tag 0x00");
+            return mh_parse_rec_fail(&ps->err, MH_EFORMAT, rec, tag,
+                                     "has the invalid tag 0x00");
         if (tag <= MH_HREC_FIXED_LAST)
-            return rec_fail(ps, MH_EFORMAT, rec, tag,
-                            "has an unknown fixed-layout tag, which cannot "
-                            "be skipped");
+            return mh_parse_rec_fail(
+                &ps->err, MH_EFORMAT, rec, tag,
+                "has an unknown fixed-layout tag, which cannot "
+                "be skipped");
         uint64_t blen;
         if ((rc = mh_rd_uv(&p, end, &blen)))
-            return field_fail(ps, rc, rec, tag, 0);
+            return mh_parse_field_fail(&ps->err, rc, rec, tag, 0);
         if (blen > (uint64_t)(end - p))
-            return rec_fail(ps, MH_EFORMAT, rec, tag,
-                            "runs past the end of its chunk");
+            return mh_parse_rec_fail(&ps->err, MH_EFORMAT, rec, tag,
+                                     "runs past the end of its chunk");
         const uint8_t *body = p, *bend = p + blen;
         p = bend;
         if (tag == MH_HREC_HEADER) {
             if (d->have_header)
-                return rec_fail(ps, MH_EFORMAT, rec, tag,
-                                "is a second HEADER record");
+                return mh_parse_rec_fail(&ps->err, MH_EFORMAT, rec, tag,
+                                         "is a second HEADER record");
         } else if (!d->have_header) {
-            return rec_fail(ps, MH_EFORMAT, rec, tag,
-                            "comes before the HEADER record");
+            return mh_parse_rec_fail(&ps->err, MH_EFORMAT, rec, tag,
+                                     "comes before the HEADER record");
         }
         switch (tag) {
         case MH_HREC_HEADER:
@@ -877,8 +850,8 @@ parse_chunks(struct parser *ps, const uint8_t *buf, size_t len)
     int rc = mh_chunk_begin(c, buf, len);
     struct mh_chunk ch;
     while (rc == MH_OK && (rc = mh_chunk_next(c, &ch)) > 0) {
-        ps->place.chunk_off = ch.offset;
-        ps->place.compressed = ch.compressed;
+        ps->err.place.chunk_off = ch.offset;
+        ps->err.place.compressed = ch.compressed;
         if (ch.len && (rc = parse_records(ps, ch.payload, ch.len)))
             return rc;
         d->chunks++;
@@ -902,14 +875,18 @@ mh_heap_parse(struct mh_heap_dump *d, const uint8_t *buf, size_t len)
     struct parser ps;
     memset(&ps, 0, sizeof(ps));
     ps.d = d;
+    ps.err.text = d->error;
+    ps.err.cap = sizeof(d->error);
+    ps.err.offset = &d->error_offset;
     if (d->priv)
-        return fail(&ps, MH_EINVAL, 0,
-                    "a dump is parsed once (this one has been)");
+        return mh_parse_fail(&ps.err, MH_EINVAL, 0,
+                             "a dump is parsed once (this one has been)");
     if (!buf && len)
-        return fail(&ps, MH_EINVAL, 0, "no buffer to parse");
+        return mh_parse_fail(&ps.err, MH_EINVAL, 0, "no buffer to parse");
     d->priv = ps.pv = mh_calloc(1, sizeof(*ps.pv));
     if (!ps.pv)
-        return fail(&ps, MH_ENOMEM, 0, "cannot start reading: out of memory");
+        return mh_parse_fail(&ps.err, MH_ENOMEM, 0,
+                             "cannot start reading: out of memory");
     struct mh_heap_priv *pv = ps.pv;
     mh_chunk_reader_init(&pv->ck, "heap dump", MH_HEAP_MAGIC, MH_HEAP_VERSION);
     /* Index 0 of the string and type tables means "none". */
@@ -917,7 +894,8 @@ mh_heap_parse(struct mh_heap_dump *d, const uint8_t *buf, size_t len)
                    sizeof(*d->strings)) ||
         grow_array(d, (void **)&d->types, &pv->types_cap, 1,
                    sizeof(*d->types)))
-        return fail(&ps, MH_ENOMEM, 0, "cannot start reading: out of memory");
+        return mh_parse_fail(&ps.err, MH_ENOMEM, 0,
+                             "cannot start reading: out of memory");
     d->strings[0].s = "";
     d->strings[0].n = 0;
     memset(&d->types[0], 0, sizeof(d->types[0]));
@@ -926,11 +904,12 @@ mh_heap_parse(struct mh_heap_dump *d, const uint8_t *buf, size_t len)
     if (rc)
         return rc;
     if (!d->have_header)
-        return fail(&ps, MH_EFORMAT, len, "heap dump has no HEADER record%s",
-                    d->truncated ? " before it is cut short" : "");
+        return mh_parse_fail(&ps.err, MH_EFORMAT, len,
+                             "heap dump has no HEADER record%s",
+                             d->truncated ? " before it is cut short" : "");
     rc = resolve(d, pv);
     if (rc)
-        return fail(&ps, rc, len, "cannot index the dump: %s",
-                    mh_strerror(rc));
+        return mh_parse_fail(&ps.err, rc, len, "cannot index the dump: %s",
+                             mh_strerror(rc));
     return MH_OK;
 }
