@@ -227,7 +227,6 @@ idmap_put(struct mh_heap_dump *d, struct idmap *m, uint64_t key, uint32_t val)
                     idmap_place(keys, vals, bits, m->keys[i], m->vals[i]);
         mh_free(m->keys);
         mh_free(m->vals);
-        d->mem -= old;
         m->keys = keys;
         m->vals = vals;
         m->bits = bits;
