@@ -10,11 +10,12 @@
  * of millions of them), so they are decoded inline with a varint decoder
  * that skips bounds checks when ten bytes are left, and the last stack
  * looked up is remembered (consecutive samples often share it). */
-#include <stdarg.h>
-#include <stdio.h>
 #include <string.h>
 
+#include "../util/arena.h"
+#include "../util/budget.h"
 #include "../util/buf.h"
+#include "../util/idmap.h"
 #include "../util/mem.h"
 #include "capture_read.h"
 #include "chunk.h"
@@ -22,30 +23,14 @@
 #define LIKELY(x) __builtin_expect(!!(x), 1)
 #define UNLIKELY(x) __builtin_expect(!!(x), 0)
 
-/* Maps a file's ids (positive, sparse, 64-bit) to dense indices: open
- * addressing with linear probing, key 0 marking an empty slot. */
-struct idmap {
-    uint64_t *keys;
-    uint32_t *vals;
-    unsigned bits; /* 1 << bits slots; 0 = nothing allocated */
-    uint32_t count;
-};
-
-/* Strings live in blocks that never move, so pointers handed out stay
- * valid while more strings arrive. */
-struct arena_block {
-    struct arena_block *next;
-    size_t used, cap;
-    char data[];
-};
-
-#define ARENA_BLOCK (256u << 10)
+_Static_assert(MH_CAP_STR_MAX < MH_ARENA_BLOCK, "a string fits a block");
 
 struct mh_cap_reader_priv {
-    struct idmap strings, codes, frames, stacks;
+    struct mh_idmap strings, codes, frames, stacks; /* file id -> index */
     size_t strings_cap, codes_cap, frames_cap, stacks_cap, stack_frames_cap;
-    struct arena_block *arena;
+    struct mh_arena arena; /* every string the reader keeps */
     size_t mem; /* bytes held in tables, against MH_CAP_READER_TABLES_MAX */
+    struct mh_budget budget;   /* charges mem */
     struct mh_str *lists[3];   /* the header's argv, lib prefixes, sys.path */
     struct mh_chunk_reader ck; /* framing, CRCs, decompression */
 };
@@ -67,27 +52,16 @@ mh_cap_reader_init(struct mh_cap_reader *r)
     memset(r, 0, sizeof(*r));
 }
 
-static void
-idmap_release(struct idmap *m)
-{
-    mh_free(m->keys);
-    mh_free(m->vals);
-    memset(m, 0, sizeof(*m));
-}
-
 void
 mh_cap_reader_release(struct mh_cap_reader *r)
 {
     struct mh_cap_reader_priv *pv = r->priv;
     if (pv) {
-        idmap_release(&pv->strings);
-        idmap_release(&pv->codes);
-        idmap_release(&pv->frames);
-        idmap_release(&pv->stacks);
-        for (struct arena_block *b = pv->arena, *next; b; b = next) {
-            next = b->next;
-            mh_free(b);
-        }
+        mh_idmap_release(&pv->strings);
+        mh_idmap_release(&pv->codes);
+        mh_idmap_release(&pv->frames);
+        mh_idmap_release(&pv->stacks);
+        mh_arena_release(&pv->arena);
         for (int i = 0; i < 3; i++)
             mh_free(pv->lists[i]);
         mh_chunk_reader_release(&pv->ck);
@@ -116,137 +90,6 @@ store_fail(struct parser *ps, int rc, const uint8_t *rec, uint8_t tag)
         MH_CAP_READER_TABLES_MAX >> 20);
 }
 
-/* --- tables --------------------------------------------------------- */
-
-/* Makes room for `need` elements of `elem` bytes in *arr (capacity
- * *cap), charging the growth to the reader's budget. */
-static int
-grow_array(struct mh_cap_reader_priv *pv, void **arr, size_t *cap, size_t need,
-           size_t elem)
-{
-    if (need <= *cap)
-        return MH_OK;
-    if (need > MH_CAP_READER_TABLES_MAX / elem)
-        return MH_ETOOBIG;
-    size_t ncap = *cap ? *cap : 64;
-    while (ncap < need)
-        ncap *= 2;
-    if (ncap > MH_CAP_READER_TABLES_MAX / elem)
-        ncap = need;
-    size_t add = (ncap - *cap) * elem;
-    if (add > MH_CAP_READER_TABLES_MAX - pv->mem)
-        return MH_ETOOBIG;
-    void *p = mh_realloc(*arr, ncap * elem);
-    if (!p)
-        return MH_ENOMEM;
-    *arr = p;
-    *cap = ncap;
-    pv->mem += add;
-    return MH_OK;
-}
-
-static inline size_t
-idmap_slot(uint64_t key, unsigned bits)
-{
-    return (size_t)((key * 0x9E3779B97F4A7C15ull) >> (64 - bits));
-}
-
-/* The index of `key`, or 0 when it is not defined. */
-static inline uint32_t
-idmap_get(const struct idmap *m, uint64_t key)
-{
-    if (!m->bits || key == 0)
-        return 0;
-    size_t mask = ((size_t)1 << m->bits) - 1;
-    for (size_t i = idmap_slot(key, m->bits);; i = (i + 1) & mask) {
-        if (m->keys[i] == key)
-            return m->vals[i];
-        if (m->keys[i] == 0)
-            return 0;
-    }
-}
-
-static void
-idmap_place(uint64_t *keys, uint32_t *vals, unsigned bits, uint64_t key,
-            uint32_t val)
-{
-    size_t mask = ((size_t)1 << bits) - 1;
-    size_t i = idmap_slot(key, bits);
-    while (keys[i])
-        i = (i + 1) & mask;
-    keys[i] = key;
-    vals[i] = val;
-}
-
-/* Adds key -> val; the caller has checked that key is new and nonzero. */
-static int
-idmap_put(struct mh_cap_reader_priv *pv, struct idmap *m, uint64_t key,
-          uint32_t val)
-{
-    if ((size_t)(m->count + 1) * 2 > ((size_t)1 << m->bits) || !m->bits) {
-        unsigned bits = m->bits ? m->bits + 1 : 6;
-        size_t slots = (size_t)1 << bits;
-        size_t bytes = slots * (sizeof(uint64_t) + sizeof(uint32_t));
-        size_t old = m->bits ? ((size_t)1 << m->bits) *
-                                   (sizeof(uint64_t) + sizeof(uint32_t))
-                             : 0;
-        if (bytes - old > MH_CAP_READER_TABLES_MAX - pv->mem)
-            return MH_ETOOBIG;
-        uint64_t *keys = mh_calloc(slots, sizeof(uint64_t));
-        uint32_t *vals = mh_malloc(slots * sizeof(uint32_t));
-        if (!keys || !vals) {
-            mh_free(keys);
-            mh_free(vals);
-            return MH_ENOMEM;
-        }
-        if (m->bits)
-            for (size_t i = 0; i < ((size_t)1 << m->bits); i++)
-                if (m->keys[i])
-                    idmap_place(keys, vals, bits, m->keys[i], m->vals[i]);
-        mh_free(m->keys);
-        mh_free(m->vals);
-        m->keys = keys;
-        m->vals = vals;
-        m->bits = bits;
-        pv->mem += bytes - old;
-    }
-    idmap_place(m->keys, m->vals, m->bits, key, val);
-    m->count++;
-    return MH_OK;
-}
-
-/* Copies a string into the arena, NUL-terminated; the copy lives as long
- * as the reader. Strings are at most MH_CAP_STR_MAX, so one always fits
- * a fresh block. */
-static int
-arena_str(struct mh_cap_reader_priv *pv, const char *s, size_t n,
-          struct mh_str *out)
-{
-    _Static_assert(MH_CAP_STR_MAX < ARENA_BLOCK, "a string fits a block");
-    struct arena_block *b = pv->arena;
-    if (!b || b->cap - b->used < n + 1) {
-        size_t bytes = sizeof(*b) + ARENA_BLOCK;
-        if (bytes > MH_CAP_READER_TABLES_MAX - pv->mem)
-            return MH_ETOOBIG;
-        b = mh_malloc(bytes);
-        if (!b)
-            return MH_ENOMEM;
-        b->used = 0;
-        b->cap = ARENA_BLOCK;
-        b->next = pv->arena;
-        pv->arena = b;
-        pv->mem += bytes;
-    }
-    char *p = b->data + b->used;
-    if (n)
-        memcpy(p, s, n);
-    p[n] = '\0';
-    b->used += n + 1;
-    out->s = p;
-    out->n = n;
-    return MH_OK;
-}
-
 /* --- records -------------------------------------------------------- */
 
 /* Field readers for the record parsers below: on failure they return from
@@ -269,56 +112,18 @@ arena_str(struct mh_cap_reader_priv *pv, const char *s, size_t n,
         *(v) = (uint32_t)x_;                                                  \
     } while (0)
 
-static int
-field_str(struct parser *ps, const uint8_t **q, const uint8_t *end,
-          const uint8_t *rec, uint8_t tag, const char **s, size_t *n)
-{
-    uint64_t len;
-    FIELD(*q, end, &len);
-    if (len > MH_CAP_STR_MAX)
-        return mh_parse_rec_fail(
-            &ps->err, MH_EFORMAT, rec, tag,
-            "has a string of %llu bytes, over the %u KiB limit",
-            (unsigned long long)len, MH_CAP_STR_MAX >> 10);
-    if (len > (uint64_t)(end - *q))
-        return mh_parse_field_fail(&ps->err, MH_ETRUNC, rec, tag, 1);
-    *s = (const char *)*q;
-    *n = (size_t)len;
-    *q += len;
-    return MH_OK;
-}
-
 #define FIELD_STR(q, end, s, n)                                               \
     do {                                                                      \
-        int rc_ = field_str(ps, &(q), (end), rec, tag, (s), (n));             \
+        int rc_ = mh_parse_str(&ps->err, &(q), (end), rec, tag,               \
+                               MH_CAP_STR_MAX, (s), (n));                     \
         if (rc_)                                                              \
             return rc_;                                                       \
     } while (0)
 
-/* A new id of one kind: positive, not seen before, within the count
- * limit. */
-static int
-check_new_id(struct parser *ps, const struct idmap *m, uint64_t id,
-             const char *kind, const uint8_t *rec, uint8_t tag)
-{
-    if (id == 0)
-        return mh_parse_rec_fail(&ps->err, MH_EFORMAT, rec, tag,
-                                 "defines %s id 0 (ids start at 1)", kind);
-    if (idmap_get(m, id))
-        return mh_parse_rec_fail(&ps->err, MH_EFORMAT, rec, tag,
-                                 "defines %s %llu twice", kind,
-                                 (unsigned long long)id);
-    if (m->count >= MH_CAP_ID_MAX)
-        return mh_parse_rec_fail(&ps->err, MH_ETOOBIG, rec, tag,
-                                 "defines more than %u %s ids", MH_CAP_ID_MAX,
-                                 kind);
-    return MH_OK;
-}
-
 /* Looks up a reference to an id that must be defined. */
 #define REF(m, id, out, kind)                                                 \
     do {                                                                      \
-        *(out) = idmap_get((m), (id));                                        \
+        *(out) = mh_idmap_get((m), (id));                                     \
         if (!*(out))                                                          \
             return mh_parse_rec_fail(&ps->err, MH_EFORMAT, rec, tag,          \
                                      "references undefined %s %llu", (kind),  \
@@ -342,15 +147,16 @@ header_list(struct parser *ps, const uint8_t **q, const uint8_t *end,
     if (n == 0)
         return MH_OK;
     size_t cap = 0;
-    int rc = grow_array(pv, (void **)&pv->lists[which], &cap, (size_t)n,
-                        sizeof(struct mh_str));
+    int rc = mh_budget_grow(&pv->budget, (void **)&pv->lists[which], &cap,
+                            (size_t)n, sizeof(struct mh_str));
     if (rc)
         return store_fail(ps, rc, rec, tag);
     for (uint64_t i = 0; i < n; i++) {
         const char *s;
         size_t len;
         FIELD_STR(*q, end, &s, &len);
-        rc = arena_str(pv, s, len, &pv->lists[which][i]);
+        rc = mh_parse_keep_str(&pv->arena, &pv->budget, s, len,
+                               &pv->lists[which][i]);
         if (rc)
             return store_fail(ps, rc, rec, tag);
     }
@@ -383,10 +189,12 @@ parse_header(struct parser *ps, const uint8_t *rec, uint8_t tag,
             "is in sampling mode with a sample interval of 0");
     int rc;
     FIELD_STR(q, end, &s, &n);
-    if ((rc = arena_str(ps->pv, s, n, &h.python)))
+    if ((rc = mh_parse_keep_str(&ps->pv->arena, &ps->pv->budget, s, n,
+                                &h.python)))
         return store_fail(ps, rc, rec, tag);
     FIELD_STR(q, end, &s, &n);
-    if ((rc = arena_str(ps->pv, s, n, &h.executable)))
+    if ((rc = mh_parse_keep_str(&ps->pv->arena, &ps->pv->budget, s, n,
+                                &h.executable)))
         return store_fail(ps, rc, rec, tag);
     if ((rc = header_list(ps, &q, end, rec, tag, 0, &h.argc, &h.argv)))
         return rc;
@@ -410,15 +218,16 @@ parse_string(struct parser *ps, const uint8_t *rec, uint8_t tag,
     size_t n;
     FIELD(q, end, &id);
     FIELD_STR(q, end, &s, &n);
-    int rc = check_new_id(ps, &pv->strings, id, "string", rec, tag);
+    int rc = mh_parse_new_id(&ps->err, &pv->strings, id, "string", rec, tag);
     if (rc)
         return rc;
-    rc = grow_array(pv, (void **)&r->strings, &pv->strings_cap,
-                    (size_t)r->nstrings + 1, sizeof(*r->strings));
+    rc = mh_budget_grow(&pv->budget, (void **)&r->strings, &pv->strings_cap,
+                        (size_t)r->nstrings + 1, sizeof(*r->strings));
     if (rc == MH_OK)
-        rc = arena_str(pv, s, n, &r->strings[r->nstrings]);
+        rc = mh_parse_keep_str(&pv->arena, &pv->budget, s, n,
+                               &r->strings[r->nstrings]);
     if (rc == MH_OK)
-        rc = idmap_put(pv, &pv->strings, id, r->nstrings);
+        rc = mh_idmap_put(&pv->strings, &pv->budget, id, r->nstrings);
     if (rc)
         return store_fail(ps, rc, rec, tag);
     r->nstrings++;
@@ -437,15 +246,15 @@ parse_code(struct parser *ps, const uint8_t *rec, uint8_t tag,
     FIELD(q, end, &filename);
     FIELD(q, end, &name);
     FIELD32(q, end, &c.firstlineno, "firstlineno");
-    int rc = check_new_id(ps, &pv->codes, id, "code", rec, tag);
+    int rc = mh_parse_new_id(&ps->err, &pv->codes, id, "code", rec, tag);
     if (rc)
         return rc;
     REF(&pv->strings, filename, &c.filename, "string");
     REF(&pv->strings, name, &c.name, "string");
-    rc = grow_array(pv, (void **)&r->codes, &pv->codes_cap,
-                    (size_t)r->ncodes + 1, sizeof(*r->codes));
+    rc = mh_budget_grow(&pv->budget, (void **)&r->codes, &pv->codes_cap,
+                        (size_t)r->ncodes + 1, sizeof(*r->codes));
     if (rc == MH_OK)
-        rc = idmap_put(pv, &pv->codes, id, r->ncodes);
+        rc = mh_idmap_put(&pv->codes, &pv->budget, id, r->ncodes);
     if (rc)
         return store_fail(ps, rc, rec, tag);
     r->codes[r->ncodes++] = c;
@@ -464,14 +273,14 @@ parse_frame(struct parser *ps, const uint8_t *rec, uint8_t tag,
     FIELD(q, end, &code);
     FIELD32(q, end, &f.line, "line");
     FIELD32(q, end, &f.offset, "offset");
-    int rc = check_new_id(ps, &pv->frames, id, "frame", rec, tag);
+    int rc = mh_parse_new_id(&ps->err, &pv->frames, id, "frame", rec, tag);
     if (rc)
         return rc;
     REF(&pv->codes, code, &f.code, "code");
-    rc = grow_array(pv, (void **)&r->frames, &pv->frames_cap,
-                    (size_t)r->nframes + 1, sizeof(*r->frames));
+    rc = mh_budget_grow(&pv->budget, (void **)&r->frames, &pv->frames_cap,
+                        (size_t)r->nframes + 1, sizeof(*r->frames));
     if (rc == MH_OK)
-        rc = idmap_put(pv, &pv->frames, id, r->nframes);
+        rc = mh_idmap_put(&pv->frames, &pv->budget, id, r->nframes);
     if (rc)
         return store_fail(ps, rc, rec, tag);
     r->frames[r->nframes++] = f;
@@ -487,19 +296,19 @@ parse_stack(struct parser *ps, const uint8_t *rec, uint8_t tag,
     uint64_t id, depth;
     FIELD(q, end, &id);
     FIELD(q, end, &depth);
-    int rc = check_new_id(ps, &pv->stacks, id, "stack", rec, tag);
+    int rc = mh_parse_new_id(&ps->err, &pv->stacks, id, "stack", rec, tag);
     if (rc)
         return rc;
     if (depth < 1 || depth > MH_CAP_DEPTH_MAX)
         return mh_parse_rec_fail(&ps->err, MH_EFORMAT, rec, tag,
                                  "has depth %llu, outside 1..%u",
                                  (unsigned long long)depth, MH_CAP_DEPTH_MAX);
-    rc = grow_array(pv, (void **)&r->stacks, &pv->stacks_cap,
-                    (size_t)r->nstacks + 1, sizeof(*r->stacks));
+    rc = mh_budget_grow(&pv->budget, (void **)&r->stacks, &pv->stacks_cap,
+                        (size_t)r->nstacks + 1, sizeof(*r->stacks));
     if (rc == MH_OK)
-        rc = grow_array(pv, (void **)&r->stack_frames, &pv->stack_frames_cap,
-                        r->nstack_frames + (size_t)depth,
-                        sizeof(*r->stack_frames));
+        rc = mh_budget_grow(
+            &pv->budget, (void **)&r->stack_frames, &pv->stack_frames_cap,
+            r->nstack_frames + (size_t)depth, sizeof(*r->stack_frames));
     if (rc)
         return store_fail(ps, rc, rec, tag);
     /* Written past nstack_frames and committed only when all are good. */
@@ -509,7 +318,7 @@ parse_stack(struct parser *ps, const uint8_t *rec, uint8_t tag,
         FIELD(q, end, &fid);
         REF(&pv->frames, fid, &out[i], "frame");
     }
-    rc = idmap_put(pv, &pv->stacks, id, r->nstacks);
+    rc = mh_idmap_put(&pv->stacks, &pv->budget, id, r->nstacks);
     if (rc)
         return store_fail(ps, rc, rec, tag);
     r->stacks[r->nstacks].depth = (uint32_t)depth;
@@ -676,7 +485,7 @@ parse_records(struct parser *ps, const uint8_t *p, size_t n)
                     if (stack == ps->last_stack_id) {
                         sidx = ps->last_stack_idx;
                     } else {
-                        sidx = idmap_get(&ps->pv->stacks, stack);
+                        sidx = mh_idmap_get(&ps->pv->stacks, stack);
                         if (UNLIKELY(!sidx))
                             return mh_parse_rec_fail(
                                 &ps->err, MH_EFORMAT, rec, tag,
@@ -706,30 +515,12 @@ parse_records(struct parser *ps, const uint8_t *p, size_t n)
             }
             continue;
         }
-        if (tag == 0)
-            return mh_parse_rec_fail(&ps->err, MH_EFORMAT, rec, tag,
-                                     "has the invalid tag 0x00");
-        if (tag <= MH_REC_FIXED_LAST)
-            return mh_parse_rec_fail(
-                &ps->err, MH_EFORMAT, rec, tag,
-                "has an unknown fixed-layout tag, which cannot "
-                "be skipped");
-        uint64_t blen;
-        if ((rc = mh_rd_uv(&p, end, &blen)))
-            return mh_parse_field_fail(&ps->err, rc, rec, tag, 0);
-        if (blen > (uint64_t)(end - p))
-            return mh_parse_rec_fail(&ps->err, MH_EFORMAT, rec, tag,
-                                     "runs past the end of its chunk");
-        const uint8_t *body = p, *bend = p + blen;
+        const uint8_t *body = p, *bend;
+        if ((rc = mh_parse_sized(&ps->err, rec, tag, MH_REC_FIXED_LAST,
+                                 MH_REC_HEADER, r->have_header, &body, end,
+                                 &bend)))
+            return rc;
         p = bend;
-        if (tag == MH_REC_HEADER) {
-            if (r->have_header)
-                return mh_parse_rec_fail(&ps->err, MH_EFORMAT, rec, tag,
-                                         "is a second HEADER record");
-        } else if (!r->have_header) {
-            return mh_parse_rec_fail(&ps->err, MH_EFORMAT, rec, tag,
-                                     "comes before the HEADER record");
-        }
         switch (tag) {
         case MH_REC_HEADER:
             rc = parse_header(ps, rec, tag, body, bend);
@@ -769,22 +560,13 @@ parse_records(struct parser *ps, const uint8_t *p, size_t n)
 /* --- chunks --------------------------------------------------------- */
 
 static int
-chunk_fail(struct parser *ps, int rc)
-{
-    const struct mh_chunk_reader *c = &ps->pv->ck;
-    snprintf(ps->r->error, sizeof(ps->r->error), "%s", c->error);
-    ps->r->error_offset = c->error_offset;
-    return rc;
-}
-
-static int
 parse_chunks(struct parser *ps, const uint8_t *buf, size_t len)
 {
     struct mh_cap_reader *r = ps->r;
     struct mh_chunk_reader *c = &ps->pv->ck;
     int rc = mh_chunk_begin(c, buf, len);
     if (rc)
-        return chunk_fail(ps, rc);
+        return mh_parse_fail(&ps->err, rc, c->error_offset, "%s", c->error);
     struct mh_chunk ch;
     while ((rc = mh_chunk_next(c, &ch)) > 0) {
         ps->err.place.chunk_off = ch.offset;
@@ -794,7 +576,7 @@ parse_chunks(struct parser *ps, const uint8_t *buf, size_t len)
         r->chunks++;
     }
     if (rc < 0)
-        return chunk_fail(ps, rc);
+        return mh_parse_fail(&ps->err, rc, c->error_offset, "%s", c->error);
     r->truncated = c->truncated;
     r->truncated_at = c->truncated_at;
     return MH_OK;
@@ -823,15 +605,17 @@ mh_cap_parse(struct mh_cap_reader *r, const uint8_t *buf, size_t len,
         return mh_parse_fail(&ps.err, MH_ENOMEM, 0,
                              "cannot start reading: out of memory");
     struct mh_cap_reader_priv *pv = ps.pv;
+    pv->budget.used = &pv->mem;
+    pv->budget.max = MH_CAP_READER_TABLES_MAX;
     /* Index 0 of every table means "none". */
-    if (grow_array(pv, (void **)&r->strings, &pv->strings_cap, 1,
-                   sizeof(*r->strings)) ||
-        grow_array(pv, (void **)&r->codes, &pv->codes_cap, 1,
-                   sizeof(*r->codes)) ||
-        grow_array(pv, (void **)&r->frames, &pv->frames_cap, 1,
-                   sizeof(*r->frames)) ||
-        grow_array(pv, (void **)&r->stacks, &pv->stacks_cap, 1,
-                   sizeof(*r->stacks)))
+    if (mh_budget_grow(&pv->budget, (void **)&r->strings, &pv->strings_cap, 1,
+                       sizeof(*r->strings)) ||
+        mh_budget_grow(&pv->budget, (void **)&r->codes, &pv->codes_cap, 1,
+                       sizeof(*r->codes)) ||
+        mh_budget_grow(&pv->budget, (void **)&r->frames, &pv->frames_cap, 1,
+                       sizeof(*r->frames)) ||
+        mh_budget_grow(&pv->budget, (void **)&r->stacks, &pv->stacks_cap, 1,
+                       sizeof(*r->stacks)))
         return mh_parse_fail(&ps.err, MH_ENOMEM, 0,
                              "cannot start reading: out of memory");
     r->strings[0].s = "";
@@ -850,5 +634,5 @@ mh_cap_stack_index(const struct mh_cap_reader *r, uint64_t id)
 {
     if (!id || !r->priv)
         return 0;
-    return idmap_get(&r->priv->stacks, id);
+    return mh_idmap_get(&r->priv->stacks, id);
 }

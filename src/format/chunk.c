@@ -293,6 +293,75 @@ mh_parse_field_fail(struct mh_parse_err *e, int rc, const uint8_t *rec,
 }
 
 int
+mh_parse_sized(struct mh_parse_err *e, const uint8_t *rec, uint8_t tag,
+               uint8_t fixed_last, uint8_t header, int have_header,
+               const uint8_t **pp, const uint8_t *end, const uint8_t **bend)
+{
+    if (tag == 0)
+        return mh_parse_rec_fail(e, MH_EFORMAT, rec, tag,
+                                 "has the invalid tag 0x00");
+    if (tag <= fixed_last)
+        return mh_parse_rec_fail(e, MH_EFORMAT, rec, tag,
+                                 "has an unknown fixed-layout tag, which "
+                                 "cannot be skipped");
+    uint64_t blen;
+    int rc = mh_rd_uv(pp, end, &blen);
+    if (rc)
+        return mh_parse_field_fail(e, rc, rec, tag, 0);
+    if (blen > (uint64_t)(end - *pp))
+        return mh_parse_rec_fail(e, MH_EFORMAT, rec, tag,
+                                 "runs past the end of its chunk");
+    if (tag == header && have_header)
+        return mh_parse_rec_fail(e, MH_EFORMAT, rec, tag,
+                                 "is a second HEADER record");
+    if (tag != header && !have_header)
+        return mh_parse_rec_fail(e, MH_EFORMAT, rec, tag,
+                                 "comes before the HEADER record");
+    *bend = *pp + blen;
+    return MH_OK;
+}
+
+int
+mh_parse_str(struct mh_parse_err *e, const uint8_t **q, const uint8_t *end,
+             const uint8_t *rec, uint8_t tag, size_t max, const char **s,
+             size_t *n)
+{
+    uint64_t len;
+    int rc = mh_rd_uv(q, end, &len);
+    if (rc)
+        return mh_parse_field_fail(e, rc, rec, tag, 1);
+    if (len > max)
+        return mh_parse_rec_fail(
+            e, MH_EFORMAT, rec, tag,
+            "has a string of %llu bytes, over the %zu KiB limit",
+            (unsigned long long)len, max >> 10);
+    if (len > (uint64_t)(end - *q))
+        return mh_parse_field_fail(e, MH_ETRUNC, rec, tag, 1);
+    *s = (const char *)*q;
+    *n = (size_t)len;
+    *q += len;
+    return MH_OK;
+}
+
+int
+mh_parse_new_id(struct mh_parse_err *e, const struct mh_idmap *m, uint64_t id,
+                const char *kind, const uint8_t *rec, uint8_t tag)
+{
+    if (id == 0)
+        return mh_parse_rec_fail(e, MH_EFORMAT, rec, tag,
+                                 "defines %s id 0 (ids start at 1)", kind);
+    if (mh_idmap_get(m, id))
+        return mh_parse_rec_fail(e, MH_EFORMAT, rec, tag,
+                                 "defines %s %llu twice", kind,
+                                 (unsigned long long)id);
+    if (m->count >= MH_CAP_ID_MAX)
+        return mh_parse_rec_fail(e, MH_ETOOBIG, rec, tag,
+                                 "defines more than %u %s ids", MH_CAP_ID_MAX,
+                                 kind);
+    return MH_OK;
+}
+
+int
 mh_rd_uv_slow(const uint8_t **pp, const uint8_t *end, uint64_t *v)
 {
     struct mh_cursor cur;

@@ -18,7 +18,10 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "../util/arena.h"
+#include "../util/budget.h"
 #include "../util/buf.h"
+#include "../util/idmap.h"
 #include "../util/msg.h"
 #include "capture.h"
 
@@ -96,6 +99,41 @@ int mh_parse_rec_fail(struct mh_parse_err *e, int code, const uint8_t *rec,
  * `sized` for records that carry their own length. MH_EFORMAT. */
 int mh_parse_field_fail(struct mh_parse_err *e, int rc, const uint8_t *rec,
                         uint8_t tag, int sized);
+
+/* What both readers check of the records they parse; each returns MH_OK
+ * or the error, made with mh_parse_rec_fail(), for the record at `rec`. */
+
+/* The body of the sized record at `rec`, its tag read and *pp just past
+ * it: rejects tag 0, an unknown fixed-layout tag (up to `fixed_last`:
+ * it cannot be skipped), a length past `end`, a second `header` record,
+ * and any other record while `have_header` is 0. Sets *pp to the body
+ * and *bend to its end. */
+int mh_parse_sized(struct mh_parse_err *e, const uint8_t *rec, uint8_t tag,
+                   uint8_t fixed_last, uint8_t header, int have_header,
+                   const uint8_t **pp, const uint8_t *end,
+                   const uint8_t **bend) MH_MUST_USE;
+/* A string field at *q (uvarint length, bytes) of at most `max` bytes
+ * inside the sized record at `rec`: s[0..n) points into the record, and
+ * *q moves past the field. */
+int mh_parse_str(struct mh_parse_err *e, const uint8_t **q, const uint8_t *end,
+                 const uint8_t *rec, uint8_t tag, size_t max, const char **s,
+                 size_t *n) MH_MUST_USE;
+/* A new id of one `kind` ("string", "type"...) for map m: nonzero, not
+ * defined before, and within MH_CAP_ID_MAX. */
+int mh_parse_new_id(struct mh_parse_err *e, const struct mh_idmap *m,
+                    uint64_t id, const char *kind, const uint8_t *rec,
+                    uint8_t tag) MH_MUST_USE;
+
+/* Copies s[0..n) into a reader's arena as *out (budget.h, arena.h). */
+static inline int MH_MUST_USE
+mh_parse_keep_str(struct mh_arena *a, struct mh_budget *b, const char *s,
+                  size_t n, struct mh_str *out)
+{
+    int rc = mh_arena_str(a, b, s, n, &out->s);
+    if (rc == MH_OK)
+        out->n = n;
+    return rc;
+}
 
 int mh_rd_uv_slow(const uint8_t **pp, const uint8_t *end, uint64_t *v);
 

@@ -12,11 +12,12 @@
  * roots and ALLOC records once the dump has been read. Edge targets are
  * kept as addresses until then, and resolved in place into the first half
  * of the same array. */
-#include <stdarg.h>
-#include <stdio.h>
 #include <string.h>
 
+#include "../util/arena.h"
+#include "../util/budget.h"
 #include "../util/buf.h"
+#include "../util/idmap.h"
 #include "../util/mem.h"
 #include "chunk.h"
 #include "heap_read.h"
@@ -24,31 +25,16 @@
 #define LIKELY(x) __builtin_expect(!!(x), 1)
 #define UNLIKELY(x) __builtin_expect(!!(x), 0)
 
-/* File ids (positive, sparse, 64-bit) of strings and types to dense
- * indices: open addressing, key 0 marking an empty slot. */
-struct idmap {
-    uint64_t *keys;
-    uint32_t *vals;
-    unsigned bits;
-    uint32_t count;
-};
-
-/* Strings live in blocks that never move. */
-struct arena_block {
-    struct arena_block *next;
-    size_t used, cap;
-    char data[];
-};
-
-#define ARENA_BLOCK (256u << 10)
+_Static_assert(MH_HEAP_STR_MAX < MH_ARENA_BLOCK, "a string fits a block");
 
 struct mh_heap_priv {
-    struct idmap strings, types;
+    struct mh_idmap strings, types; /* file id -> index */
     size_t strings_cap, types_cap, objs_cap, edges_cap, roots_cap, allocs_cap;
-    struct arena_block *arena;
-    uint64_t *edge_addr; /* edge targets as addresses until resolved; then
-                            the same memory holds d->edge_to */
-    uint32_t *index;     /* address index: object indices, NONE = empty */
+    struct mh_arena arena;   /* every string the dump keeps */
+    struct mh_budget budget; /* charges d->mem against d->max_bytes */
+    uint64_t *edge_addr;     /* edge targets as addresses until resolved; then
+                                the same memory holds d->edge_to */
+    uint32_t *index;         /* address index: object indices, NONE = empty */
     unsigned index_bits;
     struct mh_chunk_reader ck;
 };
@@ -66,26 +52,15 @@ mh_heap_dump_init(struct mh_heap_dump *d, size_t max_bytes)
     d->max_bytes = max_bytes ? max_bytes : MH_HEAP_READER_MAX;
 }
 
-static void
-idmap_release(struct idmap *m)
-{
-    mh_free(m->keys);
-    mh_free(m->vals);
-    memset(m, 0, sizeof(*m));
-}
-
 void
 mh_heap_dump_release(struct mh_heap_dump *d)
 {
     struct mh_heap_priv *pv = d->priv;
     size_t max = d->max_bytes;
     if (pv) {
-        idmap_release(&pv->strings);
-        idmap_release(&pv->types);
-        for (struct arena_block *b = pv->arena, *next; b; b = next) {
-            next = b->next;
-            mh_free(b);
-        }
+        mh_idmap_release(&pv->strings);
+        mh_idmap_release(&pv->types);
+        mh_arena_release(&pv->arena);
         /* d->edge_to is pv->edge_addr once resolved */
         if ((void *)d->edge_to != (void *)pv->edge_addr)
             mh_free(d->edge_to);
@@ -125,154 +100,13 @@ store_fail(struct parser *ps, int rc, const uint8_t *rec, uint8_t tag)
         ps->d->max_bytes >> 20);
 }
 
-/* --- tables --------------------------------------------------------- */
-
-/* Charges `add` bytes to the dump's budget. */
-static int
-charge(struct mh_heap_dump *d, size_t add)
-{
-    if (add > d->max_bytes - d->mem)
-        return MH_ETOOBIG;
-    d->mem += add;
-    return MH_OK;
-}
-
-/* The capacity to grow to for `need` elements from `cap`. */
-static size_t
-grown(size_t cap, size_t need)
-{
-    size_t ncap = cap ? cap : 64;
-    while (ncap < need)
-        ncap = ncap > SIZE_MAX / 2 ? need : ncap * 2;
-    return ncap;
-}
-
-/* Makes room for `need` elements of `elem` bytes in *arr. */
-static int
-grow_array(struct mh_heap_dump *d, void **arr, size_t *cap, size_t need,
-           size_t elem)
-{
-    if (need <= *cap)
-        return MH_OK;
-    if (need > d->max_bytes / elem)
-        return MH_ETOOBIG;
-    size_t ncap = grown(*cap, need);
-    if (ncap > d->max_bytes / elem)
-        ncap = need;
-    if (charge(d, (ncap - *cap) * elem))
-        return MH_ETOOBIG;
-    void *p = mh_realloc(*arr, ncap * elem);
-    if (!p) {
-        d->mem -= (ncap - *cap) * elem;
-        return MH_ENOMEM;
-    }
-    *arr = p;
-    *cap = ncap;
-    return MH_OK;
-}
-
-static inline size_t
-hash_slot(uint64_t key, unsigned bits)
-{
-    return (size_t)((key * 0x9E3779B97F4A7C15ull) >> (64 - bits));
-}
-
-static inline uint32_t
-idmap_get(const struct idmap *m, uint64_t key)
-{
-    if (!m->bits || key == 0)
-        return 0;
-    size_t mask = ((size_t)1 << m->bits) - 1;
-    for (size_t i = hash_slot(key, m->bits);; i = (i + 1) & mask) {
-        if (m->keys[i] == key)
-            return m->vals[i];
-        if (m->keys[i] == 0)
-            return 0;
-    }
-}
-
-static void
-idmap_place(uint64_t *keys, uint32_t *vals, unsigned bits, uint64_t key,
-            uint32_t val)
-{
-    size_t mask = ((size_t)1 << bits) - 1;
-    size_t i = hash_slot(key, bits);
-    while (keys[i])
-        i = (i + 1) & mask;
-    keys[i] = key;
-    vals[i] = val;
-}
-
-static int
-idmap_put(struct mh_heap_dump *d, struct idmap *m, uint64_t key, uint32_t val)
-{
-    if (!m->bits || (size_t)(m->count + 1) * 2 > ((size_t)1 << m->bits)) {
-        unsigned bits = m->bits ? m->bits + 1 : 6;
-        size_t slots = (size_t)1 << bits;
-        size_t per = sizeof(uint64_t) + sizeof(uint32_t);
-        size_t old = m->bits ? ((size_t)1 << m->bits) * per : 0;
-        if (charge(d, slots * per - old))
-            return MH_ETOOBIG;
-        uint64_t *keys = mh_calloc(slots, sizeof(uint64_t));
-        uint32_t *vals = mh_malloc(slots * sizeof(uint32_t));
-        if (!keys || !vals) {
-            mh_free(keys);
-            mh_free(vals);
-            d->mem -= slots * per - old;
-            return MH_ENOMEM;
-        }
-        if (m->bits)
-            for (size_t i = 0; i < ((size_t)1 << m->bits); i++)
-                if (m->keys[i])
-                    idmap_place(keys, vals, bits, m->keys[i], m->vals[i]);
-        mh_free(m->keys);
-        mh_free(m->vals);
-        m->keys = keys;
-        m->vals = vals;
-        m->bits = bits;
-    }
-    idmap_place(m->keys, m->vals, m->bits, key, val);
-    m->count++;
-    return MH_OK;
-}
-
-static int
-arena_str(struct mh_heap_dump *d, struct mh_heap_priv *pv, const char *s,
-          size_t n, struct mh_str *out)
-{
-    _Static_assert(MH_HEAP_STR_MAX < ARENA_BLOCK, "a string fits a block");
-    struct arena_block *b = pv->arena;
-    if (!b || b->cap - b->used < n + 1) {
-        size_t bytes = sizeof(*b) + ARENA_BLOCK;
-        if (charge(d, bytes))
-            return MH_ETOOBIG;
-        b = mh_malloc(bytes);
-        if (!b) {
-            d->mem -= bytes;
-            return MH_ENOMEM;
-        }
-        b->used = 0;
-        b->cap = ARENA_BLOCK;
-        b->next = pv->arena;
-        pv->arena = b;
-    }
-    char *p = b->data + b->used;
-    if (n)
-        memcpy(p, s, n);
-    p[n] = '\0';
-    b->used += n + 1;
-    out->s = p;
-    out->n = n;
-    return MH_OK;
-}
-
 /* --- the address index ---------------------------------------------- */
 
 static inline size_t
 addr_slot(uint64_t addr, unsigned bits)
 {
     /* Objects sit 16 bytes apart or more: drop the low bits first. */
-    return hash_slot(addr >> 4 ^ addr, bits);
+    return mh_idmap_slot(addr >> 4 ^ addr, bits);
 }
 
 uint32_t
@@ -319,7 +153,7 @@ index_reserve(struct mh_heap_dump *d, struct mh_heap_priv *pv, size_t n)
         bits++;
     size_t slots = (size_t)1 << bits;
     size_t old = pv->index ? ((size_t)1 << pv->index_bits) : 0;
-    if (charge(d, (slots - old) * sizeof(uint32_t)))
+    if (mh_budget_charge(&pv->budget, (slots - old) * sizeof(uint32_t)))
         return MH_ETOOBIG;
     uint32_t *idx = mh_malloc(slots * sizeof(uint32_t));
     if (!idx) {
@@ -344,50 +178,13 @@ index_reserve(struct mh_heap_dump *d, struct mh_heap_priv *pv, size_t n)
             return mh_parse_field_fail(&ps->err, rc_, rec, tag, sized);       \
     } while (0)
 
-static int
-field_str(struct parser *ps, const uint8_t **q, const uint8_t *end,
-          const uint8_t *rec, uint8_t tag, const char **s, size_t *n)
-{
-    const int sized = 1;
-    uint64_t len;
-    FIELD(*q, end, &len);
-    if (len > MH_HEAP_STR_MAX)
-        return mh_parse_rec_fail(
-            &ps->err, MH_EFORMAT, rec, tag,
-            "has a string of %llu bytes, over the %u KiB limit",
-            (unsigned long long)len, MH_HEAP_STR_MAX >> 10);
-    if (len > (uint64_t)(end - *q))
-        return mh_parse_field_fail(&ps->err, MH_ETRUNC, rec, tag, 1);
-    *s = (const char *)*q;
-    *n = (size_t)len;
-    *q += len;
-    return MH_OK;
-}
-
 #define FIELD_STR(q, end, s, n)                                               \
     do {                                                                      \
-        int rc_ = field_str(ps, &(q), (end), rec, tag, (s), (n));             \
+        int rc_ = mh_parse_str(&ps->err, &(q), (end), rec, tag,               \
+                               MH_HEAP_STR_MAX, (s), (n));                    \
         if (rc_)                                                              \
             return rc_;                                                       \
     } while (0)
-
-static int
-check_new_id(struct parser *ps, const struct idmap *m, uint64_t id,
-             const char *kind, const uint8_t *rec, uint8_t tag)
-{
-    if (id == 0)
-        return mh_parse_rec_fail(&ps->err, MH_EFORMAT, rec, tag,
-                                 "defines %s id 0 (ids start at 1)", kind);
-    if (idmap_get(m, id))
-        return mh_parse_rec_fail(&ps->err, MH_EFORMAT, rec, tag,
-                                 "defines %s %llu twice", kind,
-                                 (unsigned long long)id);
-    if (m->count >= MH_CAP_ID_MAX)
-        return mh_parse_rec_fail(&ps->err, MH_ETOOBIG, rec, tag,
-                                 "defines more than %u %s ids", MH_CAP_ID_MAX,
-                                 kind);
-    return MH_OK;
-}
 
 /* A reference to an id that must be defined; 0 allowed when `may_be_0`. */
 #define REF(m, id, out, kind, may_be_0)                                       \
@@ -395,7 +192,7 @@ check_new_id(struct parser *ps, const struct idmap *m, uint64_t id,
         if ((id) == 0 && (may_be_0)) {                                        \
             *(out) = 0;                                                       \
         } else {                                                              \
-            *(out) = idmap_get((m), (id));                                    \
+            *(out) = mh_idmap_get((m), (id));                                 \
             if (!*(out))                                                      \
                 return mh_parse_rec_fail(&ps->err, MH_EFORMAT, rec, tag,      \
                                          "references undefined %s %llu",      \
@@ -418,10 +215,12 @@ parse_header(struct parser *ps, const uint8_t *rec, uint8_t tag,
     FIELD(q, end, &h.time_ns);
     FIELD(q, end, &h.pause_ns);
     FIELD_STR(q, end, &s, &n);
-    if ((rc = arena_str(d, ps->pv, s, n, &h.python)))
+    if ((rc = mh_parse_keep_str(&ps->pv->arena, &ps->pv->budget, s, n,
+                                &h.python)))
         return store_fail(ps, rc, rec, tag);
     FIELD_STR(q, end, &s, &n);
-    if ((rc = arena_str(d, ps->pv, s, n, &h.capture)))
+    if ((rc = mh_parse_keep_str(&ps->pv->arena, &ps->pv->budget, s, n,
+                                &h.capture)))
         return store_fail(ps, rc, rec, tag);
     FIELD(q, end, &h.sample_interval);
     d->header = h;
@@ -441,15 +240,16 @@ parse_string(struct parser *ps, const uint8_t *rec, uint8_t tag,
     size_t n;
     FIELD(q, end, &id);
     FIELD_STR(q, end, &s, &n);
-    int rc = check_new_id(ps, &pv->strings, id, "string", rec, tag);
+    int rc = mh_parse_new_id(&ps->err, &pv->strings, id, "string", rec, tag);
     if (rc)
         return rc;
-    rc = grow_array(d, (void **)&d->strings, &pv->strings_cap,
-                    (size_t)d->nstrings + 1, sizeof(*d->strings));
+    rc = mh_budget_grow(&pv->budget, (void **)&d->strings, &pv->strings_cap,
+                        (size_t)d->nstrings + 1, sizeof(*d->strings));
     if (rc == MH_OK)
-        rc = arena_str(d, pv, s, n, &d->strings[d->nstrings]);
+        rc = mh_parse_keep_str(&pv->arena, &pv->budget, s, n,
+                               &d->strings[d->nstrings]);
     if (rc == MH_OK)
-        rc = idmap_put(d, &pv->strings, id, d->nstrings);
+        rc = mh_idmap_put(&pv->strings, &pv->budget, id, d->nstrings);
     if (rc)
         return store_fail(ps, rc, rec, tag);
     d->nstrings++;
@@ -470,15 +270,15 @@ parse_type(struct parser *ps, const uint8_t *rec, uint8_t tag,
     FIELD(q, end, &name);
     FIELD(q, end, &t.preheader);
     FIELD(q, end, &flags);
-    int rc = check_new_id(ps, &pv->types, id, "type", rec, tag);
+    int rc = mh_parse_new_id(&ps->err, &pv->types, id, "type", rec, tag);
     if (rc)
         return rc;
     REF(&pv->strings, name, &t.name, "string", 0);
     t.flags = (uint32_t)(flags & 0xffffffffu);
-    rc = grow_array(d, (void **)&d->types, &pv->types_cap,
-                    (size_t)d->ntypes + 1, sizeof(*d->types));
+    rc = mh_budget_grow(&pv->budget, (void **)&d->types, &pv->types_cap,
+                        (size_t)d->ntypes + 1, sizeof(*d->types));
     if (rc == MH_OK)
-        rc = idmap_put(d, &pv->types, id, d->ntypes);
+        rc = mh_idmap_put(&pv->types, &pv->budget, id, d->ntypes);
     if (rc)
         return store_fail(ps, rc, rec, tag);
     d->types[d->ntypes++] = t;
@@ -510,13 +310,14 @@ reserve_object(struct parser *ps, uint64_t nedges)
     size_t need = (size_t)d->nobjs + 1;
     if (need > pv->objs_cap) {
         size_t cap = pv->objs_cap;
-        size_t ncap = grown(cap, need);
+        size_t ncap = mh_budget_grown(cap, need);
         if (ncap > MH_HEAP_COUNT_MAX)
             ncap = MH_HEAP_COUNT_MAX;
         /* All per-object arrays grow together; edge_start has one more
          * entry. */
         size_t per = sizeof(uint64_t) * 2 + sizeof(uint32_t) * 3 + 1;
-        if (ncap > d->max_bytes / per || charge(d, (ncap - cap) * per))
+        if (ncap > d->max_bytes / per ||
+            mh_budget_charge(&pv->budget, (ncap - cap) * per))
             return MH_ETOOBIG;
         void *a = mh_realloc(d->addr, ncap * sizeof(uint64_t));
         if (a)
@@ -552,11 +353,12 @@ reserve_object(struct parser *ps, uint64_t nedges)
     if (eneed > pv->edges_cap) {
         /* edge_addr and edge_label grow together */
         size_t cap = pv->edges_cap;
-        size_t ncap = grown(cap, eneed);
+        size_t ncap = mh_budget_grown(cap, eneed);
         if (ncap > MH_HEAP_COUNT_MAX)
             ncap = MH_HEAP_COUNT_MAX;
         size_t per = sizeof(uint64_t) + sizeof(uint32_t);
-        if (ncap > d->max_bytes / per || charge(d, (ncap - cap) * per))
+        if (ncap > d->max_bytes / per ||
+            mh_budget_charge(&pv->budget, (ncap - cap) * per))
             return MH_ETOOBIG;
         void *a = mh_realloc(pv->edge_addr, ncap * sizeof(uint64_t));
         if (a)
@@ -638,7 +440,7 @@ parse_object(struct parser *ps, const uint8_t *rec, uint8_t tag,
         if (name) {
             if (UNLIKELY(kind == MH_EDGE_NONE || kind == MH_EDGE_ITEM))
                 return edge_fail(ps, 0, rec, tag, k, kind, name);
-            nidx = idmap_get(&pv->strings, name);
+            nidx = mh_idmap_get(&pv->strings, name);
             if (UNLIKELY(!nidx))
                 return edge_fail(ps, 0, rec, tag, k, kind, name);
         }
@@ -683,8 +485,8 @@ parse_root(struct parser *ps, const uint8_t *rec, uint8_t tag,
     r.obj = MH_HEAP_NONE;
     if (d->nroots >= MH_HEAP_COUNT_MAX)
         return store_fail(ps, MH_ETOOBIG, rec, tag);
-    int rc = grow_array(d, (void **)&d->roots, &pv->roots_cap,
-                        (size_t)d->nroots + 1, sizeof(*d->roots));
+    int rc = mh_budget_grow(&pv->budget, (void **)&d->roots, &pv->roots_cap,
+                            (size_t)d->nroots + 1, sizeof(*d->roots));
     if (rc)
         return store_fail(ps, rc, rec, tag);
     d->roots[d->nroots++] = r;
@@ -712,8 +514,8 @@ parse_alloc(struct parser *ps, const uint8_t *rec, uint8_t tag,
     a.obj = MH_HEAP_NONE;
     if (d->nallocs >= MH_HEAP_COUNT_MAX)
         return store_fail(ps, MH_ETOOBIG, rec, tag);
-    int rc = grow_array(d, (void **)&d->allocs, &pv->allocs_cap,
-                        (size_t)d->nallocs + 1, sizeof(*d->allocs));
+    int rc = mh_budget_grow(&pv->budget, (void **)&d->allocs, &pv->allocs_cap,
+                            (size_t)d->nallocs + 1, sizeof(*d->allocs));
     if (rc)
         return store_fail(ps, rc, rec, tag);
     d->allocs[d->nallocs++] = a;
@@ -747,30 +549,12 @@ parse_records(struct parser *ps, const uint8_t *p, size_t n)
                 return rc;
             continue;
         }
-        if (tag == 0)
-            return mh_parse_rec_fail(&ps->err, MH_EFORMAT, rec, tag,
-                                     "has the invalid tag 0x00");
-        if (tag <= MH_HREC_FIXED_LAST)
-            return mh_parse_rec_fail(
-                &ps->err, MH_EFORMAT, rec, tag,
-                "has an unknown fixed-layout tag, which cannot "
-                "be skipped");
-        uint64_t blen;
-        if ((rc = mh_rd_uv(&p, end, &blen)))
-            return mh_parse_field_fail(&ps->err, rc, rec, tag, 0);
-        if (blen > (uint64_t)(end - p))
-            return mh_parse_rec_fail(&ps->err, MH_EFORMAT, rec, tag,
-                                     "runs past the end of its chunk");
-        const uint8_t *body = p, *bend = p + blen;
+        const uint8_t *body = p, *bend;
+        if ((rc = mh_parse_sized(&ps->err, rec, tag, MH_HREC_FIXED_LAST,
+                                 MH_HREC_HEADER, d->have_header, &body, end,
+                                 &bend)))
+            return rc;
         p = bend;
-        if (tag == MH_HREC_HEADER) {
-            if (d->have_header)
-                return mh_parse_rec_fail(&ps->err, MH_EFORMAT, rec, tag,
-                                         "is a second HEADER record");
-        } else if (!d->have_header) {
-            return mh_parse_rec_fail(&ps->err, MH_EFORMAT, rec, tag,
-                                     "comes before the HEADER record");
-        }
         switch (tag) {
         case MH_HREC_HEADER:
             rc = parse_header(ps, rec, tag, body, bend);
@@ -802,8 +586,8 @@ resolve(struct mh_heap_dump *d, struct mh_heap_priv *pv)
 {
     if (!d->edge_start) {
         size_t cap = 0;
-        int rc =
-            grow_array(d, (void **)&d->edge_start, &cap, 1, sizeof(uint32_t));
+        int rc = mh_budget_grow(&pv->budget, (void **)&d->edge_start, &cap, 1,
+                                sizeof(uint32_t));
         if (rc)
             return rc;
         d->edge_start[0] = 0;
@@ -856,11 +640,8 @@ parse_chunks(struct parser *ps, const uint8_t *buf, size_t len)
         d->chunks++;
         rc = MH_OK;
     }
-    if (rc < 0) {
-        snprintf(d->error, sizeof(d->error), "%s", c->error);
-        d->error_offset = c->error_offset;
-        return rc;
-    }
+    if (rc < 0)
+        return mh_parse_fail(&ps->err, rc, c->error_offset, "%s", c->error);
     d->truncated = c->truncated;
     d->truncated_at = c->truncated_at;
     /* The decompression buffer is not needed any more. */
@@ -888,11 +669,13 @@ mh_heap_parse(struct mh_heap_dump *d, const uint8_t *buf, size_t len)
                              "cannot start reading: out of memory");
     struct mh_heap_priv *pv = ps.pv;
     mh_chunk_reader_init(&pv->ck, "heap dump", MH_HEAP_MAGIC, MH_HEAP_VERSION);
+    pv->budget.used = &d->mem;
+    pv->budget.max = d->max_bytes;
     /* Index 0 of the string and type tables means "none". */
-    if (grow_array(d, (void **)&d->strings, &pv->strings_cap, 1,
-                   sizeof(*d->strings)) ||
-        grow_array(d, (void **)&d->types, &pv->types_cap, 1,
-                   sizeof(*d->types)))
+    if (mh_budget_grow(&pv->budget, (void **)&d->strings, &pv->strings_cap, 1,
+                       sizeof(*d->strings)) ||
+        mh_budget_grow(&pv->budget, (void **)&d->types, &pv->types_cap, 1,
+                       sizeof(*d->types)))
         return mh_parse_fail(&ps.err, MH_ENOMEM, 0,
                              "cannot start reading: out of memory");
     d->strings[0].s = "";
