@@ -221,13 +221,12 @@ parse_string(struct parser *ps, const uint8_t *rec, uint8_t tag,
     int rc = mh_parse_new_id(&ps->err, &pv->strings, id, "string", rec, tag);
     if (rc)
         return rc;
-    rc = mh_budget_grow(&pv->budget, (void **)&r->strings, &pv->strings_cap,
-                        (size_t)r->nstrings + 1, sizeof(*r->strings));
+    rc = mh_parse_table_add(&pv->budget, &pv->strings, (void **)&r->strings,
+                            &pv->strings_cap, r->nstrings, sizeof(*r->strings),
+                            id);
     if (rc == MH_OK)
         rc = mh_parse_keep_str(&pv->arena, &pv->budget, s, n,
                                &r->strings[r->nstrings]);
-    if (rc == MH_OK)
-        rc = mh_idmap_put(&pv->strings, &pv->budget, id, r->nstrings);
     if (rc)
         return store_fail(ps, rc, rec, tag);
     r->nstrings++;
@@ -251,10 +250,8 @@ parse_code(struct parser *ps, const uint8_t *rec, uint8_t tag,
         return rc;
     REF(&pv->strings, filename, &c.filename, "string");
     REF(&pv->strings, name, &c.name, "string");
-    rc = mh_budget_grow(&pv->budget, (void **)&r->codes, &pv->codes_cap,
-                        (size_t)r->ncodes + 1, sizeof(*r->codes));
-    if (rc == MH_OK)
-        rc = mh_idmap_put(&pv->codes, &pv->budget, id, r->ncodes);
+    rc = mh_parse_table_add(&pv->budget, &pv->codes, (void **)&r->codes,
+                            &pv->codes_cap, r->ncodes, sizeof(*r->codes), id);
     if (rc)
         return store_fail(ps, rc, rec, tag);
     r->codes[r->ncodes++] = c;
@@ -277,10 +274,9 @@ parse_frame(struct parser *ps, const uint8_t *rec, uint8_t tag,
     if (rc)
         return rc;
     REF(&pv->codes, code, &f.code, "code");
-    rc = mh_budget_grow(&pv->budget, (void **)&r->frames, &pv->frames_cap,
-                        (size_t)r->nframes + 1, sizeof(*r->frames));
-    if (rc == MH_OK)
-        rc = mh_idmap_put(&pv->frames, &pv->budget, id, r->nframes);
+    rc = mh_parse_table_add(&pv->budget, &pv->frames, (void **)&r->frames,
+                            &pv->frames_cap, r->nframes, sizeof(*r->frames),
+                            id);
     if (rc)
         return store_fail(ps, rc, rec, tag);
     r->frames[r->nframes++] = f;

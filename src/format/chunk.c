@@ -362,6 +362,14 @@ mh_parse_new_id(struct mh_parse_err *e, const struct mh_idmap *m, uint64_t id,
 }
 
 int
+mh_parse_table_add(struct mh_budget *b, struct mh_idmap *m, void **tab,
+                   size_t *cap, uint32_t n, size_t elem, uint64_t id)
+{
+    int rc = mh_budget_grow(b, tab, cap, (size_t)n + 1, elem);
+    return rc ? rc : mh_idmap_put(m, b, id, n);
+}
+
+int
 mh_rd_uv_slow(const uint8_t **pp, const uint8_t *end, uint64_t *v)
 {
     struct mh_cursor cur;

@@ -135,6 +135,13 @@ mh_parse_keep_str(struct mh_arena *a, struct mh_budget *b, const char *s,
     return rc;
 }
 
+/* Room for entry `n` of a reader's table *tab (capacity *cap entries of
+ * `elem` bytes) and id -> n in m, both charged to b: MH_ETOOBIG or
+ * MH_ENOMEM, for the reader to report as the record's store failure. */
+int mh_parse_table_add(struct mh_budget *b, struct mh_idmap *m, void **tab,
+                       size_t *cap, uint32_t n, size_t elem,
+                       uint64_t id) MH_MUST_USE;
+
 int mh_rd_uv_slow(const uint8_t **pp, const uint8_t *end, uint64_t *v);
 
 /* A uvarint at *pp (before end), advancing *pp: MH_OK, MH_ETRUNC, or

@@ -243,13 +243,12 @@ parse_string(struct parser *ps, const uint8_t *rec, uint8_t tag,
     int rc = mh_parse_new_id(&ps->err, &pv->strings, id, "string", rec, tag);
     if (rc)
         return rc;
-    rc = mh_budget_grow(&pv->budget, (void **)&d->strings, &pv->strings_cap,
-                        (size_t)d->nstrings + 1, sizeof(*d->strings));
+    rc = mh_parse_table_add(&pv->budget, &pv->strings, (void **)&d->strings,
+                            &pv->strings_cap, d->nstrings, sizeof(*d->strings),
+                            id);
     if (rc == MH_OK)
         rc = mh_parse_keep_str(&pv->arena, &pv->budget, s, n,
                                &d->strings[d->nstrings]);
-    if (rc == MH_OK)
-        rc = mh_idmap_put(&pv->strings, &pv->budget, id, d->nstrings);
     if (rc)
         return store_fail(ps, rc, rec, tag);
     d->nstrings++;
@@ -275,10 +274,8 @@ parse_type(struct parser *ps, const uint8_t *rec, uint8_t tag,
         return rc;
     REF(&pv->strings, name, &t.name, "string", 0);
     t.flags = (uint32_t)(flags & 0xffffffffu);
-    rc = mh_budget_grow(&pv->budget, (void **)&d->types, &pv->types_cap,
-                        (size_t)d->ntypes + 1, sizeof(*d->types));
-    if (rc == MH_OK)
-        rc = mh_idmap_put(&pv->types, &pv->budget, id, d->ntypes);
+    rc = mh_parse_table_add(&pv->budget, &pv->types, (void **)&d->types,
+                            &pv->types_cap, d->ntypes, sizeof(*d->types), id);
     if (rc)
         return store_fail(ps, rc, rec, tag);
     d->types[d->ntypes++] = t;
