@@ -43,6 +43,19 @@ static int MH_PRINTF(4, 5) fail(struct mh_chunk_reader *c, int code,
     return code;
 }
 
+/* The chunk at `off` is bad: "chunk at offset OFF: <why>". */
+static int MH_PRINTF(4, 5) chunk_fail(struct mh_chunk_reader *c, int code,
+                                      uint64_t off, const char *fmt, ...)
+{
+    char why[sizeof(c->error)];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(why, sizeof(why), fmt, ap);
+    va_end(ap);
+    return fail(c, code, off, "chunk at offset %llu: %s",
+                (unsigned long long)off, why);
+}
+
 static void
 zstd_free(void *opaque, void *p)
 {
@@ -98,54 +111,45 @@ static int
 decompress(struct mh_chunk_reader *c, uint64_t off, const uint8_t *p, size_t n,
            size_t *rawlen)
 {
-    unsigned long long coff = (unsigned long long)off;
     struct mh_cursor cur;
     uint64_t len;
     mh_cursor_init(&cur, p, n);
     if (mh_cursor_uvarint(&cur, &len))
-        return fail(c, MH_EFORMAT, off,
-                    "chunk at offset %llu: compressed payload does not "
-                    "start with its decompressed length",
-                    coff);
+        return chunk_fail(
+            c, MH_EFORMAT, off,
+            "compressed payload does not start with its decompressed length");
     if (len > MH_CAP_CHUNK_RAW_MAX)
-        return fail(c, MH_EFORMAT, off,
-                    "chunk at offset %llu: decompressed length %llu is over "
-                    "the %u MiB limit",
-                    coff, (unsigned long long)len, MH_CAP_CHUNK_RAW_MAX >> 20);
+        return chunk_fail(c, MH_EFORMAT, off,
+                          "decompressed length %llu is over the %u MiB limit",
+                          (unsigned long long)len, MH_CAP_CHUNK_RAW_MAX >> 20);
     p = cur.p;
     size_t zlen = mh_cursor_left(&cur);
     /* Only a plain zstd frame: no skippable frames, no legacy formats
      * (their decoders are older code, and not what a writer makes). */
     static const uint8_t zmagic[4] = {0x28, 0xb5, 0x2f, 0xfd};
     if (zlen < 4 || memcmp(p, zmagic, 4) != 0)
-        return fail(c, MH_EFORMAT, off,
-                    "chunk at offset %llu: compressed payload is not a zstd "
-                    "frame",
-                    coff);
+        return chunk_fail(c, MH_EFORMAT, off,
+                          "compressed payload is not a zstd frame");
     size_t fsize = ZSTD_findFrameCompressedSize(p, zlen);
     if (ZSTD_isError(fsize))
-        return fail(c, MH_EFORMAT, off,
-                    "chunk at offset %llu: zstd frame is damaged: %s", coff,
-                    ZSTD_getErrorName(fsize));
+        return chunk_fail(c, MH_EFORMAT, off, "zstd frame is damaged: %s",
+                          ZSTD_getErrorName(fsize));
     if (fsize != zlen)
-        return fail(c, MH_EFORMAT, off,
-                    "chunk at offset %llu: %zu stray bytes after the zstd "
-                    "frame",
-                    coff, zlen - fsize);
+        return chunk_fail(c, MH_EFORMAT, off,
+                          "%zu stray bytes after the zstd frame",
+                          zlen - fsize);
     unsigned long long content = ZSTD_getFrameContentSize(p, zlen);
     if (content == ZSTD_CONTENTSIZE_ERROR ||
         (content != ZSTD_CONTENTSIZE_UNKNOWN && content != len))
-        return fail(c, MH_EFORMAT, off,
-                    "chunk at offset %llu: zstd frame does not hold the "
-                    "%llu bytes the chunk declares",
-                    coff, (unsigned long long)len);
+        return chunk_fail(
+            c, MH_EFORMAT, off,
+            "zstd frame does not hold the %llu bytes the chunk declares",
+            (unsigned long long)len);
     if (len > c->raw_cap_) {
         uint8_t *raw = mh_realloc(c->raw_, (size_t)len);
         if (!raw)
-            return fail(c, MH_ENOMEM, off,
-                        "chunk at offset %llu: cannot decompress: out of "
-                        "memory",
-                        coff);
+            return chunk_fail(c, MH_ENOMEM, off,
+                              "cannot decompress: out of memory");
         c->raw_ = raw;
         c->raw_cap_ = (size_t)len;
     }
@@ -153,10 +157,8 @@ decompress(struct mh_chunk_reader *c, uint64_t off, const uint8_t *p, size_t n,
         ZSTD_customMem cmem = {zstd_alloc, zstd_free, NULL};
         c->dctx_ = ZSTD_createDCtx_advanced(cmem);
         if (!c->dctx_)
-            return fail(c, MH_ENOMEM, off,
-                        "chunk at offset %llu: cannot decompress: out of "
-                        "memory",
-                        coff);
+            return chunk_fail(c, MH_ENOMEM, off,
+                              "cannot decompress: out of memory");
     }
     uint8_t dummy;
     size_t got = ZSTD_decompressDCtx(c->dctx_, len ? c->raw_ : &dummy,
@@ -165,15 +167,14 @@ decompress(struct mh_chunk_reader *c, uint64_t off, const uint8_t *p, size_t n,
         int code = ZSTD_getErrorCode(got) == ZSTD_error_memory_allocation
                        ? MH_ENOMEM
                        : MH_EFORMAT;
-        return fail(c, code, off,
-                    "chunk at offset %llu: cannot decompress: %s", coff,
-                    ZSTD_getErrorName(got));
+        return chunk_fail(c, code, off, "cannot decompress: %s",
+                          ZSTD_getErrorName(got));
     }
     if (got != len)
-        return fail(c, MH_EFORMAT, off,
-                    "chunk at offset %llu: decompressed to %zu bytes, not "
-                    "the %llu the chunk declares",
-                    coff, got, (unsigned long long)len);
+        return chunk_fail(
+            c, MH_EFORMAT, off,
+            "decompressed to %zu bytes, not the %llu the chunk declares", got,
+            (unsigned long long)len);
     *rawlen = (size_t)len;
     return MH_OK;
 }
@@ -208,23 +209,21 @@ mh_chunk_next(struct mh_chunk_reader *c, struct mh_chunk *out)
     uint32_t crc = get_u32le(k + 5);
     uint8_t flags = k[9];
     if (n > MH_CAP_CHUNK_MAX)
-        return fail(c, MH_EFORMAT, off,
-                    "chunk at offset %llu: payload length %u is over the %u "
-                    "MiB limit",
-                    coff, n, MH_CAP_CHUNK_MAX >> 20);
+        return chunk_fail(c, MH_EFORMAT, off,
+                          "payload length %u is over the %u MiB limit", n,
+                          MH_CAP_CHUNK_MAX >> 20);
     if (flags & ~MH_CAP_CHUNK_ZSTD)
-        return fail(c, MH_EFORMAT, off,
-                    "chunk at offset %llu: unknown chunk flags 0x%02x", coff,
-                    flags);
+        return chunk_fail(c, MH_EFORMAT, off, "unknown chunk flags 0x%02x",
+                          flags);
     if (n > left - MH_CAP_CHUNK_HEADER_LEN)
         return truncated(c, off);
     const uint8_t *payload = k + MH_CAP_CHUNK_HEADER_LEN;
     uint32_t got = mh_crc32(0, payload, n);
     if (got != crc)
-        return fail(c, MH_EFORMAT, off,
-                    "chunk at offset %llu: CRC mismatch (stored 0x%08x, "
-                    "computed 0x%08x): the chunk is corrupt",
-                    coff, crc, got);
+        return chunk_fail(c, MH_EFORMAT, off,
+                          "CRC mismatch (stored 0x%08x, computed 0x%08x): the "
+                          "chunk is corrupt",
+                          crc, got);
     out->offset = off;
     out->compressed = (flags & MH_CAP_CHUNK_ZSTD) != 0;
     out->payload = payload;
