@@ -463,6 +463,17 @@ parse_object(struct parser *ps, const uint8_t *rec, uint8_t tag,
     return MH_OK;
 }
 
+/* Room for entry `n` of a table that holds up to MH_HEAP_COUNT_MAX
+ * (roots, ALLOC records). */
+static int
+room_for_one(struct mh_heap_priv *pv, void **arr, size_t *cap, uint32_t n,
+             size_t elem)
+{
+    if (n >= MH_HEAP_COUNT_MAX)
+        return MH_ETOOBIG;
+    return mh_budget_grow(&pv->budget, arr, cap, (size_t)n + 1, elem);
+}
+
 static int
 parse_root(struct parser *ps, const uint8_t *rec, uint8_t tag,
            const uint8_t **pp, const uint8_t *end, uint64_t *chain)
@@ -480,10 +491,8 @@ parse_root(struct parser *ps, const uint8_t *rec, uint8_t tag,
     REF(&pv->strings, name, &r.name, "string", 1);
     r.addr = *chain + (uint64_t)mh_unzigzag(delta);
     r.obj = MH_HEAP_NONE;
-    if (d->nroots >= MH_HEAP_COUNT_MAX)
-        return store_fail(ps, MH_ETOOBIG, rec, tag);
-    int rc = mh_budget_grow(&pv->budget, (void **)&d->roots, &pv->roots_cap,
-                            (size_t)d->nroots + 1, sizeof(*d->roots));
+    int rc = room_for_one(pv, (void **)&d->roots, &pv->roots_cap, d->nroots,
+                          sizeof(*d->roots));
     if (rc)
         return store_fail(ps, rc, rec, tag);
     d->roots[d->nroots++] = r;
@@ -509,10 +518,8 @@ parse_alloc(struct parser *ps, const uint8_t *rec, uint8_t tag,
     FIELD(q, end, &type);
     REF(&pv->types, type, &a.type, "type", 1);
     a.obj = MH_HEAP_NONE;
-    if (d->nallocs >= MH_HEAP_COUNT_MAX)
-        return store_fail(ps, MH_ETOOBIG, rec, tag);
-    int rc = mh_budget_grow(&pv->budget, (void **)&d->allocs, &pv->allocs_cap,
-                            (size_t)d->nallocs + 1, sizeof(*d->allocs));
+    int rc = room_for_one(pv, (void **)&d->allocs, &pv->allocs_cap, d->nallocs,
+                          sizeof(*d->allocs));
     if (rc)
         return store_fail(ps, rc, rec, tag);
     d->allocs[d->nallocs++] = a;
