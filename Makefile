@@ -110,7 +110,7 @@ FUZZ_SECONDS ?= 30
 fuzz:
 	@mkdir -p $(BUILD)/fuzz/corpus
 	clang -g -O1 -fsanitize=fuzzer,address,undefined $(WARN) -Wno-error \
-	  fuzz/fuzz_capture.c $(UTIL_SRC) $(FORMAT_SRC) -o $(BUILD)/fuzz/fuzz_capture $(LIBS)
+	  fuzz/fuzz_capture.c fuzz/fuzz_common.c $(UTIL_SRC) $(FORMAT_SRC) -o $(BUILD)/fuzz/fuzz_capture $(LIBS)
 	# new inputs go to the first directory: keep them out of tests/data
 	$(BUILD)/fuzz/fuzz_capture -max_total_time=$(FUZZ_SECONDS) $(BUILD)/fuzz/corpus tests/data
 	$(MAKE) --no-print-directory fuzz-heap
@@ -120,7 +120,7 @@ HEAP_AN_SRC := $(wildcard src/analysis/heap_*.c)
 fuzz-heap:
 	@mkdir -p $(BUILD)/fuzz/corpus-heap
 	clang -g -O1 -fsanitize=fuzzer,address,undefined $(WARN) -Wno-error \
-	  fuzz/fuzz_heap.c $(UTIL_SRC) $(FORMAT_SRC) $(HEAP_AN_SRC) -o $(BUILD)/fuzz/fuzz_heap $(LIBS)
+	  fuzz/fuzz_heap.c fuzz/fuzz_common.c $(UTIL_SRC) $(FORMAT_SRC) $(HEAP_AN_SRC) -o $(BUILD)/fuzz/fuzz_heap $(LIBS)
 	$(BUILD)/fuzz/fuzz_heap -max_total_time=$(FUZZ_SECONDS) $(BUILD)/fuzz/corpus-heap tests/data
 
 format:

@@ -1,11 +1,10 @@
 /* libFuzzer target for the capture reader (`make fuzz`; seeds in
  * tests/data).
  *
- * Each input is parsed twice: as it is, and with every chunk's CRC made
- * right, since a mutated byte nearly always breaks the CRC and would keep
- * the fuzzer out of the record parsers. After a successful parse the
- * reader's tables are checked for consistency, and what was read is
- * written again with the writer and read back: both reads must agree. */
+ * Each input is parsed twice, as it is and with its chunks' CRCs made
+ * right (fuzz_common.c). After a successful parse the reader's tables
+ * are checked for consistency, and what was read is written again with
+ * the writer and read back: both reads must agree. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,14 +12,7 @@
 #include "../src/format/capture_read.h"
 #include "../src/format/capture_write.h"
 #include "../src/util/mem.h"
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define REQUIRE(cond)                                                         \
-    do {                                                                      \
-        if (!(cond))                                                          \
-            __builtin_trap();                                                 \
-    } while (0)
+#include "fuzz_common.h"
 
 /* The events of one parse; strings (marker texts, requests' endpoints,
  * findings' fields) copied, since they are valid during the visit only. */
@@ -57,7 +49,8 @@ collect(void *ctx, const struct mh_cap_event *ev)
         REQUIRE(ev->u.request.endpoint.n <= MH_CAP_STR_MAX);
         break;
     case MH_EV_FINDING:
-        REQUIRE(ev->u.finding.id.n > 0 && ev->u.finding.id.n <= MH_CAP_STR_MAX);
+        REQUIRE(ev->u.finding.id.n > 0 &&
+                ev->u.finding.id.n <= MH_CAP_STR_MAX);
         REQUIRE(ev->u.finding.file.n <= MH_CAP_STR_MAX);
         REQUIRE(ev->u.finding.function.n <= MH_CAP_STR_MAX);
         REQUIRE(ev->u.finding.detail.n <= MH_CAP_STR_MAX);
@@ -234,12 +227,6 @@ rewrite(const struct mh_cap_reader *r, const struct events *e, int level,
     return rc;
 }
 
-static int
-same_str(struct mh_str a, struct mh_str b)
-{
-    return a.n == b.n && !memcmp(a.s, b.s, a.n);
-}
-
 static void
 check_same(const struct mh_cap_reader *a, const struct events *ea,
            const struct mh_cap_reader *b, const struct events *eb)
@@ -248,7 +235,7 @@ check_same(const struct mh_cap_reader *a, const struct events *ea,
     REQUIRE(a->nframes == b->nframes && a->nstacks == b->nstacks);
     REQUIRE(a->nstack_frames == b->nstack_frames);
     for (uint32_t i = 0; i < a->nstrings; i++)
-        REQUIRE(same_str(a->strings[i], b->strings[i]));
+        REQUIRE(fuzz_same_str(a->strings[i], b->strings[i]));
     REQUIRE(!memcmp(a->codes, b->codes, a->ncodes * sizeof(*a->codes)));
     REQUIRE(!memcmp(a->frames, b->frames, a->nframes * sizeof(*a->frames)));
     REQUIRE(!memcmp(a->stacks, b->stacks, a->nstacks * sizeof(*a->stacks)));
@@ -260,16 +247,16 @@ check_same(const struct mh_cap_reader *a, const struct events *ea,
     REQUIRE(ha->start_ns == hb->start_ns && ha->mode == hb->mode);
     REQUIRE(ha->interval == hb->interval && ha->max_depth == hb->max_depth);
     REQUIRE(ha->fork_parent == hb->fork_parent);
-    REQUIRE(same_str(ha->python, hb->python));
-    REQUIRE(same_str(ha->executable, hb->executable));
+    REQUIRE(fuzz_same_str(ha->python, hb->python));
+    REQUIRE(fuzz_same_str(ha->executable, hb->executable));
     REQUIRE(ha->argc == hb->argc && ha->nlib == hb->nlib);
     REQUIRE(ha->npath == hb->npath);
     for (uint32_t i = 0; i < ha->argc; i++)
-        REQUIRE(same_str(ha->argv[i], hb->argv[i]));
+        REQUIRE(fuzz_same_str(ha->argv[i], hb->argv[i]));
     for (uint32_t i = 0; i < ha->nlib; i++)
-        REQUIRE(same_str(ha->lib_prefixes[i], hb->lib_prefixes[i]));
+        REQUIRE(fuzz_same_str(ha->lib_prefixes[i], hb->lib_prefixes[i]));
     for (uint32_t i = 0; i < ha->npath; i++)
-        REQUIRE(same_str(ha->sys_path[i], hb->sys_path[i]));
+        REQUIRE(fuzz_same_str(ha->sys_path[i], hb->sys_path[i]));
     REQUIRE(a->clean_end == b->clean_end);
     REQUIRE(ea->n == eb->n);
     for (size_t i = 0; i < ea->n; i++) {
@@ -287,16 +274,18 @@ check_same(const struct mh_cap_reader *a, const struct events *ea,
             REQUIRE(x->u.request.id == y->u.request.id);
             REQUIRE(x->u.request.t_begin_ns == y->u.request.t_begin_ns);
             REQUIRE(x->u.request.t_end_ns == y->u.request.t_end_ns);
-            REQUIRE(same_str(x->u.request.endpoint, y->u.request.endpoint));
+            REQUIRE(
+                fuzz_same_str(x->u.request.endpoint, y->u.request.endpoint));
             break;
         case MH_EV_FINDING: {
             const struct mh_cap_finding *f = &x->u.finding, *g = &y->u.finding;
             REQUIRE(f->t_ns == g->t_ns && f->request == g->request);
-            REQUIRE(same_str(f->id, g->id) && same_str(f->file, g->file));
+            REQUIRE(fuzz_same_str(f->id, g->id) &&
+                    fuzz_same_str(f->file, g->file));
             REQUIRE(f->line == g->line);
-            REQUIRE(same_str(f->function, g->function));
+            REQUIRE(fuzz_same_str(f->function, g->function));
             REQUIRE(f->count == g->count && f->bytes == g->bytes);
-            REQUIRE(same_str(f->detail, g->detail));
+            REQUIRE(fuzz_same_str(f->detail, g->detail));
             break;
         }
         case MH_EV_FREE:
@@ -309,7 +298,7 @@ check_same(const struct mh_cap_reader *a, const struct events *ea,
         case MH_EV_MARKER:
             REQUIRE(x->u.marker.t_ns == y->u.marker.t_ns);
             REQUIRE(x->u.marker.kind == y->u.marker.kind);
-            REQUIRE(same_str(x->u.marker.text, y->u.marker.text));
+            REQUIRE(fuzz_same_str(x->u.marker.text, y->u.marker.text));
             break;
         case MH_EV_END:
             REQUIRE(!memcmp(&x->u.end, &y->u.end, sizeof(x->u.end)));
@@ -318,8 +307,8 @@ check_same(const struct mh_cap_reader *a, const struct events *ea,
     }
 }
 
-static void
-parse_one(const uint8_t *data, size_t size)
+void
+fuzz_parse_one(const uint8_t *data, size_t size)
 {
     struct mh_cap_reader r;
     struct events e = {0};
@@ -356,37 +345,4 @@ parse_one(const uint8_t *data, size_t size)
     }
     events_free(&e);
     mh_cap_reader_release(&r);
-}
-
-/* Sets every complete chunk's CRC to match its payload. */
-static void
-fix_crcs(uint8_t *d, size_t size)
-{
-    size_t off = MH_CAP_FILE_HEADER_LEN;
-    while (off + MH_CAP_CHUNK_HEADER_LEN <= size) {
-        uint32_t n = (uint32_t)d[off + 1] | (uint32_t)d[off + 2] << 8 |
-                     (uint32_t)d[off + 3] << 16 | (uint32_t)d[off + 4] << 24;
-        if (n > size - off - MH_CAP_CHUNK_HEADER_LEN)
-            break;
-        uint32_t crc = mh_crc32(0, d + off + MH_CAP_CHUNK_HEADER_LEN, n);
-        for (int i = 0; i < 4; i++)
-            d[off + 5 + i] = (uint8_t)(crc >> (8 * i));
-        off += MH_CAP_CHUNK_HEADER_LEN + n;
-    }
-}
-
-int
-LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
-{
-    parse_one(data, size);
-    if (size > MH_CAP_FILE_HEADER_LEN) {
-        uint8_t *copy = malloc(size);
-        REQUIRE(copy);
-        memcpy(copy, data, size);
-        fix_crcs(copy, size);
-        if (memcmp(copy, data, size))
-            parse_one(copy, size);
-        free(copy);
-    }
-    return 0;
 }

@@ -1,9 +1,8 @@
 /* libFuzzer target for the heap dump reader and the analyses behind
  * `memhound heap` (`make fuzz`; seeds tests/data/heap-v1-*.mhh).
  *
- * Each input is parsed twice: as it is, and with every chunk's CRC made
- * right (a mutated byte nearly always breaks the CRC and would keep the
- * fuzzer out of the record parsers). A successful parse is checked for
+ * Each input is parsed twice, as it is and with its chunks' CRCs made
+ * right (fuzz_common.c). A successful parse is checked for
  * consistency, written again with the agent's encoders and read back
  * (both reads must agree), then run through the graph search, the
  * dominator tree, the census, grouped paths and top-retainers: a dump
@@ -19,14 +18,7 @@
 #include "../src/format/heap_read.h"
 #include "../src/format/heap_write.h"
 #include "../src/util/mem.h"
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define REQUIRE(cond)                                                         \
-    do {                                                                      \
-        if (!(cond))                                                          \
-            __builtin_trap();                                                 \
-    } while (0)
+#include "fuzz_common.h"
 
 /* Small enough that a hostile dump hits the cap, not the machine. */
 #define FUZZ_MAX_BYTES ((size_t)256 << 20)
@@ -133,12 +125,6 @@ rewrite(const struct mh_heap_dump *d, int level, struct mh_buf *out)
     return rc;
 }
 
-static int
-same_str(struct mh_str a, struct mh_str b)
-{
-    return a.n == b.n && !memcmp(a.s, b.s, a.n);
-}
-
 static void
 check_same(const struct mh_heap_dump *a, const struct mh_heap_dump *b)
 {
@@ -146,8 +132,8 @@ check_same(const struct mh_heap_dump *a, const struct mh_heap_dump *b)
     REQUIRE(a->nroots == b->nroots && a->nallocs == b->nallocs);
     REQUIRE(a->header.pid == b->header.pid);
     REQUIRE(a->header.sample_interval == b->header.sample_interval);
-    REQUIRE(same_str(a->header.python, b->header.python));
-    REQUIRE(same_str(a->header.capture, b->header.capture));
+    REQUIRE(fuzz_same_str(a->header.python, b->header.python));
+    REQUIRE(fuzz_same_str(a->header.capture, b->header.capture));
     REQUIRE(a->have_end == b->have_end && a->dangling == b->dangling);
     for (uint32_t o = 0; o < a->nobjs; o++) {
         REQUIRE(a->addr[o] == b->addr[o] && a->size[o] == b->size[o]);
@@ -235,8 +221,8 @@ out:
     mh_heap_types_release(&types);
 }
 
-static void
-parse_one(const uint8_t *data, size_t size)
+void
+fuzz_parse_one(const uint8_t *data, size_t size)
 {
     struct mh_heap_dump d;
     mh_heap_dump_init(&d, FUZZ_MAX_BYTES);
@@ -266,37 +252,4 @@ parse_one(const uint8_t *data, size_t size)
         analyse(data, size);
     }
     mh_heap_dump_release(&d);
-}
-
-/* Sets every complete chunk's CRC to match its payload. */
-static void
-fix_crcs(uint8_t *d, size_t size)
-{
-    size_t off = MH_CAP_FILE_HEADER_LEN;
-    while (off + MH_CAP_CHUNK_HEADER_LEN <= size) {
-        uint32_t n = (uint32_t)d[off + 1] | (uint32_t)d[off + 2] << 8 |
-                     (uint32_t)d[off + 3] << 16 | (uint32_t)d[off + 4] << 24;
-        if (n > size - off - MH_CAP_CHUNK_HEADER_LEN)
-            break;
-        uint32_t crc = mh_crc32(0, d + off + MH_CAP_CHUNK_HEADER_LEN, n);
-        for (int i = 0; i < 4; i++)
-            d[off + 5 + i] = (uint8_t)(crc >> (8 * i));
-        off += MH_CAP_CHUNK_HEADER_LEN + n;
-    }
-}
-
-int
-LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
-{
-    parse_one(data, size);
-    if (size > MH_CAP_FILE_HEADER_LEN) {
-        uint8_t *copy = malloc(size);
-        REQUIRE(copy);
-        memcpy(copy, data, size);
-        fix_crcs(copy, size);
-        if (memcmp(copy, data, size))
-            parse_one(copy, size);
-        free(copy);
-    }
-    return 0;
 }
