@@ -249,16 +249,31 @@ site_json(FILE *out, const struct mh_analysis *a, const struct mh_site *s)
     fputs("}", out);
 }
 
+/* Item i of one of the report's lists. */
+typedef void (*item_json_fn)(FILE *out, const struct mh_analysis *a, size_t i);
+
+/* A top-level list of n items, one a line. */
 static void
-sites_json(FILE *out, const struct mh_analysis *a, const uint32_t *idx,
-           size_t n)
+list_json(FILE *out, const struct mh_analysis *a, size_t n, item_json_fn item)
 {
     fputs("[", out);
     for (size_t i = 0; i < n; i++) {
         fputs(i ? ",\n    " : "\n    ", out);
-        site_json(out, a, &a->sites[idx[i]]);
+        item(out, a, i);
     }
     fputs(n ? "\n  ]" : "]", out);
+}
+
+static void
+growth_json(FILE *out, const struct mh_analysis *a, size_t i)
+{
+    site_json(out, a, &a->sites[a->growth[i]]);
+}
+
+static void
+live_json(FILE *out, const struct mh_analysis *a, size_t i)
+{
+    site_json(out, a, &a->sites[a->live[i]]);
 }
 
 static const char *
@@ -319,14 +334,13 @@ summary_json(FILE *out, const struct mh_analysis *a)
 }
 
 static void
-process_json(FILE *out, const struct mh_analysis *a,
-             const struct mh_process *p)
+process_json(FILE *out, const struct mh_analysis *a, size_t idx)
 {
+    const struct mh_process *p = &a->procs[idx];
     fputs("{", out);
     key(out, "file");
     put_pstr(out, a, p->path);
-    fputs(", ", out);
-    key(out, "pid");
+    next_key(out, "pid");
     fprintf(out, "%llu, ", (unsigned long long)p->pid);
     key(out, "ppid");
     fprintf(out, "%llu, ", (unsigned long long)p->ppid);
@@ -342,20 +356,16 @@ process_json(FILE *out, const struct mh_analysis *a,
     fputs("], ", out);
     key(out, "python");
     put_pstr(out, a, p->python);
-    fputs(", ", out);
-    key(out, "executable");
+    next_key(out, "executable");
     put_pstr(out, a, p->executable);
     fputs(",\n     ", out);
     key(out, "start");
     put_num(out, (double)p->start_ns / 1e9, 3);
-    fputs(", ", out);
-    key(out, "duration");
+    next_key(out, "duration");
     put_num(out, (double)p->duration_ns / 1e9, 3);
-    fputs(", ", out);
-    key(out, "warmup");
+    next_key(out, "warmup");
     put_num(out, (double)p->warmup_ns / 1e9, 3);
-    fputs(", ", out);
-    key(out, "warmup_past_end");
+    next_key(out, "warmup_past_end");
     fputs(p->warmup_past_end ? "true, " : "false, ", out);
     key(out, "mode");
     fprintf(out, "\"%s\", ", mode_name(p->have_header ? (int)p->mode : -2));
@@ -391,17 +401,15 @@ ep_site_json(FILE *out, const struct mh_analysis *a,
 }
 
 static void
-endpoint_json(FILE *out, const struct mh_analysis *a,
-              const struct mh_endpoint *ep)
+endpoint_json(FILE *out, const struct mh_analysis *a, size_t idx)
 {
+    const struct mh_endpoint *ep = &a->endpoints.v[a->endpoints.order[idx]];
     fputs("{", out);
     key(out, "endpoint");
     put_pstr(out, a, ep->name);
-    fputs(", ", out);
-    key(out, "in_progress");
+    next_key(out, "in_progress");
     fputs(ep->in_progress ? "true" : "false", out);
-    fputs(", ", out);
-    key(out, "requests");
+    next_key(out, "requests");
     fprintf(out, "%llu, ", (unsigned long long)ep->requests);
     key(out, "requests_after_warmup");
     fprintf(out, "%llu, ", (unsigned long long)ep->requests_after_warmup);
@@ -415,8 +423,7 @@ endpoint_json(FILE *out, const struct mh_analysis *a,
     int_members(out, ", ", names, vals, sizeof(vals) / sizeof(*vals));
     key(out, "slope_r2");
     put_num(out, ep->slope_r2, 4);
-    fputs(", ", out);
-    key(out, "slope_points");
+    next_key(out, "slope_points");
     fprintf(out, "%llu, ", (unsigned long long)ep->slope_points);
     key(out, "sites");
     fputs("[", out);
@@ -428,55 +435,36 @@ endpoint_json(FILE *out, const struct mh_analysis *a,
 }
 
 static void
-endpoints_json(FILE *out, const struct mh_analysis *a)
+finding_json(FILE *out, const struct mh_analysis *a, size_t idx)
 {
-    const struct mh_endpoints *e = &a->endpoints;
-    fputs("[", out);
-    for (size_t i = 0; i < e->norder; i++) {
-        fputs(i ? ",\n    " : "\n    ", out);
-        endpoint_json(out, a, &e->v[e->order[i]]);
-    }
-    fputs(e->norder ? "\n  ]" : "]", out);
-}
-
-static void
-finding_json(FILE *out, const struct mh_analysis *a,
-             const struct mh_finding *g)
-{
+    const struct mh_finding *g = &a->findings.v[a->findings.order[idx]];
     fputs("{", out);
     key(out, "id");
     put_pstr(out, a, g->id);
-    fputs(", ", out);
-    key(out, "title");
+    next_key(out, "title");
     if (g->kind)
         mh_json_put_str(out, g->kind->title, strlen(g->kind->title));
     else
         put_pstr(out, a, g->id);
-    fputs(", ", out);
-    key(out, "evidence");
+    next_key(out, "evidence");
     put_pstr(out, a, g->evidence);
-    fputs(", ", out);
-    key(out, "file");
+    next_key(out, "file");
     put_pstr(out, a, g->file);
-    fputs(", ", out);
-    key(out, "line");
+    next_key(out, "line");
     fprintf(out, "%u, ", g->line);
     key(out, "function");
     put_pstr(out, a, g->function);
-    fputs(", ", out);
-    key(out, "fix");
+    next_key(out, "fix");
     if (g->kind)
         mh_json_put_str(out, g->kind->fix, strlen(g->kind->fix));
     else
         fputs("null", out);
-    fputs(", ", out);
-    key(out, "docs");
+    next_key(out, "docs");
     if (g->kind)
         fprintf(out, "\"%s%s\"", MH_FINDINGS_DOCS, g->kind->id);
     else
         fputs("null", out);
-    fputs(", ", out);
-    key(out, "detail");
+    next_key(out, "detail");
     put_pstr(out, a, g->detail);
     fputs(",\n     ", out);
     const char *const names[] = {"occurrences", "count_max", "count_total",
@@ -492,18 +480,6 @@ finding_json(FILE *out, const struct mh_analysis *a,
         put_pstr(out, a, g->endpoints[k]);
     }
     fputs("]}", out);
-}
-
-static void
-findings_json(FILE *out, const struct mh_analysis *a)
-{
-    const struct mh_findings *f = &a->findings;
-    fputs("[", out);
-    for (size_t i = 0; i < f->n; i++) {
-        fputs(i ? ",\n    " : "\n    ", out);
-        finding_json(out, a, &f->v[f->order[i]]);
-    }
-    fputs(f->n ? "\n  ]" : "]", out);
 }
 
 int
@@ -523,10 +499,10 @@ mh_json_render_with(FILE *out, const struct mh_analysis *a,
     summary_json(out, a);
     fputs(",\n  ", out);
     key(out, "growth");
-    sites_json(out, a, a->growth, a->ngrowth);
+    list_json(out, a, a->ngrowth, growth_json);
     fputs(",\n  ", out);
     key(out, "live");
-    sites_json(out, a, a->live, a->nlive);
+    list_json(out, a, a->nlive, live_json);
     fputs(",\n  ", out);
     key(out, "timeline");
     fputs("[", out);
@@ -542,18 +518,13 @@ mh_json_render_with(FILE *out, const struct mh_analysis *a,
     }
     fputs(a->ntimeline ? "\n  ],\n  " : "],\n  ", out);
     key(out, "processes");
-    fputs("[", out);
-    for (size_t i = 0; i < a->nprocs; i++) {
-        fputs(i ? ",\n    " : "\n    ", out);
-        process_json(out, a, &a->procs[i]);
-    }
-    fputs(a->nprocs ? "\n  ]" : "]", out);
+    list_json(out, a, a->nprocs, process_json);
     fputs(",\n  ", out);
     key(out, "endpoints");
-    endpoints_json(out, a);
+    list_json(out, a, a->endpoints.norder, endpoint_json);
     fputs(",\n  ", out);
     key(out, "findings");
-    findings_json(out, a);
+    list_json(out, a, a->findings.n, finding_json);
     if (more) {
         fputs(",\n  ", out);
         int rc = more(out, ctx);
