@@ -179,6 +179,28 @@ done(FILE *out)
     return ferror(out) ? MH_EIO : MH_OK;
 }
 
+/* `lead`, a header whose last column is `last`, and the first rows of a
+ * census table (as many as --top shows); returns how many it wrote. */
+static uint32_t
+type_table(FILE *out, const struct mh_heap_view *v,
+           const struct mh_heap_type_row *rows, uint32_t count,
+           const char *lead, const char *last)
+{
+    char b1[32], b2[32];
+    uint32_t n = shown(v, count);
+    int tw = type_width(v, rows, sizeof(*rows), n);
+    fprintf(out, "%s%-*s %10s %12s %12s\n", lead, tw, "type", "count", "bytes",
+            last);
+    for (uint32_t i = 0; i < n; i++) {
+        const struct mh_heap_type_row *r = &rows[i];
+        put_type(out, type_of(v, r->group), tw);
+        fprintf(out, " %10" PRIu64 " %12s %12s\n", r->count,
+                bytes_str(b1, sizeof(b1), (double)r->bytes),
+                bytes_str(b2, sizeof(b2), (double)r->retained));
+    }
+    return n;
+}
+
 int
 mh_heap_text_census(FILE *out, const struct mh_heap_view *v,
                     const struct mh_heap_census *c)
@@ -186,17 +208,7 @@ mh_heap_text_census(FILE *out, const struct mh_heap_view *v,
     const struct mh_heap_graph *g = &v->a->graph;
     char b1[32], b2[32], b3[32], b4[32];
     header(out, v);
-    uint32_t n = shown(v, c->n);
-    int tw = type_width(v, c->rows, sizeof(*c->rows), n);
-    fprintf(out, "\n%-*s %10s %12s %12s\n", tw, "type", "count", "bytes",
-            "retained");
-    for (uint32_t i = 0; i < n; i++) {
-        const struct mh_heap_type_row *r = &c->rows[i];
-        put_type(out, type_of(v, r->group), tw);
-        fprintf(out, " %10" PRIu64 " %12s %12s\n", r->count,
-                bytes_str(b1, sizeof(b1), (double)r->bytes),
-                bytes_str(b2, sizeof(b2), (double)r->retained));
-    }
+    uint32_t n = type_table(out, v, c->rows, c->n, "\n", "retained");
     if (n < c->n) {
         uint64_t cnt = 0, bytes = 0;
         for (uint32_t i = n; i < c->n; i++) {
@@ -224,17 +236,7 @@ mh_heap_text_census(FILE *out, const struct mh_heap_view *v,
               "them, and their reference count\nexceeds the references "
               "found: a C extension's missing DECREF, a C global):\n",
               out);
-        uint32_t m = shown(v, c->next);
-        int ew = type_width(v, c->ext, sizeof(*c->ext), m);
-        fprintf(out, "%-*s %10s %12s %12s\n", ew, "type", "count", "bytes",
-                "keeps alive");
-        for (uint32_t i = 0; i < m; i++) {
-            const struct mh_heap_type_row *r = &c->ext[i];
-            put_type(out, type_of(v, r->group), ew);
-            fprintf(out, " %10" PRIu64 " %12s %12s\n", r->count,
-                    bytes_str(b1, sizeof(b1), (double)r->bytes),
-                    bytes_str(b2, sizeof(b2), (double)r->retained));
-        }
+        uint32_t m = type_table(out, v, c->ext, c->next, "", "keeps alive");
         if (m < c->next)
             fprintf(out, "...and %" PRIu32 " more types\n", c->next - m);
         fputs("('memhound heap why DUMP --unreachable' shows what they "

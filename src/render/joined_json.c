@@ -8,17 +8,6 @@
 #include "json.h"
 
 static void
-put_int(FILE *out, double x)
-{
-    if (!isfinite(x))
-        x = 0;
-    x = nearbyint(x);
-    if (x == 0)
-        x = 0; /* no "-0" */
-    fprintf(out, "%.0f", x);
-}
-
-static void
 put_str(FILE *out, const struct mh_joined *j, uint32_t id)
 {
     const char *s = mh_joined_str(j, id);
@@ -57,13 +46,13 @@ site_json(FILE *out, const struct mh_joined *j, const struct mh_joined_site *s)
     fputs(", \"user_function\": ", out);
     put_opt(out, j, s->user_file ? s->user_function : 0);
     fputs(", \"bytes\": ", out);
-    put_int(out, s->bytes);
+    mh_json_put_int(out, s->bytes);
     fputs(", \"count\": ", out);
-    put_int(out, s->count);
+    mh_json_put_int(out, s->count);
     fputs(", \"growth_bytes\": ", out);
-    put_int(out, s->growth_bytes);
+    mh_json_put_int(out, s->growth_bytes);
     fputs(", \"growth_count\": ", out);
-    put_int(out, s->growth_count);
+    mh_json_put_int(out, s->growth_count);
 }
 
 static void

@@ -84,8 +84,8 @@ mh_json_put_str(FILE *out, const char *str, size_t n)
     fputc('"', out);
 }
 
-static void
-put_int(FILE *out, double x)
+void
+mh_json_put_int(FILE *out, double x)
 {
     if (!isfinite(x))
         x = 0;
@@ -115,92 +115,133 @@ key(FILE *out, const char *k)
     fprintf(out, "\"%s\": ", k);
 }
 
+/* ", " and the key: every member of an object but the first. */
+static void
+next_key(FILE *out, const char *k)
+{
+    fputs(", ", out);
+    key(out, k);
+}
+
+static void
+null_or_pstr(FILE *out, const struct mh_analysis *a, int have, uint32_t id)
+{
+    if (have)
+        put_pstr(out, a, id);
+    else
+        fputs("null", out);
+}
+
+static void
+null_or_u32(FILE *out, int have, uint32_t v)
+{
+    if (have)
+        fprintf(out, "%u", v);
+    else
+        fputs("null", out);
+}
+
+/* `sep` and "<prefix>file", "<prefix>line", "<prefix>function", all
+ * null without `have`. */
+static void
+loc_members(FILE *out, const struct mh_analysis *a, const char *sep,
+            const char *prefix, int have, uint32_t file, uint32_t line,
+            uint32_t function)
+{
+    fprintf(out, "%s\"%sfile\": ", sep, prefix);
+    null_or_pstr(out, a, have, file);
+    fprintf(out, ", \"%sline\": ", prefix);
+    null_or_u32(out, have, line);
+    fprintf(out, ", \"%sfunction\": ", prefix);
+    null_or_pstr(out, a, have, function);
+}
+
+/* Members "name": value, each followed by `sep`: integers, rounded. */
+static void
+u64_members(FILE *out, const char *sep, const char *const *names,
+            const uint64_t *vals, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        key(out, names[i]);
+        fprintf(out, "%llu%s", (unsigned long long)vals[i], sep);
+    }
+}
+
+static void
+int_members(FILE *out, const char *sep, const char *const *names,
+            const double *vals, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        key(out, names[i]);
+        mh_json_put_int(out, vals[i]);
+        fputs(sep, out);
+    }
+}
+
+/* peak_rss, tracked_peak_bytes, live_bytes, growth_bytes: a summary's
+ * and a process's memory, each member followed by `sep`. */
+static void
+memory_members(FILE *out, const char *sep, uint64_t peak_rss,
+               double tracked_peak, double live, double growth)
+{
+    static const char *const names[] = {"tracked_peak_bytes", "live_bytes",
+                                        "growth_bytes"};
+    const double vals[] = {tracked_peak, live, growth};
+    key(out, "peak_rss");
+    fprintf(out, "%llu%s", (unsigned long long)peak_rss, sep);
+    int_members(out, sep, names, vals, 3);
+}
+
+/* samples, frees, dropped, each followed by `sep`. */
+static void
+event_members(FILE *out, const char *sep, uint64_t samples, uint64_t frees,
+              uint64_t dropped)
+{
+    static const char *const names[] = {"samples", "frees", "dropped"};
+    const uint64_t vals[] = {samples, frees, dropped};
+    u64_members(out, sep, names, vals, 3);
+}
+
 static void
 site_json(FILE *out, const struct mh_analysis *a, const struct mh_site *s)
 {
     int code = s->kind == MH_SITE_CODE;
     enum mh_by by = mh_analysis_site_by(a);
+    static const char *const names[] = {"growth_bytes", "count", "live_bytes",
+                                        "live_count"};
+    const double vals[] = {s->growth_bytes, s->growth_count, s->live_bytes,
+                           s->live_count};
     fputs("{", out);
     key(out, "key");
     put_pstr(out, a, s->key);
+    next_key(out, "file");
+    null_or_pstr(out, a, code && by != MH_BY_MODULE, s->file);
+    next_key(out, "line");
+    null_or_u32(out, code && s->has_line, s->line);
+    next_key(out, "function");
+    null_or_pstr(out, a,
+                 code && (by == MH_BY_LINE || by == MH_BY_FUNCTION ||
+                          by == MH_BY_STACK),
+                 s->function);
+    next_key(out, "module");
+    null_or_pstr(out, a, code, s->module);
     fputs(", ", out);
-    key(out, "file");
-    if (code && by != MH_BY_MODULE)
-        put_pstr(out, a, s->file);
-    else
-        fputs("null", out);
-    fputs(", ", out);
-    key(out, "line");
-    if (code && s->has_line)
-        fprintf(out, "%u", s->line);
-    else
-        fputs("null", out);
-    fputs(", ", out);
-    key(out, "function");
-    if (code &&
-        (by == MH_BY_LINE || by == MH_BY_FUNCTION || by == MH_BY_STACK))
-        put_pstr(out, a, s->function);
-    else
-        fputs("null", out);
-    fputs(", ", out);
-    key(out, "module");
-    if (code)
-        put_pstr(out, a, s->module);
-    else
-        fputs("null", out);
-    fputs(", ", out);
-    key(out, "growth_bytes");
-    put_int(out, s->growth_bytes);
-    fputs(", ", out);
-    key(out, "count");
-    put_int(out, s->growth_count);
-    fputs(", ", out);
-    key(out, "live_bytes");
-    put_int(out, s->live_bytes);
-    fputs(", ", out);
-    key(out, "live_count");
-    put_int(out, s->live_count);
-    fputs(", ", out);
+    int_members(out, ", ", names, vals, 4);
     key(out, "bytes_per_second");
     put_num(out, s->bytes_per_second, 1);
-    fputs(", ", out);
-    key(out, "share");
+    next_key(out, "share");
     put_num(out, s->share, 6);
-    fputs(", ", out);
-    key(out, "user_file");
-    if (s->has_user)
-        put_pstr(out, a, s->user.file);
-    else
-        fputs("null", out);
-    fputs(", ", out);
-    key(out, "user_line");
-    if (s->has_user)
-        fprintf(out, "%u", s->user.line);
-    else
-        fputs("null", out);
-    fputs(", ", out);
-    key(out, "user_function");
-    if (s->has_user)
-        put_pstr(out, a, s->user.function);
-    else
-        fputs("null", out);
+    loc_members(out, a, ", ", "user_", s->has_user, s->user.file, s->user.line,
+                s->user.function);
     if (by == MH_BY_STACK) {
-        fputs(", ", out);
-        key(out, "frames");
+        next_key(out, "frames");
         fputs("[", out);
         size_t n = mh_analysis_nframes(a, s);
         for (size_t i = 0; i < n; i++) {
             struct mh_site_frame f;
             mh_analysis_frame(a, s, i, &f);
             fputs(i ? ", {" : "{", out);
-            key(out, "file");
-            put_pstr(out, a, f.file);
-            fputs(", ", out);
-            key(out, "line");
-            fprintf(out, "%u", f.line);
-            fputs(", ", out);
-            key(out, "function");
-            put_pstr(out, a, f.function);
+            loc_members(out, a, "", "", 1, f.file, f.line, f.function);
             fputs("}", out);
         }
         fputs("]", out);
@@ -208,16 +249,31 @@ site_json(FILE *out, const struct mh_analysis *a, const struct mh_site *s)
     fputs("}", out);
 }
 
+/* Item i of one of the report's lists. */
+typedef void (*item_json_fn)(FILE *out, const struct mh_analysis *a, size_t i);
+
+/* A top-level list of n items, one a line. */
 static void
-sites_json(FILE *out, const struct mh_analysis *a, const uint32_t *idx,
-           size_t n)
+list_json(FILE *out, const struct mh_analysis *a, size_t n, item_json_fn item)
 {
     fputs("[", out);
     for (size_t i = 0; i < n; i++) {
         fputs(i ? ",\n    " : "\n    ", out);
-        site_json(out, a, &a->sites[idx[i]]);
+        item(out, a, i);
     }
     fputs(n ? "\n  ]" : "]", out);
+}
+
+static void
+growth_json(FILE *out, const struct mh_analysis *a, size_t i)
+{
+    site_json(out, a, &a->sites[a->growth[i]]);
+}
+
+static void
+live_json(FILE *out, const struct mh_analysis *a, size_t i)
+{
+    site_json(out, a, &a->sites[a->live[i]]);
 }
 
 static const char *
@@ -257,28 +313,14 @@ summary_json(FILE *out, const struct mh_analysis *a)
     key(out, "warmup_unit");
     fprintf(out, "\"%s\",\n    ",
             a->opts.warmup_fraction ? "fraction" : "seconds");
-    key(out, "peak_rss");
-    fprintf(out, "%llu,\n    ", (unsigned long long)m->peak_rss);
-    key(out, "tracked_peak_bytes");
-    put_int(out, m->tracked_peak);
-    fputs(",\n    ", out);
-    key(out, "live_bytes");
-    put_int(out, m->live_bytes);
-    fputs(",\n    ", out);
-    key(out, "growth_bytes");
-    put_int(out, m->growth_bytes);
-    fputs(",\n    ", out);
+    memory_members(out, ",\n    ", m->peak_rss, m->tracked_peak, m->live_bytes,
+                   m->growth_bytes);
     key(out, "growth_floor");
-    put_int(out, m->growth_floor);
+    mh_json_put_int(out, m->growth_floor);
     fputs(",\n    ", out);
     key(out, "growth_found");
     fprintf(out, "%s,\n    ", m->growth_found ? "true" : "false");
-    key(out, "samples");
-    fprintf(out, "%llu,\n    ", (unsigned long long)m->samples);
-    key(out, "frees");
-    fprintf(out, "%llu,\n    ", (unsigned long long)m->frees);
-    key(out, "dropped");
-    fprintf(out, "%llu,\n    ", (unsigned long long)m->dropped);
+    event_members(out, ",\n    ", m->samples, m->frees, m->dropped);
     key(out, "truncated");
     fprintf(out, "%s,\n    ", m->truncated ? "true" : "false");
     key(out, "warmup_past_end");
@@ -292,14 +334,13 @@ summary_json(FILE *out, const struct mh_analysis *a)
 }
 
 static void
-process_json(FILE *out, const struct mh_analysis *a,
-             const struct mh_process *p)
+process_json(FILE *out, const struct mh_analysis *a, size_t idx)
 {
+    const struct mh_process *p = &a->procs[idx];
     fputs("{", out);
     key(out, "file");
     put_pstr(out, a, p->path);
-    fputs(", ", out);
-    key(out, "pid");
+    next_key(out, "pid");
     fprintf(out, "%llu, ", (unsigned long long)p->pid);
     key(out, "ppid");
     fprintf(out, "%llu, ", (unsigned long long)p->ppid);
@@ -315,42 +356,24 @@ process_json(FILE *out, const struct mh_analysis *a,
     fputs("], ", out);
     key(out, "python");
     put_pstr(out, a, p->python);
-    fputs(", ", out);
-    key(out, "executable");
+    next_key(out, "executable");
     put_pstr(out, a, p->executable);
     fputs(",\n     ", out);
     key(out, "start");
     put_num(out, (double)p->start_ns / 1e9, 3);
-    fputs(", ", out);
-    key(out, "duration");
+    next_key(out, "duration");
     put_num(out, (double)p->duration_ns / 1e9, 3);
-    fputs(", ", out);
-    key(out, "warmup");
+    next_key(out, "warmup");
     put_num(out, (double)p->warmup_ns / 1e9, 3);
-    fputs(", ", out);
-    key(out, "warmup_past_end");
+    next_key(out, "warmup_past_end");
     fputs(p->warmup_past_end ? "true, " : "false, ", out);
     key(out, "mode");
     fprintf(out, "\"%s\", ", mode_name(p->have_header ? (int)p->mode : -2));
     key(out, "interval");
     fprintf(out, "%llu,\n     ", (unsigned long long)p->interval);
-    key(out, "peak_rss");
-    fprintf(out, "%llu, ", (unsigned long long)p->peak_rss);
-    key(out, "tracked_peak_bytes");
-    put_int(out, p->tracked_peak);
-    fputs(", ", out);
-    key(out, "live_bytes");
-    put_int(out, p->live_bytes);
-    fputs(", ", out);
-    key(out, "growth_bytes");
-    put_int(out, p->growth_bytes);
-    fputs(", ", out);
-    key(out, "samples");
-    fprintf(out, "%llu, ", (unsigned long long)p->samples);
-    key(out, "frees");
-    fprintf(out, "%llu, ", (unsigned long long)p->frees);
-    key(out, "dropped");
-    fprintf(out, "%llu, ", (unsigned long long)p->dropped);
+    memory_members(out, ", ", p->peak_rss, p->tracked_peak, p->live_bytes,
+                   p->growth_bytes);
+    event_members(out, ", ", p->samples, p->frees, p->dropped);
     key(out, "clean_end");
     fputs(p->clean_end ? "true, " : "false, ", out);
     key(out, "truncated");
@@ -364,64 +387,29 @@ process_json(FILE *out, const struct mh_analysis *a,
 }
 
 static void
-null_or_pstr(FILE *out, const struct mh_analysis *a, int have, uint32_t id)
-{
-    if (have)
-        put_pstr(out, a, id);
-    else
-        fputs("null", out);
-}
-
-static void
 ep_site_json(FILE *out, const struct mh_analysis *a,
              const struct mh_ep_site *s)
 {
-    fputs("{", out);
-    key(out, "file");
-    null_or_pstr(out, a, !s->nostack, s->file);
+    static const char *const names[] = {"retained_bytes", "allocated_bytes"};
+    const double vals[] = {s->retained, s->allocated};
+    loc_members(out, a, "{", "", !s->nostack, s->file, s->line, s->function);
     fputs(", ", out);
-    key(out, "line");
-    if (s->nostack)
-        fputs("null", out);
-    else
-        fprintf(out, "%u", s->line);
-    fputs(", ", out);
-    key(out, "function");
-    null_or_pstr(out, a, !s->nostack, s->function);
-    fputs(", ", out);
-    key(out, "retained_bytes");
-    put_int(out, s->retained);
-    fputs(", ", out);
-    key(out, "allocated_bytes");
-    put_int(out, s->allocated);
-    int user = s->has_user && !s->nostack;
-    fputs(", ", out);
-    key(out, "user_file");
-    null_or_pstr(out, a, user, s->user_file);
-    fputs(", ", out);
-    key(out, "user_line");
-    if (user)
-        fprintf(out, "%u", s->user_line);
-    else
-        fputs("null", out);
-    fputs(", ", out);
-    key(out, "user_function");
-    null_or_pstr(out, a, user, s->user_function);
+    int_members(out, ", ", names, vals, 2);
+    loc_members(out, a, "", "user_", s->has_user && !s->nostack, s->user_file,
+                s->user_line, s->user_function);
     fputs("}", out);
 }
 
 static void
-endpoint_json(FILE *out, const struct mh_analysis *a,
-              const struct mh_endpoint *ep)
+endpoint_json(FILE *out, const struct mh_analysis *a, size_t idx)
 {
+    const struct mh_endpoint *ep = &a->endpoints.v[a->endpoints.order[idx]];
     fputs("{", out);
     key(out, "endpoint");
     put_pstr(out, a, ep->name);
-    fputs(", ", out);
-    key(out, "in_progress");
+    next_key(out, "in_progress");
     fputs(ep->in_progress ? "true" : "false", out);
-    fputs(", ", out);
-    key(out, "requests");
+    next_key(out, "requests");
     fprintf(out, "%llu, ", (unsigned long long)ep->requests);
     key(out, "requests_after_warmup");
     fprintf(out, "%llu, ", (unsigned long long)ep->requests_after_warmup);
@@ -432,15 +420,10 @@ endpoint_json(FILE *out, const struct mh_analysis *a,
     const double vals[] = {ep->allocated_per_request, ep->peak_p50,
                            ep->peak_p95,          ep->held_per_request,
                            ep->retained_per_request, ep->slope_per_1000};
-    for (size_t i = 0; i < sizeof(vals) / sizeof(*vals); i++) {
-        key(out, names[i]);
-        put_int(out, vals[i]);
-        fputs(", ", out);
-    }
+    int_members(out, ", ", names, vals, sizeof(vals) / sizeof(*vals));
     key(out, "slope_r2");
     put_num(out, ep->slope_r2, 4);
-    fputs(", ", out);
-    key(out, "slope_points");
+    next_key(out, "slope_points");
     fprintf(out, "%llu, ", (unsigned long long)ep->slope_points);
     key(out, "sites");
     fputs("[", out);
@@ -452,65 +435,43 @@ endpoint_json(FILE *out, const struct mh_analysis *a,
 }
 
 static void
-endpoints_json(FILE *out, const struct mh_analysis *a)
+finding_json(FILE *out, const struct mh_analysis *a, size_t idx)
 {
-    const struct mh_endpoints *e = &a->endpoints;
-    fputs("[", out);
-    for (size_t i = 0; i < e->norder; i++) {
-        fputs(i ? ",\n    " : "\n    ", out);
-        endpoint_json(out, a, &e->v[e->order[i]]);
-    }
-    fputs(e->norder ? "\n  ]" : "]", out);
-}
-
-static void
-finding_json(FILE *out, const struct mh_analysis *a,
-             const struct mh_finding *g)
-{
+    const struct mh_finding *g = &a->findings.v[a->findings.order[idx]];
     fputs("{", out);
     key(out, "id");
     put_pstr(out, a, g->id);
-    fputs(", ", out);
-    key(out, "title");
+    next_key(out, "title");
     if (g->kind)
         mh_json_put_str(out, g->kind->title, strlen(g->kind->title));
     else
         put_pstr(out, a, g->id);
-    fputs(", ", out);
-    key(out, "evidence");
+    next_key(out, "evidence");
     put_pstr(out, a, g->evidence);
-    fputs(", ", out);
-    key(out, "file");
+    next_key(out, "file");
     put_pstr(out, a, g->file);
-    fputs(", ", out);
-    key(out, "line");
+    next_key(out, "line");
     fprintf(out, "%u, ", g->line);
     key(out, "function");
     put_pstr(out, a, g->function);
-    fputs(", ", out);
-    key(out, "fix");
+    next_key(out, "fix");
     if (g->kind)
         mh_json_put_str(out, g->kind->fix, strlen(g->kind->fix));
     else
         fputs("null", out);
-    fputs(", ", out);
-    key(out, "docs");
+    next_key(out, "docs");
     if (g->kind)
         fprintf(out, "\"%s%s\"", MH_FINDINGS_DOCS, g->kind->id);
     else
         fputs("null", out);
-    fputs(", ", out);
-    key(out, "detail");
+    next_key(out, "detail");
     put_pstr(out, a, g->detail);
     fputs(",\n     ", out);
     const char *const names[] = {"occurrences", "count_max", "count_total",
                                  "bytes_max", "bytes_total"};
     const uint64_t vals[] = {g->occurrences, g->count_max, g->count_total,
                              g->bytes_max, g->bytes_total};
-    for (size_t i = 0; i < 5; i++) {
-        key(out, names[i]);
-        fprintf(out, "%llu, ", (unsigned long long)vals[i]);
-    }
+    u64_members(out, ", ", names, vals, 5);
     key(out, "endpoints");
     fputs("[", out);
     for (size_t k = 0; k < g->nendpoints; k++) {
@@ -519,18 +480,6 @@ finding_json(FILE *out, const struct mh_analysis *a,
         put_pstr(out, a, g->endpoints[k]);
     }
     fputs("]}", out);
-}
-
-static void
-findings_json(FILE *out, const struct mh_analysis *a)
-{
-    const struct mh_findings *f = &a->findings;
-    fputs("[", out);
-    for (size_t i = 0; i < f->n; i++) {
-        fputs(i ? ",\n    " : "\n    ", out);
-        finding_json(out, a, &f->v[f->order[i]]);
-    }
-    fputs(f->n ? "\n  ]" : "]", out);
 }
 
 int
@@ -550,10 +499,10 @@ mh_json_render_with(FILE *out, const struct mh_analysis *a,
     summary_json(out, a);
     fputs(",\n  ", out);
     key(out, "growth");
-    sites_json(out, a, a->growth, a->ngrowth);
+    list_json(out, a, a->ngrowth, growth_json);
     fputs(",\n  ", out);
     key(out, "live");
-    sites_json(out, a, a->live, a->nlive);
+    list_json(out, a, a->nlive, live_json);
     fputs(",\n  ", out);
     key(out, "timeline");
     fputs("[", out);
@@ -564,23 +513,18 @@ mh_json_render_with(FILE *out, const struct mh_analysis *a,
         put_num(out, (double)p->t_ns / 1e9, 3);
         fprintf(out,
                 ", \"rss\": %llu, \"live\": ", (unsigned long long)p->rss);
-        put_int(out, p->live);
+        mh_json_put_int(out, p->live);
         fputs("}", out);
     }
     fputs(a->ntimeline ? "\n  ],\n  " : "],\n  ", out);
     key(out, "processes");
-    fputs("[", out);
-    for (size_t i = 0; i < a->nprocs; i++) {
-        fputs(i ? ",\n    " : "\n    ", out);
-        process_json(out, a, &a->procs[i]);
-    }
-    fputs(a->nprocs ? "\n  ]" : "]", out);
+    list_json(out, a, a->nprocs, process_json);
     fputs(",\n  ", out);
     key(out, "endpoints");
-    endpoints_json(out, a);
+    list_json(out, a, a->endpoints.norder, endpoint_json);
     fputs(",\n  ", out);
     key(out, "findings");
-    findings_json(out, a);
+    list_json(out, a, a->findings.n, finding_json);
     if (more) {
         fputs(",\n  ", out);
         int rc = more(out, ctx);

@@ -21,4 +21,7 @@ int mh_json_render_with(FILE *out, const struct mh_analysis *a,
  * part of valid UTF-8 replaced by U+FFFD. */
 void mh_json_put_str(FILE *out, const char *s, size_t n);
 
+/* Writes x rounded to an integer; NaN and infinity as 0, never "-0". */
+void mh_json_put_int(FILE *out, double x);
+
 #endif

@@ -16,6 +16,7 @@
 #include "cli/cli.h"
 #include "format/capture_write.h"
 #include "cap_gen.h"
+#include "cmd_run.h"
 #include "harness.h"
 #include "render/json.h"
 #include "render/text.h"
@@ -887,53 +888,24 @@ MH_TEST(render_text_growth_and_no_growth)
 
 /* ---- the command ---------------------------------------------------- */
 
-static char *
-write_temp(const uint8_t *p, size_t n)
-{
-    char *path = strdup("/tmp/mh-test-cap-XXXXXX");
-    int fd = mkstemp(path);
-    CHECK(fd >= 0);
-    CHECK(write(fd, p, n) == (ssize_t)n);
-    close(fd);
-    return path;
-}
+#define CAP_TMP "/tmp/mh-test-cap-XXXXXX"
 
 static int
 run_report(int n, const char *const *args)
 {
-    char *argv[32];
-    argv[0] = (char *)"report";
-    for (int i = 0; i < n; i++)
-        argv[i + 1] = (char *)args[i];
-    argv[n + 1] = NULL;
-    /* Keep stdout/stderr of the command out of the test log. */
-    fflush(stdout);
-    fflush(stderr);
-    int so = dup(1), se = dup(2);
-    FILE *null = fopen("/dev/null", "w");
-    dup2(fileno(null), 1);
-    dup2(fileno(null), 2);
-    int rc = mh_cmd_report(n + 1, argv);
-    fflush(stdout);
-    fflush(stderr);
-    dup2(so, 1);
-    dup2(se, 2);
-    close(so);
-    close(se);
-    fclose(null);
-    return rc;
+    return run_quiet(mh_cmd_report, "report", n, args);
 }
 
 MH_TEST(report_command_exit_codes)
 {
     size_t len;
     uint8_t *buf = leak_capture(1, &len);
-    char *good = write_temp(buf, len);
-    char *cut = write_temp(buf, len - 7);
+    char *good = write_temp(CAP_TMP, buf, len);
+    char *cut = write_temp(CAP_TMP, buf, len - 7);
     buf[len / 2] ^= 0xff;
-    char *bad = write_temp(buf, len);
+    char *bad = write_temp(CAP_TMP, buf, len);
     static const uint8_t junk[] = "GIF89a....";
-    char *notcap = write_temp(junk, sizeof(junk));
+    char *notcap = write_temp(CAP_TMP, junk, sizeof(junk));
     char out[] = "/tmp/mh-test-out-XXXXXX";
     close(mkstemp(out));
 

@@ -12,9 +12,9 @@
 
 #include "format/capture_read.h"
 #include "format/capture_write.h"
+#include "faulty.h"
 #include "harness.h"
 #include "util/file.h"
-#include "util/mem.h"
 
 /* ------------------------------------------------------------------ */
 /* Test-side bookkeeping uses libc, so fault injection counts only what
@@ -1608,39 +1608,6 @@ MH_TEST(capture_big_chunk)
 /* ------------------------------------------------------------------ */
 /* Fault injection: allocation number `fail_at` fails, for every N. */
 
-struct faulty {
-    long calls, fail_at, live;
-};
-
-static void *
-faulty_realloc(void *ctx, void *p, size_t size)
-{
-    struct faulty *f = ctx;
-    if (++f->calls == f->fail_at)
-        return NULL;
-    void *q = realloc(p, size);
-    if (q && !p)
-        f->live++;
-    return q;
-}
-
-static void
-faulty_free(void *ctx, void *p)
-{
-    struct faulty *f = ctx;
-    f->live--;
-    free(p);
-}
-
-static void
-faulty_install(struct faulty *f, long fail_at)
-{
-    memset(f, 0, sizeof(*f));
-    f->fail_at = fail_at;
-    struct mh_mem_ops ops = {faulty_realloc, faulty_free, f};
-    mh_mem_set(&ops);
-}
-
 MH_TEST(capture_fault_injection_writer)
 {
     long n;
@@ -1659,10 +1626,7 @@ MH_TEST(capture_fault_injection_writer)
         mh_buf_release(&g.scratch);
         evlog_free(&g.want);
         long calls = f.calls;
-        mh_mem_set(NULL);
-        if (f.live != 0)
-            fprintf(stderr, "N=%ld: %ld blocks leaked\n", n, f.live);
-        CHECK_EQ_INT(f.live, 0);
+        faulty_remove(&f);
         CHECK(rc == MH_OK || rc == MH_ENOMEM);
         if (calls < n) {
             CHECK_EQ_INT(rc, MH_OK);
@@ -1694,10 +1658,7 @@ MH_TEST(capture_fault_injection_reader)
             else
                 CHECK(strstr(r.error, "out of memory") != NULL);
             mh_cap_reader_release(&r);
-            mh_mem_set(NULL);
-            if (f.live != 0)
-                fprintf(stderr, "N=%ld: %ld blocks leaked\n", n, f.live);
-            CHECK_EQ_INT(f.live, 0);
+            faulty_remove(&f);
             if (rc != MH_OK && rc != MH_ENOMEM)
                 fprintf(stderr, "N=%ld: rc %d\n", n, rc);
             CHECK(rc == MH_OK || rc == MH_ENOMEM);

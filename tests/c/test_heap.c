@@ -8,7 +8,7 @@
 
 #include "../../src/format/heap_read.h"
 #include "../../src/util/file.h"
-#include "../../src/util/mem.h"
+#include "faulty.h"
 #include "harness.h"
 #include "heap_gen.h"
 
@@ -314,31 +314,6 @@ MH_TEST(heap_read_bounded)
 }
 
 /* Allocation N fails, for every N: an error that says so, no leak. */
-struct faulty {
-    long calls, fail_at, live;
-};
-
-static void *
-faulty_realloc(void *ctx, void *p, size_t n)
-{
-    struct faulty *f = ctx;
-    if (++f->calls == f->fail_at)
-        return NULL;
-    void *q = realloc(p, n);
-    if (q && !p)
-        f->live++;
-    return q;
-}
-
-static void
-faulty_free(void *ctx, void *p)
-{
-    struct faulty *f = ctx;
-    if (p)
-        f->live--;
-    free(p);
-}
-
 MH_TEST(heap_read_fault_injection)
 {
     for (int level = 0; level <= 3; level += 3) {
@@ -346,9 +321,8 @@ MH_TEST(heap_read_fault_injection)
         small_dump(&b, level, 1);
         long n;
         for (n = 1;; n++) {
-            struct faulty f = {0, n, 0};
-            struct mh_mem_ops ops = {faulty_realloc, faulty_free, &f};
-            mh_mem_set(&ops);
+            struct faulty f;
+            faulty_install(&f, n);
             struct mh_heap_dump d;
             mh_heap_dump_init(&d, 0);
             int rc = mh_heap_parse(&d, b.file.data, b.file.len);
@@ -357,10 +331,7 @@ MH_TEST(heap_read_fault_injection)
             else
                 CHECK(strstr(d.error, "out of memory") != NULL);
             mh_heap_dump_release(&d);
-            mh_mem_set(NULL);
-            if (f.live != 0)
-                fprintf(stderr, "N=%ld: %ld blocks leaked\n", n, f.live);
-            CHECK_EQ_INT(f.live, 0);
+            faulty_remove(&f);
             CHECK(rc == MH_OK || rc == MH_ENOMEM);
             if (f.calls < n)
                 break;

@@ -11,6 +11,7 @@
 #include "../../src/analysis/heap_top.h"
 #include "../../src/analysis/heap_why.h"
 #include "../../src/cli/cli.h"
+#include "cmd_run.h"
 #include "harness.h"
 #include "heap_gen.h"
 
@@ -842,41 +843,7 @@ MH_TEST(heap_alloc_join_with_capture)
 
 /* --- the command ---------------------------------------------------- */
 
-static char *
-write_temp(const uint8_t *p, size_t n)
-{
-    char *path = strdup("/tmp/mh-test-heap-XXXXXX");
-    int fd = mkstemp(path);
-    CHECK(fd >= 0);
-    CHECK(write(fd, p, n) == (ssize_t)n);
-    close(fd);
-    return path;
-}
-
-static int
-run_heap(int n, const char *const *args)
-{
-    char *argv[32];
-    argv[0] = (char *)"heap";
-    for (int i = 0; i < n; i++)
-        argv[i + 1] = (char *)args[i];
-    argv[n + 1] = NULL;
-    fflush(stdout);
-    fflush(stderr);
-    int so = dup(1), se = dup(2);
-    FILE *null = fopen("/dev/null", "w");
-    dup2(fileno(null), 1);
-    dup2(fileno(null), 2);
-    int rc = mh_cmd_heap(n + 1, argv);
-    fflush(stdout);
-    fflush(stderr);
-    dup2(so, 1);
-    dup2(se, 2);
-    close(so);
-    close(se);
-    fclose(null);
-    return rc;
-}
+#define HEAP_TMP "/tmp/mh-test-heap-XXXXXX"
 
 /* Runs python3 on the JSON in `path` with a check script. */
 static int
@@ -894,7 +861,9 @@ python_check(const char *path, const char *script)
 #define RUN(code, ...)                                                        \
     do {                                                                      \
         const char *args_[] = {__VA_ARGS__};                                  \
-        CHECK_EQ_INT(run_heap(sizeof(args_) / sizeof(*args_), args_), code);  \
+        CHECK_EQ_INT(run_quiet(mh_cmd_heap, "heap",                           \
+                               sizeof(args_) / sizeof(*args_), args_),        \
+                     code);                                                   \
     } while (0)
 
 MH_TEST(heap_command)
@@ -908,13 +877,13 @@ MH_TEST(heap_command)
     hg_synthetic(&n, 500);
     hg_finish(&n);
     CHECK_EQ_INT(o.rc | n.rc, MH_OK);
-    char *old = write_temp(o.file.data, o.file.len);
-    char *cur = write_temp(n.file.data, n.file.len);
-    char *cut = write_temp(n.file.data, n.file.len - 3);
+    char *old = write_temp(HEAP_TMP, o.file.data, o.file.len);
+    char *cur = write_temp(HEAP_TMP, n.file.data, n.file.len);
+    char *cut = write_temp(HEAP_TMP, n.file.data, n.file.len - 3);
     n.file.data[n.file.len / 2] ^= 0x40;
-    char *bad = write_temp(n.file.data, n.file.len);
+    char *bad = write_temp(HEAP_TMP, n.file.data, n.file.len);
     static const uint8_t junk[] = "not a heap dump";
-    char *notdump = write_temp(junk, sizeof(junk));
+    char *notdump = write_temp(HEAP_TMP, junk, sizeof(junk));
     char out[] = "/tmp/mh-test-heap-out-XXXXXX";
     close(mkstemp(out));
 

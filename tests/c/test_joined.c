@@ -10,6 +10,7 @@
 #include "../../src/format/capture_write.h"
 #include "../../src/render/joined.h"
 #include "../../src/util/mem.h"
+#include "faulty.h"
 #include "harness.h"
 #include "heap_gen.h"
 
@@ -309,50 +310,21 @@ MH_TEST(joined_one_dump_or_none)
 
 /* Allocation N fails, for every N: no crash, no leak, and the join
  * either completes or says it ran out of memory. */
-struct faulty {
-    long calls, fail_at, live;
-};
-
-static void *
-faulty_realloc(void *ctx, void *p, size_t size)
-{
-    struct faulty *f = ctx;
-    if (++f->calls == f->fail_at)
-        return NULL;
-    void *q = realloc(p, size);
-    if (q && !p)
-        f->live++;
-    return q;
-}
-
-static void
-faulty_free(void *ctx, void *p)
-{
-    struct faulty *f = ctx;
-    if (p)
-        f->live--;
-    free(p);
-}
-
 MH_TEST(joined_fault_injection)
 {
     struct fixture fx;
     fixture_init(&fx);
     long n;
     for (n = 1;; n++) {
-        struct faulty f = {0, n, 0};
-        struct mh_mem_ops ops = {faulty_realloc, faulty_free, &f};
-        mh_mem_set(&ops);
+        struct faulty f;
+        faulty_install(&f, n);
         struct mh_joined j;
         mh_joined_init(&j);
         int rc = mh_joined_add(&j, "a.mhc", fx.cap, fx.cap_len, 0);
         mh_joined_finish(&j);
         size_t nprocs = j.nprocs;
         mh_joined_release(&j);
-        mh_mem_set(NULL);
-        if (f.live != 0)
-            fprintf(stderr, "N=%ld: %ld blocks leaked\n", n, f.live);
-        CHECK_EQ_INT(f.live, 0);
+        faulty_remove(&f);
         CHECK(rc == MH_OK || rc == MH_ENOMEM);
         if (f.calls < n) {
             CHECK_EQ_INT(rc, MH_OK);
