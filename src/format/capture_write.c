@@ -12,6 +12,10 @@
 #include "capture_write.h"
 #include "chunk.h"
 
+/* Bounds on the compressor's tables (see compress_payload). */
+#define ZSTD_WINDOW_LOG 14u
+#define ZSTD_HASH_LOG 12u
+
 int
 mh_cap_put_file_header(struct mh_buf *b)
 {
@@ -257,8 +261,26 @@ compress_payload(const uint8_t *payload, size_t n, int level,
         return 0;
     if (level > ZSTD_maxCLevel())
         level = ZSTD_maxCLevel();
-    size_t z = ZSTD_compressCCtx(cctx, scratch->data + hdr, room - hdr,
-                                 payload, n, level);
+    /* The context is the agent's memory while it compresses: level 1's
+     * own choice for a chunk of a few KB is ~110 KB and for a large one
+     * ~580 KB, 1% of a small target's RSS on its own. A 16 KB window and
+     * 4K-entry hash table hold it near 100 KB for any chunk; records
+     * repeat mostly within a few KB, so a large chunk comes out ~10%
+     * bigger. */
+    ZSTD_compressionParameters cp =
+        ZSTD_getCParams(level, (unsigned long long)n, 0);
+    size_t z = ZSTD_CCtx_setParameter(cctx, ZSTD_c_compressionLevel, level);
+    if (!ZSTD_isError(z))
+        z = ZSTD_CCtx_setParameter(cctx, ZSTD_c_windowLog,
+                                   (int)(cp.windowLog < ZSTD_WINDOW_LOG
+                                             ? cp.windowLog
+                                             : ZSTD_WINDOW_LOG));
+    if (!ZSTD_isError(z))
+        z = ZSTD_CCtx_setParameter(
+            cctx, ZSTD_c_hashLog,
+            (int)(cp.hashLog < ZSTD_HASH_LOG ? cp.hashLog : ZSTD_HASH_LOG));
+    if (!ZSTD_isError(z))
+        z = ZSTD_compress2(cctx, scratch->data + hdr, room - hdr, payload, n);
     ZSTD_freeCCtx(cctx);
     if (ZSTD_isError(z))
         return 0; /* including "did not fit": not smaller */
