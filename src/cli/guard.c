@@ -55,6 +55,7 @@
 #include <unistd.h>
 
 #include "../format/heap.h"
+#include "../util/clock.h"
 #include "../util/mem.h"
 #include "../util/msg.h"
 #include "../util/proc.h"
@@ -179,15 +180,7 @@ struct guard {
     char test_victim[256]; /* MEMHOUND_GUARD_TEST_VICTIM (test_victims) */
 };
 
-/* ---- time and small helpers ---- */
-
-static double
-mono(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
+/* ---- small helpers ---- */
 
 static const struct {
     const char *name;
@@ -798,7 +791,7 @@ log_exit(struct guard *g, struct worker *w)
     struct line l;
     j_begin(&l, "exit");
     lint(&l, "pid", w->pid);
-    lnum(&l, "after_s", w->signalled > 0 ? mono() - w->signalled : NAN, 3);
+    lnum(&l, "after_s", w->signalled > 0 ? mh_clock_mono() - w->signalled : NAN, 3);
     lkey(&l, "killed");
     lput(&l, w->state == W_KILLED ? "true" : "false");
     j_end(g, &l);
@@ -825,7 +818,7 @@ static void
 log_recycle(struct guard *g, struct worker *w, int sig)
 {
     struct recycle *r = w->rec;
-    double now = mono();
+    double now = mh_clock_mono();
     struct line l;
     j_begin(&l, "recycle");
     lint(&l, "pid", w->pid);
@@ -873,7 +866,7 @@ send_graceful(struct guard *g, struct worker *w)
     if (r == 1) {
         log_recycle(g, w, g->sig);
         w->state = W_SIGNALLED;
-        w->signalled = mono();
+        w->signalled = mh_clock_mono();
         w->deadline = w->signalled + g->o.mercy;
     } else if (r == 0) {
         worker_gone(g, w);
@@ -924,7 +917,7 @@ ctl_start(struct guard *g, struct worker *w, const char *req, double timeout)
     }
     w->ctlfd = fd;
     r->reply.len = 0;
-    w->deadline = mono() + timeout;
+    w->deadline = mh_clock_mono() + timeout;
     return 0;
 }
 
@@ -978,7 +971,7 @@ start_recycle(struct guard *g, struct worker *w, const char *reason,
     }
     w->rec->reason = reason;
     w->rec->limit = limit;
-    w->rec->decided = mono();
+    w->rec->decided = mh_clock_mono();
     if (g->o.no_dump) {
         snprintf(w->rec->note, sizeof(w->rec->note),
                  "not asked for (--no-dump)");
@@ -1046,7 +1039,7 @@ on_reply(struct guard *g, struct worker *w, const char *line)
         if (line && !strncmp(line, "ok ", 3)) {
             r->dump_ok = 1;
             snprintf(r->note, sizeof(r->note), "heap dump written in %.2f s",
-                     mono() - r->evidence_start);
+                     mh_clock_mono() - r->evidence_start);
         } else {
             r->dump_ok = 0;
             snprintf(r->note, sizeof(r->note), "heap dump failed: %.200s",
@@ -1104,11 +1097,11 @@ on_deadline(struct guard *g, struct worker *w)
             struct line l;
             j_begin(&l, "kill");
             lint(&l, "pid", w->pid);
-            lnum(&l, "after_s", mono() - w->signalled, 3);
+            lnum(&l, "after_s", mh_clock_mono() - w->signalled, 3);
             lstr(&l, "reason", "still running after the mercy period");
             j_end(g, &l);
             w->state = W_KILLED;
-            w->deadline = mono() + KILL_WAIT;
+            w->deadline = mh_clock_mono() + KILL_WAIT;
         } else {
             worker_gone(g, w);
         }
@@ -1157,7 +1150,7 @@ query_stats(struct guard *g, struct worker *w)
         return;
     }
     w->ctlfd = fd;
-    w->deadline = mono() + CTL_TIMEOUT;
+    w->deadline = mh_clock_mono() + CTL_TIMEOUT;
 }
 
 struct candidate {
@@ -1397,7 +1390,7 @@ tick(struct guard *g)
             continue;
         }
         if (w->over_since <= 0)
-            w->over_since = mono();
+            w->over_since = mh_clock_mono();
         cand[nc++] = (struct candidate){w, why, limit, urgency};
     }
     if (!nc && g->use_cgroup && !busy && !mh_proc_cgroup_read(&g->cg) &&
@@ -1418,7 +1411,7 @@ tick(struct guard *g)
             }
             if (big) {
                 if (big->over_since <= 0)
-                    big->over_since = mono();
+                    big->over_since = mh_clock_mono();
                 cand[nc++] =
                     (struct candidate){big, "cgroup", limit, used / limit};
             }
@@ -1722,9 +1715,9 @@ static void
 run_loop(struct guard *g)
 {
     size_t cap = 2 * (size_t)MAX_WORKERS + 1;
-    g->next_tick = mono();
+    g->next_tick = mh_clock_mono();
     while (!g->done) {
-        double now = mono();
+        double now = mh_clock_mono();
         double wake = g->stopping ? now + 1 : g->next_tick;
         size_t np = 0;
         g->pfd[np].fd = g->sigfd;
@@ -1774,7 +1767,7 @@ run_loop(struct guard *g)
                 on_ctl_ready(g, w);
             }
         }
-        now = mono();
+        now = mh_clock_mono();
         for (size_t i = 0; i < g->nw; i++) {
             struct worker *w = &g->w[i];
             if ((w->ctlfd >= 0 || in_flight(w)) && w->deadline <= now)
