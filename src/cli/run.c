@@ -97,39 +97,20 @@ usage(FILE *out)
         DEFAULT_OUTPUT);
 }
 
-/* Parses "4096", "512k", "1m", "2G", "64KiB" (binary multiples). */
+/* Parses "4096", "512k", "1m", "2G", "64KiB" (binary multiples): a
+ * whole number of bytes, unlike mh_units_parse_size(), and no "t". */
 static int
 parse_size(const char *s, uint64_t *out)
 {
     if (*s < '0' || *s > '9')
         return MH_EINVAL;
     errno = 0;
-    char *end;
-    unsigned long long v = strtoull(s, &end, 10);
+    char *digits_end;
+    unsigned long long v = strtoull(s, &digits_end, 10);
     if (errno)
         return MH_EINVAL;
-    uint64_t mult = 1;
-    switch (*end) {
-    case 'k':
-    case 'K':
-        mult = UINT64_C(1) << 10;
-        end++;
-        break;
-    case 'm':
-    case 'M':
-        mult = UINT64_C(1) << 20;
-        end++;
-        break;
-    case 'g':
-    case 'G':
-        mult = UINT64_C(1) << 30;
-        end++;
-        break;
-    }
-    if (mult > 1 && *end == 'i')
-        end++;
-    if (*end == 'b' || *end == 'B')
-        end++;
+    const char *end = digits_end;
+    uint64_t mult = mh_units_take_multiple(&end, UINT64_C(1) << 30);
     if (*end || v == 0 || v > MAX_INTERVAL / mult)
         return MH_EINVAL;
     *out = (uint64_t)v * mult;
