@@ -46,7 +46,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -62,6 +61,7 @@
 #include "agentctl.h"
 #include "args.h"
 #include "cli.h"
+#include "spawn.h"
 #include "units.h"
 
 #ifndef SYS_pidfd_open
@@ -1563,6 +1563,15 @@ setup_signals(struct guard *g, sigset_t *old)
 
 /* ---- starting the server ---- */
 
+/* The server starts with SIGPIPE at its default and the mask the guard
+ * was started with, not the guard's blocked set (`old`). */
+static void
+setup_child(const void *old)
+{
+    signal(SIGPIPE, SIG_DFL);
+    sigprocmask(SIG_SETMASK, old, NULL);
+}
+
 static int
 start_server(struct guard *g, const sigset_t *old, const char *pydir)
 {
@@ -1583,71 +1592,19 @@ start_server(struct guard *g, const sigset_t *old, const char *pydir)
     if (mh_cli_agent_env(pydir, &e))
         return MH_EIO;
 
-    int pfd[2];
-    if (pipe2(pfd, O_CLOEXEC)) {
-        mh_errorf("cannot create a pipe: %s", strerror(errno));
+    pid_t pid;
+    int errfd;
+    if (mh_spawn_start(g->o.command, setup_child, old, &pid, &errfd))
         return MH_EIO;
-    }
-    fflush(NULL);
-    pid_t pid = fork();
-    if (pid < 0) {
-        mh_errorf("cannot fork: %s", strerror(errno));
-        close(pfd[0]);
-        close(pfd[1]);
-        return MH_EIO;
-    }
-    if (pid == 0) {
-        close(pfd[0]);
-        signal(SIGPIPE, SIG_DFL);
-        sigprocmask(SIG_SETMASK, old, NULL);
-        execvp(g->o.command[0], g->o.command);
-        int err = errno;
-        ssize_t k;
-        do
-            k = write(pfd[1], &err, sizeof(err));
-        while (k < 0 && errno == EINTR);
-        _exit(err == ENOENT || err == ENOTDIR ? 127 : 126);
-    }
-    close(pfd[1]);
-    int err = 0;
-    ssize_t k;
-    do
-        k = read(pfd[0], &err, sizeof(err));
-    while (k < 0 && errno == EINTR);
-    close(pfd[0]);
-    if (k == (ssize_t)sizeof(err) && err) {
-        mh_errorf("cannot run '%s': %s", g->o.command[0],
-                  err == ENOENT && !strchr(g->o.command[0], '/')
-                      ? "command not found"
-                      : strerror(err));
+    int err = mh_spawn_exec_errno(errfd);
+    if (err) {
+        g->exit_code = mh_spawn_exec_failed(g->o.command[0], err);
         waitpid(pid, NULL, 0);
-        g->exit_code = err == ENOENT || err == ENOTDIR ? 127 : 126;
         return MH_EIO;
     }
     g->child = pid;
     g->master = pid;
     return MH_OK;
-}
-
-/* Ends the guard the way the server ended, as `run` does. */
-static int
-pass_status(int status)
-{
-    if (WIFEXITED(status))
-        return WEXITSTATUS(status);
-    if (!WIFSIGNALED(status))
-        return MH_EXIT_FAIL;
-    int sig = WTERMSIG(status);
-    struct rlimit none = {0, 0};
-    setrlimit(RLIMIT_CORE, &none);
-    signal(sig, SIG_DFL);
-    sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, sig);
-    sigprocmask(SIG_UNBLOCK, &set, NULL);
-    fflush(NULL);
-    raise(sig);
-    return 128 + sig;
 }
 
 /* ---- the loop ---- */
@@ -1919,6 +1876,6 @@ cleanup:
     mh_free(g.pfd_worker);
     mh_free(pydir);
     if (g.status_known)
-        return pass_status(g.status);
+        return mh_spawn_pass_status(g.status);
     return g.exit_code;
 }
