@@ -31,6 +31,29 @@ mh_args_take_value(int argc, char **argv, int *i, const char *s,
 }
 
 int
+mh_args_take_listed(int argc, char **argv, int *i, const char *const *names,
+                    size_t n, const char **name, const char **val)
+{
+    const char *a = argv[*i];
+    for (size_t k = 0; k < n; k++) {
+        size_t len = strlen(names[k]);
+        if (!strncmp(a, names[k], len) &&
+            (a[len] == '\0' || (a[len] == '=' && len > 2))) {
+            *name = names[k];
+            if (a[len] == '=') {
+                *val = a + len + 1;
+                return 1;
+            }
+            if (*i + 1 >= argc)
+                return -1;
+            *val = argv[++*i];
+            return 1;
+        }
+    }
+    return 0;
+}
+
+int
 mh_args_parse_pid(const char *s, long *pid)
 {
     char *end;
