@@ -66,6 +66,18 @@ mh_args_parse_pid(const char *s, long *pid)
 }
 
 int
+mh_args_parse_count(const char *s, uint64_t max, uint64_t *v)
+{
+    char *end;
+    errno = 0;
+    long long x = strtoll(s, &end, 10);
+    if (end == s || *end || errno || x < 0 || (unsigned long long)x > max)
+        return MH_EINVAL;
+    *v = (uint64_t)x;
+    return MH_OK;
+}
+
+int
 mh_args_missing(const char *opt)
 {
     mh_errorf("option '%s' needs a value", opt);

@@ -5,6 +5,7 @@
 #define MH_CLI_ARGS_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "../util/msg.h"
 
@@ -28,6 +29,10 @@ int mh_args_take_listed(int argc, char **argv, int *i,
 /* A process id: all of s, a decimal number from 1 to INT32_MAX (what
  * pid_t holds). MH_OK or MH_EINVAL. */
 int mh_args_parse_pid(const char *s, long *pid) MH_MUST_USE;
+
+/* A count (--top): all of s, a decimal number from 0 to `max` (strtoll's
+ * range at most). MH_OK or MH_EINVAL. */
+int mh_args_parse_count(const char *s, uint64_t max, uint64_t *v) MH_MUST_USE;
 
 /* Print "option 'OPT' needs a value" or "invalid OPT 'VAL': expected
  * WHAT", and return MH_EXIT_USAGE. */

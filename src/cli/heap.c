@@ -88,18 +88,6 @@ usage(FILE *out)
           out);
 }
 
-static int
-parse_count(const char *s, uint32_t *v)
-{
-    char *end;
-    errno = 0;
-    long long x = strtoll(s, &end, 10);
-    if (end == s || *end || errno || x < 0 || x > UINT32_MAX)
-        return -1;
-    *v = (uint32_t)x;
-    return 0;
-}
-
 /* Returns -1 to go on, else the exit code. */
 static int
 parse_args(int argc, char **argv, struct options *o)
@@ -178,11 +166,13 @@ parse_args(int argc, char **argv, struct options *o)
             }
             o->json = !strcmp(val, "json");
         } else if (!strcmp(name, "--top")) {
-            if (parse_count(val, &o->top)) {
+            uint64_t top;
+            if (mh_args_parse_count(val, UINT32_MAX, &top)) {
                 mh_errorf("invalid --top '%s': expected a count (0 = all)",
                           val);
                 return MH_EXIT_USAGE;
             }
+            o->top = (uint32_t)top;
         } else if (!strcmp(name, "--type")) {
             o->type = val;
         } else if (!strcmp(name, "--address")) {

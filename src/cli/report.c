@@ -95,18 +95,6 @@ parse_warmup(const char *s, struct mh_analysis_opts *o)
     return 0;
 }
 
-static int
-parse_top(const char *s, size_t *top)
-{
-    char *end;
-    errno = 0;
-    long long v = strtoll(s, &end, 10);
-    if (end == s || *end || errno || v < 0)
-        return -1;
-    *top = (size_t)v;
-    return 0;
-}
-
 /* Returns -1 to go on, else the exit code. */
 static int
 parse_args(int argc, char **argv, struct options *o)
@@ -180,11 +168,13 @@ parse_args(int argc, char **argv, struct options *o)
             }
             o->an.sort = (enum mh_ep_sort)sort;
         } else if (!strcmp(name, "--top")) {
-            if (parse_top(val, &o->an.top)) {
+            uint64_t top;
+            if (mh_args_parse_count(val, SIZE_MAX, &top)) {
                 mh_errorf("invalid --top '%s': expected a count (0 = all)",
                           val);
                 return MH_EXIT_USAGE;
             }
+            o->an.top = (size_t)top;
         } else if (!strcmp(name, "--warmup")) {
             if (parse_warmup(val, &o->an)) {
                 mh_errorf("invalid --warmup '%s': expected seconds (30, "
