@@ -791,7 +791,8 @@ log_exit(struct guard *g, struct worker *w)
     struct line l;
     j_begin(&l, "exit");
     lint(&l, "pid", w->pid);
-    lnum(&l, "after_s", w->signalled > 0 ? mh_clock_mono() - w->signalled : NAN, 3);
+    lnum(&l, "after_s",
+         w->signalled > 0 ? mh_clock_mono() - w->signalled : NAN, 3);
     lkey(&l, "killed");
     lput(&l, w->state == W_KILLED ? "true" : "false");
     j_end(g, &l);

@@ -11,9 +11,9 @@
 
 /* Forks a child that calls setup(arg) (the signal dispositions and mask
  * the command is to start with) and then execvp(argv[0], argv); a child
- * whose exec fails exits 127 or 126 (mh_spawn_exec_failed()). On success *pid is the
- * child and *errfd the pipe's read end, which the caller owns and hands to
- * mh_spawn_exec_errno(). Reports a failure of pipe or fork and returns
+ * whose exec fails exits 127 or 126 (mh_spawn_exec_failed()). On success *pid
+ * is the child and *errfd the pipe's read end, which the caller owns and hands
+ * to mh_spawn_exec_errno(). Reports a failure of pipe or fork and returns
  * MH_EIO. */
 int mh_spawn_start(char **argv, void (*setup)(const void *arg),
                    const void *arg, pid_t *pid, int *errfd) MH_MUST_USE;

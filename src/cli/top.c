@@ -268,7 +268,8 @@ track(struct top *t, long pid, int depth)
     p->have_uss = !mh_proc_read_mem(pid, &m);
     if (p->have_uss)
         p->uss = m.uss;
-    mh_slope_add(p->slope, mh_clock_mono(), (double)(p->have_uss ? p->uss : p->rss));
+    mh_slope_add(p->slope, mh_clock_mono(),
+                 (double)(p->have_uss ? p->uss : p->rss));
     p->seen = t->round;
 }
 
