@@ -38,10 +38,9 @@ import tempfile
 import time
 import urllib.request
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.dirname(HERE)
-MEMHOUND = os.environ.get("MEMHOUND_BIN",
-                          os.path.join(ROOT, "build", "memhound"))
+from benchlib import MEMHOUND, add_output_args, logger, require_memhound, \
+    update_doc
+
 GUNICORN = "/usr/bin/gunicorn"
 HZ = os.sysconf("SC_CLK_TCK")
 PAGE = os.sysconf("SC_PAGESIZE")
@@ -73,8 +72,7 @@ time.sleep(1e6)
 """
 
 
-def log(msg):
-    print("guard-bench: %s" % msg, file=sys.stderr, flush=True)
+log = logger("guard-bench")
 
 
 def cpu_ticks(pid):
@@ -215,44 +213,16 @@ def reaction(server, limit_mb, rounds=3):
     return out
 
 
-def update_doc(path, section):
-    """Replaces the "## guard" section of the Markdown file, or appends it;
-    every other section stays as it is."""
-    try:
-        with open(path) as f:
-            lines = f.read().splitlines()
-    except FileNotFoundError:
-        lines = ["# memhound performance", ""]
-    start = next((i for i, l in enumerate(lines)
-                  if l.strip().lower() == "## guard"), None)
-    if start is None:
-        while lines and not lines[-1].strip():
-            lines.pop()
-        lines += [""] + section.splitlines()
-    else:
-        end = next((i for i in range(start + 1, len(lines))
-                    if lines[i].startswith("## ")), len(lines))
-        lines[start:end] = section.splitlines() + ([""] if end < len(lines)
-                                                   else [])
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    with open(path, "w") as f:
-        f.write("\n".join(lines).rstrip() + "\n")
-
-
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--seconds", type=float, default=60,
                     help="measured stretch per configuration (default 60)")
     ap.add_argument("--workers", type=int, default=32)
-    ap.add_argument("--output", default=os.path.join(ROOT, "docs",
-                                                     "performance.md"))
-    ap.add_argument("--no-write", action="store_true",
-                    help="print the section only")
+    add_output_args(ap)
     ap.add_argument("--fake", action="store_true",
                     help="a Python stand-in instead of gunicorn")
     args = ap.parse_args()
-    if not os.access(MEMHOUND, os.X_OK):
-        sys.exit("guard-bench: %s is missing; run make first" % MEMHOUND)
+    require_memhound("guard-bench")
     use_gunicorn = os.path.exists(GUNICORN) and not args.fake
     tmp = tempfile.mkdtemp(prefix="mhguard-bench-")
     rows, react = [], {}
@@ -323,7 +293,7 @@ def main():
     text = "\n".join(out) + "\n"
     print(text)
     if not args.no_write:
-        update_doc(args.output, text)
+        update_doc(args.output, "## guard", text)
         log("wrote the guard section of %s" % args.output)
     worst = max(cpu for _, cpu, _ in rows)
     return 0 if worst <= 1.0 else 1

@@ -38,10 +38,9 @@ import subprocess
 import sys
 import tempfile
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.dirname(HERE)
-MEMHOUND = os.environ.get("MEMHOUND_BIN",
-                          os.path.join(ROOT, "build", "memhound"))
+from benchlib import MEMHOUND, ROOT, add_output_args, logger, \
+    require_memhound, update_doc
+
 AGENT_PATH = os.path.join(ROOT, "build", "python")
 PYTHON = "/usr/bin/python3"
 N = 500_000
@@ -90,8 +89,7 @@ print(json.dumps(out))
 """ % (N, GROW)
 
 
-def log(msg):
-    print("heap-bench: %s" % msg, file=sys.stderr, flush=True)
+log = logger("heap-bench")
 
 
 def median(xs):
@@ -172,30 +170,6 @@ def bench_variant(tmp, variant, runs):
     return {k: median(v) for k, v in res.items()}
 
 
-def update_doc(path, section):
-    """Replaces the "## heap" section of the Markdown file, or appends it;
-    every other section stays as it is."""
-    try:
-        with open(path) as f:
-            lines = f.read().splitlines()
-    except FileNotFoundError:
-        lines = ["# memhound performance", ""]
-    start = next((i for i, l in enumerate(lines)
-                  if l.strip().lower() == "## heap"), None)
-    if start is None:
-        while lines and not lines[-1].strip():
-            lines.pop()
-        lines += [""] + section.splitlines()
-    else:
-        end = next((i for i in range(start + 1, len(lines))
-                    if lines[i].startswith("## ")), len(lines))
-        lines[start:end] = section.splitlines() + ([""] if end < len(lines)
-                                                   else [])
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    with open(path, "w") as f:
-        f.write("\n".join(lines).rstrip() + "\n")
-
-
 def met(ok):
     return "met" if ok else "**not met**"
 
@@ -203,13 +177,9 @@ def met(ok):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--runs", type=int, default=3)
-    ap.add_argument("--output", default=os.path.join(ROOT, "docs",
-                                                     "performance.md"))
-    ap.add_argument("--no-write", action="store_true",
-                    help="print the section only")
+    add_output_args(ap)
     args = ap.parse_args()
-    if not os.access(MEMHOUND, os.X_OK):
-        sys.exit("heap-bench: %s is missing; run make first" % MEMHOUND)
+    require_memhound("heap-bench")
     pyver = subprocess.run([PYTHON, "-c", "import platform; "
                             "print(platform.python_version())"],
                            capture_output=True, text=True).stdout.strip()
@@ -310,7 +280,7 @@ def main():
     text = "\n".join(out) + "\n"
     print(text)
     if not args.no_write:
-        update_doc(args.output, text)
+        update_doc(args.output, "## heap", text)
         log("wrote the heap section of %s" % args.output)
     return 0 if all(goals) else 1
 

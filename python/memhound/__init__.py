@@ -142,6 +142,8 @@ def _register(pid, path):
         os.close(fd)
 
 
+# Also web's and django_findings' voice: one `memhound: ...` line to stderr
+# that can never raise into the program.
 def _warn(msg):
     try:
         sys.stderr.write("memhound: %s\n" % msg)

@@ -49,9 +49,7 @@ class MemhoundMiddleware:
         req = web._begin()
         if req is None:
             response = self.get_response(request)
-            req = web._current()
-            if req is not None:
-                web._name_django(req, request, response)
+            _name_outer(request, response)
             return response
         response = None
         try:
@@ -65,9 +63,7 @@ class MemhoundMiddleware:
         req = web._begin()
         if req is None:
             response = await self.get_response(request)
-            req = web._current()
-            if req is not None:
-                web._name_django(req, request, response)
+            _name_outer(request, response)
             return response
         response = None
         try:
@@ -76,3 +72,11 @@ class MemhoundMiddleware:
         finally:
             web._name_django(req, request, response)
             web._end(req)
+
+
+def _name_outer(request, response):
+    """Names the request an outer layer (WSGI or ASGI middleware, the
+    patched handler) began, if one did."""
+    req = web._current()
+    if req is not None:
+        web._name_django(req, request, response)

@@ -22,6 +22,7 @@ import os
 import sys
 
 from . import _memhound as _agent
+from . import _warn
 
 _ROWS = 10000
 try:
@@ -44,14 +45,6 @@ def _current_request():
         return _agent.request_current()
     except Exception:
         return None
-
-
-def _warn(msg):
-    try:
-        sys.stderr.write("memhound: %s\n" % msg)
-        sys.stderr.flush()
-    except Exception:
-        pass
 
 
 # --- the user's line -------------------------------------------------------------

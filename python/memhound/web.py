@@ -24,6 +24,7 @@ import os
 import sys
 
 from . import _memhound as _agent  # None when no agent loads (memhound/__init__)
+from . import _warn
 
 # aiohttp_middleware is public too, but made on first access (it needs
 # aiohttp), so `import *` leaves it out.
@@ -650,12 +651,7 @@ def _patch_flask(mod):
 
     def dispatch(orig):
         def full_dispatch_request(self):
-            req = _current()
-            if req is not None:
-                try:
-                    _name(req, _flask_name())
-                except Exception:
-                    pass
+            _flask_before_request()
             return orig(self)
         return full_dispatch_request
 
@@ -728,14 +724,6 @@ _PATCHES = {
     "uvicorn.config": _patch_uvicorn,
     "gunicorn.workers.base": _patch_gunicorn,
 }
-
-
-def _warn(msg):
-    try:
-        sys.stderr.write("memhound: %s\n" % msg)
-        sys.stderr.flush()
-    except Exception:
-        pass
 
 
 def _apply(name, module):

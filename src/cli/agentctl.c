@@ -9,9 +9,9 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
-#include <time.h>
 #include <unistd.h>
 
+#include "../util/clock.h"
 #include "agentctl.h"
 
 /* A process's environment is small; a huge one is read this far. */
@@ -245,21 +245,13 @@ mh_agentctl_read(int fd, struct mh_agentctl_reply *r)
     }
 }
 
-static double
-now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 int
 mh_agentctl_wait(int fd, struct mh_agentctl_reply *r, double timeout)
 {
-    double deadline = now_s() + timeout;
+    double deadline = mh_clock_mono() + timeout;
     int rc;
     while (!(rc = mh_agentctl_read(fd, r))) {
-        double left = deadline - now_s();
+        double left = deadline - mh_clock_mono();
         if (left <= 0) {
             errno = ETIMEDOUT;
             return MH_EIO;

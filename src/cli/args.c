@@ -31,6 +31,29 @@ mh_args_take_value(int argc, char **argv, int *i, const char *s,
 }
 
 int
+mh_args_take_listed(int argc, char **argv, int *i, const char *const *names,
+                    size_t n, const char **name, const char **val)
+{
+    const char *a = argv[*i];
+    for (size_t k = 0; k < n; k++) {
+        size_t len = strlen(names[k]);
+        if (!strncmp(a, names[k], len) &&
+            (a[len] == '\0' || (a[len] == '=' && len > 2))) {
+            *name = names[k];
+            if (a[len] == '=') {
+                *val = a + len + 1;
+                return 1;
+            }
+            if (*i + 1 >= argc)
+                return -1;
+            *val = argv[++*i];
+            return 1;
+        }
+    }
+    return 0;
+}
+
+int
 mh_args_parse_pid(const char *s, long *pid)
 {
     char *end;
@@ -39,6 +62,18 @@ mh_args_parse_pid(const char *s, long *pid)
     if (errno || end == s || *end || v < 1 || v > INT32_MAX)
         return MH_EINVAL;
     *pid = v;
+    return MH_OK;
+}
+
+int
+mh_args_parse_count(const char *s, uint64_t max, uint64_t *v)
+{
+    char *end;
+    errno = 0;
+    long long x = strtoll(s, &end, 10);
+    if (end == s || *end || errno || x < 0 || (unsigned long long)x > max)
+        return MH_EINVAL;
+    *v = (uint64_t)x;
     return MH_OK;
 }
 

@@ -46,7 +46,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -55,12 +54,14 @@
 #include <unistd.h>
 
 #include "../format/heap.h"
+#include "../util/clock.h"
 #include "../util/mem.h"
 #include "../util/msg.h"
 #include "../util/proc.h"
 #include "agentctl.h"
 #include "args.h"
 #include "cli.h"
+#include "spawn.h"
 #include "units.h"
 
 #ifndef SYS_pidfd_open
@@ -179,15 +180,7 @@ struct guard {
     char test_victim[256]; /* MEMHOUND_GUARD_TEST_VICTIM (test_victims) */
 };
 
-/* ---- time and small helpers ---- */
-
-static double
-mono(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
+/* ---- small helpers ---- */
 
 static const struct {
     const char *name;
@@ -798,7 +791,8 @@ log_exit(struct guard *g, struct worker *w)
     struct line l;
     j_begin(&l, "exit");
     lint(&l, "pid", w->pid);
-    lnum(&l, "after_s", w->signalled > 0 ? mono() - w->signalled : NAN, 3);
+    lnum(&l, "after_s",
+         w->signalled > 0 ? mh_clock_mono() - w->signalled : NAN, 3);
     lkey(&l, "killed");
     lput(&l, w->state == W_KILLED ? "true" : "false");
     j_end(g, &l);
@@ -825,7 +819,7 @@ static void
 log_recycle(struct guard *g, struct worker *w, int sig)
 {
     struct recycle *r = w->rec;
-    double now = mono();
+    double now = mh_clock_mono();
     struct line l;
     j_begin(&l, "recycle");
     lint(&l, "pid", w->pid);
@@ -873,7 +867,7 @@ send_graceful(struct guard *g, struct worker *w)
     if (r == 1) {
         log_recycle(g, w, g->sig);
         w->state = W_SIGNALLED;
-        w->signalled = mono();
+        w->signalled = mh_clock_mono();
         w->deadline = w->signalled + g->o.mercy;
     } else if (r == 0) {
         worker_gone(g, w);
@@ -924,7 +918,7 @@ ctl_start(struct guard *g, struct worker *w, const char *req, double timeout)
     }
     w->ctlfd = fd;
     r->reply.len = 0;
-    w->deadline = mono() + timeout;
+    w->deadline = mh_clock_mono() + timeout;
     return 0;
 }
 
@@ -978,7 +972,7 @@ start_recycle(struct guard *g, struct worker *w, const char *reason,
     }
     w->rec->reason = reason;
     w->rec->limit = limit;
-    w->rec->decided = mono();
+    w->rec->decided = mh_clock_mono();
     if (g->o.no_dump) {
         snprintf(w->rec->note, sizeof(w->rec->note),
                  "not asked for (--no-dump)");
@@ -1046,7 +1040,7 @@ on_reply(struct guard *g, struct worker *w, const char *line)
         if (line && !strncmp(line, "ok ", 3)) {
             r->dump_ok = 1;
             snprintf(r->note, sizeof(r->note), "heap dump written in %.2f s",
-                     mono() - r->evidence_start);
+                     mh_clock_mono() - r->evidence_start);
         } else {
             r->dump_ok = 0;
             snprintf(r->note, sizeof(r->note), "heap dump failed: %.200s",
@@ -1104,11 +1098,11 @@ on_deadline(struct guard *g, struct worker *w)
             struct line l;
             j_begin(&l, "kill");
             lint(&l, "pid", w->pid);
-            lnum(&l, "after_s", mono() - w->signalled, 3);
+            lnum(&l, "after_s", mh_clock_mono() - w->signalled, 3);
             lstr(&l, "reason", "still running after the mercy period");
             j_end(g, &l);
             w->state = W_KILLED;
-            w->deadline = mono() + KILL_WAIT;
+            w->deadline = mh_clock_mono() + KILL_WAIT;
         } else {
             worker_gone(g, w);
         }
@@ -1157,7 +1151,7 @@ query_stats(struct guard *g, struct worker *w)
         return;
     }
     w->ctlfd = fd;
-    w->deadline = mono() + CTL_TIMEOUT;
+    w->deadline = mh_clock_mono() + CTL_TIMEOUT;
 }
 
 struct candidate {
@@ -1397,7 +1391,7 @@ tick(struct guard *g)
             continue;
         }
         if (w->over_since <= 0)
-            w->over_since = mono();
+            w->over_since = mh_clock_mono();
         cand[nc++] = (struct candidate){w, why, limit, urgency};
     }
     if (!nc && g->use_cgroup && !busy && !mh_proc_cgroup_read(&g->cg) &&
@@ -1418,7 +1412,7 @@ tick(struct guard *g)
             }
             if (big) {
                 if (big->over_since <= 0)
-                    big->over_since = mono();
+                    big->over_since = mh_clock_mono();
                 cand[nc++] =
                     (struct candidate){big, "cgroup", limit, used / limit};
             }
@@ -1570,6 +1564,15 @@ setup_signals(struct guard *g, sigset_t *old)
 
 /* ---- starting the server ---- */
 
+/* The server starts with SIGPIPE at its default and the mask the guard
+ * was started with, not the guard's blocked set (`old`). */
+static void
+setup_child(const void *old)
+{
+    signal(SIGPIPE, SIG_DFL);
+    sigprocmask(SIG_SETMASK, old, NULL);
+}
+
 static int
 start_server(struct guard *g, const sigset_t *old, const char *pydir)
 {
@@ -1590,71 +1593,19 @@ start_server(struct guard *g, const sigset_t *old, const char *pydir)
     if (mh_cli_agent_env(pydir, &e))
         return MH_EIO;
 
-    int pfd[2];
-    if (pipe2(pfd, O_CLOEXEC)) {
-        mh_errorf("cannot create a pipe: %s", strerror(errno));
+    pid_t pid;
+    int errfd;
+    if (mh_spawn_start(g->o.command, setup_child, old, &pid, &errfd))
         return MH_EIO;
-    }
-    fflush(NULL);
-    pid_t pid = fork();
-    if (pid < 0) {
-        mh_errorf("cannot fork: %s", strerror(errno));
-        close(pfd[0]);
-        close(pfd[1]);
-        return MH_EIO;
-    }
-    if (pid == 0) {
-        close(pfd[0]);
-        signal(SIGPIPE, SIG_DFL);
-        sigprocmask(SIG_SETMASK, old, NULL);
-        execvp(g->o.command[0], g->o.command);
-        int err = errno;
-        ssize_t k;
-        do
-            k = write(pfd[1], &err, sizeof(err));
-        while (k < 0 && errno == EINTR);
-        _exit(err == ENOENT || err == ENOTDIR ? 127 : 126);
-    }
-    close(pfd[1]);
-    int err = 0;
-    ssize_t k;
-    do
-        k = read(pfd[0], &err, sizeof(err));
-    while (k < 0 && errno == EINTR);
-    close(pfd[0]);
-    if (k == (ssize_t)sizeof(err) && err) {
-        mh_errorf("cannot run '%s': %s", g->o.command[0],
-                  err == ENOENT && !strchr(g->o.command[0], '/')
-                      ? "command not found"
-                      : strerror(err));
+    int err = mh_spawn_exec_errno(errfd);
+    if (err) {
+        g->exit_code = mh_spawn_exec_failed(g->o.command[0], err);
         waitpid(pid, NULL, 0);
-        g->exit_code = err == ENOENT || err == ENOTDIR ? 127 : 126;
         return MH_EIO;
     }
     g->child = pid;
     g->master = pid;
     return MH_OK;
-}
-
-/* Ends the guard the way the server ended, as `run` does. */
-static int
-pass_status(int status)
-{
-    if (WIFEXITED(status))
-        return WEXITSTATUS(status);
-    if (!WIFSIGNALED(status))
-        return MH_EXIT_FAIL;
-    int sig = WTERMSIG(status);
-    struct rlimit none = {0, 0};
-    setrlimit(RLIMIT_CORE, &none);
-    signal(sig, SIG_DFL);
-    sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, sig);
-    sigprocmask(SIG_UNBLOCK, &set, NULL);
-    fflush(NULL);
-    raise(sig);
-    return 128 + sig;
 }
 
 /* ---- the loop ---- */
@@ -1722,9 +1673,9 @@ static void
 run_loop(struct guard *g)
 {
     size_t cap = 2 * (size_t)MAX_WORKERS + 1;
-    g->next_tick = mono();
+    g->next_tick = mh_clock_mono();
     while (!g->done) {
-        double now = mono();
+        double now = mh_clock_mono();
         double wake = g->stopping ? now + 1 : g->next_tick;
         size_t np = 0;
         g->pfd[np].fd = g->sigfd;
@@ -1774,7 +1725,7 @@ run_loop(struct guard *g)
                 on_ctl_ready(g, w);
             }
         }
-        now = mono();
+        now = mh_clock_mono();
         for (size_t i = 0; i < g->nw; i++) {
             struct worker *w = &g->w[i];
             if ((w->ctlfd >= 0 || in_flight(w)) && w->deadline <= now)
@@ -1926,6 +1877,6 @@ cleanup:
     mh_free(g.pfd_worker);
     mh_free(pydir);
     if (g.status_known)
-        return pass_status(g.status);
+        return mh_spawn_pass_status(g.status);
     return g.exit_code;
 }

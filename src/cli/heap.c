@@ -16,7 +16,9 @@
 #include "../render/heap_text.h"
 #include "../util/file.h"
 #include "../util/mem.h"
+#include "args.h"
 #include "cli.h"
+#include "output.h"
 
 enum sub { SUB_CENSUS, SUB_DIFF, SUB_WHY, SUB_TOP };
 
@@ -86,18 +88,6 @@ usage(FILE *out)
           out);
 }
 
-static int
-parse_count(const char *s, uint32_t *v)
-{
-    char *end;
-    errno = 0;
-    long long x = strtoll(s, &end, 10);
-    if (end == s || *end || errno || x < 0 || x > UINT32_MAX)
-        return -1;
-    *v = (uint32_t)x;
-    return 0;
-}
-
 /* Returns -1 to go on, else the exit code. */
 static int
 parse_args(int argc, char **argv, struct options *o)
@@ -158,28 +148,17 @@ parse_args(int argc, char **argv, struct options *o)
             "--format", "--top",     "--type",   "--address",
             "--since",  "--capture", "--output", "-o"};
         const char *name = NULL, *val = NULL;
-        for (size_t k = 0; k < sizeof(with_value) / sizeof(*with_value); k++) {
-            size_t n = strlen(with_value[k]);
-            if (!strncmp(arg, with_value[k], n) &&
-                (arg[n] == '\0' || (arg[n] == '=' && n > 2))) {
-                name = with_value[k];
-                val = arg[n] == '=' ? arg + n + 1 : NULL;
-                break;
-            }
-        }
-        if (!name) {
+        int r = mh_args_take_listed(argc, argv, &i, with_value,
+                                    sizeof(with_value) / sizeof(*with_value),
+                                    &name, &val);
+        if (!r) {
             mh_errorf("unknown option '%s' for heap %s; see 'memhound heap "
                       "--help'",
                       arg, sub);
             return MH_EXIT_USAGE;
         }
-        if (!val) {
-            if (i + 1 >= argc) {
-                mh_errorf("option '%s' needs a value", name);
-                return MH_EXIT_USAGE;
-            }
-            val = argv[++i];
-        }
+        if (r < 0)
+            return mh_args_missing(name);
         if (!strcmp(name, "--format")) {
             if (strcmp(val, "text") && strcmp(val, "json")) {
                 mh_errorf("invalid --format '%s': expected text or json", val);
@@ -187,11 +166,13 @@ parse_args(int argc, char **argv, struct options *o)
             }
             o->json = !strcmp(val, "json");
         } else if (!strcmp(name, "--top")) {
-            if (parse_count(val, &o->top)) {
+            uint64_t top;
+            if (mh_args_parse_count(val, UINT32_MAX, &top)) {
                 mh_errorf("invalid --top '%s': expected a count (0 = all)",
                           val);
                 return MH_EXIT_USAGE;
             }
+            o->top = (uint32_t)top;
         } else if (!strcmp(name, "--type")) {
             o->type = val;
         } else if (!strcmp(name, "--address")) {
@@ -438,14 +419,9 @@ run(struct run *r)
     }
     if (code != MH_EXIT_OK)
         return code;
-    r->out = stdout;
-    if (o->output && strcmp(o->output, "-")) {
-        r->out = fopen(o->output, "w");
-        if (!r->out) {
-            mh_errorf("cannot create '%s': %s", o->output, strerror(errno));
-            return MH_EXIT_FAIL;
-        }
-    }
+    r->out = mh_output_open(o->output);
+    if (!r->out)
+        return MH_EXIT_FAIL;
     struct mh_heap_view v = {path, &r->a, &r->types,
                              r->have_cap ? &r->cap : NULL, o->top};
     struct mh_heap_view vo = {old_path, &r->old, &r->types, NULL, o->top};
@@ -464,26 +440,8 @@ run(struct run *r)
         rc = cmd_top(r, &v);
         break;
     }
-    int err = errno;
-    if (rc == MH_OK && fflush(r->out) != 0) {
-        rc = MH_EIO;
-        err = errno;
-    }
-    if (r->out != stdout && fclose(r->out) != 0 && rc == MH_OK) {
-        rc = MH_EIO;
-        err = errno;
-    }
-    if (rc == REPORTED_USAGE)
-        return MH_EXIT_USAGE;
-    if (rc == REPORTED_FAIL)
-        return MH_EXIT_FAIL;
-    if (rc) {
-        mh_errorf("cannot write '%s': %s",
-                  r->out == stdout ? "<stdout>" : o->output,
-                  rc == MH_EIO ? strerror(err) : mh_strerror(rc));
-        return MH_EXIT_FAIL;
-    }
-    return MH_EXIT_OK;
+    /* REPORTED_* are exit codes, which mh_output_close() passes on. */
+    return mh_output_close(r->out, o->output, rc);
 }
 
 int

@@ -17,7 +17,9 @@
 #include "../render/verdict.h"
 #include "../util/file.h"
 #include "../util/mem.h"
+#include "args.h"
 #include "cli.h"
+#include "output.h"
 
 enum format { FORMAT_TEXT, FORMAT_JSON };
 
@@ -93,18 +95,6 @@ parse_warmup(const char *s, struct mh_analysis_opts *o)
     return 0;
 }
 
-static int
-parse_top(const char *s, size_t *top)
-{
-    char *end;
-    errno = 0;
-    long long v = strtoll(s, &end, 10);
-    if (end == s || *end || errno || v < 0)
-        return -1;
-    *top = (size_t)v;
-    return 0;
-}
-
 /* Returns -1 to go on, else the exit code. */
 static int
 parse_args(int argc, char **argv, struct options *o)
@@ -138,30 +128,18 @@ parse_args(int argc, char **argv, struct options *o)
         static const char *const with_value[] = {
             "--format", "--by",     "--sort",
             "--top",    "--warmup", "--output", "-o"};
-        const char *val = NULL;
-        const char *name = NULL;
-        for (size_t k = 0; k < sizeof(with_value) / sizeof(*with_value); k++) {
-            size_t n = strlen(with_value[k]);
-            if (!strncmp(arg, with_value[k], n) &&
-                (arg[n] == '\0' || (arg[n] == '=' && n > 2))) {
-                name = with_value[k];
-                val = arg[n] == '=' ? arg + n + 1 : NULL;
-                break;
-            }
-        }
-        if (!name) {
+        const char *name = NULL, *val = NULL;
+        int r = mh_args_take_listed(argc, argv, &i, with_value,
+                                    sizeof(with_value) / sizeof(*with_value),
+                                    &name, &val);
+        if (!r) {
             mh_errorf("unknown option '%s' for report; see 'memhound "
                       "report --help'",
                       arg);
             return MH_EXIT_USAGE;
         }
-        if (!val) {
-            if (i + 1 >= argc) {
-                mh_errorf("option '%s' needs a value", name);
-                return MH_EXIT_USAGE;
-            }
-            val = argv[++i];
-        }
+        if (r < 0)
+            return mh_args_missing(name);
         if (!strcmp(name, "--format")) {
             if (!strcmp(val, "text")) {
                 o->format = FORMAT_TEXT;
@@ -190,11 +168,13 @@ parse_args(int argc, char **argv, struct options *o)
             }
             o->an.sort = (enum mh_ep_sort)sort;
         } else if (!strcmp(name, "--top")) {
-            if (parse_top(val, &o->an.top)) {
+            uint64_t top;
+            if (mh_args_parse_count(val, SIZE_MAX, &top)) {
                 mh_errorf("invalid --top '%s': expected a count (0 = all)",
                           val);
                 return MH_EXIT_USAGE;
             }
+            o->an.top = (size_t)top;
         } else if (!strcmp(name, "--warmup")) {
             if (parse_warmup(val, &o->an)) {
                 mh_errorf("invalid --warmup '%s': expected seconds (30, "
@@ -269,14 +249,9 @@ static int
 render(const struct options *o, const struct mh_analysis *a,
        const struct mh_joined *j)
 {
-    FILE *out = stdout;
-    if (o->output && strcmp(o->output, "-")) {
-        out = fopen(o->output, "w");
-        if (!out) {
-            mh_errorf("cannot create '%s': %s", o->output, strerror(errno));
-            return MH_EXIT_FAIL;
-        }
-    }
+    FILE *out = mh_output_open(o->output);
+    if (!out)
+        return MH_EXIT_FAIL;
     struct mh_verdict v;
     mh_verdict_of_analysis(a, NULL, &v);
     struct json_more more = {j, &v};
@@ -287,22 +262,7 @@ render(const struct options *o, const struct mh_analysis *a,
         mh_verdict_text(out, &v, a->nprocs == 1 ? (long)a->procs[0].pid : 0);
         rc = mh_joined_text_render(out, j);
     }
-    int err = errno;
-    if (fflush(out) != 0 && rc == MH_OK) {
-        rc = MH_EIO;
-        err = errno;
-    }
-    if (out != stdout && fclose(out) != 0 && rc == MH_OK) {
-        rc = MH_EIO;
-        err = errno;
-    }
-    if (rc) {
-        mh_errorf("cannot write '%s': %s",
-                  out == stdout ? "<stdout>" : o->output,
-                  rc == MH_EIO ? strerror(err) : mh_strerror(rc));
-        return MH_EXIT_FAIL;
-    }
-    return MH_EXIT_OK;
+    return mh_output_close(out, o->output, rc);
 }
 
 int

@@ -20,7 +20,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -30,6 +29,7 @@
 #include "../util/msg.h"
 #include "args.h"
 #include "cli.h"
+#include "spawn.h"
 #include "units.h"
 
 #define DEFAULT_OUTPUT "memhound.%p.mhc"
@@ -97,39 +97,20 @@ usage(FILE *out)
         DEFAULT_OUTPUT);
 }
 
-/* Parses "4096", "512k", "1m", "2G", "64KiB" (binary multiples). */
+/* Parses "4096", "512k", "1m", "2G", "64KiB" (binary multiples): a
+ * whole number of bytes, unlike mh_units_parse_size(), and no "t". */
 static int
 parse_size(const char *s, uint64_t *out)
 {
     if (*s < '0' || *s > '9')
         return MH_EINVAL;
     errno = 0;
-    char *end;
-    unsigned long long v = strtoull(s, &end, 10);
+    char *digits_end;
+    unsigned long long v = strtoull(s, &digits_end, 10);
     if (errno)
         return MH_EINVAL;
-    uint64_t mult = 1;
-    switch (*end) {
-    case 'k':
-    case 'K':
-        mult = UINT64_C(1) << 10;
-        end++;
-        break;
-    case 'm':
-    case 'M':
-        mult = UINT64_C(1) << 20;
-        end++;
-        break;
-    case 'g':
-    case 'G':
-        mult = UINT64_C(1) << 30;
-        end++;
-        break;
-    }
-    if (mult > 1 && *end == 'i')
-        end++;
-    if (*end == 'b' || *end == 'B')
-        end++;
+    const char *end = digits_end;
+    uint64_t mult = mh_units_take_multiple(&end, UINT64_C(1) << 30);
     if (*end || v == 0 || v > MAX_INTERVAL / mult)
         return MH_EINVAL;
     *out = (uint64_t)v * mult;
@@ -383,24 +364,22 @@ install_forwarding(int *installed)
     return MH_OK;
 }
 
+struct child_setup {
+    const int *installed;
+    const sigset_t *mask;
+};
+
 /* In the child between fork and exec: default dispositions first, so a
  * signal forwarded before exec acts as it would on the command, then the
- * mask memhound started with. Reports exec's errno through `errfd`. */
+ * mask memhound started with. */
 static void
-exec_child(char **command, const int *installed, const sigset_t *mask,
-           int errfd)
+setup_child(const void *arg)
 {
+    const struct child_setup *c = arg;
     for (size_t i = 0; i < N_FORWARDED; i++)
-        if (installed[i])
+        if (c->installed[i])
             signal(forwarded[i], SIG_DFL);
-    sigprocmask(SIG_SETMASK, mask, NULL);
-    execvp(command[0], command);
-    int err = errno;
-    ssize_t w;
-    do
-        w = write(errfd, &err, sizeof(err));
-    while (w < 0 && errno == EINTR);
-    _exit(err == ENOENT || err == ENOTDIR ? 127 : 126);
+    sigprocmask(SIG_SETMASK, c->mask, NULL);
 }
 
 /* Forks and runs the command; returns its wait status in *status and
@@ -417,38 +396,17 @@ run_child(char **command, int *status, int *exec_err)
     if (install_forwarding(installed))
         return MH_EIO;
 
-    int pfd[2];
-    if (pipe2(pfd, O_CLOEXEC)) {
-        mh_errorf("cannot create a pipe: %s", strerror(errno));
+    struct child_setup setup = {installed, &old};
+    pid_t pid;
+    int errfd;
+    if (mh_spawn_start(command, setup_child, &setup, &pid, &errfd))
         return MH_EIO;
-    }
-    fflush(NULL);
-    pid_t pid = fork();
-    if (pid < 0) {
-        mh_errorf("cannot fork: %s", strerror(errno));
-        close(pfd[0]);
-        close(pfd[1]);
-        return MH_EIO;
-    }
-    if (pid == 0) {
-        close(pfd[0]);
-        exec_child(command, installed, &old, pfd[1]);
-    }
     child_pid = pid;
     /* A reader of our stderr that went away must not cost the cleanup
      * and the command's exit status; the command keeps its own SIGPIPE. */
     signal(SIGPIPE, SIG_IGN);
     sigprocmask(SIG_SETMASK, &old, NULL);
-    close(pfd[1]);
-
-    *exec_err = 0;
-    ssize_t r;
-    do
-        r = read(pfd[0], exec_err, sizeof(*exec_err));
-    while (r < 0 && errno == EINTR);
-    if (r != (ssize_t)sizeof(*exec_err))
-        *exec_err = 0;
-    close(pfd[0]);
+    *exec_err = mh_spawn_exec_errno(errfd);
 
     while (waitpid(pid, status, 0) < 0) {
         if (errno != EINTR) {
@@ -790,29 +748,6 @@ cleanup:
     mh_buf_release(&b);
 }
 
-/* Ends memhound the way the child ended, so the shell sees the same. */
-static int
-pass_status(int status)
-{
-    if (WIFEXITED(status))
-        return WEXITSTATUS(status);
-    if (!WIFSIGNALED(status))
-        return MH_EXIT_FAIL;
-    int sig = WTERMSIG(status);
-    /* The child dumped core already, if it was going to; a core of
-     * memhound would only mislead. */
-    struct rlimit none = {0, 0};
-    setrlimit(RLIMIT_CORE, &none);
-    signal(sig, SIG_DFL);
-    sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, sig);
-    sigprocmask(SIG_UNBLOCK, &set, NULL);
-    fflush(NULL);
-    raise(sig);
-    return 128 + sig; /* the signal did not end us after all */
-}
-
 int
 mh_cmd_run(int argc, char **argv)
 {
@@ -839,19 +774,14 @@ mh_cmd_run(int argc, char **argv)
         goto cleanup;
 
     if (exec_err) {
-        /* A shell's words: a bare name is looked up on PATH. */
-        mh_errorf("cannot run '%s': %s", o.command[0],
-                  exec_err == ENOENT && !strchr(o.command[0], '/')
-                      ? "command not found"
-                      : strerror(exec_err));
-        exit_code = exec_err == ENOENT || exec_err == ENOTDIR ? 127 : 126;
+        exit_code = mh_spawn_exec_failed(o.command[0], exec_err);
         goto cleanup;
     }
     summarize(&o, registry);
     remove_tmpdir(tmpdir);
     mh_free(tmpdir);
     tmpdir = NULL;
-    exit_code = pass_status(status);
+    exit_code = mh_spawn_pass_status(status);
 
 cleanup:
     if (tmpdir)

@@ -18,10 +18,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "../format/heap_read.h"
+#include "../util/clock.h"
 #include "../util/file.h"
 #include "../util/msg.h"
 #include "../util/proc.h"
@@ -74,14 +74,6 @@ usage(FILE *out)
         "      --format text|json\n"
         "  -h, --help           show this help\n",
         out);
-}
-
-static double
-now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
 static int
@@ -360,7 +352,7 @@ mh_cmd_snapshot(int argc, char **argv)
     int code = parse_args(argc, argv, &o);
     if (code >= 0)
         return code;
-    double deadline = now_s() + o.timeout;
+    double deadline = mh_clock_mono() + o.timeout;
     if (!mh_proc_exists(o.pid)) {
         mh_errorf("no process %ld", o.pid);
         return MH_EXIT_FAIL;
@@ -370,7 +362,7 @@ mh_cmd_snapshot(int argc, char **argv)
         code = find_socket(o.pid, sock, o.wait_socket);
         if (code == MH_EXIT_OK)
             break;
-        if (code != MH_EXIT_FAIL || now_s() >= deadline) {
+        if (code != MH_EXIT_FAIL || mh_clock_mono() >= deadline) {
             if (code == MH_EXIT_FAIL) /* --wait ran out: say it now */
                 find_socket(o.pid, sock, 0);
             return MH_EXIT_FAIL;
@@ -407,11 +399,11 @@ mh_cmd_snapshot(int argc, char **argv)
     }
     /* Without --no-wait the answer comes when the walk is done; without a
      * walk in sight (no GIL for the fork), give up sooner. */
-    double ack = o.wait_walk ? deadline : now_s() + ACK_TIMEOUT;
+    double ack = o.wait_walk ? deadline : mh_clock_mono() + ACK_TIMEOUT;
     if (ack > deadline)
         ack = deadline;
     struct mh_agentctl_reply reply = {.len = 0};
-    int rc = mh_agentctl_wait(fd, &reply, ack - now_s());
+    int rc = mh_agentctl_wait(fd, &reply, ack - mh_clock_mono());
     int err = errno;
     close(fd);
     const char *line = reply.line;

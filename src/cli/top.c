@@ -26,6 +26,7 @@
 #include <unistd.h>
 
 #include "../analysis/slope.h"
+#include "../util/clock.h"
 #include "../util/mem.h"
 #include "../util/msg.h"
 #include "../util/proc.h"
@@ -92,14 +93,6 @@ on_stop(int sig)
 {
     (void)sig;
     stop_requested = 1;
-}
-
-static double
-mono(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
 static void
@@ -275,7 +268,8 @@ track(struct top *t, long pid, int depth)
     p->have_uss = !mh_proc_read_mem(pid, &m);
     if (p->have_uss)
         p->uss = m.uss;
-    mh_slope_add(p->slope, mono(), (double)(p->have_uss ? p->uss : p->rss));
+    mh_slope_add(p->slope, mh_clock_mono(),
+                 (double)(p->have_uss ? p->uss : p->rss));
     p->seen = t->round;
 }
 
@@ -327,7 +321,7 @@ collect_stats(struct top *t)
         }
         p->reply.len = 0;
     }
-    double deadline = mono() + STATS_TIMEOUT;
+    double deadline = mh_clock_mono() + STATS_TIMEOUT;
     for (;;) {
         struct pollfd pfd[MAX_PROCS];
         struct tproc *who[MAX_PROCS];
@@ -338,7 +332,7 @@ collect_stats(struct top *t)
                 pfd[n].events = POLLIN;
                 who[n++] = t->p[i];
             }
-        double left = deadline - mono();
+        double left = deadline - mh_clock_mono();
         if (!n || left <= 0)
             break;
         if (poll(pfd, n, (int)(left * 1000) + 1) <= 0)
@@ -364,7 +358,7 @@ collect_stats(struct top *t)
                 long long v = strtoll(q, &end, 10);
                 if (end == q)
                     continue;
-                double now = mono();
+                double now = mh_clock_mono();
                 if (p->req_prev >= 0 && now > p->req_t && v >= p->req_prev)
                     p->rps = (double)(v - p->req_prev) / (now - p->req_t);
                 p->req_prev = v;
@@ -413,7 +407,7 @@ sample(struct top *t)
         t->have_cg = !mh_proc_cgroup_find(first, &t->cg) ? 1 : -1;
     }
     if (t->have_cg == 1 && !mh_proc_cgroup_read(&t->cg))
-        mh_slope_add(t->cg_slope, mono(),
+        mh_slope_add(t->cg_slope, mh_clock_mono(),
                      (double)(t->cg.current - t->cg.inactive_file));
     collect_stats(t);
 }

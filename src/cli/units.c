@@ -10,45 +10,64 @@
 #define MAX_SIZE 1125899906842624.0 /* 2^50: a PiB */
 #define MAX_DURATION 3.2e7          /* about a year */
 
-int
-mh_units_parse_size(const char *s, uint64_t *out)
+/* The number s starts with (a digit or '.' first: strtod would also take
+ * a sign, "inf" and hex); *end gets what follows it. */
+static int
+parse_number(const char *s, double *v, char **end)
 {
     if ((*s < '0' || *s > '9') && *s != '.')
         return MH_EINVAL;
     errno = 0;
-    char *end;
-    double v = strtod(s, &end);
-    if (errno || end == s)
+    *v = strtod(s, end);
+    if (errno || *end == s)
         return MH_EINVAL;
-    double mult = 1;
-    switch (*end) {
+    return MH_OK;
+}
+
+uint64_t
+mh_units_take_multiple(const char **p, uint64_t max)
+{
+    uint64_t mult = 1;
+    switch (**p) {
     case 'k':
     case 'K':
-        mult = 1024.0;
-        end++;
+        mult = UINT64_C(1) << 10;
         break;
     case 'm':
     case 'M':
-        mult = 1024.0 * 1024;
-        end++;
+        mult = UINT64_C(1) << 20;
         break;
     case 'g':
     case 'G':
-        mult = 1024.0 * 1024 * 1024;
-        end++;
+        mult = UINT64_C(1) << 30;
         break;
     case 't':
     case 'T':
-        mult = 1024.0 * 1024 * 1024 * 1024;
-        end++;
+        mult = UINT64_C(1) << 40;
         break;
     }
-    if (mult > 1 && *end == 'i')
-        end++;
-    if (*end == 'b' || *end == 'B')
-        end++;
-    v *= mult;
-    if (*end || !(v >= 1 && v <= MAX_SIZE))
+    if (mult > max)
+        mult = 1;
+    if (mult > 1) {
+        ++*p;
+        if (**p == 'i')
+            ++*p;
+    }
+    if (**p == 'b' || **p == 'B')
+        ++*p;
+    return mult;
+}
+
+int
+mh_units_parse_size(const char *s, uint64_t *out)
+{
+    double v;
+    char *end;
+    if (parse_number(s, &v, &end))
+        return MH_EINVAL;
+    const char *rest = end;
+    v *= (double)mh_units_take_multiple(&rest, UINT64_C(1) << 40);
+    if (*rest || !(v >= 1 && v <= MAX_SIZE))
         return MH_EINVAL;
     *out = (uint64_t)v;
     return MH_OK;
@@ -57,12 +76,9 @@ mh_units_parse_size(const char *s, uint64_t *out)
 int
 mh_units_parse_duration(const char *s, double min, double *out)
 {
-    if ((*s < '0' || *s > '9') && *s != '.')
-        return MH_EINVAL;
-    errno = 0;
+    double v;
     char *end;
-    double v = strtod(s, &end);
-    if (errno || end == s)
+    if (parse_number(s, &v, &end))
         return MH_EINVAL;
     if (!strcmp(end, "ms"))
         v /= 1000;

@@ -48,6 +48,15 @@ read_small(const char *path, char *buf, size_t n, size_t *len)
     return MH_OK;
 }
 
+/* read_small() on /proc/<pid>/<name>. */
+static int
+read_pid_file(long pid, const char *name, char *buf, size_t n, size_t *len)
+{
+    char path[64];
+    snprintf(path, sizeof(path), "/proc/%ld/%s", pid, name);
+    return read_small(path, buf, n, len);
+}
+
 /* Parses an unsigned decimal at *p, moving past it. */
 static int
 take_ull(const char **p, const char *end, unsigned long long *v)
@@ -154,10 +163,9 @@ mh_proc_parse_stat(const char *text, size_t len, struct mh_proc_stat *st)
 int
 mh_proc_read_stat(long pid, struct mh_proc_stat *st)
 {
-    char path[64], buf[1024];
+    char buf[1024];
     size_t len;
-    snprintf(path, sizeof(path), "/proc/%ld/stat", pid);
-    int rc = read_small(path, buf, sizeof(buf), &len);
+    int rc = read_pid_file(pid, "stat", buf, sizeof(buf), &len);
     if (rc)
         return rc;
     return mh_proc_parse_stat(buf, len, st);
@@ -208,8 +216,7 @@ mh_proc_read_mem(long pid, struct mh_proc_mem *m)
 {
     char path[64], buf[4096];
     size_t len;
-    snprintf(path, sizeof(path), "/proc/%ld/smaps_rollup", pid);
-    int rc = read_small(path, buf, sizeof(buf), &len);
+    int rc = read_pid_file(pid, "smaps_rollup", buf, sizeof(buf), &len);
     if (!rc)
         return mh_proc_parse_smaps(buf, len, m);
     if (errno != ENOENT)
@@ -348,9 +355,7 @@ mh_proc_children(long pid, long *out, size_t max, size_t *n)
 int
 mh_proc_read_cmdline(long pid, char *buf, size_t n, size_t *len)
 {
-    char path[64];
-    snprintf(path, sizeof(path), "/proc/%ld/cmdline", pid);
-    return read_small(path, buf, n, len);
+    return read_pid_file(pid, "cmdline", buf, n, len);
 }
 
 double
@@ -475,10 +480,9 @@ mh_proc_cgroup_find(long pid, struct mh_cgroup_mem *m)
         errno = ENOENT;
         return MH_EIO;
     }
-    char path[64], text[4096], rel[400];
+    char text[4096], rel[400];
     size_t len;
-    snprintf(path, sizeof(path), "/proc/%ld/cgroup", pid);
-    int rc = read_small(path, text, sizeof(text), &len);
+    int rc = read_pid_file(pid, "cgroup", text, sizeof(text), &len);
     if (rc)
         return rc;
     m->version = v2 ? 2 : 1;
