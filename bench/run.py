@@ -47,13 +47,14 @@ MEMHOUND = os.environ.get("MEMHOUND_BIN",
 WORKLOAD = os.path.join(HERE, "workload.py")
 PY = sys.executable or "/usr/bin/python3"
 
-TOOLS = ["none", "tracemalloc1", "tracemalloc25", "noop", "sample",
+TOOLS = ["none", "tracemalloc1", "tracemalloc25", "hook", "noop", "sample",
          "sample+web", "trace"]
 TOOL_LABEL = {
     "none": "none",
     "tracemalloc1": "tracemalloc(1)",
     "tracemalloc25": "tracemalloc(25)",
-    "noop": "do-nothing hook (forward)",
+    "hook": "do-nothing hook (bench/floorhook.c)",
+    "noop": "memhound forward-only hooks",
     "sample": "memhound sampling",
     "sample+web": "memhound sampling + web",
     "trace": "memhound trace-all",
@@ -98,7 +99,8 @@ SLOW = {"tracemalloc25": {"small": ["--iterations", "500"],
                           "queryset": ["--iterations", "1"],
                           "cpu": ["--iterations", "1"],
                           "threads": ["--iterations", "1"]}}
-CG_TOOLS = ["none", "tracemalloc1", "noop", "sample", "sample+web", "trace"]
+CG_TOOLS = ["none", "tracemalloc1", "hook", "noop", "sample", "sample+web",
+            "trace"]
 # `--web` attributes requests: it applies to the Django workloads only.
 WEB_TOOLS = {"sample+web"}
 DJANGO_WORKLOADS = {"small", "queryset", "threads"}
@@ -129,6 +131,8 @@ def tool_cmd(tool, wargs, capdir, callgrind=False):
             # "none" costs and the subtraction leaves the loop.
             return base + ["--tracemalloc", frames], env
         return [PY, "-X", "tracemalloc=" + frames, WORKLOAD] + wargs, env
+    if tool == "hook":
+        return base, {"PYTHONPATH": HOOK_DIR}
     cap = os.path.join(capdir, "bench.mhc")
     if tool == "noop":
         # The agent's do-nothing mode: `memhound run` picks the mode itself,
@@ -143,6 +147,31 @@ def tool_cmd(tool, wargs, capdir, callgrind=False):
     if tool in ("sample", "sample+web"):
         base = base + ["--stats"]
     return cmd + ["--"] + base, env
+
+
+HOOK_DIR = None  # where build_floorhook() put the module and sitecustomize
+
+
+def build_floorhook(tmp):
+    """Builds bench/floorhook.c for PY into tmp with a sitecustomize that
+    installs it; returns the directory, or None (and why) when it cannot
+    be built (no compiler or no Python headers)."""
+    import sysconfig
+
+    d = os.path.join(tmp, "floorhook")
+    os.makedirs(d, exist_ok=True)
+    so = os.path.join(d, "floorhook" + sysconfig.get_config_var("EXT_SUFFIX"))
+    cc = os.environ.get("CC", "cc")
+    p = subprocess.run([cc, "-O2", "-shared", "-fPIC",
+                        "-I" + sysconfig.get_paths()["include"],
+                        os.path.join(HERE, "floorhook.c"), "-o", so],
+                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                       text=True)
+    if p.returncode != 0:
+        return None, p.stdout.strip().splitlines()[-1:] or ["cc failed"]
+    with open(os.path.join(d, "sitecustomize.py"), "w") as f:
+        f.write("import floorhook\nfloorhook.install()\n")
+    return d, None
 
 
 def noop_env(cap):
@@ -728,6 +757,14 @@ def goal_lines(wall, cg, cg_workloads, mem_rows, growth, big, tools,
         out.append("- sampling instructions ≤ 1.03x: %s (%s)" % (
             mark(all(v <= 1.03 for v in r.values())),
             ", ".join("%s %.3fx" % (w, v) for w, v in r.items())))
+        if "hook" in cg[cg_workloads[0]]:
+            f = {w: cg[w]["hook"] / cg[w]["none"] for w in cg_workloads}
+            out.append("  - of which the floor, a do-nothing hook that is "
+                       "not memhound's: %s; sampling above it: %s" % (
+                           ", ".join("%s %.3fx" % (w, v)
+                                     for w, v in f.items()),
+                           ", ".join("%s %.3fx" % (w, r[w] / f[w])
+                                     for w in cg_workloads)))
     if wall and "trace" in tools and "tracemalloc1" in tools:
         r = {w: (statistics.median(wall[w]["trace"]),
                  statistics.median(wall[w]["tracemalloc1"]))
@@ -857,12 +894,26 @@ def main():
     try:
         subprocess.run([PY, WORKLOAD, "--build-db", env["MEMHOUND_BENCH_DB"]],
                        env=env, check=True)
+        global HOOK_DIR
+        if "hook" in tools:
+            HOOK_DIR, why = build_floorhook(tmp)
+            if HOOK_DIR is None:
+                tools.remove("hook")
+                notes.append("bench/floorhook.c could not be built (%s), so "
+                             "that column is absent." % why[0])
+            else:
+                notes.append("*do-nothing hook (bench/floorhook.c)*: a "
+                             "15-line extension, not memhound's, that "
+                             "wraps the RAW, MEM and OBJ domains and only "
+                             "forwards, loaded from a sitecustomize: the "
+                             "floor any PyMem_SetAllocator hook pays on "
+                             "this interpreter.")
         if "noop" in tools and not probe_noop(env):
             tools.remove("noop")
             notes.append("The agent offers no do-nothing mode "
                          "(MEMHOUND_MODE=forward), so that column is absent.")
         elif "noop" in tools:
-            notes.append("*do-nothing hook (forward)*: the agent started with "
+            notes.append("*memhound forward-only hooks*: the agent started with "
                          "MEMHOUND_MODE=forward, hooks on the RAW, MEM and "
                          "OBJ domains that only forward: the floor any "
                          "hook-based tracker pays.")
@@ -877,7 +928,8 @@ def main():
             cg_work = workloads
             if args.quick:
                 cg_tools = [t for t in cg_tools if t in (
-                    "none", "noop", "sample", "sample+web", "trace")]
+                    "none", "hook", "noop", "sample", "sample+web",
+                    "trace")]
                 cg_work = [w for w in workloads if w in ("small", "cpu")] \
                     or workloads
             try:
