@@ -7,8 +7,10 @@
 Workloads (bench/workload.py): (a) Django test-client loop on a small
 endpoint, (b) a view that builds a 20k-row, 16-column QuerySet, (c) a
 pure-CPU loop, (d) (b) in 4 threads. Tools: none, tracemalloc(1),
-tracemalloc(25), the agent with hooks that only forward (mode "forward": the
-floor any allocator hook costs), memhound sampling, memhound sampling with
+tracemalloc(25), a do-nothing hook that is not memhound's (bench/floorhook.c,
+built here and loaded from a sitecustomize), the agent with hooks that only
+forward (mode "forward"): together the floor any allocator hook costs,
+memhound sampling, memhound sampling with
 `--web` (the Django workloads only: each test-client request goes through
 the request tagging and naming, and the Django findings' QuerySet wrapper,
 exactly as a served request does), memhound trace-all.
