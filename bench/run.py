@@ -761,8 +761,9 @@ def goal_lines(wall, cg, cg_workloads, mem_rows, growth, big, tools,
             ", ".join("%s %.3fx" % (w, v) for w, v in r.items())))
         if "hook" in cg[cg_workloads[0]]:
             f = {w: cg[w]["hook"] / cg[w]["none"] for w in cg_workloads}
-            out.append("  - of which the floor, a do-nothing hook that is "
-                       "not memhound's: %s; sampling above it: %s" % (
+            out.append("- sampling instructions, the floor (a do-nothing "
+                       "hook that is not memhound's): %s; sampling above "
+                       "it: %s" % (
                            ", ".join("%s %.3fx" % (w, v)
                                      for w, v in f.items()),
                            ", ".join("%s %.3fx" % (w, r[w] / f[w])
