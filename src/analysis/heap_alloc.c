@@ -5,6 +5,7 @@
 
 #include "../util/mem.h"
 #include "heap_alloc.h"
+#include "heap_types.h"
 
 void
 mh_heap_lu_init(struct mh_heap_lu *l)
@@ -57,37 +58,22 @@ row_hash(uint64_t stack, uint32_t group, unsigned reason)
     return (size_t)(k ^ k >> 31);
 }
 
-static int
-rowtab_grow(struct rowtab *t, const struct mh_heap_lu *l)
+static size_t
+row_hash_at(const void *ctx, uint32_t i)
 {
-    unsigned bits = t->bits ? t->bits + 1 : 8;
-    size_t n = (size_t)1 << bits, mask = n - 1;
-    uint32_t *slots = mh_malloc(n * sizeof(uint32_t));
-    if (!slots)
-        return MH_ENOMEM;
-    memset(slots, 0xff, n * sizeof(uint32_t));
-    for (uint32_t i = 0; i < l->n; i++) {
-        const struct mh_heap_lu_row *r = &l->rows[i];
-        size_t h = row_hash(r->stack, r->group, r->reason) & mask;
-        while (slots[h] != UINT32_MAX)
-            h = (h + 1) & mask;
-        slots[h] = i;
-    }
-    mh_free(t->slots);
-    t->slots = slots;
-    t->bits = bits;
-    return MH_OK;
+    const struct mh_heap_lu_row *r =
+        &((const struct mh_heap_lu *)ctx)->rows[i];
+    return row_hash(r->stack, r->group, r->reason);
 }
 
 static int
 row_get(struct mh_heap_lu *l, struct rowtab *t, uint64_t stack, uint32_t group,
         enum mh_heap_lu_reason reason, struct mh_heap_lu_row **out)
 {
-    if (!t->bits || (size_t)(l->n + 1) * 2 > ((size_t)1 << t->bits)) {
-        int rc = rowtab_grow(t, l);
-        if (rc)
-            return rc;
-    }
+    int rc = mh_heap_types_slots_reserve(&t->slots, &t->bits, 8, l->n,
+                                         row_hash_at, l);
+    if (rc)
+        return rc;
     size_t mask = ((size_t)1 << t->bits) - 1;
     size_t h = row_hash(stack, group, reason) & mask;
     for (;; h = (h + 1) & mask) {

@@ -11,6 +11,7 @@
 #include "../util/buf.h"
 #include "../util/mem.h"
 #include "heap_paths.h"
+#include "heap_types.h"
 
 #define SHAPE_ROOT (UINT32_MAX - 1)
 #define SHAPE_EXT (UINT32_MAX - 2)
@@ -51,37 +52,21 @@ shape_hash(uint32_t parent, uint32_t label, uint8_t rep)
     return (size_t)(k >> 20 ^ rep * 0x45d9f3bu ^ k);
 }
 
-static int
-shapes_grow(struct shapes *t)
+static size_t
+shape_hash_at(const void *ctx, uint32_t i)
 {
-    unsigned bits = t->bits ? t->bits + 1 : 10;
-    size_t n = (size_t)1 << bits, mask = n - 1;
-    uint32_t *slots = mh_malloc(n * sizeof(uint32_t));
-    if (!slots)
-        return MH_ENOMEM;
-    memset(slots, 0xff, n * sizeof(uint32_t));
-    for (uint32_t i = 0; i < t->n; i++) {
-        const struct shape *s = &t->s[i];
-        size_t h = shape_hash(s->parent, s->label, s->rep) & mask;
-        while (slots[h] != UINT32_MAX)
-            h = (h + 1) & mask;
-        slots[h] = i;
-    }
-    mh_free(t->slots);
-    t->slots = slots;
-    t->bits = bits;
-    return MH_OK;
+    const struct shape *s = &((const struct shapes *)ctx)->s[i];
+    return shape_hash(s->parent, s->label, s->rep);
 }
 
 static int
 shape_intern(struct shapes *t, uint32_t parent, uint32_t label, uint8_t rep,
              uint32_t *out)
 {
-    if (!t->bits || (size_t)(t->n + 1) * 2 > ((size_t)1 << t->bits)) {
-        int rc = shapes_grow(t);
-        if (rc)
-            return rc;
-    }
+    int rc = mh_heap_types_slots_reserve(&t->slots, &t->bits, 10, t->n,
+                                         shape_hash_at, t);
+    if (rc)
+        return rc;
     size_t mask = ((size_t)1 << t->bits) - 1;
     size_t h = shape_hash(parent, label, rep) & mask;
     for (;; h = (h + 1) & mask) {

@@ -40,25 +40,37 @@ mh_heap_types_find(const struct mh_heap_types *t, const char *name)
     }
 }
 
-static int
-rehash(struct mh_heap_types *t)
+int
+mh_heap_types_slots_reserve(uint32_t **slots, unsigned *bits,
+                            unsigned first_bits, uint32_t n,
+                            size_t (*hash)(const void *ctx, uint32_t i),
+                            const void *ctx)
 {
-    unsigned bits = t->bits ? t->bits + 1 : 8;
-    size_t slots = (size_t)1 << bits, mask = slots - 1;
-    uint32_t *s = mh_malloc(slots * sizeof(uint32_t));
+    if (*bits && (size_t)(n + 1) * 2 <= ((size_t)1 << *bits))
+        return MH_OK;
+    unsigned nbits = *bits ? *bits + 1 : first_bits;
+    size_t size = (size_t)1 << nbits, mask = size - 1;
+    uint32_t *s = mh_malloc(size * sizeof(uint32_t));
     if (!s)
         return MH_ENOMEM;
-    memset(s, 0xff, slots * sizeof(uint32_t));
-    for (uint32_t g = 0; g < t->n; g++) {
-        size_t i = str_hash(t->names[g]) & mask;
-        while (s[i] != UINT32_MAX)
-            i = (i + 1) & mask;
-        s[i] = g;
+    memset(s, 0xff, size * sizeof(uint32_t));
+    for (uint32_t i = 0; i < n; i++) {
+        size_t h = hash(ctx, i) & mask;
+        while (s[h] != UINT32_MAX)
+            h = (h + 1) & mask;
+        s[h] = i;
     }
-    mh_free(t->slots);
-    t->slots = s;
-    t->bits = bits;
+    mh_free(*slots);
+    *slots = s;
+    *bits = nbits;
     return MH_OK;
+}
+
+static size_t
+group_hash(const void *ctx, uint32_t g)
+{
+    const struct mh_heap_types *t = ctx;
+    return str_hash(t->names[g]);
 }
 
 static int
@@ -77,11 +89,10 @@ intern(struct mh_heap_types *t, const char *name, uint32_t *out)
         t->names = names;
         t->cap = cap;
     }
-    if (!t->bits || (size_t)(t->n + 1) * 2 > ((size_t)1 << t->bits)) {
-        int rc = rehash(t);
-        if (rc)
-            return rc;
-    }
+    int rc = mh_heap_types_slots_reserve(&t->slots, &t->bits, 8, t->n,
+                                         group_hash, t);
+    if (rc)
+        return rc;
     size_t mask = ((size_t)1 << t->bits) - 1;
     size_t i = str_hash(name) & mask;
     while (t->slots[i] != UINT32_MAX)

@@ -31,4 +31,16 @@ int mh_heap_types_add(struct mh_heap_types *t, const struct mh_heap_dump *d,
 /* The group of `name`, or UINT32_MAX when no dump had it. */
 uint32_t mh_heap_types_find(const struct mh_heap_types *t, const char *name);
 
+/* Makes room for one more id in an open-addressing index of dense ids
+ * 0..n-1: *slots holds 2^*bits ids (UINT32_MAX = empty). When it is
+ * unallocated or would be over half full it grows (to 2^first_bits, then
+ * doubling) and every id i goes back at hash(ctx, i). The heap analyses
+ * with such an index (this table, heap_alloc's rows, heap_paths' shapes)
+ * share it. MH_ENOMEM leaves *slots and *bits as they were; the owner
+ * frees *slots with mh_free(). */
+int mh_heap_types_slots_reserve(uint32_t **slots, unsigned *bits,
+                                unsigned first_bits, uint32_t n,
+                                size_t (*hash)(const void *ctx, uint32_t i),
+                                const void *ctx) MH_MUST_USE;
+
 #endif
