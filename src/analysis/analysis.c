@@ -802,26 +802,30 @@ pick_user_frames(struct mh_analysis *a)
     }
 }
 
+/* Site indices x and y in the order of their values a and b: largest
+ * first, ties by index. */
+static int
+largest_first(double a, double b, const void *x, const void *y)
+{
+    if (a != b)
+        return a > b ? -1 : 1;
+    return *(const uint32_t *)x < *(const uint32_t *)y ? -1 : 1;
+}
+
 static int
 by_growth(const void *x, const void *y, void *ctx)
 {
     const struct mh_site *sites = ctx;
-    const struct mh_site *a = &sites[*(const uint32_t *)x];
-    const struct mh_site *b = &sites[*(const uint32_t *)y];
-    if (a->growth_bytes != b->growth_bytes)
-        return a->growth_bytes > b->growth_bytes ? -1 : 1;
-    return *(const uint32_t *)x < *(const uint32_t *)y ? -1 : 1;
+    return largest_first(sites[*(const uint32_t *)x].growth_bytes,
+                         sites[*(const uint32_t *)y].growth_bytes, x, y);
 }
 
 static int
 by_live(const void *x, const void *y, void *ctx)
 {
     const struct mh_site *sites = ctx;
-    const struct mh_site *a = &sites[*(const uint32_t *)x];
-    const struct mh_site *b = &sites[*(const uint32_t *)y];
-    if (a->live_bytes != b->live_bytes)
-        return a->live_bytes > b->live_bytes ? -1 : 1;
-    return *(const uint32_t *)x < *(const uint32_t *)y ? -1 : 1;
+    return largest_first(sites[*(const uint32_t *)x].live_bytes,
+                         sites[*(const uint32_t *)y].live_bytes, x, y);
 }
 
 /* Sites whose `field` rounds to at least a byte, best first, the top
