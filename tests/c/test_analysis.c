@@ -848,41 +848,44 @@ MH_TEST(render_json_escapes_every_byte)
     free(p);
 }
 
+/* The text report of the capture analysed with `o`; the caller frees
+ * it. */
+static char *
+render_text(struct mh_analysis_opts o, uint8_t **buf, size_t *len)
+{
+    struct mh_analysis a;
+    analyse(&a, o, 1, buf, len);
+    char *t = render_to_string(&a, 0);
+    mh_analysis_release(&a);
+    return t;
+}
+
 MH_TEST(render_text_growth_and_no_growth)
 {
     size_t len;
     uint8_t *buf = leak_capture(0, &len);
-    struct mh_analysis a;
-    analyse(&a, opts(MH_BY_LINE, 0.1, 1), 1, &buf, &len);
-    char *t = render_to_string(&a, 0);
+    char *t = render_text(opts(MH_BY_LINE, 0.1, 1), &buf, &len);
     CHECK(strstr(t, "/srv/app/cache.py:17 in remember") != NULL);
     CHECK(strstr(t, "878.9 KiB") != NULL); /* 900000 bytes */
     CHECK(strstr(t, "100.0%") != NULL);
     CHECK(strstr(t, "timeline") != NULL);
     CHECK(strstr(t, "no growth") == NULL);
     free(t);
-    mh_analysis_release(&a);
 
     /* By function, the user line inside the site, and the json site's
      * caller in user code. */
-    analyse(&a, opts(MH_BY_FUNCTION, 0, 0), 1, &buf, &len);
-    t = render_to_string(&a, 0);
+    t = render_text(opts(MH_BY_FUNCTION, 0, 0), &buf, &len);
     CHECK(strstr(t, "at /srv/app/cache.py:17 in remember") != NULL);
     free(t);
-    mh_analysis_release(&a);
     /* By line, the cache line is user code itself: no caller shown. */
-    analyse(&a, opts(MH_BY_LINE, 0, 0), 1, &buf, &len);
-    t = render_to_string(&a, 0);
+    t = render_text(opts(MH_BY_LINE, 0, 0), &buf, &len);
     CHECK(strstr(t, "called from") == NULL);
     free(t);
-    mh_analysis_release(&a);
 
     /* Only peaks and noise: no growth, said plainly. */
-    analyse(&a, opts(MH_BY_LINE, 60, 0), 1, &buf, &len);
-    t = render_to_string(&a, 0);
+    t = render_text(opts(MH_BY_LINE, 60, 0), &buf, &len);
     CHECK(strstr(t, "no growth") != NULL);
     free(t);
-    mh_analysis_release(&a);
     free(buf);
 }
 
