@@ -181,8 +181,7 @@ MH_TEST(analysis_user_frame_skips_library_code)
 
     /* By file: the json site's user frame is the view below it. */
     struct tcap c;
-    struct topts o = {.mode = MH_MODE_TRACE};
-    tcap_init(&c, &o);
+    tcap_init_trace(&c);
     const struct tframe odd[] = {
         {"<frozen importlib._bootstrap>", "_load", 5},
         {"/opt/memhound/lib/memhound/python/memhound/__init__.py", "start", 3},
@@ -226,8 +225,7 @@ MH_TEST(analysis_user_frame_dominant_by_bytes)
 {
     /* One line reached from two user frames: the bigger one wins. */
     struct tcap c;
-    struct topts o = {.mode = MH_MODE_TRACE};
-    tcap_init(&c, &o);
+    tcap_init_trace(&c);
     const struct tframe a1[] = {{"/usr/lib/python3.11/copy.py", "copy", 9},
                                 {"/srv/app/a.py", "small", 1}};
     const struct tframe a2[] = {{"/usr/lib/python3.11/copy.py", "copy", 9},
@@ -475,8 +473,7 @@ MH_TEST(analysis_by_keys)
 MH_TEST(analysis_no_stack_and_double_alloc)
 {
     struct tcap c;
-    struct topts o = {.mode = MH_MODE_TRACE};
-    tcap_init(&c, &o);
+    tcap_init_trace(&c);
     uint32_t s = tcap_stack(&c, 2, st_peak);
     tcap_tick(&c, 0, 0);
     tcap_alloc(&c, 0, 777, 0x1000); /* RAW without the GIL */
