@@ -48,6 +48,13 @@ tcap_init(struct tcap *c, const struct topts *o)
 }
 
 void
+tcap_init_trace(struct tcap *c)
+{
+    struct topts o = {.mode = MH_MODE_TRACE};
+    tcap_init(c, &o);
+}
+
+void
 tcap_release(struct tcap *c)
 {
     mh_buf_release(&c->file);

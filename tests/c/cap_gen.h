@@ -54,6 +54,8 @@ extern const struct mh_str t_lib[2];
 extern const struct mh_str t_path[4];
 
 void tcap_init(struct tcap *c, const struct topts *o);
+/* tcap_init() for a trace capture with the default options. */
+void tcap_init_trace(struct tcap *c);
 void tcap_release(struct tcap *c);
 /* Defines a stack of n frames, innermost first; returns its id. */
 uint32_t tcap_stack(struct tcap *c, int n, const struct tframe *frames);

@@ -181,8 +181,7 @@ MH_TEST(analysis_user_frame_skips_library_code)
 
     /* By file: the json site's user frame is the view below it. */
     struct tcap c;
-    struct topts o = {.mode = MH_MODE_TRACE};
-    tcap_init(&c, &o);
+    tcap_init_trace(&c);
     const struct tframe odd[] = {
         {"<frozen importlib._bootstrap>", "_load", 5},
         {"/opt/memhound/lib/memhound/python/memhound/__init__.py", "start", 3},
@@ -226,8 +225,7 @@ MH_TEST(analysis_user_frame_dominant_by_bytes)
 {
     /* One line reached from two user frames: the bigger one wins. */
     struct tcap c;
-    struct topts o = {.mode = MH_MODE_TRACE};
-    tcap_init(&c, &o);
+    tcap_init_trace(&c);
     const struct tframe a1[] = {{"/usr/lib/python3.11/copy.py", "copy", 9},
                                 {"/srv/app/a.py", "small", 1}};
     const struct tframe a2[] = {{"/usr/lib/python3.11/copy.py", "copy", 9},
@@ -475,8 +473,7 @@ MH_TEST(analysis_by_keys)
 MH_TEST(analysis_no_stack_and_double_alloc)
 {
     struct tcap c;
-    struct topts o = {.mode = MH_MODE_TRACE};
-    tcap_init(&c, &o);
+    tcap_init_trace(&c);
     uint32_t s = tcap_stack(&c, 2, st_peak);
     tcap_tick(&c, 0, 0);
     tcap_alloc(&c, 0, 777, 0x1000); /* RAW without the GIL */
@@ -848,41 +845,44 @@ MH_TEST(render_json_escapes_every_byte)
     free(p);
 }
 
+/* The text report of the capture analysed with `o`; the caller frees
+ * it. */
+static char *
+render_text(struct mh_analysis_opts o, uint8_t **buf, size_t *len)
+{
+    struct mh_analysis a;
+    analyse(&a, o, 1, buf, len);
+    char *t = render_to_string(&a, 0);
+    mh_analysis_release(&a);
+    return t;
+}
+
 MH_TEST(render_text_growth_and_no_growth)
 {
     size_t len;
     uint8_t *buf = leak_capture(0, &len);
-    struct mh_analysis a;
-    analyse(&a, opts(MH_BY_LINE, 0.1, 1), 1, &buf, &len);
-    char *t = render_to_string(&a, 0);
+    char *t = render_text(opts(MH_BY_LINE, 0.1, 1), &buf, &len);
     CHECK(strstr(t, "/srv/app/cache.py:17 in remember") != NULL);
     CHECK(strstr(t, "878.9 KiB") != NULL); /* 900000 bytes */
     CHECK(strstr(t, "100.0%") != NULL);
     CHECK(strstr(t, "timeline") != NULL);
     CHECK(strstr(t, "no growth") == NULL);
     free(t);
-    mh_analysis_release(&a);
 
     /* By function, the user line inside the site, and the json site's
      * caller in user code. */
-    analyse(&a, opts(MH_BY_FUNCTION, 0, 0), 1, &buf, &len);
-    t = render_to_string(&a, 0);
+    t = render_text(opts(MH_BY_FUNCTION, 0, 0), &buf, &len);
     CHECK(strstr(t, "at /srv/app/cache.py:17 in remember") != NULL);
     free(t);
-    mh_analysis_release(&a);
     /* By line, the cache line is user code itself: no caller shown. */
-    analyse(&a, opts(MH_BY_LINE, 0, 0), 1, &buf, &len);
-    t = render_to_string(&a, 0);
+    t = render_text(opts(MH_BY_LINE, 0, 0), &buf, &len);
     CHECK(strstr(t, "called from") == NULL);
     free(t);
-    mh_analysis_release(&a);
 
     /* Only peaks and noise: no growth, said plainly. */
-    analyse(&a, opts(MH_BY_LINE, 60, 0), 1, &buf, &len);
-    t = render_to_string(&a, 0);
+    t = render_text(opts(MH_BY_LINE, 60, 0), &buf, &len);
     CHECK(strstr(t, "no growth") != NULL);
     free(t);
-    mh_analysis_release(&a);
     free(buf);
 }
 

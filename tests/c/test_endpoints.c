@@ -380,8 +380,7 @@ MH_TEST(endpoints_sampled_weights)
 MH_TEST(endpoints_none_without_requests)
 {
     struct tcap c;
-    struct topts o = {.mode = MH_MODE_TRACE};
-    tcap_init(&c, &o);
+    tcap_init_trace(&c);
     uint32_t s = tcap_stack(&c, 2, st_leak);
     tcap_tick(&c, 0, 1 << 20);
     tcap_alloc(&c, s, 100, 0x1000);
@@ -463,8 +462,7 @@ MH_TEST(findings_grouped_with_endpoints)
 MH_TEST(findings_endpoints_most_frequent_first)
 {
     struct tcap c;
-    struct topts o = {.mode = MH_MODE_TRACE};
-    tcap_init(&c, &o);
+    tcap_init_trace(&c);
     tcap_tick(&c, 0, 1 << 20);
     /* Five endpoints with 1, 4, 2, 4, 3 findings at one line. */
     static const char *const eps[] = {"a/", "b/", "c/", "d/", "e/"};
@@ -649,8 +647,7 @@ static void
 expect_add_error(const uint8_t *rec, size_t n, const char *why)
 {
     struct tcap c;
-    struct topts o = {.mode = MH_MODE_TRACE};
-    tcap_init(&c, &o);
+    tcap_init_trace(&c);
     tcap_tick(&c, 0, 1 << 20);
     tcap_flush(&c);
     size_t at = c.file.len; /* the second chunk's offset */

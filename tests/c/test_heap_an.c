@@ -26,13 +26,33 @@ struct tb {
     int nnames;
     uint64_t tg[4096], lb[4096];
     size_t ne;
+    struct mh_heap_types ty; /* shared by every dump this builder loads */
+    struct mh_heap_an a;     /* what tb_load() loads */
 };
 
 static void
 tb_init(struct tb *t, uint64_t interval)
 {
     memset(t, 0, sizeof(*t));
+    mh_heap_types_init(&t->ty);
+    mh_heap_an_init(&t->a);
     hg_init(&t->b, 0, interval);
+}
+
+/* Starts another dump whose types share the table of the ones before. */
+static void
+tb_next(struct tb *t, uint64_t interval)
+{
+    t->nnames = 0;
+    t->ne = 0;
+    hg_init(&t->b, 0, interval);
+}
+
+static void
+tb_release(struct tb *t)
+{
+    mh_heap_an_release(&t->a);
+    mh_heap_types_release(&t->ty);
 }
 
 /* The id of a string, or of a type ("T:" prefix), defined once. */
@@ -85,18 +105,26 @@ root(struct tb *t, unsigned kind, const char *name, int i)
     hg_root(&t->b, kind, name ? tb_id(t, name) : 0, A(i));
 }
 
-/* Finishes the dump and loads it into `a` (types in `ty`). */
+/* Finishes the dump and loads it into `a` (types in t->ty); the caller
+ * releases `a` with mh_heap_an_release(). */
 static void
-tb_load(struct tb *t, struct mh_heap_an *a, struct mh_heap_types *ty)
+tb_load_into(struct tb *t, struct mh_heap_an *a)
 {
     hg_finish(&t->b);
     CHECK_EQ_INT(t->b.rc, MH_OK);
     mh_heap_an_init(a);
-    int rc = mh_heap_an_load(a, ty, t->b.file.data, t->b.file.len, 0);
+    int rc = mh_heap_an_load(a, &t->ty, t->b.file.data, t->b.file.len, 0);
     if (rc)
         fprintf(stderr, "%s\n", a->error);
     CHECK_EQ_INT(rc, MH_OK);
     hg_release(&t->b);
+}
+
+/* Finishes the dump and loads it into t->a; tb_release() frees it. */
+static void
+tb_load(struct tb *t)
+{
+    tb_load_into(t, &t->a);
 }
 
 static uint32_t
@@ -123,10 +151,7 @@ check_path(const struct mh_heap_an *a, int i, const char *want)
 MH_TEST(heap_graph_reach_and_gc_cannot_see)
 {
     struct tb t;
-    struct mh_heap_types ty;
-    struct mh_heap_an a;
     tb_init(&t, 0);
-    mh_heap_types_init(&ty);
     root(&t, 0, "sys.modules", 1);
     edge(&t, 2, 2, "'app'");
     obj(&t, 1, "dict", 100, 1);
@@ -144,35 +169,34 @@ MH_TEST(heap_graph_reach_and_gc_cannot_see)
     obj(&t, 6, "list", 64, 1);
     obj(&t, 7, "str", 50, (uint64_t)3 << 30);
     obj(&t, 8, "int", 28, 0);
-    tb_load(&t, &a, &ty);
-    const struct mh_heap_graph *g = &a.graph;
-    CHECK_EQ_INT(g->reach[idx(&a, 1)], MH_REACH_ROOT);
-    CHECK_EQ_INT(g->reach[idx(&a, 2)], MH_REACH_ROOT);
-    CHECK_EQ_INT(g->reach[idx(&a, 3)], MH_REACH_EXT);
-    CHECK_EQ_INT(g->reach[idx(&a, 4)], MH_REACH_HELD);
-    CHECK_EQ_INT(g->reach[idx(&a, 5)], MH_REACH_GARBAGE);
-    CHECK_EQ_INT(g->reach[idx(&a, 6)], MH_REACH_GARBAGE);
-    CHECK_EQ_INT(g->reach[idx(&a, 7)], MH_REACH_GARBAGE);
-    CHECK_EQ_INT(g->reach[idx(&a, 8)], MH_REACH_GARBAGE);
+    tb_load(&t);
+    const struct mh_heap_graph *g = &t.a.graph;
+    CHECK_EQ_INT(g->reach[idx(&t.a, 1)], MH_REACH_ROOT);
+    CHECK_EQ_INT(g->reach[idx(&t.a, 2)], MH_REACH_ROOT);
+    CHECK_EQ_INT(g->reach[idx(&t.a, 3)], MH_REACH_EXT);
+    CHECK_EQ_INT(g->reach[idx(&t.a, 4)], MH_REACH_HELD);
+    CHECK_EQ_INT(g->reach[idx(&t.a, 5)], MH_REACH_GARBAGE);
+    CHECK_EQ_INT(g->reach[idx(&t.a, 6)], MH_REACH_GARBAGE);
+    CHECK_EQ_INT(g->reach[idx(&t.a, 7)], MH_REACH_GARBAGE);
+    CHECK_EQ_INT(g->reach[idx(&t.a, 8)], MH_REACH_GARBAGE);
     CHECK_EQ_INT(g->count[MH_REACH_EXT], 1);
     CHECK_EQ_INT(g->bytes[MH_REACH_EXT], 232);
     CHECK_EQ_INT(g->count[MH_REACH_GARBAGE], 4);
-    check_path(&a, 4,
+    check_path(&t.a, 4,
                "<dict at 0x100300 held by references the GC cannot see>"
                "['k']");
-    check_path(&a, 5, "<unreachable list at 0x100500>");
+    check_path(&t.a, 5, "<unreachable list at 0x100500>");
 
     /* census: the EXT dict keeps itself and the str alive */
     struct mh_heap_census c;
     mh_heap_census_init(&c);
-    CHECK_EQ_INT(mh_heap_census_build(&c, &a, ty.n), MH_OK);
+    CHECK_EQ_INT(mh_heap_census_build(&c, &t.a, t.ty.n), MH_OK);
     CHECK_EQ_INT(c.next, 1);
-    CHECK_EQ_STR(ty.names[c.ext[0].group], "dict");
+    CHECK_EQ_STR(t.ty.names[c.ext[0].group], "dict");
     CHECK_EQ_INT(c.ext[0].retained, 292);
     CHECK_EQ_INT(c.count, 8);
     mh_heap_census_release(&c);
-    mh_heap_an_release(&a);
-    mh_heap_types_release(&ty);
+    tb_release(&t);
 }
 
 /* --- exact paths ---------------------------------------------------- */
@@ -180,10 +204,7 @@ MH_TEST(heap_graph_reach_and_gc_cannot_see)
 MH_TEST(heap_graph_exact_paths)
 {
     struct tb t;
-    struct mh_heap_types ty;
-    struct mh_heap_an a;
     tb_init(&t, 0);
-    mh_heap_types_init(&ty);
     root(&t, 0, "sys.modules", 1);
     root(&t, 3, "thread 7 [MainThread] app.py:9 in run: conn", 20);
     edge(&t, 2, 2, "'app.db'");
@@ -222,25 +243,24 @@ MH_TEST(heap_graph_exact_paths)
     edge(&t, 25, 6, "slot");
     obj(&t, 24, "Node", 48, 1);
     obj(&t, 25, "Node", 48, 1);
-    tb_load(&t, &a, &ty);
-    check_path(&a, 1, "sys.modules");
-    check_path(&a, 2, "sys.modules['app.db']");
-    check_path(&a, 3, "sys.modules['app.db'].__dict__");
-    check_path(&a, 4, "sys.modules['app.db'].cache");
-    check_path(&a, 5, "sys.modules['app.db'].cache[2]");
-    check_path(&a, 6, "sys.modules['app.db'].cache[2]<key 'k'>");
-    check_path(&a, 7, "sys.modules['app.db'].cache[2]['k']");
-    check_path(&a, 9, "sys.modules['app.db'].__dict__['not an identifier']");
-    check_path(&a, 13, "sys.modules['app.db'].f.<closure x>");
-    check_path(&a, 21, "thread 7 [MainThread] app.py:9 in run: conn.next");
-    check_path(&a, 23,
+    tb_load(&t);
+    check_path(&t.a, 1, "sys.modules");
+    check_path(&t.a, 2, "sys.modules['app.db']");
+    check_path(&t.a, 3, "sys.modules['app.db'].__dict__");
+    check_path(&t.a, 4, "sys.modules['app.db'].cache");
+    check_path(&t.a, 5, "sys.modules['app.db'].cache[2]");
+    check_path(&t.a, 6, "sys.modules['app.db'].cache[2]<key 'k'>");
+    check_path(&t.a, 7, "sys.modules['app.db'].cache[2]['k']");
+    check_path(&t.a, 9, "sys.modules['app.db'].__dict__['not an identifier']");
+    check_path(&t.a, 13, "sys.modules['app.db'].f.<closure x>");
+    check_path(&t.a, 21, "thread 7 [MainThread] app.py:9 in run: conn.next");
+    check_path(&t.a, 23,
                "thread 7 [MainThread] app.py:9 in run: conn"
                "(.next){3}");
-    check_path(&a, 25,
+    check_path(&t.a, 25,
                "thread 7 [MainThread] app.py:9 in run: conn"
                "(.next){4}->slot");
-    mh_heap_an_release(&a);
-    mh_heap_types_release(&ty);
+    tb_release(&t);
 }
 
 /* --- grouped paths -------------------------------------------------- */
@@ -273,10 +293,7 @@ why_type(struct mh_heap_why *w, const struct mh_heap_an *a,
 MH_TEST(heap_paths_grouped)
 {
     struct tb t;
-    struct mh_heap_types ty;
-    struct mh_heap_an a;
     tb_init(&t, 0);
-    mh_heap_types_init(&ty);
     root(&t, 0, "sys.modules", 1);
     edge(&t, 2, 2, "'app'");
     for (int m = 0; m < 20; m++) {
@@ -325,10 +342,10 @@ MH_TEST(heap_paths_grouped)
     for (int i = 0; i < 200; i++)
         obj(&t, 33000 + i, "str", 55, 1);
     obj(&t, 6, "str", 10000, 1);
-    tb_load(&t, &a, &ty);
+    tb_load(&t);
 
     struct mh_heap_why w;
-    why_type(&w, &a, &ty, "str");
+    why_type(&w, &t.a, &t.ty, "str");
     CHECK_EQ_INT(w.count, 20 + 900 + 600 + 200 + 1);
     const struct mh_heap_path_row *r;
     CHECK((r = row_of(&w, "sys.modules['app'].log[*]['sql']")) != NULL);
@@ -350,17 +367,13 @@ MH_TEST(heap_paths_grouped)
     for (uint32_t i = 1; i < w.paths.n; i++)
         CHECK(w.paths.rows[i - 1].bytes >= w.paths.rows[i].bytes);
     mh_heap_why_release(&w);
-    mh_heap_an_release(&a);
-    mh_heap_types_release(&ty);
+    tb_release(&t);
 }
 
 MH_TEST(heap_paths_linked_lists)
 {
     struct tb t;
-    struct mh_heap_types ty;
-    struct mh_heap_an a;
     tb_init(&t, 0);
-    mh_heap_types_init(&ty);
     root(&t, 0, "sys.modules", 1);
     edge(&t, 1000, 2, "'old'");
     edge(&t, 5000, 2, "'new'");
@@ -379,9 +392,9 @@ MH_TEST(heap_paths_linked_lists)
             edge(&t, 5000 + i + 1, 1, "next");
         obj(&t, 5000 + i, "Node", 48, 1);
     }
-    tb_load(&t, &a, &ty);
+    tb_load(&t);
     struct mh_heap_why w;
-    why_type(&w, &a, &ty, "Node");
+    why_type(&w, &t.a, &t.ty, "Node");
     const struct mh_heap_path_row *r;
     CHECK((r = row_of(&w, "sys.modules['old']")) != NULL);
     CHECK((r = row_of(&w, "sys.modules['old'].next")) != NULL);
@@ -393,12 +406,11 @@ MH_TEST(heap_paths_linked_lists)
     CHECK_EQ_INT(w.paths.n, 8); /* depths 0, 1, 2 and 3+, twice */
     mh_heap_why_release(&w);
     /* the instance dicts */
-    why_type(&w, &a, &ty, "dict");
+    why_type(&w, &t.a, &t.ty, "dict");
     CHECK((r = row_of(&w, "sys.modules['old'](.next){3,}.__dict__")) != NULL);
     CHECK_EQ_INT(r->count, 47);
     mh_heap_why_release(&w);
-    mh_heap_an_release(&a);
-    mh_heap_types_release(&ty);
+    tb_release(&t);
 }
 
 /* --- dominators ----------------------------------------------------- */
@@ -445,10 +457,7 @@ MH_TEST(heap_dom_matches_naive)
     for (int round = 0; round < 60; round++) {
         uint32_t n = 5 + (uint32_t)(rand() % 120);
         struct tb t;
-        struct mh_heap_types ty;
-        struct mh_heap_an a;
         tb_init(&t, 0);
-        mh_heap_types_init(&ty);
         /* Every node reachable: a random tree from the roots plus
          * random extra edges (cycles, cross edges, self loops). */
         uint32_t nroots = 1 + (uint32_t)(rand() % 3);
@@ -466,10 +475,10 @@ MH_TEST(heap_dom_matches_naive)
                 edge(&t, rand() % (int)n, 0, NULL);
             obj(&t, (int)v, v % 3 ? "dict" : "list", 10 + v, 100);
         }
-        tb_load(&t, &a, &ty);
-        CHECK_EQ_INT(a.graph.count[MH_REACH_ROOT], n);
-        CHECK_EQ_INT(mh_heap_an_dominators(&a), MH_OK);
-        const struct mh_heap_dump *d = &a.dump;
+        tb_load(&t);
+        CHECK_EQ_INT(t.a.graph.count[MH_REACH_ROOT], n);
+        CHECK_EQ_INT(mh_heap_an_dominators(&t.a), MH_OK);
+        const struct mh_heap_dump *d = &t.a.dump;
         uint32_t words = (n + 63) / 64;
         uint64_t *dom = calloc((size_t)n * words, sizeof(uint64_t));
         uint8_t *is_root = calloc(n, 1);
@@ -492,10 +501,10 @@ MH_TEST(heap_dom_matches_naive)
                     bestc = c;
                 }
             }
-            if (a.dom.idom[v] != best)
+            if (t.a.dom.idom[v] != best)
                 fprintf(stderr, "round %d n %u: idom(%u) = %u, naive %u\n",
-                        round, n, v, a.dom.idom[v], best);
-            CHECK_EQ_INT(a.dom.idom[v], best);
+                        round, n, v, t.a.dom.idom[v], best);
+            CHECK_EQ_INT(t.a.dom.idom[v], best);
             uint64_t ret = 0;
             uint32_t cnt = 0;
             for (uint32_t o = 0; o < n; o++)
@@ -503,13 +512,12 @@ MH_TEST(heap_dom_matches_naive)
                     ret += d->size[o];
                     cnt++;
                 }
-            CHECK_EQ_INT(a.dom.retained[v], ret);
-            CHECK_EQ_INT(a.dom.rcount[v], cnt);
+            CHECK_EQ_INT(t.a.dom.retained[v], ret);
+            CHECK_EQ_INT(t.a.dom.rcount[v], cnt);
         }
         free(dom);
         free(is_root);
-        mh_heap_an_release(&a);
-        mh_heap_types_release(&ty);
+        tb_release(&t);
     }
 }
 
@@ -563,10 +571,7 @@ MH_TEST(heap_dom_deep_chain)
 MH_TEST(heap_census_retained_by_type)
 {
     struct tb t;
-    struct mh_heap_types ty;
-    struct mh_heap_an a;
     tb_init(&t, 0);
-    mh_heap_types_init(&ty);
     /* root dict 1 -> dict 2 -> dict 3 -> str 4; dict 1 -> str 5 */
     root(&t, 0, "sys.modules", 1);
     edge(&t, 2, 2, "'a'");
@@ -578,12 +583,12 @@ MH_TEST(heap_census_retained_by_type)
     obj(&t, 3, "dict", 100, 1);
     obj(&t, 4, "str", 10, 1);
     obj(&t, 5, "str", 20, 1);
-    tb_load(&t, &a, &ty);
+    tb_load(&t);
     struct mh_heap_census c;
     mh_heap_census_init(&c);
-    CHECK_EQ_INT(mh_heap_census_build(&c, &a, ty.n), MH_OK);
+    CHECK_EQ_INT(mh_heap_census_build(&c, &t.a, t.ty.n), MH_OK);
     CHECK_EQ_INT(c.n, 2);
-    CHECK_EQ_STR(ty.names[c.rows[0].group], "dict");
+    CHECK_EQ_STR(t.ty.names[c.rows[0].group], "dict");
     CHECK_EQ_INT(c.rows[0].count, 3);
     CHECK_EQ_INT(c.rows[0].bytes, 300);
     CHECK_EQ_INT(c.rows[0].retained, 330); /* not 330 + 210 + 110 */
@@ -593,18 +598,17 @@ MH_TEST(heap_census_retained_by_type)
     /* top-retainers: the chain collapses to where memory fans out */
     struct mh_heap_top top;
     mh_heap_top_init(&top);
-    CHECK_EQ_INT(mh_heap_top_build(&top, &a, 10, 1, ty.n), MH_OK);
+    CHECK_EQ_INT(mh_heap_top_build(&top, &t.a, 10, 1, t.ty.n), MH_OK);
     CHECK_EQ_INT(top.n, 5); /* no child holds 90% of its parent */
     CHECK_EQ_INT(top.rows[0].retained, 330);
     CHECK_EQ_INT(top.rows[0].nholds, 2);
-    CHECK_EQ_STR(ty.names[top.rows[0].holds[0].group], "dict");
+    CHECK_EQ_STR(t.ty.names[top.rows[0].holds[0].group], "dict");
     CHECK_EQ_INT(top.rows[0].holds[0].count, 2);
     CHECK_EQ_INT(top.rows[2].retained, 110);
     CHECK_EQ_STR(top.rows[2].path, "sys.modules['a']['c']");
 
     mh_heap_top_release(&top);
-    mh_heap_an_release(&a);
-    mh_heap_types_release(&ty);
+    tb_release(&t);
 }
 
 /* A chain module dict -> instance -> list that retains ten strs: only
@@ -612,10 +616,7 @@ MH_TEST(heap_census_retained_by_type)
 MH_TEST(heap_top_collapse)
 {
     struct tb t;
-    struct mh_heap_types ty;
-    struct mh_heap_an a;
     tb_init(&t, 0);
-    mh_heap_types_init(&ty);
     root(&t, 0, "sys.modules", 1);
     edge(&t, 2, 2, "'app'");
     obj(&t, 1, "dict", 10, 1);
@@ -626,10 +627,10 @@ MH_TEST(heap_top_collapse)
     obj(&t, 3, "list", 10, 1);
     for (int i = 0; i < 10; i++)
         obj(&t, 10 + i, "str", 100 + i, 1);
-    tb_load(&t, &a, &ty);
+    tb_load(&t);
     struct mh_heap_top top;
     mh_heap_top_init(&top);
-    CHECK_EQ_INT(mh_heap_top_build(&top, &a, 3, 1, ty.n), MH_OK);
+    CHECK_EQ_INT(mh_heap_top_build(&top, &t.a, 3, 1, t.ty.n), MH_OK);
     CHECK_EQ_INT(top.n, 3);
     CHECK_EQ_STR(top.rows[0].path, "sys.modules['app'].items");
     CHECK_EQ_INT(top.rows[0].retained, 10 + 1045);
@@ -637,21 +638,18 @@ MH_TEST(heap_top_collapse)
     CHECK_EQ_STR(top.rows[1].path, "sys.modules['app'].items[9]");
     CHECK_EQ_INT(top.rows[2].retained, 108);
     mh_heap_top_release(&top);
-    CHECK_EQ_INT(mh_heap_top_build(&top, &a, 3, 0, ty.n), MH_OK);
+    CHECK_EQ_INT(mh_heap_top_build(&top, &t.a, 3, 0, t.ty.n), MH_OK);
     CHECK_EQ_STR(top.rows[0].path, "sys.modules");
     CHECK_EQ_INT(top.rows[0].retained, 30 + 1045);
     mh_heap_top_release(&top);
-    mh_heap_an_release(&a);
-    mh_heap_types_release(&ty);
+    tb_release(&t);
 }
 
 /* --- diff and why --since ------------------------------------------- */
 
 MH_TEST(heap_diff_identity)
 {
-    struct mh_heap_types ty;
-    struct mh_heap_an o, n;
-    mh_heap_types_init(&ty);
+    struct mh_heap_an o;
     struct tb t;
     tb_init(&t, 0);
     root(&t, 0, "sys.modules", 1);
@@ -662,10 +660,10 @@ MH_TEST(heap_diff_identity)
     obj(&t, 3, "str", 50, 1);
     obj(&t, 4, "dict", 100, 1);
     obj(&t, 5, "str", 50, 1);
-    tb_load(&t, &o, &ty);
+    tb_load_into(&t, &o);
     /* 2 kept; 3 freed and its address reused by another str (counts as
      * old); 4's address now a str (new); 5 gone; 6, 7 new */
-    tb_init(&t, 0);
+    tb_next(&t, 0);
     root(&t, 0, "sys.modules", 1);
     edge(&t, 2, 3, NULL);
     edge(&t, 3, 3, NULL);
@@ -678,40 +676,39 @@ MH_TEST(heap_diff_identity)
     obj(&t, 4, "str", 60, 1);
     obj(&t, 6, "str", 50, 1);
     obj(&t, 7, "dict", 200, 1);
-    tb_load(&t, &n, &ty);
+    tb_load(&t);
     struct mh_heap_diff df;
     mh_heap_diff_init(&df);
-    CHECK_EQ_INT(mh_heap_diff_build(&df, &o, &n, ty.n), MH_OK);
+    CHECK_EQ_INT(mh_heap_diff_build(&df, &o, &t.a, t.ty.n), MH_OK);
     CHECK_EQ_INT(df.new_count, 3);
     CHECK_EQ_INT(df.new_bytes, 60 + 50 + 200);
     CHECK_EQ_INT(df.n, 3);
     /* by bytes_delta: str +80 (4 vs 3), list +40, dict +100 */
-    CHECK_EQ_STR(ty.names[df.rows[0].group], "dict");
+    CHECK_EQ_STR(t.ty.names[df.rows[0].group], "dict");
     CHECK_EQ_INT(df.rows[0].bytes_delta, 100);
     CHECK_EQ_INT(df.rows[0].count_delta, 0);
     CHECK_EQ_INT(df.rows[0].new_count, 1);
-    CHECK_EQ_STR(ty.names[df.rows[1].group], "str");
+    CHECK_EQ_STR(t.ty.names[df.rows[1].group], "str");
     CHECK_EQ_INT(df.rows[1].count_delta, 1);
     CHECK_EQ_INT(df.rows[1].bytes_delta, 80);
     CHECK_EQ_INT(df.rows[1].new_count, 2);
     CHECK_EQ_INT(df.rows[1].new_bytes, 110);
-    CHECK_EQ_STR(ty.names[df.rows[2].group], "list");
+    CHECK_EQ_STR(t.ty.names[df.rows[2].group], "list");
     CHECK_EQ_INT(df.rows[2].new_count, 0);
 
     /* why --since: the new objects of the types that grew (str, dict,
      * list: all grew in bytes) */
     struct mh_heap_why w;
     mh_heap_why_init(&w);
-    CHECK_EQ_INT(mh_heap_why_select_since(&w, &n, &df, ty.n), MH_OK);
-    CHECK_EQ_INT(mh_heap_why_build(&w, &n, &ty), MH_OK);
+    CHECK_EQ_INT(mh_heap_why_select_since(&w, &t.a, &df, t.ty.n), MH_OK);
+    CHECK_EQ_INT(mh_heap_why_build(&w, &t.a, &t.ty), MH_OK);
     CHECK_EQ_INT(w.count, 3);
     CHECK_EQ_INT(w.paths.n, 1);
     CHECK_EQ_STR(w.paths.rows[0].path, "sys.modules[*]");
     mh_heap_why_release(&w);
     mh_heap_diff_release(&df);
     mh_heap_an_release(&o);
-    mh_heap_an_release(&n);
-    mh_heap_types_release(&ty);
+    tb_release(&t);
 }
 
 /* --- live but unreachable ------------------------------------------- */
@@ -719,11 +716,8 @@ MH_TEST(heap_diff_identity)
 MH_TEST(heap_alloc_join)
 {
     struct tb t;
-    struct mh_heap_types ty;
-    struct mh_heap_an a;
     const uint64_t R = 1000;
     tb_init(&t, R);
-    mh_heap_types_init(&ty);
     root(&t, 0, "sys.modules", 1);
     edge(&t, 2, 2, "'x'");
     obj(&t, 1, "dict", 100, 1);
@@ -738,10 +732,10 @@ MH_TEST(heap_alloc_join)
     hg_alloc(&t.b, 0x900100, 32, 12, 0, tint);  /* not walked */
     hg_alloc(&t.b, 0x900200, 4096, 13, 0, 0);   /* a buffer: not judged */
     hg_alloc(&t.b, 0x900300, 64, 14, 0x777, 0); /* object not in dump */
-    tb_load(&t, &a, &ty);
+    tb_load(&t);
     struct mh_heap_lu l;
     mh_heap_lu_init(&l);
-    CHECK_EQ_INT(mh_heap_lu_build(&l, &a.graph, a.group, NULL, NULL), MH_OK);
+    CHECK_EQ_INT(mh_heap_lu_build(&l, &t.a.graph, t.a.group, NULL, NULL), MH_OK);
     CHECK_EQ_INT(l.blocks, 7);
     CHECK_EQ_INT(l.n, 4);
     double w32 = 1.0 / (1.0 - exp(-32.0 / 1000.0));
@@ -750,7 +744,7 @@ MH_TEST(heap_alloc_join)
         if (l.rows[i].reason == MH_LU_NOT_WALKED && l.rows[i].stack == 12)
             r = &l.rows[i];
     CHECK(r != NULL);
-    CHECK_EQ_STR(ty.names[r->group], "int");
+    CHECK_EQ_STR(t.ty.names[r->group], "int");
     CHECK_EQ_INT(r->blocks, 2);
     CHECK(fabs(r->est_count - 2 * w32) < 1e-6);
     CHECK(fabs(r->est_bytes - 64 * w32) < 1e-6);
@@ -766,13 +760,12 @@ MH_TEST(heap_alloc_join)
     CHECK_EQ_INT(unknown, 1);
     /* only ints */
     uint8_t only[16] = {0};
-    only[mh_heap_types_find(&ty, "int")] = 1;
-    CHECK_EQ_INT(mh_heap_lu_build(&l, &a.graph, a.group, only, NULL), MH_OK);
+    only[mh_heap_types_find(&t.ty, "int")] = 1;
+    CHECK_EQ_INT(mh_heap_lu_build(&l, &t.a.graph, t.a.group, only, NULL), MH_OK);
     CHECK_EQ_INT(l.n, 3);
     mh_heap_lu_release(&l);
     CHECK(fabs(mh_heap_lu_weight(32, 0) - 1.0) < 1e-12);
-    mh_heap_an_release(&a);
-    mh_heap_types_release(&ty);
+    tb_release(&t);
 }
 
 /* With the capture, stacks that differ only by bytecode offset make one
@@ -803,10 +796,7 @@ MH_TEST(heap_alloc_join_with_capture)
     CHECK_EQ_INT(mh_cap_parse(&r, file.data, file.len, NULL, NULL), MH_OK);
 
     struct tb t;
-    struct mh_heap_types ty;
-    struct mh_heap_an a;
     tb_init(&t, 0);
-    mh_heap_types_init(&ty);
     obj(&t, 1, "int", 32, 0);
     uint64_t tint = tb_id(&t, "T:int");
     hg_alloc(&t.b, 0x900000, 32, 9, 0, tint);
@@ -814,12 +804,12 @@ MH_TEST(heap_alloc_join_with_capture)
     hg_alloc(&t.b, 0x900200, 32, 8, 0, tint);
     hg_alloc(&t.b, 0x900300, 32, 20, 0, tint);
     hg_alloc(&t.b, 0x900400, 32, 77, 0, tint); /* not in the capture */
-    tb_load(&t, &a, &ty);
+    tb_load(&t);
     struct mh_heap_lu l;
     mh_heap_lu_init(&l);
-    CHECK_EQ_INT(mh_heap_lu_build(&l, &a.graph, a.group, NULL, NULL), MH_OK);
+    CHECK_EQ_INT(mh_heap_lu_build(&l, &t.a.graph, t.a.group, NULL, NULL), MH_OK);
     CHECK_EQ_INT(l.n, 4);
-    CHECK_EQ_INT(mh_heap_lu_build(&l, &a.graph, a.group, NULL, &r), MH_OK);
+    CHECK_EQ_INT(mh_heap_lu_build(&l, &t.a.graph, t.a.group, NULL, &r), MH_OK);
     CHECK_EQ_INT(l.n, 3);
     CHECK_EQ_INT(l.rows[0].stack, 8);
     CHECK_EQ_INT(l.rows[0].blocks, 3);
@@ -834,8 +824,7 @@ MH_TEST(heap_alloc_join_with_capture)
     CHECK_EQ_STR((const char *)w.data, "stack 77");
     mh_buf_release(&w);
     mh_heap_lu_release(&l);
-    mh_heap_an_release(&a);
-    mh_heap_types_release(&ty);
+    tb_release(&t);
     mh_cap_reader_release(&r);
     mh_buf_release(&file);
     mh_buf_release(&c);
