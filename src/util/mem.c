@@ -69,7 +69,8 @@ mh_strndup(const char *s, size_t n)
     char *p = mh_malloc(n + 1);
     if (!p)
         return NULL;
-    memcpy(p, s, n);
+    if (n) /* s may be NULL then: an empty mh_buf has no data */
+        memcpy(p, s, n);
     p[n] = '\0';
     return p;
 }
