@@ -185,6 +185,12 @@ mh_rd_uv(const uint8_t **pp, const uint8_t *end, uint64_t *v)
  * whole or not at all, without a rollback path. Records that are only
  * uvarints, or uvarints and a string, go through mh_rec_put_uvs(_str). */
 
+/* Sets the CRC of every complete chunk of the capture or heap dump in
+ * buf to match its payload, stopping at the first bytes that are not a
+ * whole chunk: for tests and fuzzing, which edit payloads in place and
+ * want the parser to look past the CRC check. */
+void mh_chunks_reseal(uint8_t *buf, size_t len);
+
 /* Magic, version and flags 0: the first MH_CAP_FILE_HEADER_LEN bytes of
  * a capture or a heap dump. */
 int mh_rec_put_file_header(struct mh_buf *b, const char *magic,

@@ -222,24 +222,6 @@ python_check(const char *json, const char *script)
 }
 
 void
-tcap_reseal(uint8_t *buf, size_t len)
-{
-    size_t off = MH_CAP_FILE_HEADER_LEN;
-    while (off + MH_CAP_CHUNK_HEADER_LEN <= len) {
-        uint32_t n = (uint32_t)buf[off + 1] | (uint32_t)buf[off + 2] << 8 |
-                     (uint32_t)buf[off + 3] << 16 |
-                     (uint32_t)buf[off + 4] << 24;
-        if (buf[off] != MH_CAP_CHUNK_TAG ||
-            n > len - off - MH_CAP_CHUNK_HEADER_LEN)
-            break;
-        uint32_t crc = mh_crc32(0, buf + off + MH_CAP_CHUNK_HEADER_LEN, n);
-        for (int b = 0; b < 4; b++)
-            buf[off + 5 + b] = (uint8_t)(crc >> (8 * b));
-        off += MH_CAP_CHUNK_HEADER_LEN + n;
-    }
-}
-
-void
 check_near(double got, double want, double tol)
 {
     if (fabs(got - want) > tol) {

@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #include "format/capture_write.h"
+#include "format/chunk.h"
 
 #define MS 1000000ull
 #define OK(x) CHECK_EQ_INT((x), MH_OK)
@@ -74,9 +75,6 @@ void tcap_request(struct tcap *c, uint64_t id, uint64_t t_begin_ns,
 void tcap_finding(struct tcap *c, uint64_t request, const char *id,
                   const char *file, uint32_t line, const char *function,
                   uint64_t count, uint64_t bytes, const char *detail);
-/* Recomputes the CRC of every complete chunk of a capture whose bytes
- * were changed, so a reader gets past the checksums. */
-void tcap_reseal(uint8_t *buf, size_t len);
 
 /* Exits with a message when |got - want| > tol. */
 void check_near(double got, double want, double tol);

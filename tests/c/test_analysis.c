@@ -564,7 +564,7 @@ MH_TEST(analysis_survives_mutated_records)
                 MH_CAP_FILE_HEADER_LEN + (size_t)(seed >> 33) % (len - 12);
             buf[pos] ^= (uint8_t)(1u << ((seed >> 20) % 8));
         }
-        tcap_reseal(buf, len);
+        mh_chunks_reseal(buf, len);
         struct mh_analysis_opts o = opts((enum mh_by)(iter % 5), 0.1, 1);
         struct mh_analysis a;
         mh_analysis_init(&a, &o);

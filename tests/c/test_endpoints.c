@@ -705,7 +705,7 @@ MH_TEST(endpoints_survive_mutated_records)
                 MH_CAP_FILE_HEADER_LEN + (size_t)(seed >> 33) % (len - 12);
             buf[pos] ^= (uint8_t)(1u << ((seed >> 20) % 8));
         }
-        tcap_reseal(buf, len);
+        mh_chunks_reseal(buf, len);
         struct mh_analysis_opts o = {(enum mh_by)(iter % 6), 0.1, 1,
                                      (size_t)(iter % 3),
                                      (enum mh_ep_sort)(iter % 4)};
