@@ -65,7 +65,10 @@ def _memhound_fail(cause):
     if not registry:
         return
     try:
-        fd = os.open(registry, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 384)
+        # `memhound run` made it in its private directory: opened as it
+        # is, never created or followed here.
+        fd = os.open(registry, os.O_WRONLY | os.O_APPEND | os.O_NOFOLLOW
+                     | getattr(os, "O_CLOEXEC", 0))
         try:
             os.write(fd, ("%d\t\n" % os.getpid()).encode("ascii"))
         finally:

@@ -30,7 +30,7 @@ __all__ = [
     "stop",
 ]
 
-DEFAULT_PATH = "memhound.%p.mhc"
+DEFAULT_PATH = "memhound.%p.%r.mhc"  # %r: random, so nobody can plant the file first
 _MODES = {"sample": 0, "trace": 1, "forward": 2}  # forward: hooks that only forward (benchmark floor)
 
 try:
@@ -80,8 +80,15 @@ def _agent():
     raise AgentNotAvailableError(msg, name=__name__ + "._memhound") from exc
 
 
+def _random_tag():
+    """10 hex digits from getrandom() (os.urandom), for names nobody can
+    guess in advance (docs/security.md)."""
+    return os.urandom(5).hex()
+
+
 def _expand(template, pid):
-    """Expands %p to the pid and %% to %; returns (path, had_pid)."""
+    """Expands %p to the pid, %r to a random tag and %% to %; returns
+    (path, had_pid)."""
     if "%" not in template:
         return template, False
     out = []
@@ -90,10 +97,12 @@ def _expand(template, pid):
     n = len(template)
     while i < n:
         c = template[i]
-        if c == "%" and i + 1 < n and template[i + 1] in "p%":
+        if c == "%" and i + 1 < n and template[i + 1] in "pr%":
             if template[i + 1] == "p":
                 out.append(str(pid))
                 had_pid = True
+            elif template[i + 1] == "r":
+                out.append(_random_tag())
             else:
                 out.append("%")
             i += 2
@@ -117,7 +126,8 @@ def _first_to_claim(registry):
     if not registry:
         return True
     try:
-        fd = os.open(registry + ".first", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        fd = os.open(registry + ".first",
+                     os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
     except OSError:
         return False
     os.close(fd)
@@ -131,7 +141,8 @@ def _register(pid, path):
         return
     line = ("%d\t%s\n" % (pid, path)).encode("utf-8", "surrogateescape")
     try:
-        fd = os.open(registry, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        # `run` made it in its private directory; never created here.
+        fd = os.open(registry, os.O_WRONLY | os.O_APPEND | os.O_NOFOLLOW | os.O_CLOEXEC)
     except OSError:
         return  # `run` is gone (the program outlived it); nobody to tell
     try:
@@ -209,12 +220,15 @@ def _lib_prefixes():
 
 
 def start(path=DEFAULT_PATH, mode="sample", sample_interval=None, max_depth=128,
-          heap_every=None):
+          heap_every=None, force=False):
     """Starts recording this process into the capture `path`.
 
-    `%p` in `path` is the pid. A forked child records into a capture of its
-    own: `%p` gives it its own name; without `%p`, `.<pid>` goes before the
-    extension. mode="sample" records a sample every `sample_interval`
+    `%p` in `path` is the pid, `%r` a random tag. A forked child records
+    into a capture of its own: `%p` gives it its own name; without `%p`,
+    `.<pid>` goes before the extension. The capture is created mode 0600,
+    never through a symbolic link and never into an existing file: an
+    existing `path` raises FileExistsError unless force=True, which
+    replaces a regular file of this user (docs/security.md). mode="sample" records a sample every `sample_interval`
     bytes on average (the agent's default when None); mode="trace" records
     every allocation. Returns the capture's path. Stopped at exit.
 
@@ -223,10 +237,33 @@ def start(path=DEFAULT_PATH, mode="sample", sample_interval=None, max_depth=128,
     the file cannot be created, ValueError/TypeError for bad arguments.
     """
     return _start(path, mode, sample_interval, max_depth, registry=None,
-                  heap_every=heap_every)
+                  heap_every=heap_every, force=force)
 
 
-def _start(path, mode, sample_interval, max_depth, registry, heap_every=None):
+def _registered(registry, pid, path):
+    """Whether this pid registered `path` already: the same process before
+    an exec, whose capture stays as it is."""
+    line = ("%d\t%s\n" % (pid, path)).encode("utf-8", "surrogateescape")
+    try:
+        fd = os.open(registry, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError:
+        return False
+    try:
+        data = b""
+        while True:
+            chunk = os.read(fd, 1 << 16)
+            if not chunk:
+                break
+            data += chunk
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
+    return (b"\n" + data).find(b"\n" + line) >= 0
+
+
+def _start(path, mode, sample_interval, max_depth, registry, heap_every=None,
+           force=False):
     global _state
     agent = _agent()
     if mode not in _MODES:
@@ -268,7 +305,17 @@ def _start(path, mode, sample_interval, max_depth, registry, heap_every=None):
     kwargs["argv"] = _argv()
     kwargs["lib_prefixes"] = _lib_prefixes()
     kwargs["sys_path"] = [p for p in sys.path if isinstance(p, str)]
-    agent.start(resolved, **kwargs)
+    kwargs["force"] = bool(force)
+    try:
+        agent.start(resolved, **kwargs)
+    except FileExistsError:
+        # A process that exec'd Python again finds the capture it wrote
+        # before the exec: that one stays; this one gets a fresh name.
+        if not registry or not _registered(registry, pid, resolved):
+            raise
+        root, ext = os.path.splitext(resolved)
+        resolved = "%s.%s%s" % (root, _random_tag(), ext)
+        agent.start(resolved, **kwargs)
     _state = _State(template, has_pid, resolved, pid)
     _install_hooks()
     _register(pid, resolved)
@@ -295,7 +342,7 @@ def _start_from_environ():
                              % (every,)) from None
     return _start(template, mode, interval, depth if depth is not None else 128,
                   registry=env.get("MEMHOUND_REGISTRY") or "",
-                  heap_every=every or None)
+                  heap_every=every or None, force=env.get("MEMHOUND_FORCE") == "1")
 
 
 def _env_int(name):
@@ -373,7 +420,7 @@ def mark(text):
         _memhound.mark(text)
 
 
-def dump_heap(path=None, wait=True):
+def dump_heap(path=None, wait=True, force=False):
     """Writes a heap dump of this process (docs/heap-format.md) and returns
     its absolute path.
 
@@ -385,9 +432,12 @@ def dump_heap(path=None, wait=True):
 
     Without `path`, the dump goes next to the capture as
     `<capture stem>.heap<N>.mhh` when this process is recording, else to
-    `memhound-heap.<pid>.<N>.mhh` in the current directory. While
+    `memhound-heap.<pid>.<random>.mhh` in the current directory. While
     recording, the dump is noted in the capture (a heap-dump marker), so
-    `memhound report CAPTURE` finds it.
+    `memhound report CAPTURE` finds it. The file is created mode 0600,
+    never through a symbolic link or into an existing file, unless
+    force=True (or the recording's force) replaces a regular file of this
+    user.
     """
     agent = _agent()
     if not hasattr(agent, "dump_heap"):
@@ -398,24 +448,15 @@ def dump_heap(path=None, wait=True):
     if path is None:
         path = agent.next_dump_path() if _state is not None else None
         if path is None:
-            path = _free_dump_name(os.getcwd(), os.getpid())
+            path = os.path.join(os.getcwd(), "memhound-heap.%d.%s.mhh"
+                                % (os.getpid(), _random_tag()))
     path = os.path.abspath(os.fsdecode(os.fspath(path)))
     if not path or path.endswith(os.sep):
         raise ValueError("path must name a file, not %r" % (path,))
-    agent.dump_heap(path, bool(wait))
+    agent.dump_heap(path, bool(wait), bool(force))
     if _state is not None:
         agent.mark(path, 1)  # MARKER kind 1: heap dump written
     return path
-
-
-def _free_dump_name(directory, pid):
-    """'memhound-heap.<pid>.<N>.mhh' with the first N not taken."""
-    n = 1
-    while True:
-        path = os.path.join(directory, "memhound-heap.%d.%d.mhh" % (pid, n))
-        if not os.path.lexists(path):
-            return path
-        n += 1
 
 
 def request(name):

@@ -24,6 +24,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <math.h>
 #include <pthread.h>
 #include <signal.h>
@@ -1545,9 +1546,25 @@ mh_heap_reap(void)
     return n;
 }
 
-int
-mh_heap_dump(const char *path, const char *capture, int wait,
-             struct mh_heap_dump_result *res)
+PyObject *
+mh_py_create_error(const char *path, int err)
+{
+    char why[PATH_MAX + 256];
+    /* Under `memhound run` or `guard`, the user's switch is --force. */
+    mh_file_create_error(path, mh_writer_create_flags(), err,
+                         getenv("MEMHOUND_OUTPUT") ? "--force" : "force=True",
+                         why, sizeof(why));
+    PyObject *exc = Py_BuildValue("(is)", err, why);
+    if (exc) {
+        PyErr_SetObject(PyExc_OSError, exc);
+        Py_DECREF(exc);
+    }
+    return NULL;
+}
+
+static int
+heap_dump(const char *path, const char *capture, int wait, int flags,
+          struct mh_heap_dump_result *res)
 {
     memset(res, 0, sizeof(*res));
     mh_heap_reap();
@@ -1559,9 +1576,11 @@ mh_heap_dump(const char *path, const char *capture, int wait,
         Py_BEGIN_ALLOW_THREADS mh_writer_flush();
         Py_END_ALLOW_THREADS
     }
-    int fd = mh_file_create_private(path);
-    if (fd < 0)
+    int fd = mh_file_create_private(path, flags);
+    if (fd < 0) {
+        res->create_failed = 1;
         return -1;
+    }
     struct child_args a = {
         .fd = fd,
         .interp = PyInterpreterState_Get(),
@@ -1599,19 +1618,34 @@ mh_heap_dump(const char *path, const char *capture, int wait,
     return 0;
 }
 
+int
+mh_heap_dump(const char *path, const char *capture, int wait,
+             struct mh_heap_dump_result *res)
+{
+    return heap_dump(path, capture, wait,
+                     mh_writer_is_open() ? mh_writer_create_flags() : 0, res);
+}
+
 PyObject *
 mh_py_dump_heap(PyObject *module, PyObject *args)
 {
     (void)module;
     PyObject *path_obj;
-    int wait = 1;
-    if (!PyArg_ParseTuple(args, "O&|p", PyUnicode_FSConverter, &path_obj,
-                          &wait))
+    int wait = 1, force = 0;
+    if (!PyArg_ParseTuple(args, "O&|pp", PyUnicode_FSConverter, &path_obj,
+                          &wait, &force))
         return NULL;
     struct mh_heap_dump_result r;
-    int rc =
-        mh_heap_dump(PyBytes_AS_STRING(path_obj),
-                     mh_writer_is_open() ? mh_writer_path() : "", wait, &r);
+    int flags = mh_writer_is_open() ? mh_writer_create_flags() : 0;
+    int rc = heap_dump(PyBytes_AS_STRING(path_obj),
+                       mh_writer_is_open() ? mh_writer_path() : "", wait,
+                       flags | (force ? MH_FILE_FORCE : 0), &r);
+    if (rc && r.create_failed) {
+        int err = errno;
+        mh_py_create_error(PyBytes_AS_STRING(path_obj), err);
+        Py_DECREF(path_obj);
+        return NULL;
+    }
     Py_DECREF(path_obj);
     if (rc) {
         if (errno == EIO && r.child)

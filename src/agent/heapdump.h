@@ -17,10 +17,11 @@
 struct mh_heap_dump_result {
     pid_t child;       /* the walker process; reaped by mh_heap_reap() */
     uint64_t pause_ns; /* how long the caller was paused by the fork */
+    int create_failed; /* the file could not be created (errno says why) */
 };
 
 /* Forks a child that writes the dump of this process to `path` (created
- * 0600). Must be called with the GIL held (from any thread); the caller's
+ * safely, 0600: mh_file_create_private() with the session's flags). Must be called with the GIL held (from any thread); the caller's
  * other threads keep running. `capture` is the target's capture path to
  * name in the dump header (may be ""). Returns 0, or -1 with errno set.
  * With wait != 0, waits for the child and returns -1 with errno = EIO if
@@ -32,8 +33,13 @@ int mh_heap_dump(const char *path, const char *capture, int wait,
  * many were reaped. Safe from the writer thread. */
 int mh_heap_reap(void);
 
-/* _memhound.dump_heap(path, wait=True): mh_heap_dump() for Python;
- * returns {"pid": child, "pause_ns": n}, raises OSError. */
+/* _memhound.dump_heap(path, wait=True, force=False): mh_heap_dump() for
+ * Python; force replaces a regular file of this user (MH_FILE_FORCE).
+ * Returns {"pid": child, "pause_ns": n}, raises OSError. */
 PyObject *mh_py_dump_heap(PyObject *module, PyObject *args);
+
+/* Raises OSError(err, why) for a file mh_file_create_private() could not
+ * create at `path`, worded by mh_file_create_error(); returns NULL. */
+PyObject *mh_py_create_error(const char *path, int err);
 
 #endif

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "../util/file.h"
 #include "../util/mem.h"
 #include "control.h"
 #include "heapdump.h"
@@ -127,18 +128,19 @@ mh_start(PyObject *module, PyObject *args, PyObject *kw)
     static char *kwlist[] = {"path",         "mode",     "interval",
                              "max_depth",    "argv",     "lib_prefixes",
                              "sys_path",     "fork_parent", "heap_every",
-                             NULL};
+                             "force",        NULL};
     PyObject *path_obj, *argv = NULL, *libs = NULL, *paths = NULL;
     int mode = MH_MODE_SAMPLE;
     unsigned long long interval = MH_DEFAULT_INTERVAL;
     unsigned int max_depth = MH_DEFAULT_MAX_DEPTH;
     unsigned long long fork_parent = 0;
     double heap_every = 0;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "O&|iKIOOOKd", kwlist,
+    int force = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "O&|iKIOOOKdp", kwlist,
                                      PyUnicode_FSConverter, &path_obj,
                                      &mode, &interval, &max_depth, &argv,
                                      &libs, &paths, &fork_parent,
-                                     &heap_every))
+                                     &heap_every, &force))
         return NULL;
     PyObject *result = NULL;
     const char **av = NULL, **lv = NULL, **pv = NULL;
@@ -199,11 +201,11 @@ mh_start(PyObject *module, PyObject *args, PyObject *kw)
         .fork_parent = fork_parent,
     };
     const char *path = PyBytes_AS_STRING(path_obj);
+    mh_writer_set_create_flags(force ? MH_FILE_FORCE : 0);
     if (mh_writer_open(path, &h,
                        mode == MH_MODE_TRACE ? MH_MODE_TRACE : MH_MODE_SAMPLE,
                        interval, max_depth)) {
-        PyErr_SetFromErrnoWithFilenameObject(PyExc_OSError,
-                                             PyTuple_GET_ITEM(args, 0));
+        mh_py_create_error(path, errno);
         goto done;
     }
     mh_writer_open_control();
@@ -333,13 +335,15 @@ mh_after_fork_child(PyObject *module, PyObject *args)
     if (session_active)
         rc = mh_writer_continue_in_child(PyBytes_AS_STRING(path_obj),
                                          parent);
-    Py_DECREF(path_obj);
     if (rc) {
+        int err = errno;
         session_active = 0;
         mh_tracker_stop();
-        return PyErr_SetFromErrnoWithFilenameObject(
-            PyExc_OSError, PyTuple_GET_ITEM(args, 0));
+        mh_py_create_error(PyBytes_AS_STRING(path_obj), err);
+        Py_DECREF(path_obj);
+        return NULL;
     }
+    Py_DECREF(path_obj);
     Py_RETURN_NONE;
 }
 
@@ -347,8 +351,10 @@ static PyMethodDef methods[] = {
     {"start", (PyCFunction)(void (*)(void))mh_start,
      METH_VARARGS | METH_KEYWORDS,
      "start(path, mode=0, interval=DEFAULT_INTERVAL, max_depth=128, "
-     "argv=None, lib_prefixes=None, sys_path=None, fork_parent=0)\n"
-     "Start recording into a new capture at path."},
+     "argv=None, lib_prefixes=None, sys_path=None, fork_parent=0, "
+     "heap_every=0, force=False)\n"
+     "Start recording into a new capture at path (created safely; force "
+     "replaces a regular file of this user)."},
     {"stop", mh_stop, METH_NOARGS,
      "Stop recording, flush and close the capture."},
     {"flush", mh_flush, METH_NOARGS, "Write what is buffered now."},

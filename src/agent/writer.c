@@ -94,6 +94,24 @@ mh_writer_path(void)
     return w.path ? w.path : "";
 }
 
+/* mh_file_create_private() flags for the files of this session (its
+ * capture, a forked child's, its heap dumps): MH_FILE_FORCE when the user
+ * asked to replace files of theirs. Set with the GIL held before the
+ * session opens; only read afterwards. */
+static int create_flags;
+
+void
+mh_writer_set_create_flags(int flags)
+{
+    create_flags = flags;
+}
+
+int
+mh_writer_create_flags(void)
+{
+    return create_flags;
+}
+
 static uint64_t
 read_rss(void)
 {
@@ -460,7 +478,7 @@ hstr(const char *s)
 static int
 open_capture(const char *path, uint64_t fork_parent)
 {
-    int fd = mh_file_create_private(path);
+    int fd = mh_file_create_private(path, mh_writer_create_flags());
     if (fd < 0)
         return -1;
     mh_free(w.path);

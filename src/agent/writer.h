@@ -26,7 +26,14 @@ struct mh_writer_header {
     uint64_t fork_parent;
 };
 
-/* Opens `path` (created or truncated, mode 0600) and writes the file
+/* mh_file_create_private() flags (util/file.h) for every file this
+ * session creates: its capture, forked children's captures, heap dumps.
+ * Set before mh_writer_open(), GIL held. */
+void mh_writer_set_create_flags(int flags);
+int mh_writer_create_flags(void);
+
+/* Opens `path` (created safely, mode 0600: mh_file_create_private() with
+ * the flags above) and writes the file
  * header and the HEADER chunk. GIL held. Returns 0, or -1 with errno set
  * (the caller raises OSError). */
 int mh_writer_open(const char *path, const struct mh_writer_header *h,

@@ -117,5 +117,11 @@ mh_cli_agent_env(const char *pydir, const struct mh_agent_env *e)
     } else {
         unsetenv("MEMHOUND_WEB");
     }
+    if (e->force) {
+        if ((rc = set_env("MEMHOUND_FORCE", "1")))
+            return rc;
+    } else {
+        unsetenv("MEMHOUND_FORCE");
+    }
     return MH_OK;
 }

@@ -36,7 +36,8 @@ char *mh_cli_bootstrap_dir(void);
 /* What the agent of every Python process a command starts is asked to
  * do (src/cli/agentenv.c; the contract is in docs/architecture.md). */
 struct mh_agent_env {
-    const char *output;   /* capture path template, absolute; %p = pid */
+    const char *output;   /* capture path template, absolute; %p = pid,
+                             %r = random */
     const char *registry; /* file each process lists its capture in;
                              NULL: none */
     int trace_all;
@@ -44,6 +45,7 @@ struct mh_agent_env {
     long max_depth;       /* 0: the agent's default */
     double heap_every;    /* seconds between heap dumps; 0: none */
     int web;              /* instrument web frameworks (MEMHOUND_WEB) */
+    int force;            /* replace files of ours (MEMHOUND_FORCE) */
 };
 
 /* Sets PYTHONPATH (the bootstrap under `pydir` first) and the MEMHOUND_*

@@ -55,12 +55,14 @@
 
 #include "../format/heap.h"
 #include "../util/clock.h"
+#include "../util/file.h"
 #include "../util/mem.h"
 #include "../util/msg.h"
 #include "../util/proc.h"
 #include "agentctl.h"
 #include "args.h"
 #include "cli.h"
+#include "output.h"
 #include "spawn.h"
 #include "units.h"
 
@@ -97,6 +99,8 @@ struct guard_opts {
     const char *snapshot_dir; /* NULL: the current directory */
     int no_dump;
     const char *log_path; /* NULL: stderr */
+    int force;            /* --force: append to a log of ours, replace
+                             captures of ours */
     const char *output;   /* capture template for -- COMMAND */
     long pid;             /* --pid; 0 with a command */
     char **command;       /* NULL-terminated, points into argv */
@@ -394,10 +398,13 @@ usage(FILE *out)
         "      --dump-timeout DUR    longest wait for a heap dump (30s)\n"
         "      --no-dump             recycle without asking for evidence\n"
         "  -o, --output PATH         with COMMAND: capture path template,\n"
-        "                            %%p = pid (default\n"
-        "                            DIR/memhound.%%p.mhc)\n"
+        "                            %%p = pid, %%r = random (default\n"
+        "                            DIR/memhound.%%p.%%r.mhc)\n"
         "      --log FILE            JSON lines, one per event (default\n"
-        "                            stderr)\n"
+        "                            stderr); created mode 0600\n"
+        "      --force               append to an existing log, replace\n"
+        "                            existing captures, if they are\n"
+        "                            regular files of yours\n"
         "  -h, --help                show this help\n"
         "\n"
         "Signals: with COMMAND, TERM, INT and QUIT are passed to the\n"
@@ -429,6 +436,8 @@ parse_args(int argc, char **argv, struct guard_opts *o)
             exit(MH_EXIT_OK);
         } else if (!strcmp(a, "--no-dump")) {
             o->no_dump = 1;
+        } else if (!strcmp(a, "--force")) {
+            o->force = 1;
         } else if ((r = mh_args_take_value(argc, argv, &i, NULL, "--rss-limit",
                                            &val)) ||
                    (r = mh_args_take_value(argc, argv, &i, NULL, "--uss-limit",
@@ -1587,9 +1596,12 @@ start_server(struct guard *g, const sigset_t *old, const char *pydir)
         }
         snprintf(output, sizeof(output), "%s/%s", cwd, g->o.output);
     } else {
-        snprintf(output, sizeof(output), "%s/memhound.%%p.mhc", g->snapdir);
+        snprintf(output, sizeof(output), "%s/memhound.%%p.%%r.mhc",
+                 g->snapdir);
     }
-    struct mh_agent_env e = {.output = output};
+    if (mh_output_preflight(output, g->o.force, 1))
+        return MH_EIO;
+    struct mh_agent_env e = {.output = output, .force = g->o.force};
     if (mh_cli_agent_env(pydir, &e))
         return MH_EIO;
 
@@ -1649,12 +1661,20 @@ log_start(struct guard *g)
     j_end(g, &l);
 }
 
+/* A directory the guard makes is 0700; one that exists must be safe to
+ * write in (mh_file_check_dir(): ours or root's, not writable by others
+ * unless sticky), since dumps and captures are created there. */
 static int
 prepare_snapdir(struct guard *g)
 {
     const char *d = g->o.snapshot_dir ? g->o.snapshot_dir : ".";
     if (g->o.snapshot_dir && mkdir(d, 0700) && errno != EEXIST) {
         mh_errorf("cannot create '%s': %s", d, strerror(errno));
+        return MH_EIO;
+    }
+    char why[2 * PATH_MAX];
+    if (mh_file_check_dir(d, why, sizeof(why))) {
+        mh_errorf("%s", why);
         return MH_EIO;
     }
     if (!realpath(d, g->snapdir)) {
@@ -1772,10 +1792,15 @@ mh_cmd_guard(int argc, char **argv)
         goto cleanup;
     }
     if (g.o.log_path) {
-        g.logfd = open(g.o.log_path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC,
-                       0644);
+        /* Safe as the other files (docs/security.md); an existing log
+         * of ours is appended to only with --force. */
+        int flags = MH_FILE_APPEND | (g.o.force ? MH_FILE_FORCE : 0);
+        g.logfd = mh_file_create_private(g.o.log_path, flags);
         if (g.logfd < 0) {
-            mh_errorf("cannot open '%s': %s", g.o.log_path, strerror(errno));
+            char why[PATH_MAX + 256];
+            mh_file_create_error(g.o.log_path, flags, errno, "--force", why,
+                                 sizeof(why));
+            mh_errorf("%s", why);
             g.logfd = STDERR_FILENO;
             goto cleanup;
         }

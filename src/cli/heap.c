@@ -32,6 +32,7 @@ struct options {
     uint32_t top;
     int top_set;
     const char *output;
+    int force; /* --force: replace an output file of ours */
     const char *capture;
     const char *files[2];
     int nfiles;
@@ -83,7 +84,9 @@ usage(FILE *out)
           "  --all                top-retainers: list every big retainer, "
           "also those whose\n"
           "                       memory sits in one object below them\n"
-          "  -o, --output FILE    write to FILE\n"
+          "  -o, --output FILE    write to FILE (created mode 0600)\n"
+          "      --force          replace FILE if it is a regular file "
+          "of yours\n"
           "  -h, --help           show this help\n",
           out);
 }
@@ -142,6 +145,10 @@ parse_args(int argc, char **argv, struct options *o)
         }
         if (!strcmp(arg, "--all")) {
             o->all = 1;
+            continue;
+        }
+        if (!strcmp(arg, "--force")) {
+            o->force = 1;
             continue;
         }
         static const char *const with_value[] = {
@@ -419,7 +426,7 @@ run(struct run *r)
     }
     if (code != MH_EXIT_OK)
         return code;
-    r->out = mh_output_open(o->output);
+    r->out = mh_output_open(o->output, o->force);
     if (!r->out)
         return MH_EXIT_FAIL;
     struct mh_heap_view v = {path, &r->a, &r->types,

@@ -27,6 +27,7 @@ struct options {
     struct mh_analysis_opts an;
     enum format format;
     const char *output; /* NULL = stdout */
+    int force;          /* --force: replace an output file of ours */
     char **captures;
     int ncaptures;
 };
@@ -67,7 +68,10 @@ usage(FILE *out)
           "                       (30, 30s), or a fraction of its run when "
           "below 1\n"
           "                       (0.1, 10%); default 0.1\n"
-          "  -o, --output FILE    write the report to FILE\n"
+          "  -o, --output FILE    write the report to FILE (created "
+          "mode 0600)\n"
+          "      --force          replace FILE if it is a regular file "
+          "of yours\n"
           "  -h, --help           show this help\n",
           out);
 }
@@ -124,6 +128,10 @@ parse_args(int argc, char **argv, struct options *o)
         if (!strcmp(arg, "-h") || !strcmp(arg, "--help")) {
             usage(stdout);
             return MH_EXIT_OK;
+        }
+        if (!strcmp(arg, "--force")) {
+            o->force = 1;
+            continue;
         }
         static const char *const with_value[] = {
             "--format", "--by",     "--sort",
@@ -249,7 +257,7 @@ static int
 render(const struct options *o, const struct mh_analysis *a,
        const struct mh_joined *j)
 {
-    FILE *out = mh_output_open(o->output);
+    FILE *out = mh_output_open(o->output, o->force);
     if (!out)
         return MH_EXIT_FAIL;
     struct mh_verdict v;

@@ -29,10 +29,12 @@
 #include "../util/msg.h"
 #include "args.h"
 #include "cli.h"
+#include "output.h"
 #include "spawn.h"
 #include "units.h"
 
-#define DEFAULT_OUTPUT "memhound.%p.mhc"
+/* %r: a random tag (docs/security.md), so nobody can plant the file. */
+#define DEFAULT_OUTPUT "memhound.%p.%r.mhc"
 #define MAX_INTERVAL (UINT64_C(1) << 40)
 /* The agent's MH_MAX_DEPTH_LIMIT (src/agent/tracker.h): checked here too,
  * so a bad value fails once, not in every Python process. */
@@ -48,6 +50,7 @@ struct run_opts {
     long max_depth;    /* 0: the agent's default */
     double heap_every; /* seconds between heap dumps; 0: none */
     int web;           /* per-request attribution (docs/web.md) */
+    int force;         /* replace capture files of ours */
     int quiet;
     char **command; /* NULL-terminated, points into argv */
 };
@@ -78,8 +81,13 @@ usage(FILE *out)
         "Runs COMMAND; every Python process it starts (subprocesses and\n"
         "forked children too) records its allocations into a capture.\n"
         "\n"
-        "  -o, --output PATH        capture path; %%p is the pid\n"
-        "                           (default %s)\n"
+        "  -o, --output PATH        capture path; %%p is the pid, %%r a\n"
+        "                           random tag (default %s);\n"
+        "                           created mode 0600, never through a\n"
+        "                           symbolic link or into an existing file\n"
+        "      --force              replace capture files (and heap dumps)\n"
+        "                           that exist if they are regular files\n"
+        "                           of yours\n"
         "      --trace-all          record every allocation, exactly\n"
         "      --sample-interval N  mean bytes between samples (512k, 1m)\n"
         "      --max-depth N        Python frames kept per stack\n"
@@ -141,6 +149,8 @@ parse_args(int argc, char **argv, struct run_opts *o)
             o->trace_all = 1;
         } else if (!strcmp(a, "--web")) {
             o->web = 1;
+        } else if (!strcmp(a, "--force")) {
+            o->force = 1;
         } else if ((r = mh_args_take_value(argc, argv, &i, "-o", "--output",
                                            &val))) {
             if (r < 0 || !*val)
@@ -224,29 +234,6 @@ absolute_path(const char *path)
     return (char *)mh_buf_take(&b, &len);
 }
 
-/* Fails early, before the target runs, when no capture could be written
- * where asked. Directories named after the pid cannot be checked. */
-static int
-check_output_dir(const char *abs)
-{
-    const char *slash = strrchr(abs, '/');
-    char dir[PATH_MAX];
-    size_t n = (size_t)(slash - abs);
-    if (n == 0)
-        n = 1;
-    if (n >= sizeof(dir))
-        return MH_OK;
-    memcpy(dir, abs, n);
-    dir[n] = '\0';
-    if (strstr(dir, "%p"))
-        return MH_OK;
-    if (access(dir, W_OK | X_OK)) {
-        mh_errorf("cannot write captures in '%s': %s", dir, strerror(errno));
-        return MH_EIO;
-    }
-    return MH_OK;
-}
-
 static int
 prepare_env(const struct run_opts *o, const char *pydir, const char *output,
             const char *registry)
@@ -259,6 +246,7 @@ prepare_env(const struct run_opts *o, const char *pydir, const char *output,
         .max_depth = o->max_depth,
         .heap_every = o->heap_every,
         .web = o->web,
+        .force = o->force,
     };
     return mh_cli_agent_env(pydir, &e);
 }
@@ -767,7 +755,8 @@ mh_cmd_run(int argc, char **argv)
         mh_errorf("cannot resolve '%s': %s", o.output, strerror(errno));
         goto cleanup;
     }
-    if (check_output_dir(output) || make_registry(&tmpdir, &registry))
+    if (mh_output_preflight(output, o.force, 1) ||
+        make_registry(&tmpdir, &registry))
         goto cleanup;
     if (prepare_env(&o, pydir, output, registry) ||
         run_child(o.command, &status, &exec_err))

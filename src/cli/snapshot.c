@@ -28,6 +28,7 @@
 #include "agentctl.h"
 #include "args.h"
 #include "cli.h"
+#include "output.h"
 
 #define DEFAULT_TIMEOUT 600.0 /* s: a walk of a huge heap, and then some */
 /* How long the agent may take to answer at all: its writer thread looks
@@ -37,7 +38,8 @@
 
 struct snap_opts {
     long pid;
-    const char *output; /* NULL: memhound-heap.<pid>.<n>.mhh */
+    const char *output; /* NULL: memhound-heap.<pid>.<random>.mhh */
+    int force;          /* --force: replace a dump file of ours */
     int wait_socket;    /* --wait: the process may not be recording yet */
     int wait_walk;      /* 0 with --no-wait */
     double timeout;
@@ -64,9 +66,12 @@ usage(FILE *out)
         "\n"
         "options:\n"
         "  -o, --output FILE    where to write the dump (default\n"
-        "                       memhound-heap.<PID>.<N>.mhh in the current\n"
-        "                       directory); the target process writes it,\n"
-        "                       mode 0600\n"
+        "                       memhound-heap.<PID>.<RANDOM>.mhh in the\n"
+        "                       current directory); the target process\n"
+        "                       creates it, mode 0600, never through a\n"
+        "                       symbolic link or into an existing file\n"
+        "      --force          replace FILE if it is a regular file of\n"
+        "                       yours\n"
         "      --wait           if PID is not recording yet (just started),\n"
         "                       wait for its control socket to appear\n"
         "      --no-wait        return once the walk has started\n"
@@ -94,6 +99,8 @@ parse_args(int argc, char **argv, struct snap_opts *o)
             o->wait_socket = 1;
         } else if (!strcmp(a, "--no-wait")) {
             o->wait_walk = 0;
+        } else if (!strcmp(a, "--force")) {
+            o->force = 1;
         } else if (!strcmp(a, "--") && i + 1 < argc && !pid_arg) {
             pid_arg = argv[++i];
         } else if (a[0] != '-' || !a[1]) {
@@ -286,16 +293,30 @@ absolute(const char *path, char *out, size_t n)
     return k < 0 || (size_t)k >= n ? -1 : 0;
 }
 
-/* memhound-heap.<pid>.<n>.mhh with the first n not taken. */
-static void
+/* memhound-heap.<pid>.<random>.mhh: nobody can plant it in advance. */
+static int
 default_name(long pid, char *out, size_t n)
 {
-    for (unsigned k = 1;; k++) {
-        snprintf(out, n, "memhound-heap.%ld.%u.mhh", pid, k);
-        struct stat st;
-        if (lstat(out, &st) && errno == ENOENT)
-            return;
+    char tag[11];
+    if (mh_file_random_tag(tag, 10))
+        return -1;
+    snprintf(out, n, "memhound-heap.%ld.%s.mhh", pid, tag);
+    return 0;
+}
+
+/* Before the agent is asked: the dump's directory and path must pass
+ * (output.h); with --force, a file of ours in the way is removed, since
+ * the agent only ever creates a new file. */
+static int
+prepare_output(const char *path, int force)
+{
+    if (mh_output_preflight(path, force, 0))
+        return MH_EXIT_FAIL;
+    if (force && unlink(path) && errno != ENOENT) {
+        mh_errorf("cannot replace '%s': %s", path, strerror(errno));
+        return MH_EXIT_FAIL;
     }
+    return MH_EXIT_OK;
 }
 
 static void
@@ -376,7 +397,10 @@ mh_cmd_snapshot(int argc, char **argv)
 
     char name[PATH_MAX], abs[PATH_MAX];
     if (!o.output) {
-        default_name(o.pid, name, sizeof(name));
+        if (default_name(o.pid, name, sizeof(name))) {
+            mh_errorf("cannot choose a dump name: %s", strerror(errno));
+            return MH_EXIT_FAIL;
+        }
         o.output = name;
     }
     if (absolute(o.output, abs, sizeof(abs))) {
@@ -385,6 +409,8 @@ mh_cmd_snapshot(int argc, char **argv)
         return MH_EXIT_FAIL;
     }
 
+    if (prepare_output(abs, o.force))
+        return MH_EXIT_FAIL;
     int fd = connect_agent(o.pid, sock);
     if (fd < 0)
         return MH_EXIT_FAIL;

@@ -3,10 +3,13 @@
  * a capped buffer. Errors are worded for the user as they stand. */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -185,19 +188,241 @@ mh_file_unmap(struct mh_file *f)
     f->len = 0;
 }
 
-int
-mh_file_create_private(const char *path)
+/* ---- creating files safely (docs/security.md, "Files") ---- */
+
+static const char *
+kind_of(mode_t m)
 {
-    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (S_ISLNK(m))
+        return "a symbolic link";
+    if (S_ISDIR(m))
+        return "a directory";
+    if (S_ISFIFO(m))
+        return "a FIFO";
+    if (S_ISCHR(m))
+        return "a character device";
+    if (S_ISBLK(m))
+        return "a block device";
+    if (S_ISSOCK(m))
+        return "a socket";
+    return "a special file";
+}
+
+int
+mh_file_preflight(const char *path, int flags, const char *force_hint,
+                  char *why, size_t n)
+{
+    struct stat st;
+    if (lstat(path, &st)) {
+        if (errno == ENOENT)
+            return 0;
+        snprintf(why, n, "cannot create '%s': %s", path, strerror(errno));
+        return -1;
+    }
+    const char *verb = flags & MH_FILE_APPEND ? "append to" : "replace";
+    if (S_ISLNK(st.st_mode)) {
+        snprintf(why, n,
+                 "cannot create '%s': it is a symbolic link (memhound "
+                 "never writes through one)",
+                 path);
+        return -1;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        snprintf(why, n, "cannot create '%s': it is %s, not a regular file",
+                 path, kind_of(st.st_mode));
+        return -1;
+    }
+    if (!(flags & MH_FILE_FORCE)) {
+        snprintf(why, n, "cannot create '%s': the file exists; pass %s to %s "
+                 "it", path, force_hint, verb);
+        return -1;
+    }
+    if (st.st_uid != geteuid()) {
+        snprintf(why, n,
+                 "cannot %s '%s': it belongs to another user (uid %u); %s "
+                 "only %s a file of your own",
+                 verb, path, (unsigned)st.st_uid, force_hint,
+                 flags & MH_FILE_APPEND ? "appends to" : "replaces");
+        return -1;
+    }
+    if ((flags & MH_FILE_APPEND) && st.st_nlink != 1) {
+        snprintf(why, n,
+                 "cannot append to '%s': it has %lu hard links (another "
+                 "name could be someone else's file)",
+                 path, (unsigned long)st.st_nlink);
+        return -1;
+    }
+    return 0;
+}
+
+void
+mh_file_create_error(const char *path, int flags, int err,
+                     const char *force_hint, char *why, size_t n)
+{
+    if (mh_file_preflight(path, flags, force_hint, why, n) == 0)
+        snprintf(why, n, "cannot create '%s': %s", path, strerror(err));
+}
+
+/* MH_FILE_APPEND: the file `st` describes (lstat), checked again through
+ * the descriptor; O_NONBLOCK so a FIFO swapped in cannot hang us. */
+static int
+append_existing(const char *path, const struct stat *st)
+{
+    int fd = open(path, O_WRONLY | O_APPEND | O_NOFOLLOW | O_NONBLOCK |
+                            O_NOCTTY | O_CLOEXEC);
     if (fd < 0)
         return -1;
-    struct stat st;
-    if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) &&
-        (st.st_mode & 077) && fchmod(fd, 0600) != 0) {
+    struct stat now;
+    int err = EEXIST;
+    if (fstat(fd, &now)) {
+        err = errno;
+        goto fail;
+    }
+    if (!S_ISREG(now.st_mode) || now.st_dev != st->st_dev ||
+        now.st_ino != st->st_ino || now.st_nlink != 1)
+        goto fail;
+    if (now.st_uid != geteuid()) {
+        err = EPERM;
+        goto fail;
+    }
+    int fl = fcntl(fd, F_GETFL);
+    if ((now.st_mode & 07777) != 0600 && fchmod(fd, 0600)) {
+        err = errno;
+        goto fail;
+    }
+    if (fl < 0 || fcntl(fd, F_SETFL, fl & ~O_NONBLOCK)) {
+        err = errno;
+        goto fail;
+    }
+    return fd;
+fail:
+    close(fd);
+    errno = err;
+    return -1;
+}
+
+/* MH_FILE_FORCE: a new file next to `path`, renamed over it. The old
+ * inode is never opened, so a hard link to someone else's file, or a file
+ * swapped in meanwhile, is replaced as a name, never written. */
+static int
+replace_existing(const char *path)
+{
+    char tmp[PATH_MAX + 16];
+    int k = snprintf(tmp, sizeof(tmp), "%s.XXXXXX", path);
+    if (k < 0 || (size_t)k >= sizeof(tmp)) {
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+    int fd = mkostemp(tmp, O_CLOEXEC); /* O_EXCL, mode 0600 */
+    if (fd < 0)
+        return -1;
+    if (rename(tmp, path)) {
         int err = errno;
+        unlink(tmp);
         close(fd);
         errno = err;
         return -1;
     }
     return fd;
+}
+
+int
+mh_file_create_private(const char *path, int flags)
+{
+    int fd = open(path,
+                  O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_NOCTTY |
+                      O_CLOEXEC,
+                  0600);
+    if (fd >= 0 || errno != EEXIST || !(flags & MH_FILE_FORCE))
+        return fd;
+    struct stat st;
+    if (lstat(path, &st))
+        return -1;
+    if (!S_ISREG(st.st_mode)) {
+        errno = S_ISLNK(st.st_mode) ? ELOOP : EEXIST;
+        return -1;
+    }
+    if (st.st_uid != geteuid()) {
+        errno = EPERM;
+        return -1;
+    }
+    if (flags & MH_FILE_APPEND)
+        return append_existing(path, &st);
+    return replace_existing(path);
+}
+
+int
+mh_file_check_dir(const char *dir, char *why, size_t n)
+{
+    char real[PATH_MAX];
+    if (!realpath(dir, real)) {
+        snprintf(why, n, "cannot use the directory '%s': %s", dir,
+                 strerror(errno));
+        return -1;
+    }
+    uid_t me = geteuid();
+    size_t len = strlen(real);
+    for (int first = 1;; first = 0) {
+        struct stat st;
+        if (stat(real, &st)) {
+            snprintf(why, n, "cannot use the directory '%s': %s", dir,
+                     strerror(errno));
+            return -1;
+        }
+        if (first && !S_ISDIR(st.st_mode)) {
+            snprintf(why, n, "cannot use '%s': %s", dir, strerror(ENOTDIR));
+            return -1;
+        }
+        char where[PATH_MAX + 32];
+        if (first)
+            snprintf(where, sizeof(where), "it");
+        else
+            snprintf(where, sizeof(where), "'%s' above it", real);
+        if (st.st_uid != me && st.st_uid != 0) {
+            snprintf(why, n,
+                     "cannot write in '%s': %s belongs to another user "
+                     "(uid %u), who could replace memhound's files there",
+                     dir, where, (unsigned)st.st_uid);
+            return -1;
+        }
+        if ((st.st_mode & (S_IWGRP | S_IWOTH)) && !(st.st_mode & S_ISVTX)) {
+            snprintf(why, n,
+                     "cannot write in '%s': %s is writable by %s (mode %04o, "
+                     "not sticky), who could replace memhound's files there",
+                     dir, where,
+                     st.st_mode & S_IWOTH ? "other users" : "its group",
+                     (unsigned)(st.st_mode & 07777));
+            return -1;
+        }
+        if (len <= 1)
+            return 0;
+        char *slash = strrchr(real, '/');
+        len = slash == real ? 1 : (size_t)(slash - real);
+        real[len] = '\0';
+    }
+}
+
+int
+mh_file_random_tag(char *out, size_t len)
+{
+    static const char hex[] = "0123456789abcdef";
+    unsigned char bytes[32];
+    size_t need = (len + 1) / 2;
+    if (need > sizeof(bytes)) {
+        errno = EINVAL;
+        return -1;
+    }
+    size_t got = 0;
+    while (got < need) {
+        ssize_t r = getrandom(bytes + got, need - got, 0);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0)
+            return -1;
+        got += (size_t)r;
+    }
+    for (size_t i = 0; i < len; i++)
+        out[i] = hex[(bytes[i / 2] >> (i % 2 ? 0 : 4)) & 15];
+    out[len] = '\0';
+    return 0;
 }

@@ -1,6 +1,9 @@
 /* Reading a whole input file into memory for the CLI: mapped when it is a
  * regular file, read otherwise (a pipe, /dev/stdin). The parsers then
- * work on (data, len) and never do I/O themselves. */
+ * work on (data, len) and never do I/O themselves.
+ *
+ * Creating the files memhound writes (captures, dumps, logs, reports)
+ * safely next to other users: docs/security.md, "Files". */
 #ifndef MH_FILE_H
 #define MH_FILE_H
 
@@ -40,10 +43,54 @@ int mh_file_map(struct mh_file *f, const char *path, size_t max) MH_MUST_USE;
 /* Releases what mh_file_map() took; f is left empty. */
 void mh_file_unmap(struct mh_file *f);
 
-/* Opens `path` for writing, created or truncated, readable by its owner
- * only: an existing regular file's looser mode is tightened to 0600
- * (devices such as /dev/full are left alone). Returns the fd, or -1 with
- * errno set. Captures and dumps can name personal data. */
-int mh_file_create_private(const char *path);
+/* How mh_file_create_private() treats a path that exists. */
+enum {
+    /* Replace a regular file owned by the effective user (never a link,
+     * a FIFO, a device, or someone else's file): a new file is made next
+     * to it and renamed over it, so the old inode is never written. */
+    MH_FILE_FORCE = 1,
+    /* With MH_FILE_FORCE: append to such a file instead (a log), after
+     * checking it through the open descriptor; it must have one link.
+     * Alone, it only words the hint of mh_file_preflight(). */
+    MH_FILE_APPEND = 2,
+};
+
+/* Creates `path` for writing, mode 0600, the way a file may be created
+ * where other users can write (/tmp): O_EXCL|O_NOFOLLOW, so it never
+ * follows a symbolic link, never opens a FIFO or a device, never writes
+ * into a file it did not create. An existing path is an error (EEXIST)
+ * unless `flags` has MH_FILE_FORCE and it is a regular file owned by the
+ * effective user. Returns the fd (close-on-exec), or -1 with errno set;
+ * mh_file_create_error() words why. Captures and dumps can name personal
+ * data, hence 0600. */
+int mh_file_create_private(const char *path, int flags);
+
+/* Whether mh_file_create_private(path, flags) may create `path` as it
+ * stands: 0 when it is absent (or replaceable under MH_FILE_FORCE), else
+ * -1 with the reason in `why` (n bytes), worded for the user, e.g.
+ *   cannot create 'x.mhc': it is a symbolic link (memhound never writes
+ *   through one)
+ * `force_hint` names the way to replace a file ("--force"). Looks at the
+ * path only (lstat): the create itself still decides. */
+int mh_file_preflight(const char *path, int flags, const char *force_hint,
+                      char *why, size_t n);
+
+/* Words a failure of mh_file_create_private(path, flags) with errno
+ * `err` into `why`: what mh_file_preflight() finds, else the system's
+ * reason. */
+void mh_file_create_error(const char *path, int flags, int err,
+                          const char *force_hint, char *why, size_t n);
+
+/* Checks a directory files are written into, the way ssh checks its own
+ * files: it and every directory above it are owned by the effective user
+ * or root and not writable by group or others unless sticky (/tmp).
+ * 0, or -1 with the reason in `why`, e.g.
+ *   'd' is writable by other users (mode 0777, not sticky): they could
+ *   replace memhound's files there */
+int mh_file_check_dir(const char *dir, char *why, size_t n);
+
+/* `len` random lowercase hex digits from getrandom() into out (len + 1
+ * bytes), for file names nobody can guess. 0, or -1 with errno set. */
+int mh_file_random_tag(char *out, size_t len);
 
 #endif

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "analysis/analysis.h"
@@ -910,14 +911,22 @@ MH_TEST(report_command_exit_codes)
     close(mkstemp(out));
 
     {
+        /* mkstemp made it: not memhound's to overwrite without --force */
         const char *args[] = {good, "-o", out};
-        CHECK_EQ_INT(run_report(3, args), MH_EXIT_OK);
+        CHECK_EQ_INT(run_report(3, args), MH_EXIT_FAIL);
+        struct stat st;
+        CHECK_EQ_INT(stat(out, &st), 0);
+        CHECK_EQ_INT(st.st_size, 0);
+    }
+    {
+        const char *args[] = {good, "--force", "-o", out};
+        CHECK_EQ_INT(run_report(4, args), MH_EXIT_OK);
     }
     {
         const char *args[] = {good,          cut,     "--format", "json",
                               "--by=module", "--top", "3",        "--warmup",
-                              "10%",         "-o",    out};
-        CHECK_EQ_INT(run_report(11, args), MH_EXIT_OK);
+                              "10%",         "-o",    out,        "--force"};
+        CHECK_EQ_INT(run_report(12, args), MH_EXIT_OK);
         FILE *f = fopen(out, "r");
         char text[1 << 16];
         size_t n = fread(text, 1, sizeof(text) - 1, f);

@@ -1,5 +1,8 @@
-/* mh_file_map(): mapped files, pipes, and the errors the CLI shows. */
+/* mh_file_map(): mapped files, pipes, and the errors the CLI shows;
+ * mh_file_create_private() and its checks: links, FIFOs, other users'
+ * files, --force, directories. */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdint.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -169,4 +172,303 @@ MH_TEST(file_pipe_no_memory)
     CHECK_EQ_INT(mh_file_map(&f, "-", 0), MH_ENOMEM);
     mh_mem_set(NULL);
     CHECK_EQ_STR(f.error, "cannot read '<stdin>': out of memory");
+}
+
+/* ---- mh_file_create_private(): the safe create path ---- */
+
+/* A fresh private directory for one test; the caller removes it with
+ * `rm_tree` (flat: files, links, FIFOs). */
+static void
+temp_dir(char *dir, size_t size)
+{
+    snprintf(dir, size, "/tmp/mh-create-XXXXXX");
+    CHECK(mkdtemp(dir) != NULL);
+}
+
+static void
+rm_tree(const char *dir)
+{
+    char cmd[128];
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+    CHECK_EQ_INT(system(cmd), 0);
+}
+
+static void
+write_text(const char *path, const char *text, mode_t mode)
+{
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, mode);
+    CHECK(fd >= 0);
+    CHECK_EQ_INT(write(fd, text, strlen(text)), strlen(text));
+    CHECK_EQ_INT(fchmod(fd, mode), 0);
+    close(fd);
+}
+
+/* The whole (short) file as a string. */
+static const char *
+read_text(const char *path)
+{
+    static char buf[256];
+    int fd = open(path, O_RDONLY);
+    CHECK(fd >= 0);
+    ssize_t n = read(fd, buf, sizeof(buf) - 1);
+    CHECK(n >= 0);
+    buf[n] = '\0';
+    close(fd);
+    return buf;
+}
+
+MH_TEST(file_create_new_is_private)
+{
+    char dir[64], path[128];
+    temp_dir(dir, sizeof(dir));
+    snprintf(path, sizeof(path), "%s/new.mhc", dir);
+    mode_t old = umask(0);
+    int fd = mh_file_create_private(path, 0);
+    umask(old);
+    CHECK(fd >= 0);
+    struct stat st;
+    CHECK_EQ_INT(fstat(fd, &st), 0);
+    CHECK(S_ISREG(st.st_mode));
+    CHECK_EQ_INT(st.st_mode & 07777, 0600);
+    CHECK_EQ_INT(st.st_uid, geteuid());
+    CHECK(fcntl(fd, F_GETFD) & FD_CLOEXEC);
+    close(fd);
+    rm_tree(dir);
+}
+
+MH_TEST(file_create_never_into_an_existing_file)
+{
+    char dir[64], path[128], why[512];
+    temp_dir(dir, sizeof(dir));
+    snprintf(path, sizeof(path), "%s/old.mhc", dir);
+    write_text(path, "MY DATA", 0666);
+    errno = 0;
+    CHECK_EQ_INT(mh_file_create_private(path, 0), -1);
+    CHECK_EQ_INT(errno, EEXIST);
+    CHECK_EQ_STR(read_text(path), "MY DATA");
+    mh_file_create_error(path, 0, EEXIST, "--force", why, sizeof(why));
+    char want[512];
+    snprintf(want, sizeof(want),
+             "cannot create '%s': the file exists; pass --force to "
+             "replace it",
+             path);
+    CHECK_EQ_STR(why, want);
+    rm_tree(dir);
+}
+
+MH_TEST(file_create_never_follows_a_symlink)
+{
+    char dir[64], path[128], target[128], dangling[128], why[512];
+    temp_dir(dir, sizeof(dir));
+    snprintf(target, sizeof(target), "%s/victim", dir);
+    snprintf(path, sizeof(path), "%s/x.mhc", dir);
+    write_text(target, "MY DATA", 0644);
+    CHECK_EQ_INT(symlink(target, path), 0);
+    for (int flags = 0; flags <= MH_FILE_FORCE; flags += MH_FILE_FORCE) {
+        CHECK_EQ_INT(mh_file_create_private(path, flags), -1);
+        CHECK_EQ_STR(read_text(target), "MY DATA");
+        struct stat st;
+        CHECK_EQ_INT(lstat(path, &st), 0);
+        CHECK(S_ISLNK(st.st_mode));
+    }
+    CHECK_EQ_INT(mh_file_create_private(path, MH_FILE_FORCE |
+                                                  MH_FILE_APPEND),
+                 -1);
+    CHECK_EQ_STR(read_text(target), "MY DATA");
+    /* A dangling link must not create its target either. */
+    snprintf(dangling, sizeof(dangling), "%s/y.mhc", dir);
+    char made[160];
+    snprintf(made, sizeof(made), "%s/created-through-link", dir);
+    CHECK_EQ_INT(symlink(made, dangling), 0);
+    CHECK_EQ_INT(mh_file_create_private(dangling, MH_FILE_FORCE), -1);
+    CHECK(access(made, F_OK) != 0);
+    mh_file_create_error(path, MH_FILE_FORCE, ELOOP, "--force", why,
+                         sizeof(why));
+    char want[512];
+    snprintf(want, sizeof(want),
+             "cannot create '%s': it is a symbolic link (memhound never "
+             "writes through one)",
+             path);
+    CHECK_EQ_STR(why, want);
+    rm_tree(dir);
+}
+
+MH_TEST(file_create_refuses_fifo_and_devices)
+{
+    char dir[64], path[128], why[512], want[512];
+    temp_dir(dir, sizeof(dir));
+    snprintf(path, sizeof(path), "%s/f.mhc", dir);
+    CHECK_EQ_INT(mkfifo(path, 0666), 0);
+    /* Without a reader, an open for writing would block forever: it must
+     * fail at once, with or without --force. alarm() turns a hang into a
+     * failed test. */
+    alarm(10);
+    CHECK_EQ_INT(mh_file_create_private(path, 0), -1);
+    CHECK_EQ_INT(mh_file_create_private(path, MH_FILE_FORCE), -1);
+    CHECK_EQ_INT(mh_file_create_private(path, MH_FILE_FORCE |
+                                                  MH_FILE_APPEND),
+                 -1);
+    alarm(0);
+    mh_file_create_error(path, MH_FILE_FORCE, EEXIST, "--force", why,
+                         sizeof(why));
+    snprintf(want, sizeof(want),
+             "cannot create '%s': it is a FIFO, not a regular file", path);
+    CHECK_EQ_STR(why, want);
+    CHECK_EQ_INT(mh_file_create_private("/dev/null", MH_FILE_FORCE), -1);
+    mh_file_create_error("/dev/null", MH_FILE_FORCE, EEXIST, "--force", why,
+                         sizeof(why));
+    CHECK_EQ_STR(why, "cannot create '/dev/null': it is a character device, "
+                      "not a regular file");
+    CHECK_EQ_INT(mh_file_create_private(dir, MH_FILE_FORCE), -1);
+    rm_tree(dir);
+}
+
+MH_TEST(file_create_force_replaces_own_file_by_rename)
+{
+    char dir[64], path[128], link2[128];
+    temp_dir(dir, sizeof(dir));
+    snprintf(path, sizeof(path), "%s/old.mhc", dir);
+    snprintf(link2, sizeof(link2), "%s/other-name", dir);
+    write_text(path, "OLD CAPTURE", 0644);
+    /* A second name for the old inode: replacing must not write it. */
+    CHECK_EQ_INT(link(path, link2), 0);
+    int fd = mh_file_create_private(path, MH_FILE_FORCE);
+    CHECK(fd >= 0);
+    CHECK_EQ_INT(write(fd, "NEW", 3), 3);
+    close(fd);
+    CHECK_EQ_STR(read_text(path), "NEW");
+    CHECK_EQ_STR(read_text(link2), "OLD CAPTURE");
+    struct stat st;
+    CHECK_EQ_INT(stat(path, &st), 0);
+    CHECK_EQ_INT(st.st_mode & 0777, 0600);
+    /* No temporary left behind. */
+    char cmd[160];
+    snprintf(cmd, sizeof(cmd), "test $(ls -A '%s' | wc -l) -eq 2", dir);
+    CHECK_EQ_INT(system(cmd), 0);
+    rm_tree(dir);
+}
+
+MH_TEST(file_create_force_refuses_another_users_file)
+{
+    if (geteuid() != 0) {
+        printf("    skipped: needs root to give a file to another user\n");
+        return;
+    }
+    char dir[64], path[128], why[512], want[512];
+    temp_dir(dir, sizeof(dir));
+    snprintf(path, sizeof(path), "%s/theirs.mhc", dir);
+    write_text(path, "THEIR DATA", 0666);
+    CHECK_EQ_INT(chown(path, 65534, 65534), 0);
+    errno = 0;
+    CHECK_EQ_INT(mh_file_create_private(path, MH_FILE_FORCE), -1);
+    CHECK_EQ_INT(errno, EPERM);
+    CHECK_EQ_INT(mh_file_create_private(path, MH_FILE_FORCE |
+                                                  MH_FILE_APPEND),
+                 -1);
+    CHECK_EQ_STR(read_text(path), "THEIR DATA");
+    struct stat st;
+    CHECK_EQ_INT(stat(path, &st), 0);
+    CHECK_EQ_INT(st.st_uid, 65534);
+    mh_file_create_error(path, MH_FILE_FORCE, EPERM, "--force", why,
+                         sizeof(why));
+    snprintf(want, sizeof(want),
+             "cannot replace '%s': it belongs to another user (uid 65534); "
+             "--force only replaces a file of your own",
+             path);
+    CHECK_EQ_STR(why, want);
+    rm_tree(dir);
+}
+
+MH_TEST(file_create_append_to_own_log)
+{
+    char dir[64], path[128], link2[128];
+    temp_dir(dir, sizeof(dir));
+    snprintf(path, sizeof(path), "%s/guard.log", dir);
+    write_text(path, "line 1\n", 0644);
+    CHECK_EQ_INT(mh_file_create_private(path, MH_FILE_APPEND), -1);
+    int fd = mh_file_create_private(path, MH_FILE_FORCE | MH_FILE_APPEND);
+    CHECK(fd >= 0);
+    CHECK_EQ_INT(write(fd, "line 2\n", 7), 7);
+    CHECK(!(fcntl(fd, F_GETFL) & O_NONBLOCK));
+    close(fd);
+    CHECK_EQ_STR(read_text(path), "line 1\nline 2\n");
+    struct stat st;
+    CHECK_EQ_INT(stat(path, &st), 0);
+    CHECK_EQ_INT(st.st_mode & 0777, 0600);
+    /* A hard link could be a name of someone else's file. */
+    snprintf(link2, sizeof(link2), "%s/second", dir);
+    CHECK_EQ_INT(link(path, link2), 0);
+    CHECK_EQ_INT(mh_file_create_private(path, MH_FILE_FORCE |
+                                                  MH_FILE_APPEND),
+                 -1);
+    CHECK_EQ_STR(read_text(path), "line 1\nline 2\n");
+    rm_tree(dir);
+}
+
+MH_TEST(file_preflight_absent_is_fine)
+{
+    char dir[64], path[128], why[256];
+    temp_dir(dir, sizeof(dir));
+    snprintf(path, sizeof(path), "%s/none", dir);
+    CHECK_EQ_INT(mh_file_preflight(path, 0, "--force", why, sizeof(why)), 0);
+    write_text(path, "x", 0600);
+    CHECK_EQ_INT(mh_file_preflight(path, 0, "--force", why, sizeof(why)), -1);
+    CHECK_EQ_INT(mh_file_preflight(path, MH_FILE_FORCE, "--force", why,
+                                   sizeof(why)),
+                 0);
+    rm_tree(dir);
+}
+
+MH_TEST(file_check_dir_like_ssh)
+{
+    char dir[64], sub[128], why[1024], want[1024];
+    temp_dir(dir, sizeof(dir));
+    CHECK_EQ_INT(mh_file_check_dir(dir, why, sizeof(why)), 0);
+    CHECK_EQ_INT(mh_file_check_dir("/tmp", why, sizeof(why)), 0); /* sticky */
+    CHECK_EQ_INT(chmod(dir, 0777), 0);
+    CHECK_EQ_INT(mh_file_check_dir(dir, why, sizeof(why)), -1);
+    snprintf(want, sizeof(want),
+             "cannot write in '%s': it is writable by other users (mode "
+             "0777, not sticky), who could replace memhound's files there",
+             dir);
+    CHECK_EQ_STR(why, want);
+    /* A safe directory below an unsafe one is not safe. */
+    snprintf(sub, sizeof(sub), "%s/sub", dir);
+    CHECK_EQ_INT(mkdir(sub, 0700), 0);
+    CHECK_EQ_INT(mh_file_check_dir(sub, why, sizeof(why)), -1);
+    snprintf(want, sizeof(want),
+             "cannot write in '%s': '%s' above it is writable by other "
+             "users (mode 0777, not sticky), who could replace memhound's "
+             "files there",
+             sub, dir);
+    CHECK_EQ_STR(why, want);
+    CHECK_EQ_INT(chmod(dir, 01777), 0);
+    CHECK_EQ_INT(mh_file_check_dir(sub, why, sizeof(why)), 0);
+    CHECK_EQ_INT(chmod(dir, 0770), 0);
+    CHECK_EQ_INT(mh_file_check_dir(dir, why, sizeof(why)), -1);
+    CHECK(strstr(why, "writable by its group (mode 0770"));
+    CHECK_EQ_INT(chmod(dir, 0700), 0);
+    if (geteuid() == 0) {
+        CHECK_EQ_INT(chown(sub, 65534, 65534), 0);
+        CHECK_EQ_INT(mh_file_check_dir(sub, why, sizeof(why)), -1);
+        snprintf(want, sizeof(want),
+                 "cannot write in '%s': it belongs to another user (uid "
+                 "65534), who could replace memhound's files there",
+                 sub);
+        CHECK_EQ_STR(why, want);
+    }
+    CHECK_EQ_INT(mh_file_check_dir("/nonexistent/dir", why, sizeof(why)), -1);
+    CHECK_EQ_STR(why, "cannot use the directory '/nonexistent/dir': No such "
+                      "file or directory");
+    rm_tree(dir);
+}
+
+MH_TEST(file_random_tag)
+{
+    char a[11], b[11];
+    CHECK_EQ_INT(mh_file_random_tag(a, 10), 0);
+    CHECK_EQ_INT(mh_file_random_tag(b, 10), 0);
+    CHECK_EQ_INT(strlen(a), 10);
+    CHECK_EQ_INT(strspn(a, "0123456789abcdef"), 10);
+    CHECK(strcmp(a, b) != 0);
 }

@@ -876,8 +876,8 @@ MH_TEST(heap_command)
     char out[] = "/tmp/mh-test-heap-out-XXXXXX";
     close(mkstemp(out));
 
-    RUN(MH_EXIT_OK, "census", cur, "-o", out);
-    RUN(MH_EXIT_OK, "census", cur, "--format", "json", "-o", out);
+    RUN(MH_EXIT_OK, "census", cur, "--force", "-o", out);
+    RUN(MH_EXIT_OK, "census", cur, "--format", "json", "--force", "-o", out);
     CHECK_EQ_INT(python_check(out, "t = d[\"types\"]\n"
                                    "assert [r[\"type\"] for r in t][:2] == "
                                    "[\"dict\", \"str\"], t\n"
@@ -890,7 +890,7 @@ MH_TEST(heap_command)
                                    "range(len(t)-1))\n"
                                    "assert d[\"dump\"][\"complete\"]\n"),
                  0);
-    RUN(MH_EXIT_OK, "diff", old, cur, "--format=json", "-o", out);
+    RUN(MH_EXIT_OK, "diff", old, cur, "--format=json", "--force", "-o", out);
     CHECK_EQ_INT(python_check(out,
                               "t = d[\"types\"]\n"
                               "assert t[0][\"type\"] == \"dict\", t\n"
@@ -900,8 +900,8 @@ MH_TEST(heap_command)
                               "assert t[1][\"bytes_delta\"] == 200 * 109\n"
                               "assert d[\"new_count\"] == 400\n"),
                  0);
-    RUN(MH_EXIT_OK, "why", cur, "--type", "str", "--format", "json", "-o",
-        out);
+    RUN(MH_EXIT_OK, "why", cur, "--type", "str", "--format", "json", "--force",
+        "-o", out);
     CHECK_EQ_INT(
         python_check(out, "p = d[\"paths\"]\n"
                           "assert p[0] == {\"path\": \"sys.modules[\\x27app.db"
@@ -910,34 +910,34 @@ MH_TEST(heap_command)
                           "\"bytes\": 500 * 109}, p[0]\n"
                           "assert d[\"unreachable\"] == []\n"),
         0);
-    RUN(MH_EXIT_OK, "why", cur, "--since", old, "--format", "json", "-o", out);
+    RUN(MH_EXIT_OK, "why", cur, "--since", old, "--format", "json", "--force", "-o", out);
     CHECK_EQ_INT(python_check(out,
                               "p = d[\"paths\"]\n"
                               "assert len(p) == 2, p\n"
                               "assert \"queries_log\" in p[0][\"path\"]\n"
                               "assert d[\"selection\"][\"count\"] == 400\n"),
                  0);
-    RUN(MH_EXIT_OK, "why", cur, "--unreachable", "-o", out);
+    RUN(MH_EXIT_OK, "why", cur, "--unreachable", "--force", "-o", out);
     RUN(MH_EXIT_OK, "why", cur, "--address", "0x7f0000000000", "--format",
-        "json", "-o", out);
+        "json", "--force", "-o", out);
     CHECK_EQ_INT(python_check(out, "assert d[\"paths\"][0][\"path\"].endswith("
                                    "\"queries_log[0]\"), d\n"),
                  0);
-    RUN(MH_EXIT_OK, "top-retainers", cur, "--format", "json", "-o", out);
+    RUN(MH_EXIT_OK, "top-retainers", cur, "--format", "json", "--force", "-o", out);
     CHECK_EQ_INT(python_check(out,
                               "r = d[\"retainers\"][0]\n"
                               "assert r[\"type\"] == \"collections.deque\"\n"
                               "assert r[\"path\"].endswith(\"queries_log\")\n"
                               "assert r[\"retained_count\"] == 1001\n"),
                  0);
-    RUN(MH_EXIT_OK, "top-retainers", cur, "--all", "--top", "0", "-o", out);
-    RUN(MH_EXIT_OK, "census", cut, "-o", out); /* truncated: a warning */
-    RUN(MH_EXIT_FAIL, "census", bad, "-o", out);
-    RUN(MH_EXIT_FAIL, "census", notdump, "-o", out);
-    RUN(MH_EXIT_FAIL, "census", "/nonexistent/x.mhh", "-o", out);
-    RUN(MH_EXIT_FAIL, "why", cur, "--address", "0x1234", "-o", out);
-    RUN(MH_EXIT_FAIL, "census", cur, "--capture", notdump, "-o", out);
-    RUN(MH_EXIT_USAGE, "why", cur, "-o", out);
+    RUN(MH_EXIT_OK, "top-retainers", cur, "--all", "--top", "0", "--force", "-o", out);
+    RUN(MH_EXIT_OK, "census", cut, "--force", "-o", out); /* truncated: a warning */
+    RUN(MH_EXIT_FAIL, "census", bad, "--force", "-o", out);
+    RUN(MH_EXIT_FAIL, "census", notdump, "--force", "-o", out);
+    RUN(MH_EXIT_FAIL, "census", "/nonexistent/x.mhh", "--force", "-o", out);
+    RUN(MH_EXIT_FAIL, "why", cur, "--address", "0x1234", "--force", "-o", out);
+    RUN(MH_EXIT_FAIL, "census", cur, "--capture", notdump, "--force", "-o", out);
+    RUN(MH_EXIT_USAGE, "why", cur, "--force", "-o", out);
     RUN(MH_EXIT_USAGE, "why", cur, "--type", "str", "--address", "1");
     RUN(MH_EXIT_USAGE, "why", cur, "--address", "zz");
     RUN(MH_EXIT_USAGE, "census");
