@@ -217,6 +217,17 @@ read_text(const char *path)
     return buf;
 }
 
+/* A fresh directory holding `name` with `text` at `mode`; its path in
+ * `path` (128 bytes). */
+static void
+dir_with_file(char *dir, size_t size, char *path, const char *name,
+              const char *text, mode_t mode)
+{
+    temp_dir(dir, size);
+    snprintf(path, 128, "%s/%s", dir, name);
+    write_text(path, text, mode);
+}
+
 MH_TEST(file_create_new_is_private)
 {
     char dir[64], path[128];
@@ -239,9 +250,7 @@ MH_TEST(file_create_new_is_private)
 MH_TEST(file_create_never_into_an_existing_file)
 {
     char dir[64], path[128], why[512];
-    temp_dir(dir, sizeof(dir));
-    snprintf(path, sizeof(path), "%s/old.mhc", dir);
-    write_text(path, "MY DATA", 0666);
+    dir_with_file(dir, sizeof(dir), path, "old.mhc", "MY DATA", 0666);
     errno = 0;
     CHECK_EQ_INT(mh_file_create_private(path, 0), -1);
     CHECK_EQ_INT(errno, EEXIST);
@@ -355,9 +364,7 @@ MH_TEST(file_create_force_refuses_another_users_file)
         return;
     }
     char dir[64], path[128], why[512], want[512];
-    temp_dir(dir, sizeof(dir));
-    snprintf(path, sizeof(path), "%s/theirs.mhc", dir);
-    write_text(path, "THEIR DATA", 0666);
+    dir_with_file(dir, sizeof(dir), path, "theirs.mhc", "THEIR DATA", 0666);
     CHECK_EQ_INT(chown(path, 65534, 65534), 0);
     errno = 0;
     CHECK_EQ_INT(mh_file_create_private(path, MH_FILE_FORCE), -1);
@@ -382,9 +389,7 @@ MH_TEST(file_create_force_refuses_another_users_file)
 MH_TEST(file_create_append_to_own_log)
 {
     char dir[64], path[128], link2[128];
-    temp_dir(dir, sizeof(dir));
-    snprintf(path, sizeof(path), "%s/guard.log", dir);
-    write_text(path, "line 1\n", 0644);
+    dir_with_file(dir, sizeof(dir), path, "guard.log", "line 1\n", 0644);
     CHECK_EQ_INT(mh_file_create_private(path, MH_FILE_APPEND), -1);
     int fd = mh_file_create_private(path, MH_FILE_FORCE | MH_FILE_APPEND);
     CHECK(fd >= 0);

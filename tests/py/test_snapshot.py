@@ -10,6 +10,7 @@ waits on a process that is gone or hangs on one that never ends.
 
 import json
 import os
+import re
 import socket
 import stat
 import subprocess
@@ -134,8 +135,10 @@ def test_snapshot_of_a_live_process(procs, tmp_path, py):
 
     r = mh("snapshot", t.pid, cwd=tmp_path)
     assert r.returncode == 0, describe(r)
-    first = tmp_path / ("memhound-heap.%d.1.mhh" % t.pid)
-    assert r.stdout.startswith(first.name), r.stdout
+    # the default name: the pid, then a random tag (docs/security.md)
+    first = tmp_path / r.stdout.split(":")[0]
+    assert re.fullmatch(r"memhound-heap\.%d\.[0-9a-f]{10}\.mhh" % t.pid,
+                        first.name), r.stdout
     assert "paused" in r.stdout and "walk" in r.stdout
     check_dump(first)
 
@@ -151,13 +154,14 @@ def test_snapshot_of_a_live_process(procs, tmp_path, py):
     # the next default name does not overwrite the first
     r = mh("snapshot", t.pid, cwd=tmp_path)
     assert r.returncode == 0, describe(r)
-    check_dump(tmp_path / ("memhound-heap.%d.2.mhh" % t.pid))
+    second = tmp_path / r.stdout.split(":")[0]
+    assert second != first
+    check_dump(second)
 
     t.stop()
     assert not sock.exists(), "the socket outlived the process"
     found = heap_dumps_in_report(t.capture)
-    assert found == [str(first), str(tmp_path / "named.mhh"),
-                     str(tmp_path / ("memhound-heap.%d.2.mhh" % t.pid))]
+    assert found == [str(first), str(tmp_path / "named.mhh"), str(second)]
 
 
 def test_control_protocol(procs, tmp_path):
@@ -252,7 +256,7 @@ def test_root_may_snapshot_another_users_process(procs):
     import tempfile
     tmp = Path(tempfile.mkdtemp(prefix="memhound-test-"))
     try:
-        os.chmod(tmp, 0o777)
+        os.chmod(tmp, 0o1777)  # sticky, like /tmp: memhound refuses 0777
         prog = tmp / "t.py"
         prog.write_text(TARGET.replace("DEADLINE", str(WAIT)))
         stopfile = tmp / "stop"
@@ -440,8 +444,8 @@ def test_dump_heap_without_recording(tmp_path):
     assert r.returncode == 0, describe(r)
     recording, a, b, c = r.stdout.split()
     assert recording == "False"
-    pid = a.split(".")[-3]
-    assert a == str(tmp_path / ("memhound-heap.%s.1.mhh" % pid))
+    assert os.path.dirname(a) == str(tmp_path)
+    assert re.fullmatch(r"memhound-heap\.\d+\.[0-9a-f]{10}\.mhh", os.path.basename(a)), a
     check_dump(a)
     check_dump(b)
 
@@ -500,7 +504,7 @@ def test_sockets_of_killed_processes_are_swept(procs, tmp_path):
     assert r.returncode == 1 and "no process" in r.stderr
     # the next process that records in that directory removes it
     (tmp_path / "stop").unlink(missing_ok=True)
-    t2 = Target(procs, tmp_path, SYSTEM_PY)
+    t2 = Target(procs, tmp_path, SYSTEM_PY, options=("--force",))  # cap.mhc again
     assert Path(t2.socket).parent == sock.parent
     assert not sock.exists()
     t2.stop()
