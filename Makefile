@@ -91,7 +91,7 @@ bench: $(BUILD)/memhound agents
 	/usr/bin/python3 bench/heap_bench.py
 
 demo: $(BUILD)/memhound agent
-	$(BUILD)/memhound run -o $(BUILD)/demo.mhc -- $(PYTHON) examples/leaky_service.py
+	$(BUILD)/memhound run --force -o $(BUILD)/demo.mhc -- $(PYTHON) examples/leaky_service.py
 	$(BUILD)/memhound report $(BUILD)/demo.mhc
 
 install: $(BUILD)/memhound agents

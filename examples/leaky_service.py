@@ -12,7 +12,7 @@ any one moment.
 The script drives its own load (a few client threads over loopback) for a
 bounded time and number of requests, then shuts down and exits, so
 
-    memhound run -o build/demo.mhc -- python3 examples/leaky_service.py
+    memhound run --force -o build/demo.mhc -- python3 examples/leaky_service.py
     memhound report build/demo.mhc
 
 shows the memo's fill line as the top growth site.

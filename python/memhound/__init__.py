@@ -228,9 +228,10 @@ def start(path=DEFAULT_PATH, mode="sample", sample_interval=None, max_depth=128,
     `.<pid>` goes before the extension. The capture is created mode 0600,
     never through a symbolic link and never into an existing file: an
     existing `path` raises FileExistsError unless force=True, which
-    replaces a regular file of this user (docs/security.md). mode="sample" records a sample every `sample_interval`
-    bytes on average (the agent's default when None); mode="trace" records
-    every allocation. Returns the capture's path. Stopped at exit.
+    replaces a regular file of this user (docs/security.md).
+    mode="sample" records a sample every `sample_interval` bytes on
+    average (the agent's default when None); mode="trace" records every
+    allocation. Returns the capture's path. Stopped at exit.
 
     Raises AgentNotAvailableError (an ImportError) when no agent is built
     for this interpreter, RuntimeError when already recording, OSError when

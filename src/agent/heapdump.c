@@ -1547,11 +1547,11 @@ mh_heap_reap(void)
 }
 
 PyObject *
-mh_py_create_error(const char *path, int err)
+mh_py_create_error(const char *path, int flags, int err)
 {
     char why[PATH_MAX + 256];
     /* Under `memhound run` or `guard`, the user's switch is --force. */
-    mh_file_create_error(path, mh_writer_create_flags(), err,
+    mh_file_create_error(path, flags, err,
                          getenv("MEMHOUND_OUTPUT") ? "--force" : "force=True",
                          why, sizeof(why));
     PyObject *exc = Py_BuildValue("(is)", err, why);
@@ -1637,12 +1637,13 @@ mh_py_dump_heap(PyObject *module, PyObject *args)
         return NULL;
     struct mh_heap_dump_result r;
     int flags = mh_writer_is_open() ? mh_writer_create_flags() : 0;
+    flags |= force ? MH_FILE_FORCE : 0;
     int rc = heap_dump(PyBytes_AS_STRING(path_obj),
                        mh_writer_is_open() ? mh_writer_path() : "", wait,
-                       flags | (force ? MH_FILE_FORCE : 0), &r);
+                       flags, &r);
     if (rc && r.create_failed) {
         int err = errno;
-        mh_py_create_error(PyBytes_AS_STRING(path_obj), err);
+        mh_py_create_error(PyBytes_AS_STRING(path_obj), flags, err);
         Py_DECREF(path_obj);
         return NULL;
     }

@@ -38,8 +38,8 @@ int mh_heap_reap(void);
  * Returns {"pid": child, "pause_ns": n}, raises OSError. */
 PyObject *mh_py_dump_heap(PyObject *module, PyObject *args);
 
-/* Raises OSError(err, why) for a file mh_file_create_private() could not
- * create at `path`, worded by mh_file_create_error(); returns NULL. */
-PyObject *mh_py_create_error(const char *path, int err);
+/* Raises OSError(err, why) for a file mh_file_create_private(path, flags)
+ * could not create, worded by mh_file_create_error(); returns NULL. */
+PyObject *mh_py_create_error(const char *path, int flags, int err);
 
 #endif

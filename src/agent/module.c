@@ -205,7 +205,7 @@ mh_start(PyObject *module, PyObject *args, PyObject *kw)
     if (mh_writer_open(path, &h,
                        mode == MH_MODE_TRACE ? MH_MODE_TRACE : MH_MODE_SAMPLE,
                        interval, max_depth)) {
-        mh_py_create_error(path, errno);
+        mh_py_create_error(path, mh_writer_create_flags(), errno);
         goto done;
     }
     mh_writer_open_control();
@@ -339,7 +339,8 @@ mh_after_fork_child(PyObject *module, PyObject *args)
         int err = errno;
         session_active = 0;
         mh_tracker_stop();
-        mh_py_create_error(PyBytes_AS_STRING(path_obj), err);
+        mh_py_create_error(PyBytes_AS_STRING(path_obj),
+                           mh_writer_create_flags(), err);
         Py_DECREF(path_obj);
         return NULL;
     }
