@@ -311,6 +311,8 @@ def test_directory_of_another_user_is_refused(tmp_path, other_user):
            SYSTEM_PY, "-c", "print('ran')")
     assert r.returncode == 1 and "ran" not in r.stdout, describe(r)
     assert "belongs to another user" in r.stderr, describe(r)
+    r = mh("guard", "--snapshot-dir", theirs, "--rss-limit", "1g", "--pid", "999999999")
+    assert r.returncode == 1 and "belongs to another user" in r.stderr, describe(r)
 
 
 # --- directories ---------------------------------------------------------------
@@ -330,6 +332,9 @@ def test_world_writable_directory_is_refused_unless_sticky(tmp_path):
     r = mh("guard", "--snapshot-dir", ww, "--rss-limit", "1g", "--", SYSTEM_PY, "-c",
            "print('ran')")
     assert r.returncode == 1 and "ran" not in r.stdout and want in r.stderr, describe(r)
+    # --pid: no capture template to check, only the dump directory
+    r = mh("guard", "--snapshot-dir", ww, "--rss-limit", "1g", "--pid", "999999999")
+    assert r.returncode == 1 and want in r.stderr, describe(r)
     # group-writable too; a sticky one (like /tmp) is fine
     os.chmod(ww, 0o770)
     r = mh("run", "-o", ww / "x.mhc", "--", SYSTEM_PY, prog(tmp_path))
