@@ -21,11 +21,13 @@ struct mh_heap_dump_result {
 };
 
 /* Forks a child that writes the dump of this process to `path` (created
- * safely, 0600: mh_file_create_private() with the session's flags). Must be called with the GIL held (from any thread); the caller's
- * other threads keep running. `capture` is the target's capture path to
- * name in the dump header (may be ""). Returns 0, or -1 with errno set.
- * With wait != 0, waits for the child and returns -1 with errno = EIO if
- * it failed (for the in-process API and tests). */
+ * safely, 0600: mh_file_create_private() with the session's flags).
+ * Must be called with the GIL held (from any thread); the caller's other
+ * threads keep running. `capture` is the target's capture path to name in
+ * the dump header (may be ""). Returns 0, or -1 with errno set (and
+ * res->create_failed when the file could not be created). With wait != 0,
+ * waits for the child and returns -1 with errno = EIO if it failed (for
+ * the in-process API and tests). */
 int mh_heap_dump(const char *path, const char *capture, int wait,
                  struct mh_heap_dump_result *res);
 

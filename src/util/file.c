@@ -233,8 +233,10 @@ mh_file_preflight(const char *path, int flags, const char *force_hint,
         return -1;
     }
     if (!(flags & MH_FILE_FORCE)) {
-        snprintf(why, n, "cannot create '%s': the file exists; pass %s to %s "
-                 "it", path, force_hint, verb);
+        snprintf(why, n,
+                 "cannot create '%s': the file exists; pass %s to %s "
+                 "it",
+                 path, force_hint, verb);
         return -1;
     }
     if (st.st_uid != geteuid()) {
@@ -329,10 +331,9 @@ replace_existing(const char *path)
 int
 mh_file_create_private(const char *path, int flags)
 {
-    int fd = open(path,
-                  O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_NOCTTY |
-                      O_CLOEXEC,
-                  0600);
+    int fd = open(
+        path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_NOCTTY | O_CLOEXEC,
+        0600);
     if (fd >= 0 || errno != EEXIST || !(flags & MH_FILE_FORCE))
         return fd;
     struct stat st;

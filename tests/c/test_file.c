@@ -280,8 +280,7 @@ MH_TEST(file_create_never_follows_a_symlink)
         CHECK_EQ_INT(lstat(path, &st), 0);
         CHECK(S_ISLNK(st.st_mode));
     }
-    CHECK_EQ_INT(mh_file_create_private(path, MH_FILE_FORCE |
-                                                  MH_FILE_APPEND),
+    CHECK_EQ_INT(mh_file_create_private(path, MH_FILE_FORCE | MH_FILE_APPEND),
                  -1);
     CHECK_EQ_STR(read_text(target), "MY DATA");
     /* A dangling link must not create its target either. */
@@ -314,8 +313,7 @@ MH_TEST(file_create_refuses_fifo_and_devices)
     alarm(10);
     CHECK_EQ_INT(mh_file_create_private(path, 0), -1);
     CHECK_EQ_INT(mh_file_create_private(path, MH_FILE_FORCE), -1);
-    CHECK_EQ_INT(mh_file_create_private(path, MH_FILE_FORCE |
-                                                  MH_FILE_APPEND),
+    CHECK_EQ_INT(mh_file_create_private(path, MH_FILE_FORCE | MH_FILE_APPEND),
                  -1);
     alarm(0);
     mh_file_create_error(path, MH_FILE_FORCE, EEXIST, "--force", why,
@@ -369,8 +367,7 @@ MH_TEST(file_create_force_refuses_another_users_file)
     errno = 0;
     CHECK_EQ_INT(mh_file_create_private(path, MH_FILE_FORCE), -1);
     CHECK_EQ_INT(errno, EPERM);
-    CHECK_EQ_INT(mh_file_create_private(path, MH_FILE_FORCE |
-                                                  MH_FILE_APPEND),
+    CHECK_EQ_INT(mh_file_create_private(path, MH_FILE_FORCE | MH_FILE_APPEND),
                  -1);
     CHECK_EQ_STR(read_text(path), "THEIR DATA");
     struct stat st;
@@ -403,8 +400,7 @@ MH_TEST(file_create_append_to_own_log)
     /* A hard link could be a name of someone else's file. */
     snprintf(link2, sizeof(link2), "%s/second", dir);
     CHECK_EQ_INT(link(path, link2), 0);
-    CHECK_EQ_INT(mh_file_create_private(path, MH_FILE_FORCE |
-                                                  MH_FILE_APPEND),
+    CHECK_EQ_INT(mh_file_create_private(path, MH_FILE_FORCE | MH_FILE_APPEND),
                  -1);
     CHECK_EQ_STR(read_text(path), "line 1\nline 2\n");
     rm_tree(dir);
@@ -418,9 +414,9 @@ MH_TEST(file_preflight_absent_is_fine)
     CHECK_EQ_INT(mh_file_preflight(path, 0, "--force", why, sizeof(why)), 0);
     write_text(path, "x", 0600);
     CHECK_EQ_INT(mh_file_preflight(path, 0, "--force", why, sizeof(why)), -1);
-    CHECK_EQ_INT(mh_file_preflight(path, MH_FILE_FORCE, "--force", why,
-                                   sizeof(why)),
-                 0);
+    CHECK_EQ_INT(
+        mh_file_preflight(path, MH_FILE_FORCE, "--force", why, sizeof(why)),
+        0);
     rm_tree(dir);
 }
 
