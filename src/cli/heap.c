@@ -12,6 +12,7 @@
 #include "../analysis/heap_diff.h"
 #include "../analysis/heap_top.h"
 #include "../analysis/heap_why.h"
+#include "../format/chunk.h"
 #include "../render/heap_json.h"
 #include "../render/heap_text.h"
 #include "../util/file.h"
@@ -220,7 +221,7 @@ static int
 load(struct mh_heap_an *a, struct mh_heap_types *types, const char *path)
 {
     struct mh_file f;
-    int rc = mh_file_map(&f, path, 0);
+    int rc = mh_file_map(&f, path, 0, &mh_chunk_heap_input);
     if (rc) {
         mh_errorf("%s", f.error);
         return MH_EXIT_FAIL;
@@ -242,7 +243,7 @@ static int
 load_capture(struct mh_cap_reader *r, const char *path)
 {
     struct mh_file f;
-    int rc = mh_file_map(&f, path, 0);
+    int rc = mh_file_map(&f, path, 0, &mh_chunk_capture_input);
     if (rc) {
         mh_errorf("%s", f.error);
         return MH_EXIT_FAIL;

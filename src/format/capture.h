@@ -15,6 +15,17 @@
 #define MH_CAP_CHUNK_ZSTD 0x01
 #define MH_CAP_CHUNK_MAX (64u << 20)
 #define MH_CAP_CHUNK_RAW_MAX (256u << 20)
+/* The most a reader decompresses from one file (captures and heap dumps
+ * alike): MH_CAP_INFLATE_RATIO times the file's size, plus
+ * MH_CAP_INFLATE_FIXED so a small file may hold one whole chunk of the
+ * largest a writer makes. Real files stay far below it: whole captures
+ * reach 1100 (trace-all of a loop that makes and drops one object),
+ * single chunks of captures and dumps 1300, zstd level 1's ceiling on
+ * repetitive records (docs/capture-format.md, "Limits"). It bounds the
+ * CPU a crafted file costs, since decompressing is what a bomb makes the
+ * reader do. */
+#define MH_CAP_INFLATE_RATIO 4096u
+#define MH_CAP_INFLATE_FIXED ((uint64_t)MH_CAP_CHUNK_MAX)
 
 #define MH_CAP_STR_MAX (64u << 10)
 #define MH_CAP_DEPTH_MAX 1024

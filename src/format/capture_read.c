@@ -50,6 +50,7 @@ void
 mh_cap_reader_init(struct mh_cap_reader *r)
 {
     memset(r, 0, sizeof(*r));
+    r->inflate_fixed = MH_CAP_INFLATE_FIXED;
 }
 
 void
@@ -72,7 +73,9 @@ mh_cap_reader_release(struct mh_cap_reader *r)
     mh_free(r->frames);
     mh_free(r->stacks);
     mh_free(r->stack_frames);
+    uint64_t fixed = r->inflate_fixed;
     mh_cap_reader_init(r);
+    r->inflate_fixed = fixed;
 }
 
 /* --- errors --------------------------------------------------------- */
@@ -621,7 +624,8 @@ mh_cap_parse(struct mh_cap_reader *r, const uint8_t *buf, size_t len,
     memset(&r->stacks[0], 0, sizeof(r->stacks[0]));
     r->nstrings = r->ncodes = r->nframes = r->nstacks = 1;
 
-    mh_chunk_reader_init(&pv->ck, "capture", MH_CAP_MAGIC, MH_CAP_VERSION);
+    mh_chunk_reader_init(&pv->ck, &mh_chunk_capture);
+    pv->ck.inflate_fixed = r->inflate_fixed;
     return parse_chunks(&ps, buf, len);
 }
 

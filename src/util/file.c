@@ -1,6 +1,7 @@
 /* Whole-file input for the CLI. A regular file is mapped, so a multi-GB
  * capture costs page cache rather than heap; anything else is read into
- * a capped buffer. Errors are worded for the user as they stand. */
+ * a capped buffer, checked piece by piece as it comes. Errors are worded
+ * for the user as they stand. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
@@ -24,28 +25,13 @@ static int MH_PRINTF(3, 4)
     return code;
 }
 
-/* "12.0 GiB", "300 bytes" */
-static const char *
-human(char *out, size_t n, unsigned long long v)
-{
-    if (v < 1024)
-        snprintf(out, n, "%llu bytes", v);
-    else if (v < (1ull << 20))
-        snprintf(out, n, "%.1f KiB", v / 1024.0);
-    else if (v < (1ull << 30))
-        snprintf(out, n, "%.1f MiB", v / (1024.0 * 1024.0));
-    else
-        snprintf(out, n, "%.1f GiB", v / (1024.0 * 1024.0 * 1024.0));
-    return out;
-}
-
 static int
 too_big(struct mh_file *f, const char *path, unsigned long long size,
         size_t max)
 {
     char a[32], b[32];
-    human(a, sizeof(a), size);
-    human(b, sizeof(b), max);
+    mh_size_text(a, sizeof(a), size);
+    mh_size_text(b, sizeof(b), max);
     if (size && !strcmp(a, b)) {
         /* Rounded, they look alike: say it in bytes. */
         snprintf(a, sizeof(a), "%llu bytes", size);
@@ -59,10 +45,12 @@ too_big(struct mh_file *f, const char *path, unsigned long long size,
                      path, b);
 }
 
-/* Reads fd to its end into f->heap_. */
+/* Reads fd to its end into f->heap_, checking each piece with `check`. */
 static int
-read_all(struct mh_file *f, int fd, const char *path, size_t max)
+read_all(struct mh_file *f, int fd, const char *path, size_t max,
+         const struct mh_file_check *check)
 {
+    size_t state = 0;
     if (max > MH_FILE_READ_MAX)
         max = MH_FILE_READ_MAX;
     struct mh_buf b;
@@ -107,6 +95,13 @@ read_all(struct mh_file *f, int fd, const char *path, size_t max)
         if (got == 0)
             break;
         b.len += (size_t)got;
+        char why[200];
+        if (check &&
+            (rc = check->prefix(check->arg, b.data, b.len, &state, why,
+                                sizeof(why)))) {
+            mh_buf_release(&b);
+            return file_fail(f, rc, "cannot read '%s': %s", path, why);
+        }
     }
     if (b.len == 0) {
         mh_buf_release(&b);
@@ -119,7 +114,8 @@ read_all(struct mh_file *f, int fd, const char *path, size_t max)
 }
 
 int
-mh_file_map(struct mh_file *f, const char *path, size_t max)
+mh_file_map(struct mh_file *f, const char *path, size_t max,
+            const struct mh_file_check *check)
 {
     memset(f, 0, sizeof(*f));
     if (max == 0)
@@ -144,7 +140,7 @@ mh_file_map(struct mh_file *f, const char *path, size_t max)
         goto cleanup;
     }
     if (!S_ISREG(st.st_mode)) {
-        rc = read_all(f, fd, path, max);
+        rc = read_all(f, fd, path, max, check);
         goto cleanup;
     }
     if (st.st_size == 0) {
@@ -158,7 +154,7 @@ mh_file_map(struct mh_file *f, const char *path, size_t max)
     void *map = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
     if (map == MAP_FAILED) {
         /* Some file systems cannot map; reading still works. */
-        rc = read_all(f, fd, path, max);
+        rc = read_all(f, fd, path, max, check);
         goto cleanup;
     }
     madvise(map, (size_t)st.st_size, MADV_SEQUENTIAL);

@@ -12,6 +12,7 @@
 
 #include "format/capture_read.h"
 #include "format/capture_write.h"
+#include "format/chunk.h"
 #include "faulty.h"
 #include "harness.h"
 #include "util/file.h"
@@ -1719,7 +1720,7 @@ check_fixture(const char *name, int level, int cut_last,
         write_fixture(path, g.file.data, len);
 
     struct mh_file f;
-    int rc = mh_file_map(&f, path, 0);
+    int rc = mh_file_map(&f, path, 0, &mh_chunk_capture_input);
     if (rc)
         fprintf(stderr, "%s\n", f.error);
     CHECK_EQ_INT(rc, MH_OK);

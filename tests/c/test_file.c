@@ -30,15 +30,15 @@ MH_TEST(file_maps_regular)
     char path[64];
     temp_file(path, sizeof(path), 5000, 'q');
     struct mh_file f;
-    CHECK_EQ_INT(mh_file_map(&f, path, 0), MH_OK);
+    CHECK_EQ_INT(mh_file_map(&f, path, 0, NULL), MH_OK);
     CHECK_EQ_INT(f.len, 5000);
     CHECK(f.data[0] == 'q' && f.data[4999] == 'q');
     mh_file_unmap(&f);
     CHECK(f.data == NULL && f.len == 0);
     /* Exactly at the cap is fine; one byte over is not. */
-    CHECK_EQ_INT(mh_file_map(&f, path, 5000), MH_OK);
+    CHECK_EQ_INT(mh_file_map(&f, path, 5000, NULL), MH_OK);
     mh_file_unmap(&f);
-    CHECK_EQ_INT(mh_file_map(&f, path, 4999), MH_ETOOBIG);
+    CHECK_EQ_INT(mh_file_map(&f, path, 4999, NULL), MH_ETOOBIG);
     char want[160];
     snprintf(want, sizeof(want),
              "cannot read '%s': file is 5000 bytes, over the 4999 bytes "
@@ -48,7 +48,7 @@ MH_TEST(file_maps_regular)
     mh_file_unmap(&f); /* harmless after a failure */
     unlink(path);
     temp_file(path, sizeof(path), 3 << 20, 'z');
-    CHECK_EQ_INT(mh_file_map(&f, path, 1 << 20), MH_ETOOBIG);
+    CHECK_EQ_INT(mh_file_map(&f, path, 1 << 20, NULL), MH_ETOOBIG);
     snprintf(want, sizeof(want),
              "cannot read '%s': file is 3.0 MiB, over the 1.0 MiB limit",
              path);
@@ -59,15 +59,15 @@ MH_TEST(file_maps_regular)
 MH_TEST(file_errors)
 {
     struct mh_file f;
-    CHECK_EQ_INT(mh_file_map(&f, "/nonexistent/x.mhc", 0), MH_EIO);
+    CHECK_EQ_INT(mh_file_map(&f, "/nonexistent/x.mhc", 0, NULL), MH_EIO);
     CHECK_EQ_STR(f.error, "cannot open '/nonexistent/x.mhc': No such file or "
                           "directory");
     CHECK(f.data == NULL);
-    CHECK_EQ_INT(mh_file_map(&f, "/tmp", 0), MH_EIO);
+    CHECK_EQ_INT(mh_file_map(&f, "/tmp", 0, NULL), MH_EIO);
     CHECK_EQ_STR(f.error, "cannot read '/tmp': Is a directory");
     char path[64];
     temp_file(path, sizeof(path), 0, 0);
-    CHECK_EQ_INT(mh_file_map(&f, path, 0), MH_EFORMAT);
+    CHECK_EQ_INT(mh_file_map(&f, path, 0, NULL), MH_EFORMAT);
     char want[128];
     snprintf(want, sizeof(want), "cannot read '%s': file is empty", path);
     CHECK_EQ_STR(f.error, want);
@@ -75,7 +75,7 @@ MH_TEST(file_errors)
     if (geteuid() != 0) { /* root reads anything */
         temp_file(path, sizeof(path), 3, 'x');
         CHECK_EQ_INT(chmod(path, 0), 0);
-        CHECK_EQ_INT(mh_file_map(&f, path, 0), MH_EIO);
+        CHECK_EQ_INT(mh_file_map(&f, path, 0, NULL), MH_EIO);
         snprintf(want, sizeof(want), "cannot open '%s': Permission denied",
                  path);
         CHECK_EQ_STR(f.error, want);
@@ -112,7 +112,7 @@ MH_TEST(file_reads_pipe)
 {
     stdin_from_pipe(200000);
     struct mh_file f;
-    CHECK_EQ_INT(mh_file_map(&f, "-", 0), MH_OK);
+    CHECK_EQ_INT(mh_file_map(&f, "-", 0, NULL), MH_OK);
     CHECK_EQ_INT(f.len, 200000);
     CHECK(f.data[0] == 'p' && f.data[199999] == 'p');
     mh_file_unmap(&f);
@@ -122,7 +122,7 @@ MH_TEST(file_pipe_cap)
 {
     stdin_from_pipe(100);
     struct mh_file f;
-    CHECK_EQ_INT(mh_file_map(&f, "-", 99), MH_ETOOBIG);
+    CHECK_EQ_INT(mh_file_map(&f, "-", 99, NULL), MH_ETOOBIG);
     CHECK_EQ_STR(f.error, "cannot read '<stdin>': over the 99 bytes limit");
     CHECK(f.data == NULL);
 }
@@ -131,7 +131,7 @@ MH_TEST(file_pipe_exact_cap)
 {
     stdin_from_pipe(100);
     struct mh_file f;
-    CHECK_EQ_INT(mh_file_map(&f, "-", 100), MH_OK);
+    CHECK_EQ_INT(mh_file_map(&f, "-", 100, NULL), MH_OK);
     CHECK_EQ_INT(f.len, 100);
     mh_file_unmap(&f);
 }
@@ -140,7 +140,7 @@ MH_TEST(file_pipe_empty)
 {
     stdin_from_pipe(0);
     struct mh_file f;
-    CHECK_EQ_INT(mh_file_map(&f, "-", 0), MH_EFORMAT);
+    CHECK_EQ_INT(mh_file_map(&f, "-", 0, NULL), MH_EFORMAT);
     CHECK_EQ_STR(f.error, "cannot read '<stdin>': file is empty");
 }
 
@@ -166,7 +166,7 @@ MH_TEST(file_pipe_no_memory)
     struct mh_mem_ops ops = {fail_realloc, plain_free, NULL};
     mh_mem_set(&ops);
     struct mh_file f;
-    CHECK_EQ_INT(mh_file_map(&f, "-", 0), MH_ENOMEM);
+    CHECK_EQ_INT(mh_file_map(&f, "-", 0, NULL), MH_ENOMEM);
     mh_mem_set(NULL);
     CHECK_EQ_STR(f.error, "cannot read '<stdin>': out of memory");
 }
