@@ -232,10 +232,15 @@ load(struct mh_heap_an *a, struct mh_heap_types *types, const char *path)
         mh_errorf("cannot read heap dump '%s': %s", path, a->error);
         return MH_EXIT_FAIL;
     }
-    if (a->dump.truncated)
-        mh_warnf("heap dump '%s' is truncated at offset %llu (the walker "
-                 "was probably killed); analysing what comes before",
-                 path, (unsigned long long)a->dump.truncated_at);
+    const struct mh_heap_dump *d = &a->dump;
+    if (d->truncated)
+        mh_warnf("heap dump '%s' is cut short (the walker was probably "
+                 "killed): it ends inside the chunk at offset %llu, whose "
+                 "%llu bytes are unusable, and has no END record; analysing "
+                 "the %lu objects before",
+                 path, (unsigned long long)d->truncated_at,
+                 (unsigned long long)(d->file_bytes - d->truncated_at),
+                 (unsigned long)d->nobjs);
     return MH_EXIT_OK;
 }
 

@@ -18,12 +18,15 @@
 /* The most a reader decompresses from one file (captures and heap dumps
  * alike): MH_CAP_INFLATE_RATIO times the file's size, plus
  * MH_CAP_INFLATE_FIXED so a small file may hold one whole chunk of the
- * largest a writer makes. Real files stay far below it: whole captures
- * reach 1100 (trace-all of a loop that makes and drops one object),
- * single chunks of captures and dumps 1300, zstd level 1's ceiling on
- * repetitive records (docs/capture-format.md, "Limits"). It bounds the
- * CPU a crafted file costs, since decompressing is what a bomb makes the
- * reader do. */
+ * largest a writer makes. No file memhound writes comes near it: its
+ * compressor's 16 KiB window (capture_write.c) makes a zstd block of at
+ * most 16 KiB cost at least 4 bytes, so 4096 is the writers' ceiling,
+ * which chunk and frame headers keep them under; real captures and dumps
+ * reach 1100 as a whole and 1300 in one chunk (trace-all of a loop that
+ * makes and drops one object; a list of 2 million Nones). A larger
+ * window in the writer must raise this. The cap is what bounds the CPU a
+ * crafted file costs, since decompressing is what a bomb makes the
+ * reader do (docs/capture-format.md, "Rules a reader enforces"). */
 #define MH_CAP_INFLATE_RATIO 4096u
 #define MH_CAP_INFLATE_FIXED ((uint64_t)MH_CAP_CHUNK_MAX)
 

@@ -651,6 +651,7 @@ parse_chunks(struct parser *ps, const uint8_t *buf, size_t len)
         return mh_parse_fail(&ps->err, rc, c->error_offset, "%s", c->error);
     d->truncated = c->truncated;
     d->truncated_at = c->truncated_at;
+    d->file_bytes = len;
     /* The decompression buffer is not needed any more. */
     mh_chunk_reader_release(c);
     return MH_OK;

@@ -107,7 +107,8 @@ struct mh_heap_dump {
 
     uint64_t chunks;       /* complete chunks read */
     int truncated;         /* the dump ends inside a chunk */
-    uint64_t truncated_at; /* that chunk's offset */
+    uint64_t truncated_at; /* that chunk's offset: what follows is lost */
+    uint64_t file_bytes;   /* the length of the buffer parsed */
     uint64_t error_offset;
     char error[200]; /* why mh_heap_parse() failed */
 
