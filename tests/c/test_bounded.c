@@ -2,11 +2,7 @@
  * untrusted files"): the decompression cap on each side of its boundary,
  * inputs refused from their first bytes, and heap dumps cut short. All
  * fast: they run in every `make test-c`. */
-#include <fcntl.h>
-#include <signal.h>
 #include <stdint.h>
-#include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <zstd.h>
@@ -20,14 +16,6 @@
 #include "util/file.h"
 
 #define UNKNOWN_SIZED_TAG 0xF0 /* a record from a newer writer: skipped */
-
-static double
-seconds(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 /* A capture: a stored HEADER chunk, then one zstd chunk (at *bomb_at)
  * whose payload is a record of `zeros` zero bytes that the reader skips,
@@ -134,10 +122,10 @@ MH_TEST(inflate_cap_refuses_before_decompressing)
                    MH_CAP_INFLATE_FIXED;
     size_t first_over = (size_t)(cap / raw); /* chunks that fit */
     struct mh_cap_reader r;
-    double t0 = seconds();
+    double t0 = mh_test_now();
     CHECK_EQ_INT(parse_with_fixed(&big, MH_CAP_INFLATE_FIXED, &r),
                  MH_ETOOBIG);
-    double took = seconds() - t0;
+    double took = mh_test_now() - t0;
     CHECK_EQ_INT(r.error_offset, at + first_over * one);
     CHECK_EQ_INT(r.chunks, 0); /* not even the HEADER chunk was parsed */
     printf("%zu-byte bomb (%zu chunks of %zu MiB) refused in %.4f s\n",
@@ -191,77 +179,7 @@ MH_TEST(inflate_cap_heap_dump)
     mh_buf_release(&file);
 }
 
-/* ---- inputs checked as they arrive ---- */
-
-/* Standard input becomes a pipe fed `head` and then `fill` bytes
- * forever (until the reader closes it). Returns the feeder's pid. */
-static pid_t
-stdin_endless(const void *head, size_t nhead, int fill)
-{
-    int fds[2];
-    CHECK_EQ_INT(pipe(fds), 0);
-    pid_t pid = fork();
-    CHECK(pid >= 0);
-    if (pid == 0) {
-        close(fds[0]);
-        signal(SIGPIPE, SIG_DFL);
-        if (nhead && write(fds[1], head, nhead) != (ssize_t)nhead)
-            _exit(1);
-        char block[65536];
-        memset(block, fill, sizeof(block));
-        for (;;)
-            if (write(fds[1], block, sizeof(block)) < 0)
-                _exit(0);
-    }
-    close(fds[1]);
-    CHECK_EQ_INT(dup2(fds[0], 0), 0);
-    close(fds[0]);
-    return pid;
-}
-
-static void
-expect_stream_refused(const void *head, size_t nhead, int fill,
-                      const struct mh_file_check *check, const char *want)
-{
-    pid_t pid = stdin_endless(head, nhead, fill);
-    struct mh_file f;
-    double t0 = seconds();
-    CHECK_EQ_INT(mh_file_map(&f, "-", 0, check), MH_EFORMAT);
-    double took = seconds() - t0;
-    if (strcmp(f.error, want))
-        fprintf(stderr, "got '%s'\n", f.error);
-    CHECK_EQ_STR(f.error, want);
-    CHECK(took < 1.0);
-    close(0);
-    int st;
-    CHECK_EQ_INT(waitpid(pid, &st, 0), pid);
-}
-
-MH_TEST(stream_of_zeros_refused_at_once)
-{
-    expect_stream_refused(NULL, 0, 0, &mh_chunk_capture_input,
-                          "cannot read '<stdin>': not a memhound capture "
-                          "(bad magic at offset 0)");
-}
-
-MH_TEST(stream_header_then_garbage_refused_at_once)
-{
-    static const uint8_t head[] = "\x89MHH\r\n\x1a\n\x01\x00\x00\x00";
-    expect_stream_refused(head, 12, 'x', &mh_chunk_heap_input,
-                          "cannot read '<stdin>': offset 12: expected a "
-                          "chunk (tag 0x4b), found byte 0x78");
-}
-
-MH_TEST(device_refused_at_once)
-{
-    struct mh_file f;
-    double t0 = seconds();
-    CHECK_EQ_INT(mh_file_map(&f, "/dev/zero", 0, &mh_chunk_heap_input),
-                 MH_EFORMAT);
-    CHECK(seconds() - t0 < 1.0);
-    CHECK_EQ_STR(f.error, "cannot read '/dev/zero': not a memhound heap "
-                          "dump (bad magic at offset 0)");
-}
+/* ---- inputs checked as they arrive (test_file.c has the pipes) ---- */
 
 /* Every prefix of a good capture passes the check, however the bytes
  * arrive; a bad chunk is caught as soon as its header is in. */

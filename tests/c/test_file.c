@@ -1,9 +1,12 @@
-/* mh_file_map(): mapped files, pipes, and the errors the CLI shows. */
+/* mh_file_map(): mapped files, pipes, and the errors the CLI shows; a
+ * stream that is not a capture refused from its first bytes. */
 #include <errno.h>
 #include <stdint.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
+#include "format/chunk.h"
 #include "harness.h"
 #include "util/file.h"
 #include "util/mem.h"
@@ -83,9 +86,10 @@ MH_TEST(file_errors)
     }
 }
 
-/* Feeds `n` bytes through a pipe as standard input. */
-static void
-stdin_from_pipe(size_t n)
+/* Standard input becomes a pipe fed `head`, then `n` bytes of `fill`
+ * (SIZE_MAX: until the reader closes it). Returns the feeder's pid. */
+static pid_t
+stdin_fed(const void *head, size_t nhead, int fill, size_t n)
 {
     int fds[2];
     CHECK_EQ_INT(pipe(fds), 0);
@@ -93,19 +97,30 @@ stdin_from_pipe(size_t n)
     CHECK(pid >= 0);
     if (pid == 0) {
         close(fds[0]);
+        if (nhead && write(fds[1], head, nhead) != (ssize_t)nhead)
+            _exit(1);
         char block[4096];
-        memset(block, 'p', sizeof(block));
+        memset(block, fill, sizeof(block));
         while (n) {
             size_t k = n < sizeof(block) ? n : sizeof(block);
             if (write(fds[1], block, k) != (ssize_t)k)
-                _exit(1);
-            n -= k;
+                _exit(n == SIZE_MAX ? 0 : 1); /* the reader is done */
+            if (n != SIZE_MAX)
+                n -= k;
         }
         _exit(0);
     }
     close(fds[1]);
     CHECK_EQ_INT(dup2(fds[0], 0), 0);
     close(fds[0]);
+    return pid;
+}
+
+/* Feeds `n` bytes through a pipe as standard input. */
+static void
+stdin_from_pipe(size_t n)
+{
+    (void)stdin_fed(NULL, 0, 'p', n);
 }
 
 MH_TEST(file_reads_pipe)
@@ -169,4 +184,50 @@ MH_TEST(file_pipe_no_memory)
     CHECK_EQ_INT(mh_file_map(&f, "-", 0, NULL), MH_ENOMEM);
     mh_mem_set(NULL);
     CHECK_EQ_STR(f.error, "cannot read '<stdin>': out of memory");
+}
+
+/* ---- inputs checked as they arrive (docs/security.md) ---- */
+
+static void
+expect_stream_refused(const void *head, size_t nhead, int fill,
+                      const struct mh_file_check *check, const char *want)
+{
+    pid_t pid = stdin_fed(head, nhead, fill, SIZE_MAX);
+    struct mh_file f;
+    double t0 = mh_test_now();
+    CHECK_EQ_INT(mh_file_map(&f, "-", 0, check), MH_EFORMAT);
+    double took = mh_test_now() - t0;
+    if (strcmp(f.error, want))
+        fprintf(stderr, "got '%s'\n", f.error);
+    CHECK_EQ_STR(f.error, want);
+    CHECK(took < 1.0);
+    close(0);
+    int st;
+    CHECK_EQ_INT(waitpid(pid, &st, 0), pid);
+}
+
+MH_TEST(stream_of_zeros_refused_at_once)
+{
+    expect_stream_refused(NULL, 0, 0, &mh_chunk_capture_input,
+                          "cannot read '<stdin>': not a memhound capture "
+                          "(bad magic at offset 0)");
+}
+
+MH_TEST(stream_header_then_garbage_refused_at_once)
+{
+    static const uint8_t head[] = "\x89MHH\r\n\x1a\n\x01\x00\x00\x00";
+    expect_stream_refused(head, 12, 'x', &mh_chunk_heap_input,
+                          "cannot read '<stdin>': offset 12: expected a "
+                          "chunk (tag 0x4b), found byte 0x78");
+}
+
+MH_TEST(device_refused_at_once)
+{
+    struct mh_file f;
+    double t0 = mh_test_now();
+    CHECK_EQ_INT(mh_file_map(&f, "/dev/zero", 0, &mh_chunk_heap_input),
+                 MH_EFORMAT);
+    CHECK(mh_test_now() - t0 < 1.0);
+    CHECK_EQ_STR(f.error, "cannot read '/dev/zero': not a memhound heap "
+                          "dump (bad magic at offset 0)");
 }
