@@ -15,8 +15,7 @@
 #include "heap.h"
 
 void
-mh_chunk_reader_init(struct mh_chunk_reader *c,
-                     const struct mh_chunk_kind *k)
+mh_chunk_reader_init(struct mh_chunk_reader *c, const struct mh_chunk_kind *k)
 {
     memset(c, 0, sizeof(*c));
     c->what = k->what;
@@ -305,8 +304,7 @@ truncated(struct mh_chunk_reader *c, size_t off)
  * flags when it is whole and well formed, 0 at the end of the buffer or
  * when the buffer cuts it, or the error (c->error set). No CRC check. */
 static int
-frame_check(struct mh_chunk_reader *c, size_t off, uint32_t *n,
-            uint8_t *flags)
+frame_check(struct mh_chunk_reader *c, size_t off, uint32_t *n, uint8_t *flags)
 {
     if (off >= c->len_)
         return 0;

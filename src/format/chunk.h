@@ -70,9 +70,9 @@ struct mh_chunk_kind {
 extern const struct mh_chunk_kind mh_chunk_capture, mh_chunk_heap;
 
 /* Whether buf[0..len), the first bytes of a stream still arriving, can
- * begin a file of `kind` (a struct mh_chunk_kind): its file header as far as it goes, then the
- * framing of each chunk (tag, length and flags; no CRC, nothing
- * decompressed). Call again as the buffer grows, with the same *next
+ * begin a file of `kind` (a struct mh_chunk_kind): its file header as far as
+ * it goes, then the framing of each chunk (tag, length and flags; no CRC,
+ * nothing decompressed). Call again as the buffer grows, with the same *next
  * (0 at first: the offset of the next chunk to check). Returns MH_OK, or
  * MH_EFORMAT with the reason in err[0..cap), worded as the readers word
  * it. What a stream that is not a capture costs is then its first bytes,

@@ -105,7 +105,8 @@ header(FILE *out, const struct mh_heap_view *v)
     if (d->truncated)
         fprintf(out,
                 "  warning: the dump is cut short (the walker was stopped?): "
-                "it ends inside the chunk at offset %" PRIu64 ", whose %" PRIu64
+                "it ends inside the chunk at offset %" PRIu64
+                ", whose %" PRIu64
                 " bytes are unusable; objects written after them are "
                 "missing\n",
                 d->truncated_at, d->file_bytes - d->truncated_at);

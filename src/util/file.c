@@ -96,9 +96,8 @@ read_all(struct mh_file *f, int fd, const char *path, size_t max,
             break;
         b.len += (size_t)got;
         char why[200];
-        if (check &&
-            (rc = check->prefix(check->arg, b.data, b.len, &state, why,
-                                sizeof(why)))) {
+        if (check && (rc = check->prefix(check->arg, b.data, b.len, &state,
+                                         why, sizeof(why)))) {
             mh_buf_release(&b);
             return file_fail(f, rc, "cannot read '%s': %s", path, why);
         }

@@ -118,13 +118,12 @@ MH_TEST(inflate_cap_refuses_before_decompressing)
     CHECK_EQ_INT(mh_buf_put(&big, file.data, file.len), MH_OK);
     for (size_t i = 1; i < copies; i++)
         CHECK_EQ_INT(mh_buf_put(&big, file.data + at, one), MH_OK);
-    uint64_t cap = (uint64_t)big.len * MH_CAP_INFLATE_RATIO +
-                   MH_CAP_INFLATE_FIXED;
+    uint64_t cap =
+        (uint64_t)big.len * MH_CAP_INFLATE_RATIO + MH_CAP_INFLATE_FIXED;
     size_t first_over = (size_t)(cap / raw); /* chunks that fit */
     struct mh_cap_reader r;
     double t0 = mh_test_now();
-    CHECK_EQ_INT(parse_with_fixed(&big, MH_CAP_INFLATE_FIXED, &r),
-                 MH_ETOOBIG);
+    CHECK_EQ_INT(parse_with_fixed(&big, MH_CAP_INFLATE_FIXED, &r), MH_ETOOBIG);
     double took = mh_test_now() - t0;
     CHECK_EQ_INT(r.error_offset, at + first_over * one);
     CHECK_EQ_INT(r.chunks, 0); /* not even the HEADER chunk was parsed */
@@ -196,16 +195,16 @@ MH_TEST(stream_check_prefixes)
                      MH_OK);
     CHECK_EQ_INT(next, file.len);
     next = 0;
-    CHECK_EQ_INT(mh_chunk_check_prefix(&mh_chunk_capture, file.data,
-                                       file.len, &next, err, sizeof(err)),
+    CHECK_EQ_INT(mh_chunk_check_prefix(&mh_chunk_capture, file.data, file.len,
+                                       &next, err, sizeof(err)),
                  MH_OK);
     file.data[at + 9] = 4; /* unknown chunk flags */
     next = 0;
-    CHECK_EQ_INT(mh_chunk_check_prefix(&mh_chunk_capture, file.data,
-                                       at + 9, &next, err, sizeof(err)),
+    CHECK_EQ_INT(mh_chunk_check_prefix(&mh_chunk_capture, file.data, at + 9,
+                                       &next, err, sizeof(err)),
                  MH_OK);
-    CHECK_EQ_INT(mh_chunk_check_prefix(&mh_chunk_capture, file.data,
-                                       at + 10, &next, err, sizeof(err)),
+    CHECK_EQ_INT(mh_chunk_check_prefix(&mh_chunk_capture, file.data, at + 10,
+                                       &next, err, sizeof(err)),
                  MH_EFORMAT);
     CHECK(strstr(err, "unknown chunk flags 0x04"));
     mh_buf_release(&file);
@@ -246,11 +245,10 @@ MH_TEST(heap_dump_cut_short_keeps_what_came_before)
         CHECK_EQ_INT(e.nobjs, d.nobjs);
         /* What is lost is the one chunk the cut falls in, at most
          * chunk_bytes of records (stored, or less once compressed). */
-        CHECK(cut - d.truncated_at <=
-              b.chunk_bytes + MH_HEAP_OBJ_MAX(8) + MH_CAP_CHUNK_HEADER_LEN +
-                  16);
-        printf("cut at %d%%: %u of %u objects, %zu bytes lost\n", pct,
-               d.nobjs, whole.nobjs, cut - (size_t)d.truncated_at);
+        CHECK(cut - d.truncated_at <= b.chunk_bytes + MH_HEAP_OBJ_MAX(8) +
+                                          MH_CAP_CHUNK_HEADER_LEN + 16);
+        printf("cut at %d%%: %u of %u objects, %zu bytes lost\n", pct, d.nobjs,
+               whole.nobjs, cut - (size_t)d.truncated_at);
         for (uint32_t o = 0; o < d.nobjs; o++)
             CHECK(d.addr[o] == whole.addr[o]);
         mh_heap_dump_release(&e);
