@@ -29,7 +29,7 @@ struct mh_cap_reader_priv {
     struct mh_idmap strings, codes, frames, stacks; /* file id -> index */
     size_t strings_cap, codes_cap, frames_cap, stacks_cap, stack_frames_cap;
     struct mh_arena arena; /* every string the reader keeps */
-    size_t mem; /* bytes held in tables, against budget.max */
+    size_t mem;            /* bytes held in tables, against budget.max */
     struct mh_budget budget;   /* charges mem */
     struct mh_str *lists[3];   /* the header's argv, lib prefixes, sys.path */
     struct mh_chunk_reader ck; /* framing, CRCs, decompression */

@@ -4,6 +4,7 @@
  * for the user as they stand. */
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -112,6 +113,84 @@ read_all(struct mh_file *f, int fd, const char *path, size_t max,
     return MH_OK;
 }
 
+/* A mapped file that another process truncates faults on access
+ * (SIGBUS). The mappings in use are listed here, and a fault inside one
+ * ends the command with a message and exit status 1 instead of a crash;
+ * any other SIGBUS keeps its default action. Only the CLI maps files (the
+ * agent never installs this). */
+#define MAPS_MAX 8
+static struct {
+    char *volatile start; /* NULL: a free slot */
+    volatile size_t len;
+    char path[256];
+} maps[MAPS_MAX];
+
+static void
+say(const char *s)
+{
+    size_t n = strlen(s);
+    while (n) {
+        ssize_t k = write(STDERR_FILENO, s, n);
+        if (k <= 0)
+            return;
+        s += k;
+        n -= (size_t)k;
+    }
+}
+
+static void
+on_sigbus(int sig, siginfo_t *si, void *uc)
+{
+    (void)uc;
+    const char *a = si->si_addr;
+    for (int i = 0; i < MAPS_MAX; i++) {
+        const char *s = maps[i].start;
+        if (s && a >= s && a < s + maps[i].len) {
+            say("memhound: cannot read '");
+            say(maps[i].path);
+            say("': the file shrank while it was read (another process "
+                "truncated it)\n");
+            _exit(1);
+        }
+    }
+    signal(sig, SIG_DFL); /* the access faults again, as it would have */
+}
+
+/* Lists a new mapping for on_sigbus(), installing it the first time
+ * unless the program handles SIGBUS itself. */
+static void
+maps_add(char *start, size_t len, const char *path)
+{
+    static int installed;
+    if (!installed) {
+        struct sigaction old, sa;
+        installed = 1;
+        if (sigaction(SIGBUS, NULL, &old) == 0 && old.sa_handler == SIG_DFL &&
+            !(old.sa_flags & SA_SIGINFO)) {
+            memset(&sa, 0, sizeof(sa));
+            sa.sa_sigaction = on_sigbus;
+            sa.sa_flags = SA_SIGINFO;
+            sigemptyset(&sa.sa_mask);
+            (void)sigaction(SIGBUS, &sa, NULL);
+        }
+    }
+    for (int i = 0; i < MAPS_MAX; i++)
+        if (!maps[i].start) {
+            snprintf(maps[i].path, sizeof(maps[i].path), "%s", path);
+            maps[i].len = len;
+            maps[i].start = start;
+            return;
+        }
+}
+
+static void
+maps_remove(const void *start)
+{
+    for (int i = 0; i < MAPS_MAX; i++)
+        if (maps[i].start == start)
+            maps[i].start = NULL;
+}
+
 int
 mh_file_map(struct mh_file *f, const char *path, size_t max,
             const struct mh_file_check *check)
@@ -157,6 +236,7 @@ mh_file_map(struct mh_file *f, const char *path, size_t max,
         goto cleanup;
     }
     madvise(map, (size_t)st.st_size, MADV_SEQUENTIAL);
+    maps_add(map, (size_t)st.st_size, path);
     f->map_ = map;
     f->data = map;
     f->len = (size_t)st.st_size;
@@ -171,8 +251,10 @@ cleanup:
 void
 mh_file_unmap(struct mh_file *f)
 {
-    if (f->map_)
+    if (f->map_) {
+        maps_remove(f->map_);
         munmap(f->map_, f->len);
+    }
     mh_free(f->heap_);
     f->map_ = NULL;
     f->heap_ = NULL;

@@ -49,8 +49,11 @@ struct mh_file_check {
  * On success the caller releases f with mh_file_unmap(); on failure f
  * holds nothing (unmapping it anyway is harmless).
  *
- * A mapped file must not shrink while mapped (a capture only grows): a
- * truncated mapping faults on access. */
+ * A mapped file must not shrink while mapped (a capture only grows): if
+ * another process truncates it, the access that faults ends the program
+ * with "memhound: cannot read 'x.mhc': the file shrank while it was read
+ * (another process truncated it)" and exit status 1 (a SIGBUS handler,
+ * installed by the first mapping unless SIGBUS is already handled). */
 int mh_file_map(struct mh_file *f, const char *path, size_t max,
                 const struct mh_file_check *check) MH_MUST_USE;
 /* Releases what mh_file_map() took; f is left empty. */

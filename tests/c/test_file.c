@@ -1,6 +1,7 @@
 /* mh_file_map(): mapped files, pipes, and the errors the CLI shows; a
  * stream that is not a capture refused from its first bytes. */
 #include <errno.h>
+#include <signal.h>
 #include <stdint.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -230,4 +231,52 @@ MH_TEST(device_refused_at_once)
     CHECK(mh_test_now() - t0 < 1.0);
     CHECK_EQ_STR(f.error, "cannot read '/dev/zero': not a memhound heap "
                           "dump (bad magic at offset 0)");
+}
+
+/* Another process truncates a file while it is mapped: the read that
+ * faults ends the command with a message and exit status 1. */
+MH_TEST(file_shrunk_while_mapped)
+{
+    char path[64];
+    temp_file(path, sizeof(path), 1 << 20, 'x');
+    int err[2];
+    CHECK_EQ_INT(pipe(err), 0);
+    pid_t pid = fork();
+    CHECK(pid >= 0);
+    if (pid == 0) {
+        struct sigaction sa;
+        if (sigaction(SIGBUS, NULL, &sa) || sa.sa_handler != SIG_DFL ||
+            (sa.sa_flags & SA_SIGINFO))
+            _exit(7); /* a sanitizer handles SIGBUS: it stays with it */
+        dup2(err[1], 2);
+        struct mh_file f;
+        if (mh_file_map(&f, path, 0, NULL) || truncate(path, 0))
+            _exit(3);
+        volatile uint8_t c = f.data[500000];
+        (void)c;
+        _exit(4);
+    }
+    close(err[1]);
+    char got[512];
+    size_t n = 0;
+    ssize_t k;
+    while (n < sizeof(got) - 1 &&
+           (k = read(err[0], got + n, sizeof(got) - 1 - n)) > 0)
+        n += (size_t)k;
+    got[n] = '\0';
+    close(err[0]);
+    int st;
+    CHECK_EQ_INT(waitpid(pid, &st, 0), pid);
+    unlink(path);
+    if (WIFEXITED(st) && WEXITSTATUS(st) == 7) {
+        printf("skipped: SIGBUS has a handler already (a sanitizer's)\n");
+        return;
+    }
+    char want[256];
+    snprintf(want, sizeof(want),
+             "memhound: cannot read '%s': the file shrank while it was read "
+             "(another process truncated it)\n",
+             path);
+    CHECK_EQ_STR(got, want);
+    CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 1);
 }
