@@ -49,7 +49,11 @@
 #include "tracker.h"
 #include "writer.h"
 
-#define CHUNK_BYTES (1u << 20) /* payload per chunk before sealing */
+/* Payload per chunk before sealing. A dump cut short (the walker killed,
+ * the disk full) loses the chunk it ends in: small chunks keep the rest.
+ * The compressor's window is 16 KiB, so they compress as well as big
+ * ones (docs/heap-format.md, "Chunks"). */
+#define CHUNK_BYTES (64u << 10)
 #define ZSTD_LEVEL 1
 /* Edges recorded per object: its record (at most 20 bytes an edge) must
  * fit a chunk. Targets past it are still walked; the object is flagged. */
@@ -189,6 +193,8 @@ struct walk {
     size_t nroots, caproots;
     PyObject **stack;
     size_t nstack, capstack;
+    PyObject **big; /* objects whose records wait for the end of the walk */
+    size_t nbig, capbig;
 
     struct mh_addrmap types;    /* type object -> type id */
     struct mh_addrmap strcache; /* str object | 0 (text) or | 1 (repr),
@@ -1068,8 +1074,30 @@ shallow_size(PyObject *op)
 
 /* ---- walking ---- */
 
+/* Puts off writing the record of an object with more edges than a chunk
+ * holds to the end of the walk, where it is walked again (its targets
+ * are seen by then, and the child's heap does not change): a dump cut
+ * short inside such a record loses it, not all that would follow it.
+ * Returns 0 when it cannot (out of memory): the record is written now. */
+static int
+defer_big(struct walk *w, PyObject *op)
+{
+    if (w->nbig == w->capbig) {
+        size_t cap = w->capbig ? w->capbig * 2 : 64;
+        PyObject **b = mh_realloc(w->big, cap * sizeof(*b));
+        if (!b)
+            return 0;
+        w->big = b;
+        w->capbig = cap;
+    }
+    w->big[w->nbig++] = op;
+    return 1;
+}
+
+/* Walks op: queues what it references, and writes its record, or leaves
+ * it for the end of the walk when it is big and `may_defer`. */
 static void
-walk_one(struct walk *w, PyObject *op)
+walk_one(struct walk *w, PyObject *op, int may_defer)
 {
     w->nedges = 0;
     w->capped = 0;
@@ -1092,9 +1120,14 @@ walk_one(struct walk *w, PyObject *op)
         .refcnt = (uint64_t)Py_REFCNT(op),
         .flags = flags,
     };
+    if (may_defer && MH_HEAP_OBJ_MAX(w->nedges) > CHUNK_BYTES &&
+        defer_big(w, op))
+        return;
+    /* An object that may not fit what is left of the chunk starts one of
+     * its own. */
     if (w->chunk.len &&
-        w->chunk.len + MH_HEAP_OBJ_MAX(w->nedges) > MH_CAP_CHUNK_MAX)
-        flush_chunk(w); /* a huge object starts a chunk of its own */
+        w->chunk.len + MH_HEAP_OBJ_MAX(w->nedges) > CHUNK_BYTES)
+        flush_chunk(w);
     int rc = mh_heap_put_object(&w->chunk, &w->enc, &o, w->edges, w->nedges);
     if (rc) {
         fail(w, rc);
@@ -1110,7 +1143,7 @@ static void
 drain(struct walk *w)
 {
     while (w->nstack && !w->err)
-        walk_one(w, w->stack[--w->nstack]);
+        walk_one(w, w->stack[--w->nstack], 1);
 }
 
 static int
@@ -1377,6 +1410,7 @@ walk_release(struct walk *w)
     mh_buf_release(&w->zscratch);
     mh_free(w->seen.slots);
     mh_free(w->stack);
+    mh_free(w->big);
     mh_free(w->roots);
     mh_addrmap_release(&w->types);
     mh_addrmap_release(&w->strcache);
@@ -1411,6 +1445,11 @@ child_walk(struct walk *w, const struct child_args *a, uint64_t pause_ns)
     rc = mh_heap_put_header(&w->chunk, &h);
     if (rc)
         return rc;
+    /* The HEADER alone in the first chunk: a dump cut anywhere after it
+     * still reads. */
+    flush_chunk(w);
+    if (w->err)
+        return w->err;
     uint64_t t0 = clock_ns(CLOCK_MONOTONIC);
 
     PyObject *modules = mh_hw_interp_modules(w->interp);
@@ -1433,6 +1472,10 @@ child_walk(struct walk *w, const struct child_args *a, uint64_t pause_ns)
     for (size_t i = 0; i < w->nroots && !w->err; i++) {
         discover(w, w->roots[i]);
         drain(w);
+    }
+    for (size_t i = 0; i < w->nbig && !w->err; i++) {
+        walk_one(w, w->big[i], 0);
+        drain(w); /* nothing new, unless the first visit ran out of room */
     }
     if (w->err)
         return w->err;

@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 
 #include "../format/capture_read.h"
+#include "../format/chunk.h"
 #include "../format/heap_read.h"
 #include "../util/addrmap.h"
 #include "../util/buf.h"
@@ -150,7 +151,8 @@ load(struct mh_joined *j, size_t i, struct mh_heap_an *an)
     char why[400];
     struct mh_file f;
     mh_heap_an_init(an);
-    int rc = mh_file_map(&f, mh_joined_str(j, jd->path), 0);
+    int rc =
+        mh_file_map(&f, mh_joined_str(j, jd->path), 0, &mh_chunk_heap_input);
     if (rc) {
         snprintf(why, sizeof(why), "%s", f.error);
         goto bad;

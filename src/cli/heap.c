@@ -12,6 +12,7 @@
 #include "../analysis/heap_diff.h"
 #include "../analysis/heap_top.h"
 #include "../analysis/heap_why.h"
+#include "../format/chunk.h"
 #include "../render/heap_json.h"
 #include "../render/heap_text.h"
 #include "../util/file.h"
@@ -227,7 +228,7 @@ static int
 load(struct mh_heap_an *a, struct mh_heap_types *types, const char *path)
 {
     struct mh_file f;
-    int rc = mh_file_map(&f, path, 0);
+    int rc = mh_file_map(&f, path, 0, &mh_chunk_heap_input);
     if (rc) {
         mh_errorf("%s", f.error);
         return MH_EXIT_FAIL;
@@ -238,10 +239,15 @@ load(struct mh_heap_an *a, struct mh_heap_types *types, const char *path)
         mh_errorf("cannot read heap dump '%s': %s", path, a->error);
         return MH_EXIT_FAIL;
     }
-    if (a->dump.truncated)
-        mh_warnf("heap dump '%s' is truncated at offset %llu (the walker "
-                 "was probably killed); analysing what comes before",
-                 path, (unsigned long long)a->dump.truncated_at);
+    const struct mh_heap_dump *d = &a->dump;
+    if (d->truncated)
+        mh_warnf("heap dump '%s' is cut short (the walker was probably "
+                 "killed): it ends inside the chunk at offset %llu, whose "
+                 "%llu bytes are unusable, and has no END record; analysing "
+                 "the %lu objects before",
+                 path, (unsigned long long)d->truncated_at,
+                 (unsigned long long)(d->file_bytes - d->truncated_at),
+                 (unsigned long)d->nobjs);
     return MH_EXIT_OK;
 }
 
@@ -249,7 +255,7 @@ static int
 load_capture(struct mh_cap_reader *r, const char *path)
 {
     struct mh_file f;
-    int rc = mh_file_map(&f, path, 0);
+    int rc = mh_file_map(&f, path, 0, &mh_chunk_capture_input);
     if (rc) {
         mh_errorf("%s", f.error);
         return MH_EXIT_FAIL;

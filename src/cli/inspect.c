@@ -15,6 +15,7 @@
 
 #include "../analysis/analysis.h"
 #include "../analysis/verdict.h"
+#include "../format/chunk.h"
 #include "../render/json.h"
 #include "../render/text.h"
 #include "../render/verdict.h"
@@ -201,7 +202,7 @@ mh_cmd_inspect(int argc, char **argv)
     now.alloc.malloc_mmap = field(r.line, "malloc_mmap");
 
     struct mh_file f;
-    if (mh_file_map(&f, cap, 0)) {
+    if (mh_file_map(&f, cap, 0, &mh_chunk_capture_input)) {
         mh_errorf("%s", f.error);
         goto done;
     }

@@ -11,6 +11,7 @@
 #include "../analysis/analysis.h"
 #include "../analysis/joined.h"
 #include "../analysis/verdict.h"
+#include "../format/chunk.h"
 #include "../render/joined.h"
 #include "../render/json.h"
 #include "../render/text.h"
@@ -232,7 +233,7 @@ static int
 add_capture(struct mh_analysis *a, struct mh_joined *j, const char *path)
 {
     struct mh_file f;
-    int rc = mh_file_map(&f, path, 0);
+    int rc = mh_file_map(&f, path, 0, &mh_chunk_capture_input);
     if (rc) {
         mh_errorf("%s", f.error);
         return MH_EXIT_FAIL;

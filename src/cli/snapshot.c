@@ -20,6 +20,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "../format/chunk.h"
 #include "../format/heap_read.h"
 #include "../util/clock.h"
 #include "../util/file.h"
@@ -257,7 +258,7 @@ static int
 dump_complete(const char *path, char *why, size_t n)
 {
     struct mh_file f;
-    if (mh_file_map(&f, path, 0)) {
+    if (mh_file_map(&f, path, 0, &mh_chunk_heap_input)) {
         snprintf(why, n, "%s", f.error);
         return 0;
     }

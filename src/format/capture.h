@@ -15,6 +15,20 @@
 #define MH_CAP_CHUNK_ZSTD 0x01
 #define MH_CAP_CHUNK_MAX (64u << 20)
 #define MH_CAP_CHUNK_RAW_MAX (256u << 20)
+/* The most a reader decompresses from one file (captures and heap dumps
+ * alike): MH_CAP_INFLATE_RATIO times the file's size, plus
+ * MH_CAP_INFLATE_FIXED so a small file may hold one whole chunk of the
+ * largest a writer makes. No file memhound writes comes near it: its
+ * compressor's 16 KiB window (capture_write.c) makes a zstd block of at
+ * most 16 KiB cost at least 4 bytes, so 4096 is the writers' ceiling,
+ * which chunk and frame headers keep them under; real captures and dumps
+ * reach 1100 as a whole and 1300 in one chunk (trace-all of a loop that
+ * makes and drops one object; a list of 2 million Nones). A larger
+ * window in the writer must raise this. The cap is what bounds the CPU a
+ * crafted file costs, since decompressing is what a bomb makes the
+ * reader do (docs/capture-format.md, "Rules a reader enforces"). */
+#define MH_CAP_INFLATE_RATIO 4096u
+#define MH_CAP_INFLATE_FIXED ((uint64_t)MH_CAP_CHUNK_MAX)
 
 #define MH_CAP_STR_MAX (64u << 10)
 #define MH_CAP_DEPTH_MAX 1024

@@ -3,8 +3,8 @@
  * The input may be hostile (a fuzzer, a corrupt disk), so every length is
  * checked against what is left before it is used, every loop consumes at
  * least one byte, and everything the reader keeps counts against
- * MH_CAP_READER_TABLES_MAX: a file can make the reader fail, never make it
- * allocate without end.
+ * r->tables_max (MH_CAP_READER_TABLES_MAX by default): a file can make the
+ * reader fail, never make it allocate without end.
  *
  * The ALLOC and FREE records are nearly all of a trace-all capture (tens
  * of millions of them), so they are decoded inline with a varint decoder
@@ -29,7 +29,7 @@ struct mh_cap_reader_priv {
     struct mh_idmap strings, codes, frames, stacks; /* file id -> index */
     size_t strings_cap, codes_cap, frames_cap, stacks_cap, stack_frames_cap;
     struct mh_arena arena; /* every string the reader keeps */
-    size_t mem; /* bytes held in tables, against MH_CAP_READER_TABLES_MAX */
+    size_t mem;            /* bytes held in tables, against budget.max */
     struct mh_budget budget;   /* charges mem */
     struct mh_str *lists[3];   /* the header's argv, lib prefixes, sys.path */
     struct mh_chunk_reader ck; /* framing, CRCs, decompression */
@@ -50,6 +50,7 @@ void
 mh_cap_reader_init(struct mh_cap_reader *r)
 {
     memset(r, 0, sizeof(*r));
+    r->inflate_fixed = MH_CAP_INFLATE_FIXED;
 }
 
 void
@@ -72,7 +73,11 @@ mh_cap_reader_release(struct mh_cap_reader *r)
     mh_free(r->frames);
     mh_free(r->stacks);
     mh_free(r->stack_frames);
+    uint64_t fixed = r->inflate_fixed;
+    size_t tables_max = r->tables_max;
     mh_cap_reader_init(r);
+    r->inflate_fixed = fixed;
+    r->tables_max = tables_max;
 }
 
 /* --- errors --------------------------------------------------------- */
@@ -87,7 +92,7 @@ store_fail(struct parser *ps, int rc, const uint8_t *rec, uint8_t tag)
         &ps->err, rc, rec, tag,
         "cannot be stored: the reader's tables would pass "
         "%zu MiB",
-        MH_CAP_READER_TABLES_MAX >> 20);
+        ps->pv->budget.max >> 20);
 }
 
 /* --- records -------------------------------------------------------- */
@@ -602,7 +607,7 @@ mh_cap_parse(struct mh_cap_reader *r, const uint8_t *buf, size_t len,
                              "cannot start reading: out of memory");
     struct mh_cap_reader_priv *pv = ps.pv;
     pv->budget.used = &pv->mem;
-    pv->budget.max = MH_CAP_READER_TABLES_MAX;
+    pv->budget.max = r->tables_max ? r->tables_max : MH_CAP_READER_TABLES_MAX;
     /* Index 0 of every table means "none". */
     if (mh_budget_grow(&pv->budget, (void **)&r->strings, &pv->strings_cap, 1,
                        sizeof(*r->strings)) ||
@@ -621,7 +626,8 @@ mh_cap_parse(struct mh_cap_reader *r, const uint8_t *buf, size_t len,
     memset(&r->stacks[0], 0, sizeof(r->stacks[0]));
     r->nstrings = r->ncodes = r->nframes = r->nstacks = 1;
 
-    mh_chunk_reader_init(&pv->ck, "capture", MH_CAP_MAGIC, MH_CAP_VERSION);
+    mh_chunk_reader_init(&pv->ck, &mh_chunk_capture);
+    pv->ck.inflate_fixed = r->inflate_fixed;
     return parse_chunks(&ps, buf, len);
 }
 

@@ -101,6 +101,14 @@ struct mh_cap_reader {
     uint32_t *stack_frames;
     size_t nstack_frames;
 
+    /* Decompressed bytes allowed on top of MH_CAP_INFLATE_RATIO times the
+     * file's size (capture.h): mh_cap_reader_init() puts
+     * MH_CAP_INFLATE_FIXED; lower it before parsing to be stricter. */
+    uint64_t inflate_fixed;
+    /* Bytes of tables the parse may hold: 0 (mh_cap_reader_init()) is
+     * MH_CAP_READER_TABLES_MAX; set a smaller bound before parsing. */
+    size_t tables_max;
+
     uint64_t chunks;       /* complete chunks read */
     int clean_end;         /* an END record was seen */
     int truncated;         /* the file ends inside a chunk */

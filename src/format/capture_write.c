@@ -15,6 +15,10 @@
 /* Bounds on the compressor's tables (see compress_payload). */
 #define ZSTD_WINDOW_LOG 14u
 #define ZSTD_HASH_LOG 12u
+/* A block of at most 2^ZSTD_WINDOW_LOG bytes costs at least 4: readers
+ * refuse files past that ratio as bombs (capture.h). */
+_Static_assert((1u << ZSTD_WINDOW_LOG) / 4 <= MH_CAP_INFLATE_RATIO,
+               "the writers' compression ratio stays under the readers' cap");
 
 int
 mh_cap_put_file_header(struct mh_buf *b)

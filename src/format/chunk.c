@@ -9,17 +9,19 @@
 #include <zstd_errors.h>
 
 #include "../util/buf.h"
+#include "../util/file.h"
 #include "../util/mem.h"
 #include "chunk.h"
+#include "heap.h"
 
 void
-mh_chunk_reader_init(struct mh_chunk_reader *c, const char *what,
-                     const char *magic, unsigned version)
+mh_chunk_reader_init(struct mh_chunk_reader *c, const struct mh_chunk_kind *k)
 {
     memset(c, 0, sizeof(*c));
-    c->what = what;
-    c->magic = magic;
-    c->version = version;
+    c->what = k->what;
+    c->magic = k->magic;
+    c->version = k->version;
+    c->inflate_fixed = MH_CAP_INFLATE_FIXED;
 }
 
 void
@@ -77,13 +79,71 @@ get_u32le(const uint8_t *p)
            ((uint32_t)p[3] << 24);
 }
 
-int
-mh_chunk_begin(struct mh_chunk_reader *c, const uint8_t *buf, size_t len)
+/* Charges the `raw` bytes the compressed chunk at `off` decompresses to
+ * against what the file may still decompress, or refuses the file. */
+static int
+inflate_charge(struct mh_chunk_reader *c, uint64_t off, uint64_t raw)
 {
+    if (raw <= c->inflate_left_) {
+        c->inflate_left_ -= raw;
+        return MH_OK;
+    }
+    char size[32], cap[32];
+    mh_size_text(size, sizeof(size), c->len_);
+    mh_size_text(cap, sizeof(cap),
+                 (uint64_t)c->len_ * MH_CAP_INFLATE_RATIO + c->inflate_fixed);
+    return chunk_fail(c, MH_ETOOBIG, off,
+                      "the %s decompresses to more than %u times its size "
+                      "(%s file, %s limit): refused as a decompression bomb",
+                      c->what, MH_CAP_INFLATE_RATIO, size, cap);
+}
+
+static int frame_check(struct mh_chunk_reader *c, size_t off, uint32_t *n,
+                       uint8_t *flags);
+
+/* Sets the file's decompression cap and charges to it what every whole
+ * chunk declares, before anything is decompressed: a bomb is refused in
+ * the time it takes to read its chunk headers. The walk charges each
+ * chunk again as it decompresses it (the buffer may be a file another
+ * process changes under the mapping); the framing errors themselves are
+ * the walk's to report, in order. */
+static int
+inflate_plan(struct mh_chunk_reader *c)
+{
+    uint64_t len = c->len_;
+    uint64_t cap = len > (UINT64_MAX - c->inflate_fixed) / MH_CAP_INFLATE_RATIO
+                       ? UINT64_MAX
+                       : len * MH_CAP_INFLATE_RATIO + c->inflate_fixed;
+    c->inflate_left_ = cap;
+    size_t off = c->off_;
+    uint32_t n;
+    uint8_t flags;
+    while (frame_check(c, off, &n, &flags) == 1) {
+        if (flags & MH_CAP_CHUNK_ZSTD) {
+            struct mh_cursor cur;
+            uint64_t raw;
+            mh_cursor_init(&cur, c->buf_ + off + MH_CAP_CHUNK_HEADER_LEN, n);
+            if (mh_cursor_uvarint(&cur, &raw) || raw > MH_CAP_CHUNK_RAW_MAX)
+                break; /* the walk's error, when it gets there */
+            int rc = inflate_charge(c, off, raw);
+            if (rc)
+                return rc;
+        }
+        off += MH_CAP_CHUNK_HEADER_LEN + (size_t)n;
+    }
+    c->error[0] = '\0';
+    c->error_offset = 0;
+    c->inflate_left_ = cap;
+    return MH_OK;
+}
+
+/* The file header at the start of c->buf_: magic, version, flags. */
+static int
+header_check(struct mh_chunk_reader *c)
+{
+    const uint8_t *buf = c->buf_;
+    size_t len = c->len_;
     size_t m = len < MH_CAP_MAGIC_LEN ? len : MH_CAP_MAGIC_LEN;
-    c->buf_ = buf;
-    c->len_ = len;
-    c->off_ = MH_CAP_FILE_HEADER_LEN;
     if (len == 0)
         return fail(c, MH_ETRUNC, 0, "%s is empty", c->what);
     if (memcmp(buf, c->magic, m) != 0)
@@ -106,6 +166,54 @@ mh_chunk_begin(struct mh_chunk_reader *c, const uint8_t *buf, size_t len)
     return MH_OK;
 }
 
+int
+mh_chunk_begin(struct mh_chunk_reader *c, const uint8_t *buf, size_t len)
+{
+    c->buf_ = buf;
+    c->len_ = len;
+    c->off_ = MH_CAP_FILE_HEADER_LEN;
+    int rc = header_check(c);
+    return rc ? rc : inflate_plan(c);
+}
+
+int
+mh_chunk_check_prefix(const void *kind, const uint8_t *buf, size_t len,
+                      size_t *next, char *err, size_t cap)
+{
+    struct mh_chunk_reader c;
+    mh_chunk_reader_init(&c, kind);
+    c.buf_ = buf;
+    c.len_ = len;
+    int rc = MH_OK;
+    if (*next == 0) {
+        rc = header_check(&c);
+        if (rc == MH_ETRUNC)
+            return MH_OK; /* the header is still coming */
+        if (rc == MH_OK)
+            *next = MH_CAP_FILE_HEADER_LEN;
+    }
+    uint32_t n;
+    uint8_t flags;
+    while (rc == MH_OK && (rc = frame_check(&c, *next, &n, &flags)) == 1) {
+        *next += MH_CAP_CHUNK_HEADER_LEN + (size_t)n;
+        rc = MH_OK;
+    }
+    if (rc < 0) {
+        snprintf(err, cap, "%s", c.error);
+        return rc;
+    }
+    return MH_OK;
+}
+
+const struct mh_chunk_kind mh_chunk_capture = {"capture", MH_CAP_MAGIC,
+                                               MH_CAP_VERSION};
+const struct mh_chunk_kind mh_chunk_heap = {"heap dump", MH_HEAP_MAGIC,
+                                            MH_HEAP_VERSION};
+const struct mh_file_check mh_chunk_capture_input = {mh_chunk_check_prefix,
+                                                     &mh_chunk_capture};
+const struct mh_file_check mh_chunk_heap_input = {mh_chunk_check_prefix,
+                                                  &mh_chunk_heap};
+
 /* Decompresses the payload p[0..n) of the chunk at `off` into c->raw_. */
 static int
 decompress(struct mh_chunk_reader *c, uint64_t off, const uint8_t *p, size_t n,
@@ -122,6 +230,9 @@ decompress(struct mh_chunk_reader *c, uint64_t off, const uint8_t *p, size_t n,
         return chunk_fail(c, MH_EFORMAT, off,
                           "decompressed length %llu is over the %u MiB limit",
                           (unsigned long long)len, MH_CAP_CHUNK_RAW_MAX >> 20);
+    int rc = inflate_charge(c, off, len);
+    if (rc)
+        return rc;
     p = cur.p;
     size_t zlen = mh_cursor_left(&cur);
     /* Only a plain zstd frame: no skippable frames, no legacy formats
@@ -189,35 +300,48 @@ truncated(struct mh_chunk_reader *c, size_t off)
     return 0;
 }
 
-int
-mh_chunk_next(struct mh_chunk_reader *c, struct mh_chunk *out)
+/* The framing of the chunk at `off`: 1 with its payload length and
+ * flags when it is whole and well formed, 0 at the end of the buffer or
+ * when the buffer cuts it, or the error (c->error set). No CRC check. */
+static int
+frame_check(struct mh_chunk_reader *c, size_t off, uint32_t *n, uint8_t *flags)
 {
-    size_t off = c->off_;
     if (off >= c->len_)
         return 0;
     const uint8_t *k = c->buf_ + off;
     size_t left = c->len_ - off;
-    unsigned long long coff = (unsigned long long)off;
     if (k[0] != MH_CAP_CHUNK_TAG)
         return fail(c, MH_EFORMAT, off,
                     "offset %llu: expected a chunk (tag 0x%02x), found "
                     "byte 0x%02x",
-                    coff, MH_CAP_CHUNK_TAG, k[0]);
+                    (unsigned long long)off, MH_CAP_CHUNK_TAG, k[0]);
     if (left < MH_CAP_CHUNK_HEADER_LEN)
-        return truncated(c, off);
-    uint32_t n = get_u32le(k + 1);
-    uint32_t crc = get_u32le(k + 5);
-    uint8_t flags = k[9];
-    if (n > MH_CAP_CHUNK_MAX)
+        return 0;
+    *n = get_u32le(k + 1);
+    *flags = k[9];
+    if (*n > MH_CAP_CHUNK_MAX)
         return chunk_fail(c, MH_EFORMAT, off,
-                          "payload length %u is over the %u MiB limit", n,
+                          "payload length %u is over the %u MiB limit", *n,
                           MH_CAP_CHUNK_MAX >> 20);
-    if (flags & ~MH_CAP_CHUNK_ZSTD)
+    if (*flags & ~MH_CAP_CHUNK_ZSTD)
         return chunk_fail(c, MH_EFORMAT, off, "unknown chunk flags 0x%02x",
-                          flags);
-    if (n > left - MH_CAP_CHUNK_HEADER_LEN)
-        return truncated(c, off);
-    const uint8_t *payload = k + MH_CAP_CHUNK_HEADER_LEN;
+                          *flags);
+    return *n <= left - MH_CAP_CHUNK_HEADER_LEN;
+}
+
+int
+mh_chunk_next(struct mh_chunk_reader *c, struct mh_chunk *out)
+{
+    size_t off = c->off_;
+    uint32_t n;
+    uint8_t flags;
+    int rc = frame_check(c, off, &n, &flags);
+    if (rc < 0)
+        return rc;
+    if (rc == 0)
+        return off < c->len_ ? truncated(c, off) : 0;
+    const uint8_t *payload = c->buf_ + off + MH_CAP_CHUNK_HEADER_LEN;
+    uint32_t crc = get_u32le(c->buf_ + off + 5);
     uint32_t got = mh_crc32(0, payload, n);
     if (got != crc)
         return chunk_fail(c, MH_EFORMAT, off,
@@ -229,7 +353,7 @@ mh_chunk_next(struct mh_chunk_reader *c, struct mh_chunk *out)
     out->payload = payload;
     out->len = n;
     if (out->compressed) {
-        int rc = decompress(c, off, payload, n, &out->len);
+        rc = decompress(c, off, payload, n, &out->len);
         if (rc)
             return rc;
         out->payload = c->raw_;

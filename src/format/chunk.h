@@ -21,6 +21,7 @@
 #include "../util/arena.h"
 #include "../util/budget.h"
 #include "../util/buf.h"
+#include "../util/file.h"
 #include "../util/idmap.h"
 #include "../util/msg.h"
 #include "capture.h"
@@ -39,6 +40,11 @@ struct mh_chunk_reader {
     const char *magic; /* MH_CAP_MAGIC_LEN bytes */
     unsigned version;
 
+    /* Decompressed bytes allowed on top of MH_CAP_INFLATE_RATIO times the
+     * buffer's size: MH_CAP_INFLATE_FIXED unless the owner lowers it
+     * before mh_chunk_begin() (the fuzz targets do, to keep their pace). */
+    uint64_t inflate_fixed;
+
     int truncated;         /* the buffer ends inside a chunk */
     uint64_t truncated_at; /* that chunk's offset */
     uint64_t error_offset;
@@ -50,18 +56,45 @@ struct mh_chunk_reader {
     uint8_t *raw_;
     size_t raw_cap_;
     void *dctx_; /* ZSTD_DCtx, made on the first compressed chunk */
+    uint64_t inflate_left_; /* decompressed bytes still allowed */
 };
 
-/* Sets up a reader for files that start with `magic` and `version`;
- * `what` and `magic` must outlive it. Nothing is allocated yet. */
-void mh_chunk_reader_init(struct mh_chunk_reader *c, const char *what,
-                          const char *magic, unsigned version);
+/* A kind of file in this framing: what the messages call it, its magic
+ * (MH_CAP_MAGIC_LEN bytes) and the version this memhound reads. */
+struct mh_chunk_kind {
+    const char *what;
+    const char *magic;
+    unsigned version;
+};
+
+extern const struct mh_chunk_kind mh_chunk_capture, mh_chunk_heap;
+
+/* Whether buf[0..len), the first bytes of a stream still arriving, can
+ * begin a file of `kind` (a struct mh_chunk_kind): its file header as far as
+ * it goes, then the framing of each chunk (tag, length and flags; no CRC,
+ * nothing decompressed). Call again as the buffer grows, with the same *next
+ * (0 at first: the offset of the next chunk to check). Returns MH_OK, or
+ * MH_EFORMAT with the reason in err[0..cap), worded as the readers word
+ * it. What a stream that is not a capture costs is then its first bytes,
+ * not a read to the input's cap. */
+int mh_chunk_check_prefix(const void *kind, const uint8_t *buf, size_t len,
+                          size_t *next, char *err, size_t cap) MH_MUST_USE;
+/* For mh_file_map(): inputs that must be a capture, a heap dump. */
+extern const struct mh_file_check mh_chunk_capture_input, mh_chunk_heap_input;
+
+/* Sets up a reader for files of `kind`, which must outlive it. Nothing
+ * is allocated yet. */
+void mh_chunk_reader_init(struct mh_chunk_reader *c,
+                          const struct mh_chunk_kind *kind);
 /* Frees the decompression buffer and context. */
 void mh_chunk_reader_release(struct mh_chunk_reader *c);
 
-/* Checks the file header of buf[0..len) (which must outlive the walk).
- * Returns MH_OK, MH_ETRUNC (empty, or cut inside the header) or
- * MH_EFORMAT, with c->error and c->error_offset set. */
+/* Checks the file header of buf[0..len) (which must outlive the walk),
+ * and what its whole chunks declare they decompress to against the cap
+ * (MH_CAP_INFLATE_RATIO times len, plus c->inflate_fixed), before any of
+ * them is decompressed. Returns MH_OK, MH_ETRUNC (empty, or cut inside
+ * the header), MH_EFORMAT, or MH_ETOOBIG (over the cap: the error names
+ * the chunk that passes it), with c->error and c->error_offset set. */
 int mh_chunk_begin(struct mh_chunk_reader *c, const uint8_t *buf,
                    size_t len) MH_MUST_USE;
 

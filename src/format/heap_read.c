@@ -50,6 +50,7 @@ mh_heap_dump_init(struct mh_heap_dump *d, size_t max_bytes)
 {
     memset(d, 0, sizeof(*d));
     d->max_bytes = max_bytes ? max_bytes : MH_HEAP_READER_MAX;
+    d->inflate_fixed = MH_CAP_INFLATE_FIXED;
 }
 
 void
@@ -57,6 +58,7 @@ mh_heap_dump_release(struct mh_heap_dump *d)
 {
     struct mh_heap_priv *pv = d->priv;
     size_t max = d->max_bytes;
+    uint64_t fixed = d->inflate_fixed;
     if (pv) {
         mh_idmap_release(&pv->strings);
         mh_idmap_release(&pv->types);
@@ -83,6 +85,7 @@ mh_heap_dump_release(struct mh_heap_dump *d)
     mh_free(d->roots);
     mh_free(d->allocs);
     mh_heap_dump_init(d, max);
+    d->inflate_fixed = fixed;
 }
 
 /* --- errors --------------------------------------------------------- */
@@ -648,6 +651,7 @@ parse_chunks(struct parser *ps, const uint8_t *buf, size_t len)
         return mh_parse_fail(&ps->err, rc, c->error_offset, "%s", c->error);
     d->truncated = c->truncated;
     d->truncated_at = c->truncated_at;
+    d->file_bytes = len;
     /* The decompression buffer is not needed any more. */
     mh_chunk_reader_release(c);
     return MH_OK;
@@ -672,7 +676,8 @@ mh_heap_parse(struct mh_heap_dump *d, const uint8_t *buf, size_t len)
         return mh_parse_fail(&ps.err, MH_ENOMEM, 0,
                              "cannot start reading: out of memory");
     struct mh_heap_priv *pv = ps.pv;
-    mh_chunk_reader_init(&pv->ck, "heap dump", MH_HEAP_MAGIC, MH_HEAP_VERSION);
+    mh_chunk_reader_init(&pv->ck, &mh_chunk_heap);
+    pv->ck.inflate_fixed = d->inflate_fixed;
     pv->budget.used = &d->mem;
     pv->budget.max = d->max_bytes;
     /* Index 0 of the string and type tables means "none". */

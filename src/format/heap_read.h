@@ -100,9 +100,15 @@ struct mh_heap_dump {
     int have_end; /* an END record was read */
     uint64_t end_objects, end_edges, walk_ns;
 
+    /* Decompressed bytes allowed on top of MH_CAP_INFLATE_RATIO times the
+     * file's size (capture.h): mh_heap_dump_init() puts
+     * MH_CAP_INFLATE_FIXED; lower it before parsing to be stricter. */
+    uint64_t inflate_fixed;
+
     uint64_t chunks;       /* complete chunks read */
     int truncated;         /* the dump ends inside a chunk */
-    uint64_t truncated_at; /* that chunk's offset */
+    uint64_t truncated_at; /* that chunk's offset: what follows is lost */
+    uint64_t file_bytes;   /* the length of the buffer parsed */
     uint64_t error_offset;
     char error[200]; /* why mh_heap_parse() failed */
 

@@ -104,9 +104,12 @@ header(FILE *out, const struct mh_heap_view *v)
     fputc('\n', out);
     if (d->truncated)
         fprintf(out,
-                "  warning: the dump is truncated at offset %" PRIu64
-                " (the walker was stopped?): objects past it are missing\n",
-                d->truncated_at);
+                "  warning: the dump is cut short (the walker was stopped?): "
+                "it ends inside the chunk at offset %" PRIu64
+                ", whose %" PRIu64
+                " bytes are unusable; objects written after them are "
+                "missing\n",
+                d->truncated_at, d->file_bytes - d->truncated_at);
     else if (!d->have_end)
         fputs("  warning: the dump has no END record: the walk did not "
               "finish\n",

@@ -1,9 +1,11 @@
 /* Whole-file input for the CLI. A regular file is mapped, so a multi-GB
  * capture costs page cache rather than heap; anything else is read into
- * a capped buffer. Errors are worded for the user as they stand. */
+ * a capped buffer, checked piece by piece as it comes. Errors are worded
+ * for the user as they stand. */
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,28 +29,13 @@ static int MH_PRINTF(3, 4)
     return code;
 }
 
-/* "12.0 GiB", "300 bytes" */
-static const char *
-human(char *out, size_t n, unsigned long long v)
-{
-    if (v < 1024)
-        snprintf(out, n, "%llu bytes", v);
-    else if (v < (1ull << 20))
-        snprintf(out, n, "%.1f KiB", v / 1024.0);
-    else if (v < (1ull << 30))
-        snprintf(out, n, "%.1f MiB", v / (1024.0 * 1024.0));
-    else
-        snprintf(out, n, "%.1f GiB", v / (1024.0 * 1024.0 * 1024.0));
-    return out;
-}
-
 static int
 too_big(struct mh_file *f, const char *path, unsigned long long size,
         size_t max)
 {
     char a[32], b[32];
-    human(a, sizeof(a), size);
-    human(b, sizeof(b), max);
+    mh_size_text(a, sizeof(a), size);
+    mh_size_text(b, sizeof(b), max);
     if (size && !strcmp(a, b)) {
         /* Rounded, they look alike: say it in bytes. */
         snprintf(a, sizeof(a), "%llu bytes", size);
@@ -62,10 +49,12 @@ too_big(struct mh_file *f, const char *path, unsigned long long size,
                      path, b);
 }
 
-/* Reads fd to its end into f->heap_. */
+/* Reads fd to its end into f->heap_, checking each piece with `check`. */
 static int
-read_all(struct mh_file *f, int fd, const char *path, size_t max)
+read_all(struct mh_file *f, int fd, const char *path, size_t max,
+         const struct mh_file_check *check)
 {
+    size_t state = 0;
     if (max > MH_FILE_READ_MAX)
         max = MH_FILE_READ_MAX;
     struct mh_buf b;
@@ -110,6 +99,12 @@ read_all(struct mh_file *f, int fd, const char *path, size_t max)
         if (got == 0)
             break;
         b.len += (size_t)got;
+        char why[200];
+        if (check && (rc = check->prefix(check->arg, b.data, b.len, &state,
+                                         why, sizeof(why)))) {
+            mh_buf_release(&b);
+            return file_fail(f, rc, "cannot read '%s': %s", path, why);
+        }
     }
     if (b.len == 0) {
         mh_buf_release(&b);
@@ -121,8 +116,87 @@ read_all(struct mh_file *f, int fd, const char *path, size_t max)
     return MH_OK;
 }
 
+/* A mapped file that another process truncates faults on access
+ * (SIGBUS). The mappings in use are listed here, and a fault inside one
+ * ends the command with a message and exit status 1 instead of a crash;
+ * any other SIGBUS keeps its default action. Only the CLI maps files (the
+ * agent never installs this). */
+#define MAPS_MAX 8
+static struct {
+    char *volatile start; /* NULL: a free slot */
+    volatile size_t len;
+    char path[256];
+} maps[MAPS_MAX];
+
+static void
+say(const char *s)
+{
+    size_t n = strlen(s);
+    while (n) {
+        ssize_t k = write(STDERR_FILENO, s, n);
+        if (k <= 0)
+            return;
+        s += k;
+        n -= (size_t)k;
+    }
+}
+
+static void
+on_sigbus(int sig, siginfo_t *si, void *uc)
+{
+    (void)uc;
+    const char *a = si->si_addr;
+    for (int i = 0; i < MAPS_MAX; i++) {
+        const char *s = maps[i].start;
+        if (s && a >= s && a < s + maps[i].len) {
+            say("memhound: cannot read '");
+            say(maps[i].path);
+            say("': the file shrank while it was read (another process "
+                "truncated it)\n");
+            _exit(1);
+        }
+    }
+    signal(sig, SIG_DFL); /* the access faults again, as it would have */
+}
+
+/* Lists a new mapping for on_sigbus(), installing it the first time
+ * unless the program handles SIGBUS itself. */
+static void
+maps_add(char *start, size_t len, const char *path)
+{
+    static int installed;
+    if (!installed) {
+        struct sigaction old, sa;
+        installed = 1;
+        if (sigaction(SIGBUS, NULL, &old) == 0 && old.sa_handler == SIG_DFL &&
+            !(old.sa_flags & SA_SIGINFO)) {
+            memset(&sa, 0, sizeof(sa));
+            sa.sa_sigaction = on_sigbus;
+            sa.sa_flags = SA_SIGINFO;
+            sigemptyset(&sa.sa_mask);
+            (void)sigaction(SIGBUS, &sa, NULL);
+        }
+    }
+    for (int i = 0; i < MAPS_MAX; i++)
+        if (!maps[i].start) {
+            snprintf(maps[i].path, sizeof(maps[i].path), "%s", path);
+            maps[i].len = len;
+            maps[i].start = start;
+            return;
+        }
+}
+
+static void
+maps_remove(const void *start)
+{
+    for (int i = 0; i < MAPS_MAX; i++)
+        if (maps[i].start == start)
+            maps[i].start = NULL;
+}
+
 int
-mh_file_map(struct mh_file *f, const char *path, size_t max)
+mh_file_map(struct mh_file *f, const char *path, size_t max,
+            const struct mh_file_check *check)
 {
     memset(f, 0, sizeof(*f));
     if (max == 0)
@@ -147,7 +221,7 @@ mh_file_map(struct mh_file *f, const char *path, size_t max)
         goto cleanup;
     }
     if (!S_ISREG(st.st_mode)) {
-        rc = read_all(f, fd, path, max);
+        rc = read_all(f, fd, path, max, check);
         goto cleanup;
     }
     if (st.st_size == 0) {
@@ -161,10 +235,11 @@ mh_file_map(struct mh_file *f, const char *path, size_t max)
     void *map = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
     if (map == MAP_FAILED) {
         /* Some file systems cannot map; reading still works. */
-        rc = read_all(f, fd, path, max);
+        rc = read_all(f, fd, path, max, check);
         goto cleanup;
     }
     madvise(map, (size_t)st.st_size, MADV_SEQUENTIAL);
+    maps_add(map, (size_t)st.st_size, path);
     f->map_ = map;
     f->data = map;
     f->len = (size_t)st.st_size;
@@ -179,8 +254,10 @@ cleanup:
 void
 mh_file_unmap(struct mh_file *f)
 {
-    if (f->map_)
+    if (f->map_) {
+        maps_remove(f->map_);
         munmap(f->map_, f->len);
+    }
     mh_free(f->heap_);
     f->map_ = NULL;
     f->heap_ = NULL;

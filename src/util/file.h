@@ -29,17 +29,36 @@ struct mh_file {
     uint8_t *heap_; /* private: the bytes read, or NULL */
 };
 
+/* How a caller recognises its input while it is still arriving: `prefix`
+ * returns MH_OK while buf[0..len) can still begin such a file (it is
+ * called again as len grows, with the same *state, 0 at first), or an
+ * error with the reason in err[0..cap). format/chunk.h has the ones for
+ * captures and heap dumps. */
+struct mh_file_check {
+    int (*prefix)(const void *arg, const uint8_t *buf, size_t len,
+                  size_t *state, char *err, size_t cap);
+    const void *arg;
+};
+
 /* Maps or reads `path` ("-" is standard input) into f, refusing files over
  * `max` bytes (0 = MH_FILE_MAX_DEFAULT), empty files and directories.
+ * Anything but a regular file (a pipe, a FIFO, a device) is read in
+ * pieces, each checked with `check` (NULL: none) as it arrives, so an
+ * input that is not what the caller reads ("/dev/zero", a FIFO of
+ * garbage) is refused after its first bytes, never read to the cap.
  * Returns MH_OK, or MH_EIO / MH_ETOOBIG / MH_ENOMEM / MH_EFORMAT (empty)
  * with f->error set, e.g.
  *   cannot open 'x.mhc': No such file or directory
  * On success the caller releases f with mh_file_unmap(); on failure f
  * holds nothing (unmapping it anyway is harmless).
  *
- * A mapped file must not shrink while mapped (a capture only grows): a
- * truncated mapping faults on access. */
-int mh_file_map(struct mh_file *f, const char *path, size_t max) MH_MUST_USE;
+ * A mapped file must not shrink while mapped (a capture only grows): if
+ * another process truncates it, the access that faults ends the program
+ * with "memhound: cannot read 'x.mhc': the file shrank while it was read
+ * (another process truncated it)" and exit status 1 (a SIGBUS handler,
+ * installed by the first mapping unless SIGBUS is already handled). */
+int mh_file_map(struct mh_file *f, const char *path, size_t max,
+                const struct mh_file_check *check) MH_MUST_USE;
 /* Releases what mh_file_map() took; f is left empty. */
 void mh_file_unmap(struct mh_file *f);
 

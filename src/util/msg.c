@@ -44,3 +44,17 @@ mh_warnf(const char *fmt, ...)
     vreport("warning: ", fmt, ap);
     va_end(ap);
 }
+
+const char *
+mh_size_text(char *out, size_t n, unsigned long long v)
+{
+    if (v < 1024)
+        snprintf(out, n, "%llu bytes", v);
+    else if (v < (1ull << 20))
+        snprintf(out, n, "%.1f KiB", v / 1024.0);
+    else if (v < (1ull << 30))
+        snprintf(out, n, "%.1f MiB", v / (1024.0 * 1024.0));
+    else
+        snprintf(out, n, "%.1f GiB", v / (1024.0 * 1024.0 * 1024.0));
+    return out;
+}

@@ -4,6 +4,8 @@
 #ifndef MH_MSG_H
 #define MH_MSG_H
 
+#include <stddef.h>
+
 #define MH_PRINTF(fmt, args) __attribute__((format(printf, fmt, args)))
 #define MH_MUST_USE __attribute__((warn_unused_result))
 
@@ -20,6 +22,10 @@ enum {
 
 /* Text for an error code, e.g. "out of memory". */
 const char *mh_strerror(int code);
+
+/* A byte count for a message, rounded to one decimal in binary units:
+ * "300 bytes", "12.0 GiB". Returns `out`. */
+const char *mh_size_text(char *out, size_t n, unsigned long long v);
 
 void mh_errorf(const char *fmt, ...) MH_PRINTF(1, 2);
 void mh_warnf(const char *fmt, ...) MH_PRINTF(1, 2);

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 struct mh_test {
     const char *name;
@@ -53,5 +54,14 @@ void mh_test_register(struct mh_test *t);
             exit(1);                                                       \
         }                                                                  \
     } while (0)
+
+/* Seconds on the monotonic clock, for tests that time what they run. */
+static inline double
+mh_test_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
 
 #endif

@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "../../src/format/chunk.h"
 #include "../../src/format/heap_read.h"
 #include "../../src/util/file.h"
 #include "faulty.h"
@@ -387,7 +388,7 @@ check_fixture(const char *name, int level, int cut)
         fprintf(stderr, "wrote fixture %s\n", path);
     }
     struct mh_file f;
-    int rc = mh_file_map(&f, path, 0);
+    int rc = mh_file_map(&f, path, 0, &mh_chunk_heap_input);
     if (rc)
         fprintf(stderr, "%s\n", f.error);
     CHECK_EQ_INT(rc, MH_OK);

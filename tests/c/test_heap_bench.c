@@ -11,14 +11,6 @@
 #include "harness.h"
 #include "heap_gen.h"
 
-static double
-now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 static void
 gen(struct hg *b, uint32_t n)
 {
@@ -44,10 +36,10 @@ save(const char *dir, const char *name, const struct mh_buf *file)
 MH_TEST(heap_bench_1m)
 {
     struct hg old, cur;
-    double t0 = now();
+    double t0 = mh_test_now();
     gen(&old, 400000);
     gen(&cur, 500000);
-    double t1 = now();
+    double t1 = mh_test_now();
     const char *dir = getenv("MH_HEAP_BENCH_DIR");
     if (dir) {
         save(dir, "old.mhh", &old.file);
@@ -58,29 +50,29 @@ MH_TEST(heap_bench_1m)
     mh_heap_types_init(&types);
     mh_heap_an_init(&a);
     mh_heap_an_init(&o);
-    double t2 = now();
+    double t2 = mh_test_now();
     CHECK_EQ_INT(mh_heap_an_load(&a, &types, cur.file.data, cur.file.len, 0),
                  MH_OK);
-    double t3 = now();
+    double t3 = mh_test_now();
     CHECK_EQ_INT(a.dump.nobjs, 1000024);
     struct mh_heap_census c;
     mh_heap_census_init(&c);
     CHECK_EQ_INT(mh_heap_census_build(&c, &a, types.n), MH_OK);
-    double t4 = now();
+    double t4 = mh_test_now();
     CHECK_EQ_INT(mh_heap_an_load(&o, &types, old.file.data, old.file.len, 0),
                  MH_OK);
     struct mh_heap_diff df;
     mh_heap_diff_init(&df);
     CHECK_EQ_INT(mh_heap_diff_build(&df, &o, &a, types.n), MH_OK);
     CHECK_EQ_INT(df.new_count, 200000);
-    double t5 = now();
+    double t5 = mh_test_now();
     struct mh_heap_why w;
     mh_heap_why_init(&w);
     CHECK_EQ_INT(mh_heap_why_select_type(
                      &w, &a, mh_heap_types_find(&types, "str"), types.n),
                  MH_OK);
     CHECK_EQ_INT(mh_heap_why_build(&w, &a, &types), MH_OK);
-    double t6 = now();
+    double t6 = mh_test_now();
     CHECK_EQ_INT(w.paths.rows[0].count, 500000);
     CHECK_EQ_STR(w.paths.rows[0].path,
                  "sys.modules['app.db'].connections._connections['default']"
