@@ -270,9 +270,15 @@ def test_root_may_snapshot_another_users_process(procs):
         assert line.startswith("ready"), p.stderr.read()
         pid = int(line.split()[1])
         assert line.split()[2] == "/tmp/memhound-65534/%d.sock" % pid
-        r = mh("snapshot", pid, "-o", tmp / "root.mhh")
+        # The command creates the file and hands it to the agent: the dump
+        # lands in a directory only root may write, owned by root, 0600.
+        private = tmp / "root-only"
+        private.mkdir(mode=0o700)
+        r = mh("snapshot", pid, "-o", private / "root.mhh")
         assert r.returncode == 0, describe(r)
-        assert (tmp / "root.mhh").stat().st_uid == 65534
+        st = (private / "root.mhh").stat()
+        assert st.st_uid == 0 and st.st_mode & 0o777 == 0o600, st
+        check_dump(private / "root.mhh")
         stopfile.write_text("")
         p.communicate(timeout=WAIT)
     finally:
