@@ -727,3 +727,119 @@ def test_guard_bad_worker_match(procs, tmp_path):
                    "sleep 1"], env=clean_env(), timeout=10)
     assert r.returncode == 2 and "'sh' is neither gunicorn nor uWSGI" in \
         r.stderr, describe(r)
+
+
+# ---- workers that drop root (issue 10) ----
+
+@pytest.fixture
+def app_user():
+    """A system user and group made for the test, removed after it."""
+    if os.geteuid() != 0:
+        print("skipping: creating a user needs root")
+        pytest.skip("creating a user needs root")
+    import pwd
+    import shutil
+    name = "mhguard%d" % os.getpid()
+    r = subprocess.run(["useradd", "--system", "--no-create-home",
+                        "--user-group", "--shell", "/usr/sbin/nologin",
+                        name], capture_output=True, text=True)
+    if r.returncode != 0:
+        print("skipping: useradd failed: %s" % r.stderr.strip())
+        pytest.skip("useradd failed: %s" % r.stderr.strip())
+    pw = pwd.getpwnam(name)
+    try:
+        yield pw
+    finally:
+        subprocess.run(["userdel", name], capture_output=True)
+        shutil.rmtree("/tmp/memhound-%d" % pw.pw_uid, ignore_errors=True)
+
+
+def _euid(pid):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("Uid:"):
+                return int(line.split()[2])
+    return -1
+
+
+@pytest.mark.skipif(not os.path.exists(GUNICORN),
+                    reason="Debian's gunicorn is not installed")
+def test_workers_that_drop_root_stay_reachable(procs, tmp_path, app_user):
+    """gunicorn --user/--group under `memhound run` as root, with root's
+    XDG_RUNTIME_DIR inherited: each worker's socket follows it to its new
+    user's directory; snapshot and inspect reach a worker, guard dumps it
+    before the recycle and names the right reason, and after the stop no
+    socket is left anywhere."""
+    (tmp_path / "app.py").write_text(APP.lstrip("\n"))
+    xdg = tmp_path / "xdg"
+    xdg.mkdir(mode=0o700)
+    uid, name = app_user.pw_uid, app_user.pw_name
+    dirs = [xdg / "memhound", "/tmp/memhound-0", "/tmp/memhound-%d" % uid]
+    port = _free_port()
+    out = open(tmp_path / "server.out", "w+")
+    # --preload: the app is imported as root; the workers, as the user,
+    # could not read it under pytest's private tmp_path.
+    run = procs.popen([MEMHOUND, "run", "-q", "-o", tmp_path / "cap.%p.mhc",
+                       "--", GUNICORN, "--workers", "2", "--user", name,
+                       "--group", name, "--preload", "--bind",
+                       "127.0.0.1:%d" % port, "--chdir", str(tmp_path),
+                       "--graceful-timeout", "10", "--log-level", "warning",
+                       "app:app"],
+                      env=clean_env(XDG_RUNTIME_DIR=str(xdg)),
+                      cwd=str(tmp_path), stdout=out,
+                      stderr=subprocess.STDOUT)
+    if not _wait_serving(port, run):
+        out.seek(0)
+        pytest.fail("server did not come up:\n%s" % out.read()[-3000:])
+    master = _children(run.pid)[0][0]
+    seen = {master}
+
+    def user_sockets():
+        workers = [pid for pid, _ in _children(master)]
+        seen.update(workers)
+        return [pid for pid in workers if _euid(pid) == uid and
+                os.path.exists("/tmp/memhound-%d/%d.sock" % (uid, pid))]
+
+    deadline = time.monotonic() + 10
+    while len(user_sockets()) < 2 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    workers = user_sockets()
+    assert len(workers) == 2, (workers, _children(master))
+    st = os.stat("/tmp/memhound-%d" % uid)
+    assert st.st_uid == uid and st.st_mode & 0o777 == 0o700
+    st = os.stat("/tmp/memhound-%d/%d.sock" % (uid, workers[0]))
+    assert st.st_uid == uid and st.st_mode & 0o777 == 0o600
+
+    r = procs.run([MEMHOUND, "snapshot", workers[0], "-o",
+                   tmp_path / "w.mhh"], env=clean_env(), timeout=60)
+    assert r.returncode == 0, describe(r)
+    with open(tmp_path / "w.mhh", "rb") as f:
+        assert f.read(8) == HEAP_MAGIC
+    r = procs.run([MEMHOUND, "inspect", workers[0]], env=clean_env(),
+                  timeout=60)
+    assert r.returncode == 0 and "not recording" not in r.stderr, \
+        describe(r)
+
+    log = tmp_path / "guard.log"
+    g = procs.popen([MEMHOUND, "guard", "--max-lifetime", "1s",
+                     "--interval", "0.3s", "--mercy", "10s",
+                     "--snapshot-dir", tmp_path / "snap", "--log", log,
+                     "--pid", master], env=clean_env(),
+                    stderr=subprocess.PIPE, text=True)
+    ev = _wait_for(log, lambda e: e["event"] == "exit", 30)
+    assert ev, open(log).read()
+    rec = [e for e in _events(log) if e["event"] == "recycle"][0]
+    assert rec["reason"] == "lifetime" and rec["dump"], rec
+    assert "heap dump written" in rec["evidence"], rec
+    with open(rec["dump"], "rb") as f:
+        assert f.read(8) == HEAP_MAGIC
+    assert rec["capture"] == str(tmp_path / ("cap.%d.mhc" % rec["pid"]))
+    os.kill(g.pid, signal.SIGTERM)
+    assert g.wait(timeout=10) == 0, g.stderr.read()
+
+    user_sockets()
+    os.kill(run.pid, signal.SIGTERM)
+    run.wait(timeout=30)
+    left = [os.path.join(d, "%d.sock" % pid) for d in dirs for pid in seen
+            if os.path.exists(os.path.join(d, "%d.sock" % pid))]
+    assert not left, left
