@@ -245,6 +245,42 @@ def test_permission_denied(procs, tmp_path):
     t.stop()
 
 
+def test_socket_outside_the_ownership_rule_is_not_used(procs, tmp_path):
+    # The CLI looks for a process's socket only in a directory of the
+    # process's user open to nobody else, never through a symlink, and
+    # only as a socket of that user (docs/security.md).
+    p = procs.popen([SYSTEM_PY, "-c", "import time; time.sleep(60)"],
+                    env=clean_env())
+    xdg = tmp_path / "xdg"
+    d = xdg / "memhound"
+    d.mkdir(parents=True, mode=0o700)
+    path = d / ("%d.sock" % p.pid)
+    s = socket.socket(socket.AF_UNIX)
+    s.bind(str(path))
+    s.listen(1)
+    env = clean_env(XDG_RUNTIME_DIR=str(xdg))
+    try:
+        os.chmod(d, 0o755)
+        r = mh("snapshot", p.pid, env=env)
+        assert r.returncode == 1 and "is open to other users (mode 755)" \
+            in r.stderr, r.stderr
+        os.chmod(d, 0o700)
+        if os.geteuid() == 0:
+            os.chown(path, 65534, 65534)
+            r = mh("snapshot", p.pid, env=env)
+            assert r.returncode == 1 and "does not belong to uid 0" in \
+                r.stderr, r.stderr
+            os.chown(path, 0, 0)
+        d.rename(xdg / "elsewhere")
+        os.symlink(xdg / "elsewhere", d)
+        r = mh("snapshot", p.pid, env=env)
+        assert r.returncode == 1 and "is a symbolic link" in r.stderr, \
+            r.stderr
+        assert not list(tmp_path.glob("*.mhh"))
+    finally:
+        s.close()
+
+
 @pytest.mark.skipif(os.geteuid() != 0, reason="needs root to switch users")
 def test_root_may_snapshot_another_users_process(procs):
     # a target running as nobody; root asks; nobody's agent writes the file
