@@ -12,6 +12,12 @@
  *   the agents' control sockets (evidence), on pidfds (a signalled worker
  *   exiting) and on a signalfd (signals to the guard). Nothing blocks, so
  *   a slow heap dump of one worker does not delay the checks of others.
+ * - Only verified workers are signalled: children of the master that run
+ *   its program (exe and command line, or the server's worker name) and
+ *   are registered with the agent or named as workers, or that match
+ *   --worker-match; others are reported (not_worker), never signalled.
+ *   --pid must name a gunicorn or uWSGI master unless --worker-match is
+ *   given.
  * - A worker's identity is (pid, start time from /proc/<pid>/stat field
  *   22). Right before any signal the guard opens a pidfd for the pid, then
  *   checks that the process behind the pid still has the master as parent

@@ -6,9 +6,11 @@
  *
  * The socket of a process is found where its agent put it (agentctl.h):
  * $XDG_RUNTIME_DIR/memhound/<pid>.sock (the target's XDG_RUNTIME_DIR,
- * read from /proc/<pid>/environ, or ours) or /tmp/memhound-<uid>/<pid>.sock
- * with the target's uid. Each failure gets its own message: no such
- * process, not recording (no socket), permission, a stale socket.
+ * read from /proc/<pid>/environ, or ours) or /tmp/memhound-<euid>/<pid>.sock
+ * with the target's effective uid. Each failure gets its own message: no
+ * such process, not recording (no socket), permission, a directory or
+ * socket outside the ownership rule, a stale socket. The dump file is
+ * created here and passed to the agent with the request.
  *
  * Exit codes: 0 the dump was written; 1 it was not; 2 usage error. */
 #include <errno.h>
@@ -65,8 +67,8 @@ usage(FILE *out)
         "options:\n"
         "  -o, --output FILE    where to write the dump (default\n"
         "                       memhound-heap.<PID>.<N>.mhh in the current\n"
-        "                       directory); the target process writes it,\n"
-        "                       mode 0600\n"
+        "                       directory); created here, mode 0600, and\n"
+        "                       handed to the target to write\n"
         "      --wait           if PID is not recording yet (just started),\n"
         "                       wait for its control socket to appear\n"
         "      --no-wait        return once the walk has started\n"
