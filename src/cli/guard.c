@@ -806,16 +806,26 @@ classify(struct guard *g, long pid, int soft, char *why, size_t n)
     return 0;
 }
 
+/* A `refuse` or `not_worker` event: a process the guard will not
+ * signal, and why. */
 static void
-log_not_worker(struct guard *g, long pid, const char *why)
+log_not_signalled(struct guard *g, const char *event, long pid,
+                  const char *why)
 {
     struct line l;
-    j_begin(&l, "not_worker");
+    j_begin(&l, event);
     lint(&l, "pid", pid);
     lint(&l, "master", g->master);
     lstr(&l, "reason", why);
-    lstr(&l, "note", "reported, never signalled");
+    if (!strcmp(event, "not_worker"))
+        lstr(&l, "note", "reported, never signalled");
     j_end(g, &l);
+}
+
+static void
+log_not_worker(struct guard *g, long pid, const char *why)
+{
+    log_not_signalled(g, "not_worker", pid, why);
 }
 
 /* The worker's kind for this tick: classifies it while that is not
@@ -892,12 +902,7 @@ pidfd_signal(int fd, int sig)
 static void
 log_refusal(struct guard *g, long pid, const char *why)
 {
-    struct line l;
-    j_begin(&l, "refuse");
-    lint(&l, "pid", pid);
-    lint(&l, "master", g->master);
-    lstr(&l, "reason", why);
-    j_end(g, &l);
+    log_not_signalled(g, "refuse", pid, why);
 }
 
 /* 1: `pid` is (still) the worker recorded as (pid, start), a child of the
