@@ -103,7 +103,10 @@ look_at(struct mh_agentctl_where *w, const char *dir, long pid,
     memcpy(w->cand[i], p, sizeof(p));
     char why[sizeof(w->why)];
     if (mh_ctlsock_check_dir(dir, uid, why, sizeof(why))) {
-        if (errno != ENOENT && errno != ENOTDIR && w->unsafe < 0) {
+        if (errno == EACCES) {
+            if (w->denied < 0)
+                w->denied = i;
+        } else if (errno != ENOENT && errno != ENOTDIR && w->unsafe < 0) {
             w->unsafe = i;
             memcpy(w->why, why, sizeof(why));
         }

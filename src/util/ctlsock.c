@@ -38,20 +38,24 @@ mh_ctlsock_check_dir(const char *dir, unsigned long uid, char *err,
     }
     if (S_ISLNK(st.st_mode)) {
         snprintf(err, errlen, "'%s' is a symbolic link", dir);
+        errno = ELOOP;
         return MH_EIO;
     }
     if (!S_ISDIR(st.st_mode)) {
         snprintf(err, errlen, "'%s' is not a directory", dir);
+        errno = EEXIST;
         return MH_EIO;
     }
     if ((unsigned long)st.st_uid != uid) {
         snprintf(err, errlen, "'%s' belongs to uid %lu, not to uid %lu", dir,
                  (unsigned long)st.st_uid, uid);
+        errno = EPERM;
         return MH_EIO;
     }
     if (st.st_mode & 077) {
         snprintf(err, errlen, "'%s' is open to other users (mode %03o)", dir,
                  (unsigned)(st.st_mode & 0777));
+        errno = EPERM;
         return MH_EIO;
     }
     return MH_OK;

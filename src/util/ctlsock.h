@@ -34,7 +34,9 @@ int mh_ctlsock_path(const char *dir, long pid, char *out,
 /* Whether `dir` may hold sockets of user `uid`: a directory (not a
  * symlink) owned by uid whose mode gives nothing to group or others.
  * MH_OK, or MH_EIO with the reason in err (e.g. "'/tmp/memhound-0'
- * belongs to uid 1000, not to uid 0"). */
+ * belongs to uid 1000, not to uid 0") and errno: lstat's (ENOENT: not
+ * there), ELOOP (a symlink), EEXIST (not a directory), EPERM (another
+ * owner, or open to others). */
 int mh_ctlsock_check_dir(const char *dir, unsigned long uid, char *err,
                          size_t errlen) MH_MUST_USE;
 
