@@ -843,3 +843,55 @@ def test_workers_that_drop_root_stay_reachable(procs, tmp_path, app_user):
     left = [os.path.join(d, "%d.sock" % pid) for d in dirs for pid in seen
             if os.path.exists(os.path.join(d, "%d.sock" % pid))]
     assert not left, left
+
+
+@pytest.mark.skipif(not _uwsgi_has_python(),
+                    reason="Debian's uwsgi + uwsgi-plugin-python3 are not "
+                           "installed")
+@pytest.mark.parametrize("procname", [True, False])
+def test_guard_uwsgi_workers_by_their_own_names(procs, tmp_path, procname):
+    """A uWSGI that does not record (default fork, no agent in the
+    workers): with --auto-procname its workers are recognised by uWSGI's
+    own names ("uWSGI worker N") and recycled; without, they cannot be
+    told from other forks of the master and are reported, never
+    signalled."""
+    (tmp_path / "app.py").write_text(APP.lstrip("\n"))
+    port = _free_port()
+    argv = [UWSGI, "--master", "--processes", "2", "--http-socket",
+            "127.0.0.1:%d" % port, "--plugin", "python3", "--chdir",
+            str(tmp_path), "--wsgi-file", "app.py", "--callable", "app",
+            "--die-on-term", "--disable-logging"]
+    if procname:
+        argv.append("--auto-procname")
+    out = open(tmp_path / "server.out", "w+")
+    server = procs.popen(argv, stdout=out, stderr=subprocess.STDOUT,
+                         env=clean_env(), cwd=str(tmp_path))
+    if not _wait_serving(port, server):
+        out.seek(0)
+        pytest.fail("server did not come up:\n%s" % out.read()[-3000:])
+    workers = [pid for pid, _ in _children(server.pid)]
+    assert len(workers) == 2
+    log = tmp_path / "guard.log"
+    g = procs.popen([MEMHOUND, "guard", "--max-lifetime", "1s",
+                     "--interval", "0.2s", "--mercy", "10s", "--log", log,
+                     "--pid", server.pid], env=clean_env(),
+                    stderr=subprocess.PIPE, text=True)
+    if procname:
+        ev = _wait_for(log, lambda e: e["event"] == "exit", 15)
+        assert ev, open(log).read()
+        rec = [e for e in _events(log) if e["event"] == "recycle"]
+        assert rec and rec[0]["pid"] in workers and \
+            rec[0]["signal"] == "SIGHUP", open(log).read()
+        assert not [e for e in _events(log) if e["event"] == "not_worker"]
+    else:
+        ev = _wait_for(log, lambda e: e["event"] == "not_worker", 10)
+        time.sleep(1.0)
+        ev = _events(log)
+        assert {e["pid"] for e in ev if e["event"] == "not_worker"} == \
+            set(workers), ev
+        assert "neither registered with memhound" in [
+            e for e in ev if e["event"] == "not_worker"][0]["reason"]
+        assert not [e for e in ev if e["event"] in ("recycle", "refuse")]
+        assert all(_alive(w) for w in workers)
+    os.kill(g.pid, signal.SIGTERM)
+    assert g.wait(timeout=10) == 0, g.stderr.read()
