@@ -264,6 +264,9 @@ def test_socket_outside_the_ownership_rule_is_not_used(procs, tmp_path):
         r = mh("snapshot", p.pid, env=env)
         assert r.returncode == 1 and "is open to other users (mode 755)" \
             in r.stderr, r.stderr
+        r = mh("inspect", p.pid, env=env)
+        assert r.returncode == 1 and "is open to other users (mode 755)" \
+            in r.stderr, r.stderr
         os.chmod(d, 0o700)
         if os.geteuid() == 0:
             os.chown(path, 65534, 65534)
