@@ -188,6 +188,7 @@ struct guard {
     struct mh_cgroup_mem cg;
     int stats_state; /* 1 may work, 0 the agents have no stats */
     int warned_requests;
+    int warned_no_workers;
     int stopping; /* the master was told to stop: recycle no more */
     int done;     /* leave the loop */
     int exit_code;
@@ -1635,6 +1636,24 @@ tick(struct guard *g)
         i++;
     }
 
+    if (!g->warned_no_workers && g->nw) {
+        size_t verified = 0, reported = 0;
+        for (size_t i = 0; i < g->nw; i++) {
+            verified += g->w[i].kind == 1;
+            reported += g->w[i].kind < 0;
+        }
+        if (!verified && reported == g->nw) {
+            g->warned_no_workers = 1;
+            log_warning(g, g->master,
+                        "none of the %zu children of master %ld is a "
+                        "verified worker, so none will be recycled: start "
+                        "the server recording (memhound run, or guard -- "
+                        "COMMAND), let it name its workers (gunicorn with "
+                        "setproctitle, uWSGI --auto-procname), or name them "
+                        "with --worker-match",
+                        g->nw, g->master);
+        }
+    }
     if (g->test_victim[0])
         test_victims(g);
     if (g->stopping)

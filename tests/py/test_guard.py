@@ -893,5 +893,9 @@ def test_guard_uwsgi_workers_by_their_own_names(procs, tmp_path, procname):
             e for e in ev if e["event"] == "not_worker"][0]["reason"]
         assert not [e for e in ev if e["event"] in ("recycle", "refuse")]
         assert all(_alive(w) for w in workers)
+        warn = [e for e in ev if e["event"] == "warning"]
+        assert len(warn) == 1 and "none of the 2 children" in \
+            warn[0]["message"] and "--auto-procname" in \
+            warn[0]["message"], warn
     os.kill(g.pid, signal.SIGTERM)
     assert g.wait(timeout=10) == 0, g.stderr.read()
