@@ -86,13 +86,12 @@ mono_ns(void)
 /* ---- the socket ---- */
 
 /* Picks and prepares the directory (ctlsock.h): $XDG_RUNTIME_DIR/memhound
- * when the variable names a directory we can use, else
- * /tmp/memhound-<euid>. */
+ * when the variable names a directory of ours (or root's) that others
+ * cannot write, else /tmp/memhound-<euid>. */
 static int
 socket_dir(char *dir, size_t n, char *err, size_t errlen)
 {
-    struct stat st;
-    if (ctl.xdg[0] == '/' && !stat(ctl.xdg, &st) && S_ISDIR(st.st_mode)) {
+    if (ctl.xdg[0] == '/' && mh_ctlsock_parent_ok(ctl.xdg)) {
         int k = snprintf(dir, n, "%s/" MH_CTLSOCK_SUBDIR, ctl.xdg);
         if (k > 0 && (size_t)k < n && !mh_ctlsock_make_dir(dir, err, errlen))
             return 0;

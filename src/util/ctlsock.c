@@ -81,6 +81,17 @@ mh_ctlsock_make_dir(const char *dir, char *err, size_t errlen)
 }
 
 int
+mh_ctlsock_parent_ok(const char *dir)
+{
+    struct stat st;
+    if (stat(dir, &st) || !S_ISDIR(st.st_mode))
+        return 0;
+    if (st.st_uid != geteuid() && st.st_uid != 0)
+        return 0;
+    return !(st.st_mode & 022) || (st.st_mode & S_ISVTX);
+}
+
+int
 mh_ctlsock_is_ours(const char *path, unsigned long uid)
 {
     struct stat st;

@@ -45,6 +45,12 @@ int mh_ctlsock_check_dir(const char *dir, unsigned long uid, char *err,
  * reason in err. */
 int mh_ctlsock_make_dir(const char *dir, char *err, size_t errlen) MH_MUST_USE;
 
+/* Whether `dir` may hold the directory of the calling process's sockets:
+ * owned by its effective user or root, and writable by nobody else unless
+ * sticky (as /tmp), so no one can swap the directory we made for another
+ * (ssh's rule for the parents of its files). 1 yes, 0 no. */
+int mh_ctlsock_parent_ok(const char *dir);
+
 /* Whether `path` is a socket owned by `uid` (lstat: a symlink is not).
  * 1 yes, 0 no (with errno ENOENT, EACCES, or ENOTSOCK / EPERM for a file
  * that is not a socket / belongs to someone else). */

@@ -59,6 +59,16 @@ MH_TEST(ctlsock_dir_rule)
     CHECK_EQ_INT(mh_ctlsock_check_dir(none, me, err, sizeof(err)), MH_EIO);
     CHECK_EQ_INT(errno, ENOENT);
 
+    /* parents: ours and private, or sticky like /tmp; not open to all */
+    CHECK(mh_ctlsock_parent_ok(base));
+    CHECK(mh_ctlsock_parent_ok("/tmp"));
+    CHECK(!chmod(base, 0777));
+    CHECK(!mh_ctlsock_parent_ok(base));
+    CHECK(!chmod(base, 01777));
+    CHECK(mh_ctlsock_parent_ok(base));
+    CHECK(!chmod(base, 0700));
+    CHECK(!mh_ctlsock_parent_ok(none));
+
     unlink(link);
     rmdir(dir);
     rmdir(base);
