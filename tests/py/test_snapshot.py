@@ -163,11 +163,14 @@ def test_snapshot_of_a_live_process(procs, tmp_path, py):
 def test_control_protocol(procs, tmp_path):
     t = Target(procs, tmp_path, SYSTEM_PY)
 
-    def ask(line):
+    def ask(line, fd=None):
         s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         s.settimeout(WAIT)
         s.connect(t.socket)
-        s.sendall(line)
+        if fd is None:
+            s.sendall(line)
+        else:
+            socket.send_fds(s, [line], [fd])
         data = b""
         while not data.endswith(b"\n"):
             chunk = s.recv(4096)
@@ -192,6 +195,29 @@ def test_control_protocol(procs, tmp_path):
     # a dump that cannot be written says why
     reply = ask(b"dump-wait /nonexistent/dir/x.mhh\n")
     assert reply.startswith("error "), reply
+    # A file passed with the request (SCM_RIGHTS) is where the dump goes;
+    # the path only names it. Not a regular file open for writing: refused.
+    passed = tmp_path / "passed.mhh"
+    fd = os.open(passed, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        reply = ask(b"dump-wait /nonexistent/named.mhh\n", fd)
+    finally:
+        os.close(fd)
+    assert reply.startswith("ok "), reply
+    check_dump(passed)
+    assert not os.path.exists("/nonexistent/named.mhh")
+    r, w = os.pipe()
+    ro = os.open(passed, os.O_RDONLY)
+    try:
+        for bad in (w, ro):
+            reply = ask(b"dump-wait %s\n" % str(tmp_path / "b.mhh").encode(),
+                        bad)
+            assert reply.startswith("error the descriptor passed with "
+                                    "dump-wait is not a regular file"), reply
+    finally:
+        for x in (r, w, ro):
+            os.close(x)
+    assert not (tmp_path / "b.mhh").exists()
     t.stop()
 
 
