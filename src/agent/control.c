@@ -38,6 +38,9 @@
  * must not hold a slot for ever. */
 #define REQUEST_TIMEOUT_NS (5ull * 1000000000ull)
 #define SOCK_PATH_MAX sizeof(((struct sockaddr_un *)0)->sun_path)
+/* A passed descriptor is moved this high, away from the numbers the
+ * program opens and closes (the lowest free ones). */
+#define PASSED_FD_MIN 768
 
 struct conn {
     int fd; /* -1: a free slot */
@@ -48,8 +51,11 @@ struct conn {
     pid_t child;
     uint64_t pause_ns, forked_ns;
     /* A file the client passed with its request (SCM_RIGHTS) for the
-     * dump to go to; -1 when none. */
+     * dump to go to; -1 when none. Its device and inode as received: the
+     * number must still name that file when the dump starts. */
     int passed_fd;
+    dev_t passed_dev;
+    ino_t passed_ino;
 };
 
 /* Owned by the writer thread while it runs; open/close/forget run while
@@ -399,14 +405,16 @@ trim(struct conn *c)
           (unsigned long long)before, (unsigned long long)after, released);
 }
 
-/* Whether a passed descriptor is a regular file we may write. */
+/* Whether the passed descriptor is a regular file we may write, and
+ * still the file that was passed. */
 static int
-writable_file(int fd)
+writable_file(const struct conn *c, int fd)
 {
     struct stat st;
     int fl = fcntl(fd, F_GETFL);
-    return !fstat(fd, &st) && S_ISREG(st.st_mode) && fl >= 0 &&
-           (fl & O_ACCMODE) != O_RDONLY;
+    return !fstat(fd, &st) && S_ISREG(st.st_mode) &&
+           st.st_dev == c->passed_dev && st.st_ino == c->passed_ino &&
+           fl >= 0 && (fl & O_ACCMODE) != O_RDONLY;
 }
 
 static void
@@ -434,7 +442,7 @@ handle(struct conn *c, char *line)
         struct mh_heap_dump_result res = {0};
         int fd = c->passed_fd;
         c->passed_fd = -1; /* dump() takes it */
-        if (fd >= 0 && !writable_file(fd)) {
+        if (fd >= 0 && !writable_file(c, fd)) {
             close(fd);
             reply(c, "error the descriptor passed with %s is not a regular "
                      "file open for writing",
@@ -516,10 +524,23 @@ recv_part(struct conn *c)
         for (size_t i = 0; i < n; i++) {
             int fd;
             memcpy(&fd, CMSG_DATA(h) + i * sizeof(int), sizeof(int));
-            if (c->passed_fd < 0)
-                c->passed_fd = fd;
-            else
+            if (c->passed_fd >= 0) {
                 close(fd);
+                continue;
+            }
+            int hi = fcntl(fd, F_DUPFD_CLOEXEC, PASSED_FD_MIN);
+            if (hi >= 0) {
+                close(fd);
+                fd = hi;
+            }
+            struct stat st;
+            if (fstat(fd, &st)) {
+                close(fd);
+                continue;
+            }
+            c->passed_fd = fd;
+            c->passed_dev = st.st_dev;
+            c->passed_ino = st.st_ino;
         }
     }
     return k;
