@@ -201,7 +201,6 @@ struct guard {
     char test_victim[256]; /* MEMHOUND_GUARD_TEST_VICTIM (test_victims) */
     char master_exe[PATH_MAX];  /* /proc/<master>/exe */
     char master_cmd[CMDLINE_MAX]; /* its cmdline, read every tick */
-    size_t master_cmd_len;
     int have_match;
     regex_t match; /* --worker-match */
 };
@@ -717,7 +716,6 @@ read_master_cmd(struct guard *g)
     if (mh_proc_read_cmdline(g->master, g->master_cmd,
                              sizeof(g->master_cmd) - 1, &len))
         return -1;
-    g->master_cmd_len = len;
     cmdline_text(g->master_cmd, len);
     return 0;
 }
