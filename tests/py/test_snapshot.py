@@ -72,7 +72,8 @@ def mh(*args, timeout=WAIT, env=None, cwd=None, user=None):
 class Target:
     """A program under `memhound run` that records until stopped."""
 
-    def __init__(self, procs, tmp, py, nthreads=0, options=(), deadline=WAIT):
+    def __init__(self, procs, tmp, py, nthreads=0, options=(), deadline=WAIT,
+                 env=None):
         self.tmp = tmp
         self.stopfile = tmp / "stop"
         prog = tmp / "target.py"
@@ -81,7 +82,7 @@ class Target:
         self.proc = procs.popen(
             [MEMHOUND, "run", "-q", "-o", self.capture, *options, "--", py,
              prog, self.stopfile, str(nthreads)],
-            cwd=str(tmp), env=clean_env(), stdout=subprocess.PIPE,
+            cwd=str(tmp), env=env or clean_env(), stdout=subprocess.PIPE,
             stderr=subprocess.PIPE, text=True)
         line = self.proc.stdout.readline()
         if not line.startswith("ready "):
@@ -562,16 +563,22 @@ def test_forked_child_has_its_own_socket(procs, tmp_path):
 
 
 def test_sockets_of_killed_processes_are_swept(procs, tmp_path):
-    t = Target(procs, tmp_path, SYSTEM_PY)
+    # A directory of the test's own: every process that starts or stops
+    # recording sweeps its directory, and other tests record meanwhile.
+    xdg = tmp_path / "xdg"
+    xdg.mkdir(mode=0o700)
+    env = clean_env(XDG_RUNTIME_DIR=str(xdg))
+    t = Target(procs, tmp_path, SYSTEM_PY, env=env)
     sock = Path(t.socket)
+    assert sock.parent == xdg / "memhound"
     os.kill(t.pid, 9)
     t.proc.wait(timeout=WAIT)
     assert sock.exists()  # nobody removed it
-    r = mh("snapshot", t.pid)
+    r = mh("snapshot", t.pid, env=env)
     assert r.returncode == 1 and "no process" in r.stderr
     # the next process that records in that directory removes it
     (tmp_path / "stop").unlink(missing_ok=True)
-    t2 = Target(procs, tmp_path, SYSTEM_PY)
+    t2 = Target(procs, tmp_path, SYSTEM_PY, env=env)
     assert Path(t2.socket).parent == sock.parent
     assert not sock.exists()
     t2.stop()
