@@ -7,8 +7,8 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 
-#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <malloc.h>
 #include <signal.h>
@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "../format/capture.h"
+#include "../util/ctlsock.h"
 #include "../util/proc.h"
 #include "allocstats.h"
 #include "control.h"
@@ -37,6 +38,9 @@
  * must not hold a slot for ever. */
 #define REQUEST_TIMEOUT_NS (5ull * 1000000000ull)
 #define SOCK_PATH_MAX sizeof(((struct sockaddr_un *)0)->sun_path)
+/* A passed descriptor is moved this high, away from the numbers the
+ * program opens and closes (the lowest free ones). */
+#define PASSED_FD_MIN 768
 
 struct conn {
     int fd; /* -1: a free slot */
@@ -46,6 +50,12 @@ struct conn {
     /* dump-wait: the walker this client waits for (0: none yet) */
     pid_t child;
     uint64_t pause_ns, forked_ns;
+    /* A file the client passed with its request (SCM_RIGHTS) for the
+     * dump to go to; -1 when none. Its device and inode as received: the
+     * number must still name that file when the dump starts. */
+    int passed_fd;
+    dev_t passed_dev;
+    ino_t passed_ino;
 };
 
 /* Owned by the writer thread while it runs; open/close/forget run while
@@ -54,7 +64,10 @@ struct conn {
 static struct {
     int fd;      /* the listening socket, -1 when closed */
     pid_t owner; /* the process that bound it: only it unlinks it */
+    uid_t euid;  /* the effective user it was made for */
     char path[SOCK_PATH_MAX];
+    char dir[SOCK_PATH_MAX];
+    char xdg[SOCK_PATH_MAX]; /* $XDG_RUNTIME_DIR at open, "" when unset */
     struct conn conns[MAX_CONNS];
     int nconns;
     uint64_t every_ns, next_ns; /* periodic dumps; every_ns 0 = off */
@@ -76,126 +89,42 @@ mono_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
-/* ---- the socket directory ---- */
+/* ---- the socket ---- */
 
-/* Makes `dir` (0700) or checks that an existing one is a real directory
- * of ours that nobody else can enter. */
-static int
-private_dir(const char *dir, char *err, size_t errlen)
-{
-    if (mkdir(dir, 0700) == 0) {
-        /* The umask may have taken bits we need; never more than 0700. */
-        if (chmod(dir, 0700)) {
-            snprintf(err, errlen, "cannot set the mode of '%s': %s", dir,
-                     strerror(errno));
-            return -1;
-        }
-    } else if (errno != EEXIST) {
-        snprintf(err, errlen, "cannot create '%s': %s", dir, strerror(errno));
-        return -1;
-    }
-    struct stat st;
-    if (lstat(dir, &st)) {
-        snprintf(err, errlen, "cannot check '%s': %s", dir, strerror(errno));
-        return -1;
-    }
-    if (S_ISLNK(st.st_mode)) {
-        snprintf(err, errlen, "'%s' is a symbolic link", dir);
-        return -1;
-    }
-    if (!S_ISDIR(st.st_mode)) {
-        snprintf(err, errlen, "'%s' is not a directory", dir);
-        return -1;
-    }
-    if (st.st_uid != geteuid()) {
-        snprintf(err, errlen, "'%s' belongs to uid %u, not to us (uid %u)",
-                 dir, (unsigned)st.st_uid, (unsigned)geteuid());
-        return -1;
-    }
-    if (st.st_mode & 077) {
-        snprintf(err, errlen, "'%s' is open to other users (mode %03o)", dir,
-                 (unsigned)(st.st_mode & 0777));
-        return -1;
-    }
-    return 0;
-}
-
-/* Picks and prepares the directory: $XDG_RUNTIME_DIR/memhound when the
- * variable names a directory, else /tmp/memhound-<uid>. */
+/* Picks and prepares the directory (ctlsock.h): $XDG_RUNTIME_DIR/memhound
+ * when the variable names a directory of ours (or root's) that others
+ * cannot write, else /tmp/memhound-<euid>. */
 static int
 socket_dir(char *dir, size_t n, char *err, size_t errlen)
 {
-    const char *xdg = getenv("XDG_RUNTIME_DIR");
-    struct stat st;
-    if (xdg && xdg[0] == '/' && !stat(xdg, &st) && S_ISDIR(st.st_mode)) {
-        int k = snprintf(dir, n, "%s/memhound", xdg);
-        if (k > 0 && (size_t)k < n && !private_dir(dir, err, errlen))
+    if (ctl.xdg[0] == '/' && mh_ctlsock_parent_ok(ctl.xdg)) {
+        int k = snprintf(dir, n, "%s/" MH_CTLSOCK_SUBDIR, ctl.xdg);
+        if (k > 0 && (size_t)k < n && !mh_ctlsock_make_dir(dir, err, errlen))
             return 0;
-        /* A runtime dir we cannot use: /tmp still can be. */
+        /* A runtime dir we cannot use (another user's, after a change of
+         * user): /tmp still can be. */
     }
-    snprintf(dir, n, "/tmp/memhound-%u", (unsigned)geteuid());
-    return private_dir(dir, err, errlen);
+    if (mh_ctlsock_tmp_dir((unsigned long)geteuid(), dir, n)) {
+        snprintf(err, errlen, "socket directory name too long");
+        return -1;
+    }
+    return mh_ctlsock_make_dir(dir, err, errlen);
 }
 
-/* Whether nobody listens on the socket `name` in `dir`. */
+/* Binds and listens on this process's socket in its effective user's
+ * directory; ctl's fd, path and owner are set on success. */
 static int
-dead_socket(const char *dir, const char *name)
-{
-    struct sockaddr_un sa;
-    memset(&sa, 0, sizeof(sa));
-    sa.sun_family = AF_UNIX;
-    int k = snprintf(sa.sun_path, sizeof(sa.sun_path), "%s/%s", dir, name);
-    if (k < 0 || (size_t)k >= sizeof(sa.sun_path))
-        return 0;
-    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd < 0)
-        return 0;
-    int dead = connect(fd, (struct sockaddr *)&sa, sizeof(sa)) &&
-               errno == ECONNREFUSED;
-    close(fd);
-    return dead;
-}
-
-/* Removes the sockets of processes that are gone: a process that ends
- * with os._exit() (multiprocessing's children do) or by a signal leaves
- * its socket behind. Only sockets whose pid does not exist here and on
- * which nobody listens (a process in another pid namespace sharing /tmp
- * may still use its own). */
-static void
-sweep(const char *dir)
-{
-    DIR *d = opendir(dir);
-    if (!d)
-        return;
-    struct dirent *e;
-    while ((e = readdir(d))) {
-        char *end;
-        long pid = strtol(e->d_name, &end, 10);
-        if (end == e->d_name || strcmp(end, ".sock") || pid <= 0 ||
-            pid == (long)getpid())
-            continue;
-        if (kill((pid_t)pid, 0) && errno == ESRCH &&
-            dead_socket(dir, e->d_name))
-            unlinkat(dirfd(d), e->d_name, 0);
-    }
-    closedir(d);
-}
-
-int
-mh_control_open(char *err, size_t errlen)
+listen_socket(char *err, size_t errlen)
 {
     char dir[SOCK_PATH_MAX];
-    if (ctl.fd >= 0)
-        return 0;
     if (socket_dir(dir, sizeof(dir), err, errlen))
         return -1;
-    sweep(dir);
+    mh_ctlsock_sweep(dir, (long)getpid());
     struct sockaddr_un sa;
     memset(&sa, 0, sizeof(sa));
     sa.sun_family = AF_UNIX;
-    int k = snprintf(sa.sun_path, sizeof(sa.sun_path), "%s/%d.sock", dir,
-                     (int)getpid());
-    if (k < 0 || (size_t)k >= sizeof(sa.sun_path)) {
+    if (mh_ctlsock_path(dir, (long)getpid(), sa.sun_path,
+                        sizeof(sa.sun_path))) {
         snprintf(err, errlen, "socket path in '%s' is too long", dir);
         return -1;
     }
@@ -205,7 +134,9 @@ mh_control_open(char *err, size_t errlen)
         return -1;
     }
     /* A file with our pid is left by a process that was killed: the pid
-     * is ours now, and the directory only ours. */
+     * is ours now, and the directory only ours (0700: the moment between
+     * bind and chmod is not a window for anyone else; the umask is the
+     * program's and is left alone). */
     unlink(sa.sun_path);
     if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) ||
         chmod(sa.sun_path, 0600) || listen(fd, MAX_CONNS)) {
@@ -216,22 +147,49 @@ mh_control_open(char *err, size_t errlen)
         return -1;
     }
     memcpy(ctl.path, sa.sun_path, sizeof(ctl.path));
+    memcpy(ctl.dir, dir, sizeof(ctl.dir));
     ctl.fd = fd;
     ctl.owner = getpid();
-    for (int i = 0; i < MAX_CONNS; i++)
+    ctl.euid = geteuid();
+    return 0;
+}
+
+int
+mh_control_open(char *err, size_t errlen)
+{
+    if (ctl.fd >= 0)
+        return 0;
+    /* Read once, with the GIL held: the writer thread may need it later
+     * (a change of user) and must not call getenv() while the program
+     * may change its environment. */
+    const char *xdg = getenv("XDG_RUNTIME_DIR");
+    snprintf(ctl.xdg, sizeof(ctl.xdg), "%s", xdg && xdg[0] == '/' ? xdg : "");
+    if (listen_socket(err, errlen))
+        return -1;
+    for (int i = 0; i < MAX_CONNS; i++) {
         ctl.conns[i].fd = -1;
+        ctl.conns[i].passed_fd = -1;
+    }
     ctl.nconns = 0;
     return 0;
 }
 
 static void
+drop_conn(struct conn *c)
+{
+    if (c->fd >= 0)
+        close(c->fd);
+    if (c->passed_fd >= 0)
+        close(c->passed_fd);
+    c->fd = c->passed_fd = -1;
+    c->child = 0;
+}
+
+static void
 drop_conns(void)
 {
-    for (int i = 0; i < MAX_CONNS; i++) {
-        if (ctl.conns[i].fd >= 0)
-            close(ctl.conns[i].fd);
-        ctl.conns[i].fd = -1;
-    }
+    for (int i = 0; i < MAX_CONNS; i++)
+        drop_conn(&ctl.conns[i]);
     ctl.nconns = 0;
 }
 
@@ -242,9 +200,39 @@ mh_control_close(void)
         return;
     drop_conns();
     close(ctl.fd);
-    if (ctl.owner == getpid())
-        unlink(ctl.path);
     ctl.fd = -1;
+    if (ctl.owner != getpid())
+        return;
+    unlink(ctl.path);
+    /* Children that changed user moved their sockets out of this
+     * directory and could not remove the old ones: a master ending after
+     * its workers removes what they left. */
+    mh_ctlsock_sweep(ctl.dir, (long)getpid());
+}
+
+/* The process changed its effective user (a server's worker dropping
+ * root: gunicorn --user, uWSGI uid): its socket moves to the new user's
+ * directory, where that user's and root's commands look for it. The old
+ * file is removed when the new user still may; otherwise the sweep of the
+ * next process of the old user that records or ends removes it. */
+static void
+follow_user(void)
+{
+    char old[SOCK_PATH_MAX];
+    memcpy(old, ctl.path, sizeof(old));
+    drop_conns();
+    close(ctl.fd);
+    ctl.fd = -1;
+    unlink(old);
+    char err[SOCK_PATH_MAX + 128];
+    if (listen_socket(err, sizeof(err))) {
+        static int warned;
+        if (!warned++)
+            mh_warnf("no control channel for process %d after its change "
+                     "to uid %u ('memhound snapshot' cannot reach it): %s",
+                     (int)getpid(), (unsigned)geteuid(), err);
+        ctl.euid = geteuid(); /* tried for this user: not again */
+    }
 }
 
 void
@@ -301,11 +289,12 @@ mh_control_note_dump(const char *path)
 /* Forks a walker from the writer thread. Returns 0, or -1 with the
  * reason in err. */
 static int
-dump(const char *path, struct mh_heap_dump_result *res, char *err,
+dump(const char *path, int fd, struct mh_heap_dump_result *res, char *err,
      size_t errlen)
 {
     PyGILState_STATE g = PyGILState_Ensure();
-    int rc = mh_heap_dump(path, mh_writer_path(), 0, res);
+    int rc = fd >= 0 ? mh_heap_dump_fd(fd, mh_writer_path(), 0, res)
+                     : mh_heap_dump(path, mh_writer_path(), 0, res);
     int e = errno;
     PyGILState_Release(g);
     if (rc) {
@@ -364,9 +353,7 @@ reply(struct conn *c, const char *fmt, ...)
     do
         k = send(c->fd, buf, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT);
     while (k < 0 && errno == EINTR);
-    close(c->fd);
-    c->fd = -1;
-    c->child = 0;
+    drop_conn(c);
     ctl.nconns--;
 }
 
@@ -418,6 +405,18 @@ trim(struct conn *c)
           (unsigned long long)before, (unsigned long long)after, released);
 }
 
+/* Whether the passed descriptor is a regular file we may write, and
+ * still the file that was passed. */
+static int
+writable_file(const struct conn *c, int fd)
+{
+    struct stat st;
+    int fl = fcntl(fd, F_GETFL);
+    return !fstat(fd, &st) && S_ISREG(st.st_mode) &&
+           st.st_dev == c->passed_dev && st.st_ino == c->passed_ino &&
+           fl >= 0 && (fl & O_ACCMODE) != O_RDONLY;
+}
+
 static void
 handle(struct conn *c, char *line)
 {
@@ -441,7 +440,16 @@ handle(struct conn *c, char *line)
             return;
         }
         struct mh_heap_dump_result res = {0};
-        if (dump(arg, &res, err, sizeof(err))) {
+        int fd = c->passed_fd;
+        c->passed_fd = -1; /* dump() takes it */
+        if (fd >= 0 && !writable_file(c, fd)) {
+            close(fd);
+            reply(c, "error the descriptor passed with %s is not a regular "
+                     "file open for writing",
+                  line);
+            return;
+        }
+        if (dump(arg, fd, &res, err, sizeof(err))) {
             reply(c, "error %s", err);
             return;
         }
@@ -483,11 +491,59 @@ accept_new(uint64_t now)
             continue;
         }
         c->fd = fd;
+        c->passed_fd = -1;
         c->since_ns = now;
         c->len = 0;
         c->child = 0;
         ctl.nconns++;
     }
+}
+
+/* Reads what has arrived of the request line, and a descriptor passed
+ * with it: one is kept (the first), others are closed. */
+static ssize_t
+recv_part(struct conn *c)
+{
+    struct iovec iov = {.iov_base = c->line + c->len,
+                        .iov_len = sizeof(c->line) - 1 - c->len};
+    union {
+        char buf[CMSG_SPACE(4 * sizeof(int))];
+        struct cmsghdr align;
+    } u;
+    struct msghdr m = {.msg_iov = &iov,
+                       .msg_iovlen = 1,
+                       .msg_control = u.buf,
+                       .msg_controllen = sizeof(u.buf)};
+    ssize_t k = recvmsg(c->fd, &m, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+    if (k < 0)
+        return k;
+    for (struct cmsghdr *h = CMSG_FIRSTHDR(&m); h; h = CMSG_NXTHDR(&m, h)) {
+        if (h->cmsg_level != SOL_SOCKET || h->cmsg_type != SCM_RIGHTS)
+            continue;
+        size_t n = (h->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+        for (size_t i = 0; i < n; i++) {
+            int fd;
+            memcpy(&fd, CMSG_DATA(h) + i * sizeof(int), sizeof(int));
+            if (c->passed_fd >= 0) {
+                close(fd);
+                continue;
+            }
+            int hi = fcntl(fd, F_DUPFD_CLOEXEC, PASSED_FD_MIN);
+            if (hi >= 0) {
+                close(fd);
+                fd = hi;
+            }
+            struct stat st;
+            if (fstat(fd, &st)) {
+                close(fd);
+                continue;
+            }
+            c->passed_fd = fd;
+            c->passed_dev = st.st_dev;
+            c->passed_ino = st.st_ino;
+        }
+    }
+    return k;
 }
 
 /* Reads what the client sent; handles the request once its line is
@@ -496,8 +552,7 @@ static void
 serve(struct conn *c, uint64_t now)
 {
     for (;;) {
-        ssize_t k = recv(c->fd, c->line + c->len, sizeof(c->line) - 1 - c->len,
-                         MSG_DONTWAIT);
+        ssize_t k = recv_part(c);
         if (k < 0 && errno == EINTR)
             continue;
         if (k < 0) {
@@ -530,8 +585,7 @@ serve(struct conn *c, uint64_t now)
               (unsigned long long)(REQUEST_TIMEOUT_NS / 1000000000ull));
     return;
 gone:
-    close(c->fd);
-    c->fd = -1;
+    drop_conn(c);
     ctl.nconns--;
 }
 
@@ -571,7 +625,7 @@ periodic(uint64_t now)
     if (mh_control_next_dump_path(path, sizeof(path)))
         return;
     struct mh_heap_dump_result res = {0};
-    if (dump(path, &res, err, sizeof(err))) {
+    if (dump(path, -1, &res, err, sizeof(err))) {
         static int warned;
         if (!warned++)
             mh_warnf("%s", err);
@@ -584,6 +638,8 @@ void
 mh_control_tick(uint64_t now_ns)
 {
     int waiting = 0;
+    if (ctl.fd >= 0 && geteuid() != ctl.euid)
+        follow_user();
     if (ctl.fd >= 0) {
         accept_new(now_ns);
         for (int i = 0; i < MAX_CONNS; i++) {

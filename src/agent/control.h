@@ -2,16 +2,22 @@
  * process for a heap dump from outside, and where `--heap-every` dumps
  * are taken. A Unix socket per recording process,
  *   $XDG_RUNTIME_DIR/memhound/<pid>.sock, or
- *   /tmp/memhound-<uid>/<pid>.sock when XDG_RUNTIME_DIR is unset,
+ *   /tmp/memhound-<euid>/<pid>.sock when XDG_RUNTIME_DIR is unset,
  * in a 0700 directory that must be ours (never a symlink), socket 0600,
- * peers checked with SO_PEERCRED (same uid or root).
+ * peers checked with SO_PEERCRED (same uid or root); src/util/ctlsock.h
+ * has the rule. When the process changes its effective user (a worker
+ * dropping root), the socket moves to the new user's directory at the
+ * next tick.
  *
  * No thread of its own: the writer thread calls mh_control_tick() on
  * every wake-up; accept and reads are non-blocking. One request per
  * connection, one reply line, then the agent closes it:
  *   ping               -> ok <pid> <capture path>
  *   flush              -> ok
- *   dump <path>        -> ok <walker pid> <pause_ns>   (after the fork)
+ *   dump <path>        -> ok <walker pid> <pause_ns>   (after the fork;
+ *                         into the descriptor passed with the request
+ *                         (SCM_RIGHTS) when there is one, else the agent
+ *                         creates <path>)
  *   dump-wait <path>   -> ok <walker pid> <pause_ns> <walk_ns>
  *                         (after the walker exited 0; walk_ns = fork to
  *                         exit), with " unverified" appended when another

@@ -1610,6 +1610,19 @@ heap_dump(const char *path, const char *capture, int wait, int flags,
           struct mh_heap_dump_result *res)
 {
     memset(res, 0, sizeof(*res));
+    int fd = mh_file_create_private(path, flags);
+    if (fd < 0) {
+        res->create_failed = 1;
+        return -1;
+    }
+    return mh_heap_dump_fd(fd, capture, wait, res);
+}
+
+int
+mh_heap_dump_fd(int fd, const char *capture, int wait,
+                struct mh_heap_dump_result *res)
+{
+    memset(res, 0, sizeof(*res));
     mh_heap_reap();
     /* Stacks named by ALLOC records must be in the capture: flush what
      * the tracker holds (the writer takes the GIL to resolve stacks).
@@ -1618,11 +1631,6 @@ heap_dump(const char *path, const char *capture, int wait, int flags,
     if (mh_writer_is_open()) {
         Py_BEGIN_ALLOW_THREADS mh_writer_flush();
         Py_END_ALLOW_THREADS
-    }
-    int fd = mh_file_create_private(path, flags);
-    if (fd < 0) {
-        res->create_failed = 1;
-        return -1;
     }
     struct child_args a = {
         .fd = fd,

@@ -31,6 +31,13 @@ struct mh_heap_dump_result {
 int mh_heap_dump(const char *path, const char *capture, int wait,
                  struct mh_heap_dump_result *res);
 
+/* The same into `fd`, an open regular file that the caller created (the
+ * control channel's client passes one: a dump lands where the one who
+ * asked may write, whatever user this process runs as). Takes `fd`: it is
+ * closed on every path. */
+int mh_heap_dump_fd(int fd, const char *capture, int wait,
+                    struct mh_heap_dump_result *res);
+
 /* Reaps walker children that have finished; never blocks. Returns how
  * many were reaped. Safe from the writer thread. */
 int mh_heap_reap(void);

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "../util/clock.h"
+#include "../util/ctlsock.h"
 #include "agentctl.h"
 
 /* A process's environment is small; a huge one is read this far. */
@@ -83,29 +84,46 @@ target_xdg(long pid, char *out, size_t n)
 }
 
 /* Adds dir/<pid>.sock to w's candidates (unless too long for a socket
- * address, or already there) and looks at it. Returns 1 when it is a
- * socket. */
+ * address, or already there) and looks at it: the directory and the
+ * socket must belong to `uid`, the target's effective user, and the
+ * directory be open to nobody else (ctlsock.h). Returns 1 when it is such
+ * a socket. */
 static int
-look_at(struct mh_agentctl_where *w, const char *dir, long pid)
+look_at(struct mh_agentctl_where *w, const char *dir, long pid,
+        unsigned long uid)
 {
     char p[MH_AGENTCTL_PATH_MAX];
-    int k = snprintf(p, sizeof(p), "%s/%ld.sock", dir, pid);
-    if (k < 0 || (size_t)k >= sizeof(p) || w->n >= MH_AGENTCTL_CANDIDATES)
+    if (mh_ctlsock_path(dir, pid, p, sizeof(p)) ||
+        w->n >= MH_AGENTCTL_CANDIDATES)
         return 0;
     for (int i = 0; i < w->n; i++)
         if (!strcmp(w->cand[i], p))
             return 0;
     int i = w->n++;
     memcpy(w->cand[i], p, sizeof(p));
-    struct stat st;
-    if (lstat(p, &st)) {
-        if (errno == EACCES && w->denied < 0)
-            w->denied = i;
+    char why[sizeof(w->why)];
+    if (mh_ctlsock_check_dir(dir, uid, why, sizeof(why))) {
+        if (errno == EACCES) {
+            if (w->denied < 0)
+                w->denied = i;
+        } else if (errno != ENOENT && errno != ENOTDIR && w->unsafe < 0) {
+            w->unsafe = i;
+            memcpy(w->why, why, sizeof(why));
+        }
         return 0;
     }
-    if (!S_ISSOCK(st.st_mode)) {
-        if (w->not_socket < 0)
+    if (!mh_ctlsock_is_ours(p, uid)) {
+        if (errno == EACCES && w->denied < 0)
+            w->denied = i;
+        else if (errno == ENOTSOCK && w->not_socket < 0)
             w->not_socket = i;
+        else if (errno == EPERM && w->unsafe < 0) {
+            w->unsafe = i;
+            snprintf(w->why, sizeof(w->why),
+                     "'%s' does not belong to uid %lu, the user of process "
+                     "%ld",
+                     p, uid, pid);
+        }
         return 0;
     }
     w->found = i;
@@ -117,22 +135,71 @@ mh_agentctl_locate(long pid, struct mh_agentctl_where *w)
 {
     char dir[PATH_MAX + 16], xdg[PATH_MAX];
     w->n = 0;
-    w->found = w->denied = w->not_socket = -1;
+    w->found = w->denied = w->not_socket = w->unsafe = -1;
+    w->why[0] = '\0';
+    long uid = target_uid(pid);
+    unsigned long u = uid >= 0 ? (unsigned long)uid : (unsigned long)geteuid();
     if (!target_xdg(pid, xdg, sizeof(xdg))) {
-        snprintf(dir, sizeof(dir), "%s/memhound", xdg);
-        if (look_at(w, dir, pid))
+        snprintf(dir, sizeof(dir), "%s/" MH_CTLSOCK_SUBDIR, xdg);
+        if (look_at(w, dir, pid, u))
             return;
     }
     const char *mine = getenv("XDG_RUNTIME_DIR");
     if (mine && mine[0] == '/' && strlen(mine) < PATH_MAX) {
-        snprintf(dir, sizeof(dir), "%s/memhound", mine);
-        if (look_at(w, dir, pid))
+        snprintf(dir, sizeof(dir), "%s/" MH_CTLSOCK_SUBDIR, mine);
+        if (look_at(w, dir, pid, u))
             return;
     }
-    long uid = target_uid(pid);
-    snprintf(dir, sizeof(dir), "/tmp/memhound-%ld",
-             uid >= 0 ? uid : (long)geteuid());
-    look_at(w, dir, pid);
+    if (!mh_ctlsock_tmp_dir(u, dir, sizeof(dir)))
+        look_at(w, dir, pid, u);
+}
+
+static const char *
+dir_of(const char *path, char *buf, size_t n)
+{
+    snprintf(buf, n, "%s", path);
+    char *slash = strrchr(buf, '/');
+    if (slash && slash != buf)
+        *slash = '\0';
+    return buf;
+}
+
+int
+mh_agentctl_explain(const struct mh_agentctl_where *w, long pid, char *out,
+                    size_t n)
+{
+    char dir[MH_AGENTCTL_PATH_MAX];
+    if (w->not_socket >= 0) {
+        snprintf(out, n, "'%s' is not a socket", w->cand[w->not_socket]);
+        return EINVAL;
+    }
+    if (w->denied >= 0) {
+        snprintf(out, n,
+                 "cannot reach the control socket of process %ld in '%s': "
+                 "Permission denied (only its user or root may ask)",
+                 pid, dir_of(w->cand[w->denied], dir, sizeof(dir)));
+        return EACCES;
+    }
+    if (w->unsafe >= 0) {
+        snprintf(out, n,
+                 "the control socket of process %ld is not used: %s (its "
+                 "directory must be its user's alone)",
+                 pid, w->why);
+        return EPERM;
+    }
+    int k = w->n;
+    if (k <= 1)
+        snprintf(out, n,
+                 "process %ld is not recording with memhound: no control "
+                 "socket at '%s'",
+                 pid, k ? w->cand[0] : "");
+    else
+        snprintf(out, n,
+                 "process %ld is not recording with memhound: no control "
+                 "socket at '%s'%s%s%s or '%s'",
+                 pid, w->cand[0], k > 2 ? ", '" : "", k > 2 ? w->cand[1] : "",
+                 k > 2 ? "'" : "", w->cand[k - 1]);
+    return ENOENT;
 }
 
 int
@@ -141,7 +208,7 @@ mh_agentctl_find(long pid, char *out, size_t n)
     struct mh_agentctl_where w;
     mh_agentctl_locate(pid, &w);
     if (w.found < 0) {
-        errno = w.denied >= 0 ? EACCES : ENOENT;
+        errno = w.denied >= 0 ? EACCES : w.unsafe >= 0 ? EPERM : ENOENT;
         return MH_EIO;
     }
     snprintf(out, n, "%s", w.cand[w.found]);
@@ -195,6 +262,12 @@ mh_agentctl_connect(long pid, const char *path, long *peer)
 int
 mh_agentctl_send(int fd, const char *request)
 {
+    return mh_agentctl_send_fd(fd, request, -1);
+}
+
+int
+mh_agentctl_send_fd(int fd, const char *request, int passfd)
+{
     char line[MH_AGENTCTL_LINE_MAX];
     int n = snprintf(line, sizeof(line), "%s\n", request);
     if (n < 0 || (size_t)n >= sizeof(line)) {
@@ -206,7 +279,26 @@ mh_agentctl_send(int fd, const char *request)
     /* The request is far smaller than an empty socket buffer; a partial
      * send means the agent stopped reading. */
     while (left) {
-        ssize_t k = send(fd, p, left, MSG_NOSIGNAL);
+        struct iovec iov = {.iov_base = (void *)p, .iov_len = left};
+        union {
+            char buf[CMSG_SPACE(sizeof(int))];
+            struct cmsghdr align;
+        } u;
+        struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1};
+        if (passfd >= 0) {
+            /* The descriptor goes with the first byte of the request. */
+            memset(&u, 0, sizeof(u));
+            m.msg_control = u.buf;
+            m.msg_controllen = sizeof(u.buf);
+            struct cmsghdr *h = CMSG_FIRSTHDR(&m);
+            h->cmsg_level = SOL_SOCKET;
+            h->cmsg_type = SCM_RIGHTS;
+            h->cmsg_len = CMSG_LEN(sizeof(int));
+            memcpy(CMSG_DATA(h), &passfd, sizeof(int));
+        }
+        ssize_t k = sendmsg(fd, &m, MSG_NOSIGNAL);
+        if (k > 0)
+            passfd = -1;
         if (k < 0 && errno == EINTR)
             continue;
         if (k < 0)

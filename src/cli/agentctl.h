@@ -23,22 +23,35 @@
 
 /* Where the agent of a process may have put its socket, most likely
  * first: under its XDG_RUNTIME_DIR (from /proc/<pid>/environ), under
- * ours, and in /tmp/memhound-<its uid>; and what was found there. The
- * last three are indices into cand, -1 for none. */
+ * ours, and in /tmp/memhound-<its effective uid> (src/util/ctlsock.h);
+ * and what was found there. A candidate counts only in a directory of
+ * the process's effective user open to nobody else, as a socket of that
+ * user: a worker that dropped root is looked for where its new user's
+ * agent put it. The index fields point into cand, -1 for none. */
 struct mh_agentctl_where {
     char cand[MH_AGENTCTL_CANDIDATES][MH_AGENTCTL_PATH_MAX];
     int n;          /* candidates looked at */
     int found;      /* the first that is a socket (the last looked at) */
     int denied;     /* the first in a directory we may not search */
     int not_socket; /* the first that exists but is not a socket */
+    int unsafe;     /* the first refused by the ownership rule */
+    char why[MH_AGENTCTL_PATH_MAX + 96]; /* why `unsafe` was refused */
 };
 
 /* Looks at the candidates in order and stops at the first socket. */
 void mh_agentctl_locate(long pid, struct mh_agentctl_where *w);
 
+/* Writes why nothing was found into out (a message without the
+ * "memhound: " prefix) and returns its errno: EINVAL (not a socket),
+ * EACCES, EPERM (refused by the ownership rule) or ENOENT (not
+ * recording). */
+int mh_agentctl_explain(const struct mh_agentctl_where *w, long pid,
+                        char *out, size_t n);
+
 /* The socket mh_agentctl_locate() found, into out. MH_OK, or MH_EIO with
- * errno ENOENT (the process does not record, or has no control channel)
- * or EACCES (a directory we may not search). */
+ * errno ENOENT (the process does not record, or has no control channel),
+ * EACCES (a directory we may not search) or EPERM (refused by the
+ * ownership rule). */
 int mh_agentctl_find(long pid, char *out, size_t n) MH_MUST_USE;
 
 /* Connects to `path` and checks that process `pid` serves it
@@ -51,6 +64,11 @@ int mh_agentctl_connect(long pid, const char *path, long *peer);
 
 /* Sends `request` and a newline. MH_OK or MH_EIO (errno). */
 int mh_agentctl_send(int fd, const char *request) MH_MUST_USE;
+/* The same with descriptor `passfd` attached (SCM_RIGHTS; -1: none):
+ * `dump`/`dump-wait` then write into it, a file the caller created,
+ * instead of opening the path themselves. */
+int mh_agentctl_send_fd(int fd, const char *request,
+                        int passfd) MH_MUST_USE;
 
 /* A reply being read. */
 struct mh_agentctl_reply {

@@ -12,6 +12,12 @@
  *   the agents' control sockets (evidence), on pidfds (a signalled worker
  *   exiting) and on a signalfd (signals to the guard). Nothing blocks, so
  *   a slow heap dump of one worker does not delay the checks of others.
+ * - Only verified workers are signalled: children of the master that run
+ *   its program (exe and command line, or the server's worker name) and
+ *   are registered with the agent or named as workers, or that match
+ *   --worker-match; others are reported (not_worker), never signalled.
+ *   --pid must name a gunicorn or uWSGI master unless --worker-match is
+ *   given.
  * - A worker's identity is (pid, start time from /proc/<pid>/stat field
  *   22). Right before any signal the guard opens a pidfd for the pid, then
  *   checks that the process behind the pid still has the master as parent
@@ -40,12 +46,14 @@
 #include <limits.h>
 #include <math.h>
 #include <poll.h>
+#include <regex.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -84,6 +92,12 @@
  * (a process in uninterruptible sleep dies only when the sleep ends). */
 #define KILL_WAIT 30.0
 #define LINE_MAX_LEN 8192
+#define CMDLINE_MAX 4096
+/* A child that passes the checks a fork cannot fail but is neither
+ * registered with the agent nor named as a worker is reported after this
+ * long: a new worker needs a moment to open its control socket or to
+ * rename itself. */
+#define VERIFY_GRACE 3.0
 
 enum server { SRV_UNKNOWN, SRV_GUNICORN, SRV_UWSGI };
 static const char *const server_name[] = {"unknown", "gunicorn", "uwsgi"};
@@ -104,6 +118,8 @@ struct guard_opts {
     const char *output;   /* capture template for -- COMMAND */
     long pid;             /* --pid; 0 with a command */
     char **command;       /* NULL-terminated, points into argv */
+    const char *worker_match; /* --worker-match REGEX; NULL: the server's
+                                 own rule */
 };
 
 enum wstate {
@@ -146,6 +162,9 @@ struct worker {
     double signalled;
     int pidfd; /* -1 when none */
     int ctlfd; /* -1 when none; a stats request in W_WATCH */
+    int kind;  /* 1 a verified worker; 0 not yet; -1 not a worker (final),
+                  -2 not verified and reported (checked again) */
+    double first_seen; /* monotonic */
     struct mh_agentctl_reply *stats; /* while a stats request runs */
     struct recycle *rec;             /* from decision to exit */
 };
@@ -172,6 +191,7 @@ struct guard {
     struct mh_cgroup_mem cg;
     int stats_state; /* 1 may work, 0 the agents have no stats */
     int warned_requests;
+    int warned_no_workers;
     int stopping; /* the master was told to stop: recycle no more */
     int done;     /* leave the loop */
     int exit_code;
@@ -182,6 +202,10 @@ struct guard {
     struct pollfd *pfd;
     size_t *pfd_worker;
     char test_victim[256]; /* MEMHOUND_GUARD_TEST_VICTIM (test_victims) */
+    char master_exe[PATH_MAX];  /* /proc/<master>/exe */
+    char master_cmd[CMDLINE_MAX]; /* its cmdline, read every tick */
+    int have_match;
+    regex_t match; /* --worker-match */
 };
 
 /* ---- small helpers ---- */
@@ -392,6 +416,10 @@ usage(FILE *out)
         "      --signal SIG          graceful signal (default: SIGTERM for\n"
         "                            gunicorn, SIGHUP for uWSGI, detected\n"
         "                            from the master's command line)\n"
+        "      --worker-match REGEX  the master's children whose command\n"
+        "                            line matches REGEX (POSIX extended)\n"
+        "                            are its workers; needed for a server\n"
+        "                            that is neither gunicorn nor uWSGI\n"
         "evidence and log:\n"
         "      --snapshot-dir DIR    heap dumps (and, with COMMAND, the\n"
         "                            captures) go here (default: .)\n"
@@ -406,6 +434,11 @@ usage(FILE *out)
         "                            existing captures, if they are\n"
         "                            regular files of yours\n"
         "  -h, --help                show this help\n"
+        "\n"
+        "Only verified workers are signalled: children of the master that\n"
+        "run its program and are registered with memhound or named as\n"
+        "the server names its workers (docs/guard.md); other children are\n"
+        "reported, never signalled.\n"
         "\n"
         "Signals: with COMMAND, TERM, INT and QUIT are passed to the\n"
         "server, which stops, and the guard exits with its status; HUP,\n"
@@ -546,11 +579,18 @@ parse_args(int argc, char **argv, struct guard_opts *o)
             if (r < 0 || !*val)
                 return mh_args_missing(a);
             o->log_path = val;
+        } else if ((r = mh_args_take_value(argc, argv, &i, NULL,
+                                           "--worker-match", &val))) {
+            if (r < 0 || !*val)
+                return mh_args_missing(a);
+            o->worker_match = val;
         } else if ((r = mh_args_take_value(argc, argv, &i, NULL, "--pid",
                                            &val))) {
             if (r < 0)
                 return mh_args_missing(a);
-            if (mh_args_parse_pid(val, &o->pid) || o->pid < 2)
+            /* pid 1 is a valid --pid (a server in a container), refused
+             * later unless it is a recognised master. */
+            if (mh_args_parse_pid(val, &o->pid) || o->pid < 1)
                 return mh_args_bad_value("--pid", val, "a process id");
         } else {
             mh_errorf("unknown option '%s' for guard; see 'memhound guard "
@@ -592,7 +632,8 @@ server_of_word(const char *w)
     base = base ? base + 1 : w;
     if (strstr(base, "gunicorn"))
         return SRV_GUNICORN;
-    if (!strncmp(base, "uwsgi", 5))
+    /* "uwsgi", "uwsgi-core", or renamed "uWSGI master" */
+    if (!strncasecmp(base, "uwsgi", 5))
         return SRV_UWSGI;
     return SRV_UNKNOWN;
 }
@@ -647,6 +688,210 @@ detect_server(struct guard *g)
     return s;
 }
 
+/* ---- which children are workers ---- */
+
+/* A command line as one string: NULs between words become spaces,
+ * trailing NULs and spaces (a renamed process pads its argv) go. */
+static void
+cmdline_text(char *buf, size_t len)
+{
+    while (len && (buf[len - 1] == '\0' || buf[len - 1] == ' '))
+        len--;
+    for (size_t i = 0; i < len; i++)
+        if (buf[i] == '\0')
+            buf[i] = ' ';
+    buf[len] = '\0';
+}
+
+static int
+read_exe(long pid, char *out, size_t n)
+{
+    char path[64];
+    snprintf(path, sizeof(path), "/proc/%ld/exe", pid);
+    ssize_t k = readlink(path, out, n - 1);
+    if (k < 0)
+        return -1;
+    out[k] = '\0';
+    return 0;
+}
+
+/* The master's command line, as a string; it changes when the server
+ * renames itself after starting (gunicorn: master [app]). */
+static int
+read_master_cmd(struct guard *g)
+{
+    size_t len;
+    if (mh_proc_read_cmdline(g->master, g->master_cmd,
+                             sizeof(g->master_cmd) - 1, &len))
+        return -1;
+    cmdline_text(g->master_cmd, len);
+    return 0;
+}
+
+/* Whether `title` is how the server names its workers: gunicorn with
+ * setproctitle, "gunicorn: worker [NAME]" under a master called
+ * "gunicorn: master [NAME]"; uWSGI (--auto-procname, with or without
+ * --procname-prefix), "...uWSGI worker N". */
+static int
+named_worker(const struct guard *g, const char *title)
+{
+    static const char gm[] = "gunicorn: master [", gw[] = "gunicorn: worker [";
+    if (g->server == SRV_GUNICORN)
+        return !strncmp(g->master_cmd, gm, sizeof(gm) - 1) &&
+               !strncmp(title, gw, sizeof(gw) - 1) &&
+               !strcmp(title + sizeof(gw) - 1,
+                       g->master_cmd + sizeof(gm) - 1);
+    if (g->server == SRV_UWSGI) {
+        static const char uw[] = "uWSGI worker ";
+        const char *p = strstr(title, uw);
+        if (!p)
+            return 0;
+        p += sizeof(uw) - 1;
+        if (!*p)
+            return 0;
+        while (*p >= '0' && *p <= '9')
+            p++;
+        return !*p;
+    }
+    return 0;
+}
+
+/* Whether `pid`, a child of the master, is a worker the guard may
+ * signal (docs/guard.md, "Which processes are signalled"). Returns 1
+ * yes; 0 not yet known (only the registration or the naming is
+ * missing: a new worker may still get them); -1 no (it runs another
+ * program: final). `why` says why not. With `soft` 0 the registration
+ * is not asked for: a worker already signalled may have closed its
+ * agent while it exits. */
+static int
+classify(struct guard *g, long pid, int soft, char *why, size_t n)
+{
+    char cmd[CMDLINE_MAX];
+    size_t len;
+    if (mh_proc_read_cmdline(pid, cmd, sizeof(cmd) - 1, &len)) {
+        snprintf(why, n, "cannot read its command line: %s", strerror(errno));
+        return -1;
+    }
+    cmdline_text(cmd, len);
+    if (g->have_match) {
+        if (!regexec(&g->match, cmd, 0, NULL, 0))
+            return 1;
+        snprintf(why, n, "its command line '%.200s' does not match "
+                 "--worker-match", cmd);
+        return -1;
+    }
+    char exe[PATH_MAX];
+    if (read_exe(pid, exe, sizeof(exe))) {
+        snprintf(why, n, "cannot read its program (/proc/%ld/exe): %s", pid,
+                 strerror(errno));
+        return -1;
+    }
+    if (strcmp(exe, g->master_exe)) {
+        snprintf(why, n, "it runs '%.200s', not the master's program "
+                 "'%.200s'", exe, g->master_exe);
+        return -1;
+    }
+    int named = named_worker(g, cmd);
+    if (!named && strcmp(cmd, g->master_cmd)) {
+        snprintf(why, n, "its command line '%.200s' is neither the "
+                 "master's nor a %s worker's", cmd, server_name[g->server]);
+        return -1;
+    }
+    if (named || !soft)
+        return 1;
+    char path[MH_AGENTCTL_PATH_MAX];
+    if (!mh_agentctl_find(pid, path, sizeof(path))) {
+        int fd = mh_agentctl_connect(pid, path, NULL);
+        if (fd >= 0) {
+            close(fd); /* the agent sees the client go: nothing asked */
+            return 1;
+        }
+    }
+    snprintf(why, n, "a fork of the master that is neither registered "
+             "with memhound (no control socket) nor named as a %s worker",
+             server_name[g->server]);
+    return 0;
+}
+
+/* A `refuse` or `not_worker` event: a process the guard will not
+ * signal, and why. */
+static void
+log_not_signalled(struct guard *g, const char *event, long pid,
+                  const char *why)
+{
+    struct line l;
+    j_begin(&l, event);
+    lint(&l, "pid", pid);
+    lint(&l, "master", g->master);
+    lstr(&l, "reason", why);
+    if (!strcmp(event, "not_worker"))
+        lstr(&l, "note", "reported, never signalled");
+    j_end(g, &l);
+}
+
+static void
+log_not_worker(struct guard *g, long pid, const char *why)
+{
+    log_not_signalled(g, "not_worker", pid, why);
+}
+
+/* The worker's kind for this tick: classifies it while that is not
+ * final, and reports it once when it is not a worker. */
+static void
+check_kind(struct guard *g, struct worker *w)
+{
+    if (w->kind == 1 || w->kind == -1)
+        return;
+    char why[512];
+    int k = classify(g, w->pid, 1, why, sizeof(why));
+    if (k == 1) {
+        w->kind = 1;
+    } else if (k < 0) {
+        if (w->kind != -2)
+            log_not_worker(g, w->pid, why);
+        w->kind = -1;
+    } else if (w->kind == 0 &&
+               mh_clock_mono() - w->first_seen >= VERIFY_GRACE) {
+        log_not_worker(g, w->pid, why);
+        w->kind = -2;
+    }
+}
+
+/* --pid must name a master the guard recognises (or come with
+ * --worker-match): a shell, init or any other parent would have its
+ * children taken for workers. Prints why and returns -1 when refused. */
+static int
+refuse_master(struct guard *g)
+{
+    struct mh_proc_stat st;
+    g->master = g->o.pid;
+    if (mh_proc_read_stat(g->master, &st)) {
+        mh_errorf("no process %ld", g->master);
+        return -1;
+    }
+    if (read_master_cmd(g))
+        g->master_cmd[0] = '\0';
+    if (g->have_match)
+        return 0;
+    g->server = detect_server(g);
+    g->exit_code = MH_EXIT_USAGE;
+    if (g->server == SRV_UNKNOWN) {
+        mh_errorf("process %ld ('%.200s') is not a gunicorn or uWSGI master: "
+                  "the guard cannot tell its workers from its other "
+                  "children; name them with --worker-match REGEX (on their "
+                  "command line) to guard it anyway",
+                  g->master, g->master_cmd[0] ? g->master_cmd : st.comm);
+        return -1;
+    }
+    if (named_worker(g, g->master_cmd)) {
+        mh_errorf("process %ld ('%.200s') is a %s worker, not its master",
+                  g->master, g->master_cmd, server_name[g->server]);
+        return -1;
+    }
+    g->exit_code = MH_EXIT_FAIL;
+    return 0;
+}
+
 /* ---- signalling, verified ---- */
 
 static int
@@ -664,24 +909,19 @@ pidfd_signal(int fd, int sig)
 static void
 log_refusal(struct guard *g, long pid, const char *why)
 {
-    struct line l;
-    j_begin(&l, "refuse");
-    lint(&l, "pid", pid);
-    lint(&l, "master", g->master);
-    lstr(&l, "reason", why);
-    j_end(g, &l);
+    log_not_signalled(g, "refuse", pid, why);
 }
 
 /* 1: `pid` is (still) the worker recorded as (pid, start), a child of the
- * master; 0: it is gone (exited, or a zombie); -1: it is another process
- * (refusal logged). */
+ * master that classify() accepts (`soft` as there); 0: it is gone
+ * (exited, or a zombie); -1: it is another process (refusal logged). */
 static int
-verify(struct guard *g, long pid, unsigned long long start)
+verify(struct guard *g, long pid, unsigned long long start, int soft)
 {
     struct mh_proc_stat st;
     if (mh_proc_read_stat(pid, &st))
         return 0;
-    char why[256];
+    char why[1024];
     if (st.ppid != g->master) {
         snprintf(why, sizeof(why),
                  "process %ld is not a worker of master %ld: its parent is "
@@ -700,6 +940,14 @@ verify(struct guard *g, long pid, unsigned long long start)
     }
     if (st.state == 'Z' || st.state == 'X')
         return 0;
+    char what[512];
+    if (classify(g, pid, soft, what, sizeof(what)) != 1) {
+        snprintf(why, sizeof(why),
+                 "process %ld is not a verified worker of master %ld: %s",
+                 pid, g->master, what);
+        log_refusal(g, pid, why);
+        return -1;
+    }
     return 1;
 }
 
@@ -724,7 +972,7 @@ signal_verified(struct guard *g, struct worker *w, int sig)
     /* With the pidfd open first, a check that passes names the process
      * the pidfd holds: if that one had died and its pid been reused
      * before the check, the check would have seen the new process. */
-    int v = verify(g, w->pid, w->start);
+    int v = verify(g, w->pid, w->start, sig != SIGKILL);
     if (v <= 0)
         return v;
     int rc =
@@ -886,18 +1134,25 @@ send_graceful(struct guard *g, struct worker *w)
     }
 }
 
-/* Starts one control request for the worker; on failure notes why in
- * the recycle and returns -1. */
+/* Starts one control request for the worker, with descriptor `passfd`
+ * attached when it is not -1; on failure notes why in the recycle and
+ * returns -1. */
 static int
-ctl_start(struct guard *g, struct worker *w, const char *req, double timeout)
+ctl_start(struct guard *g, struct worker *w, const char *req, double timeout,
+          int passfd)
 {
-    char path[128];
+    char path[MH_AGENTCTL_PATH_MAX];
     struct recycle *r = w->rec;
     close_ctl(w);
-    if (mh_agentctl_find(w->pid, path, sizeof(path))) {
-        if (errno == EACCES)
-            snprintf(r->note, sizeof(r->note),
-                     "cannot reach its control socket: Permission denied");
+    struct mh_agentctl_where where;
+    mh_agentctl_locate(w->pid, &where);
+    if (where.found >= 0) {
+        snprintf(path, sizeof(path), "%s", where.cand[where.found]);
+    } else {
+        char why[sizeof(r->note)];
+        int e = mh_agentctl_explain(&where, w->pid, why, sizeof(why));
+        if (e != ENOENT)
+            snprintf(r->note, sizeof(r->note), "%s", why);
         else if (g->server == SRV_UWSGI &&
                  !mh_agentctl_find(g->master, path, sizeof(path)))
             snprintf(r->note, sizeof(r->note),
@@ -919,7 +1174,7 @@ ctl_start(struct guard *g, struct worker *w, const char *req, double timeout)
                  path);
         return -1;
     }
-    if (mh_agentctl_send(fd, req)) {
+    if (mh_agentctl_send_fd(fd, req, passfd)) {
         snprintf(r->note, sizeof(r->note),
                  "cannot send to its control socket: %s", strerror(errno));
         close(fd);
@@ -936,7 +1191,7 @@ start_flush(struct guard *g, struct worker *w)
 {
     char note[sizeof(w->rec->note)];
     memcpy(note, w->rec->note, sizeof(note));
-    if (ctl_start(g, w, "flush", CTL_TIMEOUT)) {
+    if (ctl_start(g, w, "flush", CTL_TIMEOUT, -1)) {
         memcpy(w->rec->note, note, sizeof(note)); /* keep the dump's note */
         send_graceful(g, w);
         return;
@@ -950,17 +1205,42 @@ start_dump(struct guard *g, struct worker *w)
     struct recycle *r = w->rec;
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
-    int k = snprintf(r->dump, sizeof(r->dump), "%s/memhound-heap.%ld.%lld.mhh",
-                     g->snapdir, w->pid, (long long)ts.tv_sec);
+    /* The time sorts a worker's dumps; the random tag keeps the name from
+     * being planted in advance. */
+    char tag[11];
+    if (mh_file_random_tag(tag, 10)) {
+        r->dump[0] = '\0';
+        snprintf(r->note, sizeof(r->note), "cannot choose a dump name: %s",
+                 strerror(errno));
+        start_flush(g, w);
+        return;
+    }
+    int k = snprintf(r->dump, sizeof(r->dump),
+                     "%s/memhound-heap.%ld.%lld.%s.mhh", g->snapdir, w->pid,
+                     (long long)ts.tv_sec, tag);
     if (k < 0 || (size_t)k >= sizeof(r->dump)) {
         r->dump[0] = '\0';
         snprintf(r->note, sizeof(r->note), "the dump path is too long");
         start_flush(g, w);
         return;
     }
+    /* The guard creates the file and hands it over: the dump lands in the
+     * snapshot directory whatever user the worker runs as (a worker that
+     * dropped root could not create it there). */
+    int fd = mh_file_create_private(r->dump, 0);
+    if (fd < 0) {
+        snprintf(r->note, sizeof(r->note), "cannot create '%.200s': %s",
+                 r->dump, strerror(errno));
+        r->dump[0] = '\0';
+        start_flush(g, w);
+        return;
+    }
     char req[PATH_MAX + 16];
     snprintf(req, sizeof(req), "dump-wait %s", r->dump);
-    if (ctl_start(g, w, req, g->o.dump_timeout)) {
+    int rc = ctl_start(g, w, req, g->o.dump_timeout, fd);
+    close(fd);
+    if (rc) {
+        unlink(r->dump);
         r->dump[0] = '\0';
         send_graceful(g, w);
         return;
@@ -989,7 +1269,7 @@ start_recycle(struct guard *g, struct worker *w, const char *reason,
         return;
     }
     w->rec->evidence_start = w->rec->decided;
-    if (ctl_start(g, w, "ping", CTL_TIMEOUT)) {
+    if (ctl_start(g, w, "ping", CTL_TIMEOUT, -1)) {
         send_graceful(g, w);
         return;
     }
@@ -1054,6 +1334,9 @@ on_reply(struct guard *g, struct worker *w, const char *line)
             r->dump_ok = 0;
             snprintf(r->note, sizeof(r->note), "heap dump failed: %.200s",
                      line ? line : "the control socket closed");
+            struct stat st;
+            if (!stat(r->dump, &st) && st.st_size == 0)
+                unlink(r->dump); /* nothing written: leave nothing */
         }
         start_flush(g, w);
         return;
@@ -1292,6 +1575,8 @@ tick(struct guard *g)
         g->exit_code = MH_EXIT_OK;
         return;
     }
+    if (read_master_cmd(g))
+        return; /* the master just ended; the next tick says */
     size_t n = 0;
     int rc = mh_proc_children(g->master, g->children, MAX_WORKERS, &n);
     if (rc == MH_ETOOBIG)
@@ -1335,6 +1620,7 @@ tick(struct guard *g)
             w->requests = -1;
             w->pidfd = w->ctlfd = -1;
             w->state = W_WATCH;
+            w->first_seen = mh_clock_mono();
         }
         w->seen = g->tick_no;
         w->rss = st.rss_pages * (uint64_t)g->page;
@@ -1345,6 +1631,8 @@ tick(struct guard *g)
             forget(w);
             w->state = W_DONE;
         }
+        if (w->state == W_WATCH)
+            check_kind(g, w);
     }
 
     /* Those no longer listed have been reaped. */
@@ -1358,22 +1646,41 @@ tick(struct guard *g)
             g->w[i] = g->w[--g->nw];
             continue;
         }
-        if (w->state == W_WATCH)
+        if (w->state == W_WATCH && w->kind == 1)
             live++;
         else if (in_flight(w))
             busy++;
         i++;
     }
 
+    if (!g->warned_no_workers && g->nw) {
+        size_t verified = 0, reported = 0;
+        for (size_t i = 0; i < g->nw; i++) {
+            verified += g->w[i].kind == 1;
+            reported += g->w[i].kind < 0;
+        }
+        if (!verified && reported == g->nw) {
+            g->warned_no_workers = 1;
+            log_warning(g, g->master,
+                        "none of the %zu children of master %ld is a "
+                        "verified worker, so none will be recycled: start "
+                        "the server recording (memhound run, or guard -- "
+                        "COMMAND), let it name its workers (gunicorn with "
+                        "setproctitle, uWSGI --auto-procname), or name them "
+                        "with --worker-match",
+                        g->nw, g->master);
+        }
+    }
     if (g->test_victim[0])
         test_victims(g);
     if (g->stopping)
         return;
 
-    /* Measure what the limits need. */
+    /* Measure what the limits need: of verified workers only, the others
+     * are never signalled. */
     for (size_t i = 0; i < g->nw; i++) {
         struct worker *w = &g->w[i];
-        if (w->state != W_WATCH)
+        if (w->state != W_WATCH || w->kind != 1)
             continue;
         if (w->uss > w->rss)
             w->uss = w->rss; /* USS <= RSS: a bound without reading */
@@ -1391,7 +1698,7 @@ tick(struct guard *g)
     size_t nc = 0;
     for (size_t i = 0; i < g->nw && nc < 64; i++) {
         struct worker *w = &g->w[i];
-        if (w->state != W_WATCH)
+        if (w->state != W_WATCH || w->kind != 1)
             continue;
         double limit = 0, urgency = 0;
         const char *why = over_limit(g, w, &limit, &urgency);
@@ -1413,7 +1720,8 @@ tick(struct guard *g)
             for (size_t i = 0; i < g->nw; i++) {
                 struct worker *w = &g->w[i];
                 struct mh_proc_mem m;
-                if (w->state != W_WATCH || mh_proc_read_mem(w->pid, &m))
+                if (w->state != W_WATCH || w->kind != 1 ||
+                    mh_proc_read_mem(w->pid, &m))
                     continue;
                 w->uss = m.uss;
                 if (!big || w->uss > big->uss)
@@ -1442,7 +1750,7 @@ tick(struct guard *g)
     }
     /* Request counts for the next check, from the workers that stay. */
     for (size_t i = 0; g->o.max_requests && g->stats_state && i < g->nw; i++)
-        if (g->w[i].state == W_WATCH)
+        if (g->w[i].state == W_WATCH && g->w[i].kind == 1)
             query_stats(g, &g->w[i]);
 }
 
@@ -1805,6 +2113,31 @@ mh_cmd_guard(int argc, char **argv)
             goto cleanup;
         }
     }
+    if (g.o.worker_match) {
+        int e = regcomp(&g.match, g.o.worker_match, REG_EXTENDED | REG_NOSUB);
+        if (e) {
+            char msg[256];
+            regerror(e, &g.match, msg, sizeof(msg));
+            mh_errorf("invalid --worker-match '%s': %s", g.o.worker_match,
+                      msg);
+            g.exit_code = MH_EXIT_USAGE;
+            goto cleanup;
+        }
+        g.have_match = 1;
+    }
+    if (g.o.command && !g.have_match) {
+        g.server = detect_server(&g);
+        if (g.server == SRV_UNKNOWN) {
+            mh_errorf("'%s' is neither gunicorn nor uWSGI: the guard cannot "
+                      "tell its workers from its other children; name them "
+                      "with --worker-match REGEX (on their command line)",
+                      g.o.command[0]);
+            g.exit_code = MH_EXIT_USAGE;
+            goto cleanup;
+        }
+    }
+    if (g.o.pid && refuse_master(&g))
+        goto cleanup;
     if (prepare_snapdir(&g))
         goto cleanup;
     if (g.o.command && !(pydir = mh_cli_bootstrap_dir()))
@@ -1828,6 +2161,14 @@ mh_cmd_guard(int argc, char **argv)
         goto cleanup;
     }
     g.master_start = st.starttime;
+    if (!g.have_match && read_exe(g.master, g.master_exe, sizeof(g.master_exe))) {
+        mh_errorf("cannot read the program of process %ld (/proc/%ld/exe): "
+                  "%s",
+                  g.master, g.master, strerror(errno));
+        goto cleanup;
+    }
+    if (read_master_cmd(&g))
+        g.master_cmd[0] = '\0';
 
     g.server = detect_server(&g);
     if (g.o.sig) {
@@ -1901,6 +2242,8 @@ cleanup:
     mh_free(g.pfd);
     mh_free(g.pfd_worker);
     mh_free(pydir);
+    if (g.have_match)
+        regfree(&g.match);
     if (g.status_known)
         return mh_spawn_pass_status(g.status);
     return g.exit_code;

@@ -61,6 +61,14 @@ ask(long pid, const char *req, struct mh_agentctl_reply *r)
         mh_errorf("no process %ld", pid);
         return -1;
     }
+    struct mh_agentctl_where w;
+    mh_agentctl_locate(pid, &w);
+    char why[2 * MH_AGENTCTL_PATH_MAX + 256];
+    if (w.found < 0 &&
+        mh_agentctl_explain(&w, pid, why, sizeof(why)) != ENOENT) {
+        mh_errorf("%s", why); /* a socket we may not or will not use */
+        return -1;
+    }
     if (mh_agentctl_request(pid, req, REQUEST_TIMEOUT, r)) {
         int e = errno;
         if (e == ENOENT || e == ECONNREFUSED)

@@ -6,9 +6,11 @@
  *
  * The socket of a process is found where its agent put it (agentctl.h):
  * $XDG_RUNTIME_DIR/memhound/<pid>.sock (the target's XDG_RUNTIME_DIR,
- * read from /proc/<pid>/environ, or ours) or /tmp/memhound-<uid>/<pid>.sock
- * with the target's uid. Each failure gets its own message: no such
- * process, not recording (no socket), permission, a stale socket.
+ * read from /proc/<pid>/environ, or ours) or /tmp/memhound-<euid>/<pid>.sock
+ * with the target's effective uid. Each failure gets its own message: no
+ * such process, not recording (no socket), permission, a directory or
+ * socket outside the ownership rule, a stale socket. The dump file is
+ * created here and passed to the agent with the request.
  *
  * Exit codes: 0 the dump was written; 1 it was not; 2 usage error. */
 #include <errno.h>
@@ -68,9 +70,9 @@ usage(FILE *out)
         "options:\n"
         "  -o, --output FILE    where to write the dump (default\n"
         "                       memhound-heap.<PID>.<RANDOM>.mhh in the\n"
-        "                       current directory); the target process\n"
-        "                       creates it, mode 0600, never through a\n"
-        "                       symbolic link or into an existing file\n"
+        "                       current directory); created here, mode\n"
+        "                       0600, never through a symbolic link or into\n"
+        "                       an existing file, and handed to the target\n"
         "      --force          replace FILE if it is a regular file of\n"
         "                       yours\n"
         "      --wait           if PID is not recording yet (just started),\n"
@@ -160,51 +162,21 @@ parse_args(int argc, char **argv, struct snap_opts *o)
 
 /* ---- finding the socket and asking ---- */
 
-static const char *
-dir_of(const char *path, char *buf, size_t n)
-{
-    snprintf(buf, n, "%s", path);
-    char *slash = strrchr(buf, '/');
-    if (slash && slash != buf)
-        *slash = '\0';
-    return buf;
-}
-
-/* Finds the socket; on failure prints why and returns MH_EXIT_FAIL. With
- * `quiet`, prints nothing for a missing socket (--wait polls). */
+/* Finds the socket; on failure prints why and returns -2. With `quiet`,
+ * a missing socket returns MH_EXIT_FAIL silently (--wait polls). */
 static int
 find_socket(long pid, char *out, int quiet)
 {
     struct mh_agentctl_where w;
     mh_agentctl_locate(pid, &w);
-    if (w.not_socket >= 0) {
-        mh_errorf("'%s' is not a socket", w.cand[w.not_socket]);
-        return -2;
-    }
-    if (w.found >= 0) {
+    if (w.found >= 0 && w.not_socket < 0) {
         memcpy(out, w.cand[w.found], MH_AGENTCTL_PATH_MAX);
         return MH_EXIT_OK;
     }
-    if (w.denied >= 0) {
-        char dir[MH_AGENTCTL_PATH_MAX];
-        mh_errorf("cannot reach the control socket of process %ld in '%s': "
-                  "Permission denied (only its user or root may ask for a "
-                  "snapshot)",
-                  pid, dir_of(w.cand[w.denied], dir, sizeof(dir)));
-        return -2;
-    }
-    if (quiet)
+    char msg[2 * MH_AGENTCTL_PATH_MAX + 256];
+    if (mh_agentctl_explain(&w, pid, msg, sizeof(msg)) == ENOENT && quiet)
         return MH_EXIT_FAIL;
-    int n = w.n;
-    if (n == 1)
-        mh_errorf("process %ld is not recording with memhound: no control "
-                  "socket at '%s'",
-                  pid, w.cand[0]);
-    else
-        mh_errorf("process %ld is not recording with memhound: no control "
-                  "socket at '%s'%s%s%s or '%s'",
-                  pid, w.cand[0], n > 2 ? ", '" : "", n > 2 ? w.cand[1] : "",
-                  n > 2 ? "'" : "", w.cand[n - 1]);
+    mh_errorf("%s", msg);
     return -2;
 }
 
@@ -305,21 +277,6 @@ default_name(long pid, char *out, size_t n)
     return 0;
 }
 
-/* Before the agent is asked: the dump's directory and path must pass
- * (output.h); with --force, a file of ours in the way is removed, since
- * the agent only ever creates a new file. */
-static int
-prepare_output(const char *path, int force)
-{
-    if (mh_output_preflight(path, force, 0))
-        return MH_EXIT_FAIL;
-    if (force && unlink(path) && errno != ENOENT) {
-        mh_errorf("cannot replace '%s': %s", path, strerror(errno));
-        return MH_EXIT_FAIL;
-    }
-    return MH_EXIT_OK;
-}
-
 static void
 print_json_str(FILE *out, const char *s)
 {
@@ -410,18 +367,35 @@ mh_cmd_snapshot(int argc, char **argv)
         return MH_EXIT_FAIL;
     }
 
-    if (prepare_output(abs, o.force))
+    /* Before the agent is asked: the dump's directory and path must pass
+     * (output.h). */
+    if (mh_output_preflight(abs, o.force, 0))
         return MH_EXIT_FAIL;
     int fd = connect_agent(o.pid, sock);
     if (fd < 0)
         return MH_EXIT_FAIL;
+    /* The file is ours, created here and handed over: the dump lands
+     * where we may write, whatever user the target runs as. */
+    int flags = o.force ? MH_FILE_FORCE : 0;
+    int out = mh_file_create_private(abs, flags);
+    if (out < 0) {
+        char why[PATH_MAX + 256];
+        mh_file_create_error(abs, flags, errno, "--force", why, sizeof(why));
+        mh_errorf("%s", why);
+        close(fd);
+        return MH_EXIT_FAIL;
+    }
     char req[PATH_MAX + 16];
     snprintf(req, sizeof(req), "%s %s", o.wait_walk ? "dump-wait" : "dump",
              abs);
-    if (mh_agentctl_send(fd, req)) {
+    int sent = mh_agentctl_send_fd(fd, req, out);
+    int err = errno;
+    close(out);
+    if (sent) {
         mh_errorf("cannot send the request to process %ld: %s", o.pid,
-                  strerror(errno));
+                  strerror(err));
         close(fd);
+        unlink(abs);
         return MH_EXIT_FAIL;
     }
     /* Without --no-wait the answer comes when the walk is done; without a
@@ -431,7 +405,7 @@ mh_cmd_snapshot(int argc, char **argv)
         ack = deadline;
     struct mh_agentctl_reply reply = {.len = 0};
     int rc = mh_agentctl_wait(fd, &reply, ack - mh_clock_mono());
-    int err = errno;
+    err = errno;
     close(fd);
     const char *line = reply.line;
     if (rc) {
@@ -451,6 +425,9 @@ mh_cmd_snapshot(int argc, char **argv)
     if (!strncmp(line, "error ", 6)) {
         mh_errorf("process %ld could not write a heap dump: %s", o.pid,
                   line + 6);
+        struct stat st;
+        if (!stat(abs, &st) && st.st_size == 0)
+            unlink(abs); /* nothing was written: leave nothing */
         return MH_EXIT_FAIL;
     }
     struct reply r;

@@ -25,8 +25,8 @@ import urllib.request
 
 import pytest
 
-import fakeagent
-from conftest import MEMHOUND, assert_top_growth, clean_env, describe
+from conftest import (MEMHOUND, SYSTEM_PY, assert_top_growth, clean_env,
+                      describe)
 
 GUNICORN = "/usr/bin/gunicorn"
 UWSGI = "/usr/bin/uwsgi"
@@ -185,10 +185,12 @@ def _check_log(log, tmp_path, limit):
     return ev, recycles
 
 
-def _guard_server(procs, tmp_path, server_argv, extra=()):
+def _guard_server(procs, tmp_path, server_argv, extra=(), limits=None):
     log = tmp_path / "guard.log"
-    argv = [MEMHOUND, "guard", "--rss-limit", "%dm" % LIMIT_MB,
-            "--interval", "%gs" % INTERVAL, "--mercy", "20s",
+    if limits is None:
+        limits = ["--rss-limit", "%dm" % LIMIT_MB,
+                  "--interval", "%gs" % INTERVAL]
+    argv = [MEMHOUND, "guard", *limits, "--mercy", "20s",
             "--snapshot-dir", tmp_path / "snap", "--log", log, *extra,
             "--", *server_argv]
     out = open(tmp_path / "server.out", "w+")
@@ -217,7 +219,7 @@ def _stop(p, log, out):
         pytest.fail("guard did not exit after SIGTERM")
     # Workers the server killed could not remove their control sockets.
     for pid in pids:
-        sock = os.path.join(fakeagent.socket_dir(), "%d.sock" % pid)
+        sock = "/tmp/memhound-%d/%d.sock" % (os.geteuid(), pid)
         if not os.path.exists("/proc/%d" % pid) and os.path.exists(sock):
             os.unlink(sock)
     ev = _events(log)
@@ -372,7 +374,8 @@ def test_guard_refuses_non_workers(procs, tmp_path):
     victims = "%d,%d:%d" % (stranger.pid, kids[0], _stat_start(kids[0]) + 7)
     log = tmp_path / "guard.log"
     g = procs.popen([MEMHOUND, "guard", "--rss-limit", "1g", "--interval",
-                     "0.2s", "--log", log, "--pid", master.pid],
+                     "0.2s", "--log", log, "--worker-match", r"master\.py",
+                     "--pid", master.pid],
                     env=clean_env(MEMHOUND_GUARD_TEST_VICTIM=victims),
                     stderr=subprocess.PIPE, text=True)
     refusals = _wait_for(log, lambda e: e["event"] == "refuse", 10)
@@ -418,8 +421,9 @@ time.sleep(120)
     kids = [int(x) for x in master.stdout.readline().split()]
     log = tmp_path / "guard.log"
     procs.popen([MEMHOUND, "guard", "--rss-limit", "32m", "--interval",
-                 "0.2s", "--signal", "USR1", "--log", log, "--pid",
-                 master.pid], env=clean_env(), stderr=subprocess.DEVNULL)
+                 "0.2s", "--signal", "USR1", "--log", log, "--worker-match",
+                 r"master\.py", "--pid", master.pid], env=clean_env(),
+                stderr=subprocess.DEVNULL)
     ev = _wait_for(log, lambda e: e["event"] == "exit", 10)
     assert ev, open(log).read()
     events = _events(log)
@@ -455,94 +459,85 @@ def test_guard_no_such_master(procs, tmp_path):
 
 
 COUNTING_MASTER = """
-import os, signal, sys, time
-sys.path.insert(0, %r)
-import fakeagent
+import contextlib, os, signal, sys, time
+try:
+    from memhound import request
+except ImportError:  # not run by memhound
+    def request(name):
+        return contextlib.nullcontext()
 kids = []
 for n in range(2):
-    r, w = os.pipe()
     pid = os.fork()
     if pid == 0:
-        os.close(r)
-        path = fakeagent.serve(step=5 if n == 0 else 1,
-                               stats=sys.argv[1] == "stats")
-        os.write(w, (path + "\\n").encode())
-        signal.signal(signal.SIGTERM, lambda *a: (os.unlink(path),
-                                                  os._exit(0)))
+        # Requests as a web worker ends them: the first child fast.
         while True:
-            time.sleep(1)
-    os.close(w)
-    kids.append((pid, os.read(r, 4096).decode().strip()))
-print(" ".join("%%d=%%s" %% k for k in kids), flush=True)
+            with request("job"):
+                pass
+            time.sleep(0.02 if n == 0 else 1.0)
+    kids.append(pid)
+print(" ".join(map(str, kids)), flush=True)
 time.sleep(120)
-""" % os.path.dirname(os.path.abspath(__file__))
+"""
 
 
-def _counting_master(procs, tmp_path, mode):
+def _counting_master(procs, tmp_path, record):
+    """A master forking two workers that count requests; with `record`,
+    all of it runs under `memhound run` (the real agent)."""
     (tmp_path / "master.py").write_text(COUNTING_MASTER)
-    master = procs.popen([sys.executable, tmp_path / "master.py", mode],
-                         stdout=subprocess.PIPE, text=True, env=clean_env())
-    kids = {}
-    for word in master.stdout.readline().split():
-        pid, sock = word.split("=", 1)
-        kids[int(pid)] = sock
-    return master, kids
-
-
-def _unlink_all(paths):
-    for p in paths:
-        try:
-            os.unlink(p)
-        except FileNotFoundError:
-            pass
+    argv = [SYSTEM_PY, tmp_path / "master.py"]
+    if record:
+        argv = [MEMHOUND, "run", "-q", "-o", tmp_path / "cap.%p.mhc", "--",
+                *argv]
+    master = procs.popen(argv, stdout=subprocess.PIPE, text=True,
+                         env=clean_env(), cwd=str(tmp_path))
+    kids = [int(x) for x in master.stdout.readline().split()]
+    pid = master.pid
+    if record:  # `run` waits for the python it started
+        pid = [p for p in _children(master.pid)][0][0]
+    return pid, kids
 
 
 def test_guard_max_requests_from_the_agent(procs, tmp_path):
-    """Workers whose agent counts requests (a stand-in answering `stats`
-    on the control socket): the one past --max-requests is recycled with
-    reason "requests"; its failed dump is said in the log."""
-    master, kids = _counting_master(procs, tmp_path, "stats")
-    try:
-        log = tmp_path / "guard.log"
-        procs.popen([MEMHOUND, "guard", "--max-requests", "20",
-                     "--interval", "0.2s", "--signal", "TERM", "--log", log,
-                     "--pid", master.pid], env=clean_env(),
-                    stderr=subprocess.DEVNULL)
-        ev = _wait_for(log, lambda e: e["event"] == "exit", 15)
-        assert ev, open(log).read()
-        rec = [e for e in _events(log) if e["event"] == "recycle"]
-        # The first child counts 5 per question, the other 1: only the
-        # first passes 20 within the test.
-        assert len(rec) == 1 and rec[0]["reason"] == "requests", \
-            open(log).read()
-        assert rec[0]["pid"] == min(kids)
-        assert rec[0]["requests"] >= 20 and rec[0]["limit"] == 20
-        assert rec[0]["dump"] is None and \
-            "no heap walker" in rec[0]["evidence"]
-        assert rec[0]["capture"] == "/nonexistent/fake.mhc"
-        assert not [e for e in _events(log) if e["event"] == "warning"]
-    finally:
-        _unlink_all(kids.values())
+    """Workers recording with the agent, which counts their requests: the
+    one past --max-requests is recycled with reason "requests", after a
+    heap dump and with its capture named."""
+    master, kids = _counting_master(procs, tmp_path, True)
+    log = tmp_path / "guard.log"
+    procs.popen([MEMHOUND, "guard", "--max-requests", "20",
+                 "--interval", "0.2s", "--signal", "TERM", "--log", log,
+                 "--snapshot-dir", tmp_path, "--worker-match",
+                 r"master\.py", "--pid", master], env=clean_env(),
+                stderr=subprocess.DEVNULL)
+    ev = _wait_for(log, lambda e: e["event"] == "exit", 15)
+    assert ev, open(log).read()
+    rec = [e for e in _events(log) if e["event"] == "recycle"]
+    # The first child counts 50 a second, the other 1: only the first
+    # passes 20 within the test.
+    assert len(rec) == 1 and rec[0]["reason"] == "requests", \
+        open(log).read()
+    assert rec[0]["pid"] == kids[0]
+    assert rec[0]["requests"] >= 20 and rec[0]["limit"] == 20
+    with open(rec[0]["dump"], "rb") as f:
+        assert f.read(8) == HEAP_MAGIC
+    assert rec[0]["capture"] == str(tmp_path / ("cap.%d.mhc" % kids[0]))
+    assert not [e for e in _events(log) if e["event"] == "warning"]
 
 
-def test_guard_max_requests_without_counter_warns_once(procs, tmp_path):
-    master, kids = _counting_master(procs, tmp_path, "nostats")
-    try:
-        log = tmp_path / "guard.log"
-        g = procs.popen([MEMHOUND, "guard", "--max-requests", "20",
-                         "--interval", "0.2s", "--signal", "TERM", "--log",
-                         log, "--pid", master.pid], env=clean_env(),
-                        stderr=subprocess.DEVNULL)
-        assert _wait_for(log, lambda e: e["event"] == "warning", 10)
-        time.sleep(1.0)
-        warnings = [e for e in _events(log) if e["event"] == "warning"]
-        assert len(warnings) == 1 and "does not count requests" in \
-            warnings[0]["message"], warnings
-        assert not [e for e in _events(log) if e["event"] == "recycle"]
-        os.kill(g.pid, signal.SIGTERM)
-        assert g.wait(timeout=10) == 0
-    finally:
-        _unlink_all(kids.values())
+def test_guard_max_requests_without_agent_warns_once(procs, tmp_path):
+    master, kids = _counting_master(procs, tmp_path, False)
+    log = tmp_path / "guard.log"
+    g = procs.popen([MEMHOUND, "guard", "--max-requests", "20",
+                     "--interval", "0.2s", "--signal", "TERM", "--log",
+                     log, "--worker-match", r"master\.py", "--pid", master],
+                    env=clean_env(), stderr=subprocess.DEVNULL)
+    assert _wait_for(log, lambda e: e["event"] == "warning", 10)
+    time.sleep(1.0)
+    warnings = [e for e in _events(log) if e["event"] == "warning"]
+    assert len(warnings) == 1 and "does not record with memhound" in \
+        warnings[0]["message"], warnings
+    assert not [e for e in _events(log) if e["event"] == "recycle"]
+    os.kill(g.pid, signal.SIGTERM)
+    assert g.wait(timeout=10) == 0
 
 
 def test_guard_limit_fraction_recycles_the_largest(procs, tmp_path):
@@ -575,8 +570,8 @@ time.sleep(120)
     (cg / "memory.stat").write_text("anon 1\ninactive_file 100000000\n")
     log = tmp_path / "guard.log"
     procs.popen([MEMHOUND, "guard", "--limit-fraction", "0.8", "--interval",
-                 "0.5s", "--signal", "TERM", "--log", log, "--pid",
-                 master.pid],
+                 "0.5s", "--signal", "TERM", "--log", log, "--worker-match",
+                 r"master\.py", "--pid", master.pid],
                 env=clean_env(MEMHOUND_GUARD_TEST_CGROUP=str(cg)),
                 stderr=subprocess.DEVNULL)
     # The recycle is decided and signalled at one check (no agent, no
@@ -597,3 +592,310 @@ time.sleep(120)
     assert [e["pid"] for e in rec] == [kids[1]], open(log).read()
     assert rec[0]["reason"] == "cgroup" and rec[0]["limit"] == 800000000
     assert all(os.path.exists("/proc/%d" % k) for k in (kids[0], kids[2]))
+
+
+# ---- which processes are signalled (issue 10) ----
+
+GUNICORN_CONF = """
+import subprocess, sys
+
+
+def when_ready(server):
+    # Helpers a deployment starts next to its workers: children of the
+    # master too, but not workers.
+    helpers = [subprocess.Popen(["sleep", "300"]),
+               subprocess.Popen([sys.executable, "-c",
+                                 "import time; time.sleep(300)"])]
+    with open(%r, "w") as f:
+        f.write(" ".join(str(p.pid) for p in helpers))
+"""
+
+
+def _alive(pid):
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            return ") Z" not in f.read()
+    except FileNotFoundError:
+        return False
+
+
+@pytest.mark.skipif(not os.path.exists(GUNICORN),
+                    reason="Debian's gunicorn is not installed")
+def test_guard_never_signals_a_helper_of_the_master(procs, tmp_path):
+    """gunicorn's when_ready hook starts two helpers (`sleep`, and a
+    python running another command line): they are reported, never
+    signalled, while the real workers past --max-lifetime are recycled
+    with a heap dump each."""
+    (tmp_path / "app.py").write_text(APP.lstrip("\n"))
+    helpers_file = tmp_path / "helpers"
+    (tmp_path / "gconf.py").write_text(GUNICORN_CONF % str(helpers_file))
+    port = _free_port()
+    p, log, out = _guard_server(
+        procs, tmp_path,
+        [GUNICORN, "-c", tmp_path / "gconf.py", "--workers", "2", "--bind",
+         "127.0.0.1:%d" % port, "--chdir", str(tmp_path),
+         "--log-level", "warning", "app:app"],
+        limits=["--max-lifetime", "2s", "--interval", "0.3s"])
+    if not _wait_serving(port, p):
+        out.seek(0)
+        pytest.fail("server did not come up:\n%s" % out.read()[-3000:])
+    deadline = time.monotonic() + 10
+    while not helpers_file.exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    helpers = [int(x) for x in helpers_file.read_text().split()]
+    assert len(helpers) == 2
+
+    recycles = _wait_for(log, lambda e: e["event"] == "recycle", 30)
+    deadline = time.monotonic() + 30
+    while len(recycles) < 3 and time.monotonic() < deadline:
+        time.sleep(0.2)
+        recycles = [e for e in _events(log) if e["event"] == "recycle"]
+    ev = _events(log)
+    text = "\n".join(map(json.dumps, ev))
+    assert len(recycles) >= 3, text
+    assert all(e["reason"] == "lifetime" and e["dump"] for e in recycles), \
+        text
+    assert all(_alive(h) for h in helpers), text
+    touched = {e.get("pid") for e in ev
+               if e["event"] in ("recycle", "refuse", "kill", "exit")}
+    assert not touched & set(helpers), text
+    reported = {e["pid"]: e["reason"] for e in ev
+                if e["event"] == "not_worker"}
+    assert set(helpers) <= set(reported), text
+    assert "runs '/usr/bin/sleep'" in reported[helpers[0]], reported
+    assert "is neither the master's nor a gunicorn worker's" in \
+        reported[helpers[1]], reported
+    rc, server_out = _stop(p, log, out)
+    assert rc == 0, server_out[-3000:]
+    assert all(_alive(h) for h in helpers)
+
+
+def _shell_with_sleeps(procs):
+    sh = procs.popen(["sh", "-c", "sleep 60 & sleep 61 & wait"])
+    deadline = time.monotonic() + 10
+    while len(_children(sh.pid)) < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    kids = [pid for pid, _ in _children(sh.pid)]
+    assert len(kids) == 2
+    return sh, kids
+
+
+def test_guard_pid_must_be_a_server_master(procs, tmp_path):
+    """--pid of a shell or of pid 1 is refused (exit 2) before anything is
+    signalled; with --worker-match the user names the workers, and only
+    the children that match are recycled."""
+    sh, kids = _shell_with_sleeps(procs)
+    log = tmp_path / "guard.log"
+    for pid in (sh.pid, 1):
+        # A limit nothing passes: were the refusal missing, the guard
+        # would run (and the test time out) rather than signal anything.
+        r = procs.run([MEMHOUND, "guard", "--rss-limit", "1t", "--log", log,
+                       "--pid", pid], env=clean_env(), timeout=10)
+        assert r.returncode == 2, describe(r)
+        assert "process %d (" % pid in r.stderr and \
+            "is not a gunicorn or uWSGI master" in r.stderr and \
+            "--worker-match REGEX" in r.stderr, r.stderr
+    assert all(_alive(k) for k in kids) and sh.poll() is None
+    assert not [e for e in _events(log) if e["event"] != "warning"]
+
+    # Named explicitly: "sleep 60" is a worker, "sleep 61" is not.
+    cmd = {k: open("/proc/%d/cmdline" % k).read() for k in kids}
+    worker = [k for k in kids if cmd[k] == "sleep\0" "60\0"]
+    other = [k for k in kids if k not in worker]
+    g = procs.popen([MEMHOUND, "guard", "--max-lifetime", "1s",
+                     "--interval", "0.2s", "--no-dump", "--log", log,
+                     "--worker-match", "^sleep 60$", "--pid", sh.pid],
+                    env=clean_env(), stderr=subprocess.PIPE, text=True)
+    assert _wait_for(log, lambda e: e["event"] == "exit", 10), \
+        open(log).read()
+    ev = _events(log)
+    by = {}
+    for e in ev:
+        by.setdefault(e["event"], []).append(e.get("pid"))
+    assert by.get("recycle") == worker and not _alive(worker[0]), ev
+    assert by.get("not_worker") == other and _alive(other[0]), ev
+    os.kill(g.pid, signal.SIGTERM)
+    assert g.wait(timeout=10) == 0, g.stderr.read()
+
+
+def test_guard_bad_worker_match(procs, tmp_path):
+    r = procs.run([MEMHOUND, "guard", "--rss-limit", "1g", "--worker-match",
+                   "(", "--pid", os.getpid()], env=clean_env(), timeout=10)
+    assert r.returncode == 2 and "invalid --worker-match '('" in r.stderr, \
+        describe(r)
+    r = procs.run([MEMHOUND, "guard", "--rss-limit", "1g", "--", "sh", "-c",
+                   "sleep 1"], env=clean_env(), timeout=10)
+    assert r.returncode == 2 and "'sh' is neither gunicorn nor uWSGI" in \
+        r.stderr, describe(r)
+
+
+# ---- workers that drop root (issue 10) ----
+
+@pytest.fixture
+def app_user():
+    """A system user and group made for the test, removed after it."""
+    if os.geteuid() != 0:
+        print("skipping: creating a user needs root")
+        pytest.skip("creating a user needs root")
+    import pwd
+    import shutil
+    name = "mhguard%d" % os.getpid()
+    r = subprocess.run(["useradd", "--system", "--no-create-home",
+                        "--user-group", "--shell", "/usr/sbin/nologin",
+                        name], capture_output=True, text=True)
+    if r.returncode != 0:
+        print("skipping: useradd failed: %s" % r.stderr.strip())
+        pytest.skip("useradd failed: %s" % r.stderr.strip())
+    pw = pwd.getpwnam(name)
+    try:
+        yield pw
+    finally:
+        subprocess.run(["userdel", name], capture_output=True)
+        shutil.rmtree("/tmp/memhound-%d" % pw.pw_uid, ignore_errors=True)
+
+
+def _euid(pid):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("Uid:"):
+                return int(line.split()[2])
+    return -1
+
+
+@pytest.mark.skipif(not os.path.exists(GUNICORN),
+                    reason="Debian's gunicorn is not installed")
+def test_workers_that_drop_root_stay_reachable(procs, tmp_path, app_user):
+    """gunicorn --user/--group under `memhound run` as root, with root's
+    XDG_RUNTIME_DIR inherited: each worker's socket follows it to its new
+    user's directory; snapshot and inspect reach a worker, guard dumps it
+    before the recycle and names the right reason, and after the stop no
+    socket is left anywhere."""
+    (tmp_path / "app.py").write_text(APP.lstrip("\n"))
+    xdg = tmp_path / "xdg"
+    xdg.mkdir(mode=0o700)
+    uid, name = app_user.pw_uid, app_user.pw_name
+    dirs = [xdg / "memhound", "/tmp/memhound-0", "/tmp/memhound-%d" % uid]
+    port = _free_port()
+    out = open(tmp_path / "server.out", "w+")
+    # --preload: the app is imported as root; the workers, as the user,
+    # could not read it under pytest's private tmp_path.
+    run = procs.popen([MEMHOUND, "run", "-q", "-o", tmp_path / "cap.%p.mhc",
+                       "--", GUNICORN, "--workers", "2", "--user", name,
+                       "--group", name, "--preload", "--bind",
+                       "127.0.0.1:%d" % port, "--chdir", str(tmp_path),
+                       "--graceful-timeout", "10", "--log-level", "warning",
+                       "app:app"],
+                      env=clean_env(XDG_RUNTIME_DIR=str(xdg)),
+                      cwd=str(tmp_path), stdout=out,
+                      stderr=subprocess.STDOUT)
+    if not _wait_serving(port, run):
+        out.seek(0)
+        pytest.fail("server did not come up:\n%s" % out.read()[-3000:])
+    master = _children(run.pid)[0][0]
+    seen = {master}
+
+    def user_sockets():
+        workers = [pid for pid, _ in _children(master)]
+        seen.update(workers)
+        return [pid for pid in workers if _euid(pid) == uid and
+                os.path.exists("/tmp/memhound-%d/%d.sock" % (uid, pid))]
+
+    deadline = time.monotonic() + 10
+    while len(user_sockets()) < 2 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    workers = user_sockets()
+    assert len(workers) == 2, (workers, _children(master))
+    st = os.stat("/tmp/memhound-%d" % uid)
+    assert st.st_uid == uid and st.st_mode & 0o777 == 0o700
+    st = os.stat("/tmp/memhound-%d/%d.sock" % (uid, workers[0]))
+    assert st.st_uid == uid and st.st_mode & 0o777 == 0o600
+
+    r = procs.run([MEMHOUND, "snapshot", workers[0], "-o",
+                   tmp_path / "w.mhh"], env=clean_env(), timeout=60)
+    assert r.returncode == 0, describe(r)
+    with open(tmp_path / "w.mhh", "rb") as f:
+        assert f.read(8) == HEAP_MAGIC
+    r = procs.run([MEMHOUND, "inspect", workers[0]], env=clean_env(),
+                  timeout=60)
+    assert r.returncode == 0 and "not recording" not in r.stderr, \
+        describe(r)
+
+    log = tmp_path / "guard.log"
+    g = procs.popen([MEMHOUND, "guard", "--max-lifetime", "1s",
+                     "--interval", "0.3s", "--mercy", "10s",
+                     "--snapshot-dir", tmp_path / "snap", "--log", log,
+                     "--pid", master], env=clean_env(),
+                    stderr=subprocess.PIPE, text=True)
+    ev = _wait_for(log, lambda e: e["event"] == "exit", 30)
+    assert ev, open(log).read()
+    rec = [e for e in _events(log) if e["event"] == "recycle"][0]
+    assert rec["reason"] == "lifetime" and rec["dump"], rec
+    assert "heap dump written" in rec["evidence"], rec
+    with open(rec["dump"], "rb") as f:
+        assert f.read(8) == HEAP_MAGIC
+    assert rec["capture"] == str(tmp_path / ("cap.%d.mhc" % rec["pid"]))
+    os.kill(g.pid, signal.SIGTERM)
+    assert g.wait(timeout=10) == 0, g.stderr.read()
+
+    user_sockets()
+    os.kill(run.pid, signal.SIGTERM)
+    run.wait(timeout=30)
+    left = [os.path.join(d, "%d.sock" % pid) for d in dirs for pid in seen
+            if os.path.exists(os.path.join(d, "%d.sock" % pid))]
+    assert not left, left
+
+
+@pytest.mark.skipif(not _uwsgi_has_python(),
+                    reason="Debian's uwsgi + uwsgi-plugin-python3 are not "
+                           "installed")
+@pytest.mark.parametrize("procname", [True, False])
+def test_guard_uwsgi_workers_by_their_own_names(procs, tmp_path, procname):
+    """A uWSGI that does not record (default fork, no agent in the
+    workers): with --auto-procname its workers are recognised by uWSGI's
+    own names ("uWSGI worker N") and recycled; without, they cannot be
+    told from other forks of the master and are reported, never
+    signalled."""
+    (tmp_path / "app.py").write_text(APP.lstrip("\n"))
+    port = _free_port()
+    argv = [UWSGI, "--master", "--processes", "2", "--http-socket",
+            "127.0.0.1:%d" % port, "--plugin", "python3", "--chdir",
+            str(tmp_path), "--wsgi-file", "app.py", "--callable", "app",
+            "--die-on-term", "--disable-logging"]
+    if procname:
+        argv.append("--auto-procname")
+    out = open(tmp_path / "server.out", "w+")
+    server = procs.popen(argv, stdout=out, stderr=subprocess.STDOUT,
+                         env=clean_env(), cwd=str(tmp_path))
+    if not _wait_serving(port, server):
+        out.seek(0)
+        pytest.fail("server did not come up:\n%s" % out.read()[-3000:])
+    workers = [pid for pid, _ in _children(server.pid)]
+    assert len(workers) == 2
+    log = tmp_path / "guard.log"
+    g = procs.popen([MEMHOUND, "guard", "--max-lifetime", "1s",
+                     "--interval", "0.2s", "--mercy", "10s", "--log", log,
+                     "--pid", server.pid], env=clean_env(),
+                    stderr=subprocess.PIPE, text=True)
+    if procname:
+        ev = _wait_for(log, lambda e: e["event"] == "exit", 15)
+        assert ev, open(log).read()
+        rec = [e for e in _events(log) if e["event"] == "recycle"]
+        assert rec and rec[0]["pid"] in workers and \
+            rec[0]["signal"] == "SIGHUP", open(log).read()
+        assert not [e for e in _events(log) if e["event"] == "not_worker"]
+    else:
+        ev = _wait_for(log, lambda e: e["event"] == "not_worker", 10)
+        time.sleep(1.0)
+        ev = _events(log)
+        assert {e["pid"] for e in ev if e["event"] == "not_worker"} == \
+            set(workers), ev
+        assert "neither registered with memhound" in [
+            e for e in ev if e["event"] == "not_worker"][0]["reason"]
+        assert not [e for e in ev if e["event"] in ("recycle", "refuse")]
+        assert all(_alive(w) for w in workers)
+        warn = [e for e in ev if e["event"] == "warning"]
+        assert len(warn) == 1 and "none of the 2 children" in \
+            warn[0]["message"] and "--auto-procname" in \
+            warn[0]["message"], warn
+    os.kill(g.pid, signal.SIGTERM)
+    assert g.wait(timeout=10) == 0, g.stderr.read()

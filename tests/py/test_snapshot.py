@@ -73,7 +73,8 @@ def mh(*args, timeout=WAIT, env=None, cwd=None, user=None):
 class Target:
     """A program under `memhound run` that records until stopped."""
 
-    def __init__(self, procs, tmp, py, nthreads=0, options=(), deadline=WAIT):
+    def __init__(self, procs, tmp, py, nthreads=0, options=(), deadline=WAIT,
+                 env=None):
         self.tmp = tmp
         self.stopfile = tmp / "stop"
         prog = tmp / "target.py"
@@ -82,7 +83,7 @@ class Target:
         self.proc = procs.popen(
             [MEMHOUND, "run", "-q", "-o", self.capture, *options, "--", py,
              prog, self.stopfile, str(nthreads)],
-            cwd=str(tmp), env=clean_env(), stdout=subprocess.PIPE,
+            cwd=str(tmp), env=env or clean_env(), stdout=subprocess.PIPE,
             stderr=subprocess.PIPE, text=True)
         line = self.proc.stdout.readline()
         if not line.startswith("ready "):
@@ -167,11 +168,14 @@ def test_snapshot_of_a_live_process(procs, tmp_path, py):
 def test_control_protocol(procs, tmp_path):
     t = Target(procs, tmp_path, SYSTEM_PY)
 
-    def ask(line):
+    def ask(line, fd=None):
         s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         s.settimeout(WAIT)
         s.connect(t.socket)
-        s.sendall(line)
+        if fd is None:
+            s.sendall(line)
+        else:
+            socket.send_fds(s, [line], [fd])
         data = b""
         while not data.endswith(b"\n"):
             chunk = s.recv(4096)
@@ -196,6 +200,29 @@ def test_control_protocol(procs, tmp_path):
     # a dump that cannot be written says why
     reply = ask(b"dump-wait /nonexistent/dir/x.mhh\n")
     assert reply.startswith("error "), reply
+    # A file passed with the request (SCM_RIGHTS) is where the dump goes;
+    # the path only names it. Not a regular file open for writing: refused.
+    passed = tmp_path / "passed.mhh"
+    fd = os.open(passed, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        reply = ask(b"dump-wait /nonexistent/named.mhh\n", fd)
+    finally:
+        os.close(fd)
+    assert reply.startswith("ok "), reply
+    check_dump(passed)
+    assert not os.path.exists("/nonexistent/named.mhh")
+    r, w = os.pipe()
+    ro = os.open(passed, os.O_RDONLY)
+    try:
+        for bad in (w, ro):
+            reply = ask(b"dump-wait %s\n" % str(tmp_path / "b.mhh").encode(),
+                        bad)
+            assert reply.startswith("error the descriptor passed with "
+                                    "dump-wait is not a regular file"), reply
+    finally:
+        for x in (r, w, ro):
+            os.close(x)
+    assert not (tmp_path / "b.mhh").exists()
     t.stop()
 
 
@@ -249,6 +276,45 @@ def test_permission_denied(procs, tmp_path):
     t.stop()
 
 
+def test_socket_outside_the_ownership_rule_is_not_used(procs, tmp_path):
+    # The CLI looks for a process's socket only in a directory of the
+    # process's user open to nobody else, never through a symlink, and
+    # only as a socket of that user (docs/security.md).
+    p = procs.popen([SYSTEM_PY, "-c", "import time; time.sleep(60)"],
+                    env=clean_env())
+    xdg = tmp_path / "xdg"
+    d = xdg / "memhound"
+    d.mkdir(parents=True, mode=0o700)
+    path = d / ("%d.sock" % p.pid)
+    s = socket.socket(socket.AF_UNIX)
+    s.bind(str(path))
+    s.listen(1)
+    env = clean_env(XDG_RUNTIME_DIR=str(xdg))
+    try:
+        os.chmod(d, 0o755)
+        r = mh("snapshot", p.pid, env=env)
+        assert r.returncode == 1 and "is open to other users (mode 755)" \
+            in r.stderr, r.stderr
+        r = mh("inspect", p.pid, env=env)
+        assert r.returncode == 1 and "is open to other users (mode 755)" \
+            in r.stderr, r.stderr
+        os.chmod(d, 0o700)
+        if os.geteuid() == 0:
+            os.chown(path, 65534, 65534)
+            r = mh("snapshot", p.pid, env=env)
+            assert r.returncode == 1 and "does not belong to uid 0" in \
+                r.stderr, r.stderr
+            os.chown(path, 0, 0)
+        d.rename(xdg / "elsewhere")
+        os.symlink(xdg / "elsewhere", d)
+        r = mh("snapshot", p.pid, env=env)
+        assert r.returncode == 1 and "is a symbolic link" in r.stderr, \
+            r.stderr
+        assert not list(tmp_path.glob("*.mhh"))
+    finally:
+        s.close()
+
+
 @pytest.mark.skipif(os.geteuid() != 0, reason="needs root to switch users")
 def test_root_may_snapshot_another_users_process(procs):
     # a target running as nobody; root asks; nobody's agent writes the file
@@ -274,9 +340,15 @@ def test_root_may_snapshot_another_users_process(procs):
         assert line.startswith("ready"), p.stderr.read()
         pid = int(line.split()[1])
         assert line.split()[2] == "/tmp/memhound-65534/%d.sock" % pid
-        r = mh("snapshot", pid, "-o", tmp / "root.mhh")
+        # The command creates the file and hands it to the agent: the dump
+        # lands in a directory only root may write, owned by root, 0600.
+        private = tmp / "root-only"
+        private.mkdir(mode=0o700)
+        r = mh("snapshot", pid, "-o", private / "root.mhh")
         assert r.returncode == 0, describe(r)
-        assert (tmp / "root.mhh").stat().st_uid == 65534
+        st = (private / "root.mhh").stat()
+        assert st.st_uid == 0 and st.st_mode & 0o777 == 0o600, st
+        check_dump(private / "root.mhh")
         stopfile.write_text("")
         p.communicate(timeout=WAIT)
     finally:
@@ -495,16 +567,23 @@ def test_forked_child_has_its_own_socket(procs, tmp_path):
 
 
 def test_sockets_of_killed_processes_are_swept(procs, tmp_path):
-    t = Target(procs, tmp_path, SYSTEM_PY)
+    # A directory of the test's own: every process that starts or stops
+    # recording sweeps its directory, and other tests record meanwhile.
+    xdg = tmp_path / "xdg"
+    xdg.mkdir(mode=0o700)
+    env = clean_env(XDG_RUNTIME_DIR=str(xdg))
+    t = Target(procs, tmp_path, SYSTEM_PY, env=env)
     sock = Path(t.socket)
+    assert sock.parent == xdg / "memhound"
     os.kill(t.pid, 9)
     t.proc.wait(timeout=WAIT)
     assert sock.exists()  # nobody removed it
-    r = mh("snapshot", t.pid)
+    r = mh("snapshot", t.pid, env=env)
     assert r.returncode == 1 and "no process" in r.stderr
     # the next process that records in that directory removes it
     (tmp_path / "stop").unlink(missing_ok=True)
-    t2 = Target(procs, tmp_path, SYSTEM_PY, options=("--force",))  # cap.mhc again
+    t2 = Target(procs, tmp_path, SYSTEM_PY, env=env,
+                options=("--force",))  # cap.mhc again
     assert Path(t2.socket).parent == sock.parent
     assert not sock.exists()
     t2.stop()

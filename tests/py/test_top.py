@@ -1,8 +1,8 @@
 """`memhound top`: one frame for scripts (--once) and the live view in a
 pseudo-terminal, on real processes: one whose memory grows steadily, one
 that sits still, a parent with children (--tree), and a process that
-answers `stats` on a control socket like an agent with a request counter
-(tests/py/fakeagent.py).
+records under `memhound run` and ends requests at a steady rate (the
+agent's request counter, read through `stats` on its control socket).
 """
 
 import os
@@ -13,9 +13,8 @@ import subprocess
 import sys
 import time
 
-from conftest import MEMHOUND, clean_env, describe
+from conftest import MEMHOUND, SYSTEM_PY, clean_env, describe
 
-HERE = os.path.dirname(os.path.abspath(__file__))
 
 GROWER = """
 import time
@@ -37,12 +36,15 @@ time.sleep(60)
 """
 
 STATS = """
-import sys, time
-sys.path.insert(0, %r)
-import fakeagent
-print(fakeagent.serve(step=5), flush=True)
-time.sleep(60)
-""" % HERE
+import os, time
+import memhound
+print(os.getpid(), flush=True)
+deadline = time.monotonic() + 60
+while time.monotonic() < deadline:
+    with memhound.request("job"):
+        pass
+    time.sleep(0.1)
+"""
 
 
 def _rows(out):
@@ -106,19 +108,18 @@ def test_top_tree_follows_children(procs, tmp_path):
 
 
 def test_top_requests_per_second(procs, tmp_path):
-    agent = _start(procs, tmp_path, "stats.py", STATS)
-    sock = agent.stdout.readline().strip()
-    try:
-        r = procs.run([MEMHOUND, "top", "--once", "--samples", "3",
-                       "--interval", "0.5s", agent.pid], env=clean_env(),
-                      timeout=30)
-    finally:
-        os.unlink(sock)
+    (tmp_path / "stats.py").write_text(STATS)
+    run = procs.popen([MEMHOUND, "run", "-q", "-o", tmp_path / "c.mhc",
+                       "--", SYSTEM_PY, tmp_path / "stats.py"],
+                      stdout=subprocess.PIPE, text=True, env=clean_env(),
+                      cwd=str(tmp_path))
+    pid = int(run.stdout.readline())
+    r = procs.run([MEMHOUND, "top", "--once", "--samples", "3",
+                   "--interval", "0.5s", pid], env=clean_env(), timeout=30)
     assert r.returncode == 0, describe(r)
-    # 5 requests per question, a question every 0.5 s (plus the answer's
-    # own wait): about 10 per second.
-    rps = float(_rows(r.stdout)[agent.pid][4])
-    assert 4 < rps < 12, r.stdout
+    # A request every 0.1 s and a little: under 10 per second.
+    rps = float(_rows(r.stdout)[pid][4])
+    assert 3 < rps < 11, r.stdout
 
 
 def test_top_live_view_in_a_terminal(procs, tmp_path):
