@@ -2125,6 +2125,9 @@ mh_cmd_guard(int argc, char **argv)
         }
         g.have_match = 1;
     }
+    /* The user's own paths first, before any process is looked at. */
+    if (prepare_snapdir(&g))
+        goto cleanup;
     if (g.o.command && !g.have_match) {
         g.server = detect_server(&g);
         if (g.server == SRV_UNKNOWN) {
@@ -2137,8 +2140,6 @@ mh_cmd_guard(int argc, char **argv)
         }
     }
     if (g.o.pid && refuse_master(&g))
-        goto cleanup;
-    if (prepare_snapdir(&g))
         goto cleanup;
     if (g.o.command && !(pydir = mh_cli_bootstrap_dir()))
         goto cleanup;

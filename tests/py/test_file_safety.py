@@ -294,7 +294,7 @@ def test_file_precreated_by_another_user(tmp_path, other_user, shared_dir):
     assert mh("run", "-q", "-o", rep_cap, "--", SYSTEM_PY, prog(tmp_path)).returncode == 0
     r = mh("report", rep_cap, "-o", cap, "--force")
     assert r.returncode == 1 and "belongs to another user" in r.stderr, describe(r)
-    r = mh("guard", "--force", "--log", cap, "--rss-limit", "1g", "--", SYSTEM_PY, "-c", "pass")
+    r = mh("guard", "--worker-match", "python", "--force", "--log", cap, "--rss-limit", "1g", "--", SYSTEM_PY, "-c", "pass")
     assert r.returncode == 1 and "belongs to another user" in r.stderr, describe(r)
     assert cap.read_text() == "THEIRS" and os.stat(cap).st_uid == other_user.pw_uid
 
@@ -307,7 +307,7 @@ def test_directory_of_another_user_is_refused(tmp_path, other_user):
     assert_not_started(r, theirs)
     assert "cannot write in '%s': it belongs to another user (uid %d)" % (
         theirs, other_user.pw_uid) in r.stderr, describe(r)
-    r = mh("guard", "--snapshot-dir", theirs, "--rss-limit", "1g", "--",
+    r = mh("guard", "--worker-match", "python", "--snapshot-dir", theirs, "--rss-limit", "1g", "--",
            SYSTEM_PY, "-c", "print('ran')")
     assert r.returncode == 1 and "ran" not in r.stdout, describe(r)
     assert "belongs to another user" in r.stderr, describe(r)
@@ -329,7 +329,7 @@ def test_world_writable_directory_is_refused_unless_sticky(tmp_path):
     assert mh("run", "-q", "-o", cap, "--", SYSTEM_PY, prog(tmp_path)).returncode == 0
     r = mh("report", cap, "-o", ww / "r.txt")
     assert r.returncode == 1 and want in r.stderr, describe(r)
-    r = mh("guard", "--snapshot-dir", ww, "--rss-limit", "1g", "--", SYSTEM_PY, "-c",
+    r = mh("guard", "--worker-match", "python", "--snapshot-dir", ww, "--rss-limit", "1g", "--", SYSTEM_PY, "-c",
            "print('ran')")
     assert r.returncode == 1 and "ran" not in r.stdout and want in r.stderr, describe(r)
     # --pid: no capture template to check, only the dump directory
@@ -360,7 +360,7 @@ def test_pid_in_a_directory_is_refused(tmp_path):
 def test_guard_creates_its_snapshot_dir_0700(tmp_path):
     snap = tmp_path / "snap"
     log = tmp_path / "g.log"
-    r = mh("guard", "--snapshot-dir", snap, "--log", log, "--rss-limit", "1g",
+    r = mh("guard", "--worker-match", "python", "--snapshot-dir", snap, "--log", log, "--rss-limit", "1g",
            "--", SYSTEM_PY, "-c", "print('ran')", umask=0)
     assert r.returncode == 0 and "ran" in r.stdout, describe(r)
     assert mode(snap) == 0o700
@@ -375,23 +375,23 @@ def test_guard_log_is_created_safely(tmp_path):
     victim.write_text("MY DATA")
     link = tmp_path / "link.log"
     link.symlink_to(victim)
-    r = mh("guard", "--force", "--log", link, "--rss-limit", "1g", "--",
+    r = mh("guard", "--worker-match", "python", "--force", "--log", link, "--rss-limit", "1g", "--",
            SYSTEM_PY, "-c", "print('ran')")
     assert r.returncode == 1 and "ran" not in r.stdout, describe(r)
     assert "it is a symbolic link" in r.stderr, describe(r)
     assert victim.read_text() == "MY DATA"
     fifo = tmp_path / "fifo.log"
     os.mkfifo(fifo)
-    r = mh("guard", "--force", "--log", fifo, "--rss-limit", "1g", "--",
+    r = mh("guard", "--worker-match", "python", "--force", "--log", fifo, "--rss-limit", "1g", "--",
            SYSTEM_PY, "-c", "print('ran')", timeout=20)
     assert r.returncode == 1 and "it is a FIFO" in r.stderr, describe(r)
     log = tmp_path / "g.log"
     log.write_text("earlier\n")
     os.chmod(log, 0o644)
-    r = mh("guard", "--log", log, "--rss-limit", "1g", "--", SYSTEM_PY, "-c", "print('ran')")
+    r = mh("guard", "--worker-match", "python", "--log", log, "--rss-limit", "1g", "--", SYSTEM_PY, "-c", "print('ran')")
     assert r.returncode == 1 and "ran" not in r.stdout, describe(r)
     assert "the file exists; pass --force to append to it" in r.stderr, describe(r)
-    r = mh("guard", "--force", "--log", log, "--rss-limit", "1g", "--",
+    r = mh("guard", "--worker-match", "python", "--force", "--log", log, "--rss-limit", "1g", "--",
            SYSTEM_PY, "-c", "print('ran')")
     assert r.returncode == 0 and "ran" in r.stdout, describe(r)
     lines = log.read_text().splitlines()
