@@ -689,8 +689,9 @@ def test_guard_pid_must_be_a_server_master(procs, tmp_path):
     for pid in (sh.pid, 1):
         # A limit nothing passes: were the refusal missing, the guard
         # would run (and the test time out) rather than signal anything.
-        r = procs.run([MEMHOUND, "guard", "--rss-limit", "1t", "--log", log,
-                       "--pid", pid], env=clean_env(), timeout=10)
+        r = procs.run([MEMHOUND, "guard", "--rss-limit", "1t", "--force",
+                       "--log", log, "--pid", pid], env=clean_env(),
+                      timeout=10)
         assert r.returncode == 2, describe(r)
         assert "process %d (" % pid in r.stderr and \
             "is not a gunicorn or uWSGI master" in r.stderr and \
@@ -703,8 +704,9 @@ def test_guard_pid_must_be_a_server_master(procs, tmp_path):
     worker = [k for k in kids if cmd[k] == "sleep\0" "60\0"]
     other = [k for k in kids if k not in worker]
     g = procs.popen([MEMHOUND, "guard", "--max-lifetime", "1s",
-                     "--interval", "0.2s", "--no-dump", "--log", log,
-                     "--worker-match", "^sleep 60$", "--pid", sh.pid],
+                     "--interval", "0.2s", "--no-dump", "--force",
+                     "--log", log, "--worker-match", "^sleep 60$",
+                     "--pid", sh.pid],
                     env=clean_env(), stderr=subprocess.PIPE, text=True)
     assert _wait_for(log, lambda e: e["event"] == "exit", 10), \
         open(log).read()
