@@ -7,9 +7,11 @@
 #include <unistd.h>
 
 #include "../util/mem.h"
+#include "allocstats.h"
 #include "control.h"
 #include "heapdump.h"
 #include "requests.h"
+#include "sigflush.h"
 #include "tracker.h"
 #include "writer.h"
 
@@ -227,6 +229,7 @@ mh_start(PyObject *module, PyObject *args, PyObject *kw)
         goto done;
     }
     session_active = 1;
+    mh_sigflush_arm_all();
     if (register_hooks(module))
         goto done;
     result = Py_None;
@@ -302,8 +305,54 @@ mh_mark(PyObject *module, PyObject *args, PyObject *kw)
     if (!PyArg_ParseTupleAndKeywords(args, kw, "s#|I", kwlist, &text, &n,
                                      &kind))
         return NULL;
-    if (session_active)
-        mh_tracker_put_marker(mh_writer_now_ns(), kind, text, (size_t)n);
+    if (!session_active)
+        Py_RETURN_NONE;
+    mh_writer_put_marker(mh_writer_now_ns(), kind, text, (size_t)n);
+    if (kind != MH_MARK_USER) {
+        /* A heap dump's marker is on disk when dump_heap() returns: the
+         * program may be stopped right after. */
+        Py_BEGIN_ALLOW_THREADS
+        mh_writer_flush();
+        Py_END_ALLOW_THREADS
+    }
+    Py_RETURN_NONE;
+}
+
+/* os.exec*() is about to replace the process: the capture gets a last
+ * timeline point and an EXEC marker, written now. Recording goes on
+ * (the exec may fail). */
+static PyObject *
+mh_before_exec(PyObject *module, PyObject *args)
+{
+    (void)module;
+    PyObject *path_obj;
+    if (!PyArg_ParseTuple(args, "O&", PyUnicode_FSConverter, &path_obj))
+        return NULL;
+    if (session_active) {
+        const char *p = PyBytes_AS_STRING(path_obj);
+        size_t n = (size_t)PyBytes_GET_SIZE(path_obj);
+        uint64_t t = mh_writer_now_ns();
+        mh_tracker_put_timeline(t, mh_allocstats_rss());
+        mh_tracker_put_marker(t, MH_MARK_EXEC, p, n < 4096 ? n : 4096);
+        Py_BEGIN_ALLOW_THREADS
+        mh_writer_flush();
+        Py_END_ALLOW_THREADS
+    }
+    Py_DECREF(path_obj);
+    Py_RETURN_NONE;
+}
+
+/* The program set SIGTERM/SIGINT/SIGHUP back to SIG_DFL: our handler
+ * goes back in front of the default action (sigflush.h). */
+static PyObject *
+mh_arm_signal(PyObject *module, PyObject *arg)
+{
+    (void)module;
+    int sig = PyLong_AsLong(arg) > 0 ? (int)PyLong_AsLong(arg) : 0;
+    if (PyErr_Occurred())
+        return NULL;
+    if (session_active && sig)
+        mh_sigflush_arm(sig);
     Py_RETURN_NONE;
 }
 
@@ -386,6 +435,8 @@ static PyMethodDef methods[] = {
      "Bytes this thread has allocated while recording (exact, "
      "allocations only); None when not recording."},
     {"_before_fork", mh_before_fork, METH_NOARGS, NULL},
+    {"_before_exec", mh_before_exec, METH_VARARGS, NULL},
+    {"_arm_signal", mh_arm_signal, METH_O, NULL},
     {"_after_fork_parent", mh_after_fork_parent, METH_NOARGS, NULL},
     {NULL, NULL, 0, NULL},
 };
