@@ -325,7 +325,7 @@ def _install_hooks():
 # capture's tail would be lost. os._exit() stops recording first (END is
 # written); os.execv()/os.execve(), which every other exec function calls
 # through os's globals, write the tail and an EXEC marker and go on
-# recording, since the exec may fail. The wrappers keep the originals'
+# recording if the exec fails. The wrappers keep the originals'
 # names and signatures; whatever memhound does there cannot raise.
 
 def _like(wrapper, real):
@@ -351,12 +351,20 @@ def _wrap_exit_and_exec():
         real_exit(status)
 
     def execv(path, argv):
-        _note_exec(path)
-        return real_execv(path, argv)
+        noted = _note_exec(path)
+        try:
+            return real_execv(path, argv)
+        finally:  # only reached when the exec failed
+            if noted:
+                _exec_failed()
 
     def execve(path, argv, env):
-        _note_exec(path)
-        return real_execve(path, argv, env)
+        noted = _note_exec(path)
+        try:
+            return real_execve(path, argv, env)
+        finally:
+            if noted:
+                _exec_failed()
 
     os._exit = _like(_exit, real_exit)
     os.execv = _like(execv, real_execv)
@@ -366,11 +374,19 @@ def _wrap_exit_and_exec():
 def _note_exec(path):
     st = _state
     if st is None or st.pid != os.getpid():
-        return
+        return False
     try:
         if isinstance(path, int):
             path = "fd %d" % path
         _memhound._before_exec(os.fsdecode(os.fspath(path)))
+    except BaseException:
+        return False
+    return True
+
+
+def _exec_failed():
+    try:
+        _memhound._after_exec_failed()
     except BaseException:
         pass
 

@@ -318,9 +318,10 @@ mh_mark(PyObject *module, PyObject *args, PyObject *kw)
     Py_RETURN_NONE;
 }
 
-/* os.exec*() is about to replace the process: the capture gets a last
- * timeline point and an EXEC marker, written now. Recording goes on
- * (the exec may fail). */
+/* os.exec*() is about to replace the process: the writer thread stops
+ * (no timeline may follow the marker) and the capture gets a last
+ * timeline point and an EXEC marker, written now. If the exec fails,
+ * _after_exec_failed() starts the thread again and recording goes on. */
 static PyObject *
 mh_before_exec(PyObject *module, PyObject *args)
 {
@@ -331,15 +332,22 @@ mh_before_exec(PyObject *module, PyObject *args)
     if (session_active) {
         const char *p = PyBytes_AS_STRING(path_obj);
         size_t n = (size_t)PyBytes_GET_SIZE(path_obj);
+        Py_BEGIN_ALLOW_THREADS
+        mh_writer_pause_thread();
         uint64_t t = mh_writer_now_ns();
         mh_tracker_put_timeline(t, mh_allocstats_rss());
         mh_tracker_put_marker(t, MH_MARK_EXEC, p, n < 4096 ? n : 4096);
-        Py_BEGIN_ALLOW_THREADS
         mh_writer_flush();
         Py_END_ALLOW_THREADS
     }
     Py_DECREF(path_obj);
     Py_RETURN_NONE;
+}
+
+static PyObject *
+mh_after_exec_failed(PyObject *module, PyObject *unused)
+{
+    return mh_after_fork_parent(module, unused);
 }
 
 /* The program set SIGTERM/SIGINT/SIGHUP back to SIG_DFL: our handler
@@ -437,6 +445,7 @@ static PyMethodDef methods[] = {
     {"_before_fork", mh_before_fork, METH_NOARGS, NULL},
     {"_before_exec", mh_before_exec, METH_VARARGS, NULL},
     {"_arm_signal", mh_arm_signal, METH_O, NULL},
+    {"_after_exec_failed", mh_after_exec_failed, METH_NOARGS, NULL},
     {"_after_fork_parent", mh_after_fork_parent, METH_NOARGS, NULL},
     {NULL, NULL, 0, NULL},
 };

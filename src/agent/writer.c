@@ -179,6 +179,7 @@ write_failed(int err)
 static int
 write_all(const uint8_t *p, size_t n)
 {
+    uint64_t total = n;
     while (n > 0) {
         ssize_t k = write(w.fd, p, n);
         if (k < 0) {
@@ -189,8 +190,8 @@ write_all(const uint8_t *p, size_t n)
         }
         p += k;
         n -= (size_t)k;
-        w.good_off += (uint64_t)k;
     }
+    w.good_off += total;
     return 0;
 }
 

@@ -290,11 +290,16 @@ summary_text(FILE *out, const struct mh_analysis *a)
                   out);
         }
     }
+    int disk_full = 0;
+    for (size_t i = 0; i < a->nprocs; i++)
+        disk_full |= a->procs[i].disk_full;
     if (m->dropped)
         fprintf(out,
-                "  note: the agent dropped %llu samples (a buffer was "
-                "full): figures are low\n",
-                (unsigned long long)m->dropped);
+                "  note: the agent dropped %llu samples (%s): figures are "
+                "low\n",
+                (unsigned long long)m->dropped,
+                disk_full ? "the disk was full, or a buffer"
+                          : "a buffer was full");
 }
 
 static void
