@@ -19,9 +19,15 @@
 #include "writer.h"
 
 #define TICK_NS 100000000ull         /* timeline period */
-/* Flush on every tick: a SIGKILL or an os._exit() (multiprocessing's
- * children end that way) loses at most 100 ms; framing costs ~6 KB/min. */
+/* Flush on every tick: a SIGKILL loses at most the last 100 ms (other
+ * ends write the tail: sigflush.h, python/memhound). A flush costs the
+ * writer thread ~0.1 ms of CPU and framing ~6 KB/min (docs/performance.md,
+ * "Flush interval"); -DMH_FLUSH_NS=... builds the variants measured. */
+#ifdef MH_FLUSH_NS
+#define FLUSH_NS ((uint64_t)(MH_FLUSH_NS))
+#else
 #define FLUSH_NS TICK_NS
+#endif
 #define FLUSH_BYTES (4u << 20)       /* or when this much is pending */
 #define DEFS_CHUNK_BYTES (8u << 20)  /* write definitions in pieces */
 #define ZSTD_LEVEL 1
