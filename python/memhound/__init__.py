@@ -341,7 +341,7 @@ def _like(wrapper, real):
 def _wrap_exit_and_exec():
     real_exit, real_execv, real_execve = os._exit, os.execv, os.execve
 
-    def _exit(status):
+    def _exit(status, /):
         st = _state
         if st is not None and st.pid == os.getpid():
             try:
@@ -350,7 +350,7 @@ def _wrap_exit_and_exec():
                 pass
         real_exit(status)
 
-    def execv(path, argv):
+    def execv(path, argv, /):
         noted = _note_exec(path)
         try:
             return real_execv(path, argv)
@@ -358,7 +358,7 @@ def _wrap_exit_and_exec():
             if noted:
                 _exec_failed()
 
-    def execve(path, argv, env):
+    def execve(path, argv, env, /):
         noted = _note_exec(path)
         try:
             return real_execve(path, argv, env)
@@ -406,7 +406,7 @@ def _wrap_signal_default():
                       if hasattr(_signal, n))
     dfl = _signal.SIG_DFL
 
-    def signal(signalnum, handler):
+    def signal(signalnum, handler, /):
         old = real(signalnum, handler)
         if handler is dfl or (type(handler) is int and handler == dfl):
             if signalnum in fatal and _state is not None:

@@ -154,8 +154,9 @@ os.kill(os.getpid(), signal.SIGKILL)
     p = proc_of(mh.report_json(caps))
     assert p["end"] == "none" and not p["clean_end"], p
     assert_about(p["live_bytes"], MB60, "SIGKILL")
-    # A loaded machine may delay a tick: allow the interval twice over.
-    assert killed_at - p["last_flush"] < 0.3, (killed_at, p["last_flush"])
+    # The allocations are all there (above); the gap to the last flush is
+    # one interval, plus what a loaded machine delays the writer's tick.
+    assert killed_at - p["last_flush"] < 0.5, (killed_at, p["last_flush"])
     text = mh.report(caps).stdout
     assert "has no end record" in text and "its last flush was at" in text, \
         text
