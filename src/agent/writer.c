@@ -4,7 +4,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/uio.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -80,6 +80,8 @@ struct mh_writer {
      * capture belongs to, who holds flush_lock, and whether that flush
      * waits for (or holds) the GIL. */
     pid_t owner;
+    dev_t dev; /* the capture's identity: the handler writes only while */
+    ino_t ino; /* w.fd is still this file */
     int flush_held;
     pthread_t flush_owner;
     int resolving;
@@ -475,7 +477,12 @@ fixed_buf(uint8_t *p, size_t n)
 int
 mh_writer_last_words(int sig)
 {
+    struct stat st;
     if (w.fd < 0 || w.failed || getpid() != w.owner)
+        return -1;
+    /* A program that closed its descriptors may have another file at
+     * this number now: never write into it. */
+    if (fstat(w.fd, &st) || st.st_dev != w.dev || st.st_ino != w.ino)
         return -1;
     int have_gil = PyGILState_Check();
     int took_over = 0;
@@ -734,6 +741,11 @@ open_capture(const char *path, uint64_t fork_parent)
     w.file_stacks = 0;
     w.disk_full = w.full_noted = 0;
     w.owner = getpid();
+    struct stat st;
+    if (fstat(fd, &st) == 0) {
+        w.dev = st.st_dev;
+        w.ino = st.st_ino;
+    }
     w.start_mono_ns = clock_ns(CLOCK_MONOTONIC);
     reset_tables();
 

@@ -227,3 +227,21 @@ print("done", flush=True)
     assert p["dropped"] > 0, p
     text = mh.report([str(saved)]).stdout
     assert "the disk was full" in text, text
+
+
+def test_signal_never_writes_into_the_programs_files(mh, program, tmp_path):
+    # A daemon-like program closes every descriptor and opens its own
+    # file, which may get the capture's old number: the handler checks
+    # that the descriptor is still the capture before it writes.
+    data = tmp_path / "data.txt"
+    prog = program("""
+import os, signal, sys
+keep = [bytearray(100_000) for _ in range(100)]
+os.closerange(3, 4096)
+fd = os.open(sys.argv[1], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+os.write(fd, b"MY DATA")
+os.kill(os.getpid(), signal.SIGTERM)
+""")
+    r = mh.run(first_py(), [prog.path, data], check=False)
+    assert r.returncode == -signal.SIGTERM, describe(r)
+    assert data.read_bytes() == b"MY DATA"
