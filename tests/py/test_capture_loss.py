@@ -231,8 +231,13 @@ print("done", flush=True)
 
 def test_signal_never_writes_into_the_programs_files(mh, program, tmp_path):
     # A daemon-like program closes every descriptor and opens its own
-    # file, which may get the capture's old number: the handler checks
-    # that the descriptor is still the capture before it writes.
+    # file, which gets the capture's old number (the lowest free one, as
+    # long as the capture's descriptor is the first the agent opens): the
+    # handler checks that the descriptor is still the capture before it
+    # writes. The signal follows at once, well within the writer thread's
+    # 100 ms between flushes (that thread's own check is issue 10, item 0;
+    # once the capture's descriptor sits high, dup2 the file onto every
+    # number instead).
     data = tmp_path / "data.txt"
     prog = program("""
 import os, signal, sys
