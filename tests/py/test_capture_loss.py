@@ -6,22 +6,24 @@ capture with `memhound report`. The sampling estimate of a 60 MB
 allocation is held to the ±20% the docs promise (docs/run.md).
 """
 
-import json
 import os
 import shutil
 import signal
 import subprocess
-import time
 
 import pytest
 
-from conftest import MATRIX, SYSTEM_PY, clean_env, describe
+from conftest import MATRIX, MEMHOUND, clean_env, describe
 
 MB60 = 600 * 100_000  # what the programs below keep alive
 
 ALLOC60 = """
 keep = [bytearray(100_000) for _ in range(600)]  # MARK:alloc
 """
+
+
+def mh_bin():
+    return str(MEMHOUND)
 
 
 def first_py():
@@ -201,7 +203,6 @@ def tiny_disk(tmp_path):
 
 def test_full_disk_is_named(mh, program, tiny_disk, tmp_path):
     prog = program("""
-import time
 keep = []
 for i in range(40):
     for j in range(2000):
@@ -250,3 +251,36 @@ os.kill(os.getpid(), signal.SIGTERM)
     r = mh.run(first_py(), [prog.path, data], check=False)
     assert r.returncode == -signal.SIGTERM, describe(r)
     assert data.read_bytes() == b"MY DATA"
+
+
+def test_snapshot_right_before_sigkill_is_listed(mh, program, procs,
+                                                 tmp_path):
+    # `memhound snapshot` returns once the dump is complete; by then its
+    # marker is in the capture, so a SIGKILL right after loses nothing.
+    # Two things see to it: the writer flushes at once after a marker, and
+    # the walk outlasts a 100 ms flush interval anyway (the test fails
+    # with neither, e.g. the former 1 s interval and no flush on markers).
+    prog = program("""
+import os, time
+keep = [str(i) * 10 for i in range(20000)]
+print("ready", os.getpid(), flush=True)
+time.sleep(60)
+""")
+    cap = tmp_path / "cap.mhc"
+    run = procs.popen([mh_bin(), "run", "-q", "-o", cap, "--", first_py(),
+                       prog.path], cwd=str(tmp_path), env=clean_env(),
+                      stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                      text=True)
+    line = run.stdout.readline()
+    assert line.startswith("ready "), (line, run.stderr.read())
+    pid = int(line.split()[1])
+    dumps = [tmp_path / "one.mhh", tmp_path / "two.mhh"]
+    for d in dumps:
+        s = procs.run([mh_bin(), "snapshot", "-o", d, pid], env=clean_env(),
+                      cwd=str(tmp_path))
+        assert s.returncode == 0, describe(s)
+    os.kill(pid, signal.SIGKILL)
+    run.communicate(timeout=60)
+    rep = mh.report_json([str(cap)])
+    assert [d["path"] for d in rep["heap"]["dumps"]] == \
+        [str(d) for d in dumps], rep["heap"]
