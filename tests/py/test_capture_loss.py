@@ -203,6 +203,7 @@ def tiny_disk(tmp_path):
 
 def test_full_disk_is_named(mh, program, tiny_disk, tmp_path):
     prog = program("""
+import time
 keep = []
 for i in range(40):
     for j in range(2000):
