@@ -20,9 +20,10 @@
 
 #define TICK_NS 100000000ull         /* timeline period */
 /* Flush on every tick: a SIGKILL loses at most the last 100 ms (other
- * ends write the tail: sigflush.h, python/memhound). A flush costs the
- * writer thread ~0.1 ms of CPU and framing ~6 KB/min (docs/performance.md,
- * "Flush interval"); -DMH_FLUSH_NS=... builds the variants measured. */
+ * ends write the tail: sigflush.h, python/memhound). The writer thread's
+ * CPU is the same as at 1 s, the capture grows faster (smaller chunks
+ * compress less): docs/performance.md, "Flush interval", measured with
+ * agents built with -DMH_FLUSH_NS=... */
 #ifdef MH_FLUSH_NS
 #define FLUSH_NS ((uint64_t)(MH_FLUSH_NS))
 #else
@@ -484,7 +485,9 @@ mh_writer_last_words(int sig)
      * this number now: never write into it. */
     if (fstat(w.fd, &st) || st.st_dev != w.dev || st.st_ino != w.ino)
         return -1;
-    int have_gil = PyGILState_Check();
+    /* Not PyGILState_Check(): it answers 1 for every thread once a
+     * subinterpreter has existed. */
+    int have_gil = mh_frames_current() != NULL;
     int took_over = 0;
     for (uint64_t waited = 0;; waited += 1000000) {
         if (pthread_mutex_trylock(&w.flush_lock) == 0)
