@@ -6,8 +6,8 @@
  *
  * The handler is installed with sigaction() after Python's signal module
  * has read the dispositions at startup, so signal.getsignal() still says
- * SIG_DFL; a handler the program sets later replaces ours (and
- * memhound.re-arms where the program sets SIG_DFL again: python/memhound).
+ * SIG_DFL; a handler the program sets later replaces ours, and
+ * python/memhound puts ours back where the program sets SIG_DFL again.
  * docs/run.md describes what the program can observe. */
 #ifndef MH_AGENT_SIGFLUSH_H
 #define MH_AGENT_SIGFLUSH_H
