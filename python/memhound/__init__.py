@@ -364,7 +364,107 @@ def _install_hooks():
 
     atexit.register(_stop_at_exit)
     os.register_at_fork(after_in_child=_after_fork_child)
+    _wrap_exit_and_exec()
+    _wrap_signal_default()
     _hooks_installed = True
+
+
+# os._exit() and os.exec*() end the Python program without atexit: the
+# capture's tail would be lost. os._exit() stops recording first (END is
+# written); os.execv()/os.execve(), which every other exec function calls
+# through os's globals, write the tail and an EXEC marker and go on
+# recording if the exec fails. The wrappers keep the originals'
+# names and signatures; whatever memhound does there cannot raise.
+
+def _like(wrapper, real):
+    for attr in ("__name__", "__qualname__", "__doc__", "__module__"):
+        try:
+            setattr(wrapper, attr, getattr(real, attr))
+        except (AttributeError, TypeError):
+            pass
+    wrapper.__wrapped__ = real
+    return wrapper
+
+
+def _wrap_exit_and_exec():
+    real_exit, real_execv, real_execve = os._exit, os.execv, os.execve
+
+    def _exit(status, /):
+        st = _state
+        if st is not None and st.pid == os.getpid():
+            try:
+                stop()
+            except BaseException:
+                pass
+        real_exit(status)
+
+    def execv(path, argv, /):
+        noted = _note_exec(path)
+        try:
+            return real_execv(path, argv)
+        finally:  # only reached when the exec failed
+            if noted:
+                _exec_failed()
+
+    def execve(path, argv, env, /):
+        noted = _note_exec(path)
+        try:
+            return real_execve(path, argv, env)
+        finally:
+            if noted:
+                _exec_failed()
+
+    os._exit = _like(_exit, real_exit)
+    os.execv = _like(execv, real_execv)
+    os.execve = _like(execve, real_execve)
+
+
+def _note_exec(path):
+    st = _state
+    if st is None or st.pid != os.getpid():
+        return False
+    try:
+        if isinstance(path, int):
+            path = "fd %d" % path
+        _memhound._before_exec(os.fsdecode(os.fspath(path)))
+    except BaseException:
+        return False
+    return True
+
+
+def _exec_failed():
+    try:
+        _memhound._after_exec_failed()
+    except BaseException:
+        pass
+
+
+def _wrap_signal_default():
+    # The agent's handler for SIGTERM/SIGINT/SIGHUP sits where the program
+    # left the default action (src/agent/sigflush.h); a program that sets
+    # SIG_DFL again gets it back, unseen: signal.getsignal() says SIG_DFL.
+    # signal.signal() calls _signal.signal() through the module, so this
+    # covers both without importing signal.py.
+    try:
+        import _signal
+    except ImportError:
+        return
+    real = _signal.signal
+    fatal = frozenset(getattr(_signal, n) for n in ("SIGTERM", "SIGINT", "SIGHUP")
+                      if hasattr(_signal, n))
+    dfl = _signal.SIG_DFL
+
+    def signal(signalnum, handler, /):
+        old = real(signalnum, handler)
+        if handler is dfl or (type(handler) is int and handler == dfl):
+            if signalnum in fatal and _state is not None:
+                try:
+                    _memhound._arm_signal(int(signalnum))
+                except BaseException:
+                    pass
+        return old
+
+    _signal.signal = _like(signal, real)
 
 
 def _after_fork_child():

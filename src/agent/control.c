@@ -282,8 +282,8 @@ void
 mh_control_note_dump(const char *path)
 {
     if (mh_writer_is_open())
-        mh_tracker_put_marker(mh_writer_now_ns(), MH_MARK_HEAP_DUMP, path,
-                              strlen(path));
+        mh_writer_put_marker(mh_writer_now_ns(), MH_MARK_HEAP_DUMP, path,
+                             strlen(path));
 }
 
 /* Forks a walker from the writer thread. Returns 0, or -1 with the

@@ -8,9 +8,11 @@
 
 #include "../util/file.h"
 #include "../util/mem.h"
+#include "allocstats.h"
 #include "control.h"
 #include "heapdump.h"
 #include "requests.h"
+#include "sigflush.h"
 #include "tracker.h"
 #include "writer.h"
 
@@ -229,6 +231,7 @@ mh_start(PyObject *module, PyObject *args, PyObject *kw)
         goto done;
     }
     session_active = 1;
+    mh_sigflush_arm_all();
     if (register_hooks(module))
         goto done;
     result = Py_None;
@@ -304,8 +307,62 @@ mh_mark(PyObject *module, PyObject *args, PyObject *kw)
     if (!PyArg_ParseTupleAndKeywords(args, kw, "s#|I", kwlist, &text, &n,
                                      &kind))
         return NULL;
-    if (session_active)
-        mh_tracker_put_marker(mh_writer_now_ns(), kind, text, (size_t)n);
+    if (!session_active)
+        Py_RETURN_NONE;
+    mh_writer_put_marker(mh_writer_now_ns(), kind, text, (size_t)n);
+    if (kind != MH_MARK_USER) {
+        /* A heap dump's marker is on disk when dump_heap() returns: the
+         * program may be stopped right after. */
+        Py_BEGIN_ALLOW_THREADS
+        mh_writer_flush();
+        Py_END_ALLOW_THREADS
+    }
+    Py_RETURN_NONE;
+}
+
+/* os.exec*() is about to replace the process: the writer thread stops
+ * (no timeline may follow the marker) and the capture gets a last
+ * timeline point and an EXEC marker, written now. If the exec fails,
+ * _after_exec_failed() starts the thread again and recording goes on. */
+static PyObject *
+mh_before_exec(PyObject *module, PyObject *args)
+{
+    (void)module;
+    PyObject *path_obj;
+    if (!PyArg_ParseTuple(args, "O&", PyUnicode_FSConverter, &path_obj))
+        return NULL;
+    if (session_active) {
+        const char *p = PyBytes_AS_STRING(path_obj);
+        size_t n = (size_t)PyBytes_GET_SIZE(path_obj);
+        Py_BEGIN_ALLOW_THREADS
+        mh_writer_pause_thread();
+        uint64_t t = mh_writer_now_ns();
+        mh_tracker_put_timeline(t, mh_allocstats_rss());
+        mh_tracker_put_marker(t, MH_MARK_EXEC, p, n < 4096 ? n : 4096);
+        mh_writer_flush();
+        Py_END_ALLOW_THREADS
+    }
+    Py_DECREF(path_obj);
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+mh_after_exec_failed(PyObject *module, PyObject *unused)
+{
+    return mh_after_fork_parent(module, unused);
+}
+
+/* The program set SIGTERM/SIGINT/SIGHUP back to SIG_DFL: our handler
+ * goes back in front of the default action (sigflush.h). */
+static PyObject *
+mh_arm_signal(PyObject *module, PyObject *arg)
+{
+    (void)module;
+    int sig = PyLong_AsLong(arg) > 0 ? (int)PyLong_AsLong(arg) : 0;
+    if (PyErr_Occurred())
+        return NULL;
+    if (session_active && sig)
+        mh_sigflush_arm(sig);
     Py_RETURN_NONE;
 }
 
@@ -393,6 +450,9 @@ static PyMethodDef methods[] = {
      "Bytes this thread has allocated while recording (exact, "
      "allocations only); None when not recording."},
     {"_before_fork", mh_before_fork, METH_NOARGS, NULL},
+    {"_before_exec", mh_before_exec, METH_VARARGS, NULL},
+    {"_arm_signal", mh_arm_signal, METH_O, NULL},
+    {"_after_exec_failed", mh_after_exec_failed, METH_NOARGS, NULL},
     {"_after_fork_parent", mh_after_fork_parent, METH_NOARGS, NULL},
     {NULL, NULL, 0, NULL},
 };

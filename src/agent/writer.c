@@ -1,8 +1,10 @@
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -12,13 +14,21 @@
 #include "../util/mem.h"
 #include "allocstats.h"
 #include "control.h"
+#include "sigflush.h"
 #include "tracker.h"
 #include "writer.h"
 
 #define TICK_NS 100000000ull         /* timeline period */
-/* Flush on every tick: a SIGKILL or an os._exit() (multiprocessing's
- * children end that way) loses at most 100 ms; framing costs ~6 KB/min. */
+/* Flush on every tick: a SIGKILL loses at most the last 100 ms (other
+ * ends write the tail: sigflush.h, python/memhound). The writer thread's
+ * CPU is the same as at 1 s, the capture grows faster (smaller chunks
+ * compress less): docs/performance.md, "Flush interval", measured with
+ * agents built with -DMH_FLUSH_NS=... */
+#ifdef MH_FLUSH_NS
+#define FLUSH_NS ((uint64_t)(MH_FLUSH_NS))
+#else
 #define FLUSH_NS TICK_NS
+#endif
 #define FLUSH_BYTES (4u << 20)       /* or when this much is pending */
 #define DEFS_CHUNK_BYTES (8u << 20)  /* write definitions in pieces */
 #define ZSTD_LEVEL 1
@@ -46,6 +56,14 @@ struct mh_writer {
     uint32_t next_string, next_code, next_frame;
     uint32_t emitted_stacks;
     int failed;
+    /* What is in the file for sure: its length after the last whole
+     * write, and the stacks its chunks define. A write that fails for
+     * lack of space is cut back to good_off (the file stays readable)
+     * and what follows is written without new stacks (disk_full). */
+    uint64_t good_off;
+    uint32_t file_stacks;
+    int disk_full, full_err, full_noted;
+    char *registry; /* MEMHOUND_REGISTRY: where `run` hears of it */
     /* Header settings kept for a forked child's capture. */
     int mode;
     uint64_t interval;
@@ -59,6 +77,16 @@ struct mh_writer {
     pthread_t thread;
     int running, stop;
     pthread_mutex_t flush_lock;
+    /* Atomics the signal handler reads (last_words): the process the
+     * capture belongs to, who holds flush_lock, and whether that flush
+     * waits for (or holds) the GIL. */
+    pid_t owner;
+    dev_t dev; /* the capture's identity: the handler writes only while */
+    ino_t ino; /* w.fd is still this file */
+    int flush_held;
+    pthread_t flush_owner;
+    int resolving;
+    int flush_soon; /* a rare record (marker) is pending: flush now */
 };
 
 static struct mh_writer w = {
@@ -118,9 +146,56 @@ read_rss(void)
     return mh_allocstats_rss();
 }
 
+static int
+is_disk_full(int err)
+{
+    return err == ENOSPC || err == EDQUOT || err == EFBIG;
+}
+
+/* Appends "pid\t!full\twhy\tpath" to `run`'s registry, which is how it
+ * learns that a capture stopped early (docs/run.md): the capture itself
+ * may have no room left to say so. */
+static void
+tell_run_disk_full(int err)
+{
+    if (!w.registry)
+        return;
+    char line[PATH_MAX + 128];
+    int n = snprintf(line, sizeof(line), "%d\t!full\t%s\t%s\n",
+                     (int)getpid(), strerror(err), mh_writer_path());
+    if (n <= 0 || (size_t)n >= sizeof(line))
+        return;
+    int fd = open(w.registry, O_WRONLY | O_APPEND | O_CLOEXEC);
+    if (fd < 0)
+        return;
+    if (write(fd, line, (size_t)n) < 0) {
+        /* nobody to tell */
+    }
+    close(fd);
+}
+
 static void
 write_failed(int err)
 {
+    if (is_disk_full(err) && !w.failed) {
+        /* Cut the partial chunk off, so the file stays readable to its
+         * last whole chunk; recording stops, the tail is still written
+         * when room appears (flush_full). */
+        if (ftruncate(w.fd, (off_t)w.good_off) ||
+            lseek(w.fd, (off_t)w.good_off, SEEK_SET) < 0) {
+            w.failed = 1;
+        }
+        if (!w.disk_full) {
+            mh_warnf("the disk is full: cannot write capture '%s' (%s); "
+                     "recording stopped in process %d",
+                     mh_writer_path(), strerror(err), (int)getpid());
+            tell_run_disk_full(err);
+        }
+        w.disk_full = 1;
+        w.full_err = err;
+        __atomic_store_n(&mh_tracker.active, 0, __ATOMIC_RELAXED);
+        return;
+    }
     if (!w.failed)
         mh_warnf("cannot write capture '%s': %s; recording stopped",
                  mh_writer_path(), strerror(err));
@@ -131,6 +206,7 @@ write_failed(int err)
 static int
 write_all(const uint8_t *p, size_t n)
 {
+    uint64_t total = n;
     while (n > 0) {
         ssize_t k = write(w.fd, p, n);
         if (k < 0) {
@@ -142,25 +218,51 @@ write_all(const uint8_t *p, size_t n)
         p += k;
         n -= (size_t)k;
     }
+    w.good_off += total;
     return 0;
 }
 
-/* Seals w.chunk as one chunk and writes it. */
+/* The samples in w.chunk are lost: count them. */
 static void
-write_chunk(void)
+drop_chunk(void)
+{
+    uint64_t unstacked, allocs;
+    mh_cap_records_unstack(w.chunk.data, w.chunk.len, UINT64_MAX, &unstacked,
+                           &allocs);
+    __atomic_fetch_add(&mh_tracker.dropped, allocs, __ATOMIC_RELAXED);
+    mh_buf_reset(&w.chunk);
+}
+
+/* Seals w.chunk as one chunk and writes it. Once the disk was full, only
+ * flush_full() writes (a chunk of the normal path could name the stacks
+ * of a chunk that was cut off). */
+static void
+write_chunk_as(int full_path)
 {
     if (w.chunk.len == 0 || w.failed || w.fd < 0)
         return;
+    if (w.disk_full && !full_path) {
+        drop_chunk();
+        return;
+    }
     mh_buf_reset(&w.out);
     int rc = mh_cap_chunk_seal(&w.out, w.chunk.data, w.chunk.len,
                                w.chunk.len > 4096 ? ZSTD_LEVEL : 0,
                                &w.zscratch);
-    mh_buf_reset(&w.chunk);
     if (rc) {
+        mh_buf_reset(&w.chunk);
         __atomic_fetch_add(&mh_tracker.dropped, 1, __ATOMIC_RELAXED);
         return;
     }
-    write_all(w.out.data, w.out.len);
+    if (write_all(w.out.data, w.out.len))
+        drop_chunk();
+    mh_buf_reset(&w.chunk);
+}
+
+static void
+write_chunk(void)
+{
+    write_chunk_as(0);
 }
 
 /* ---- resolving stacks (GIL held) ---- */
@@ -252,16 +354,49 @@ resolve_stacks(uint32_t upto)
     return id;
 }
 
+/* After a full disk: the pending records, with stacks the file does not
+ * define written as stack 0, behind a DISK_FULL marker the first time
+ * they fit; samples whose chunk is lost again count as dropped. */
+static void
+flush_full(void)
+{
+    mh_tracker_take_records(&w.spare);
+    uint64_t unstacked, allocs;
+    w.spare.len = mh_cap_records_unstack(w.spare.data, w.spare.len,
+                                         w.file_stacks, &unstacked, &allocs);
+    mh_buf_reset(&w.chunk);
+    if (!w.full_noted) {
+        const char *why = strerror(w.full_err);
+        if (mh_cap_put_marker(&w.chunk, mh_writer_now_ns(), MH_MARK_DISK_FULL,
+                              why, strlen(why)))
+            mh_buf_reset(&w.chunk);
+    }
+    int noting = w.chunk.len > 0;
+    if (w.spare.len && mh_buf_put(&w.chunk, w.spare.data, w.spare.len))
+        __atomic_fetch_add(&mh_tracker.dropped, allocs, __ATOMIC_RELAXED);
+    mh_buf_reset(&w.spare);
+    uint64_t before = w.good_off;
+    write_chunk_as(1);
+    if (noting && w.good_off > before)
+        w.full_noted = 1;
+}
+
 static void
 flush_locked(void)
 {
     if (w.fd < 0)
         return;
+    if (w.disk_full) {
+        flush_full();
+        return;
+    }
     uint32_t nstacks = mh_tracker_take_records(&w.spare);
     if (nstacks > w.emitted_stacks) {
+        __atomic_store_n(&w.resolving, 1, __ATOMIC_SEQ_CST);
         PyGILState_STATE g = PyGILState_Ensure();
         w.emitted_stacks = resolve_stacks(nstacks);
         PyGILState_Release(g);
+        __atomic_store_n(&w.resolving, 0, __ATOMIC_SEQ_CST);
         if (w.emitted_stacks < nstacks) {
             /* Out of memory resolving: the records name stacks the file
              * cannot define, so they cannot be written. */
@@ -276,6 +411,8 @@ flush_locked(void)
         __atomic_fetch_add(&mh_tracker.dropped, 1, __ATOMIC_RELAXED);
     mh_buf_reset(&w.spare);
     write_chunk();
+    if (!w.disk_full)
+        w.file_stacks = w.emitted_stacks;
 }
 
 void
@@ -283,9 +420,141 @@ mh_writer_flush(void)
 {
     int busy = mh_tracker_set_busy(1);
     pthread_mutex_lock(&w.flush_lock);
+    w.flush_owner = pthread_self();
+    __atomic_store_n(&w.flush_held, 1, __ATOMIC_SEQ_CST);
     flush_locked();
+    __atomic_store_n(&w.flush_held, 0, __ATOMIC_SEQ_CST);
     pthread_mutex_unlock(&w.flush_lock);
     mh_tracker_set_busy(busy);
+}
+
+void
+mh_writer_put_marker(uint64_t t_ns, uint32_t kind, const char *text,
+                     size_t n)
+{
+    mh_tracker_put_marker(t_ns, kind, text, n);
+    __atomic_store_n(&w.flush_soon, 1, __ATOMIC_RELEASE);
+    if (w.running && pthread_equal(pthread_self(), w.thread))
+        return; /* the thread looks at flush_soon before it sleeps */
+    pthread_mutex_lock(&w.wlock);
+    pthread_cond_signal(&w.wcond);
+    pthread_mutex_unlock(&w.wlock);
+}
+
+/* ---- the last words: a signal about to end the process ---- */
+
+/* How long a dying process waits for the writer thread to finish a
+ * flush it is in the middle of. */
+#define LAST_WORDS_WAIT_NS 200000000ull
+
+static void
+nap(void)
+{
+    struct timespec ts = {0, 1000000};
+    nanosleep(&ts, NULL);
+}
+
+/* write(2) until done; no allocation, no message. */
+static int
+write_raw(const uint8_t *p, size_t n)
+{
+    while (n > 0) {
+        ssize_t k = write(w.fd, p, n);
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k <= 0)
+            return -1;
+        p += k;
+        n -= (size_t)k;
+    }
+    return 0;
+}
+
+static int
+write_stored_chunk(uint8_t *p, size_t len, uint64_t *unstacked)
+{
+    uint64_t u, allocs;
+    size_t n = mh_cap_records_unstack(p, len, w.file_stacks, &u, &allocs);
+    *unstacked += u;
+    if (n == 0)
+        return 0;
+    if (n > MH_CAP_CHUNK_MAX)
+        return -1;
+    uint8_t h[MH_CAP_CHUNK_HEADER_LEN];
+    mh_cap_chunk_header(h, p, n, 0);
+    return write_raw(h, sizeof(h)) || write_raw(p, n) ? -1 : 0;
+}
+
+/* A fixed-size buffer for the encoders: it never grows, so never
+ * allocates (an append that does not fit fails). */
+static struct mh_buf
+fixed_buf(uint8_t *p, size_t n)
+{
+    return (struct mh_buf){.data = p, .len = 0, .cap = n, .max = n};
+}
+
+int
+mh_writer_last_words(int sig)
+{
+    struct stat st;
+    if (w.fd < 0 || w.failed || getpid() != w.owner)
+        return -1;
+    /* A program that closed its descriptors may have another file at
+     * this number now: never write into it. */
+    if (fstat(w.fd, &st) || st.st_dev != w.dev || st.st_ino != w.ino)
+        return -1;
+    /* Not PyGILState_Check(): it answers 1 for every thread once a
+     * subinterpreter has existed. */
+    int have_gil = mh_frames_current() != NULL;
+    int took_over = 0;
+    for (uint64_t waited = 0;; waited += 1000000) {
+        if (pthread_mutex_trylock(&w.flush_lock) == 0)
+            break;
+        if (__atomic_load_n(&w.flush_held, __ATOMIC_SEQ_CST) &&
+            pthread_equal(w.flush_owner, pthread_self()))
+            return -1; /* the signal interrupted our own flush */
+        if (have_gil && __atomic_load_n(&w.resolving, __ATOMIC_SEQ_CST)) {
+            /* The flush waits for the GIL this thread holds: it cannot
+             * move, and its records are in w.spare. */
+            took_over = 1;
+            break;
+        }
+        if (waited >= LAST_WORDS_WAIT_NS)
+            return -1;
+        nap();
+    }
+    __atomic_store_n(&mh_tracker.active, 0, __ATOMIC_SEQ_CST);
+    int have_tracker = 0;
+    for (uint64_t waited = 0; waited < LAST_WORDS_WAIT_NS;
+         waited += 1000000) {
+        if (pthread_mutex_trylock(&mh_tracker.lock) == 0) {
+            have_tracker = 1;
+            break;
+        }
+        nap();
+    }
+    if (!have_tracker) /* held by this thread, in a hook */
+        return -1;
+    uint64_t unstacked = 0;
+    int rc = 0;
+    if (took_over)
+        rc |= write_stored_chunk(w.spare.data, w.spare.len, &unstacked);
+    rc |= write_stored_chunk(mh_tracker.records.data,
+                             mh_tracker.records.len, &unstacked);
+    uint8_t tail[128];
+    struct mh_buf b = fixed_buf(tail, sizeof(tail));
+    char text[48];
+    int tn = snprintf(text, sizeof(text), "%d", sig);
+    if (unstacked)
+        tn = snprintf(text, sizeof(text), "%d %llu", sig,
+                      (unsigned long long)unstacked);
+    uint64_t t = mh_writer_now_ns();
+    if (rc == 0 &&
+        !mh_cap_put_marker(&b, t, MH_MARK_SIGNAL, text, (size_t)tn) &&
+        !mh_cap_put_end(&b, t, mh_tracker.samples, mh_tracker.frees,
+                        mh_tracker.dropped))
+        rc = write_stored_chunk(b.data, b.len, &unstacked);
+    return rc;
 }
 
 /* ---- the thread ---- */
@@ -349,6 +618,10 @@ writer_main(void *arg)
             }
         }
         mh_control_tick(mh_writer_now_ns());
+        if (__atomic_exchange_n(&w.flush_soon, 0, __ATOMIC_ACQ_REL)) {
+            mh_writer_flush();
+            last_flush = clock_ns(CLOCK_MONOTONIC);
+        }
         pthread_mutex_lock(&w.wlock);
     }
     pthread_mutex_unlock(&w.wlock);
@@ -485,6 +758,15 @@ open_capture(const char *path, uint64_t fork_parent)
     w.path = mh_strndup(path, strlen(path));
     w.fd = fd;
     w.failed = 0;
+    w.good_off = 0;
+    w.file_stacks = 0;
+    w.disk_full = w.full_noted = 0;
+    w.owner = getpid();
+    struct stat st;
+    if (fstat(fd, &st) == 0) {
+        w.dev = st.st_dev;
+        w.ino = st.st_ino;
+    }
     w.start_mono_ns = clock_ns(CLOCK_MONOTONIC);
     reset_tables();
 
@@ -530,8 +812,10 @@ open_capture(const char *path, uint64_t fork_parent)
     if (rc)
         goto fail;
     write_chunk();
-    if (w.failed)
+    if (w.failed || w.disk_full) {
+        errno = w.disk_full ? w.full_err : EIO;
         goto fail;
+    }
     return 0;
 fail: {
     int err = errno;
@@ -548,6 +832,11 @@ mh_writer_open(const char *path, const struct mh_writer_header *h, int mode,
 {
     w.mode = mode;
     w.interval = mode == MH_MODE_SAMPLE ? interval : 0;
+    const char *registry = getenv("MEMHOUND_REGISTRY");
+    mh_free(w.registry);
+    w.registry = registry && *registry
+                     ? mh_strndup(registry, strlen(registry))
+                     : NULL;
     w.max_depth = max_depth;
     if (copy_header(h)) {
         free_header_copy();
@@ -560,6 +849,7 @@ mh_writer_open(const char *path, const struct mh_writer_header *h, int mode,
 void
 mh_writer_close(void)
 {
+    mh_sigflush_disarm();
     stop_thread();
     mh_control_close();
     if (w.fd < 0)
@@ -600,7 +890,7 @@ mh_writer_continue_in_child(const char *path, uint64_t parent_pid)
     char text[32];
     int n = snprintf(text, sizeof(text), "%llu",
                      (unsigned long long)parent_pid);
-    mh_tracker_put_marker(0, MH_MARK_FORK_CHILD, text, (size_t)n);
+    mh_writer_put_marker(0, MH_MARK_FORK_CHILD, text, (size_t)n);
     /* The parent's socket is the parent's: a child answers on its own. */
     mh_control_forget();
     mh_writer_open_control();

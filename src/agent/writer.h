@@ -14,6 +14,7 @@
 #ifndef MH_AGENT_WRITER_H
 #define MH_AGENT_WRITER_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "../format/capture.h"
@@ -48,6 +49,17 @@ void mh_writer_pause_thread(void);
 int mh_writer_resume_thread(void);
 /* Flushes pending records now. Call WITHOUT the GIL. */
 void mh_writer_flush(void);
+/* Appends a MARKER record and has it written at once: markers are rare
+ * and a reader looks for them (heap dumps). Any thread. */
+void mh_writer_put_marker(uint64_t t_ns, uint32_t kind, const char *text,
+                          size_t n);
+/* From a signal handler, in a process about to die of `sig`: writes the
+ * pending records, a SIGNAL marker and END with write(2) alone (no
+ * allocation, no GIL; stacks the file does not define yet become stack
+ * 0). Waits at most 200 ms for a flush in progress in another thread.
+ * Returns 0, or -1 when it could not (nothing open, another process's
+ * capture, a lock held by this very thread, a failed write). */
+int mh_writer_last_words(int sig);
 /* Stops the thread, writes END and the last chunk, closes the file.
  * Call WITHOUT the GIL. */
 void mh_writer_close(void);

@@ -580,6 +580,14 @@ cleanup:
 
 /* ---- one capture ---------------------------------------------------- */
 
+const char *
+mh_end_kind_name(int kind)
+{
+    static const char *const names[] = {"clean", "signal", "exec", "none",
+                                        "cut"};
+    return kind >= 0 && kind <= MH_END_CUT ? names[kind] : "none";
+}
+
 static int
 intern_cstr(struct mh_analysis *a, const char *s, size_t n, uint32_t *id)
 {
@@ -604,6 +612,11 @@ save_process(struct mh_analysis *a, const char *path,
     const struct mh_cap_header *h = &r->header;
     int rc = intern_cstr(a, path, strlen(path), &pr->path);
     if (rc)
+        return rc;
+    if ((rc = intern_cstr(a, rp->exec_path, strlen(rp->exec_path),
+                          &pr->exec_path)) ||
+        (rc = intern_cstr(a, rp->disk_full_why, strlen(rp->disk_full_why),
+                          &pr->disk_full_why)))
         return rc;
     pr->have_header = r->have_header;
     pr->alloc = rp->alloc;
@@ -649,6 +662,19 @@ save_process(struct mh_analysis *a, const char *path,
     pr->clean_end = r->clean_end;
     pr->truncated = r->truncated;
     pr->truncated_at = r->truncated_at;
+    pr->end_ns = rp->end_mark_ns;
+    pr->end_signal = rp->end_signal;
+    pr->unstacked = rp->unstacked;
+    pr->disk_full = rp->disk_full;
+    pr->disk_full_ns = rp->disk_full_ns;
+    if (r->truncated)
+        pr->end_kind = MH_END_CUT;
+    else if (rp->end_mark == MH_MARK_EXEC)
+        pr->end_kind = MH_END_EXEC;
+    else if (rp->end_mark == MH_MARK_SIGNAL)
+        pr->end_kind = MH_END_SIGNAL;
+    else
+        pr->end_kind = r->clean_end ? MH_END_CLEAN : MH_END_NONE;
     /* The timeline moves to the process. */
     pr->timeline = rp->timeline;
     mh_timeline_init(&rp->timeline, MH_REPLAY_TIMELINE_POINTS);

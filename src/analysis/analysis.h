@@ -97,6 +97,20 @@ struct mh_site {
     struct mh_site_frame user;
 };
 
+/* How a capture ends (docs/report-json.md, "end"). */
+enum mh_end_kind {
+    MH_END_CLEAN,  /* END record: recording stopped at exit or stop() */
+    MH_END_SIGNAL, /* the process died of a signal; the agent wrote its
+                      tail first (END follows) */
+    MH_END_EXEC,   /* the process exec'd another program */
+    MH_END_NONE,   /* no END record: killed (SIGKILL), crashed, or the
+                      disk filled up; what followed the last flush is
+                      lost */
+    MH_END_CUT,    /* the file ends inside a chunk */
+};
+/* "clean", "signal", "exec", "none", "cut". */
+const char *mh_end_kind_name(int kind);
+
 struct mh_process {
     uint32_t path;   /* the capture file */
     int have_header; /* 0: the file ends before its HEADER record */
@@ -117,6 +131,14 @@ struct mh_process {
     int clean_end;
     int truncated;
     uint64_t truncated_at;
+    int end_kind;        /* enum mh_end_kind */
+    uint64_t end_ns;     /* since start: the SIGNAL/EXEC marker's time */
+    int end_signal;      /* MH_END_SIGNAL: which */
+    uint32_t exec_path;  /* MH_END_EXEC: the program (string id) */
+    uint64_t unstacked;  /* MH_END_SIGNAL: samples written stackless */
+    int disk_full;       /* recording stopped on a full disk */
+    uint64_t disk_full_ns; /* since start */
+    uint32_t disk_full_why; /* string id */
 
     struct mh_timeline timeline;
     /* The allocators at the last TIMELINE that described them

@@ -2,10 +2,14 @@
  * replay.h). This is the report's hot loop: one call per event, one
  * probe sequence in the live table, no allocation but the table's. */
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "../util/mem.h"
 #include "replay.h"
+
+static void end_marker(struct mh_replay *rp, const struct mh_str *text,
+                       uint32_t kind, uint64_t t_ns);
 
 /* A live block's value: the stack index in the low 26 bits (the reader
  * allows 2^24 stacks), the size in the next 37; a size that does not fit
@@ -249,6 +253,9 @@ mh_replay_visit(void *ctx, const struct mh_cap_event *ev)
         return 0;
     }
     case MH_EV_TIMELINE:
+        if (rp->end_mark == MH_MARK_EXEC &&
+            ev->u.timeline.t_ns > rp->end_mark_ns)
+            rp->end_mark = 0; /* the exec failed; recording went on */
         rp->rss = ev->u.timeline.rss;
         if (rp->rss > rp->peak_rss)
             rp->peak_rss = rp->rss;
@@ -267,6 +274,9 @@ mh_replay_visit(void *ctx, const struct mh_cap_event *ev)
         }
         return 0;
     case MH_EV_MARKER:
+        end_marker(rp, &ev->u.marker.text, ev->u.marker.kind,
+                   ev->u.marker.t_ns);
+        return 0;
     case MH_EV_FINDING:
         return 0;
     }
@@ -290,6 +300,46 @@ tagged_at_end(struct mh_replay *rp)
             return rc;
     }
     return mh_endpoints_end(rp->eps);
+}
+
+static void
+copy_text(char *dst, size_t size, const struct mh_str *t)
+{
+    size_t n = t->n < size - 1 ? t->n : size - 1;
+    memcpy(dst, t->s, n);
+    dst[n] = '\0';
+}
+
+/* SIGNAL's text: "<signal> [<samples written without their stacks>]". */
+static void
+end_marker(struct mh_replay *rp, const struct mh_str *text, uint32_t kind,
+           uint64_t t_ns)
+{
+    char buf[64];
+    switch (kind) {
+    case MH_MARK_SIGNAL: {
+        copy_text(buf, sizeof(buf), text);
+        char *end;
+        long sig = strtol(buf, &end, 10);
+        rp->end_mark = kind;
+        rp->end_mark_ns = t_ns;
+        rp->end_signal = sig > 0 && sig < 256 ? (int)sig : 0;
+        rp->unstacked = strtoull(end, NULL, 10);
+        break;
+    }
+    case MH_MARK_EXEC:
+        rp->end_mark = kind;
+        rp->end_mark_ns = t_ns;
+        copy_text(rp->exec_path, sizeof(rp->exec_path), text);
+        break;
+    case MH_MARK_DISK_FULL:
+        if (!rp->disk_full) {
+            rp->disk_full = 1;
+            rp->disk_full_ns = t_ns;
+            copy_text(rp->disk_full_why, sizeof(rp->disk_full_why), text);
+        }
+        break;
+    }
 }
 
 int

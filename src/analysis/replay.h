@@ -56,6 +56,17 @@ struct mh_replay {
     uint64_t freed;   /* FREE records that matched a live block */
     uint64_t dropped; /* the agent's count, from the last TIMELINE/END */
     int have_clock;   /* a TIMELINE or END was seen */
+    /* How the capture ends, from its markers (capture.h): the last
+     * SIGNAL or EXEC marker (an EXEC one only while no TIMELINE comes
+     * after it: the exec failed), and a full disk. Texts are copied. */
+    uint32_t end_mark;     /* MH_MARK_SIGNAL, MH_MARK_EXEC or 0 */
+    uint64_t end_mark_ns;
+    int end_signal;
+    uint64_t unstacked;    /* samples the signal handler wrote stackless */
+    char exec_path[256];
+    int disk_full;
+    uint64_t disk_full_ns;
+    char disk_full_why[128];
     /* The allocator fields of the last TIMELINE that had them (alloc 0:
      * none did, e.g. an older capture). */
     struct mh_cap_timeline alloc;

@@ -248,8 +248,9 @@ add_capture(struct mh_analysis *a, struct mh_joined *j, const char *path)
     }
     const struct mh_process *p = &a->procs[a->nprocs - 1];
     if (p->truncated)
-        mh_warnf("capture '%s' ends early at offset %llu (the process was "
-                 "probably killed); reporting up to there",
+        mh_warnf("capture '%s' was cut short at offset %llu (the process "
+                 "was killed while writing, or the disk filled); reporting "
+                 "up to there",
                  path, (unsigned long long)p->truncated_at);
     return MH_EXIT_OK;
 }

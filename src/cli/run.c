@@ -22,9 +22,12 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
+#include "../format/capture_read.h"
 #include "../util/buf.h"
+#include "../util/file.h"
 #include "../util/mem.h"
 #include "../util/msg.h"
 #include "args.h"
@@ -59,6 +62,15 @@ struct capture {
     long pid;
     const char *path; /* points into the registry text; "" = agent failed */
     size_t order;
+    const char *full; /* the agent found the disk full: why; else NULL */
+};
+
+/* What run knows of the command it started, to say how a capture ends
+ * next to how its process did. */
+struct child_end {
+    long pid;
+    int status;      /* wait status */
+    uint64_t end_ns; /* Unix epoch, when waitpid() returned */
 };
 
 /* Signals sent to memhound with kill(2) that the child should get too. */
@@ -373,7 +385,7 @@ setup_child(const void *arg)
 /* Forks and runs the command; returns its wait status in *status and
  * exec's errno in *exec_err (0 when it ran). */
 static int
-run_child(char **command, int *status, int *exec_err)
+run_child(char **command, int *status, int *exec_err, long *pid_out)
 {
     sigset_t block, old;
     sigemptyset(&block);
@@ -390,6 +402,7 @@ run_child(char **command, int *status, int *exec_err)
     if (mh_spawn_start(command, setup_child, &setup, &pid, &errfd))
         return MH_EIO;
     child_pid = pid;
+    *pid_out = pid;
     /* A reader of our stderr that went away must not cost the cleanup
      * and the command's exit status; the command keeps its own SIGPIPE. */
     signal(SIGPIPE, SIG_IGN);
@@ -460,6 +473,19 @@ parse_registry(char *text, struct capture **out, size_t *n_out)
             c[n].path = tab + 1;
             c[n].order = n;
             n++;
+        } else if (tab && end == tab && pid > 0 &&
+                   !strncmp(tab + 1, "!full\t", 6)) {
+            /* The agent's note of a full disk: "pid\t!full\twhy\tpath"
+             * (src/agent/writer.c); it goes to the capture's entry. */
+            char *why = tab + 7, *t2 = strchr(why, '\t');
+            if (t2 && t2[1] == '/') {
+                *t2 = '\0';
+                for (size_t i = n; i-- > 0;)
+                    if (c[i].pid == pid && !strcmp(c[i].path, t2 + 1)) {
+                        c[i].full = why;
+                        break;
+                    }
+            }
         }
         line = next;
     }
@@ -667,9 +693,94 @@ explain_no_python(char **command)
                   cmd);
 }
 
+struct cap_end {
+    int marked;       /* a SIGNAL or EXEC marker ends it: nothing lost */
+    uint64_t mark_ns; /* its time */
+    uint64_t last_ns; /* the last TIMELINE/END time */
+};
+
+static int
+cap_end_visit(void *ctx, const struct mh_cap_event *ev)
+{
+    struct cap_end *e = ctx;
+    uint64_t t = 0;
+    if (ev->kind == MH_EV_TIMELINE)
+        t = ev->u.timeline.t_ns;
+    else if (ev->kind == MH_EV_END)
+        t = ev->u.end.t_ns;
+    else if (ev->kind == MH_EV_MARKER &&
+             (ev->u.marker.kind == MH_MARK_SIGNAL ||
+              ev->u.marker.kind == MH_MARK_EXEC)) {
+        e->marked = 1;
+        e->mark_ns = ev->u.marker.t_ns;
+    }
+    if (t > e->last_ns)
+        e->last_ns = t;
+    if (ev->kind == MH_EV_TIMELINE && e->marked && t > e->mark_ns)
+        e->marked = 0; /* an exec that failed: recording went on */
+    return 0;
+}
+
+/* Names a capture that ends early: no END record and no SIGNAL/EXEC
+ * marker means the process ended without the agent finishing it
+ * (SIGKILL, a crash), and what followed the last flush is lost. Returns
+ * 1 when it warned. */
+static int
+warn_unfinished(const struct capture *c, const char *shown,
+                const struct child_end *ce)
+{
+    struct mh_file f;
+    if (mh_file_map(&f, c->path, 0))
+        return 0; /* report will say why */
+    struct mh_cap_reader r;
+    struct cap_end e = {0};
+    mh_cap_reader_init(&r);
+    int rc = mh_cap_parse(&r, f.data, f.len, cap_end_visit, &e);
+    int warned = 0;
+    if (rc == MH_OK && r.have_header && (r.truncated || (!r.clean_end &&
+                                                         !e.marked))) {
+        uint64_t last = r.header.start_ns + e.last_ns;
+        time_t secs = (time_t)(last / 1000000000ull);
+        struct tm tm;
+        char at[16] = "?";
+        if (localtime_r(&secs, &tm))
+            strftime(at, sizeof(at), "%H:%M:%S", &tm);
+        char how[96] = "";
+        if (ce && ce->pid == c->pid && ce->end_ns > last) {
+            double gap = (double)(ce->end_ns - last) / 1e9;
+            if (WIFSIGNALED(ce->status)) {
+                const char *name = sigabbrev_np(WTERMSIG(ce->status));
+                snprintf(how, sizeof(how),
+                         "; it ends %.1f s before the process, which was "
+                         "killed by %s%s",
+                         gap, name ? "SIG" : "signal ",
+                         name ? name : "?");
+            } else {
+                snprintf(how, sizeof(how),
+                         "; it ends %.1f s before the process exited", gap);
+            }
+        }
+        if (r.truncated)
+            mh_warnf("capture '%s' (pid %ld) was cut short at offset %llu: "
+                     "last complete flush at %s%s",
+                     shown, c->pid, (unsigned long long)r.truncated_at, at,
+                     how);
+        else
+            mh_warnf("capture '%s' (pid %ld) has no end record: the process "
+                     "ended without memhound finishing it; its last flush "
+                     "was at %s, what came after is lost%s",
+                     shown, c->pid, at, how);
+        warned = 1;
+    }
+    mh_cap_reader_release(&r);
+    mh_file_unmap(&f);
+    return warned;
+}
+
 /* Tells the user which captures appeared and how to read them. */
 static void
-summarize(const struct run_opts *o, const char *registry)
+summarize(const struct run_opts *o, const char *registry,
+          const struct child_end *ce)
 {
     struct mh_buf b;
     mh_buf_init(&b, REGISTRY_MAX);
@@ -707,9 +818,14 @@ summarize(const struct run_opts *o, const char *registry)
             continue;
         }
         written++;
-        if (!o->quiet)
+        const char *shown = display_path(caps[i].path, cwd);
+        if (caps[i].full)
+            mh_warnf("capture '%s' (pid %ld) is incomplete: the disk was "
+                     "full (%s); recording stopped there",
+                     shown, caps[i].pid, caps[i].full);
+        else if (!warn_unfinished(&caps[i], shown, ce) && !o->quiet)
             fprintf(stderr, "memhound: wrote capture '%s' (pid %ld)\n",
-                    display_path(caps[i].path, cwd), caps[i].pid);
+                    shown, caps[i].pid);
     }
     if (failed && written)
         mh_warnf("%zu Python process%s ran unrecorded (see the memhound "
@@ -758,15 +874,20 @@ mh_cmd_run(int argc, char **argv)
     if (mh_output_preflight(output, o.force, 1) ||
         make_registry(&tmpdir, &registry))
         goto cleanup;
+    struct child_end ce = {0};
     if (prepare_env(&o, pydir, output, registry) ||
-        run_child(o.command, &status, &exec_err))
+        run_child(o.command, &status, &exec_err, &ce.pid))
         goto cleanup;
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    ce.status = status;
+    ce.end_ns = (uint64_t)now.tv_sec * 1000000000ull + (uint64_t)now.tv_nsec;
 
     if (exec_err) {
         exit_code = mh_spawn_exec_failed(o.command[0], exec_err);
         goto cleanup;
     }
-    summarize(&o, registry);
+    summarize(&o, registry, &ce);
     remove_tmpdir(tmpdir);
     mh_free(tmpdir);
     tmpdir = NULL;

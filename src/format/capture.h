@@ -65,6 +65,10 @@ enum mh_marker_kind {
     MH_MARK_REQUEST_END = 3,
     MH_MARK_FORKED = 4,
     MH_MARK_FORK_CHILD = 5,
+    MH_MARK_EXEC = 6,      /* replaced by exec (text: the program) */
+    MH_MARK_SIGNAL = 7,    /* ended by a signal (text: its number) */
+    MH_MARK_DISK_FULL = 8, /* a write failed, disk full (text: why) */
+    MH_MARK_LAST = MH_MARK_DISK_FULL,
 };
 
 /* A string as (pointer, length); not NUL-terminated in the reader, where

@@ -396,7 +396,7 @@ parse_event(struct parser *ps, const uint8_t *rec, uint8_t tag,
         FIELD(q, end, &kind);
         FIELD_STR(q, end, &ev.u.marker.text.s, &ev.u.marker.text.n);
         ev.u.marker.kind =
-            kind > MH_MARK_FORK_CHILD ? MH_MARK_USER : (uint32_t)kind;
+            kind > MH_MARK_LAST ? MH_MARK_USER : (uint32_t)kind;
         break;
     }
     case MH_REC_REQUEST:

@@ -292,6 +292,66 @@ compress_payload(const uint8_t *payload, size_t n, int level,
     return hdr + z;
 }
 
+void
+mh_cap_chunk_header(uint8_t *h, const uint8_t *body, size_t n, uint8_t flags)
+{
+    uint32_t crc = mh_crc32(0, body, n);
+    h[0] = MH_CAP_CHUNK_TAG;
+    for (int i = 0; i < 4; i++) {
+        h[1 + i] = (uint8_t)((uint32_t)n >> (8 * i));
+        h[5 + i] = (uint8_t)(crc >> (8 * i));
+    }
+    h[9] = flags;
+}
+
+size_t
+mh_cap_records_unstack(uint8_t *p, size_t n, uint64_t max_stack,
+                       uint64_t *unstacked, uint64_t *allocs)
+{
+    const uint8_t *q = p, *end = p + n;
+    uint8_t *out = p;
+    *unstacked = *allocs = 0;
+    while (q < end) {
+        const uint8_t *rec = q;
+        uint8_t tag = *q++;
+        uint64_t v;
+        if (tag >= MH_REC_ALLOC_RAW && tag < MH_REC_FREE) {
+            const uint8_t *stack = q;
+            if (mh_rd_uv(&q, end, &v))
+                break;
+            const uint8_t *rest = q;
+            uint64_t u;
+            if (mh_rd_uv(&q, end, &u) || mh_rd_uv(&q, end, &u))
+                break;
+            *out++ = tag;
+            ++*allocs;
+            if (v > max_stack) {
+                *out++ = 0;
+                ++*unstacked;
+            } else {
+                memmove(out, stack, (size_t)(rest - stack));
+                out += rest - stack;
+            }
+            memmove(out, rest, (size_t)(q - rest));
+            out += q - rest;
+            continue;
+        }
+        if (tag == MH_REC_FREE) {
+            if (mh_rd_uv(&q, end, &v))
+                break;
+        } else if (tag > MH_REC_FIXED_LAST) {
+            if (mh_rd_uv(&q, end, &v) || v > (uint64_t)(end - q))
+                break;
+            q += v;
+        } else {
+            break; /* a fixed tag this writer does not know */
+        }
+        memmove(out, rec, (size_t)(q - rec));
+        out += q - rec;
+    }
+    return (size_t)(out - p);
+}
+
 int
 mh_cap_chunk_seal(struct mh_buf *out, const uint8_t *payload, size_t n,
                   int zstd_level, struct mh_buf *scratch)
@@ -316,14 +376,8 @@ mh_cap_chunk_seal(struct mh_buf *out, const uint8_t *payload, size_t n,
     int rc = mh_buf_grow(out, MH_CAP_CHUNK_HEADER_LEN + blen);
     if (rc)
         return rc;
-    uint32_t crc = mh_crc32(0, body, blen);
     uint8_t *h = out->data + out->len;
-    h[0] = MH_CAP_CHUNK_TAG;
-    for (int i = 0; i < 4; i++) {
-        h[1 + i] = (uint8_t)((uint32_t)blen >> (8 * i));
-        h[5 + i] = (uint8_t)(crc >> (8 * i));
-    }
-    h[9] = flags;
+    mh_cap_chunk_header(h, body, blen, flags);
     if (blen)
         memcpy(h + MH_CAP_CHUNK_HEADER_LEN, body, blen);
     out->len += MH_CAP_CHUNK_HEADER_LEN + blen;

@@ -103,4 +103,19 @@ int mh_cap_put_end(struct mh_buf *b, uint64_t t_ns, uint64_t samples,
 int mh_cap_chunk_seal(struct mh_buf *out, const uint8_t *payload, size_t n,
                       int zstd_level, struct mh_buf *scratch) MH_MUST_USE;
 
+/* Fills the MH_CAP_CHUNK_HEADER_LEN bytes at h for the n stored bytes at
+ * body. Allocates nothing: a signal handler frames the capture's last
+ * chunk with it (writer.c). */
+void mh_cap_chunk_header(uint8_t *h, const uint8_t *body, size_t n,
+                         uint8_t flags);
+
+/* Rewrites pending records (a chunk's payload) in place so that every
+ * ALLOC naming a stack above `max_stack` names stack 0 instead: what a
+ * writer that cannot define new stacks (a signal handler, which may not
+ * take the GIL) can still write. The rest is kept byte for byte. Stops
+ * before the first record that does not parse. Returns the new length;
+ * *unstacked counts the ALLOCs rewritten, *allocs all ALLOCs kept. */
+size_t mh_cap_records_unstack(uint8_t *p, size_t n, uint64_t max_stack,
+                              uint64_t *unstacked, uint64_t *allocs);
+
 #endif

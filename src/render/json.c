@@ -383,6 +383,39 @@ process_json(FILE *out, const struct mh_analysis *a, size_t idx)
         fprintf(out, "%llu", (unsigned long long)p->truncated_at);
     else
         fputs("null", out);
+    fputs(",\n     ", out);
+    key(out, "end");
+    fprintf(out, "\"%s\", ", mh_end_kind_name(p->end_kind));
+    key(out, "last_flush");
+    put_num(out, (double)(p->start_ns + p->duration_ns) / 1e9, 3);
+    next_key(out, "end_time");
+    if (p->end_kind == MH_END_SIGNAL || p->end_kind == MH_END_EXEC)
+        put_num(out, (double)(p->start_ns + p->end_ns) / 1e9, 3);
+    else
+        fputs("null", out);
+    next_key(out, "end_signal");
+    if (p->end_kind == MH_END_SIGNAL)
+        fprintf(out, "%d, ", p->end_signal);
+    else
+        fputs("null, ", out);
+    key(out, "unstacked");
+    fprintf(out, "%llu, ", (unsigned long long)p->unstacked);
+    key(out, "exec");
+    if (p->end_kind == MH_END_EXEC)
+        put_pstr(out, a, p->exec_path);
+    else
+        fputs("null", out);
+    next_key(out, "disk_full");
+    if (p->disk_full) {
+        fputs("{", out);
+        key(out, "time");
+        put_num(out, (double)(p->start_ns + p->disk_full_ns) / 1e9, 3);
+        next_key(out, "error");
+        put_pstr(out, a, p->disk_full_why);
+        fputs("}", out);
+    } else {
+        fputs("null", out);
+    }
     fputs("}", out);
 }
 

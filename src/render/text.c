@@ -4,6 +4,7 @@
 #include <math.h>
 #include <stdint.h>
 #include <string.h>
+#include <time.h>
 
 #include "../format/capture.h"
 #include "text.h"
@@ -90,6 +91,87 @@ put_frame(FILE *out, const struct mh_analysis *a,
         fputs(":?", out);
     fputs(" in ", out);
     put_id(out, a, f->function);
+}
+
+/* "HH:MM:SS" (local time) of ns after the process's start. */
+static void
+clock_str(char *buf, size_t size, const struct mh_process *p, uint64_t ns)
+{
+    time_t t = (time_t)((p->start_ns + ns) / 1000000000ull);
+    struct tm tm;
+    if (!localtime_r(&t, &tm) || !strftime(buf, size, "%H:%M:%S", &tm))
+        snprintf(buf, size, "?");
+}
+
+/* Names what the capture lacks, and why as far as the file tells
+ * (docs/run.md, "What a capture can lose"). */
+static void
+end_note(FILE *out, const struct mh_analysis *a, const struct mh_process *p)
+{
+    char at[32], rel[32], sig[32];
+    if (!p->have_header)
+        return;
+    if (p->disk_full) {
+        clock_str(at, sizeof(at), p, p->disk_full_ns);
+        mh_text_duration(rel, sizeof(rel), (double)p->disk_full_ns / 1e9);
+        fputs("  note: '", out);
+        put_id(out, a, p->path);
+        fprintf(out, "' stopped recording at %s (+%s): the disk was full (",
+                at, rel);
+        put_id(out, a, p->disk_full_why);
+        fprintf(out, "); %llu samples dropped, nothing recorded after\n",
+                (unsigned long long)p->dropped);
+    }
+    clock_str(at, sizeof(at), p, p->duration_ns);
+    mh_text_duration(rel, sizeof(rel), (double)p->duration_ns / 1e9);
+    switch (p->end_kind) {
+    case MH_END_CUT:
+        fputs("  note: '", out);
+        put_id(out, a, p->path);
+        fprintf(out,
+                "' was cut short at offset %llu (the process was killed "
+                "while writing, or the disk filled): last complete flush "
+                "at %s (+%s); reporting up to there\n",
+                (unsigned long long)p->truncated_at, at, rel);
+        break;
+    case MH_END_NONE:
+        if (p->disk_full)
+            break;
+        fputs("  note: '", out);
+        put_id(out, a, p->path);
+        fprintf(out,
+                "' has no end record: the process ended without memhound "
+                "finishing the capture (SIGKILL or a crash); its last flush "
+                "was at %s (+%s), what came after is lost\n",
+                at, rel);
+        break;
+    case MH_END_SIGNAL: {
+        const char *name = p->end_signal ? sigabbrev_np(p->end_signal) : NULL;
+        if (name)
+            snprintf(sig, sizeof(sig), "SIG%s", name);
+        else
+            snprintf(sig, sizeof(sig), "signal %d", p->end_signal);
+        clock_str(at, sizeof(at), p, p->end_ns);
+        fputs("  note: '", out);
+        put_id(out, a, p->path);
+        fprintf(out, "': the process ended by %s at %s; memhound wrote "
+                     "its last records first",
+                sig, at);
+        if (p->unstacked)
+            fprintf(out, " (%llu samples without their stacks)",
+                    (unsigned long long)p->unstacked);
+        fputc('\n', out);
+        break;
+    }
+    case MH_END_EXEC:
+        clock_str(at, sizeof(at), p, p->end_ns);
+        fputs("  note: '", out);
+        put_id(out, a, p->path);
+        fputs("': the process exec'd '", out);
+        put_id(out, a, p->exec_path);
+        fprintf(out, "' at %s; the capture ends there\n", at);
+        break;
+    }
 }
 
 static const char *
@@ -193,14 +275,7 @@ summary_text(FILE *out, const struct mh_analysis *a)
 
     for (size_t i = 0; i < a->nprocs; i++) {
         const struct mh_process *p = &a->procs[i];
-        if (p->truncated) {
-            fputs("  note: '", out);
-            put_id(out, a, p->path);
-            fprintf(out,
-                    "' ends early at offset %llu (the process was "
-                    "probably killed); reporting up to there\n",
-                    (unsigned long long)p->truncated_at);
-        }
+        end_note(out, a, p);
         if (!p->have_header) {
             fputs("  note: '", out);
             put_id(out, a, p->path);
@@ -215,11 +290,16 @@ summary_text(FILE *out, const struct mh_analysis *a)
                   out);
         }
     }
+    int disk_full = 0;
+    for (size_t i = 0; i < a->nprocs; i++)
+        disk_full |= a->procs[i].disk_full;
     if (m->dropped)
         fprintf(out,
-                "  note: the agent dropped %llu samples (a buffer was "
-                "full): figures are low\n",
-                (unsigned long long)m->dropped);
+                "  note: the agent dropped %llu samples (%s): figures are "
+                "low\n",
+                (unsigned long long)m->dropped,
+                disk_full ? "the disk was full, or a buffer"
+                          : "a buffer was full");
 }
 
 static void

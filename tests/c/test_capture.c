@@ -1996,3 +1996,96 @@ MH_TEST(capture_timeline_alloc_fields)
     mh_buf_release(&file);
     mh_buf_release(&p);
 }
+
+/* ------------------------------------------------------------------ */
+/* mh_cap_records_unstack(): what a dying process can write (writer.c). */
+
+struct unstack_seen {
+    int allocs, frees, markers;
+    uint64_t size[4], addr[4], request[4];
+    uint32_t stack[4];
+};
+
+static int
+unstack_visit(void *ctx, const struct mh_cap_event *ev)
+{
+    struct unstack_seen *s = ctx;
+    if (ev->kind == MH_EV_ALLOC && s->allocs < 4) {
+        s->size[s->allocs] = ev->u.alloc.size;
+        s->addr[s->allocs] = ev->u.alloc.addr;
+        s->request[s->allocs] = ev->u.alloc.request;
+        s->stack[s->allocs] = ev->u.alloc.stack;
+        s->allocs++;
+    } else if (ev->kind == MH_EV_FREE) {
+        s->frees++;
+    } else if (ev->kind == MH_EV_MARKER) {
+        s->markers++;
+    }
+    return 0;
+}
+
+MH_TEST(capture_records_unstack)
+{
+    struct mh_buf b;
+    struct mh_cap_enc e = {0};
+    mh_buf_init(&b, 1u << 20);
+    /* The file defines no stack: every ALLOC naming one must become 0. */
+    CHECK_EQ_INT(mh_cap_put_alloc(&b, &e, MH_DOMAIN_RAW, 0, 100, 0x1000), 0);
+    CHECK_EQ_INT(mh_cap_put_alloc(&b, &e, MH_DOMAIN_MEM, 1, 200, 0x2000), 0);
+    CHECK_EQ_INT(mh_cap_put_free(&b, &e, 0x1000), 0);
+    CHECK_EQ_INT(mh_cap_put_tag(&b, &e, 5), 0);
+    CHECK_EQ_INT(mh_cap_put_alloc(&b, &e, MH_DOMAIN_OBJ, 300, 70000, 0x900),
+                 0);
+    CHECK_EQ_INT(mh_cap_put_marker(&b, 7, MH_MARK_SIGNAL, "15", 2), 0);
+    size_t whole = b.len;
+    CHECK_EQ_INT(mh_buf_put_u8(&b, MH_REC_ALLOC_RAW), 0); /* cut short */
+
+    /* As written, the file names undefined stacks. */
+    struct mh_buf file;
+    struct mh_cap_reader r;
+    capture_with(&file, b.data, whole);
+    mh_cap_reader_init(&r);
+    CHECK(mh_cap_parse(&r, file.data, file.len, NULL, NULL) != MH_OK);
+    mh_cap_reader_release(&r);
+    mh_buf_release(&file);
+
+    uint64_t unstacked = 9, allocs = 9;
+    size_t n = mh_cap_records_unstack(b.data, b.len, 0, &unstacked, &allocs);
+    CHECK(n < whole); /* stack 300 took two bytes, 0 takes one */
+    CHECK_EQ_INT(unstacked, 2);
+    CHECK_EQ_INT(allocs, 3);
+
+    struct unstack_seen seen;
+    memset(&seen, 0, sizeof(seen));
+    capture_with(&file, b.data, n);
+    mh_cap_reader_init(&r);
+    CHECK_EQ_INT(mh_cap_parse(&r, file.data, file.len, unstack_visit, &seen),
+                 MH_OK);
+    CHECK_EQ_INT(seen.allocs, 3);
+    CHECK_EQ_INT(seen.frees, 1);
+    CHECK_EQ_INT(seen.markers, 1);
+    const uint64_t size[] = {100, 200, 70000}, addr[] = {0x1000, 0x2000,
+                                                         0x900};
+    for (int i = 0; i < 3; i++) {
+        CHECK_EQ_INT(seen.size[i], size[i]);
+        CHECK_EQ_INT(seen.addr[i], addr[i]);
+        CHECK_EQ_INT(seen.stack[i], 0);
+    }
+    CHECK_EQ_INT(seen.request[2], 5);
+    mh_cap_reader_release(&r);
+    mh_buf_release(&file);
+
+    /* Stacks the file defines are kept as they are. */
+    mh_buf_reset(&b);
+    e = (struct mh_cap_enc){0};
+    CHECK_EQ_INT(mh_cap_put_alloc(&b, &e, MH_DOMAIN_RAW, 3, 1, 0x10), 0);
+    uint8_t copy[64];
+    memcpy(copy, b.data, b.len);
+    CHECK_EQ_INT(mh_cap_records_unstack(b.data, b.len, 3, &unstacked,
+                                        &allocs),
+                 b.len);
+    CHECK(memcmp(copy, b.data, b.len) == 0);
+    CHECK_EQ_INT(unstacked, 0);
+    CHECK_EQ_INT(allocs, 1);
+    mh_buf_release(&b);
+}
