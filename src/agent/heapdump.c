@@ -53,7 +53,7 @@
 /* Edges recorded per object: its record (at most 20 bytes an edge) must
  * fit a chunk. Targets past it are still walked; the object is flagged. */
 #define EDGES_MAX (2u << 20)
-#define LABELS_MAX 32       /* named fields per object */
+#define LABELS_MAX 4096 /* named fields per object (a frame's locals) */
 #define NAME_MAX_BYTES 1024 /* root names, type names */
 #define REPR_DEPTH 3        /* nested tuples in a key repr */
 #define CHILDREN_MAX 16     /* walker children not reaped yet */
@@ -199,8 +199,11 @@ struct walk {
     struct mh_heap_edge *edges;
     size_t nedges, capedges;
     int capped;
-    struct label labels[LABELS_MAX];
-    int nlabels;
+    struct label *labels; /* names for what tp_traverse visits */
+    size_t nlabels, caplabels;
+    /* Names what tp_traverse visits that no label names (members of a
+     * deque or set, a task's coroutine), or NULL. */
+    uint64_t (*anon)(struct walk *w, PyObject *target);
 
     traverseproc subtype_traverse; /* of classes made by `class` */
     PyObject *cur;                 /* the object being walked */
@@ -827,15 +830,32 @@ field_edge(void *arg, PyObject *target, int kind, const char *name)
         add_edge(w, target, mklabel(cstr_id(w, name), kind));
 }
 
-/* A name for a reference tp_traverse will report: the first visit of
- * `target` takes it. */
+/* A name (an edge label) for a reference tp_traverse will report: the
+ * first visit of `target` takes it. Past LABELS_MAX names, references
+ * go unnamed. */
 static void
-label(struct walk *w, PyObject *target, int kind, const char *name)
+label_id(struct walk *w, PyObject *target, uint64_t lab)
 {
     if (!target || w->nlabels == LABELS_MAX)
         return;
-    w->labels[w->nlabels++] =
-        (struct label){target, mklabel(cstr_id(w, name), kind)};
+    if (w->nlabels == w->caplabels) {
+        size_t cap = w->caplabels ? w->caplabels * 2 : 64;
+        struct label *l = mh_realloc(w->labels, cap * sizeof(*l));
+        if (!l) {
+            fail(w, MH_ENOMEM);
+            return;
+        }
+        w->labels = l;
+        w->caplabels = cap;
+    }
+    w->labels[w->nlabels++] = (struct label){target, lab};
+}
+
+static void
+label(struct walk *w, PyObject *target, int kind, const char *name)
+{
+    if (target)
+        label_id(w, target, mklabel(cstr_id(w, name), kind));
 }
 
 static int
@@ -845,12 +865,18 @@ visit(PyObject *target, void *arg)
     if (!target)
         return 0;
     uint64_t l = MH_EDGE_NONE;
-    for (int i = 0; i < w->nlabels; i++)
+    for (size_t i = 0; i < w->nlabels; i++)
         if (w->labels[i].target == target) {
             l = w->labels[i].label;
-            w->labels[i] = w->labels[--w->nlabels];
+            /* Keep the order: two slots holding one object take their
+             * names in turn. */
+            memmove(&w->labels[i], &w->labels[i + 1],
+                    (w->nlabels - i - 1) * sizeof(*w->labels));
+            w->nlabels--;
             break;
         }
+    if (l == MH_EDGE_NONE && w->anon)
+        l = w->anon(w, target);
     add_edge(w, target, l);
     return 0;
 }
@@ -927,6 +953,169 @@ container_edges(struct walk *w, PyObject *op, traverseproc traverse)
         traverse(op, visit, w);
 }
 
+/* ---- names for what tp_traverse visits in built-in objects ---- */
+
+/* Labels one field of a frame: `what` follows the Python expression
+ * that reaches the frame from its holder (`gi_frame.` for a generator
+ * from 3.11, which embeds its frame; nothing for a frame object). */
+static void
+frame_label(struct walk *w, PyObject *target, const char *pre,
+            const char *what)
+{
+    if (!target)
+        return;
+    struct sb b;
+    sb_init(&b, NAME_MAX_BYTES);
+    sb_puts(&b, pre);
+    sb_puts(&b, what);
+    label_id(w, target, mklabel(string_id(w, b.buf, b.len), MH_EDGE_ATTR));
+}
+
+/* Names what a frame object or a generator-like object holds: f_back,
+ * the code, globals, each local by its name (`f_locals['x']`, as Python
+ * reads it), cells and free variables (`<cell x>`), the value stack of
+ * a suspended frame (`<value stack>`). */
+static void
+held_frame_labels(struct walk *w, PyObject *op, const struct mh_hw_held *h)
+{
+    const char *pre = "", *code = "f_code", *frame = NULL;
+    if (!h->is_frame) {
+        int coro = PyCoro_CheckExact(op), agen = PyAsyncGen_CheckExact(op);
+        frame = coro ? "cr_frame" : agen ? "ag_frame" : "gi_frame";
+        code = coro ? "cr_code" : agen ? "ag_code" : "gi_code";
+        /* 3.9-3.10: a frame object holds the generator's locals; from
+         * 3.11 the generator does, read as gen.gi_frame.f_locals. */
+        pre = coro ? "cr_frame." : agen ? "ag_frame." : "gi_frame.";
+        label(w, h->frame, MH_EDGE_ATTR, frame);
+    }
+    label(w, h->back, MH_EDGE_ATTR, "f_back");
+    label(w, h->code, MH_EDGE_ATTR, code);
+    frame_label(w, h->locals, pre, "f_locals");
+    frame_label(w, h->globals, pre, "f_globals");
+    frame_label(w, h->builtins, pre, "f_builtins");
+    label(w, h->func, MH_EDGE_SLOT, "f_func");
+    const struct mh_hw_frame *f = &h->slots;
+    if (!f->code)
+        return;
+    for (int i = 0; i < f->nlocals + f->nstack && !w->err; i++) {
+        PyObject *v =
+            i < f->nlocals ? f->localsplus[i] : f->stack[i - f->nlocals];
+        if (!v)
+            continue;
+        struct sb b;
+        sb_init(&b, NAME_MAX_BYTES);
+        sb_puts(&b, pre);
+        PyObject *name = i < f->nlocals ? mh_hw_local_name(f->code, i) : NULL;
+        if (i >= f->nlocals || !name || !PyUnicode_Check(name) ||
+            !str_readable(name)) {
+            sb_puts(&b, i < f->nlocals ? "<local>" : "<value stack>");
+        } else if (mh_hw_local_kind(f->code, i) == MH_HW_LOCAL) {
+            sb_puts(&b, "f_locals[");
+            repr_str(&b, name);
+            sb_cp(&b, ']');
+        } else {
+            sb_puts(&b, "<cell ");
+            sb_str(&b, name);
+            sb_cp(&b, '>');
+        }
+        label_id(w, v, mklabel(string_id(w, b.buf, b.len), MH_EDGE_ATTR));
+    }
+}
+
+/* Whether tp or a base of it is the built-in type named `name`. */
+static int
+is_builtin(PyTypeObject *tp, const char *name)
+{
+    for (; tp; tp = tp->tp_base)
+        if (tp->tp_name && !strcmp(tp->tp_name, name))
+            return 1;
+    return 0;
+}
+
+static uint64_t
+anon_item(struct walk *w, PyObject *target)
+{
+    (void)w;
+    (void)target;
+    return MH_EDGE_ITEM;
+}
+
+static uint64_t
+anon_member(struct walk *w, PyObject *target)
+{
+    (void)target;
+    return mklabel(cstr_id(w, "<set member>"), MH_EDGE_ATTR);
+}
+
+/* What an asyncio task (the C one) holds: its coroutine. */
+static uint64_t
+anon_task(struct walk *w, PyObject *target)
+{
+    if (PyCoro_CheckExact(target) || PyGen_Check(target))
+        return mklabel(cstr_id(w, "get_coro()"), MH_EDGE_ATTR);
+    return MH_EDGE_NONE;
+}
+
+/* Names the references of built-in objects (and of instances of classes
+ * derived from them) that their tp_traverse visits, as Python spells
+ * them where it can (`.tb_next`, `.__self__`), else as a labelled
+ * pseudo-attribute (`.<lru_cache>`). */
+static void
+builtin_labels(struct walk *w, PyObject *op)
+{
+    PyTypeObject *tp = Py_TYPE(op);
+    struct mh_hw_held held;
+    PyObject *cache, *func;
+    if (PyModule_Check(op)) {
+        label(w, PyModule_GetDict(op), MH_EDGE_SLOT, "__dict__");
+    } else if (PyFunction_Check(op)) {
+        PyFunctionObject *f = (PyFunctionObject *)op;
+        label(w, f->func_code, MH_EDGE_ATTR, "__code__");
+        label(w, f->func_globals, MH_EDGE_ATTR, "__globals__");
+        label(w, f->func_closure, MH_EDGE_ATTR, "__closure__");
+        label(w, f->func_defaults, MH_EDGE_ATTR, "__defaults__");
+        label(w, f->func_kwdefaults, MH_EDGE_ATTR, "__kwdefaults__");
+        label(w, f->func_dict, MH_EDGE_SLOT, "__dict__");
+        label(w, f->func_name, MH_EDGE_ATTR, "__name__");
+        label(w, f->func_qualname, MH_EDGE_ATTR, "__qualname__");
+        label(w, f->func_module, MH_EDGE_ATTR, "__module__");
+        label(w, f->func_doc, MH_EDGE_ATTR, "__doc__");
+    } else if (PyCell_Check(op)) {
+        label(w, PyCell_GET(op), MH_EDGE_ATTR, "cell_contents");
+    } else if (PyMethod_Check(op)) {
+        label(w, PyMethod_GET_FUNCTION(op), MH_EDGE_ATTR, "__func__");
+        label(w, PyMethod_GET_SELF(op), MH_EDGE_ATTR, "__self__");
+    } else if (PyCFunction_Check(op)) {
+        PyCFunctionObject *f = (PyCFunctionObject *)op;
+        label(w, f->m_self, MH_EDGE_ATTR, "__self__");
+        label(w, f->m_module, MH_EDGE_ATTR, "__module__");
+    } else if (PyTraceBack_Check(op)) {
+        PyTracebackObject *tb = (PyTracebackObject *)op;
+        label(w, (PyObject *)tb->tb_next, MH_EDGE_ATTR, "tb_next");
+        label(w, (PyObject *)tb->tb_frame, MH_EDGE_ATTR, "tb_frame");
+    } else if (mh_hw_held_frame(op, &held)) {
+        held_frame_labels(w, op, &held);
+    } else if (PyExceptionInstance_Check(op)) {
+        PyBaseExceptionObject *e = (PyBaseExceptionObject *)op;
+        label(w, e->traceback, MH_EDGE_ATTR, "__traceback__");
+        label(w, e->context, MH_EDGE_ATTR, "__context__");
+        label(w, e->cause, MH_EDGE_ATTR, "__cause__");
+        label(w, e->args, MH_EDGE_ATTR, "args");
+    } else if (PyWeakref_Check(op)) {
+        label(w, ((PyWeakReference *)op)->wr_callback, MH_EDGE_ATTR,
+              "__callback__");
+    } else if (mh_hw_lru_cache(op, &cache, &func)) {
+        label(w, cache, MH_EDGE_ATTR, "<lru_cache>");
+        label(w, func, MH_EDGE_ATTR, "__wrapped__");
+    } else if (PyAnySet_Check(op)) {
+        w->anon = anon_member;
+    } else if (is_builtin(tp, "collections.deque")) {
+        w->anon = anon_item;
+    } else if (is_builtin(tp, "_asyncio.Task")) {
+        w->anon = anon_task;
+    }
+}
+
 /* An instance of a class made by a `class` statement: what
  * subtype_traverse visits, named. */
 static void
@@ -948,9 +1137,11 @@ instance_edges(struct walk *w, PyObject *op)
             field_edge(w, *dp, MH_EDGE_SLOT, "__dict__");
     }
     if (!basetraverse || !(base->tp_flags & Py_TPFLAGS_HEAPTYPE))
-        field_edge(w, (PyObject *)tp, MH_EDGE_SLOT, "__class__");
-    if (basetraverse)
+        field_edge(w, (PyObject *)tp, MH_EDGE_ATTR, "__class__");
+    if (basetraverse) {
+        builtin_labels(w, op);
         container_edges(w, op, basetraverse);
+    }
 }
 
 static int
@@ -969,12 +1160,13 @@ object_edges(struct walk *w, PyObject *op)
 {
     PyTypeObject *tp = Py_TYPE(op);
     w->nlabels = 0;
+    w->anon = NULL;
     if (PyType_Check(op)) {
         /* Not type_traverse: it aborts on static types. */
         mh_hw_type_refs((PyTypeObject *)op, field_edge, w);
         mh_hw_cached_keys_each((PyTypeObject *)op, cached_key, w);
         if (tp->tp_flags & Py_TPFLAGS_HEAPTYPE)
-            field_edge(w, (PyObject *)tp, MH_EDGE_SLOT, "__class__");
+            field_edge(w, (PyObject *)tp, MH_EDGE_ATTR, "__class__");
         return 0;
     }
     if (PyCode_Check(op)) {
@@ -1000,32 +1192,12 @@ object_edges(struct walk *w, PyObject *op)
     }
     if (!tp->tp_traverse)
         return is_leaf(op) ? 0 : MH_OBJ_UNFOLLOWED;
-    if (PyModule_Check(op)) {
-        label(w, PyModule_GetDict(op), MH_EDGE_SLOT, "__dict__");
-    } else if (PyFunction_Check(op)) {
-        PyFunctionObject *f = (PyFunctionObject *)op;
-        label(w, f->func_code, MH_EDGE_SLOT, "__code__");
-        label(w, f->func_globals, MH_EDGE_SLOT, "__globals__");
-        label(w, f->func_closure, MH_EDGE_SLOT, "__closure__");
-        label(w, f->func_defaults, MH_EDGE_SLOT, "__defaults__");
-        label(w, f->func_kwdefaults, MH_EDGE_SLOT, "__kwdefaults__");
-        label(w, f->func_dict, MH_EDGE_SLOT, "__dict__");
-        label(w, f->func_name, MH_EDGE_SLOT, "__name__");
-        label(w, f->func_qualname, MH_EDGE_SLOT, "__qualname__");
-        label(w, f->func_module, MH_EDGE_SLOT, "__module__");
-        label(w, f->func_doc, MH_EDGE_SLOT, "__doc__");
-    } else if (PyCell_Check(op)) {
-        label(w, PyCell_GET(op), MH_EDGE_SLOT, "cell_contents");
-    } else if (PyMethod_Check(op)) {
-        label(w, PyMethod_GET_FUNCTION(op), MH_EDGE_SLOT, "__func__");
-        label(w, PyMethod_GET_SELF(op), MH_EDGE_SLOT, "__self__");
-    } else {
-        PyObject **dp = dict_ptr(op);
-        if (dp)
-            label(w, *dp, MH_EDGE_SLOT, "__dict__");
-    }
+    builtin_labels(w, op);
+    PyObject **dp = dict_ptr(op);
+    if (dp)
+        label(w, *dp, MH_EDGE_SLOT, "__dict__");
     if (tp->tp_flags & Py_TPFLAGS_HEAPTYPE)
-        label(w, (PyObject *)tp, MH_EDGE_SLOT, "__class__");
+        label(w, (PyObject *)tp, MH_EDGE_ATTR, "__class__");
     tp->tp_traverse(op, visit, w);
     return 0;
 }
@@ -1383,6 +1555,7 @@ walk_release(struct walk *w)
     mh_free(w->strs.slots);
     mh_buf_release(&w->strs.arena);
     mh_free(w->edges);
+    mh_free(w->labels);
 }
 
 static int

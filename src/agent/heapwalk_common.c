@@ -9,6 +9,8 @@
  * code cache), an #if here says so. */
 #include "heapwalk_impl.h"
 
+#include <string.h>
+
 int
 mh_hw_gc_each(PyInterpreterState *interp, mh_hw_obj_fn fn, void *arg)
 {
@@ -210,18 +212,48 @@ mh_hw_type_refs(PyTypeObject *tp, mh_hw_field_fn fn, void *arg)
         subclasses = (PyObject *)tp->tp_subclasses; /* void * from 3.12 */
     }
     fn(arg, dict, 6, "__dict__");
-    fn(arg, tp->tp_mro, 6, "__mro__");
-    fn(arg, tp->tp_bases, 6, "__bases__");
-    fn(arg, (PyObject *)tp->tp_base, 6, "__base__");
+    fn(arg, tp->tp_mro, 1, "__mro__");
+    fn(arg, tp->tp_bases, 1, "__bases__");
+    fn(arg, (PyObject *)tp->tp_base, 1, "__base__");
     fn(arg, tp->tp_cache, 6, "tp_cache");
     fn(arg, subclasses, 6, "tp_subclasses");
     if (tp->tp_flags & Py_TPFLAGS_HEAPTYPE) {
         PyHeapTypeObject *ht = (PyHeapTypeObject *)tp;
-        fn(arg, ht->ht_name, 6, "__name__");
-        fn(arg, ht->ht_qualname, 6, "__qualname__");
+        fn(arg, ht->ht_name, 1, "__name__");
+        fn(arg, ht->ht_qualname, 1, "__qualname__");
         fn(arg, ht->ht_slots, 6, "__slots__");
         fn(arg, ht->ht_module, 6, "ht_module");
     }
+}
+
+/* functools._lru_cache_wrapper (Modules/_functoolsmodule.c): a list
+ * element for the root (a PyObject_HEAD and five words), the wrapper
+ * function, `typed`, then the cache dict, the hit count and the wrapped
+ * function. 3.9 to 3.13 keep these first fields in this order (3.10
+ * added two type pointers after them: 136 bytes in all on 3.9, 152
+ * from 3.10), which the type's size checks. */
+struct hw_lru_cache {
+    PyObject_HEAD
+    void *root[5];
+    void *wrapper;
+    int typed;
+    PyObject *cache;
+    Py_ssize_t hits;
+    PyObject *func;
+};
+
+int
+mh_hw_lru_cache(PyObject *op, PyObject **cache, PyObject **func)
+{
+    PyTypeObject *tp = Py_TYPE(op);
+    size_t size = PY_VERSION_HEX >= 0x030A0000 ? 152 : 136;
+    if (!tp->tp_name || strcmp(tp->tp_name, "functools._lru_cache_wrapper") ||
+        (size_t)tp->tp_basicsize != size)
+        return 0;
+    struct hw_lru_cache *c = (struct hw_lru_cache *)op;
+    *cache = c->cache && PyDict_Check(c->cache) ? c->cache : NULL;
+    *func = c->func;
+    return 1;
 }
 
 /* ---- what 3.11+ share: _PyInterpreterFrame, one localsplus array,
@@ -355,6 +387,78 @@ mh_hw_iframe_report(PyThreadState *ts, _PyInterpreterFrame *f,
     fn(arg, ts, &hf);
 }
 
+/* The fields and slots of interpreter frame f, which the object being
+ * named owns. */
+static void
+iframe_held(_PyInterpreterFrame *f, struct mh_hw_held *out)
+{
+#if PY_VERSION_HEX >= 0x030C0000
+    out->func = f->f_funcobj;
+#else
+    out->func = (PyObject *)f->f_func;
+#endif
+#if PY_VERSION_HEX >= 0x030D0000
+    out->code = f->f_executable;
+#else
+    out->code = (PyObject *)f->f_code;
+#endif
+    out->globals = f->f_globals;
+    out->builtins = f->f_builtins;
+    out->locals = f->f_locals;
+    PyCodeObject *co = mh_hw_iframe_code(f);
+    if (!co)
+        return;
+    int n = co->co_nlocalsplus;
+    out->slots = (struct mh_hw_frame){
+        .code = co,
+        .localsplus = f->localsplus,
+        .nlocals = n,
+        .stack = f->localsplus + n,
+    };
+    if (f->stacktop >= n && f->stacktop <= n + co->co_stacksize)
+        out->slots.nstack = f->stacktop - n;
+}
+
+int
+mh_hw_held_frame(PyObject *op, struct mh_hw_held *out)
+{
+    memset(out, 0, sizeof(*out));
+    if (PyFrame_Check(op)) {
+        PyFrameObject *fo = (PyFrameObject *)op;
+        out->is_frame = 1;
+        out->back = (PyObject *)fo->f_back;
+        /* A frame still running (on a thread or in a generator) is its
+         * owner's to report. */
+        if (fo->f_frame && fo->f_frame->owner == FRAME_OWNED_BY_FRAME_OBJECT)
+            iframe_held(fo->f_frame, out);
+        return 1;
+    }
+    if (PyGen_Check(op) || PyCoro_CheckExact(op) ||
+        PyAsyncGen_CheckExact(op)) {
+        /* The generator embeds its frame; gen_traverse visits it until
+         * the frame is cleared. */
+        PyGenObject *g = (PyGenObject *)op;
+        if (g->gi_frame_state < FRAME_CLEARED) {
+            _PyInterpreterFrame *f = (_PyInterpreterFrame *)g->gi_iframe;
+            iframe_held(f, out);
+            out->frame = (PyObject *)f->frame_obj;
+        }
+        return 1;
+    }
+    return 0;
+}
+
+enum mh_hw_slot_kind
+mh_hw_local_kind(PyCodeObject *co, int i)
+{
+    if (i < 0 || i >= PyBytes_GET_SIZE(co->co_localspluskinds))
+        return MH_HW_LOCAL;
+    unsigned char k = (unsigned char)PyBytes_AS_STRING(co->co_localspluskinds)[i];
+    return k & CO_FAST_FREE ? MH_HW_FREE
+           : k & CO_FAST_CELL ? MH_HW_CELL
+                              : MH_HW_LOCAL;
+}
+
 PyObject *
 mh_hw_local_name(PyCodeObject *co, int i)
 {
@@ -375,24 +479,24 @@ mh_hw_freevar_name(PyCodeObject *co, int i)
 void
 mh_hw_code_refs(PyCodeObject *co, mh_hw_field_fn fn, void *arg)
 {
-    fn(arg, co->co_consts, 6, "co_consts");
-    fn(arg, co->co_names, 6, "co_names");
-    fn(arg, co->co_exceptiontable, 6, "co_exceptiontable");
+    fn(arg, co->co_consts, 1, "co_consts");
+    fn(arg, co->co_names, 1, "co_names");
+    fn(arg, co->co_exceptiontable, 1, "co_exceptiontable");
     fn(arg, co->co_localsplusnames, 6, "co_localsplusnames");
     fn(arg, co->co_localspluskinds, 6, "co_localspluskinds");
-    fn(arg, co->co_filename, 6, "co_filename");
-    fn(arg, co->co_name, 6, "co_name");
-    fn(arg, co->co_qualname, 6, "co_qualname");
-    fn(arg, co->co_linetable, 6, "co_linetable");
+    fn(arg, co->co_filename, 1, "co_filename");
+    fn(arg, co->co_name, 1, "co_name");
+    fn(arg, co->co_qualname, 1, "co_qualname");
+    fn(arg, co->co_linetable, 1, "co_linetable");
 #if PY_VERSION_HEX >= 0x030C0000
     if (co->_co_cached) {
-        fn(arg, co->_co_cached->_co_code, 6, "co_code");
-        fn(arg, co->_co_cached->_co_varnames, 6, "co_varnames");
-        fn(arg, co->_co_cached->_co_cellvars, 6, "co_cellvars");
-        fn(arg, co->_co_cached->_co_freevars, 6, "co_freevars");
+        fn(arg, co->_co_cached->_co_code, 1, "co_code");
+        fn(arg, co->_co_cached->_co_varnames, 1, "co_varnames");
+        fn(arg, co->_co_cached->_co_cellvars, 1, "co_cellvars");
+        fn(arg, co->_co_cached->_co_freevars, 1, "co_freevars");
     }
 #else
-    fn(arg, co->_co_code, 6, "co_code");
+    fn(arg, co->_co_code, 1, "co_code");
 #endif
 }
 
