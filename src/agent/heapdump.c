@@ -858,6 +858,13 @@ label(struct walk *w, PyObject *target, int kind, const char *name)
         label_id(w, target, mklabel(cstr_id(w, name), kind));
 }
 
+/* label() as a heapwalk field callback. */
+static void
+label_field(void *arg, PyObject *target, int kind, const char *name)
+{
+    label(arg, target, kind, name);
+}
+
 static int
 visit(PyObject *target, void *arg)
 {
@@ -987,6 +994,10 @@ held_frame_labels(struct walk *w, PyObject *op, const struct mh_hw_held *h)
          * 3.11 the generator does, read as gen.gi_frame.f_locals. */
         pre = coro ? "cr_frame." : agen ? "ag_frame." : "gi_frame.";
         label(w, h->frame, MH_EDGE_ATTR, frame);
+        label(w, h->name, MH_EDGE_ATTR, "__name__");
+        label(w, h->qualname, MH_EDGE_ATTR, "__qualname__");
+        /* 3.11 visits the code twice: gi_code, and its frame's. */
+        label(w, h->code, MH_EDGE_ATTR, code);
     }
     label(w, h->back, MH_EDGE_ATTR, "f_back");
     label(w, h->code, MH_EDGE_ATTR, code);
@@ -1069,17 +1080,18 @@ builtin_labels(struct walk *w, PyObject *op)
     if (PyModule_Check(op)) {
         label(w, PyModule_GetDict(op), MH_EDGE_SLOT, "__dict__");
     } else if (PyFunction_Check(op)) {
-        PyFunctionObject *f = (PyFunctionObject *)op;
-        label(w, f->func_code, MH_EDGE_ATTR, "__code__");
-        label(w, f->func_globals, MH_EDGE_ATTR, "__globals__");
-        label(w, f->func_closure, MH_EDGE_ATTR, "__closure__");
-        label(w, f->func_defaults, MH_EDGE_ATTR, "__defaults__");
-        label(w, f->func_kwdefaults, MH_EDGE_ATTR, "__kwdefaults__");
-        label(w, f->func_dict, MH_EDGE_SLOT, "__dict__");
-        label(w, f->func_name, MH_EDGE_ATTR, "__name__");
-        label(w, f->func_qualname, MH_EDGE_ATTR, "__qualname__");
-        label(w, f->func_module, MH_EDGE_ATTR, "__module__");
-        label(w, f->func_doc, MH_EDGE_ATTR, "__doc__");
+        mh_hw_function_refs(op, label_field, w);
+    } else if ((func = mh_hw_classmethod_func(op)) != NULL) {
+        label(w, func, MH_EDGE_ATTR, "__func__");
+    } else if (PyObject_TypeCheck(op, &PyMethodDescr_Type) ||
+               PyObject_TypeCheck(op, &PyClassMethodDescr_Type) ||
+               PyObject_TypeCheck(op, &PyGetSetDescr_Type) ||
+               PyObject_TypeCheck(op, &PyMemberDescr_Type) ||
+               PyObject_TypeCheck(op, &PyWrapperDescr_Type)) {
+        PyDescrObject *d = (PyDescrObject *)op;
+        label(w, (PyObject *)d->d_type, MH_EDGE_ATTR, "__objclass__");
+        label(w, d->d_name, MH_EDGE_ATTR, "__name__");
+        label(w, d->d_qualname, MH_EDGE_ATTR, "__qualname__");
     } else if (PyCell_Check(op)) {
         label(w, PyCell_GET(op), MH_EDGE_ATTR, "cell_contents");
     } else if (PyMethod_Check(op)) {
@@ -1107,6 +1119,9 @@ builtin_labels(struct walk *w, PyObject *op)
     } else if (mh_hw_lru_cache(op, &cache, &func)) {
         label(w, cache, MH_EDGE_ATTR, "<lru_cache>");
         label(w, func, MH_EDGE_ATTR, "__wrapped__");
+    } else if (mh_hw_partial_refs(op, label_field, w)) {
+    } else if (PyTuple_Check(op)) {
+        w->anon = anon_item; /* struct sequences: sys.flags... */
     } else if (PyAnySet_Check(op)) {
         w->anon = anon_member;
     } else if (is_builtin(tp, "collections.deque")) {

@@ -90,12 +90,25 @@ struct mh_hw_held {
     PyObject *back;  /* a frame object's f_back */
     PyObject *frame; /* a generator's frame object (gi_frame), if made */
     PyObject *code, *globals, *builtins, *locals, *func;
+    PyObject *name, *qualname; /* a generator's __name__, __qualname__ */
     struct mh_hw_frame slots; /* locals, cells, free variables, stack */
 };
 
 /* Fills *out and returns 1 when op is a frame object or a generator,
  * coroutine or async generator; returns 0 for anything else. */
 int mh_hw_held_frame(PyObject *op, struct mh_hw_held *out);
+
+/* A function's references, named as Python spells them (`__globals__`,
+ * `__closure__`; its `__dict__` as kind 6). */
+void mh_hw_function_refs(PyObject *op, mh_hw_field_fn fn, void *arg);
+
+/* For a classmethod or staticmethod: the callable it wraps (borrowed),
+ * or NULL. */
+PyObject *mh_hw_classmethod_func(PyObject *op);
+
+/* For a functools.partial (or a subclass): calls fn for its func, args
+ * and keywords and returns 1; 0 for anything else. */
+int mh_hw_partial_refs(PyObject *op, mh_hw_field_fn fn, void *arg);
 
 /* For a functools._lru_cache_wrapper: sets its cache dict and the
  * function it wraps (borrowed) and returns 1; 0 for anything else. */

@@ -226,6 +226,72 @@ mh_hw_type_refs(PyTypeObject *tp, mh_hw_field_fn fn, void *arg)
     }
 }
 
+void
+mh_hw_function_refs(PyObject *op, mh_hw_field_fn fn, void *arg)
+{
+    PyFunctionObject *f = (PyFunctionObject *)op;
+    fn(arg, f->func_code, 1, "__code__");
+    fn(arg, f->func_globals, 1, "__globals__");
+#if PY_VERSION_HEX >= 0x030A0000
+    fn(arg, f->func_builtins, 1, "__builtins__");
+#endif
+    fn(arg, f->func_closure, 1, "__closure__");
+    fn(arg, f->func_defaults, 1, "__defaults__");
+    fn(arg, f->func_kwdefaults, 1, "__kwdefaults__");
+    fn(arg, f->func_dict, 6, "__dict__");
+    fn(arg, f->func_name, 1, "__name__");
+    fn(arg, f->func_qualname, 1, "__qualname__");
+    fn(arg, f->func_module, 1, "__module__");
+    fn(arg, f->func_doc, 1, "__doc__");
+    fn(arg, f->func_annotations, 1, "__annotations__");
+#if PY_VERSION_HEX >= 0x030C0000
+    fn(arg, f->func_typeparams, 1, "__type_params__");
+#endif
+}
+
+/* classmethod and staticmethod (Objects/funcobject.c): the callable,
+ * then the instance dict, in 3.9 to 3.13. */
+struct hw_classmethod {
+    PyObject_HEAD
+    PyObject *callable;
+    PyObject *dict;
+};
+
+PyObject *
+mh_hw_classmethod_func(PyObject *op)
+{
+    PyTypeObject *tp = Py_TYPE(op);
+    if ((tp != &PyClassMethod_Type && tp != &PyStaticMethod_Type) ||
+        (size_t)tp->tp_basicsize != sizeof(struct hw_classmethod))
+        return NULL;
+    return ((struct hw_classmethod *)op)->callable;
+}
+
+/* functools.partial (Modules/_functoolsmodule.c): func, args,
+ * keywords, then the instance dict, in 3.9 to 3.13. */
+struct hw_partial {
+    PyObject_HEAD
+    PyObject *fn;
+    PyObject *args;
+    PyObject *kw;
+    PyObject *dict;
+};
+
+int
+mh_hw_partial_refs(PyObject *op, mh_hw_field_fn fn, void *arg)
+{
+    PyTypeObject *tp = Py_TYPE(op);
+    while (tp && !(tp->tp_name && !strcmp(tp->tp_name, "functools.partial")))
+        tp = tp->tp_base;
+    if (!tp || (size_t)tp->tp_basicsize < sizeof(struct hw_partial))
+        return 0;
+    struct hw_partial *p = (struct hw_partial *)op;
+    fn(arg, p->fn, 1, "func");
+    fn(arg, p->args, 1, "args");
+    fn(arg, p->kw, 1, "keywords");
+    return 1;
+}
+
 /* functools._lru_cache_wrapper (Modules/_functoolsmodule.c): a list
  * element for the root (a PyObject_HEAD and five words), the wrapper
  * function, `typed`, then the cache dict, the hit count and the wrapped
@@ -438,6 +504,8 @@ mh_hw_held_frame(PyObject *op, struct mh_hw_held *out)
         /* The generator embeds its frame; gen_traverse visits it until
          * the frame is cleared. */
         PyGenObject *g = (PyGenObject *)op;
+        out->name = g->gi_name;
+        out->qualname = g->gi_qualname;
         if (g->gi_frame_state < FRAME_CLEARED) {
             _PyInterpreterFrame *f = (_PyInterpreterFrame *)g->gi_iframe;
             iframe_held(f, out);

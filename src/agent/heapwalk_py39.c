@@ -113,6 +113,8 @@ mh_hw_held_frame(PyObject *op, struct mh_hw_held *out)
         PyGenObject *g = (PyGenObject *)op;
         out->frame = (PyObject *)g->gi_frame;
         out->code = g->gi_code;
+        out->name = g->gi_name;
+        out->qualname = g->gi_qualname;
         return 1;
     }
     return 0;

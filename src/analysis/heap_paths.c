@@ -4,7 +4,9 @@
  * the label is the edge's label with the name replaced by STAR when it
  * is collapsed, and repeat is 1, 2 or 3 ("three or more"). Root shapes
  * have a parent of SHAPE_ROOT (label = the root's name string) or
- * SHAPE_EXT (label = the type group of the object held outside the GC). */
+ * SHAPE_EXT (label = the type group of the object held outside the GC).
+ * An unnamed edge's label carries the type group of the object it
+ * leaves, plus one, as its name, so that its step says what holds. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -145,8 +147,11 @@ shape_render(const struct shapes *t, uint32_t i, const struct mh_heap_graph *g,
         uint32_t lab = s->label, name = mh_heap_label_name(lab);
         int star = name == STAR_NAME;
         mh_buf_reset(&step);
+        const char *holder = NULL;
+        if (mh_heap_label_kind(lab) == MH_EDGE_NONE && name)
+            holder = names[name - 1];
         rc = mh_heap_graph_edge(d, star ? (lab & MH_EDGE_KIND_MASK) : lab, -1,
-                                star, &step);
+                                star, holder, &step);
         if (rc == MH_OK && s->rep >= 3)
             rc = mh_buf_printf(out, "(%.*s){3,}", (int)step.len,
                                (const char *)step.data);
@@ -298,6 +303,8 @@ mh_heap_paths_group(struct mh_heap_paths *p, const struct mh_heap_graph *g,
         } else {
             uint32_t c = g->pred[v], lab = d->edge_label[e];
             unsigned kind = mh_heap_label_kind(lab);
+            if (kind == MH_EDGE_NONE)
+                lab = (group[d->type[c]] + 1) << MH_EDGE_KIND_BITS;
             if (named(lab) && fan[c] &&
                 (flow[v] <= fan[c] ||
                  (uint64_t)flow[v] * MH_HEAP_PATH_SHARE < through[c]))
