@@ -218,6 +218,25 @@ fail(struct walk *w, int err)
         w->err = err;
 }
 
+/* An array of *cap elements of `size` bytes holding n, with room for
+ * one more (doubled from `first` when full): `arr` or its moved copy,
+ * or NULL once the walk has failed for memory (`arr` is unchanged). */
+static void *
+room_for_one(struct walk *w, void *arr, size_t *cap, size_t n, size_t size,
+             size_t first)
+{
+    if (n < *cap)
+        return arr;
+    size_t ncap = *cap ? *cap * 2 : first;
+    void *a = mh_realloc(arr, ncap * size);
+    if (!a) {
+        fail(w, MH_ENOMEM);
+        return NULL;
+    }
+    *cap = ncap;
+    return a;
+}
+
 static int
 write_all(int fd, const uint8_t *p, size_t n)
 {
@@ -779,16 +798,11 @@ discover(struct walk *w, PyObject *op)
     if (!is_new && (*slot & SEEN_QUEUED))
         return;
     *slot |= SEEN_QUEUED;
-    if (w->nstack == w->capstack) {
-        size_t cap = w->capstack ? w->capstack * 2 : 4096;
-        PyObject **s = mh_realloc(w->stack, cap * sizeof(*s));
-        if (!s) {
-            fail(w, MH_ENOMEM);
-            return;
-        }
-        w->stack = s;
-        w->capstack = cap;
-    }
+    void *grown = room_for_one(w, w->stack, &w->capstack, w->nstack,
+                               sizeof(*w->stack), 4096);
+    if (!grown)
+        return;
+    w->stack = grown;
     w->stack[w->nstack++] = op;
 }
 
@@ -802,16 +816,11 @@ add_edge(struct walk *w, PyObject *target, uint64_t label)
         w->capped = 1;
         return;
     }
-    if (w->nedges == w->capedges) {
-        size_t cap = w->capedges ? w->capedges * 2 : 1024;
-        struct mh_heap_edge *e = mh_realloc(w->edges, cap * sizeof(*e));
-        if (!e) {
-            fail(w, MH_ENOMEM);
-            return;
-        }
-        w->edges = e;
-        w->capedges = cap;
-    }
+    void *grown = room_for_one(w, w->edges, &w->capedges, w->nedges,
+                               sizeof(*w->edges), 1024);
+    if (!grown)
+        return;
+    w->edges = grown;
     w->edges[w->nedges++] = (struct mh_heap_edge){(uintptr_t)target, label};
 }
 
@@ -838,16 +847,11 @@ label_id(struct walk *w, PyObject *target, uint64_t lab)
 {
     if (!target || w->nlabels == LABELS_MAX)
         return;
-    if (w->nlabels == w->caplabels) {
-        size_t cap = w->caplabels ? w->caplabels * 2 : 64;
-        struct label *l = mh_realloc(w->labels, cap * sizeof(*l));
-        if (!l) {
-            fail(w, MH_ENOMEM);
-            return;
-        }
-        w->labels = l;
-        w->caplabels = cap;
-    }
+    void *grown = room_for_one(w, w->labels, &w->caplabels, w->nlabels,
+                               sizeof(*w->labels), 64);
+    if (!grown)
+        return;
+    w->labels = grown;
     w->labels[w->nlabels++] = (struct label){target, lab};
 }
 
@@ -1322,16 +1326,11 @@ root(struct walk *w, PyObject *target, int kind, uint64_t name)
         return;
     }
     if (is_new) {
-        if (w->nroots == w->caproots) {
-            size_t cap = w->caproots ? w->caproots * 2 : 1024;
-            PyObject **r = mh_realloc(w->roots, cap * sizeof(*r));
-            if (!r) {
-                fail(w, MH_ENOMEM);
-                return;
-            }
-            w->roots = r;
-            w->caproots = cap;
-        }
+        void *grown = room_for_one(w, w->roots, &w->caproots, w->nroots,
+                                   sizeof(*w->roots), 1024);
+        if (!grown)
+            return;
+        w->roots = grown;
         w->roots[w->nroots++] = target;
     }
     *slot |= SEEN_ROOT;

@@ -434,22 +434,32 @@ mh_hw_frame_holder_sizeof(PyObject *op, size_t *res)
     return 1;
 }
 
+/* The slots of interpreter frame f running co; its value stack only
+ * when `top_saved` says its stacktop may be read. */
+static void
+iframe_slots(_PyInterpreterFrame *f, PyCodeObject *co, int top_saved,
+             struct mh_hw_frame *hf)
+{
+    int n = co->co_nlocalsplus;
+    *hf = (struct mh_hw_frame){
+        .code = co,
+        .localsplus = f->localsplus,
+        .nlocals = n,
+        .stack = f->localsplus + n,
+    };
+    if (top_saved && f->stacktop >= n && f->stacktop <= n + co->co_stacksize)
+        hf->nstack = f->stacktop - n;
+}
+
 void
 mh_hw_iframe_report(PyThreadState *ts, _PyInterpreterFrame *f,
                     PyCodeObject *co, int top_saved, mh_hw_frame_fn fn,
                     void *arg)
 {
-    struct mh_hw_frame hf = {
-        .code = co,
-        .line = PyCode_Addr2Line(co, _PyInterpreterFrame_LASTI(f) *
-                                         (int)sizeof(_Py_CODEUNIT)),
-        .localsplus = f->localsplus,
-        .nlocals = co->co_nlocalsplus,
-        .stack = f->localsplus + co->co_nlocalsplus,
-    };
-    int valid = top_saved && f->stacktop >= co->co_nlocalsplus &&
-                f->stacktop <= co->co_nlocalsplus + co->co_stacksize;
-    hf.nstack = valid ? f->stacktop - co->co_nlocalsplus : 0;
+    struct mh_hw_frame hf;
+    iframe_slots(f, co, top_saved, &hf);
+    hf.line = PyCode_Addr2Line(co, _PyInterpreterFrame_LASTI(f) *
+                                       (int)sizeof(_Py_CODEUNIT));
     fn(arg, ts, &hf);
 }
 
@@ -472,17 +482,9 @@ iframe_held(_PyInterpreterFrame *f, struct mh_hw_held *out)
     out->builtins = f->f_builtins;
     out->locals = f->f_locals;
     PyCodeObject *co = mh_hw_iframe_code(f);
-    if (!co)
-        return;
-    int n = co->co_nlocalsplus;
-    out->slots = (struct mh_hw_frame){
-        .code = co,
-        .localsplus = f->localsplus,
-        .nlocals = n,
-        .stack = f->localsplus + n,
-    };
-    if (f->stacktop >= n && f->stacktop <= n + co->co_stacksize)
-        out->slots.nstack = f->stacktop - n;
+    /* Not running: its stack top is saved. */
+    if (co)
+        iframe_slots(f, co, 1, &out->slots);
 }
 
 int
