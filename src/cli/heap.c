@@ -321,11 +321,15 @@ static int
 resolve_type(struct run *r, const struct mh_heap_view *v, const char *name,
              uint32_t *group)
 {
-    uint32_t cand[5], n;
+    /* Five names shown; a sixth says there are more. */
+    uint32_t cand[6], n;
     enum mh_heap_types_match m =
-        mh_heap_types_resolve(&r->types, name, group, cand, 5, &n);
+        mh_heap_types_resolve(&r->types, name, group, cand, 6, &n);
     if (m == MH_TYPES_FOUND)
         return 0;
+    int more = n > 5;
+    if (more)
+        n = 5;
     char list[1024];
     size_t len = 0;
     list[0] = '\0';
@@ -339,7 +343,7 @@ resolve_type(struct run *r, const struct mh_heap_view *v, const char *name,
     if (m == MH_TYPES_AMBIGUOUS)
         mh_errorf("type name '%s' is ambiguous in '%s': it could be %s%s "
                   "(give the full name)",
-                  name, v->path, list, n == 5 ? ", ..." : "");
+                  name, v->path, list, more ? ", ..." : "");
     else if (n)
         mh_errorf("no type is called '%s' in '%s'; the closest are: %s "
                   "(type names are as Python shows them: str, "
