@@ -1080,7 +1080,7 @@ builtin_labels(struct walk *w, PyObject *op)
 {
     PyTypeObject *tp = Py_TYPE(op);
     struct mh_hw_held held;
-    PyObject *cache, *func;
+    PyObject *func;
     if (PyModule_Check(op)) {
         label(w, PyModule_GetDict(op), MH_EDGE_SLOT, "__dict__");
     } else if (PyFunction_Check(op)) {
@@ -1120,9 +1120,7 @@ builtin_labels(struct walk *w, PyObject *op)
     } else if (PyWeakref_Check(op)) {
         label(w, ((PyWeakReference *)op)->wr_callback, MH_EDGE_ATTR,
               "__callback__");
-    } else if (mh_hw_lru_cache(op, &cache, &func)) {
-        label(w, cache, MH_EDGE_ATTR, "<lru_cache>");
-        label(w, func, MH_EDGE_ATTR, "__wrapped__");
+    } else if (mh_hw_lru_cache_refs(op, label_field, w)) {
     } else if (mh_hw_partial_refs(op, label_field, w)) {
     } else if (PyTuple_Check(op)) {
         w->anon = anon_item; /* struct sequences: sys.flags... */

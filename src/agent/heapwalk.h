@@ -110,9 +110,11 @@ PyObject *mh_hw_classmethod_func(PyObject *op);
  * and keywords and returns 1; 0 for anything else. */
 int mh_hw_partial_refs(PyObject *op, mh_hw_field_fn fn, void *arg);
 
-/* For a functools._lru_cache_wrapper: sets its cache dict and the
- * function it wraps (borrowed) and returns 1; 0 for anything else. */
-int mh_hw_lru_cache(PyObject *op, PyObject **cache, PyObject **func);
+/* For a functools._lru_cache_wrapper: calls fn for its cache dict
+ * (`<lru_cache>`), the function it wraps (`__wrapped__`) and, for a
+ * bounded cache, the key and result of each entry (`<lru_cache key>`,
+ * `<lru_cache value>`), and returns 1; 0 for anything else. */
+int mh_hw_lru_cache_refs(PyObject *op, mh_hw_field_fn fn, void *arg);
 
 /* Interpreter-level containers other than sys.modules, sys, builtins
  * (kind 4 roots): fn(arg, obj, 4, what). */

@@ -293,14 +293,21 @@ mh_hw_partial_refs(PyObject *op, mh_hw_field_fn fn, void *arg)
 }
 
 /* functools._lru_cache_wrapper (Modules/_functoolsmodule.c): a list
- * element for the root (a PyObject_HEAD and five words), the wrapper
- * function, `typed`, then the cache dict, the hit count and the wrapped
- * function. 3.9 to 3.13 keep these first fields in this order (3.10
- * added two type pointers after them: 136 bytes in all on 3.9, 152
- * from 3.10), which the type's size checks. */
-struct hw_lru_cache {
+ * element for the root of the bounded cache's list (a PyObject_HEAD,
+ * prev, next, hash, key, result), the wrapper function, `typed`, then
+ * the cache dict, the hit count and the wrapped function. 3.9 to 3.13
+ * keep these first fields in this order (3.10 added two type pointers
+ * after them: 136 bytes in all on 3.9, 152 from 3.10), which the type's
+ * size checks. */
+struct hw_lru_elem {
     PyObject_HEAD
-    void *root[5];
+    struct hw_lru_elem *prev, *next;
+    Py_hash_t hash;
+    PyObject *key, *result;
+};
+
+struct hw_lru_cache {
+    struct hw_lru_elem root;
     void *wrapper;
     int typed;
     PyObject *cache;
@@ -308,8 +315,10 @@ struct hw_lru_cache {
     PyObject *func;
 };
 
+#define LRU_LINKS_MAX 4096 /* list elements named; more go unnamed */
+
 int
-mh_hw_lru_cache(PyObject *op, PyObject **cache, PyObject **func)
+mh_hw_lru_cache_refs(PyObject *op, mh_hw_field_fn fn, void *arg)
 {
     PyTypeObject *tp = Py_TYPE(op);
     size_t size = PY_VERSION_HEX >= 0x030A0000 ? 152 : 136;
@@ -317,8 +326,18 @@ mh_hw_lru_cache(PyObject *op, PyObject **cache, PyObject **func)
         (size_t)tp->tp_basicsize != size)
         return 0;
     struct hw_lru_cache *c = (struct hw_lru_cache *)op;
-    *cache = c->cache && PyDict_Check(c->cache) ? c->cache : NULL;
-    *func = c->func;
+    if (c->cache && PyDict_Check(c->cache))
+        fn(arg, c->cache, 1, "<lru_cache>");
+    fn(arg, c->func, 1, "__wrapped__");
+    /* A bounded cache's dict maps keys to list elements, which
+     * lru_cache_tp_traverse passes over: it visits their keys and
+     * results itself. (An unbounded one's list stays empty.) */
+    int n = 0;
+    for (struct hw_lru_elem *e = c->root.next;
+         e && e != &c->root && n < LRU_LINKS_MAX; e = e->next, n++) {
+        fn(arg, e->key, 1, "<lru_cache key>");
+        fn(arg, e->result, 1, "<lru_cache value>");
+    }
     return 1;
 }
 

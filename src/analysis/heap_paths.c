@@ -163,13 +163,17 @@ shape_render(const struct shapes *t, uint32_t i, const struct mh_heap_graph *g,
     return rc;
 }
 
-/* Edges whose name can collapse to "*". */
+/* Edges whose name can collapse to "*": not a pseudo-attribute such as
+ * `<set member>` or `<lru_cache value>`, which every such child of a
+ * container shares. */
 static int
-named(uint32_t label)
+named(const struct mh_heap_dump *d, uint32_t label)
 {
     unsigned kind = mh_heap_label_kind(label);
-    return kind == MH_EDGE_ATTR || kind == MH_EDGE_DICTVAL ||
-           kind == MH_EDGE_DICTKEY;
+    uint32_t name = mh_heap_label_name(label);
+    if (kind == MH_EDGE_ATTR)
+        return !name || mh_heap_str(d, name)[0] != '<';
+    return kind == MH_EDGE_DICTVAL || kind == MH_EDGE_DICTKEY;
 }
 
 static int
@@ -190,7 +194,7 @@ thresholds(const struct mh_heap_graph *g, const uint32_t *flow, uint32_t *fan)
     size_t n = 0;
     for (uint32_t i = 0; i < g->norder; i++) {
         uint32_t v = g->order[i], e = g->pred_edge[v];
-        if (e < MH_GRAPH_FROM_EXT && flow[v] && named(d->edge_label[e]) &&
+        if (e < MH_GRAPH_FROM_EXT && flow[v] && named(d, d->edge_label[e]) &&
             fan[g->pred[v]] > MH_HEAP_PATH_FANOUT)
             n++;
     }
@@ -201,7 +205,7 @@ thresholds(const struct mh_heap_graph *g, const uint32_t *flow, uint32_t *fan)
     size_t k = 0;
     for (uint32_t i = 0; i < g->norder; i++) {
         uint32_t v = g->order[i], e = g->pred_edge[v];
-        if (e < MH_GRAPH_FROM_EXT && flow[v] && named(d->edge_label[e]) &&
+        if (e < MH_GRAPH_FROM_EXT && flow[v] && named(d, d->edge_label[e]) &&
             fan[g->pred[v]] > MH_HEAP_PATH_FANOUT)
             pairs[k++] = (uint64_t)g->pred[v] << 32 | flow[v];
     }
@@ -283,7 +287,7 @@ mh_heap_paths_group(struct mh_heap_paths *p, const struct mh_heap_graph *g,
             continue;
         uint32_t c = g->pred[v];
         flow[c] += flow[v];
-        if (named(d->edge_label[e])) {
+        if (named(d, d->edge_label[e])) {
             fan[c]++;
             through[c] += flow[v];
         }
@@ -305,7 +309,7 @@ mh_heap_paths_group(struct mh_heap_paths *p, const struct mh_heap_graph *g,
             unsigned kind = mh_heap_label_kind(lab);
             if (kind == MH_EDGE_NONE)
                 lab = (group[d->type[c]] + 1) << MH_EDGE_KIND_BITS;
-            if (named(lab) && fan[c] &&
+            if (named(d, lab) && fan[c] &&
                 (flow[v] <= fan[c] ||
                  (uint64_t)flow[v] * MH_HEAP_PATH_SHARE < through[c]))
                 lab = STAR_NAME << MH_EDGE_KIND_BITS | kind;

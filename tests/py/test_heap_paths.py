@@ -93,6 +93,18 @@ for i in range(50):
     _quote("SYM%%d" %% i)
 
 
+# A bounded one: its dict holds list elements, the wrapper the results.
+class Quote:
+    pass
+
+@functools.lru_cache(maxsize=128)
+def _price(symbol):
+    return {"quote": Quote()}
+
+for i in range(20):
+    _price("P%%d" %% i)
+
+
 # Handlers whose closures keep a connection each.
 class Conn:
     pass
@@ -155,7 +167,7 @@ class Config:
     value = property(functools.partial(_get, Secret()))
 
 RECENT = collections.deque(Event() for _ in range(4))
-SEEN = {Token() for _ in range(4)}
+SEEN = {Token() for _ in range(12)}
 
 
 # Two classes of one name in two modules, for the selector.
@@ -194,6 +206,7 @@ EXPECTED = {
     "Marker": [M + "WALKER.gi_frame.f_locals['item']",
                M + "WALKER.gi_frame.<value stack>->?<tuple_iterator>[*]"],
     "History": M + "_quote.<lru_cache>[*]['history']",
+    "Quote": M + "_price.<lru_cache value>['quote']",
     "Conn": M + "HANDLERS[*].__closure__.<closure conn>.cell_contents",
     "Row": M + "PENDING[*].gi_frame.f_locals['row']",
     "Request": M + "TASKS[*].get_coro().cr_frame.f_locals['request']",
