@@ -193,6 +193,8 @@ struct walk {
     struct mh_addrmap strcache; /* str object | 0 (text) or | 1 (repr),
                                    C string | 2 -> string id */
     struct mh_addrmap closures; /* closure tuple -> code object */
+    struct mh_addrmap localnames; /* local name str | holder, form ->
+                                     string id (local_name_id) */
     struct strtab strs;
     uint64_t next_type, next_string;
 
@@ -966,20 +968,64 @@ container_edges(struct walk *w, PyObject *op, traverseproc traverse)
 
 /* ---- names for what tp_traverse visits in built-in objects ---- */
 
-/* Labels one field of a frame: `what` follows the Python expression
- * that reaches the frame from its holder (`gi_frame.` for a generator
- * from 3.11, which embeds its frame; nothing for a frame object). */
-static void
-frame_label(struct walk *w, PyObject *target, const char *pre,
-            const char *what)
+/* Who holds a frame's slots, for the names of what they hold: a frame
+ * object, or (3.11+, which embeds the frame) a generator, coroutine or
+ * async generator, read through gen.gi_frame, coro.cr_frame... */
+enum { HOLDER_FRAME, HOLDER_GEN, HOLDER_CORO, HOLDER_AGEN, HOLDERS };
+
+static const char *const holder_frame[HOLDERS] = {NULL, "gi_frame",
+                                                  "cr_frame", "ag_frame"};
+static const char *const holder_code[HOLDERS] = {"f_code", "gi_code",
+                                                 "cr_code", "ag_code"};
+static const char *const holder_locals[HOLDERS] = {
+    "f_locals", "gi_frame.f_locals", "cr_frame.f_locals",
+    "ag_frame.f_locals"};
+static const char *const holder_globals[HOLDERS] = {
+    "f_globals", "gi_frame.f_globals", "cr_frame.f_globals",
+    "ag_frame.f_globals"};
+static const char *const holder_builtins[HOLDERS] = {
+    "f_builtins", "gi_frame.f_builtins", "cr_frame.f_builtins",
+    "ag_frame.f_builtins"};
+static const char *const holder_stack[HOLDERS] = {
+    "<value stack>", "gi_frame.<value stack>", "cr_frame.<value stack>",
+    "ag_frame.<value stack>"};
+static const char *const holder_unnamed[HOLDERS] = {
+    "<local>", "gi_frame.<local>", "cr_frame.<local>", "ag_frame.<local>"};
+
+/* The string id of the name of local slot `name` (a str) of a frame held
+ * by `holder`: `f_locals['x']`, or `<cell x>` for a cell or free
+ * variable, after the holder's prefix. Cached by name object, holder and
+ * form: code objects share their names, and a heap holds many frames of
+ * one function. */
+static uint64_t
+local_name_id(struct walk *w, PyObject *name, int holder, int cell)
 {
-    if (!target)
-        return;
+    uintptr_t key = (uintptr_t)name | (uintptr_t)(holder << 1 | cell);
+    uint64_t id;
+    if (((uintptr_t)name & 7) == 0 &&
+        mh_addrmap_get(&w->localnames, key, &id))
+        return id;
     struct sb b;
     sb_init(&b, NAME_MAX_BYTES);
-    sb_puts(&b, pre);
-    sb_puts(&b, what);
-    label_id(w, target, mklabel(string_id(w, b.buf, b.len), MH_EDGE_ATTR));
+    if (holder_frame[holder]) {
+        sb_puts(&b, holder_frame[holder]);
+        sb_cp(&b, '.');
+    }
+    if (!cell) {
+        sb_puts(&b, "f_locals[");
+        repr_str(&b, name);
+        sb_cp(&b, ']');
+    } else {
+        sb_puts(&b, "<cell ");
+        sb_str(&b, name);
+        sb_cp(&b, '>');
+    }
+    id = string_id(w, b.buf, b.len);
+    /* A full cache only costs the next lookup its string. */
+    if (id && ((uintptr_t)name & 7) == 0 &&
+        mh_addrmap_put(&w->localnames, key, id) == MH_ENOMEM)
+        fail(w, MH_ENOMEM);
+    return id;
 }
 
 /* Names what a frame object or a generator-like object holds: f_back,
@@ -989,15 +1035,15 @@ frame_label(struct walk *w, PyObject *target, const char *pre,
 static void
 held_frame_labels(struct walk *w, PyObject *op, const struct mh_hw_held *h)
 {
-    const char *pre = "", *code = "f_code", *frame = NULL;
-    if (!h->is_frame) {
-        int coro = PyCoro_CheckExact(op), agen = PyAsyncGen_CheckExact(op);
-        frame = coro ? "cr_frame" : agen ? "ag_frame" : "gi_frame";
-        code = coro ? "cr_code" : agen ? "ag_code" : "gi_code";
+    int holder = h->is_frame              ? HOLDER_FRAME
+                 : PyCoro_CheckExact(op)    ? HOLDER_CORO
+                 : PyAsyncGen_CheckExact(op) ? HOLDER_AGEN
+                                            : HOLDER_GEN;
+    const char *code = holder_code[holder];
+    if (holder != HOLDER_FRAME) {
         /* 3.9-3.10: a frame object holds the generator's locals; from
          * 3.11 the generator does, read as gen.gi_frame.f_locals. */
-        pre = coro ? "cr_frame." : agen ? "ag_frame." : "gi_frame.";
-        label(w, h->frame, MH_EDGE_ATTR, frame);
+        label(w, h->frame, MH_EDGE_ATTR, holder_frame[holder]);
         label(w, h->name, MH_EDGE_ATTR, "__name__");
         label(w, h->qualname, MH_EDGE_ATTR, "__qualname__");
         /* 3.11 visits the code twice: gi_code, and its frame's. */
@@ -1005,9 +1051,9 @@ held_frame_labels(struct walk *w, PyObject *op, const struct mh_hw_held *h)
     }
     label(w, h->back, MH_EDGE_ATTR, "f_back");
     label(w, h->code, MH_EDGE_ATTR, code);
-    frame_label(w, h->locals, pre, "f_locals");
-    frame_label(w, h->globals, pre, "f_globals");
-    frame_label(w, h->builtins, pre, "f_builtins");
+    label(w, h->locals, MH_EDGE_ATTR, holder_locals[holder]);
+    label(w, h->globals, MH_EDGE_ATTR, holder_globals[holder]);
+    label(w, h->builtins, MH_EDGE_ATTR, holder_builtins[holder]);
     label(w, h->func, MH_EDGE_SLOT, "f_func");
     const struct mh_hw_frame *f = &h->slots;
     if (!f->code)
@@ -1017,23 +1063,18 @@ held_frame_labels(struct walk *w, PyObject *op, const struct mh_hw_held *h)
             i < f->nlocals ? f->localsplus[i] : f->stack[i - f->nlocals];
         if (!v)
             continue;
-        struct sb b;
-        sb_init(&b, NAME_MAX_BYTES);
-        sb_puts(&b, pre);
-        PyObject *name = i < f->nlocals ? mh_hw_local_name(f->code, i) : NULL;
-        if (i >= f->nlocals || !name || !PyUnicode_Check(name) ||
-            !str_readable(name)) {
-            sb_puts(&b, i < f->nlocals ? "<local>" : "<value stack>");
-        } else if (mh_hw_local_kind(f->code, i) == MH_HW_LOCAL) {
-            sb_puts(&b, "f_locals[");
-            repr_str(&b, name);
-            sb_cp(&b, ']');
-        } else {
-            sb_puts(&b, "<cell ");
-            sb_str(&b, name);
-            sb_cp(&b, '>');
+        if (i >= f->nlocals) {
+            label(w, v, MH_EDGE_ATTR, holder_stack[holder]);
+            continue;
         }
-        label_id(w, v, mklabel(string_id(w, b.buf, b.len), MH_EDGE_ATTR));
+        PyObject *name = mh_hw_local_name(f->code, i);
+        if (!name || !PyUnicode_Check(name) || !str_readable(name)) {
+            label(w, v, MH_EDGE_ATTR, holder_unnamed[holder]);
+            continue;
+        }
+        int cell = mh_hw_local_kind(f->code, i) != MH_HW_LOCAL;
+        label_id(w, v,
+                 mklabel(local_name_id(w, name, holder, cell), MH_EDGE_ATTR));
     }
 }
 
@@ -1564,6 +1605,7 @@ walk_release(struct walk *w)
     mh_addrmap_release(&w->types);
     mh_addrmap_release(&w->strcache);
     mh_addrmap_release(&w->closures);
+    mh_addrmap_release(&w->localnames);
     mh_free(w->strs.slots);
     mh_buf_release(&w->strs.arena);
     mh_free(w->edges);
@@ -1669,6 +1711,7 @@ static void __attribute__((noreturn)) child_main(const struct child_args *a)
     mh_addrmap_init(&w.types, (size_t)1 << 24);
     mh_addrmap_init(&w.strcache, (size_t)1 << 30);
     mh_addrmap_init(&w.closures, (size_t)1 << 30);
+    mh_addrmap_init(&w.localnames, (size_t)1 << 24);
     int rc = child_walk(&w, a, pause_ns);
     if (rc)
         fail(&w, rc);
