@@ -220,25 +220,6 @@ fail(struct walk *w, int err)
         w->err = err;
 }
 
-/* An array of *cap elements of `size` bytes holding n, with room for
- * one more (doubled from `first` when full): `arr` or its moved copy,
- * or NULL once the walk has failed for memory (`arr` is unchanged). */
-static void *
-room_for_one(struct walk *w, void *arr, size_t *cap, size_t n, size_t size,
-             size_t first)
-{
-    if (n < *cap)
-        return arr;
-    size_t ncap = *cap ? *cap * 2 : first;
-    void *a = mh_realloc(arr, ncap * size);
-    if (!a) {
-        fail(w, MH_ENOMEM);
-        return NULL;
-    }
-    *cap = ncap;
-    return a;
-}
-
 static int
 write_all(int fd, const uint8_t *p, size_t n)
 {
@@ -800,12 +781,36 @@ discover(struct walk *w, PyObject *op)
     if (!is_new && (*slot & SEEN_QUEUED))
         return;
     *slot |= SEEN_QUEUED;
-    void *grown = room_for_one(w, w->stack, &w->capstack, w->nstack,
-                               sizeof(*w->stack), 4096);
-    if (!grown)
-        return;
-    w->stack = grown;
+    if (w->nstack == w->capstack) {
+        size_t cap = w->capstack ? w->capstack * 2 : 4096;
+        PyObject **s = mh_realloc(w->stack, cap * sizeof(*s));
+        if (!s) {
+            fail(w, MH_ENOMEM);
+            return;
+        }
+        w->stack = s;
+        w->capstack = cap;
+    }
     w->stack[w->nstack++] = op;
+}
+
+/* An array of *cap elements of `size` bytes holding n, with room for
+ * one more (doubled from `first` when full): `arr` or its moved copy,
+ * or NULL once the walk has failed for memory (`arr` is unchanged). */
+static void *
+room_for_one(struct walk *w, void *arr, size_t *cap, size_t n, size_t size,
+             size_t first)
+{
+    if (n < *cap)
+        return arr;
+    size_t ncap = *cap ? *cap * 2 : first;
+    void *a = mh_realloc(arr, ncap * size);
+    if (!a) {
+        fail(w, MH_ENOMEM);
+        return NULL;
+    }
+    *cap = ncap;
+    return a;
 }
 
 static void
@@ -1365,11 +1370,16 @@ root(struct walk *w, PyObject *target, int kind, uint64_t name)
         return;
     }
     if (is_new) {
-        void *grown = room_for_one(w, w->roots, &w->caproots, w->nroots,
-                                   sizeof(*w->roots), 1024);
-        if (!grown)
-            return;
-        w->roots = grown;
+        if (w->nroots == w->caproots) {
+            size_t cap = w->caproots ? w->caproots * 2 : 1024;
+            PyObject **r = mh_realloc(w->roots, cap * sizeof(*r));
+            if (!r) {
+                fail(w, MH_ENOMEM);
+                return;
+            }
+            w->roots = r;
+            w->caproots = cap;
+        }
         w->roots[w->nroots++] = target;
     }
     *slot |= SEEN_ROOT;
