@@ -53,7 +53,7 @@
 /* Edges recorded per object: its record (at most 20 bytes an edge) must
  * fit a chunk. Targets past it are still walked; the object is flagged. */
 #define EDGES_MAX (2u << 20)
-#define LABELS_MAX 4096 /* named fields per object (a frame's locals) */
+#define LABELS_MAX 4096     /* named fields per object (a frame's locals) */
 #define NAME_MAX_BYTES 1024 /* root names, type names */
 #define REPR_DEPTH 3        /* nested tuples in a key repr */
 #define CHILDREN_MAX 16     /* walker children not reaped yet */
@@ -193,7 +193,7 @@ struct walk {
     struct mh_addrmap strcache; /* str object | 0 (text) or | 1 (repr),
                                    C string | 2 -> string id */
     struct mh_addrmap closures; /* closure tuple -> code object */
-    struct mh_addrmap localnames; /* local name str | holder, form ->
+    struct mh_addrmap locnames; /* local name str | holder, form ->
                                      string id (local_name_id) */
     struct strtab strs;
     uint64_t next_type, next_string;
@@ -978,13 +978,12 @@ container_edges(struct walk *w, PyObject *op, traverseproc traverse)
  * async generator, read through gen.gi_frame, coro.cr_frame... */
 enum { HOLDER_FRAME, HOLDER_GEN, HOLDER_CORO, HOLDER_AGEN, HOLDERS };
 
-static const char *const holder_frame[HOLDERS] = {NULL, "gi_frame",
-                                                  "cr_frame", "ag_frame"};
+static const char *const holder_frame[HOLDERS] = {NULL, "gi_frame", "cr_frame",
+                                                  "ag_frame"};
 static const char *const holder_code[HOLDERS] = {"f_code", "gi_code",
                                                  "cr_code", "ag_code"};
 static const char *const holder_locals[HOLDERS] = {
-    "f_locals", "gi_frame.f_locals", "cr_frame.f_locals",
-    "ag_frame.f_locals"};
+    "f_locals", "gi_frame.f_locals", "cr_frame.f_locals", "ag_frame.f_locals"};
 static const char *const holder_globals[HOLDERS] = {
     "f_globals", "gi_frame.f_globals", "cr_frame.f_globals",
     "ag_frame.f_globals"};
@@ -1007,8 +1006,7 @@ local_name_id(struct walk *w, PyObject *name, int holder, int cell)
 {
     uintptr_t key = (uintptr_t)name | (uintptr_t)(holder << 1 | cell);
     uint64_t id;
-    if (((uintptr_t)name & 7) == 0 &&
-        mh_addrmap_get(&w->localnames, key, &id))
+    if (((uintptr_t)name & 7) == 0 && mh_addrmap_get(&w->locnames, key, &id))
         return id;
     struct sb b;
     sb_init(&b, NAME_MAX_BYTES);
@@ -1028,7 +1026,7 @@ local_name_id(struct walk *w, PyObject *name, int holder, int cell)
     id = string_id(w, b.buf, b.len);
     /* A full cache only costs the next lookup its string. */
     if (id && ((uintptr_t)name & 7) == 0 &&
-        mh_addrmap_put(&w->localnames, key, id) == MH_ENOMEM)
+        mh_addrmap_put(&w->locnames, key, id) == MH_ENOMEM)
         fail(w, MH_ENOMEM);
     return id;
 }
@@ -1040,10 +1038,10 @@ local_name_id(struct walk *w, PyObject *name, int holder, int cell)
 static void
 held_frame_labels(struct walk *w, PyObject *op, const struct mh_hw_held *h)
 {
-    int holder = h->is_frame              ? HOLDER_FRAME
-                 : PyCoro_CheckExact(op)    ? HOLDER_CORO
+    int holder = h->is_frame                 ? HOLDER_FRAME
+                 : PyCoro_CheckExact(op)     ? HOLDER_CORO
                  : PyAsyncGen_CheckExact(op) ? HOLDER_AGEN
-                                            : HOLDER_GEN;
+                                             : HOLDER_GEN;
     const char *code = holder_code[holder];
     if (holder != HOLDER_FRAME) {
         /* 3.9-3.10: a frame object holds the generator's locals; from
@@ -1615,7 +1613,7 @@ walk_release(struct walk *w)
     mh_addrmap_release(&w->types);
     mh_addrmap_release(&w->strcache);
     mh_addrmap_release(&w->closures);
-    mh_addrmap_release(&w->localnames);
+    mh_addrmap_release(&w->locnames);
     mh_free(w->strs.slots);
     mh_buf_release(&w->strs.arena);
     mh_free(w->edges);
@@ -1721,7 +1719,7 @@ static void __attribute__((noreturn)) child_main(const struct child_args *a)
     mh_addrmap_init(&w.types, (size_t)1 << 24);
     mh_addrmap_init(&w.strcache, (size_t)1 << 30);
     mh_addrmap_init(&w.closures, (size_t)1 << 30);
-    mh_addrmap_init(&w.localnames, (size_t)1 << 24);
+    mh_addrmap_init(&w.locnames, (size_t)1 << 24);
     int rc = child_walk(&w, a, pause_ns);
     if (rc)
         fail(&w, rc);

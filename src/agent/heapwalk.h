@@ -91,7 +91,7 @@ struct mh_hw_held {
     PyObject *frame; /* a generator's frame object (gi_frame), if made */
     PyObject *code, *globals, *builtins, *locals, *func;
     PyObject *name, *qualname; /* a generator's __name__, __qualname__ */
-    struct mh_hw_frame slots; /* locals, cells, free variables, stack */
+    struct mh_hw_frame slots;  /* locals, cells, free variables, stack */
 };
 
 /* Fills *out and returns 1 when op is a frame object or a generator,

@@ -252,7 +252,7 @@ mh_hw_function_refs(PyObject *op, mh_hw_field_fn fn, void *arg)
 /* classmethod and staticmethod (Objects/funcobject.c): the callable,
  * then the instance dict, in 3.9 to 3.13. */
 struct hw_classmethod {
-    PyObject_HEAD
+    PyObject ob_base;
     PyObject *callable;
     PyObject *dict;
 };
@@ -270,7 +270,7 @@ mh_hw_classmethod_func(PyObject *op)
 /* functools.partial (Modules/_functoolsmodule.c): func, args,
  * keywords, then the instance dict, in 3.9 to 3.13. */
 struct hw_partial {
-    PyObject_HEAD
+    PyObject ob_base;
     PyObject *fn;
     PyObject *args;
     PyObject *kw;
@@ -300,7 +300,7 @@ mh_hw_partial_refs(PyObject *op, mh_hw_field_fn fn, void *arg)
  * after them: 136 bytes in all on 3.9, 152 from 3.10), which the type's
  * size checks. */
 struct hw_lru_elem {
-    PyObject_HEAD
+    PyObject ob_base;
     struct hw_lru_elem *prev, *next;
     Py_hash_t hash;
     PyObject *key, *result;
@@ -542,8 +542,9 @@ mh_hw_local_kind(PyCodeObject *co, int i)
 {
     if (i < 0 || i >= PyBytes_GET_SIZE(co->co_localspluskinds))
         return MH_HW_LOCAL;
-    unsigned char k = (unsigned char)PyBytes_AS_STRING(co->co_localspluskinds)[i];
-    return k & CO_FAST_FREE ? MH_HW_FREE
+    unsigned char k =
+        (unsigned char)PyBytes_AS_STRING(co->co_localspluskinds)[i];
+    return k & CO_FAST_FREE   ? MH_HW_FREE
            : k & CO_FAST_CELL ? MH_HW_CELL
                               : MH_HW_LOCAL;
 }

@@ -125,9 +125,8 @@ mh_hw_local_kind(PyCodeObject *co, int i)
 {
     if (i < co->co_nlocals)
         return MH_HW_LOCAL;
-    return i - co->co_nlocals < PyTuple_GET_SIZE(co->co_cellvars)
-               ? MH_HW_CELL
-               : MH_HW_FREE;
+    return i - co->co_nlocals < PyTuple_GET_SIZE(co->co_cellvars) ? MH_HW_CELL
+                                                                  : MH_HW_FREE;
 }
 
 PyObject *

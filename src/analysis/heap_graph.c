@@ -338,8 +338,8 @@ mh_heap_graph_path(const struct mh_heap_graph *g, uint32_t o, size_t max,
         int64_t idx = mh_heap_label_kind(lab) == MH_EDGE_ITEM
                           ? item_index(d, src[i], e)
                           : 0;
-        rc = mh_heap_graph_edge(d, lab, idx, 0,
-                                mh_heap_type_name(d, src[i]), &steps.text);
+        rc = mh_heap_graph_edge(d, lab, idx, 0, mh_heap_type_name(d, src[i]),
+                                &steps.text);
         if (rc == MH_OK)
             rc = piece_end(&steps);
     }

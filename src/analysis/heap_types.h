@@ -45,9 +45,8 @@ enum mh_heap_types_match {
  * suffix in another case first, then by edit distance), best first. */
 enum mh_heap_types_match mh_heap_types_resolve(const struct mh_heap_types *t,
                                                const char *name,
-                                               uint32_t *group,
-                                               uint32_t *cand, uint32_t max,
-                                               uint32_t *ncand);
+                                               uint32_t *group, uint32_t *cand,
+                                               uint32_t max, uint32_t *ncand);
 
 /* Makes room for one more id in an open-addressing index of dense ids
  * 0..n-1: *slots holds 2^*bits ids (UINT32_MAX = empty). When it is

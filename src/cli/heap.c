@@ -334,8 +334,8 @@ resolve_type(struct run *r, const struct mh_heap_view *v, const char *name,
     size_t len = 0;
     list[0] = '\0';
     for (uint32_t i = 0; i < n && len < sizeof(list); i++) {
-        int k = snprintf(list + len, sizeof(list) - len, "%s%s",
-                         i ? ", " : "", r->types.names[cand[i]]);
+        int k = snprintf(list + len, sizeof(list) - len, "%s%s", i ? ", " : "",
+                         r->types.names[cand[i]]);
         if (k < 0)
             break;
         len += (size_t)k;
