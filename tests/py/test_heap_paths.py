@@ -133,6 +133,20 @@ for _g in PENDING:
 del _g
 
 
+# Mutable defaults.
+class Pool:
+    pass
+
+class Seen:
+    pass
+
+def connect(dsn, *, pool=Pool()):
+    return pool
+
+def fetch(url, seen=[Seen()]):
+    return seen
+
+
 # Bound methods kept as callbacks, weakref callbacks.
 class Session:
     def on_close(self):
@@ -211,6 +225,8 @@ EXPECTED = {
     "Row": M + "PENDING[*].gi_frame.f_locals['row']",
     "Request": M + "TASKS[*].get_coro().cr_frame.f_locals['request']",
     "Session": M + "CALLBACKS[*].__self__",
+    "Pool": M + "connect.__kwdefaults__['pool']",
+    "Seen": M + "fetch.__defaults__[0][0]",
     "Listener": M + "WATCHES[*].__callback__.__self__",
     "Event": M + "RECENT[*]",
     "Token": M + "SEEN.<set member>",
