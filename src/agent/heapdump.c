@@ -58,7 +58,7 @@
 /* Edges recorded per object: its record (at most 20 bytes an edge) must
  * fit a chunk. Targets past it are still walked; the object is flagged. */
 #define EDGES_MAX (2u << 20)
-#define LABELS_MAX 32       /* named fields per object */
+#define LABELS_MAX 4096     /* named fields per object (a frame's locals) */
 #define NAME_MAX_BYTES 1024 /* root names, type names */
 #define REPR_DEPTH 3        /* nested tuples in a key repr */
 #define CHILDREN_MAX 16     /* walker children not reaped yet */
@@ -200,14 +200,19 @@ struct walk {
     struct mh_addrmap strcache; /* str object | 0 (text) or | 1 (repr),
                                    C string | 2 -> string id */
     struct mh_addrmap closures; /* closure tuple -> code object */
+    struct mh_addrmap locnames; /* local name str | holder, form ->
+                                     string id (local_name_id) */
     struct strtab strs;
     uint64_t next_type, next_string;
 
     struct mh_heap_edge *edges;
     size_t nedges, capedges;
     int capped;
-    struct label labels[LABELS_MAX];
-    int nlabels;
+    struct label *labels; /* names for what tp_traverse visits */
+    size_t nlabels, caplabels;
+    /* Names what tp_traverse visits that no label names (members of a
+     * deque or set, a task's coroutine), or NULL. */
+    uint64_t (*anon)(struct walk *w, PyObject *target);
 
     traverseproc subtype_traverse; /* of classes made by `class` */
     PyObject *cur;                 /* the object being walked */
@@ -796,6 +801,25 @@ discover(struct walk *w, PyObject *op)
     w->stack[w->nstack++] = op;
 }
 
+/* An array of *cap elements of `size` bytes holding n, with room for
+ * one more (doubled from `first` when full): `arr` or its moved copy,
+ * or NULL once the walk has failed for memory (`arr` is unchanged). */
+static void *
+room_for_one(struct walk *w, void *arr, size_t *cap, size_t n, size_t size,
+             size_t first)
+{
+    if (n < *cap)
+        return arr;
+    size_t ncap = *cap ? *cap * 2 : first;
+    void *a = mh_realloc(arr, ncap * size);
+    if (!a) {
+        fail(w, MH_ENOMEM);
+        return NULL;
+    }
+    *cap = ncap;
+    return a;
+}
+
 static void
 add_edge(struct walk *w, PyObject *target, uint64_t label)
 {
@@ -806,16 +830,11 @@ add_edge(struct walk *w, PyObject *target, uint64_t label)
         w->capped = 1;
         return;
     }
-    if (w->nedges == w->capedges) {
-        size_t cap = w->capedges ? w->capedges * 2 : 1024;
-        struct mh_heap_edge *e = mh_realloc(w->edges, cap * sizeof(*e));
-        if (!e) {
-            fail(w, MH_ENOMEM);
-            return;
-        }
-        w->edges = e;
-        w->capedges = cap;
-    }
+    void *grown = room_for_one(w, w->edges, &w->capedges, w->nedges,
+                               sizeof(*w->edges), 1024);
+    if (!grown)
+        return;
+    w->edges = grown;
     w->edges[w->nedges++] = (struct mh_heap_edge){(uintptr_t)target, label};
 }
 
@@ -834,15 +853,34 @@ field_edge(void *arg, PyObject *target, int kind, const char *name)
         add_edge(w, target, mklabel(cstr_id(w, name), kind));
 }
 
-/* A name for a reference tp_traverse will report: the first visit of
- * `target` takes it. */
+/* A name (an edge label) for a reference tp_traverse will report: the
+ * first visit of `target` takes it. Past LABELS_MAX names, references
+ * go unnamed. */
 static void
-label(struct walk *w, PyObject *target, int kind, const char *name)
+label_id(struct walk *w, PyObject *target, uint64_t lab)
 {
     if (!target || w->nlabels == LABELS_MAX)
         return;
-    w->labels[w->nlabels++] =
-        (struct label){target, mklabel(cstr_id(w, name), kind)};
+    void *grown = room_for_one(w, w->labels, &w->caplabels, w->nlabels,
+                               sizeof(*w->labels), 64);
+    if (!grown)
+        return;
+    w->labels = grown;
+    w->labels[w->nlabels++] = (struct label){target, lab};
+}
+
+static void
+label(struct walk *w, PyObject *target, int kind, const char *name)
+{
+    if (target)
+        label_id(w, target, mklabel(cstr_id(w, name), kind));
+}
+
+/* label() as a heapwalk field callback. */
+static void
+label_field(void *arg, PyObject *target, int kind, const char *name)
+{
+    label(arg, target, kind, name);
 }
 
 static int
@@ -852,12 +890,18 @@ visit(PyObject *target, void *arg)
     if (!target)
         return 0;
     uint64_t l = MH_EDGE_NONE;
-    for (int i = 0; i < w->nlabels; i++)
+    for (size_t i = 0; i < w->nlabels; i++)
         if (w->labels[i].target == target) {
             l = w->labels[i].label;
-            w->labels[i] = w->labels[--w->nlabels];
+            /* Keep the order: two slots holding one object take their
+             * names in turn. */
+            memmove(&w->labels[i], &w->labels[i + 1],
+                    (w->nlabels - i - 1) * sizeof(*w->labels));
+            w->nlabels--;
             break;
         }
+    if (l == MH_EDGE_NONE && w->anon)
+        l = w->anon(w, target);
     add_edge(w, target, l);
     return 0;
 }
@@ -934,6 +978,212 @@ container_edges(struct walk *w, PyObject *op, traverseproc traverse)
         traverse(op, visit, w);
 }
 
+/* ---- names for what tp_traverse visits in built-in objects ---- */
+
+/* Who holds a frame's slots, for the names of what they hold: a frame
+ * object, or (3.11+, which embeds the frame) a generator, coroutine or
+ * async generator, read through gen.gi_frame, coro.cr_frame... */
+enum { HOLDER_FRAME, HOLDER_GEN, HOLDER_CORO, HOLDER_AGEN, HOLDERS };
+
+static const char *const holder_frame[HOLDERS] = {NULL, "gi_frame", "cr_frame",
+                                                  "ag_frame"};
+static const char *const holder_code[HOLDERS] = {"f_code", "gi_code",
+                                                 "cr_code", "ag_code"};
+static const char *const holder_locals[HOLDERS] = {
+    "f_locals", "gi_frame.f_locals", "cr_frame.f_locals", "ag_frame.f_locals"};
+static const char *const holder_globals[HOLDERS] = {
+    "f_globals", "gi_frame.f_globals", "cr_frame.f_globals",
+    "ag_frame.f_globals"};
+static const char *const holder_builtins[HOLDERS] = {
+    "f_builtins", "gi_frame.f_builtins", "cr_frame.f_builtins",
+    "ag_frame.f_builtins"};
+static const char *const holder_stack[HOLDERS] = {
+    "<value stack>", "gi_frame.<value stack>", "cr_frame.<value stack>",
+    "ag_frame.<value stack>"};
+static const char *const holder_unnamed[HOLDERS] = {
+    "<local>", "gi_frame.<local>", "cr_frame.<local>", "ag_frame.<local>"};
+
+/* The string id of the name of local slot `name` (a str) of a frame held
+ * by `holder`: `f_locals['x']`, or `<cell x>` for a cell or free
+ * variable, after the holder's prefix. Cached by name object, holder and
+ * form: code objects share their names, and a heap holds many frames of
+ * one function. */
+static uint64_t
+local_name_id(struct walk *w, PyObject *name, int holder, int cell)
+{
+    uintptr_t key = (uintptr_t)name | (uintptr_t)(holder << 1 | cell);
+    uint64_t id;
+    if (((uintptr_t)name & 7) == 0 && mh_addrmap_get(&w->locnames, key, &id))
+        return id;
+    struct sb b;
+    sb_init(&b, NAME_MAX_BYTES);
+    if (holder_frame[holder]) {
+        sb_puts(&b, holder_frame[holder]);
+        sb_cp(&b, '.');
+    }
+    if (!cell) {
+        sb_puts(&b, "f_locals[");
+        repr_str(&b, name);
+        sb_cp(&b, ']');
+    } else {
+        sb_puts(&b, "<cell ");
+        sb_str(&b, name);
+        sb_cp(&b, '>');
+    }
+    id = string_id(w, b.buf, b.len);
+    /* A full cache only costs the next lookup its string. */
+    if (id && ((uintptr_t)name & 7) == 0 &&
+        mh_addrmap_put(&w->locnames, key, id) == MH_ENOMEM)
+        fail(w, MH_ENOMEM);
+    return id;
+}
+
+/* Names what a frame object or a generator-like object holds: f_back,
+ * the code, globals, each local by its name (`f_locals['x']`, as Python
+ * reads it), cells and free variables (`<cell x>`), the value stack of
+ * a suspended frame (`<value stack>`). */
+static void
+held_frame_labels(struct walk *w, PyObject *op, const struct mh_hw_held *h)
+{
+    int holder = h->is_frame                 ? HOLDER_FRAME
+                 : PyCoro_CheckExact(op)     ? HOLDER_CORO
+                 : PyAsyncGen_CheckExact(op) ? HOLDER_AGEN
+                                             : HOLDER_GEN;
+    const char *code = holder_code[holder];
+    if (holder != HOLDER_FRAME) {
+        /* 3.9-3.10: a frame object holds the generator's locals; from
+         * 3.11 the generator does, read as gen.gi_frame.f_locals. */
+        label(w, h->frame, MH_EDGE_ATTR, holder_frame[holder]);
+        label(w, h->name, MH_EDGE_ATTR, "__name__");
+        label(w, h->qualname, MH_EDGE_ATTR, "__qualname__");
+        /* 3.11 visits the code twice: gi_code, and its frame's. */
+        label(w, h->code, MH_EDGE_ATTR, code);
+    }
+    label(w, h->back, MH_EDGE_ATTR, "f_back");
+    label(w, h->code, MH_EDGE_ATTR, code);
+    label(w, h->locals, MH_EDGE_ATTR, holder_locals[holder]);
+    label(w, h->globals, MH_EDGE_ATTR, holder_globals[holder]);
+    label(w, h->builtins, MH_EDGE_ATTR, holder_builtins[holder]);
+    label(w, h->func, MH_EDGE_SLOT, "f_func");
+    const struct mh_hw_frame *f = &h->slots;
+    if (!f->code)
+        return;
+    for (int i = 0; i < f->nlocals + f->nstack && !w->err; i++) {
+        PyObject *v =
+            i < f->nlocals ? f->localsplus[i] : f->stack[i - f->nlocals];
+        if (!v)
+            continue;
+        if (i >= f->nlocals) {
+            label(w, v, MH_EDGE_ATTR, holder_stack[holder]);
+            continue;
+        }
+        PyObject *name = mh_hw_local_name(f->code, i);
+        if (!name || !PyUnicode_Check(name) || !str_readable(name)) {
+            label(w, v, MH_EDGE_ATTR, holder_unnamed[holder]);
+            continue;
+        }
+        int cell = mh_hw_local_kind(f->code, i) != MH_HW_LOCAL;
+        label_id(w, v,
+                 mklabel(local_name_id(w, name, holder, cell), MH_EDGE_ATTR));
+    }
+}
+
+/* Whether tp or a base of it is the built-in type named `name`. */
+static int
+is_builtin(PyTypeObject *tp, const char *name)
+{
+    for (; tp; tp = tp->tp_base)
+        if (tp->tp_name && !strcmp(tp->tp_name, name))
+            return 1;
+    return 0;
+}
+
+static uint64_t
+anon_item(struct walk *w, PyObject *target)
+{
+    (void)w;
+    (void)target;
+    return MH_EDGE_ITEM;
+}
+
+static uint64_t
+anon_member(struct walk *w, PyObject *target)
+{
+    (void)target;
+    return mklabel(cstr_id(w, "<set member>"), MH_EDGE_ATTR);
+}
+
+/* What an asyncio task (the C one) holds: its coroutine. */
+static uint64_t
+anon_task(struct walk *w, PyObject *target)
+{
+    if (PyCoro_CheckExact(target) || PyGen_Check(target))
+        return mklabel(cstr_id(w, "get_coro()"), MH_EDGE_ATTR);
+    return MH_EDGE_NONE;
+}
+
+/* Names the references of built-in objects (and of instances of classes
+ * derived from them) that their tp_traverse visits, as Python spells
+ * them where it can (`.tb_next`, `.__self__`), else as a labelled
+ * pseudo-attribute (`.<lru_cache>`). */
+static void
+builtin_labels(struct walk *w, PyObject *op)
+{
+    PyTypeObject *tp = Py_TYPE(op);
+    struct mh_hw_held held;
+    PyObject *func;
+    if (PyModule_Check(op)) {
+        label(w, PyModule_GetDict(op), MH_EDGE_SLOT, "__dict__");
+    } else if (PyFunction_Check(op)) {
+        mh_hw_function_refs(op, label_field, w);
+    } else if ((func = mh_hw_classmethod_func(op)) != NULL) {
+        label(w, func, MH_EDGE_ATTR, "__func__");
+    } else if (PyObject_TypeCheck(op, &PyMethodDescr_Type) ||
+               PyObject_TypeCheck(op, &PyClassMethodDescr_Type) ||
+               PyObject_TypeCheck(op, &PyGetSetDescr_Type) ||
+               PyObject_TypeCheck(op, &PyMemberDescr_Type) ||
+               PyObject_TypeCheck(op, &PyWrapperDescr_Type)) {
+        PyDescrObject *d = (PyDescrObject *)op;
+        label(w, (PyObject *)d->d_type, MH_EDGE_ATTR, "__objclass__");
+        label(w, d->d_name, MH_EDGE_ATTR, "__name__");
+        label(w, d->d_qualname, MH_EDGE_ATTR, "__qualname__");
+    } else if (PyCell_Check(op)) {
+        label(w, PyCell_GET(op), MH_EDGE_ATTR, "cell_contents");
+    } else if (PyMethod_Check(op)) {
+        label(w, PyMethod_GET_FUNCTION(op), MH_EDGE_ATTR, "__func__");
+        label(w, PyMethod_GET_SELF(op), MH_EDGE_ATTR, "__self__");
+    } else if (PyCFunction_Check(op)) {
+        PyCFunctionObject *f = (PyCFunctionObject *)op;
+        label(w, f->m_self, MH_EDGE_ATTR, "__self__");
+        label(w, f->m_module, MH_EDGE_ATTR, "__module__");
+    } else if (PyTraceBack_Check(op)) {
+        PyTracebackObject *tb = (PyTracebackObject *)op;
+        label(w, (PyObject *)tb->tb_next, MH_EDGE_ATTR, "tb_next");
+        label(w, (PyObject *)tb->tb_frame, MH_EDGE_ATTR, "tb_frame");
+    } else if (mh_hw_held_frame(op, &held)) {
+        held_frame_labels(w, op, &held);
+    } else if (PyExceptionInstance_Check(op)) {
+        PyBaseExceptionObject *e = (PyBaseExceptionObject *)op;
+        label(w, e->traceback, MH_EDGE_ATTR, "__traceback__");
+        label(w, e->context, MH_EDGE_ATTR, "__context__");
+        label(w, e->cause, MH_EDGE_ATTR, "__cause__");
+        label(w, e->args, MH_EDGE_ATTR, "args");
+    } else if (PyWeakref_Check(op)) {
+        label(w, ((PyWeakReference *)op)->wr_callback, MH_EDGE_ATTR,
+              "__callback__");
+    } else if (mh_hw_lru_cache_refs(op, label_field, w)) {
+    } else if (mh_hw_partial_refs(op, label_field, w)) {
+    } else if (PyTuple_Check(op)) {
+        w->anon = anon_item; /* struct sequences: sys.flags... */
+    } else if (PyAnySet_Check(op)) {
+        w->anon = anon_member;
+    } else if (is_builtin(tp, "collections.deque")) {
+        w->anon = anon_item;
+    } else if (is_builtin(tp, "_asyncio.Task")) {
+        w->anon = anon_task;
+    }
+}
+
 /* An instance of a class made by a `class` statement: what
  * subtype_traverse visits, named. */
 static void
@@ -955,9 +1205,11 @@ instance_edges(struct walk *w, PyObject *op)
             field_edge(w, *dp, MH_EDGE_SLOT, "__dict__");
     }
     if (!basetraverse || !(base->tp_flags & Py_TPFLAGS_HEAPTYPE))
-        field_edge(w, (PyObject *)tp, MH_EDGE_SLOT, "__class__");
-    if (basetraverse)
+        field_edge(w, (PyObject *)tp, MH_EDGE_ATTR, "__class__");
+    if (basetraverse) {
+        builtin_labels(w, op);
         container_edges(w, op, basetraverse);
+    }
 }
 
 static int
@@ -976,12 +1228,13 @@ object_edges(struct walk *w, PyObject *op)
 {
     PyTypeObject *tp = Py_TYPE(op);
     w->nlabels = 0;
+    w->anon = NULL;
     if (PyType_Check(op)) {
         /* Not type_traverse: it aborts on static types. */
         mh_hw_type_refs((PyTypeObject *)op, field_edge, w);
         mh_hw_cached_keys_each((PyTypeObject *)op, cached_key, w);
         if (tp->tp_flags & Py_TPFLAGS_HEAPTYPE)
-            field_edge(w, (PyObject *)tp, MH_EDGE_SLOT, "__class__");
+            field_edge(w, (PyObject *)tp, MH_EDGE_ATTR, "__class__");
         return 0;
     }
     if (PyCode_Check(op)) {
@@ -1007,32 +1260,12 @@ object_edges(struct walk *w, PyObject *op)
     }
     if (!tp->tp_traverse)
         return is_leaf(op) ? 0 : MH_OBJ_UNFOLLOWED;
-    if (PyModule_Check(op)) {
-        label(w, PyModule_GetDict(op), MH_EDGE_SLOT, "__dict__");
-    } else if (PyFunction_Check(op)) {
-        PyFunctionObject *f = (PyFunctionObject *)op;
-        label(w, f->func_code, MH_EDGE_SLOT, "__code__");
-        label(w, f->func_globals, MH_EDGE_SLOT, "__globals__");
-        label(w, f->func_closure, MH_EDGE_SLOT, "__closure__");
-        label(w, f->func_defaults, MH_EDGE_SLOT, "__defaults__");
-        label(w, f->func_kwdefaults, MH_EDGE_SLOT, "__kwdefaults__");
-        label(w, f->func_dict, MH_EDGE_SLOT, "__dict__");
-        label(w, f->func_name, MH_EDGE_SLOT, "__name__");
-        label(w, f->func_qualname, MH_EDGE_SLOT, "__qualname__");
-        label(w, f->func_module, MH_EDGE_SLOT, "__module__");
-        label(w, f->func_doc, MH_EDGE_SLOT, "__doc__");
-    } else if (PyCell_Check(op)) {
-        label(w, PyCell_GET(op), MH_EDGE_SLOT, "cell_contents");
-    } else if (PyMethod_Check(op)) {
-        label(w, PyMethod_GET_FUNCTION(op), MH_EDGE_SLOT, "__func__");
-        label(w, PyMethod_GET_SELF(op), MH_EDGE_SLOT, "__self__");
-    } else {
-        PyObject **dp = dict_ptr(op);
-        if (dp)
-            label(w, *dp, MH_EDGE_SLOT, "__dict__");
-    }
+    builtin_labels(w, op);
+    PyObject **dp = dict_ptr(op);
+    if (dp)
+        label(w, *dp, MH_EDGE_SLOT, "__dict__");
     if (tp->tp_flags & Py_TPFLAGS_HEAPTYPE)
-        label(w, (PyObject *)tp, MH_EDGE_SLOT, "__class__");
+        label(w, (PyObject *)tp, MH_EDGE_ATTR, "__class__");
     tp->tp_traverse(op, visit, w);
     return 0;
 }
@@ -1415,9 +1648,11 @@ walk_release(struct walk *w)
     mh_addrmap_release(&w->types);
     mh_addrmap_release(&w->strcache);
     mh_addrmap_release(&w->closures);
+    mh_addrmap_release(&w->locnames);
     mh_free(w->strs.slots);
     mh_buf_release(&w->strs.arena);
     mh_free(w->edges);
+    mh_free(w->labels);
 }
 
 static int
@@ -1528,6 +1763,7 @@ static void __attribute__((noreturn)) child_main(const struct child_args *a)
     mh_addrmap_init(&w.types, (size_t)1 << 24);
     mh_addrmap_init(&w.strcache, (size_t)1 << 30);
     mh_addrmap_init(&w.closures, (size_t)1 << 30);
+    mh_addrmap_init(&w.locnames, (size_t)1 << 24);
     int rc = child_walk(&w, a, pause_ns);
     if (rc)
         fail(&w, rc);

@@ -23,8 +23,10 @@
  * and is returned. */
 typedef int (*mh_hw_obj_fn)(void *arg, PyObject *op);
 
-/* Called for a reference named by a C string (a struct field: kind 6,
- * a slot: kind 1...). */
+/* Called for a reference named by a C string: kind 1 (MH_EDGE_ATTR)
+ * when Python spells it as an attribute (`__mro__`, `co_consts`), kind 6
+ * (a C field with no Python spelling: `tp_cache`), kind 0-4 for roots
+ * (enum mh_heap_root_kind). */
 typedef void (*mh_hw_field_fn)(void *arg, PyObject *target, int kind,
                                const char *name);
 
@@ -71,6 +73,48 @@ PyObject *mh_hw_local_name(PyCodeObject *code, int i);
 
 /* The name (borrowed) of free variable i of `code`, or NULL. */
 PyObject *mh_hw_freevar_name(PyCodeObject *code, int i);
+
+/* What a local slot of `code` holds: a plain local, a cell the frame
+ * made for a variable its inner functions use, or a free variable's
+ * cell. */
+enum mh_hw_slot_kind { MH_HW_LOCAL = 0, MH_HW_CELL = 1, MH_HW_FREE = 2 };
+enum mh_hw_slot_kind mh_hw_local_kind(PyCodeObject *code, int i);
+
+/* What a frame object, generator, coroutine or async generator holds
+ * through its frame, so that what its tp_traverse visits can be named.
+ * Any field may be NULL; `slots.code` is NULL when the object does not
+ * own the frame's locals (a frame object whose frame still runs on a
+ * thread's stack or in a generator, a finished generator). */
+struct mh_hw_held {
+    int is_frame;    /* 1: a frame object; 0: a generator-like object */
+    PyObject *back;  /* a frame object's f_back */
+    PyObject *frame; /* a generator's frame object (gi_frame), if made */
+    PyObject *code, *globals, *builtins, *locals, *func;
+    PyObject *name, *qualname; /* a generator's __name__, __qualname__ */
+    struct mh_hw_frame slots;  /* locals, cells, free variables, stack */
+};
+
+/* Fills *out and returns 1 when op is a frame object or a generator,
+ * coroutine or async generator; returns 0 for anything else. */
+int mh_hw_held_frame(PyObject *op, struct mh_hw_held *out);
+
+/* A function's references, named as Python spells them (`__globals__`,
+ * `__closure__`; its `__dict__` as kind 6). */
+void mh_hw_function_refs(PyObject *op, mh_hw_field_fn fn, void *arg);
+
+/* For a classmethod or staticmethod: the callable it wraps (borrowed),
+ * or NULL. */
+PyObject *mh_hw_classmethod_func(PyObject *op);
+
+/* For a functools.partial (or a subclass): calls fn for its func, args
+ * and keywords and returns 1; 0 for anything else. */
+int mh_hw_partial_refs(PyObject *op, mh_hw_field_fn fn, void *arg);
+
+/* For a functools._lru_cache_wrapper: calls fn for its cache dict
+ * (`<lru_cache>`), the function it wraps (`__wrapped__`) and, for a
+ * bounded cache, the key and result of each entry (`<lru_cache key>`,
+ * `<lru_cache value>`), and returns 1; 0 for anything else. */
+int mh_hw_lru_cache_refs(PyObject *op, mh_hw_field_fn fn, void *arg);
 
 /* Interpreter-level containers other than sys.modules, sys, builtins
  * (kind 4 roots): fn(arg, obj, 4, what). */

@@ -9,6 +9,8 @@
  * code cache), an #if here says so. */
 #include "heapwalk_impl.h"
 
+#include <string.h>
+
 int
 mh_hw_gc_each(PyInterpreterState *interp, mh_hw_obj_fn fn, void *arg)
 {
@@ -210,18 +212,133 @@ mh_hw_type_refs(PyTypeObject *tp, mh_hw_field_fn fn, void *arg)
         subclasses = (PyObject *)tp->tp_subclasses; /* void * from 3.12 */
     }
     fn(arg, dict, 6, "__dict__");
-    fn(arg, tp->tp_mro, 6, "__mro__");
-    fn(arg, tp->tp_bases, 6, "__bases__");
-    fn(arg, (PyObject *)tp->tp_base, 6, "__base__");
+    fn(arg, tp->tp_mro, 1, "__mro__");
+    fn(arg, tp->tp_bases, 1, "__bases__");
+    fn(arg, (PyObject *)tp->tp_base, 1, "__base__");
     fn(arg, tp->tp_cache, 6, "tp_cache");
     fn(arg, subclasses, 6, "tp_subclasses");
     if (tp->tp_flags & Py_TPFLAGS_HEAPTYPE) {
         PyHeapTypeObject *ht = (PyHeapTypeObject *)tp;
-        fn(arg, ht->ht_name, 6, "__name__");
-        fn(arg, ht->ht_qualname, 6, "__qualname__");
+        fn(arg, ht->ht_name, 1, "__name__");
+        fn(arg, ht->ht_qualname, 1, "__qualname__");
         fn(arg, ht->ht_slots, 6, "__slots__");
         fn(arg, ht->ht_module, 6, "ht_module");
     }
+}
+
+void
+mh_hw_function_refs(PyObject *op, mh_hw_field_fn fn, void *arg)
+{
+    PyFunctionObject *f = (PyFunctionObject *)op;
+    fn(arg, f->func_code, 1, "__code__");
+    fn(arg, f->func_globals, 1, "__globals__");
+#if PY_VERSION_HEX >= 0x030A0000
+    fn(arg, f->func_builtins, 1, "__builtins__");
+#endif
+    fn(arg, f->func_closure, 1, "__closure__");
+    fn(arg, f->func_defaults, 1, "__defaults__");
+    fn(arg, f->func_kwdefaults, 1, "__kwdefaults__");
+    fn(arg, f->func_dict, 6, "__dict__");
+    fn(arg, f->func_name, 1, "__name__");
+    fn(arg, f->func_qualname, 1, "__qualname__");
+    fn(arg, f->func_module, 1, "__module__");
+    fn(arg, f->func_doc, 1, "__doc__");
+    fn(arg, f->func_annotations, 1, "__annotations__");
+#if PY_VERSION_HEX >= 0x030C0000
+    fn(arg, f->func_typeparams, 1, "__type_params__");
+#endif
+}
+
+/* classmethod and staticmethod (Objects/funcobject.c): the callable,
+ * then the instance dict, in 3.9 to 3.13. */
+struct hw_classmethod {
+    PyObject ob_base;
+    PyObject *callable;
+    PyObject *dict;
+};
+
+PyObject *
+mh_hw_classmethod_func(PyObject *op)
+{
+    PyTypeObject *tp = Py_TYPE(op);
+    if ((tp != &PyClassMethod_Type && tp != &PyStaticMethod_Type) ||
+        (size_t)tp->tp_basicsize != sizeof(struct hw_classmethod))
+        return NULL;
+    return ((struct hw_classmethod *)op)->callable;
+}
+
+/* functools.partial (Modules/_functoolsmodule.c): func, args,
+ * keywords, then the instance dict, in 3.9 to 3.13. */
+struct hw_partial {
+    PyObject ob_base;
+    PyObject *fn;
+    PyObject *args;
+    PyObject *kw;
+    PyObject *dict;
+};
+
+int
+mh_hw_partial_refs(PyObject *op, mh_hw_field_fn fn, void *arg)
+{
+    PyTypeObject *tp = Py_TYPE(op);
+    while (tp && !(tp->tp_name && !strcmp(tp->tp_name, "functools.partial")))
+        tp = tp->tp_base;
+    if (!tp || (size_t)tp->tp_basicsize < sizeof(struct hw_partial))
+        return 0;
+    struct hw_partial *p = (struct hw_partial *)op;
+    fn(arg, p->fn, 1, "func");
+    fn(arg, p->args, 1, "args");
+    fn(arg, p->kw, 1, "keywords");
+    return 1;
+}
+
+/* functools._lru_cache_wrapper (Modules/_functoolsmodule.c): a list
+ * element for the root of the bounded cache's list (a PyObject_HEAD,
+ * prev, next, hash, key, result), the wrapper function, `typed`, then
+ * the cache dict, the hit count and the wrapped function. 3.9 to 3.13
+ * keep these first fields in this order (3.10 added two type pointers
+ * after them: 136 bytes in all on 3.9, 152 from 3.10), which the type's
+ * size checks. */
+struct hw_lru_elem {
+    PyObject ob_base;
+    struct hw_lru_elem *prev, *next;
+    Py_hash_t hash;
+    PyObject *key, *result;
+};
+
+struct hw_lru_cache {
+    struct hw_lru_elem root;
+    void *wrapper;
+    int typed;
+    PyObject *cache;
+    Py_ssize_t hits;
+    PyObject *func;
+};
+
+#define LRU_LINKS_MAX 4096 /* list elements named; more go unnamed */
+
+int
+mh_hw_lru_cache_refs(PyObject *op, mh_hw_field_fn fn, void *arg)
+{
+    PyTypeObject *tp = Py_TYPE(op);
+    size_t size = PY_VERSION_HEX >= 0x030A0000 ? 152 : 136;
+    if (!tp->tp_name || strcmp(tp->tp_name, "functools._lru_cache_wrapper") ||
+        (size_t)tp->tp_basicsize != size)
+        return 0;
+    struct hw_lru_cache *c = (struct hw_lru_cache *)op;
+    if (c->cache && PyDict_Check(c->cache))
+        fn(arg, c->cache, 1, "<lru_cache>");
+    fn(arg, c->func, 1, "__wrapped__");
+    /* A bounded cache's dict maps keys to list elements, which
+     * lru_cache_tp_traverse passes over: it visits their keys and
+     * results itself. (An unbounded one's list stays empty.) */
+    int n = 0;
+    for (struct hw_lru_elem *e = c->root.next;
+         e && e != &c->root && n < LRU_LINKS_MAX; e = e->next, n++) {
+        fn(arg, e->key, 1, "<lru_cache key>");
+        fn(arg, e->result, 1, "<lru_cache value>");
+    }
+    return 1;
 }
 
 /* ---- what 3.11+ share: _PyInterpreterFrame, one localsplus array,
@@ -336,23 +453,100 @@ mh_hw_frame_holder_sizeof(PyObject *op, size_t *res)
     return 1;
 }
 
+/* The slots of interpreter frame f running co; its value stack only
+ * when `top_saved` says its stacktop may be read. */
+static void
+iframe_slots(_PyInterpreterFrame *f, PyCodeObject *co, int top_saved,
+             struct mh_hw_frame *hf)
+{
+    int n = co->co_nlocalsplus;
+    *hf = (struct mh_hw_frame){
+        .code = co,
+        .localsplus = f->localsplus,
+        .nlocals = n,
+        .stack = f->localsplus + n,
+    };
+    if (top_saved && f->stacktop >= n && f->stacktop <= n + co->co_stacksize)
+        hf->nstack = f->stacktop - n;
+}
+
 void
 mh_hw_iframe_report(PyThreadState *ts, _PyInterpreterFrame *f,
                     PyCodeObject *co, int top_saved, mh_hw_frame_fn fn,
                     void *arg)
 {
-    struct mh_hw_frame hf = {
-        .code = co,
-        .line = PyCode_Addr2Line(co, _PyInterpreterFrame_LASTI(f) *
-                                         (int)sizeof(_Py_CODEUNIT)),
-        .localsplus = f->localsplus,
-        .nlocals = co->co_nlocalsplus,
-        .stack = f->localsplus + co->co_nlocalsplus,
-    };
-    int valid = top_saved && f->stacktop >= co->co_nlocalsplus &&
-                f->stacktop <= co->co_nlocalsplus + co->co_stacksize;
-    hf.nstack = valid ? f->stacktop - co->co_nlocalsplus : 0;
+    struct mh_hw_frame hf;
+    iframe_slots(f, co, top_saved, &hf);
+    hf.line = PyCode_Addr2Line(co, _PyInterpreterFrame_LASTI(f) *
+                                       (int)sizeof(_Py_CODEUNIT));
     fn(arg, ts, &hf);
+}
+
+/* The fields and slots of interpreter frame f, which the object being
+ * named owns. */
+static void
+iframe_held(_PyInterpreterFrame *f, struct mh_hw_held *out)
+{
+#if PY_VERSION_HEX >= 0x030C0000
+    out->func = f->f_funcobj;
+#else
+    out->func = (PyObject *)f->f_func;
+#endif
+#if PY_VERSION_HEX >= 0x030D0000
+    out->code = f->f_executable;
+#else
+    out->code = (PyObject *)f->f_code;
+#endif
+    out->globals = f->f_globals;
+    out->builtins = f->f_builtins;
+    out->locals = f->f_locals;
+    PyCodeObject *co = mh_hw_iframe_code(f);
+    /* Not running: its stack top is saved. */
+    if (co)
+        iframe_slots(f, co, 1, &out->slots);
+}
+
+int
+mh_hw_held_frame(PyObject *op, struct mh_hw_held *out)
+{
+    memset(out, 0, sizeof(*out));
+    if (PyFrame_Check(op)) {
+        PyFrameObject *fo = (PyFrameObject *)op;
+        out->is_frame = 1;
+        out->back = (PyObject *)fo->f_back;
+        /* A frame still running (on a thread or in a generator) is its
+         * owner's to report. */
+        if (fo->f_frame && fo->f_frame->owner == FRAME_OWNED_BY_FRAME_OBJECT)
+            iframe_held(fo->f_frame, out);
+        return 1;
+    }
+    if (PyGen_Check(op) || PyCoro_CheckExact(op) ||
+        PyAsyncGen_CheckExact(op)) {
+        /* The generator embeds its frame; gen_traverse visits it until
+         * the frame is cleared. */
+        PyGenObject *g = (PyGenObject *)op;
+        out->name = g->gi_name;
+        out->qualname = g->gi_qualname;
+        if (g->gi_frame_state < FRAME_CLEARED) {
+            _PyInterpreterFrame *f = (_PyInterpreterFrame *)g->gi_iframe;
+            iframe_held(f, out);
+            out->frame = (PyObject *)f->frame_obj;
+        }
+        return 1;
+    }
+    return 0;
+}
+
+enum mh_hw_slot_kind
+mh_hw_local_kind(PyCodeObject *co, int i)
+{
+    if (i < 0 || i >= PyBytes_GET_SIZE(co->co_localspluskinds))
+        return MH_HW_LOCAL;
+    unsigned char k =
+        (unsigned char)PyBytes_AS_STRING(co->co_localspluskinds)[i];
+    return k & CO_FAST_FREE   ? MH_HW_FREE
+           : k & CO_FAST_CELL ? MH_HW_CELL
+                              : MH_HW_LOCAL;
 }
 
 PyObject *
@@ -375,24 +569,24 @@ mh_hw_freevar_name(PyCodeObject *co, int i)
 void
 mh_hw_code_refs(PyCodeObject *co, mh_hw_field_fn fn, void *arg)
 {
-    fn(arg, co->co_consts, 6, "co_consts");
-    fn(arg, co->co_names, 6, "co_names");
-    fn(arg, co->co_exceptiontable, 6, "co_exceptiontable");
+    fn(arg, co->co_consts, 1, "co_consts");
+    fn(arg, co->co_names, 1, "co_names");
+    fn(arg, co->co_exceptiontable, 1, "co_exceptiontable");
     fn(arg, co->co_localsplusnames, 6, "co_localsplusnames");
     fn(arg, co->co_localspluskinds, 6, "co_localspluskinds");
-    fn(arg, co->co_filename, 6, "co_filename");
-    fn(arg, co->co_name, 6, "co_name");
-    fn(arg, co->co_qualname, 6, "co_qualname");
-    fn(arg, co->co_linetable, 6, "co_linetable");
+    fn(arg, co->co_filename, 1, "co_filename");
+    fn(arg, co->co_name, 1, "co_name");
+    fn(arg, co->co_qualname, 1, "co_qualname");
+    fn(arg, co->co_linetable, 1, "co_linetable");
 #if PY_VERSION_HEX >= 0x030C0000
     if (co->_co_cached) {
-        fn(arg, co->_co_cached->_co_code, 6, "co_code");
-        fn(arg, co->_co_cached->_co_varnames, 6, "co_varnames");
-        fn(arg, co->_co_cached->_co_cellvars, 6, "co_cellvars");
-        fn(arg, co->_co_cached->_co_freevars, 6, "co_freevars");
+        fn(arg, co->_co_cached->_co_code, 1, "co_code");
+        fn(arg, co->_co_cached->_co_varnames, 1, "co_varnames");
+        fn(arg, co->_co_cached->_co_cellvars, 1, "co_cellvars");
+        fn(arg, co->_co_cached->_co_freevars, 1, "co_freevars");
     }
 #else
-    fn(arg, co->_co_code, 6, "co_code");
+    fn(arg, co->_co_code, 1, "co_code");
 #endif
 }
 

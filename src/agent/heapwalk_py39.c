@@ -4,6 +4,8 @@
  * tp_dictoffset (no inline values). */
 #include "heapwalk_impl.h"
 
+#include <string.h>
+
 #if PY_VERSION_HEX < 0x030B0000
 
 /* The dict keys table of 3.9 and 3.10 (Objects/dict-common.h, not
@@ -54,32 +56,77 @@ mh_hw_threads_head(PyInterpreterState *interp)
     return interp->tstate_head;
 }
 
+/* The slots of frame f: its locals, cells and free variables, and its
+ * value stack. */
+static void
+frame_slots(PyFrameObject *f, struct mh_hw_frame *hf)
+{
+    PyCodeObject *co = f->f_code;
+    *hf = (struct mh_hw_frame){
+        .code = co,
+        .localsplus = f->f_localsplus,
+        .nlocals = co->co_nlocals + (int)PyTuple_GET_SIZE(co->co_cellvars) +
+                   (int)PyTuple_GET_SIZE(co->co_freevars),
+        .stack = f->f_valuestack,
+    };
+    /* The value stack's depth is kept only while the frame is not
+     * running (its top lives in the eval loop's registers). */
+#if PY_VERSION_HEX >= 0x030A0000
+    hf->nstack = f->f_stackdepth > 0 ? f->f_stackdepth : 0;
+#else
+    hf->nstack = f->f_stacktop ? (int)(f->f_stacktop - f->f_valuestack) : 0;
+#endif
+}
+
 void
 mh_hw_threads_each(PyInterpreterState *interp, mh_hw_frame_fn fn, void *arg)
 {
     for (PyThreadState *ts = interp->tstate_head; ts; ts = ts->next) {
         for (PyFrameObject *f = ts->frame; f; f = f->f_back) {
-            PyCodeObject *co = f->f_code;
-            struct mh_hw_frame hf = {
-                .code = co,
-                .line = PyFrame_GetLineNumber(f),
-                .localsplus = f->f_localsplus,
-                .nlocals = co->co_nlocals +
-                           (int)PyTuple_GET_SIZE(co->co_cellvars) +
-                           (int)PyTuple_GET_SIZE(co->co_freevars),
-                .stack = f->f_valuestack,
-            };
-            /* The value stack's depth is kept only while the frame is not
-             * running (its top lives in the eval loop's registers). */
-#if PY_VERSION_HEX >= 0x030A0000
-            hf.nstack = f->f_stackdepth > 0 ? f->f_stackdepth : 0;
-#else
-            hf.nstack =
-                f->f_stacktop ? (int)(f->f_stacktop - f->f_valuestack) : 0;
-#endif
+            struct mh_hw_frame hf;
+            frame_slots(f, &hf);
+            hf.line = PyFrame_GetLineNumber(f);
             fn(arg, ts, &hf);
         }
     }
+}
+
+int
+mh_hw_held_frame(PyObject *op, struct mh_hw_held *out)
+{
+    memset(out, 0, sizeof(*out));
+    if (PyFrame_Check(op)) {
+        PyFrameObject *f = (PyFrameObject *)op;
+        out->is_frame = 1;
+        out->back = (PyObject *)f->f_back;
+        out->code = (PyObject *)f->f_code;
+        out->globals = f->f_globals;
+        out->builtins = f->f_builtins;
+        out->locals = f->f_locals;
+        if (f->f_code)
+            frame_slots(f, &out->slots);
+        return 1;
+    }
+    if (PyGen_Check(op) || PyCoro_CheckExact(op) ||
+        PyAsyncGen_CheckExact(op)) {
+        /* Its frame is a frame object, which holds the locals. */
+        PyGenObject *g = (PyGenObject *)op;
+        out->frame = (PyObject *)g->gi_frame;
+        out->code = g->gi_code;
+        out->name = g->gi_name;
+        out->qualname = g->gi_qualname;
+        return 1;
+    }
+    return 0;
+}
+
+enum mh_hw_slot_kind
+mh_hw_local_kind(PyCodeObject *co, int i)
+{
+    if (i < co->co_nlocals)
+        return MH_HW_LOCAL;
+    return i - co->co_nlocals < PyTuple_GET_SIZE(co->co_cellvars) ? MH_HW_CELL
+                                                                  : MH_HW_FREE;
 }
 
 PyObject *
@@ -220,18 +267,18 @@ mh_hw_has_managed_dict(PyTypeObject *tp)
 void
 mh_hw_code_refs(PyCodeObject *co, mh_hw_field_fn fn, void *arg)
 {
-    fn(arg, co->co_code, 6, "co_code");
-    fn(arg, co->co_consts, 6, "co_consts");
-    fn(arg, co->co_names, 6, "co_names");
-    fn(arg, co->co_varnames, 6, "co_varnames");
-    fn(arg, co->co_freevars, 6, "co_freevars");
-    fn(arg, co->co_cellvars, 6, "co_cellvars");
-    fn(arg, co->co_filename, 6, "co_filename");
-    fn(arg, co->co_name, 6, "co_name");
+    fn(arg, co->co_code, 1, "co_code");
+    fn(arg, co->co_consts, 1, "co_consts");
+    fn(arg, co->co_names, 1, "co_names");
+    fn(arg, co->co_varnames, 1, "co_varnames");
+    fn(arg, co->co_freevars, 1, "co_freevars");
+    fn(arg, co->co_cellvars, 1, "co_cellvars");
+    fn(arg, co->co_filename, 1, "co_filename");
+    fn(arg, co->co_name, 1, "co_name");
 #if PY_VERSION_HEX >= 0x030A0000
-    fn(arg, co->co_linetable, 6, "co_linetable");
+    fn(arg, co->co_linetable, 1, "co_linetable");
 #else
-    fn(arg, co->co_lnotab, 6, "co_lnotab");
+    fn(arg, co->co_lnotab, 1, "co_lnotab");
 #endif
 }
 

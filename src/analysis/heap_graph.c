@@ -172,7 +172,7 @@ mh_heap_graph_is_dict_slot(const struct mh_heap_dump *d, uint32_t label)
 
 int
 mh_heap_graph_edge(const struct mh_heap_dump *d, uint32_t label, int64_t index,
-                   int star, struct mh_buf *out)
+                   int star, const char *holder, struct mh_buf *out)
 {
     unsigned kind = mh_heap_label_kind(label);
     uint32_t name = mh_heap_label_name(label);
@@ -203,6 +203,8 @@ mh_heap_graph_edge(const struct mh_heap_dump *d, uint32_t label, int64_t index,
         return mh_buf_printf(out, ".__dict__[%s]", s);
     }
     default:
+        if (holder)
+            return mh_buf_printf(out, "->?<%s>", holder);
         return put_s(out, "->?");
     }
 }
@@ -336,7 +338,8 @@ mh_heap_graph_path(const struct mh_heap_graph *g, uint32_t o, size_t max,
         int64_t idx = mh_heap_label_kind(lab) == MH_EDGE_ITEM
                           ? item_index(d, src[i], e)
                           : 0;
-        rc = mh_heap_graph_edge(d, lab, idx, 0, &steps.text);
+        rc = mh_heap_graph_edge(d, lab, idx, 0, mh_heap_type_name(d, src[i]),
+                                &steps.text);
         if (rc == MH_OK)
             rc = piece_end(&steps);
     }

@@ -81,9 +81,11 @@ int mh_heap_graph_is_dict_slot(const struct mh_heap_dump *d, uint32_t label);
 
 /* Appends the rendering of one edge label to `out`: `index` is the
  * sequence index for kind 3 (or -1 for "[*]"); `star` writes the name as
- * "*". */
+ * "*"; `holder`, the type name of the object the edge leaves, follows
+ * an unnamed reference ("->?<functools._lru_cache_wrapper>"), which is
+ * a bare "->?" when it is NULL. */
 int mh_heap_graph_edge(const struct mh_heap_dump *d, uint32_t label,
-                       int64_t index, int star,
+                       int64_t index, int star, const char *holder,
                        struct mh_buf *out) MH_MUST_USE;
 
 /* The name of root r as a path starts with it. */

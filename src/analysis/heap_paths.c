@@ -4,7 +4,9 @@
  * the label is the edge's label with the name replaced by STAR when it
  * is collapsed, and repeat is 1, 2 or 3 ("three or more"). Root shapes
  * have a parent of SHAPE_ROOT (label = the root's name string) or
- * SHAPE_EXT (label = the type group of the object held outside the GC). */
+ * SHAPE_EXT (label = the type group of the object held outside the GC).
+ * An unnamed edge's label carries the type group of the object it
+ * leaves, plus one, as its name, so that its step says what holds. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -145,8 +147,11 @@ shape_render(const struct shapes *t, uint32_t i, const struct mh_heap_graph *g,
         uint32_t lab = s->label, name = mh_heap_label_name(lab);
         int star = name == STAR_NAME;
         mh_buf_reset(&step);
+        const char *holder = NULL;
+        if (mh_heap_label_kind(lab) == MH_EDGE_NONE && name)
+            holder = names[name - 1];
         rc = mh_heap_graph_edge(d, star ? (lab & MH_EDGE_KIND_MASK) : lab, -1,
-                                star, &step);
+                                star, holder, &step);
         if (rc == MH_OK && s->rep >= 3)
             rc = mh_buf_printf(out, "(%.*s){3,}", (int)step.len,
                                (const char *)step.data);
@@ -158,13 +163,17 @@ shape_render(const struct shapes *t, uint32_t i, const struct mh_heap_graph *g,
     return rc;
 }
 
-/* Edges whose name can collapse to "*". */
+/* Edges whose name can collapse to "*": not a pseudo-attribute such as
+ * `<set member>` or `<lru_cache value>`, which every such child of a
+ * container shares. */
 static int
-named(uint32_t label)
+named(const struct mh_heap_dump *d, uint32_t label)
 {
     unsigned kind = mh_heap_label_kind(label);
-    return kind == MH_EDGE_ATTR || kind == MH_EDGE_DICTVAL ||
-           kind == MH_EDGE_DICTKEY;
+    uint32_t name = mh_heap_label_name(label);
+    if (kind == MH_EDGE_ATTR)
+        return !name || mh_heap_str(d, name)[0] != '<';
+    return kind == MH_EDGE_DICTVAL || kind == MH_EDGE_DICTKEY;
 }
 
 static int
@@ -185,7 +194,7 @@ thresholds(const struct mh_heap_graph *g, const uint32_t *flow, uint32_t *fan)
     size_t n = 0;
     for (uint32_t i = 0; i < g->norder; i++) {
         uint32_t v = g->order[i], e = g->pred_edge[v];
-        if (e < MH_GRAPH_FROM_EXT && flow[v] && named(d->edge_label[e]) &&
+        if (e < MH_GRAPH_FROM_EXT && flow[v] && named(d, d->edge_label[e]) &&
             fan[g->pred[v]] > MH_HEAP_PATH_FANOUT)
             n++;
     }
@@ -196,7 +205,7 @@ thresholds(const struct mh_heap_graph *g, const uint32_t *flow, uint32_t *fan)
     size_t k = 0;
     for (uint32_t i = 0; i < g->norder; i++) {
         uint32_t v = g->order[i], e = g->pred_edge[v];
-        if (e < MH_GRAPH_FROM_EXT && flow[v] && named(d->edge_label[e]) &&
+        if (e < MH_GRAPH_FROM_EXT && flow[v] && named(d, d->edge_label[e]) &&
             fan[g->pred[v]] > MH_HEAP_PATH_FANOUT)
             pairs[k++] = (uint64_t)g->pred[v] << 32 | flow[v];
     }
@@ -278,7 +287,7 @@ mh_heap_paths_group(struct mh_heap_paths *p, const struct mh_heap_graph *g,
             continue;
         uint32_t c = g->pred[v];
         flow[c] += flow[v];
-        if (named(d->edge_label[e])) {
+        if (named(d, d->edge_label[e])) {
             fan[c]++;
             through[c] += flow[v];
         }
@@ -298,7 +307,9 @@ mh_heap_paths_group(struct mh_heap_paths *p, const struct mh_heap_graph *g,
         } else {
             uint32_t c = g->pred[v], lab = d->edge_label[e];
             unsigned kind = mh_heap_label_kind(lab);
-            if (named(lab) && fan[c] &&
+            if (kind == MH_EDGE_NONE)
+                lab = (group[d->type[c]] + 1) << MH_EDGE_KIND_BITS;
+            if (named(d, lab) && fan[c] &&
                 (flow[v] <= fan[c] ||
                  (uint64_t)flow[v] * MH_HEAP_PATH_SHARE < through[c]))
                 lab = STAR_NAME << MH_EDGE_KIND_BITS | kind;

@@ -31,6 +31,23 @@ int mh_heap_types_add(struct mh_heap_types *t, const struct mh_heap_dump *d,
 /* The group of `name`, or UINT32_MAX when no dump had it. */
 uint32_t mh_heap_types_find(const struct mh_heap_types *t, const char *name);
 
+enum mh_heap_types_match {
+    MH_TYPES_FOUND = 0,     /* *group is the type */
+    MH_TYPES_AMBIGUOUS = 1, /* several names end in ".NAME": cand[] */
+    MH_TYPES_UNKNOWN = 2,   /* none does: cand[] are the closest names */
+};
+
+/* Resolves a type name as a user types it: the exact name first, else
+ * the one name that ends with "." + name (`Session` for
+ * `__main__.Session`, `models.User` for `app.models.User`). When that is
+ * not one name, up to `max` candidates go to cand[] (*ncand of them):
+ * the names that matched, or the names closest to `name` (the same
+ * suffix in another case first, then by edit distance), best first. */
+enum mh_heap_types_match mh_heap_types_resolve(const struct mh_heap_types *t,
+                                               const char *name,
+                                               uint32_t *group, uint32_t *cand,
+                                               uint32_t max, uint32_t *ncand);
+
 /* Makes room for one more id in an open-addressing index of dense ids
  * 0..n-1: *slots holds 2^*bits ids (UINT32_MAX = empty). When it is
  * unallocated or would be over half full it grows (to 2^first_bits, then

@@ -327,6 +327,47 @@ cmd_diff(struct run *r, const struct mh_heap_view *vo,
     return rc;
 }
 
+/* The type group a --type value names (heap_types.c's resolve: the
+ * exact name, or the one that ends with it); 0, or -1 after an error
+ * that lists the candidates. */
+static int
+resolve_type(struct run *r, const struct mh_heap_view *v, const char *name,
+             uint32_t *group)
+{
+    /* Five names shown; a sixth says there are more. */
+    uint32_t cand[6], n;
+    enum mh_heap_types_match m =
+        mh_heap_types_resolve(&r->types, name, group, cand, 6, &n);
+    if (m == MH_TYPES_FOUND)
+        return 0;
+    int more = n > 5;
+    if (more)
+        n = 5;
+    char list[1024];
+    size_t len = 0;
+    list[0] = '\0';
+    for (uint32_t i = 0; i < n && len < sizeof(list); i++) {
+        int k = snprintf(list + len, sizeof(list) - len, "%s%s", i ? ", " : "",
+                         r->types.names[cand[i]]);
+        if (k < 0)
+            break;
+        len += (size_t)k;
+    }
+    if (m == MH_TYPES_AMBIGUOUS)
+        mh_errorf("type name '%s' is ambiguous in '%s': it could be %s%s "
+                  "(give the full name)",
+                  name, v->path, list, more ? ", ..." : "");
+    else if (n)
+        mh_errorf("no type is called '%s' in '%s'; the closest are: %s "
+                  "(type names are as Python shows them: str, "
+                  "app.models.User)",
+                  name, v->path, list);
+    else
+        mh_errorf("no type is called '%s' in '%s' (the dump has no types)",
+                  name, v->path);
+    return -1;
+}
+
 static int
 cmd_why(struct run *r, const struct mh_heap_view *v)
 {
@@ -340,15 +381,13 @@ cmd_why(struct run *r, const struct mh_heap_view *v)
     w.top = o->top;
     mh_heap_diff_init(&df);
     if (o->type) {
+        uint32_t g;
+        if (resolve_type(r, v, o->type, &g))
+            return REPORTED_FAIL;
         by = "type";
-        value = o->type;
-        snprintf(what, sizeof(what), "objects of type '%s'", o->type);
-        uint32_t g = mh_heap_types_find(&r->types, o->type);
+        value = r->types.names[g];
+        snprintf(what, sizeof(what), "objects of type '%s'", value);
         rc = mh_heap_why_select_type(&w, &r->a, g, r->types.n);
-        if (rc == MH_OK && g == UINT32_MAX)
-            mh_warnf("no type is called '%s' in '%s' (type names are as "
-                     "Python shows them: str, app.models.User)",
-                     o->type, v->path);
     } else if (o->address) {
         uint64_t addr;
         by = "address";

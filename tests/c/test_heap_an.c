@@ -9,6 +9,7 @@
 #include "../../src/analysis/heap_census.h"
 #include "../../src/analysis/heap_diff.h"
 #include "../../src/analysis/heap_top.h"
+#include "../../src/analysis/heap_types.h"
 #include "../../src/analysis/heap_why.h"
 #include "../../src/cli/cli.h"
 #include "cmd_run.h"
@@ -566,6 +567,73 @@ MH_TEST(heap_dom_deep_chain)
     mh_heap_an_release(&a);
     mh_heap_types_release(&types);
     hg_release(&b);
+}
+
+/* An unnamed reference shows the type of its holder, in an exact path
+ * and in a grouped one; --type resolves a dotted tail of a name. */
+MH_TEST(heap_unnamed_hop_and_type_names)
+{
+    struct tb t;
+    tb_init(&t, 0);
+    root(&t, 0, "sys.modules", 1);
+    edge(&t, 2, 2, "'__main__'");
+    obj(&t, 1, "dict", 100, 1);
+    edge(&t, 3, 6, "__dict__");
+    obj(&t, 2, "module", 50, 1);
+    edge(&t, 4, 2, "'wrapper'");
+    edge(&t, 8, 2, "'other'");
+    obj(&t, 3, "dict", 100, 1);
+    edge(&t, 5, 0, NULL);
+    obj(&t, 4, "functools._lru_cache_wrapper", 152, 1);
+    edge(&t, 6, 2, "'k'");
+    edge(&t, 7, 2, "'j'");
+    obj(&t, 5, "dict", 100, 1);
+    obj(&t, 6, "__main__.Session", 48, 1);
+    obj(&t, 7, "__main__.Session", 48, 1);
+    edge(&t, 9, 0, NULL);
+    obj(&t, 8, "app.models.Session", 48, 1);
+    obj(&t, 9, "__main__.Payload", 48, 1);
+    tb_load(&t);
+    check_path(&t.a, 5,
+               "sys.modules['__main__'].wrapper"
+               "->?<functools._lru_cache_wrapper>");
+    check_path(&t.a, 9,
+               "sys.modules['__main__'].other->?<app.models.Session>");
+    struct mh_heap_why w;
+    why_type(&w, &t.a, &t.ty, "__main__.Session");
+    CHECK(row_of(&w, "sys.modules['__main__'].wrapper"
+                     "->?<functools._lru_cache_wrapper>['k']") != NULL);
+    mh_heap_why_release(&w);
+
+    uint32_t g, cand[5], n;
+    CHECK_EQ_INT(mh_heap_types_resolve(&t.ty, "Payload", &g, cand, 5, &n),
+                 MH_TYPES_FOUND);
+    CHECK_EQ_STR(t.ty.names[g], "__main__.Payload");
+    CHECK_EQ_INT(
+        mh_heap_types_resolve(&t.ty, "models.Session", &g, cand, 5, &n),
+        MH_TYPES_FOUND);
+    CHECK_EQ_STR(t.ty.names[g], "app.models.Session");
+    CHECK_EQ_INT(mh_heap_types_resolve(&t.ty, "dict", &g, cand, 5, &n),
+                 MH_TYPES_FOUND);
+    CHECK_EQ_STR(t.ty.names[g], "dict");
+    /* "ession" is no dotted tail: unknown */
+    CHECK_EQ_INT(mh_heap_types_resolve(&t.ty, "ession", &g, cand, 5, &n),
+                 MH_TYPES_UNKNOWN);
+    CHECK_EQ_INT(mh_heap_types_resolve(&t.ty, "Session", &g, cand, 5, &n),
+                 MH_TYPES_AMBIGUOUS);
+    CHECK_EQ_INT(n, 2);
+    CHECK_EQ_STR(t.ty.names[cand[0]], "__main__.Session");
+    CHECK_EQ_STR(t.ty.names[cand[1]], "app.models.Session");
+    CHECK_EQ_INT(g, UINT32_MAX);
+    CHECK_EQ_INT(mh_heap_types_resolve(&t.ty, "payload", &g, cand, 5, &n),
+                 MH_TYPES_UNKNOWN);
+    CHECK_EQ_STR(t.ty.names[cand[0]], "__main__.Payload");
+    CHECK_EQ_INT(mh_heap_types_resolve(&t.ty, "Sesion", &g, cand, 2, &n),
+                 MH_TYPES_UNKNOWN);
+    CHECK_EQ_INT(n, 2);
+    CHECK_EQ_STR(t.ty.names[cand[0]], "__main__.Session");
+    CHECK_EQ_STR(t.ty.names[cand[1]], "app.models.Session");
+    tb_release(&t);
 }
 
 MH_TEST(heap_census_retained_by_type)

@@ -200,12 +200,12 @@ def test_closure_cells_named(py, procs, program):
     """)
     d = read(tmp / "d.mhh")
     f = d.get(info["fn"])
-    assert f.named(SLOT, "__closure__") == [info["closure"]]
+    assert f.named(ATTR, "__closure__") == [info["closure"]]
     t = d.get(info["closure"])
     assert t.named(CELL, "secret") == [info["cell"]]
     assert t.named(CELL, "other")
     c = d.get(info["cell"])
-    assert c.named(SLOT, "cell_contents") == [info["secret"]]
+    assert c.named(ATTR, "cell_contents") == [info["secret"]]
 
 
 def test_sizes_as_getsizeof(py, procs, program):
