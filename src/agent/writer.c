@@ -8,6 +8,7 @@
 
 #include "../format/capture_write.h"
 #include "../util/addrmap.h"
+#include "../util/fd.h"
 #include "../util/file.h"
 #include "../util/mem.h"
 #include "allocstats.h"
@@ -37,6 +38,8 @@
 struct mh_writer {
     /* Protected by flush_lock (or single-threaded: open, child). */
     int fd;
+    struct mh_fd_id fd_id; /* what fd must still name (util/fd.h) */
+    pid_t owner;           /* the process whose capture this is */
     char *path;
     uint64_t start_mono_ns;
     struct mh_buf spare, chunk, out, zscratch;
@@ -110,9 +113,52 @@ write_failed(int err)
     __atomic_store_n(&mh_tracker.active, 0, __ATOMIC_RELAXED);
 }
 
+/* Whether w.fd is still the capture. A program that closes its
+ * descriptors (os.closerange(3, N)) may have given the number to a file
+ * of its own: the capture is then reopened by its path when that still
+ * names the same file, else recording stops and the capture ends here
+ * (its missing END says so). Either way the number is left alone: it is
+ * the program's now. */
+static int
+fd_still_ours(void)
+{
+    if (w.owner != getpid()) {
+        /* A child no at-fork handler ran in (a raw clone): never the
+         * parent's file. */
+        w.fd = -1;
+        w.failed = 1;
+        __atomic_store_n(&mh_tracker.active, 0, __ATOMIC_RELAXED);
+        return 0;
+    }
+    if (mh_fd_is(w.fd, &w.fd_id))
+        return 1;
+    int fd = -1;
+    if (w.path && w.path[0] == '/')
+        fd = open(w.path, O_WRONLY | O_APPEND | O_NOFOLLOW | O_CLOEXEC);
+    if (fd >= 0) {
+        fd = mh_fd_move_high(fd);
+        if (mh_fd_is(fd, &w.fd_id)) {
+            w.fd = fd;
+            return 1;
+        }
+        close(fd);
+    }
+    if (!w.failed)
+        mh_warnf("the program closed descriptor %d, capture '%s', and the "
+                 "file cannot be reopened; recording stopped: the capture "
+                 "ends here",
+                 w.fd, mh_writer_path());
+    w.fd = -1;
+    w.failed = 1;
+    __atomic_store_n(&mh_tracker.active, 0, __ATOMIC_RELAXED);
+    return 0;
+}
+
 static int
 write_all(const uint8_t *p, size_t n)
 {
+    if (!fd_still_ours())
+        return -1;
     while (n > 0) {
         ssize_t k = write(w.fd, p, n);
         if (k < 0) {
@@ -460,9 +506,16 @@ hstr(const char *s)
 static int
 open_capture(const char *path, uint64_t fork_parent)
 {
-    int fd = mh_file_create_private(path);
+    int fd = mh_fd_move_high(mh_file_create_private(path));
     if (fd < 0)
         return -1;
+    if (mh_fd_id_get(fd, &w.fd_id)) {
+        int err = errno;
+        close(fd);
+        errno = err;
+        return -1;
+    }
+    w.owner = getpid();
     mh_free(w.path);
     w.path = mh_strndup(path, strlen(path));
     w.fd = fd;
@@ -517,17 +570,46 @@ open_capture(const char *path, uint64_t fork_parent)
     return 0;
 fail: {
     int err = errno;
-    close(w.fd);
+    if (w.fd >= 0)
+        close(w.fd);
     w.fd = -1;
     errno = err;
     return -1;
 }
 }
 
+/* In every forked child, whoever forked it: os.fork() (whose Python hook
+ * then calls mh_writer_continue_in_child()), uWSGI forking its workers
+ * from C, a C library's fork(). The parent's capture, writer thread and
+ * control socket are the parent's: the child drops them at once, before
+ * any of its code runs, so nothing it does can write into the parent's
+ * file. Its own capture starts when it runs Python (tracker.h,
+ * child_pending). Only async-signal-safe calls and plain stores here. */
+static void
+atfork_child(void)
+{
+    pthread_mutex_init(&w.wlock, NULL);
+    pthread_mutex_init(&w.flush_lock, NULL);
+    w.running = 0;
+    if (w.fd < 0)
+        return;
+    if (mh_fd_is(w.fd, &w.fd_id))
+        close(w.fd);
+    w.fd = -1;
+    mh_control_forget();
+    __atomic_store_n(&mh_tracker.child_pending, 1, __ATOMIC_RELAXED);
+}
+
 int
 mh_writer_open(const char *path, const struct mh_writer_header *h, int mode,
                uint64_t interval, uint32_t max_depth)
 {
+    static int atfork_done;
+    if (!atfork_done) {
+        if (pthread_atfork(NULL, NULL, atfork_child))
+            return -1;
+        atfork_done = 1;
+    }
     w.mode = mode;
     w.interval = mode == MH_MODE_SAMPLE ? interval : 0;
     w.max_depth = max_depth;
@@ -550,7 +632,7 @@ mh_writer_close(void)
     mh_tracker_put_timeline(mh_writer_now_ns(), read_rss());
     mh_tracker_put_end(mh_writer_now_ns());
     mh_writer_flush();
-    if (w.fd >= 0 && close(w.fd) && !w.failed)
+    if (w.fd >= 0 && mh_fd_is(w.fd, &w.fd_id) && close(w.fd) && !w.failed)
         mh_warnf("cannot close capture '%s': %s", mh_writer_path(),
                  strerror(errno));
     w.fd = -1;
@@ -574,9 +656,10 @@ mh_writer_continue_in_child(const char *path, uint64_t parent_pid)
     pthread_mutex_init(&w.wlock, NULL);
     pthread_mutex_init(&w.flush_lock, NULL);
     w.running = 0;
-    if (w.fd >= 0)
+    if (w.fd >= 0 && mh_fd_is(w.fd, &w.fd_id))
         close(w.fd);
     w.fd = -1;
+    __atomic_store_n(&mh_tracker.child_pending, 0, __ATOMIC_RELAXED);
     if (open_capture(path, parent_pid))
         return -1;
     char text[32];
