@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "../format/capture.h"
+#include "../util/fd.h"
 #include "../util/proc.h"
 #include "allocstats.h"
 #include "control.h"
@@ -216,7 +217,7 @@ mh_control_open(char *err, size_t errlen)
         return -1;
     }
     memcpy(ctl.path, sa.sun_path, sizeof(ctl.path));
-    ctl.fd = fd;
+    ctl.fd = mh_fd_move_high(fd); /* out of the program's way (fd.h) */
     ctl.owner = getpid();
     for (int i = 0; i < MAX_CONNS; i++)
         ctl.conns[i].fd = -1;

@@ -41,6 +41,7 @@
 #include "../format/capture_write.h"
 #include "../format/heap_write.h"
 #include "../util/addrmap.h"
+#include "../util/fd.h"
 #include "../util/file.h"
 #include "../util/mem.h"
 #include "heapdump.h"
@@ -1559,7 +1560,7 @@ mh_heap_dump(const char *path, const char *capture, int wait,
         Py_BEGIN_ALLOW_THREADS mh_writer_flush();
         Py_END_ALLOW_THREADS
     }
-    int fd = mh_file_create_private(path);
+    int fd = mh_fd_move_high(mh_file_create_private(path));
     if (fd < 0)
         return -1;
     struct child_args a = {

@@ -144,10 +144,10 @@ fd_still_ours(void)
         close(fd);
     }
     if (!w.failed)
-        mh_warnf("the program closed descriptor %d, capture '%s', and the "
-                 "file cannot be reopened; recording stopped: the capture "
-                 "ends here",
-                 w.fd, mh_writer_path());
+        mh_warnf("cannot write capture '%s': the program closed or reused "
+                 "its descriptor (%d) and the file cannot be reopened; "
+                 "recording stopped, the capture ends here",
+                 mh_writer_path(), w.fd);
     w.fd = -1;
     w.failed = 1;
     __atomic_store_n(&mh_tracker.active, 0, __ATOMIC_RELAXED);
