@@ -8,14 +8,13 @@ and records into its own as soon as it runs Python.
 import os
 import re
 import signal
-import socket
 import subprocess
 import time
 import urllib.request
 
 import pytest
 
-from conftest import MEMHOUND, clean_env, describe, find_site
+from conftest import MEMHOUND, clean_env, describe, find_site, free_port
 
 UWSGI = "/usr/bin/uwsgi"
 UWSGI_PY3 = "/usr/lib/uwsgi/plugins/python3_plugin.so"
@@ -77,12 +76,6 @@ def application(environ, start_response):
 """
 
 
-def _free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _get(port, path, deadline):
     while time.monotonic() < deadline:
         try:
@@ -101,7 +94,7 @@ def test_uwsgi_default_settings(mh, procs, program, tmp_path):
     """uWSGI as its docs start it: a master and two workers, forked from C
     without Python's fork hooks (no --py-call-osafterfork)."""
     prog = program(APP, name="app.py")
-    port = _free_port()
+    port = free_port()
     out = tmp_path / "uwsgi.mhc"
     argv = [MEMHOUND, "run", "--sample-interval", "64k", "-o", out, "--",
             UWSGI, "--plugin", "python3", "--http-socket",
