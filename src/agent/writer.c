@@ -590,6 +590,18 @@ atfork_child(void)
 {
     pthread_mutex_init(&w.wlock, NULL);
     pthread_mutex_init(&w.flush_lock, NULL);
+    if (w.running) {
+        /* A fork Python was not told about: the writer thread did not
+         * stop first and may have been anywhere in its buffers and
+         * tables. The child leaves the parent's copies alone
+         * (copy-on-write pages it never touches) and starts afresh. */
+        struct mh_buf *bufs[] = {&w.spare, &w.chunk, &w.out, &w.zscratch};
+        for (size_t i = 0; i < sizeof(bufs) / sizeof(bufs[0]); i++)
+            memset(bufs[i], 0, sizeof(*bufs[i]));
+        mh_addrmap_init(&w.codes, 0);
+        mh_addrmap_init(&w.frames, 0);
+        mh_addrmap_init(&w.strs, 0);
+    }
     w.running = 0;
     if (w.fd < 0)
         return;
