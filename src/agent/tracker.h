@@ -47,9 +47,10 @@ struct mh_tracker {
     int active; /* atomic: record samples */
     /* Atomic. In a forked child whose parent recorded: 1 from the fork
      * (writer.c's at-fork handler) until the child's own capture starts,
-     * 2 once `child_start` is scheduled to start it. A fork without
-     * Python's hooks (uWSGI's workers, a C library's fork()) is noticed
-     * this way when the child allocates from Python. */
+     * 2 once `child_start` is scheduled to start it, -1 once that is
+     * given up (it never ran). A fork without Python's
+     * hooks (uWSGI's workers, a C library's fork()) is noticed this way
+     * when the child allocates from Python. */
     int child_pending;
     /* Starts the child's capture: a Py_AddPendingCall() callback, so it
      * runs in the main thread between two bytecodes. Set once. */

@@ -63,6 +63,53 @@ def test_c_level_fork_keeps_both_captures(mh, py, program, tmp_path):
     assert find_site(c["live"], prog.site("child")), c["live"]
 
 
+CTYPES_FORK_IN_THREAD = """
+import ctypes, os, threading, time
+
+libc = ctypes.CDLL(None, use_errno=True)
+keep = [bytearray(1000) for _ in range(20000)]        # MARK:before
+forked = []
+
+
+def forker():
+    pid = libc.fork()
+    if pid == 0:
+        # Python runs pending calls only in the main thread, which this
+        # child does not have: it cannot start its capture.
+        mine = [bytearray(3000) for _ in range(40000)]  # MARK:child
+        os._exit(0)
+    forked.append(pid)
+
+
+t = threading.Thread(target=forker)
+t.start()
+t.join()
+os.waitpid(forked[0], 0)
+more = [bytearray(2000) for _ in range(20000)]        # MARK:after
+time.sleep(0.2)
+print("child", forked[0])
+"""
+
+
+def test_c_level_fork_in_a_thread_is_named(mh, py, program, tmp_path):
+    """A child forked from C in a thread other than the main one never
+    gets to start its capture: it says so, and its parent's stays whole."""
+    prog = program(CTYPES_FORK_IN_THREAD)
+    out = tmp_path / "cap.mhc"
+    r = mh.run(py, [prog.path], output=out)
+    child = int(re.search(r"child (\d+)", r.stdout).group(1))
+    assert re.search(r"memhound: warning: pid %d was forked without "
+                     r"Python's fork hooks and has not run Python in its "
+                     r"main thread since: it is not recorded \(uWSGI: run it "
+                     r"with --py-call-osafterfork\)" % child, r.stderr), (
+        describe(r))
+    assert mh.captures() == [str(out)], mh.captures()
+    parent = mh.report_json([str(out)])
+    assert parent["processes"][0].get("clean_end") is not False
+    assert find_site(parent["live"], prog.site("after")), parent["live"]
+    assert not find_site(parent["live"], prog.site("child")), parent["live"]
+
+
 APP = """
 _SEEN = []
 
