@@ -578,6 +578,74 @@ fail: {
 }
 }
 
+/* A fork's wait for the writer thread: a flush with stacks to resolve
+ * takes milliseconds; a GIL another thread keeps may take for ever. */
+#define FORK_PAUSE_NS 1000000000ull
+
+/* Set by atfork_prepare when it stopped the thread: the parent restarts
+ * it. Only the forking thread touches it. */
+static int paused_at_fork;
+
+/* Stops the thread if it ends within `ns`; otherwise lets it go on.
+ * Returns whether it stopped. */
+static int
+stop_thread_within(uint64_t ns)
+{
+    pthread_mutex_lock(&w.wlock);
+    w.stop = 1;
+    pthread_cond_signal(&w.wcond);
+    pthread_mutex_unlock(&w.wlock);
+    uint64_t until_ns = clock_ns(CLOCK_REALTIME) + ns;
+    struct timespec until = {
+        .tv_sec = (time_t)(until_ns / 1000000000ull),
+        .tv_nsec = (long)(until_ns % 1000000000ull),
+    };
+    int stopped = pthread_timedjoin_np(w.thread, NULL, &until) == 0;
+    if (!stopped) {
+        pthread_mutex_lock(&w.wlock);
+        w.stop = 0;
+        pthread_mutex_unlock(&w.wlock);
+        /* It may have seen the stop just before it was taken back. */
+        stopped = pthread_tryjoin_np(w.thread, NULL) == 0;
+    }
+    if (stopped)
+        w.running = 0;
+    return stopped;
+}
+
+/* Before every fork(), whoever calls it: the writer thread is stopped,
+ * as Python's os.fork() hook does (mh_writer_pause_thread), so that it
+ * holds nothing the child would inherit held: the GIL's own locks above
+ * all, which a thread waiting for the GIL takes every few milliseconds.
+ * That matters where fork() comes from C: uWSGI's master keeps the GIL
+ * while it forks its workers, and the writer may have waited for it
+ * since. The forking thread lets the GIL go for the wait (it has it back
+ * before fork() proceeds, so the child's GIL is its own). Not when the
+ * writer itself forks (a heap dump's walker). */
+static void
+atfork_prepare(void)
+{
+    paused_at_fork = 0;
+    if (!w.running || pthread_equal(pthread_self(), w.thread))
+        return;
+    PyThreadState *ts = mh_frames_current(); /* non-NULL: we hold the GIL */
+    if (ts)
+        ts = PyEval_SaveThread();
+    paused_at_fork = stop_thread_within(FORK_PAUSE_NS);
+    if (ts)
+        PyEval_RestoreThread(ts);
+}
+
+static void
+atfork_parent(void)
+{
+    if (paused_at_fork && !w.running && w.fd >= 0 &&
+        mh_writer_start_thread())
+        mh_warnf("cannot restart the writer thread after fork: %s",
+                 strerror(errno));
+    paused_at_fork = 0;
+}
+
 /* In every forked child, whoever forked it: os.fork() (whose Python hook
  * then calls mh_writer_continue_in_child()), uWSGI forking its workers
  * from C, a C library's fork(). The parent's capture, writer thread and
@@ -588,6 +656,7 @@ fail: {
 static void
 atfork_child(void)
 {
+    paused_at_fork = 0;
     pthread_mutex_init(&w.wlock, NULL);
     pthread_mutex_init(&w.flush_lock, NULL);
     if (w.running) {
@@ -618,7 +687,7 @@ mh_writer_open(const char *path, const struct mh_writer_header *h, int mode,
 {
     static int atfork_done;
     if (!atfork_done) {
-        if (pthread_atfork(NULL, NULL, atfork_child))
+        if (pthread_atfork(atfork_prepare, atfork_parent, atfork_child))
             return -1;
         atfork_done = 1;
     }
