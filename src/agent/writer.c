@@ -61,6 +61,7 @@ struct mh_writer {
     pthread_cond_t wcond;
     pthread_t thread;
     int running, stop;
+    int exiting; /* the thread saw `stop` and is returning */
     pthread_mutex_t flush_lock;
 };
 
@@ -379,6 +380,7 @@ writer_main(void *arg)
         mh_control_tick(mh_writer_now_ns());
         pthread_mutex_lock(&w.wlock);
     }
+    w.exiting = 1;
     pthread_mutex_unlock(&w.wlock);
     return NULL;
 }
@@ -392,6 +394,7 @@ mh_writer_start_thread(void)
     pthread_cond_init(&w.wcond, &ca);
     pthread_condattr_destroy(&ca);
     w.stop = 0;
+    w.exiting = 0;
     /* Signals are the target's: the thread starts with all blocked. */
     sigset_t all, old;
     sigfillset(&all);
@@ -600,17 +603,20 @@ stop_thread_within(uint64_t ns)
         .tv_sec = (time_t)(until_ns / 1000000000ull),
         .tv_nsec = (long)(until_ns % 1000000000ull),
     };
-    int stopped = pthread_timedjoin_np(w.thread, NULL, &until) == 0;
-    if (!stopped) {
-        pthread_mutex_lock(&w.wlock);
-        w.stop = 0;
-        pthread_mutex_unlock(&w.wlock);
-        /* It may have seen the stop just before it was taken back. */
-        stopped = pthread_tryjoin_np(w.thread, NULL) == 0;
-    }
-    if (stopped)
+    if (pthread_timedjoin_np(w.thread, NULL, &until) == 0) {
         w.running = 0;
-    return stopped;
+        return 1;
+    }
+    pthread_mutex_lock(&w.wlock);
+    int exiting = w.exiting; /* it saw the stop: it is returning now */
+    if (!exiting)
+        w.stop = 0;
+    pthread_mutex_unlock(&w.wlock);
+    if (!exiting)
+        return 0;
+    pthread_join(w.thread, NULL);
+    w.running = 0;
+    return 1;
 }
 
 /* Before every fork(), whoever calls it: the writer thread is stopped,
