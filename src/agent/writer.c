@@ -638,6 +638,11 @@ atfork_prepare(void)
     if (ts)
         ts = PyEval_SaveThread();
     paused_at_fork = stop_thread_within(FORK_PAUSE_NS);
+    /* A thread that forks with the GIL held may have kept it from the
+     * writer for long (uWSGI's master does, for ever): what is pending
+     * reaches the capture now. */
+    if (paused_at_fork && ts)
+        mh_writer_flush();
     if (ts)
         PyEval_RestoreThread(ts);
 }

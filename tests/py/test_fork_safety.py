@@ -111,6 +111,7 @@ def test_c_level_fork_in_a_thread_is_named(mh, py, program, tmp_path):
 
 
 APP = """
+STARTUP = [bytearray(1000) for _ in range(10000)]  # MARK:startup
 _SEEN = []
 
 
@@ -184,6 +185,10 @@ def test_uwsgi_default_settings(mh, procs, program, tmp_path):
         by_pid[one["pid"]] = (cap, one)
     assert master_pid in by_pid, (caps, server_log[-3000:])
     assert str(out) == by_pid[master_pid][0]
+    # The master keeps the GIL in C: what it did before it forked reached
+    # its capture at the fork.
+    master = mh.report_json([str(out)])
+    assert find_site(master["live"], prog.site("startup")), master["live"]
     workers = {pid: v for pid, v in by_pid.items() if pid != master_pid}
     assert all(v[1].get("fork_parent") == master_pid
                for v in workers.values()), workers
