@@ -72,7 +72,13 @@ mh_after_fork_parent(PyObject *module, PyObject *unused)
 {
     (void)module;
     (void)unused;
-    if (session_active && mh_writer_resume_thread())
+    int rc = 0;
+    if (session_active) {
+        Py_BEGIN_ALLOW_THREADS
+        rc = mh_writer_resume_thread();
+        Py_END_ALLOW_THREADS
+    }
+    if (rc)
         mh_warnf("cannot restart the writer thread after fork: %s",
                  strerror(errno));
     Py_RETURN_NONE;

@@ -63,6 +63,10 @@ struct mh_writer {
     int running, stop;
     int exiting; /* the thread saw `stop` and is returning */
     pthread_mutex_t flush_lock;
+    /* Serialises stopping and starting the thread (`running`): a fork's
+     * pause (atfork_prepare) and Python's may overlap. Taken without the
+     * GIL, never while waiting for it. */
+    pthread_mutex_t pause_lock;
 };
 
 static struct mh_writer w = {
@@ -70,6 +74,7 @@ static struct mh_writer w = {
     .wlock = PTHREAD_MUTEX_INITIALIZER,
     .wcond = PTHREAD_COND_INITIALIZER,
     .flush_lock = PTHREAD_MUTEX_INITIALIZER,
+    .pause_lock = PTHREAD_MUTEX_INITIALIZER,
 };
 
 static uint64_t
@@ -412,14 +417,16 @@ mh_writer_start_thread(void)
 static void
 stop_thread(void)
 {
-    if (!w.running)
-        return;
-    pthread_mutex_lock(&w.wlock);
-    w.stop = 1;
-    pthread_cond_signal(&w.wcond);
-    pthread_mutex_unlock(&w.wlock);
-    pthread_join(w.thread, NULL);
-    w.running = 0;
+    pthread_mutex_lock(&w.pause_lock);
+    if (w.running) {
+        pthread_mutex_lock(&w.wlock);
+        w.stop = 1;
+        pthread_cond_signal(&w.wcond);
+        pthread_mutex_unlock(&w.wlock);
+        pthread_join(w.thread, NULL);
+        w.running = 0;
+    }
+    pthread_mutex_unlock(&w.pause_lock);
 }
 
 void
@@ -431,9 +438,10 @@ mh_writer_pause_thread(void)
 int
 mh_writer_resume_thread(void)
 {
-    if (w.fd < 0 || w.running)
-        return 0;
-    return mh_writer_start_thread();
+    pthread_mutex_lock(&w.pause_lock);
+    int rc = w.fd < 0 || w.running ? 0 : mh_writer_start_thread();
+    pthread_mutex_unlock(&w.pause_lock);
+    return rc;
 }
 
 /* ---- opening and closing ---- */
@@ -590,7 +598,7 @@ fail: {
 static int paused_at_fork;
 
 /* Stops the thread if it ends within `ns`; otherwise lets it go on.
- * Returns whether it stopped. */
+ * Returns whether it stopped. pause_lock held. */
 static int
 stop_thread_within(uint64_t ns)
 {
@@ -635,25 +643,35 @@ atfork_prepare(void)
     if (!w.running || pthread_equal(pthread_self(), w.thread))
         return;
     PyThreadState *ts = mh_frames_current(); /* non-NULL: we hold the GIL */
+    int main_interp = ts && PyThreadState_GetInterpreter(ts) ==
+                                PyInterpreterState_Main();
     if (ts)
         ts = PyEval_SaveThread();
-    paused_at_fork = stop_thread_within(FORK_PAUSE_NS);
+    pthread_mutex_lock(&w.pause_lock);
+    if (w.running)
+        paused_at_fork = stop_thread_within(FORK_PAUSE_NS);
+    pthread_mutex_unlock(&w.pause_lock);
     /* A thread that forks with the GIL held may have kept it from the
      * writer for long (uWSGI's master does, for ever): what is pending
      * reaches the capture now. */
-    if (paused_at_fork && ts)
+    if (paused_at_fork && main_interp)
         mh_writer_flush();
     if (ts)
         PyEval_RestoreThread(ts);
 }
 
+/* The thread stopped for the fork starts again. If another thread is
+ * stopping or starting it meanwhile (its own os.fork(), the end of the
+ * session), that one decides. */
 static void
 atfork_parent(void)
 {
-    if (paused_at_fork && !w.running && w.fd >= 0 &&
-        mh_writer_start_thread())
-        mh_warnf("cannot restart the writer thread after fork: %s",
-                 strerror(errno));
+    if (paused_at_fork && pthread_mutex_trylock(&w.pause_lock) == 0) {
+        if (!w.running && w.fd >= 0 && mh_writer_start_thread())
+            mh_warnf("cannot restart the writer thread after fork: %s",
+                     strerror(errno));
+        pthread_mutex_unlock(&w.pause_lock);
+    }
     paused_at_fork = 0;
 }
 
@@ -670,6 +688,7 @@ atfork_child(void)
     paused_at_fork = 0;
     pthread_mutex_init(&w.wlock, NULL);
     pthread_mutex_init(&w.flush_lock, NULL);
+    pthread_mutex_init(&w.pause_lock, NULL);
     if (w.running) {
         /* A fork Python was not told about: the writer thread did not
          * stop first and may have been anywhere in its buffers and
@@ -747,6 +766,7 @@ mh_writer_continue_in_child(const char *path, uint64_t parent_pid)
      * unknown state and the thread handle means nothing. */
     pthread_mutex_init(&w.wlock, NULL);
     pthread_mutex_init(&w.flush_lock, NULL);
+    pthread_mutex_init(&w.pause_lock, NULL);
     w.running = 0;
     if (w.fd >= 0 && mh_fd_is(w.fd, &w.fd_id))
         close(w.fd);
