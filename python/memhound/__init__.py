@@ -329,7 +329,7 @@ def _start_from_environ():
     this process records already."""
     env = os.environ
     template = env.get("MEMHOUND_OUTPUT")
-    if not template or _state is not None:
+    if not template or _state is not None or not _in_main_interpreter():
         return None
     mode = env.get("MEMHOUND_MODE") or "sample"
     interval = _env_int("MEMHOUND_INTERVAL")
@@ -344,6 +344,20 @@ def _start_from_environ():
     return _start(template, mode, interval, depth if depth is not None else 128,
                   registry=env.get("MEMHOUND_REGISTRY") or "",
                   heap_every=every or None, force=env.get("MEMHOUND_FORCE") == "1")
+
+
+def _in_main_interpreter():
+    """A subinterpreter shares the process, the allocator hooks and so the
+    capture with the main interpreter (its allocations are counted there,
+    without stacks): `run` starts nothing in it, quietly."""
+    import _thread  # built in, imported at startup
+
+    check = getattr(_thread, "_is_main_interpreter", None)  # 3.12+
+    if check is not None:
+        return check()
+    if _memhound is not None:  # before 3.12 it loads in subinterpreters too
+        return _memhound._in_main_interpreter()
+    return True
 
 
 def _env_int(name):

@@ -22,6 +22,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "../util/fd.h"
 #include "allocstats.h"
 #include "tracker.h"
 
@@ -73,15 +74,43 @@ mh_allocstats_parse_pymalloc(const char *text, size_t len,
     return have_arenas ? 0 : -1;
 }
 
+/* /proc/self/statm stays open, high (util/fd.h), and is read with
+ * pread: opened anew every tick, it would for a moment hold one of the
+ * low numbers that a program's os.closerange() + open() hands to its own
+ * file, which memhound would then read from and close. Reopened in a
+ * forked child (it names the process that opened it) and when the
+ * program took the number. Only the writer thread calls this. */
+static struct {
+    int fd;
+    pid_t pid;
+    struct mh_fd_id id;
+} statm = {.fd = -1};
+
+static int
+statm_fd(void)
+{
+    pid_t pid = getpid();
+    if (statm.fd >= 0 && statm.pid == pid && mh_fd_is(statm.fd, &statm.id))
+        return statm.fd;
+    if (statm.fd >= 0 && statm.pid != pid && mh_fd_is(statm.fd, &statm.id))
+        close(statm.fd); /* the parent's, inherited: ours to close */
+    statm.fd = mh_fd_move_high(open("/proc/self/statm", O_RDONLY | O_CLOEXEC));
+    if (statm.fd >= 0 && mh_fd_id_get(statm.fd, &statm.id)) {
+        close(statm.fd);
+        statm.fd = -1;
+    }
+    statm.pid = pid;
+    return statm.fd;
+}
+
 uint64_t
 mh_allocstats_rss(void)
 {
     char buf[128];
-    int fd = open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
+    int fd = statm_fd();
     if (fd < 0)
         return 0;
-    ssize_t n = read(fd, buf, sizeof(buf) - 1);
-    close(fd);
+    ssize_t n = pread(fd, buf, sizeof(buf) - 1, 0);
     if (n <= 0)
         return 0;
     buf[n] = '\0';

@@ -25,6 +25,7 @@
 
 #include "../format/capture.h"
 #include "../util/ctlsock.h"
+#include "../util/fd.h"
 #include "../util/proc.h"
 #include "allocstats.h"
 #include "control.h"
@@ -38,9 +39,6 @@
  * must not hold a slot for ever. */
 #define REQUEST_TIMEOUT_NS (5ull * 1000000000ull)
 #define SOCK_PATH_MAX sizeof(((struct sockaddr_un *)0)->sun_path)
-/* A passed descriptor is moved this high, away from the numbers the
- * program opens and closes (the lowest free ones). */
-#define PASSED_FD_MIN 768
 
 struct conn {
     int fd; /* -1: a free slot */
@@ -148,7 +146,7 @@ listen_socket(char *err, size_t errlen)
     }
     memcpy(ctl.path, sa.sun_path, sizeof(ctl.path));
     memcpy(ctl.dir, dir, sizeof(ctl.dir));
-    ctl.fd = fd;
+    ctl.fd = mh_fd_move_high(fd); /* out of the program's way (fd.h) */
     ctl.owner = getpid();
     ctl.euid = geteuid();
     return 0;
@@ -473,6 +471,7 @@ accept_new(uint64_t now)
         int fd = accept4(ctl.fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0)
             return; /* EAGAIN, or a client that gave up meanwhile */
+        fd = mh_fd_move_high(fd); /* away from the program's (fd.h) */
         struct ucred cr;
         socklen_t len = sizeof(cr);
         int ok = !getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &len) &&
@@ -528,11 +527,7 @@ recv_part(struct conn *c)
                 close(fd);
                 continue;
             }
-            int hi = fcntl(fd, F_DUPFD_CLOEXEC, PASSED_FD_MIN);
-            if (hi >= 0) {
-                close(fd);
-                fd = hi;
-            }
+            fd = mh_fd_move_high(fd); /* away from the program's (fd.h) */
             struct stat st;
             if (fstat(fd, &st)) {
                 close(fd);

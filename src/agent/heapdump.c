@@ -42,6 +42,7 @@
 #include "../format/capture_write.h"
 #include "../format/heap_write.h"
 #include "../util/addrmap.h"
+#include "../util/fd.h"
 #include "../util/file.h"
 #include "../util/mem.h"
 #include "heapdump.h"
@@ -1851,7 +1852,8 @@ heap_dump(const char *path, const char *capture, int wait, int flags,
         res->create_failed = 1;
         return -1;
     }
-    return mh_heap_dump_fd(fd, capture, wait, res);
+    /* Out of the program's way while the walker forks (fd.h). */
+    return mh_heap_dump_fd(mh_fd_move_high(fd), capture, wait, res);
 }
 
 int

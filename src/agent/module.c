@@ -75,10 +75,56 @@ mh_after_fork_parent(PyObject *module, PyObject *unused)
 {
     (void)module;
     (void)unused;
-    if (session_active && mh_writer_resume_thread())
+    int rc = 0;
+    if (session_active) {
+        Py_BEGIN_ALLOW_THREADS
+        rc = mh_writer_resume_thread();
+        Py_END_ALLOW_THREADS
+    }
+    if (rc)
         mh_warnf("cannot restart the writer thread after fork: %s",
                  strerror(errno));
     Py_RETURN_NONE;
+}
+
+/* A forked child that Python's fork hooks did not reach (uWSGI's
+ * workers, a C library's fork()): starts its capture the way the hook
+ * would, through memhound._after_fork_child(). A pending call, so the
+ * program's code is between two bytecodes; whatever fails is a warning,
+ * never an exception in the program. */
+static int
+start_in_child(void *arg)
+{
+    (void)arg;
+    if (!session_active ||
+        __atomic_load_n(&mh_tracker.child_pending, __ATOMIC_RELAXED) != 2)
+        return 0;
+    PyObject *mod = PyImport_ImportModule("memhound");
+    PyObject *r = mod ? PyObject_CallMethod(mod, "_after_fork_child", NULL)
+                      : NULL;
+    if (!r) {
+        PyErr_Clear();
+        mh_warnf("cannot record forked process %d", (int)getpid());
+    }
+    Py_XDECREF(r);
+    Py_XDECREF(mod);
+    if (__atomic_load_n(&mh_tracker.child_pending, __ATOMIC_RELAXED)) {
+        /* memhound._after_fork_child() did not start a capture (it said
+         * why): this process stays unrecorded. */
+        __atomic_store_n(&mh_tracker.child_pending, 0, __ATOMIC_RELAXED);
+        session_active = 0;
+        mh_tracker_stop();
+    }
+    return 0;
+}
+
+static PyObject *
+mh_in_main_interpreter(PyObject *module, PyObject *unused)
+{
+    (void)module;
+    (void)unused;
+    return PyBool_FromLong(PyInterpreterState_Get() ==
+                           PyInterpreterState_Main());
 }
 
 /* Stops the session at exit, before the interpreter finalises (the
@@ -232,6 +278,7 @@ mh_start(PyObject *module, PyObject *args, PyObject *kw)
     }
     session_active = 1;
     mh_sigflush_arm_all();
+    mh_tracker.child_start = start_in_child;
     if (register_hooks(module))
         goto done;
     result = Py_None;
@@ -449,6 +496,7 @@ static PyMethodDef methods[] = {
      "thread_allocated() -> int | None\n"
      "Bytes this thread has allocated while recording (exact, "
      "allocations only); None when not recording."},
+    {"_in_main_interpreter", mh_in_main_interpreter, METH_NOARGS, NULL},
     {"_before_fork", mh_before_fork, METH_NOARGS, NULL},
     {"_before_exec", mh_before_exec, METH_VARARGS, NULL},
     {"_arm_signal", mh_arm_signal, METH_O, NULL},

@@ -216,6 +216,11 @@ record_alloc(const struct mh_hook_domain *d, void *p, size_t size)
     uint64_t request = 0;
     /* Both read the interpreter's state, so both need the GIL and come
      * before the lock: the lock is a leaf. */
+    /* A subinterpreter's code objects are not ours to keep or resolve
+     * (it may have its own GIL and die before the writer reads them):
+     * its allocations count without a stack. */
+    if (ts && PyThreadState_GetInterpreter(ts) != PyInterpreterState_Main())
+        ts = NULL;
     if (ts) {
         depth = (uint32_t)mh_frames_walk(ts, frames,
                                          (int)mh_tracker.max_depth);
@@ -272,6 +277,55 @@ set_countdown(struct mh_tls *t, int64_t v)
     t->countdown = v;
 }
 
+/* What a child may allocate while its start is pending (about 256
+ * samples at the default interval): Python runs pending calls only in
+ * the main thread, which a child forked from another thread never has. */
+#define CHILD_START_PATIENCE ((uint64_t)64 << 20)
+static uint64_t child_wait_bytes; /* atomic */
+
+/* Not recording, in a forked child whose capture has not started: ask
+ * for it once this thread runs Python in the main interpreter (a heap
+ * walker is busy and never asks). Py_AddPendingCall needs no GIL; the
+ * callback runs where a signal handler would. When it never runs, say
+ * so once: the child stays unrecorded. `bytes`: what the allocation
+ * stands for. */
+static __attribute__((noinline)) void
+child_pending_slow(int state, uint64_t bytes)
+{
+    if (state == 2) {
+        uint64_t seen = __atomic_add_fetch(&child_wait_bytes, bytes,
+                                           __ATOMIC_RELAXED);
+        int two = 2;
+        if (seen >= CHILD_START_PATIENCE &&
+            __atomic_compare_exchange_n(&mh_tracker.child_pending, &two, -1,
+                                        0, __ATOMIC_RELAXED,
+                                        __ATOMIC_RELAXED))
+            mh_warnf("pid %d was forked without Python's fork hooks and "
+                     "has not run Python in its main thread since: it is "
+                     "not recorded (uWSGI: run it with "
+                     "--py-call-osafterfork)",
+                     (int)getpid());
+        return;
+    }
+    PyThreadState *ts = mh_frames_current();
+    if (tls.busy || !mh_tracker.child_start || !ts ||
+        PyThreadState_GetInterpreter(ts) != PyInterpreterState_Main() ||
+        !__atomic_compare_exchange_n(&mh_tracker.child_pending, &state, 2, 0,
+                                     __ATOMIC_RELAXED, __ATOMIC_RELAXED))
+        return;
+    __atomic_store_n(&child_wait_bytes, 0, __ATOMIC_RELAXED);
+    if (Py_AddPendingCall(mh_tracker.child_start, NULL))
+        __atomic_store_n(&mh_tracker.child_pending, 1, __ATOMIC_RELAXED);
+}
+
+static inline void
+check_child_pending(uint64_t bytes)
+{
+    int state = __atomic_load_n(&mh_tracker.child_pending, __ATOMIC_RELAXED);
+    if (MH_UNLIKELY(state > 0))
+        child_pending_slow(state, bytes);
+}
+
 static void
 sample_slow(const struct mh_hook_domain *d, void *p, size_t size)
 {
@@ -285,8 +339,11 @@ sample_slow(const struct mh_hook_domain *d, void *p, size_t size)
             return;
     }
     set_countdown(t, draw_interval(t));
-    if (!p || t->busy ||
-        !__atomic_load_n(&mh_tracker.active, __ATOMIC_RELAXED))
+    if (!__atomic_load_n(&mh_tracker.active, __ATOMIC_RELAXED)) {
+        check_child_pending(mh_tracker.interval);
+        return;
+    }
+    if (!p || t->busy)
         return;
     t->busy = 1;
     record_alloc(d, p, size);
@@ -424,8 +481,11 @@ sample_free_impl(const struct mh_hook_domain *d, void *ptr, int raw,
 static void
 trace_alloc(const struct mh_hook_domain *d, void *p, size_t size)
 {
-    if (!p || tls.busy ||
-        !__atomic_load_n(&mh_tracker.active, __ATOMIC_RELAXED))
+    if (!__atomic_load_n(&mh_tracker.active, __ATOMIC_RELAXED)) {
+        check_child_pending(size);
+        return;
+    }
+    if (!p || tls.busy)
         return;
     tls.busy = 1;
     record_alloc(d, p, size);

@@ -45,6 +45,16 @@ struct mh_tracker {
     int hooks_installed;
     struct mh_hook_domain dom[3];
     int active; /* atomic: record samples */
+    /* Atomic. In a forked child whose parent recorded: 1 from the fork
+     * (writer.c's at-fork handler) until the child's own capture starts,
+     * 2 once `child_start` is scheduled to start it, -1 once that is
+     * given up (it never ran). A fork without Python's
+     * hooks (uWSGI's workers, a C library's fork()) is noticed this way
+     * when the child allocates from Python. */
+    int child_pending;
+    /* Starts the child's capture: a Py_AddPendingCall() callback, so it
+     * runs in the main thread between two bytecodes. Set once. */
+    int (*child_start)(void *);
     /* One bit per hash of sampled addresses, read without the lock by
      * every free; set and cleared under the lock. Here rather than on
      * its own so the free hook reaches it from its ctx (tracker.c). */

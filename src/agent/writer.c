@@ -10,6 +10,7 @@
 
 #include "../format/capture_write.h"
 #include "../util/addrmap.h"
+#include "../util/fd.h"
 #include "../util/file.h"
 #include "../util/mem.h"
 #include "allocstats.h"
@@ -47,6 +48,8 @@
 struct mh_writer {
     /* Protected by flush_lock (or single-threaded: open, child). */
     int fd;
+    struct mh_fd_id fd_id; /* what fd must still name (util/fd.h) */
+    pid_t owner;           /* the process whose capture this is */
     char *path;
     uint64_t start_mono_ns;
     struct mh_buf spare, chunk, out, zscratch;
@@ -76,17 +79,19 @@ struct mh_writer {
     pthread_cond_t wcond;
     pthread_t thread;
     int running, stop;
+    int exiting; /* the thread saw `stop` and is returning */
     pthread_mutex_t flush_lock;
-    /* Atomics the signal handler reads (last_words): the process the
-     * capture belongs to, who holds flush_lock, and whether that flush
-     * waits for (or holds) the GIL. */
-    pid_t owner;
-    dev_t dev; /* the capture's identity: the handler writes only while */
-    ino_t ino; /* w.fd is still this file */
+    /* Atomics the signal handler reads (last_words), with owner and
+     * fd_id above: who holds flush_lock, and whether that flush waits
+     * for (or holds) the GIL. */
     int flush_held;
     pthread_t flush_owner;
     int resolving;
     int flush_soon; /* a rare record (marker) is pending: flush now */
+    /* Serialises stopping and starting the thread (`running`): a fork's
+     * pause (atfork_prepare) and Python's may overlap. Taken without the
+     * GIL, never while waiting for it. */
+    pthread_mutex_t pause_lock;
 };
 
 static struct mh_writer w = {
@@ -94,6 +99,7 @@ static struct mh_writer w = {
     .wlock = PTHREAD_MUTEX_INITIALIZER,
     .wcond = PTHREAD_COND_INITIALIZER,
     .flush_lock = PTHREAD_MUTEX_INITIALIZER,
+    .pause_lock = PTHREAD_MUTEX_INITIALIZER,
 };
 
 static uint64_t
@@ -203,9 +209,52 @@ write_failed(int err)
     __atomic_store_n(&mh_tracker.active, 0, __ATOMIC_RELAXED);
 }
 
+/* Whether w.fd is still the capture. A program that closes its
+ * descriptors (os.closerange(3, N)) may have given the number to a file
+ * of its own: the capture is then reopened by its path when that still
+ * names the same file, else recording stops and the capture ends here
+ * (its missing END says so). Either way the number is left alone: it is
+ * the program's now. */
+static int
+fd_still_ours(void)
+{
+    if (w.owner != getpid()) {
+        /* A child no at-fork handler ran in (a raw clone): never the
+         * parent's file. */
+        w.fd = -1;
+        w.failed = 1;
+        __atomic_store_n(&mh_tracker.active, 0, __ATOMIC_RELAXED);
+        return 0;
+    }
+    if (mh_fd_is(w.fd, &w.fd_id))
+        return 1;
+    int fd = -1;
+    if (w.path && w.path[0] == '/')
+        fd = open(w.path, O_WRONLY | O_APPEND | O_NOFOLLOW | O_CLOEXEC);
+    if (fd >= 0) {
+        fd = mh_fd_move_high(fd);
+        if (mh_fd_is(fd, &w.fd_id)) {
+            w.fd = fd;
+            return 1;
+        }
+        close(fd);
+    }
+    if (!w.failed)
+        mh_warnf("cannot write capture '%s': the program closed or reused "
+                 "its descriptor (%d) and the file cannot be reopened; "
+                 "recording stopped, the capture ends here",
+                 mh_writer_path(), w.fd);
+    w.fd = -1;
+    w.failed = 1;
+    __atomic_store_n(&mh_tracker.active, 0, __ATOMIC_RELAXED);
+    return 0;
+}
+
 static int
 write_all(const uint8_t *p, size_t n)
 {
+    if (!fd_still_ours())
+        return -1;
     uint64_t total = n;
     while (n > 0) {
         ssize_t k = write(w.fd, p, n);
@@ -496,12 +545,11 @@ fixed_buf(uint8_t *p, size_t n)
 int
 mh_writer_last_words(int sig)
 {
-    struct stat st;
     if (w.fd < 0 || w.failed || getpid() != w.owner)
         return -1;
     /* A program that closed its descriptors may have another file at
-     * this number now: never write into it. */
-    if (fstat(w.fd, &st) || st.st_dev != w.dev || st.st_ino != w.ino)
+     * this number now: never write into it (fstat only: signal-safe). */
+    if (!mh_fd_is(w.fd, &w.fd_id))
         return -1;
     /* Not PyGILState_Check(): it answers 1 for every thread once a
      * subinterpreter has existed. */
@@ -624,6 +672,7 @@ writer_main(void *arg)
         }
         pthread_mutex_lock(&w.wlock);
     }
+    w.exiting = 1;
     pthread_mutex_unlock(&w.wlock);
     return NULL;
 }
@@ -637,6 +686,7 @@ mh_writer_start_thread(void)
     pthread_cond_init(&w.wcond, &ca);
     pthread_condattr_destroy(&ca);
     w.stop = 0;
+    w.exiting = 0;
     /* Signals are the target's: the thread starts with all blocked. */
     sigset_t all, old;
     sigfillset(&all);
@@ -654,14 +704,16 @@ mh_writer_start_thread(void)
 static void
 stop_thread(void)
 {
-    if (!w.running)
-        return;
-    pthread_mutex_lock(&w.wlock);
-    w.stop = 1;
-    pthread_cond_signal(&w.wcond);
-    pthread_mutex_unlock(&w.wlock);
-    pthread_join(w.thread, NULL);
-    w.running = 0;
+    pthread_mutex_lock(&w.pause_lock);
+    if (w.running) {
+        pthread_mutex_lock(&w.wlock);
+        w.stop = 1;
+        pthread_cond_signal(&w.wcond);
+        pthread_mutex_unlock(&w.wlock);
+        pthread_join(w.thread, NULL);
+        w.running = 0;
+    }
+    pthread_mutex_unlock(&w.pause_lock);
 }
 
 void
@@ -673,9 +725,10 @@ mh_writer_pause_thread(void)
 int
 mh_writer_resume_thread(void)
 {
-    if (w.fd < 0 || w.running)
-        return 0;
-    return mh_writer_start_thread();
+    pthread_mutex_lock(&w.pause_lock);
+    int rc = w.fd < 0 || w.running ? 0 : mh_writer_start_thread();
+    pthread_mutex_unlock(&w.pause_lock);
+    return rc;
 }
 
 /* ---- opening and closing ---- */
@@ -751,9 +804,17 @@ hstr(const char *s)
 static int
 open_capture(const char *path, uint64_t fork_parent)
 {
-    int fd = mh_file_create_private(path, mh_writer_create_flags());
+    int fd = mh_fd_move_high(
+        mh_file_create_private(path, mh_writer_create_flags()));
     if (fd < 0)
         return -1;
+    if (mh_fd_id_get(fd, &w.fd_id)) {
+        int err = errno;
+        close(fd);
+        errno = err;
+        return -1;
+    }
+    w.owner = getpid();
     mh_free(w.path);
     w.path = mh_strndup(path, strlen(path));
     w.fd = fd;
@@ -761,12 +822,6 @@ open_capture(const char *path, uint64_t fork_parent)
     w.good_off = 0;
     w.file_stacks = 0;
     w.disk_full = w.full_noted = 0;
-    w.owner = getpid();
-    struct stat st;
-    if (fstat(fd, &st) == 0) {
-        w.dev = st.st_dev;
-        w.ino = st.st_ino;
-    }
     w.start_mono_ns = clock_ns(CLOCK_MONOTONIC);
     reset_tables();
 
@@ -819,17 +874,146 @@ open_capture(const char *path, uint64_t fork_parent)
     return 0;
 fail: {
     int err = errno;
-    close(w.fd);
+    if (w.fd >= 0)
+        close(w.fd);
     w.fd = -1;
     errno = err;
     return -1;
 }
 }
 
+/* A fork's wait for the writer thread: a flush with stacks to resolve
+ * takes milliseconds; a GIL another thread keeps may take for ever. */
+#define FORK_PAUSE_NS 1000000000ull
+
+/* Set by atfork_prepare when it stopped the thread: the parent restarts
+ * it. Only the forking thread touches it. */
+static int paused_at_fork;
+
+/* Stops the thread if it ends within `ns`; otherwise lets it go on.
+ * Returns whether it stopped. pause_lock held. */
+static int
+stop_thread_within(uint64_t ns)
+{
+    pthread_mutex_lock(&w.wlock);
+    w.stop = 1;
+    pthread_cond_signal(&w.wcond);
+    pthread_mutex_unlock(&w.wlock);
+    uint64_t until_ns = clock_ns(CLOCK_REALTIME) + ns;
+    struct timespec until = {
+        .tv_sec = (time_t)(until_ns / 1000000000ull),
+        .tv_nsec = (long)(until_ns % 1000000000ull),
+    };
+    if (pthread_timedjoin_np(w.thread, NULL, &until) == 0) {
+        w.running = 0;
+        return 1;
+    }
+    pthread_mutex_lock(&w.wlock);
+    int exiting = w.exiting; /* it saw the stop: it is returning now */
+    if (!exiting)
+        w.stop = 0;
+    pthread_mutex_unlock(&w.wlock);
+    if (!exiting)
+        return 0;
+    pthread_join(w.thread, NULL);
+    w.running = 0;
+    return 1;
+}
+
+/* Before every fork(), whoever calls it: the writer thread is stopped,
+ * as Python's os.fork() hook does (mh_writer_pause_thread), so that it
+ * holds nothing the child would inherit held: the GIL's own locks above
+ * all, which a thread waiting for the GIL takes every few milliseconds.
+ * That matters where fork() comes from C: uWSGI's master keeps the GIL
+ * while it forks its workers, and the writer may have waited for it
+ * since. The forking thread lets the GIL go for the wait (it has it back
+ * before fork() proceeds, so the child's GIL is its own). Not when the
+ * writer itself forks (a heap dump's walker). */
+static void
+atfork_prepare(void)
+{
+    paused_at_fork = 0;
+    if (!w.running || pthread_equal(pthread_self(), w.thread))
+        return;
+    PyThreadState *ts = mh_frames_current(); /* non-NULL: we hold the GIL */
+    int main_interp = ts && PyThreadState_GetInterpreter(ts) ==
+                                PyInterpreterState_Main();
+    if (ts)
+        ts = PyEval_SaveThread();
+    pthread_mutex_lock(&w.pause_lock);
+    if (w.running)
+        paused_at_fork = stop_thread_within(FORK_PAUSE_NS);
+    pthread_mutex_unlock(&w.pause_lock);
+    /* A thread that forks with the GIL held may have kept it from the
+     * writer for long (uWSGI's master does, for ever): what is pending
+     * reaches the capture now. */
+    if (paused_at_fork && main_interp)
+        mh_writer_flush();
+    if (ts)
+        PyEval_RestoreThread(ts);
+}
+
+/* The thread stopped for the fork starts again. If another thread is
+ * stopping or starting it meanwhile (its own os.fork(), the end of the
+ * session), that one decides. */
+static void
+atfork_parent(void)
+{
+    if (paused_at_fork && pthread_mutex_trylock(&w.pause_lock) == 0) {
+        if (!w.running && w.fd >= 0 && mh_writer_start_thread())
+            mh_warnf("cannot restart the writer thread after fork: %s",
+                     strerror(errno));
+        pthread_mutex_unlock(&w.pause_lock);
+    }
+    paused_at_fork = 0;
+}
+
+/* In every forked child, whoever forked it: os.fork() (whose Python hook
+ * then calls mh_writer_continue_in_child()), uWSGI forking its workers
+ * from C, a C library's fork(). The parent's capture, writer thread and
+ * control socket are the parent's: the child drops them at once, before
+ * any of its code runs, so nothing it does can write into the parent's
+ * file. Its own capture starts when it runs Python (tracker.h,
+ * child_pending). Only async-signal-safe calls and plain stores here. */
+static void
+atfork_child(void)
+{
+    paused_at_fork = 0;
+    pthread_mutex_init(&w.wlock, NULL);
+    pthread_mutex_init(&w.flush_lock, NULL);
+    pthread_mutex_init(&w.pause_lock, NULL);
+    if (w.running) {
+        /* A fork Python was not told about: the writer thread did not
+         * stop first and may have been anywhere in its buffers and
+         * tables. The child leaves the parent's copies alone
+         * (copy-on-write pages it never touches) and starts afresh. */
+        struct mh_buf *bufs[] = {&w.spare, &w.chunk, &w.out, &w.zscratch};
+        for (size_t i = 0; i < sizeof(bufs) / sizeof(bufs[0]); i++)
+            memset(bufs[i], 0, sizeof(*bufs[i]));
+        mh_addrmap_init(&w.codes, 0);
+        mh_addrmap_init(&w.frames, 0);
+        mh_addrmap_init(&w.strs, 0);
+    }
+    w.running = 0;
+    if (w.fd < 0)
+        return;
+    if (mh_fd_is(w.fd, &w.fd_id))
+        close(w.fd);
+    w.fd = -1;
+    mh_control_forget();
+    __atomic_store_n(&mh_tracker.child_pending, 1, __ATOMIC_RELAXED);
+}
+
 int
 mh_writer_open(const char *path, const struct mh_writer_header *h, int mode,
                uint64_t interval, uint32_t max_depth)
 {
+    static int atfork_done;
+    if (!atfork_done) {
+        if (pthread_atfork(atfork_prepare, atfork_parent, atfork_child))
+            return -1;
+        atfork_done = 1;
+    }
     w.mode = mode;
     w.interval = mode == MH_MODE_SAMPLE ? interval : 0;
     const char *registry = getenv("MEMHOUND_REGISTRY");
@@ -858,7 +1042,7 @@ mh_writer_close(void)
     mh_tracker_put_timeline(mh_writer_now_ns(), read_rss());
     mh_tracker_put_end(mh_writer_now_ns());
     mh_writer_flush();
-    if (w.fd >= 0 && close(w.fd) && !w.failed)
+    if (w.fd >= 0 && mh_fd_is(w.fd, &w.fd_id) && close(w.fd) && !w.failed)
         mh_warnf("cannot close capture '%s': %s", mh_writer_path(),
                  strerror(errno));
     w.fd = -1;
@@ -881,10 +1065,12 @@ mh_writer_continue_in_child(const char *path, uint64_t parent_pid)
      * unknown state and the thread handle means nothing. */
     pthread_mutex_init(&w.wlock, NULL);
     pthread_mutex_init(&w.flush_lock, NULL);
+    pthread_mutex_init(&w.pause_lock, NULL);
     w.running = 0;
-    if (w.fd >= 0)
+    if (w.fd >= 0 && mh_fd_is(w.fd, &w.fd_id))
         close(w.fd);
     w.fd = -1;
+    __atomic_store_n(&mh_tracker.child_pending, 0, __ATOMIC_RELAXED);
     if (open_capture(path, parent_pid))
         return -1;
     char text[32];

@@ -26,6 +26,7 @@
 #include <unistd.h>
 
 #include "../format/capture_read.h"
+#include "../format/chunk.h"
 #include "../util/buf.h"
 #include "../util/file.h"
 #include "../util/mem.h"
@@ -730,7 +731,7 @@ warn_unfinished(const struct capture *c, const char *shown,
                 const struct child_end *ce)
 {
     struct mh_file f;
-    if (mh_file_map(&f, c->path, 0))
+    if (mh_file_map(&f, c->path, 0, &mh_chunk_capture_input))
         return 0; /* report will say why */
     struct mh_cap_reader r;
     struct cap_end e = {0};

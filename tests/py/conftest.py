@@ -19,6 +19,7 @@ import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import textwrap
@@ -288,6 +289,14 @@ def mh(procs, tmp_path):
     if not MEMHOUND.exists():
         pytest.fail("%s is not built: run make" % MEMHOUND)
     return Memhound(procs, tmp_path)
+
+
+def free_port():
+    """A TCP port on 127.0.0.1 that was free a moment ago (servers other
+    tests start run next to this one)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def describe(r):
