@@ -489,6 +489,10 @@ def _after_fork_child():
     if st is None:
         return
     pid = os.getpid()
+    if st.pid == pid:
+        # Started already: the agent's pending call after a fork can run
+        # inside an earlier fork hook (threading's) before this one.
+        return
     try:
         path, _ = _expand(st.template, pid)
         if not st.has_pid:
