@@ -1,9 +1,11 @@
 """Corpus: a leak under heavy transient churn. Truth: leak.
 
-One code path leaks ~300 KB/s of small objects into a module-level list;
-another allocates big short-lived buffers (8-40 MiB, freed within 0.1 s)
-several times a second, so live memory swings by tens of MiB while its
-floor rises slowly. Judging the floor, not the mean, is what finds it.
+One code path leaks ~250 KB/s of small objects into a module-level list;
+another allocates big short-lived buffers (33-64 MiB, above glibc's
+largest mmap threshold, so they go back to the system when freed, and
+freed within 0.1 s) several times a second: live memory swings by tens
+of MiB while its floor rises slowly. Judging the floor, not the mean, is
+what finds it.
 """
 import os
 import random
@@ -16,14 +18,14 @@ sessions = []
 
 
 def handle_upload():
-    buf = bytearray(rng.randrange(8, 40) << 20)  # transient
+    buf = bytearray(rng.randrange(33, 64) << 20)  # transient
     buf[::65536] = b"u" * len(buf[::65536])
     time.sleep(0.08)
     return len(buf)
 
 
 def remember_session(i):
-    for k in range(300):
+    for k in range(500):
         sessions.append(("sess-%d-%d" % (i, k), i))  # MARK: leak
 
 
