@@ -267,15 +267,28 @@ mh_verdict_compute(const struct mh_verdict_input *in, struct mh_verdict *v)
     double unexplained = rss_grows ? rt->growth - live_part : 0;
     int untracked = rss_grows && live_part < LIVE_SHARE * rt->growth;
     if (untracked) {
+        /* With the allocators' figures at both ends, the part that grew
+         * tells: malloc's in-use bytes (native memory), or the free
+         * memory they hold (retention). When neither does and live bytes
+         * leak, the rest is the leak's (its estimate is a sample, and
+         * pymalloc's arenas grow with it). */
         const struct mh_cap_timeline *a0 = &in->alloc_warm, *a1 = &in->alloc;
+        int known = 0;
+        double held_growth = 0;
         if (a0->alloc & a1->alloc & MH_TL_MALLOC) {
+            known = 1;
             double inuse0 = (double)a0->malloc_inuse + (double)a0->malloc_mmap;
             double inuse1 = (double)a1->malloc_inuse + (double)a1->malloc_mmap;
             v->native_growth = inuse1 - inuse0 - live_part;
             v->native = v->native_growth >= NATIVE_SHARE * unexplained;
+            held_growth += (double)a1->malloc_free - (double)a0->malloc_free;
         }
+        if (a0->alloc & a1->alloc & MH_TL_PYMALLOC)
+            held_growth += (double)a1->arena_free - (double)a0->arena_free;
         if (!v->native)
-            v->retention = 1;
+            v->retention = !known || ls != LIVE_LEAK ||
+                           held_growth >= NATIVE_SHARE * unexplained;
+        untracked = v->native || v->retention;
     }
     /* Free memory held now. */
     if (in->alloc.alloc) {

@@ -24,6 +24,7 @@ struct shape {
     double req_rate;  /* requests/s, 0 = none */
     int idle;         /* after level_at no requests either */
     size_t n;         /* points, 0 = NPTS */
+    double dt;        /* seconds between points, 0 = DT */
 };
 
 static double
@@ -38,17 +39,18 @@ static size_t
 make(const struct shape *s, struct mh_tl_point *p)
 {
     size_t n = s->n ? s->n : NPTS;
+    double dt = s->dt > 0 ? s->dt : DT;
     /* The slices as verdict.c cuts them: the window starts at the first
      * point at or after 10% of the span, 5 points a slice, at most 24. */
-    double span = (double)(n - 1) * DT;
+    double span = (double)(n - 1) * dt;
     size_t from = 0;
-    while ((double)from * DT < 0.1 * span - 1e-9)
+    while ((double)from * dt < 0.1 * span - 1e-9)
         from++;
     size_t nb = (n - from) / 5 > 24 ? 24 : (n - from) / 5;
-    double x0 = (double)from * DT;
+    double x0 = (double)from * dt;
     double slice = nb ? (span - x0) / (double)nb : 1;
     for (size_t i = 0; i < n; i++) {
-        double t = (double)i * DT;
+        double t = (double)i * dt;
         double noise = 0;
         if (i >= from) {
             long b = (long)((t - x0) / slice + 1e-9);
@@ -179,6 +181,40 @@ MH_TEST(verdict_not_enough_data)
     judge(&s, NULL, NULL, &v);
     CHECK(v.enough_data);
     CHECK_EQ_INT(v.kind, MH_VERDICT_LEAK);
+}
+
+/* ...or under 6 slices of 5 points (sparse points: 5 per second). */
+MH_TEST(verdict_min_slices)
+{
+    struct shape s = flat();
+    struct mh_verdict v;
+    s.live_rate = 4 * MIB;
+    s.dt = 0.2;
+    s.n = 30; /* window 5.2 s, 27 points: 5 slices */
+    judge(&s, NULL, NULL, &v);
+    CHECK(!v.enough_data);
+    CHECK_EQ_INT(v.kind, MH_VERDICT_UNDECIDED);
+    s.n = 34; /* window 6 s, 31 points: 6 slices */
+    judge(&s, NULL, NULL, &v);
+    CHECK(v.enough_data);
+    CHECK_EQ_INT(v.live_trend.buckets, 6);
+    CHECK_EQ_INT(v.kind, MH_VERDICT_LEAK);
+}
+
+/* "N more minutes" is capped at an hour. */
+MH_TEST(verdict_more_capped)
+{
+    struct shape s = flat();
+    struct mh_verdict v;
+    s.dt = 60;
+    s.n = 60; /* 59 min; window 53 min, 54 points: 10 slices */
+    s.noise = 1 * MIB;
+    s.live_rate = 1.2 * MIB / 3180;
+    judge(&s, NULL, NULL, &v);
+    CHECK_EQ_INT(v.live_trend.buckets, 10);
+    CHECK_EQ_INT(v.kind, MH_VERDICT_UNDECIDED);
+    CHECK(v.more_seconds == 3600);
+    CHECK(strstr(v.why, "about 60 more minutes"));
 }
 
 /* A positive trend that is neither significant nor ruled out is
@@ -586,4 +622,28 @@ MH_TEST(verdict_top_slope_shown)
     CHECK(!mh_slope_fit_significant(&f));
     CHECK(fabs(mh_slope_t95(1) - 12.706) < 1e-9);
     CHECK(fabs(mh_slope_t95(1000) - 1.96) < 1e-9);
+}
+
+/* A leak with RSS growth it does not explain: with allocator figures,
+ * retention only when their free memory grew by >= 50% of the rest (else
+ * the rest is the leak's: a sampled estimate, arenas growing with it). */
+MH_TEST(verdict_leak_rest_of_rss)
+{
+    struct shape s = flat();
+    struct mh_verdict v;
+    struct mh_cap_timeline a0 = {0}, a1 = {0};
+    s.live_rate = 5 * MIB / WINDOW;
+    s.rss_rate = 20 * MIB / WINDOW;
+    a0.alloc = a1.alloc = MH_TL_MALLOC | MH_TL_PYMALLOC;
+    a0.malloc_free = (uint64_t)(1 * MIB);
+    a1.malloc_free = (uint64_t)(5 * MIB);
+    a0.arena_free = (uint64_t)(1 * MIB);
+    a1.arena_free = (uint64_t)(5.5 * MIB); /* +8.5 of ~15 MiB */
+    judge(&s, &a1, &a0, &v);
+    CHECK(v.leak && v.retention && !v.native);
+    CHECK_EQ_INT(v.kind, MH_VERDICT_LEAK_RETENTION);
+    a1.arena_free = (uint64_t)(3.5 * MIB); /* +6.5 of ~15 MiB */
+    judge(&s, &a1, &a0, &v);
+    CHECK(v.leak && !v.retention && !v.native);
+    CHECK_EQ_INT(v.kind, MH_VERDICT_LEAK);
 }
