@@ -158,9 +158,13 @@ trend(const struct mh_tl_point *p, size_t from, size_t n, int live,
         t->recent_hi = r.slope + mh_slope_t95(nk - half - 2) * r.se;
         t->early_slope = e.slope;
         t->early_lo = e.slope - mh_slope_t95(half - 2) * e.se;
+        /* Levelled: against the whole window's rate for a trend that
+         * passed as a whole, against the first half's for a rise that
+         * only the first half shows (a cache that filled early). */
+        t->levelled = t->recent_hi < RECENT_SHARE * t->slope;
         t->rose_early = t->early_lo > 0 &&
-                        e.slope * (bx[half - 1] - bx[0]) >= t->min_growth;
-        t->levelled = t->recent_hi < RECENT_SHARE * fmax(t->slope, e.slope);
+                        e.slope * (bx[half - 1] - bx[0]) >= t->min_growth &&
+                        t->recent_hi < RECENT_SHARE * e.slope;
     }
 }
 
@@ -254,7 +258,7 @@ mh_verdict_compute(const struct mh_verdict_input *in, struct mh_verdict *v)
     if (v->enough_data) {
         if (lt->significant && lt->big)
             ls = lt->levelled ? LIVE_BOUNDED : LIVE_LEAK;
-        else if (lt->rose_early && lt->levelled)
+        else if (lt->rose_early)
             ls = LIVE_BOUNDED;
         else if (lt->slope <= 0 || lt->hi * lt->x_span < lt->min_growth)
             ls = LIVE_FLAT;
@@ -349,7 +353,7 @@ mh_verdict_compute(const struct mh_verdict_input *in, struct mh_verdict *v)
         if (ls == LIVE_BOUNDED)
             why(v, "the floor of tracked live bytes rose (%s per %s over "
                    "the first half of the window), then levelled off (the "
-                   "last half: at most %s per %s, under half that rate): "
+                   "last half: at most %s per %s, under half the rate): "
                    "bounded, like a cache that fills",
                 sz(b2, sizeof(b2), lt->early_slope), by_req ? "request" : "s",
                 sz(b1, sizeof(b1), fmax(0, lt->recent_hi)),

@@ -53,9 +53,10 @@ struct mh_verdict_trend {
     int significant; /* lo > 0 */
     int big;         /* growth >= min_growth */
     int levelled;    /* the last half rises at under half the rate of
-                        the whole or of the first half */
+                        the whole window */
     int rose_early;  /* the first half rose significantly by at least
-                        min_growth */
+                        min_growth, and the last half at under half its
+                        rate */
 };
 
 struct mh_verdict_input {

@@ -239,18 +239,22 @@ MH_TEST(verdict_undecided_says_how_long)
     CHECK_EQ_INT(v.kind, MH_VERDICT_NO_GROWTH);
 }
 
-/* Levelled: the last half rises at under half the rate of the first. */
+/* Levelled: the last half rises at under half the rate of the whole
+ * window (k: the last half's rate over the first's; the whole window's
+ * is about (1 + k) / 2 of the first's, so the boundary is k = 1/3). */
 MH_TEST(verdict_bounded_vs_leak)
 {
     struct shape s = flat();
     struct mh_verdict v;
     s.live_rate = 2 * MIB;
     s.level_at = X0 + WINDOW / 2;
-    s.level_k = 0.6;
+    s.level_k = 0.38;
     judge(&s, NULL, NULL, &v);
+    CHECK(v.live_trend.recent_hi > 0.5 * v.live_trend.slope);
     CHECK_EQ_INT(v.kind, MH_VERDICT_LEAK);
-    s.level_k = 0.4;
+    s.level_k = 0.28;
     judge(&s, NULL, NULL, &v);
+    CHECK(v.live_trend.recent_hi < 0.5 * v.live_trend.slope);
     CHECK_EQ_INT(v.kind, MH_VERDICT_BOUNDED);
     CHECK(strstr(v.why, "levelled off"));
     CHECK(!v.leak && !(v.remedies & MH_REMEDY_FIND_LEAK));

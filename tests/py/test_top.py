@@ -86,7 +86,8 @@ def test_top_once_shows_growth(procs, tmp_path):
     assert slope > 20000, r.stdout
     assert r2 > 0.9, r.stdout
     s = rows[still.pid]
-    assert abs(float(s[2])) < 50, r.stdout
+    # Flat: its 95% interval holds zero, so no slope is extrapolated.
+    assert s[2] == "~0" or abs(float(s[2])) < 50, r.stdout
     assert s[4] == "-"  # no agent: requests unknown
     assert "sleep 60" in " ".join(s)
 
