@@ -165,6 +165,28 @@ MH_TEST(verdict_significance)
     CHECK(!v.leak);
 }
 
+/* Big but not significant: with 6 slices the interval is wide (t = 2.78
+ * for 4 degrees of freedom), so growth above 3 x the noise can still
+ * hold zero: not a leak yet. */
+MH_TEST(verdict_big_needs_significance)
+{
+    struct shape s = flat();
+    struct mh_verdict v;
+    s.dt = 0.2;
+    s.n = 34; /* window 6 s: 6 slices */
+    s.noise = 1 * MIB;
+    s.live_rate = 4.2 * MIB / 6;
+    judge(&s, NULL, NULL, &v);
+    CHECK_EQ_INT(v.live_trend.buckets, 6);
+    CHECK(v.live_trend.big);
+    CHECK(!v.live_trend.significant);
+    CHECK_EQ_INT(v.kind, MH_VERDICT_UNDECIDED);
+    s.live_rate = 8 * MIB / 6;
+    judge(&s, NULL, NULL, &v);
+    CHECK(v.live_trend.big && v.live_trend.significant);
+    CHECK_EQ_INT(v.kind, MH_VERDICT_LEAK);
+}
+
 /* Too little data: a window under 5 s, or under 6 slices of 5 points. */
 MH_TEST(verdict_not_enough_data)
 {
@@ -279,7 +301,7 @@ MH_TEST(verdict_by_requests)
     s.level_at = 7;
     s.level_k = 0;
     s.idle = 1;
-    s.req_rate = 31 / (7 - X0) + 0.01; /* 31 requests in the window */
+    s.req_rate = 30 / (7 - X0) + 0.01; /* 30 requests in the window */
     judge(&s, NULL, NULL, &v);
     CHECK(v.live_trend.by_requests);
     CHECK_EQ_INT(v.kind, MH_VERDICT_LEAK);
@@ -488,6 +510,14 @@ MH_TEST(verdict_recycle_limit_caps)
     CHECK_EQ_INT(v.kind, MH_VERDICT_RETENTION);
     CHECK_EQ_INT(v.rss_limit, 128 << 20); /* 1.25 x 60 MiB = 75 */
     CHECK(v.lifetime_at_limit == 0);
+    s.rss0 = 100 * MIB;
+    in.n = make(&s, p);
+    mh_verdict_compute(&in, &v);
+    CHECK_EQ_INT(v.rss_limit, 128 << 20); /* 1.25 x 100 MiB = 125 */
+    s.rss0 = 103 * MIB;
+    in.n = make(&s, p);
+    mh_verdict_compute(&in, &v);
+    CHECK_EQ_INT(v.rss_limit, 192 << 20); /* 1.25 x 103 MiB = 128.75 */
 }
 
 /* A merged pre-fork report: one verdict per process from its own

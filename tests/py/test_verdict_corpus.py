@@ -36,7 +36,7 @@ TRUTH = {
     "large_leak": (SHORT, "leak", None),
     "churn_leak": (SHORT, "leak", None),
     "slow_leak": (SLOW, "leak", None),
-    "bounded_cache": (SHORT, "bounded", None),
+    "bounded_cache": (45, "bounded", None),
     "glibc_frag": (SHORT, "retention",
                    lambda v: "malloc-trim" in v["remedies"]),
     "pymalloc_pin": (SHORT, "retention",
@@ -54,6 +54,11 @@ TRUTH = {
 # When `memhound inspect` asks each single-process program.
 POLLS = [8, 12, 15, 20, 25, 29]
 SLOW_POLLS = [30, 45, 60, 75, 90, 105, 120]
+
+
+def _polls(secs):
+    return POLLS if secs == SHORT else SLOW_POLLS if secs == SLOW else \
+        list(range(10, secs, 5))
 
 
 def _children(pid):
@@ -152,8 +157,7 @@ class Corpus:
     def poll(self, t0):
         """Asks inspect at each poll time while the programs run."""
         plan = sorted((at, name) for name in TRUTH
-                      for at in (SLOW_POLLS if TRUTH[name][0] == SLOW
-                                 else POLLS))
+                      for at in _polls(TRUTH[name][0]))
         for at, name in plan:
             wait = t0 + at - time.monotonic()
             if wait > 0:
@@ -293,6 +297,8 @@ def test_corpus_prefork_merged(corpus):
         assert one["verdict"] in ("leak", "no-growth"), one
     text = _text(caps)
     assert "Verdict: leak\n  leak in 2 of 2 workers" in text, text
+    sys.stderr.write("corpus prefork: %s; %s\n" % (v["summary"], [
+        (p["role"], p["verdict"]) for p in v["processes"]]))
 
 
 @pytest.mark.skipif(not os.path.exists(GUNICORN),
@@ -317,3 +323,7 @@ def test_corpus_gunicorn_per_request(corpus):
         in v["summary"], v["summary"]
     assert "per request" in v["summary"], v["summary"]
     assert "gunicorn_app.py:" in v["sites"], v["sites"]
+    sys.stderr.write("corpus gunicorn: %d requests; %s; %s\n" % (
+        getattr(corpus, "sent", 0), v["summary"], [
+            (p["role"], p["verdict"], p.get("per_request"))
+            for p in v["processes"]]))
