@@ -681,3 +681,23 @@ MH_TEST(verdict_leak_rest_of_rss)
     CHECK(v.leak && !v.retention && !v.native);
     CHECK_EQ_INT(v.kind, MH_VERDICT_LEAK);
 }
+
+/* A rise in the first half alone makes "bounded" only when it reaches
+ * the minimum growth (1 MiB here): a smaller one is no growth. */
+MH_TEST(verdict_bounded_needs_min_growth)
+{
+    struct shape s = flat();
+    struct mh_verdict v;
+    s.level_at = X0 + 3;
+    s.level_k = 0;
+    s.live_rate = 1.0 * MIB; /* 3 MiB in the first 3 s of the window */
+    judge(&s, NULL, NULL, &v);
+    CHECK(v.live_trend.rose_early);
+    CHECK_EQ_INT(v.kind, MH_VERDICT_BOUNDED);
+    s.live_rate = 0.2 * MIB; /* 0.6 MiB */
+    judge(&s, NULL, NULL, &v);
+    CHECK(!v.live_trend.rose_early);
+    CHECK(v.live_trend.early_lo > 0);
+    CHECK(v.live_trend.recent_hi < 0.5 * v.live_trend.early_slope);
+    CHECK_EQ_INT(v.kind, MH_VERDICT_NO_GROWTH);
+}
