@@ -19,6 +19,7 @@ struct shape {
     double live0, live_rate; /* bytes, bytes/s */
     double rss0, rss_rate;
     double noise;     /* live: -noise, +noise on alternate slices */
+    double rss_noise; /* likewise for RSS */
     double level_at;  /* from here on both rates are multiplied by k */
     double level_k;
     double req_rate;  /* requests/s, 0 = none */
@@ -51,17 +52,18 @@ make(const struct shape *s, struct mh_tl_point *p)
     double slice = nb ? (span - x0) / (double)nb : 1;
     for (size_t i = 0; i < n; i++) {
         double t = (double)i * dt;
-        double noise = 0;
+        double sign = 0;
         if (i >= from) {
             long b = (long)((t - x0) / slice + 1e-9);
-            noise = b % 2 ? s->noise : -s->noise;
+            sign = b % 2 ? 1 : -1;
         }
         double tr = s->idle && s->level_at > 0 && t > s->level_at
                         ? s->level_at
                         : t;
         p[i].t_ns = (uint64_t)llround(t * 1e9);
-        p[i].live = s->live0 + grown(s, s->live_rate, t) + noise;
-        p[i].rss = (uint64_t)(s->rss0 + grown(s, s->rss_rate, t));
+        p[i].live = s->live0 + grown(s, s->live_rate, t) + sign * s->noise;
+        p[i].rss = (uint64_t)(s->rss0 + grown(s, s->rss_rate, t) +
+                              sign * s->rss_noise);
         p[i].requests = (uint64_t)(s->req_rate * tr);
     }
     return n;
@@ -410,6 +412,32 @@ MH_TEST(verdict_untracked_growth)
     judge(&s, &a1, &a0, &v);
     CHECK(!v.native && v.retention);
     CHECK_EQ_INT(v.kind, MH_VERDICT_RETENTION);
+    /* RSS growth must be significant: big growth in noise that holds
+     * zero (6 slices) is not retention. */
+    struct shape w = flat();
+    w.dt = 0.2;
+    w.n = 34;
+    w.rss_noise = 1 * MIB;
+    w.rss_rate = 4.2 * MIB / 6;
+    judge(&w, NULL, NULL, &v);
+    CHECK(v.rss_trend.big && !v.rss_trend.significant);
+    CHECK(!v.retention);
+    w.rss_rate = 8 * MIB / 6;
+    judge(&w, NULL, NULL, &v);
+    CHECK(v.rss_trend.big && v.rss_trend.significant);
+    CHECK(v.retention);
+    /* RSS that rose, then levelled, does not grow any more. */
+    w = flat();
+    w.rss_rate = 20 * MIB / WINDOW;
+    w.level_at = X0 + WINDOW / 2;
+    w.level_k = 0.28;
+    judge(&w, NULL, NULL, &v);
+    CHECK(v.rss_trend.levelled);
+    CHECK_EQ_INT(v.kind, MH_VERDICT_NO_GROWTH);
+    w.level_k = 0.38;
+    judge(&w, NULL, NULL, &v);
+    CHECK(!v.rss_trend.levelled);
+    CHECK_EQ_INT(v.kind, MH_VERDICT_RETENTION);
     /* RSS growth under 2 MiB is not growth. */
     s.rss_rate = 1.8 * MIB / WINDOW;
     judge(&s, NULL, NULL, &v);
@@ -569,6 +597,16 @@ MH_TEST(verdict_merged_per_process)
     CHECK_EQ_INT(vs.kind, MH_VERDICT_LEAK);
     CHECK_EQ_INT(vs.lead, 1);
     CHECK(strstr(vs.summary, "the master does not grow"));
+    /* What inspect measured now is the last process's alone. */
+    struct mh_verdict_input now;
+    memset(&now, 0, sizeof(now));
+    now.alloc.alloc = MH_TL_MALLOC;
+    now.alloc.malloc_free = (uint64_t)(100 * MIB);
+    mh_verdicts_release(&vs);
+    CHECK(!mh_verdicts_of_analysis(&a, &now, &vs));
+    CHECK_EQ_INT(vs.procs[0].v.kind, MH_VERDICT_NO_GROWTH);
+    CHECK_EQ_INT(vs.procs[1].v.kind, MH_VERDICT_LEAK);
+    CHECK_EQ_INT(vs.procs[2].v.kind, MH_VERDICT_LEAK_RETENTION);
     /* One worker leaking of two. */
     procs[2].timeline.n = make(&master, pw2);
     mh_verdicts_release(&vs);
@@ -595,18 +633,23 @@ MH_TEST(verdict_names_growth_sites)
     struct mh_process *keep = a.procs;
     a.procs = &proc;
     a.nprocs = 1;
-    struct mh_site site;
-    memset(&site, 0, sizeof(site));
+    struct mh_site site[2];
+    memset(site, 0, sizeof(site));
     uint32_t id;
     CHECK(!mh_strpool_intern(&a.strings, "app.py:12", 9, &id));
-    site.key = id;
-    site.growth_bytes = 20 * MIB;
-    site.share = 0.978;
-    uint32_t idx = 0;
-    a.sites = &site;
-    a.nsites = 1;
-    a.growth = &idx;
-    a.ngrowth = 1;
+    site[0].key = id;
+    site[0].growth_bytes = 20 * MIB;
+    site[0].share = 0.978;
+    /* Below the growth section's floor: not named. */
+    CHECK(!mh_strpool_intern(&a.strings, "lib.py:3", 8, &id));
+    site[1].key = id;
+    site[1].growth_bytes = 0.5 * MIB;
+    site[1].share = 0.022;
+    uint32_t idx[2] = {0, 1};
+    a.sites = site;
+    a.nsites = 2;
+    a.growth = idx;
+    a.ngrowth = 2;
     a.summary.growth_floor = 1 * MIB;
     a.summary.growth_found = 1;
     a.summary.growth_bytes = 20 * MIB;
@@ -615,6 +658,7 @@ MH_TEST(verdict_names_growth_sites)
     CHECK_EQ_INT(vs.kind, MH_VERDICT_LEAK);
     CHECK(strstr(vs.sites, "growth sites carrying it: app.py:12 (+20.0 "
                            "MiB, 97.8%)"));
+    CHECK(!strstr(vs.sites, "lib.py"));
     mh_verdicts_release(&vs);
     /* The same growth, levelled: said so, never "did not grow". */
     s.level_at = X0 + 3;
