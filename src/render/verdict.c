@@ -21,13 +21,6 @@ rate(char *buf, size_t n, double bytes_per_s)
     snprintf(buf, n, "%+.1f MiB/h", bytes_per_s * 3600 / (1024.0 * 1024));
 }
 
-static void
-more_text(char *buf, size_t n, double seconds)
-{
-    double m = ceil(seconds / 60);
-    snprintf(buf, n, "%.0f more minute%s", m, m == 1 ? "" : "s");
-}
-
 /* The numbers and remedies of one process's verdict. */
 static void
 body(FILE *out, const struct mh_verdict *v, long pid)
@@ -158,13 +151,8 @@ mh_verdict_text(FILE *out, const struct mh_verdict *v, long pid)
 void
 mh_verdicts_text(FILE *out, const struct mh_verdicts *vs, long pid)
 {
-    char b[64];
     fprintf(out, "Verdict: %s\n  %s\n", mh_verdict_name(vs->kind),
             vs->summary);
-    if (vs->kind == MH_VERDICT_UNDECIDED && vs->n == 1) {
-        more_text(b, sizeof(b), vs->procs[0].v.more_seconds);
-        fprintf(out, "  (not enough data yet: %s)\n", b);
-    }
     if (vs->sites[0])
         fprintf(out, "  %s\n", vs->sites);
     fputs("\n", out);
