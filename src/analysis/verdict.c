@@ -254,19 +254,23 @@ mh_verdict_compute(const struct mh_verdict_input *in, struct mh_verdict *v)
     }
 
     /* Live bytes. */
+    int rss_grows =
+        v->enough_data && rt->significant && rt->big && !rt->levelled;
+    /* A first half that rose and a last half that did not make a bounded
+     * rise, unless RSS keeps growing steadily: the live floor is a
+     * sampled estimate, and a slow leak's samples can bunch up early. */
     enum live_state ls = LIVE_UNSURE;
     if (v->enough_data) {
+        int early = lt->rose_early && !rss_grows;
         if (lt->significant && lt->big)
-            ls = lt->levelled ? LIVE_BOUNDED : LIVE_LEAK;
-        else if (lt->rose_early)
+            ls = lt->levelled || early ? LIVE_BOUNDED : LIVE_LEAK;
+        else if (early)
             ls = LIVE_BOUNDED;
         else if (lt->slope <= 0 || lt->hi * lt->x_span < lt->min_growth)
             ls = LIVE_FLAT;
     }
     /* RSS: growth that live bytes do not explain is native memory or
      * freed memory the allocators keep. */
-    int rss_grows =
-        v->enough_data && rt->significant && rt->big && !rt->levelled;
     double live_part = ls == LIVE_LEAK ? fmax(0, lt->growth) : 0;
     double unexplained = rss_grows ? rt->growth - live_part : 0;
     int untracked = rss_grows && live_part < LIVE_SHARE * rt->growth;

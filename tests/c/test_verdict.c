@@ -271,6 +271,7 @@ MH_TEST(verdict_bounded_vs_leak)
     struct shape s = flat();
     struct mh_verdict v;
     s.live_rate = 2 * MIB;
+    s.rss_rate = 2 * MIB; /* RSS follows */
     s.level_at = X0 + WINDOW / 2;
     s.level_k = 0.38;
     judge(&s, NULL, NULL, &v);
@@ -291,6 +292,41 @@ MH_TEST(verdict_bounded_vs_leak)
     judge(&s, NULL, NULL, &v);
     CHECK(v.live_trend.rose_early);
     CHECK_EQ_INT(v.kind, MH_VERDICT_BOUNDED);
+}
+
+/* A rise that the halves call bounded (first half up, last half flat,
+ * in noise that keeps the whole window's test from saying "levelled") is
+ * a leak all the same while RSS keeps rising steadily. */
+MH_TEST(verdict_bounded_needs_rss_level)
+{
+    struct shape s = flat();
+    struct mh_verdict v;
+    s.level_at = X0 + 5;
+    s.level_k = 0;
+    s.live_rate = 3 * MIB;
+    s.noise = 2 * MIB;
+    judge(&s, NULL, NULL, &v);
+    CHECK(v.live_trend.significant && v.live_trend.big);
+    CHECK(!v.live_trend.levelled);
+    CHECK(v.live_trend.rose_early);
+    CHECK_EQ_INT(v.kind, MH_VERDICT_BOUNDED);
+    /* The same live bytes, with RSS rising steadily all along. */
+    struct mh_tl_point p[NPTS];
+    size_t n = make(&s, p);
+    struct mh_tl_point q[NPTS];
+    struct shape rss = flat();
+    rss.rss_rate = 12 * MIB / WINDOW;
+    make(&rss, q);
+    for (size_t i = 0; i < n; i++)
+        p[i].rss = q[i].rss;
+    struct mh_verdict_input in;
+    memset(&in, 0, sizeof(in));
+    in.pts = p;
+    in.n = n;
+    mh_verdict_compute(&in, &v);
+    CHECK(v.live_trend.rose_early && !v.live_trend.levelled);
+    CHECK(v.rss_trend.significant && !v.rss_trend.levelled);
+    CHECK(v.leak);
 }
 
 /* With >= 30 requests in the window, growth is judged per request: a
