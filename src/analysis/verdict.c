@@ -176,7 +176,11 @@ limit_of(double want, double cap, double peak)
     double up = ceil(want / LIMIT_ROUND) * LIMIT_ROUND;
     if (up <= cap)
         return (uint64_t)up;
+    /* Under the cap: 64 MiB steps unless that gives up over a quarter,
+     * then whole MiB. */
     double down = floor(want / LIMIT_ROUND) * LIMIT_ROUND;
+    if (down < 0.75 * want)
+        down = floor(want / MIB) * MIB;
     return (uint64_t)(down > peak ? down : want);
 }
 
@@ -392,15 +396,21 @@ mh_verdict_compute(const struct mh_verdict_input *in, struct mh_verdict *v)
                 more = v->window;
             }
             v->more_seconds = fmin(fmax(more, 10), MAX_MORE);
-            why(v, "not enough data yet: about %.0f more minute%s (%.0f s "
-                   "so far; the floor of live bytes moved by %s, 95%% "
-                   "interval %s..%s per %s; a leak needs %s)",
-                ceil(v->more_seconds / 60),
-                ceil(v->more_seconds / 60) == 1 ? "" : "s", v->span, g,
-                sz(b1, sizeof(b1), lt->lo), sz(b2, sizeof(b2), lt->hi),
-                by_req ? "request" : "s",
-                sz(b3, sizeof(b3),
-                   v->enough_data ? lt->min_growth : LIVE_MIN_GROWTH));
+            double mins = ceil(v->more_seconds / 60);
+            if (!v->enough_data)
+                why(v, "not enough data yet: about %.0f more minute%s "
+                       "(%.0f s so far; a trend needs a window of %.0f s "
+                       "and %d points after the first 10%%)",
+                    mins, mins == 1 ? "" : "s", v->span, MIN_SPAN,
+                    MIN_BUCKETS * POINTS_PER_BUCKET);
+            else
+                why(v, "not enough data yet: about %.0f more minute%s "
+                       "(%.0f s so far; the floor of live bytes moved by "
+                       "%s, 95%% interval %s..%s per %s; a leak needs %s)",
+                    mins, mins == 1 ? "" : "s", v->span, g,
+                    sz(b1, sizeof(b1), lt->lo), sz(b2, sizeof(b2), lt->hi),
+                    by_req ? "request" : "s",
+                    sz(b3, sizeof(b3), lt->min_growth));
         }
         if (!v->retention && ls != LIVE_UNSURE && ls != LIVE_BOUNDED)
             why(v, "RSS %s, and the allocators hold %s free",

@@ -201,6 +201,7 @@ MH_TEST(verdict_not_enough_data)
     CHECK(!v.enough_data);
     CHECK(v.more_seconds > 0);
     CHECK(strstr(v.why, "not enough data yet: about 1 more minute"));
+    CHECK(strstr(v.why, "a trend needs a window of 5 s and 30 points"));
     s.n = 58; /* 5.7 s: window 5.1 s, 52 points, 10 slices */
     judge(&s, NULL, NULL, &v);
     CHECK(v.enough_data);
@@ -540,6 +541,8 @@ MH_TEST(verdict_recycle_limit_caps)
     CHECK(v.rss_limit > v.rss_peak);
     CHECK(!strcmp(v.cap_by, "4 x the peak RSS"));
     CHECK(v.lifetime_at_limit > 0);
+    /* 4 x 193 MiB = 772 MiB: rounded down to 64 MiB steps (768). */
+    CHECK_EQ_INT(v.rss_limit, 768 << 20);
     CHECK(fabs(v.lifetime_at_limit -
                ((double)v.rss_limit - 60 * MIB) / (10 * MIB)) < 2);
     /* A memory limit under 4 x peak caps it instead. */
@@ -547,9 +550,24 @@ MH_TEST(verdict_recycle_limit_caps)
     mh_verdict_compute(&in, &v);
     CHECK(v.rss_limit <= in.mem_limit);
     CHECK(!strcmp(v.cap_by, "the memory limit"));
+    CHECK_EQ_INT(v.rss_limit, 256 << 20);
+    /* 64 MiB steps would go under the peak RSS: the limit itself. */
+    in.mem_limit = (uint64_t)(250.5 * MIB);
+    mh_verdict_compute(&in, &v);
+    CHECK_EQ_INT(v.rss_limit, (uint64_t)(250.5 * MIB));
+    in.mem_limit = (uint64_t)(300 * MIB);
     in.mem_limit = (uint64_t)(4 * peak + 64 * MIB);
     mh_verdict_compute(&in, &v);
     CHECK(!strcmp(v.cap_by, "4 x the peak RSS"));
+    /* A small process: 4 x 23.3 MiB = 93.2 MiB; 64 MiB steps would
+     * give up over a quarter of it, so whole MiB: 93 MiB. */
+    struct shape small = flat();
+    small.rss0 = 10 * MIB;
+    small.live_rate = small.rss_rate = 1 * MIB;
+    in.n = make(&small, p);
+    in.mem_limit = 0;
+    mh_verdict_compute(&in, &v);
+    CHECK_EQ_INT(v.rss_limit, 93 << 20);
     /* A slow leak: RSS now + 1 h of growth, rounded up to 64 MiB. */
     s.rss0 = 600 * MIB;
     s.live_rate = 2 * MIB / WINDOW;
