@@ -3,7 +3,7 @@
 One code path leaks ~250 KB/s of small objects into a module-level list;
 another allocates big short-lived buffers (33-64 MiB, above glibc's
 largest mmap threshold, so they go back to the system when freed, and
-freed within 0.1 s) several times a second: live memory swings by tens
+freed within 0.1 s) three times a second: live memory swings by tens
 of MiB while its floor rises slowly. Judging the floor, not the mean, is
 what finds it.
 """
@@ -25,7 +25,7 @@ def handle_upload():
 
 
 def remember_session(i):
-    for k in range(500):
+    for k in range(700):
         sessions.append(("sess-%d-%d" % (i, k), i))  # MARK: leak
 
 
@@ -35,5 +35,5 @@ while time.monotonic() - t0 < SECONDS:
     remember_session(i)
     handle_upload()
     i += 1
-    time.sleep(0.12)
+    time.sleep(0.2)
 print("done", os.getpid(), len(sessions), flush=True)
