@@ -139,20 +139,24 @@ class Corpus:
                 stdin=subprocess.DEVNULL, env=clean_env(), cwd=str(gdir),
                 start_new_session=True)
 
-    def drive_gunicorn(self, seconds):
+    def drive_gunicorn(self):
+        """Waits (up to 60 s) until the app answers, then starts the
+        bursts; returns when they started."""
         stop = threading.Event()
         box = []
         t = threading.Thread(target=lambda: box.append(
             _bursts(self.port, stop)))
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             try:
-                socket.create_connection(("127.0.0.1", self.port), 0.5).close()
+                url = "http://127.0.0.1:%d/up" % self.port
+                with urllib.request.urlopen(url, timeout=2) as r:
+                    r.read()
                 break
             except OSError:
                 time.sleep(0.2)
         t.start()
-        return stop, t, box
+        return stop, t, box, time.monotonic()
 
     def poll(self, t0):
         """Asks inspect at each poll time while the programs run."""
@@ -196,13 +200,13 @@ def corpus(tmp_path_factory):
     try:
         c.start()
         t0 = time.monotonic()
-        load = c.drive_gunicorn(SHORT) if c.gunicorn else None
         poller = threading.Thread(target=c.poll, args=(t0,))
         poller.start()
-        if load:
-            # Bursts for ~40 s, then 6 s idle, then a stop as a service
+        if c.gunicorn:
+            load = c.drive_gunicorn()
+            # Bursts for ~35 s, then 6 s idle, then a stop as a service
             # manager would.
-            time.sleep(max(0, t0 + 40 - time.monotonic()))
+            time.sleep(max(0, load[3] + 35 - time.monotonic()))
             load[0].set()
             load[1].join(30)
             c.sent = load[2][0] if load[2] else 0
@@ -306,7 +310,11 @@ def test_corpus_prefork_merged(corpus):
                     reason="Debian's gunicorn is not installed")
 def test_corpus_gunicorn_per_request(corpus):
     caps = sorted((corpus.tmp / "gunicorn").glob("*.mhc"))
-    assert len(caps) >= 3, caps
+    corpus.gunicorn_log.seek(0)
+    log = corpus.gunicorn_log.read()[-3000:]
+    assert len(caps) >= 3, (caps, log)
+    sent = getattr(corpus, "sent", 0)
+    assert sent >= 500, (sent, log)
     rep = _report(caps)
     v = rep["verdict"]
     workers = _workers(rep)
