@@ -85,8 +85,9 @@ def _free_port():
 
 
 def _bursts(port, stop):
-    """Bursts of ~3 s as fast as one client goes, with 4 s idle gaps;
-    at most 4000 requests."""
+    """Bursts of 3 s at up to 50 requests/s with 3 s idle gaps, at most
+    4000 requests: the traffic spreads over the whole run, well past the
+    workers' warm-up (the first 10% of their life is not judged)."""
     sent = 0
     while not stop.is_set() and sent < 4000:
         t_end = time.monotonic() + 3
@@ -99,7 +100,8 @@ def _bursts(port, stop):
                 sent += 1
             except OSError:
                 time.sleep(0.05)
-        stop.wait(4)
+            time.sleep(0.02)
+        stop.wait(3)
     return sent
 
 
@@ -323,12 +325,15 @@ def test_corpus_gunicorn_per_request(corpus):
     log = corpus.gunicorn_log.read()[-3000:]
     assert len(caps) >= 3, (caps, log)
     sent = getattr(corpus, "sent", 0)
-    assert sent >= 500, (sent, log)
+    assert sent >= 300, (sent, log)
     rep = _report(caps)
     v = rep["verdict"]
     workers = _workers(rep)
     served = [w for w in workers
               if w.get("live_trend", {}).get("by") == "requests"]
+    if not served:
+        sys.stderr.write("corpus gunicorn: %d sent\n%s\n%s\n" % (
+            sent, log, json.dumps(rep["processes"], indent=1)[:6000]))
     assert served, (log, rep["processes"], [
         (p["pid"], p["role"], p["verdict"], p["why"])
         for p in v["processes"]])
