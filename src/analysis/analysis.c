@@ -620,6 +620,7 @@ save_process(struct mh_analysis *a, const char *path,
         return rc;
     pr->have_header = r->have_header;
     pr->alloc = rp->alloc;
+    pr->alloc_warm = rp->alloc_warm;
     if (r->have_header) {
         pr->pid = h->pid;
         pr->ppid = h->ppid;

@@ -144,6 +144,8 @@ struct mh_process {
     /* The allocators at the last TIMELINE that described them
      * (alloc.alloc 0: none did; only the MH_TL_* fields are used). */
     struct mh_cap_timeline alloc;
+    /* ...and at the first one at or after the warm-up's end. */
+    struct mh_cap_timeline alloc_warm;
 };
 
 struct mh_summary {

@@ -229,7 +229,8 @@ on_clock(struct mh_replay *rp, uint64_t t_ns, uint64_t dropped)
         rp->warm_taken = 1;
     }
     double live = rp->live_now > 0 ? rp->live_now : 0;
-    int rc = mh_timeline_add(&rp->timeline, rp->t_ns, rp->rss, live);
+    int rc = mh_timeline_add(&rp->timeline, rp->t_ns, rp->rss, live,
+                             rp->requests);
     return rc ? fail(rp, rc) : 0;
 }
 
@@ -259,12 +260,17 @@ mh_replay_visit(void *ctx, const struct mh_cap_event *ev)
         rp->rss = ev->u.timeline.rss;
         if (rp->rss > rp->peak_rss)
             rp->peak_rss = rp->rss;
-        if (ev->u.timeline.alloc)
+        if (ev->u.timeline.alloc) {
             rp->alloc = ev->u.timeline;
+            if (!rp->alloc_warm.alloc &&
+                ev->u.timeline.t_ns >= rp->warm_end_ns)
+                rp->alloc_warm = ev->u.timeline;
+        }
         return on_clock(rp, ev->u.timeline.t_ns, ev->u.timeline.dropped);
     case MH_EV_END:
         return on_clock(rp, ev->u.end.t_ns, ev->u.end.dropped);
     case MH_EV_REQUEST:
+        rp->requests++;
         if (rp->eps) {
             int rc = mh_endpoints_request(rp->eps, &ev->u.request);
             if (rc) {

@@ -70,6 +70,10 @@ struct mh_replay {
     /* The allocator fields of the last TIMELINE that had them (alloc 0:
      * none did, e.g. an older capture). */
     struct mh_cap_timeline alloc;
+    /* ...and of the first one at or after the warm-up's end (the
+     * verdict compares the two). */
+    struct mh_cap_timeline alloc_warm;
+    uint64_t requests; /* REQUEST records so far */
 
     /* Per stack index: estimated bytes and blocks. */
     int warm_taken;

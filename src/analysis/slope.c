@@ -1,6 +1,7 @@
 /* Least-squares growth slope (slope.h). Sums are taken around the means,
  * so large times (seconds since boot) and values (bytes) lose nothing to
  * cancellation. */
+#include <math.h>
 #include <string.h>
 
 #include "slope.h"
@@ -64,7 +65,33 @@ mh_slope_fit(const struct mh_slope *s, struct mh_slope_fit *f)
     if (f->r2 > 1)
         f->r2 = 1;
     f->last = mv + f->slope * (s->t[newest] - mt);
+    double ssr = syy - f->slope * sxy;
+    f->sd = s->n > 2 && ssr > 0 ? sqrt(ssr / (double)(s->n - 2)) : 0;
+    f->se = f->sd / sqrt(sxx);
     return MH_OK;
+}
+
+double
+mh_slope_t95(size_t df)
+{
+    static const double t[] = {
+        12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262,
+        2.228,  2.201, 2.179, 2.160, 2.145, 2.131, 2.120, 2.110, 2.101,
+        2.093,  2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052,
+        2.048,  2.045, 2.042};
+    if (df < 1)
+        df = 1;
+    if (df <= sizeof(t) / sizeof(t[0]))
+        return t[df - 1];
+    return df <= 60 ? 2.021 : df <= 120 ? 2.000 : 1.960;
+}
+
+int
+mh_slope_fit_significant(const struct mh_slope_fit *f)
+{
+    if (f->n < MH_SLOPE_MIN_POINTS)
+        return 0;
+    return fabs(f->slope) > mh_slope_t95(f->n - 2) * f->se;
 }
 
 double

@@ -29,6 +29,10 @@ struct mh_slope {
 struct mh_slope_fit {
     double slope; /* value units per second */
     double r2;    /* 0..1; 1 also when every value is equal */
+    double se;    /* the slope's standard error (0 with 3 points on a
+                     line); slope +- mh_slope_t95(n - 2) * se is its 95%
+                     confidence interval */
+    double sd;    /* the residuals' standard deviation (the noise) */
     double last;  /* the fitted value at the newest time */
     double span;  /* seconds between the oldest and newest point */
     size_t n;
@@ -62,6 +66,15 @@ void mh_slope_sums_pool(struct mh_slope_sums *a,
  * both are then 0. */
 int mh_slope_sums_fit(const struct mh_slope_sums *s, double *slope,
                       double *r2) MH_MUST_USE;
+
+/* Student's t for a two-sided 95% interval with `df` degrees of freedom
+ * (df >= 1). */
+double mh_slope_t95(size_t df);
+/* A fit a display may show: at least MH_SLOPE_MIN_POINTS points and a
+ * slope whose 95% interval excludes zero (fewer points, or noise that
+ * allows either sign, extrapolate nothing). */
+#define MH_SLOPE_MIN_POINTS 8
+int mh_slope_fit_significant(const struct mh_slope_fit *f);
 
 /* Seconds until the fitted line reaches `limit` from `current`
  * (current + slope * t = limit): 0 when it is there already, a negative

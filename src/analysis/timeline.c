@@ -26,6 +26,7 @@ static void
 combine(struct mh_tl_point *a, const struct mh_tl_point *b)
 {
     a->t_ns = b->t_ns;
+    a->requests = b->requests;
     if (b->rss > a->rss)
         a->rss = b->rss;
     if (b->live > a->live)
@@ -54,9 +55,9 @@ store(struct mh_timeline *tl, const struct mh_tl_point *p)
 
 int
 mh_timeline_add(struct mh_timeline *tl, uint64_t t_ns, uint64_t rss,
-                double live)
+                double live, uint64_t requests)
 {
-    struct mh_tl_point p = {t_ns, rss, live};
+    struct mh_tl_point p = {t_ns, rss, live, requests};
     if (tl->pending_n && p.t_ns < tl->pending.t_ns)
         p.t_ns = tl->pending.t_ns;
     else if (!tl->pending_n && tl->n && p.t_ns < tl->pts[tl->n - 1].t_ns)
@@ -142,20 +143,24 @@ mh_timeline_merge(const struct mh_timeline *const *series,
             int any = 0;
             uint64_t rss = 0;
             double live = 0;
+            uint64_t requests = 0;
             while (j < s->n && (off + s->pts[j].t_ns < hi || k == nb - 1)) {
                 if (!any || s->pts[j].rss > rss)
                     rss = s->pts[j].rss;
                 if (!any || s->pts[j].live > live)
                     live = s->pts[j].live;
+                requests = s->pts[j].requests;
                 any = 1;
                 prev = &s->pts[j++];
             }
             if (!any && prev && lo <= last_t) {
                 rss = prev->rss;
                 live = prev->live;
+                requests = prev->requests;
             }
             b[k].rss += rss;
             b[k].live += live;
+            b[k].requests += requests;
         }
     }
     *out = b;

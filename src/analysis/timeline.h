@@ -17,6 +17,8 @@ struct mh_tl_point {
                       earliest start) */
     uint64_t rss;  /* bytes */
     double live;   /* tracked live bytes (estimated in sampling mode) */
+    uint64_t requests; /* requests ended so far in this process (REQUEST
+                          records; the merge sums them) */
 };
 
 struct mh_timeline {
@@ -31,9 +33,9 @@ struct mh_timeline {
 void mh_timeline_init(struct mh_timeline *tl, size_t max_points);
 void mh_timeline_release(struct mh_timeline *tl);
 /* Adds a point; times must not decrease (a smaller t is raised to the
- * last one). MH_ENOMEM. */
+ * last one). `requests` is the count of requests ended so far. MH_ENOMEM. */
 int mh_timeline_add(struct mh_timeline *tl, uint64_t t_ns, uint64_t rss,
-                    double live) MH_MUST_USE;
+                    double live, uint64_t requests) MH_MUST_USE;
 /* Stores what is pending; call once after the last add. */
 int mh_timeline_finish(struct mh_timeline *tl) MH_MUST_USE;
 

@@ -118,6 +118,20 @@ threads_of(long pid)
     return n;
 }
 
+/* The smaller of the process's cgroup limit and the machine's memory: a
+ * recycle limit above it would never be reached. 0 when neither is
+ * known. */
+static uint64_t
+mem_limit_of(long pid)
+{
+    uint64_t mem = mh_verdict_physmem();
+    struct mh_cgroup_mem cg;
+    if (!mh_proc_cgroup_find(pid, &cg) && !mh_proc_cgroup_read(&cg) &&
+        cg.limit != MH_CGROUP_NO_LIMIT && (!mem || cg.limit < mem))
+        mem = cg.limit;
+    return mem;
+}
+
 int
 mh_cmd_trim(int argc, char **argv)
 {
@@ -224,18 +238,23 @@ mh_cmd_inspect(int argc, char **argv)
      * agent's own is 0 in trace-all mode). */
     if (a.nprocs)
         now.live = a.procs[a.nprocs - 1].live_bytes;
-    struct mh_verdict v;
-    mh_verdict_of_analysis(&a, &now, &v);
+    now.mem_limit = mem_limit_of(pid);
+    struct mh_verdicts v;
+    if (mh_verdicts_of_analysis(&a, &now, &v)) {
+        mh_errorf("cannot build the verdict: out of memory");
+        goto done;
+    }
     if (json) {
         printf("{\"pid\": %ld, \"capture\": ", pid);
         mh_json_put_str(stdout, cap, strlen(cap));
         fputs(", \"verdict\": ", stdout);
-        mh_verdict_json(stdout, &v);
+        mh_verdicts_json(stdout, &v);
         fputs("}\n", stdout);
     } else {
         printf("pid %ld, capture %s\n\n", pid, cap);
-        mh_verdict_text(stdout, &v, pid);
+        mh_verdicts_text(stdout, &v, pid);
     }
+    mh_verdicts_release(&v);
     code = fflush(stdout) ? MH_EXIT_FAIL : MH_EXIT_OK;
 done:
     mh_analysis_release(&a);

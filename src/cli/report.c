@@ -216,7 +216,7 @@ add_heap(struct mh_joined *j, const char *path, const uint8_t *buf, size_t len,
 
 struct json_more {
     const struct mh_joined *j;
-    const struct mh_verdict *v;
+    const struct mh_verdicts *v;
 };
 
 static int
@@ -224,7 +224,7 @@ json_more(FILE *out, void *ctx)
 {
     const struct json_more *m = ctx;
     fputs("\"verdict\": ", out);
-    mh_verdict_json(out, m->v);
+    mh_verdicts_json(out, m->v);
     fputs(",\n  ", out);
     return mh_joined_json_render(out, m->j);
 }
@@ -259,19 +259,25 @@ static int
 render(const struct options *o, const struct mh_analysis *a,
        const struct mh_joined *j)
 {
-    FILE *out = mh_output_open(o->output, o->force);
-    if (!out)
+    struct mh_verdicts v;
+    if (mh_verdicts_of_analysis(a, NULL, &v)) {
+        mh_errorf("cannot build the verdict: out of memory");
         return MH_EXIT_FAIL;
-    struct mh_verdict v;
-    mh_verdict_of_analysis(a, NULL, &v);
+    }
+    FILE *out = mh_output_open(o->output, o->force);
+    if (!out) {
+        mh_verdicts_release(&v);
+        return MH_EXIT_FAIL;
+    }
     struct json_more more = {j, &v};
     int rc = o->format == FORMAT_JSON
                  ? mh_json_render_with(out, a, json_more, &more)
                  : mh_text_render(out, a);
     if (!rc && o->format != FORMAT_JSON) {
-        mh_verdict_text(out, &v, a->nprocs == 1 ? (long)a->procs[0].pid : 0);
+        mh_verdicts_text(out, &v, a->nprocs == 1 ? (long)a->procs[0].pid : 0);
         rc = mh_joined_text_render(out, j);
     }
+    mh_verdicts_release(&v);
     return mh_output_close(out, o->output, rc);
 }
 

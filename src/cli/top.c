@@ -10,7 +10,10 @@
  *
  * The header has the cgroup's own use, limit, growth and time left. The
  * growth is a least-squares line over the last --window of samples
- * (src/analysis/slope.h); it needs three samples before it shows.
+ * (src/analysis/slope.h); it shows after MH_SLOPE_MIN_POINTS samples,
+ * as "~0" while its 95% interval still holds zero (noise either way,
+ * nothing to extrapolate), and only a significant slope gives a time
+ * left.
  *
  * Exit codes: 0; 1 when no process could be read; 2 usage error. */
 #include <errno.h>
@@ -437,6 +440,25 @@ put_line(struct frame *f, const char *fmt, ...)
     fputs(f->escapes ? "\033[K\n" : "\n", f->out);
 }
 
+/* The MiB/h column: "-" before MH_SLOPE_MIN_POINTS samples, "~0" while
+ * the slope's 95% interval holds zero, else the slope. Returns 1 when
+ * the slope is significant (fit to extrapolate a time left from). */
+static int
+shown_slope(const struct mh_slope *s, struct mh_slope_fit *fit, char *out,
+            size_t n)
+{
+    if (mh_slope_fit(s, fit) || fit->n < MH_SLOPE_MIN_POINTS) {
+        snprintf(out, n, "-");
+        return 0;
+    }
+    if (!mh_slope_fit_significant(fit)) {
+        snprintf(out, n, "~0");
+        return 0;
+    }
+    snprintf(out, n, "%+.1f", fit->slope * 3600 / MIB);
+    return 1;
+}
+
 static const char *
 fmt_mib(uint64_t bytes, char *out, size_t n)
 {
@@ -469,7 +491,7 @@ draw(struct top *t, int escapes)
     if (t->have_cg == 1) {
         used = (double)(t->cg.current - t->cg.inactive_file);
         struct mh_slope_fit fit;
-        int have_fit = !mh_slope_fit(t->cg_slope, &fit);
+        int have_fit = shown_slope(t->cg_slope, &fit, c, sizeof(c));
         if (t->cg.limit != MH_CGROUP_NO_LIMIT) {
             limit = (double)t->cg.limit;
             double left = have_fit ? mh_slope_time_to(&fit, used, limit) : -1;
@@ -477,11 +499,7 @@ draw(struct top *t, int escapes)
                 &f, "cgroup %s: %s of %s (%.0f%%), %s MiB/h, limit in %s",
                 t->cg.dir, mh_units_size((uint64_t)used, a, sizeof(a)),
                 mh_units_size(t->cg.limit, b, sizeof(b)), 100.0 * used / limit,
-                have_fit
-                    ? (snprintf(c, sizeof(c), "%+.1f", fit.slope * 3600 / MIB),
-                       c)
-                    : "-",
-                have_fit ? mh_units_duration(left, a, sizeof(a)) : "-");
+                c, have_fit ? mh_units_duration(left, a, sizeof(a)) : "-");
         } else {
             put_line(&f, "cgroup %s: %s, no memory limit", t->cg.dir,
                      mh_units_size((uint64_t)used, a, sizeof(a)));
@@ -497,20 +515,17 @@ draw(struct top *t, int escapes)
     for (size_t i = 0; i < t->np; i++) {
         struct tproc *p = t->p[i];
         struct mh_slope_fit fit;
-        int have_fit = !mh_slope_fit(p->slope, &fit);
         char rss[16], uss[16], slope[16], r2[16], rps[16], age[16], left[16];
+        int have_fit = shown_slope(p->slope, &fit, slope, sizeof(slope));
         fmt_mib(p->rss, rss, sizeof(rss));
         if (p->have_uss)
             fmt_mib(p->uss, uss, sizeof(uss));
         else
             snprintf(uss, sizeof(uss), "-");
-        if (have_fit) {
-            snprintf(slope, sizeof(slope), "%+.1f", fit.slope * 3600 / MIB);
+        if (slope[0] != '-')
             snprintf(r2, sizeof(r2), "%.2f", fit.r2);
-        } else {
-            snprintf(slope, sizeof(slope), "-");
+        else
             snprintf(r2, sizeof(r2), "-");
-        }
         if (p->rps >= 0)
             snprintf(rps, sizeof(rps), "%.1f", p->rps);
         else

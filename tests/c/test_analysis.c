@@ -737,7 +737,7 @@ MH_TEST(analysis_timeline_bounded_keeps_peaks)
     mh_timeline_init(&tl, 64);
     for (uint64_t i = 0; i < 100000; i++)
         OK(mh_timeline_add(&tl, i * 1000, i == 77777 ? 999999 : i % 100,
-                           (double)(i == 31337 ? 5555555 : 1)));
+                           (double)(i == 31337 ? 5555555 : 1), 0));
     OK(mh_timeline_finish(&tl));
     CHECK(tl.n <= 64 && tl.n >= 32);
     uint64_t peak = 0;

@@ -26,3 +26,18 @@ def test_demo_reports_the_example_leak(py, mh):
     assert top["share"] > 0.5, top
     text = mh.report(caps).stdout
     assert "leaky_service.py:%d" % _leak_site()[1] in text, text
+
+
+def test_demo_verdict_is_leak(mh):
+    """`make demo`'s full run (its default 12 s) ends with a leak verdict
+    that names the cache's line (docs/verdict.md), on the system Python."""
+    py = "/usr/bin/python3"
+    mh.run(py, [EXAMPLE])
+    caps = mh.captures()
+    text = mh.report(caps).stdout
+    verdict = text[text.index("Verdict: "):]
+    assert verdict.startswith("Verdict: leak"), verdict
+    assert "growth sites carrying it: %s:%d" % _leak_site() in verdict, \
+        verdict
+    rep = mh.report_json(caps)
+    assert rep["verdict"]["leak"], rep["verdict"]

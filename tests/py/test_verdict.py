@@ -125,6 +125,14 @@ def test_leak(procs, tmp_path, py):
 def test_no_growth(procs, tmp_path, py):
     p, pid = _start(procs, tmp_path, py, IDLE)
     time.sleep(4)
+    # Under 5 s of window: no label yet, but how long to wait.
+    v = _inspect(procs, pid)
+    assert v["verdict"] == "not-enough-data", v
+    assert 0 < v["more_seconds"] <= 60, v
+    r = procs.run([MEMHOUND, "inspect", pid], env=clean_env(), timeout=30)
+    assert "not enough data yet: about 1 more minute" in r.stdout, \
+        describe(r)
+    time.sleep(3)
     v = _inspect(procs, pid)
     assert v["verdict"] == "no-growth", v
     assert v["remedies"] == [], v
