@@ -80,6 +80,10 @@ struct mh_writer {
     pthread_t thread;
     int running, stop;
     int exiting; /* the thread saw `stop` and is returning */
+    /* The thread's schedule (monotonic ns), kept across its restarts;
+     * only the writer thread touches it, 0 until a capture opens. */
+    uint64_t last_flush, next_tick;
+    unsigned ticks;
     pthread_mutex_t flush_lock;
     /* Atomics the signal handler reads (last_words), with owner and
      * fd_id above: who holds flush_lock, and whether that flush waits
@@ -624,9 +628,17 @@ writer_main(void *arg)
 {
     (void)arg;
     mh_tracker_set_busy(1); /* its own allocations are not the target's */
-    uint64_t last_flush = clock_ns(CLOCK_MONOTONIC);
-    uint64_t next_tick = last_flush + TICK_NS;
-    unsigned ticks = 0;
+    /* The schedule outlives the thread: a program that forks more often
+     * than TICK_NS stops and restarts it at every fork (atfork_prepare),
+     * and must still get its timeline points and flushes. */
+    if (!w.next_tick) {
+        w.last_flush = clock_ns(CLOCK_MONOTONIC);
+        w.next_tick = w.last_flush + TICK_NS;
+        w.ticks = 0;
+    }
+    uint64_t last_flush = w.last_flush;
+    uint64_t next_tick = w.next_tick;
+    unsigned ticks = w.ticks;
     const char *cost_env = getenv("MEMHOUND_ALLOCSTATS_COST");
     int show_cost = cost_env && *cost_env == '1';
     pthread_mutex_lock(&w.wlock);
@@ -670,6 +682,9 @@ writer_main(void *arg)
             mh_writer_flush();
             last_flush = clock_ns(CLOCK_MONOTONIC);
         }
+        w.last_flush = last_flush;
+        w.next_tick = next_tick;
+        w.ticks = ticks;
         pthread_mutex_lock(&w.wlock);
     }
     w.exiting = 1;
@@ -822,6 +837,7 @@ open_capture(const char *path, uint64_t fork_parent)
     w.good_off = 0;
     w.file_stacks = 0;
     w.disk_full = w.full_noted = 0;
+    w.next_tick = 0; /* a new capture starts its own schedule */
     w.start_mono_ns = clock_ns(CLOCK_MONOTONIC);
     reset_tables();
 

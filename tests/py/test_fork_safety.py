@@ -203,3 +203,34 @@ def test_uwsgi_default_settings(mh, procs, program, tmp_path):
         assert workers[pid][1]["samples"] > 0, workers[pid]
     rep = mh.report_json([v[0] for v in workers.values()])
     assert find_site(rep["live"], prog.site("leak")), rep["live"]
+
+
+FORK_OFTEN = """
+import os, time
+
+t0 = time.monotonic()
+n = 0
+while time.monotonic() - t0 < 2.5:     # a fork every ~20 ms
+    pid = os.fork()
+    if pid == 0:
+        os._exit(0)
+    os.waitpid(pid, 0)
+    n += 1
+    time.sleep(0.02)
+print("forks", n)
+"""
+
+
+def test_a_program_that_forks_often_keeps_its_timeline(mh, py, program,
+                                                        tmp_path):
+    """The writer thread stops for every fork and starts again after it;
+    its schedule must outlive it, or a program forking more often than the
+    timeline's 100 ms tick gets no timeline at all."""
+    prog = program(FORK_OFTEN)
+    out = tmp_path / "cap.mhc"
+    r = mh.run(py, [prog.path], output=out)
+    assert int(r.stdout.split()[1]) > 20, describe(r)
+    timeline = mh.report_json([str(out)])["timeline"]
+    # ten points a second are due; allow a loaded machine half of them
+    assert len(timeline) >= 12, timeline
+    assert timeline[-1]["t"] - timeline[0]["t"] >= 1.5, timeline
