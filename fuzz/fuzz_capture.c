@@ -56,7 +56,7 @@ collect(void *ctx, const struct mh_cap_event *ev)
         REQUIRE(ev->u.finding.detail.n <= MH_CAP_STR_MAX);
         break;
     case MH_EV_MARKER:
-        REQUIRE(ev->u.marker.kind <= MH_MARK_FORK_CHILD);
+        REQUIRE(ev->u.marker.kind <= MH_MARK_LAST);
         REQUIRE(ev->u.marker.text.n <= MH_CAP_STR_MAX);
         break;
     default:
