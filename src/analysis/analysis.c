@@ -49,7 +49,7 @@ struct fold {
     const struct mh_replay *rp;
     uint32_t *str_id; /* reader string -> pool id + 1 */
     uint32_t *mod_id; /* reader string (a file) -> module pool id + 1 */
-    uint8_t *user;    /* per code: 0 not yet known, 1 user, 2 not */
+    uint8_t *user;    /* per code: its mh_codekind, 0 not yet known */
     uint32_t nostack; /* site index + 1 of "<no Python stack>" */
     double span_s;    /* duration minus warm-up, seconds */
     struct mh_buf tmp;
@@ -340,22 +340,26 @@ frame_names(struct fold *f, uint32_t fi, struct mh_site_frame *out,
     return rc;
 }
 
+/* The kind of code object `code` (enum mh_codekind), 0 for a bad id. */
 static int
-is_user_code(struct fold *f, uint32_t code)
+code_kind(struct fold *f, uint32_t code)
 {
     const struct mh_cap_reader *r = f->r;
     if (code == 0 || code >= r->ncodes)
         return 0;
     if (!f->user[code]) {
         uint32_t si = r->codes[code].filename;
-        int u =
-            si < r->nstrings &&
-            mh_codepath_is_user(r->have_header ? r->header.lib_prefixes : NULL,
-                                r->have_header ? r->header.nlib : 0,
-                                r->strings[si].s, r->strings[si].n);
-        f->user[code] = u ? 1 : 2;
+        uint32_t ni = r->codes[code].name;
+        f->user[code] =
+            si < r->nstrings
+                ? (uint8_t)mh_codepath_kind(
+                      r->have_header ? r->header.lib_prefixes : NULL,
+                      r->have_header ? r->header.nlib : 0, r->strings[si].s,
+                      r->strings[si].n, ni < r->nstrings ? r->strings[ni].s : "",
+                      ni < r->nstrings ? r->strings[ni].n : 0)
+                : MH_CODE_LIB;
     }
-    return f->user[code] == 1;
+    return f->user[code];
 }
 
 /* Stack s's frames (frame indices, innermost first); depth 0 for the
@@ -424,9 +428,17 @@ stack_site(struct fold *f, uint32_t s, enum mh_by by, struct sitetab *t,
         proto.has_line = 1;
         struct mh_buf blob;
         mh_buf_init(&blob, (size_t)MH_CAP_DEPTH_MAX * sizeof(top));
+        /* memhound's own frames (its web layer, its bootstrap) are left
+         * out: they are not the user's to act on. */
+        uint32_t kept = 0;
         for (uint32_t i = 0; i < depth && rc == MH_OK; i++) {
             struct mh_site_frame x;
             uint32_t xs, xc;
+            if (fr[i] < f->r->nframes &&
+                code_kind(f, f->r->frames[fr[i]].code) == MH_CODE_MEMHOUND &&
+                (kept || i + 1 < depth))
+                continue;
+            kept++;
             rc = frame_names(f, fr[i], &x, &xs, &xc);
             if (rc == MH_OK)
                 rc = mh_buf_put(&blob, &x, sizeof(x));
@@ -456,8 +468,10 @@ first_user_frame(struct fold *f, uint32_t s, struct mh_site_frame *out,
     const uint32_t *fr = stack_frames(r, s, &depth);
     for (uint32_t i = 0; s && i < depth; i++) {
         uint32_t fi = fr[i];
-        if (fi == 0 || fi >= r->nframes ||
-            !is_user_code(f, r->frames[fi].code))
+        if (fi == 0 || fi >= r->nframes)
+            continue;
+        int k = code_kind(f, r->frames[fi].code);
+        if (k != MH_CODE_USER && !(k == MH_CODE_WRAPPER && i == 0))
             continue;
         uint32_t xs, xc;
         int rc = frame_names(f, fi, out, &xs, &xc);

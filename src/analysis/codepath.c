@@ -132,10 +132,34 @@ int
 mh_codepath_is_user(const struct mh_str *lib_prefixes, uint32_t nlib,
                     const char *file, size_t n)
 {
+    return mh_codepath_kind(lib_prefixes, nlib, file, n, "", 0) ==
+           MH_CODE_USER;
+}
+
+/* A Python source name: ends in ".py" or ".pyw" (".pyc" for a run
+ * compiled file). A console script installed by pip, setuptools or a
+ * distribution package has none. */
+static int
+has_py_suffix(const char *file, size_t n)
+{
+    size_t bn;
+    const char *b = basename_of(file, n, &bn);
+    return ends_with(b, bn, ".py") || ends_with(b, bn, ".pyw") ||
+           ends_with(b, bn, ".pyc");
+}
+
+enum mh_codekind
+mh_codepath_kind(const struct mh_str *lib_prefixes, uint32_t nlib,
+                 const char *file, size_t n, const char *func, size_t fn)
+{
     if (n == 0 || file[0] == '<')
-        return 0;
+        return MH_CODE_LIB;
     for (uint32_t i = 0; i < nlib; i++)
         if (match_len(file, n, &lib_prefixes[i]))
-            return 0;
-    return !is_memhound_file(file, n);
+            return MH_CODE_LIB;
+    if (is_memhound_file(file, n))
+        return MH_CODE_MEMHOUND;
+    if (fn == 8 && !memcmp(func, "<module>", 8) && !has_py_suffix(file, n))
+        return MH_CODE_WRAPPER;
+    return MH_CODE_USER;
 }

@@ -32,4 +32,21 @@ int mh_codepath_module(const struct mh_str *sys_path, uint32_t npath,
 int mh_codepath_is_user(const struct mh_str *lib_prefixes, uint32_t nlib,
                         const char *file, size_t n);
 
+/* What a code object is, by its file and function name. */
+enum mh_codekind {
+    MH_CODE_USER = 1, /* the user's own code */
+    MH_CODE_LIB,      /* stdlib, site-/dist-packages, "<...>" */
+    MH_CODE_MEMHOUND, /* memhound's own Python files: never displayed */
+    MH_CODE_WRAPPER,  /* a console-script wrapper: the "<module>" of a file
+                         outside the library dirs whose name has no ".py"
+                         suffix (/usr/bin/gunicorn, venv/bin/uvicorn,
+                         ~/.local/bin/celery); user code only as the
+                         innermost frame, never as a caller */
+};
+
+/* The kind of a code object named `func` (`fn` bytes) in `file`. */
+enum mh_codekind mh_codepath_kind(const struct mh_str *lib_prefixes,
+                                  uint32_t nlib, const char *file, size_t n,
+                                  const char *func, size_t fn);
+
 #endif

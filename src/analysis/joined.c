@@ -233,11 +233,14 @@ site_of_stack(struct mh_joined *j, struct sites *s, uint64_t stack_id,
         const struct mh_cap_header *h = &r->header;
         for (uint32_t k = 0; !rc && k < st->depth; k++) {
             uint32_t fr = r->stack_frames[st->first + k];
-            const char *file =
-                mh_cap_str(r, r->codes[r->frames[fr].code].filename);
-            if (!mh_codepath_is_user(r->have_header ? h->lib_prefixes : NULL,
-                                     r->have_header ? h->nlib : 0, file,
-                                     strlen(file)))
+            const struct mh_cap_code *c = &r->codes[r->frames[fr].code];
+            const char *file = mh_cap_str(r, c->filename);
+            const char *func = mh_cap_str(r, c->name);
+            enum mh_codekind kind = mh_codepath_kind(
+                r->have_header ? h->lib_prefixes : NULL,
+                r->have_header ? h->nlib : 0, file, strlen(file), func,
+                strlen(func));
+            if (kind != MH_CODE_USER && !(kind == MH_CODE_WRAPPER && k == 0))
                 continue;
             if (k > 0)
                 rc = frame_names(j, r, fr, &site.user_file,

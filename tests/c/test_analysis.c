@@ -638,6 +638,44 @@ MH_TEST(analysis_codepath_modules)
         }
 }
 
+MH_TEST(analysis_codepath_kinds)
+{
+    /* Constructed frames: (file, function) and the kind the report gives. */
+    struct {
+        const char *file, *func;
+        enum mh_codekind kind;
+    } cases[] = {
+        {"/srv/app/app.py", "<module>", MH_CODE_USER},
+        {"/srv/app/app.py", "leak", MH_CODE_USER},
+        {"/srv/app/manage", "main", MH_CODE_USER},
+        {"/usr/bin/gunicorn", "<module>", MH_CODE_WRAPPER},
+        {"/root/.local/bin/celery", "<module>", MH_CODE_WRAPPER},
+        {"/srv/venv/bin/uvicorn", "<module>", MH_CODE_WRAPPER},
+        {"/srv/venv/bin/run.py", "<module>", MH_CODE_USER},
+        {"/usr/lib/python3.11/json/decoder.py", "decode", MH_CODE_LIB},
+        {"/usr/lib/python3/dist-packages/flask/app.py", "wsgi_app",
+         MH_CODE_LIB},
+        {"<frozen runpy>", "_run_module_as_main", MH_CODE_LIB},
+        {"<frozen importlib._bootstrap>", "<module>", MH_CODE_LIB},
+        {"/opt/lib/memhound/python/memhound/web.py", "__call__",
+         MH_CODE_MEMHOUND},
+        {"/opt/lib/memhound/python/memhound/django.py", "<module>",
+         MH_CODE_MEMHOUND},
+        {"/w/build/python/bootstrap/sitecustomize.py", "<module>",
+         MH_CODE_MEMHOUND},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        enum mh_codekind k =
+            mh_codepath_kind(t_lib, 2, cases[i].file, strlen(cases[i].file),
+                             cases[i].func, strlen(cases[i].func));
+        if (k != cases[i].kind) {
+            fprintf(stderr, "kind(%s, %s) = %d, not %d\n", cases[i].file,
+                    cases[i].func, (int)k, (int)cases[i].kind);
+            exit(1);
+        }
+    }
+}
+
 MH_TEST(analysis_livetab_matches_reference)
 {
     /* Random puts and takes against a plain array; keys cluster (as
