@@ -148,6 +148,21 @@ has_py_suffix(const char *file, size_t n)
            ends_with(b, bn, ".pyc");
 }
 
+/* A file directly in a directory of installed commands: bin/, sbin/ or
+ * Scripts/ (venv/bin, ~/.local/bin, /usr/bin, /usr/local/bin). */
+static int
+in_bin_dir(const char *file, size_t n)
+{
+    size_t bn, dn;
+    const char *b = basename_of(file, n, &bn);
+    if (b == file)
+        return 0;
+    const char *d = basename_of(file, (size_t)(b - file) - 1, &dn);
+    return (dn == 3 && !memcmp(d, "bin", 3)) ||
+           (dn == 4 && !memcmp(d, "sbin", 4)) ||
+           (dn == 7 && !memcmp(d, "Scripts", 7));
+}
+
 enum mh_codekind
 mh_codepath_kind(const struct mh_str *lib_prefixes, uint32_t nlib,
                  const char *file, size_t n, const char *func, size_t fn)
@@ -159,7 +174,8 @@ mh_codepath_kind(const struct mh_str *lib_prefixes, uint32_t nlib,
             return MH_CODE_LIB;
     if (is_memhound_file(file, n))
         return MH_CODE_MEMHOUND;
-    if (fn == 8 && !memcmp(func, "<module>", 8) && !has_py_suffix(file, n))
+    if (!has_py_suffix(file, n) &&
+        ((fn == 8 && !memcmp(func, "<module>", 8)) || in_bin_dir(file, n)))
         return MH_CODE_WRAPPER;
     return MH_CODE_USER;
 }

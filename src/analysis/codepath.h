@@ -37,11 +37,13 @@ enum mh_codekind {
     MH_CODE_USER = 1, /* the user's own code */
     MH_CODE_LIB,      /* stdlib, site-/dist-packages, "<...>" */
     MH_CODE_MEMHOUND, /* memhound's own Python files: never displayed */
-    MH_CODE_WRAPPER,  /* a console-script wrapper: the "<module>" of a file
-                         outside the library dirs whose name has no ".py"
-                         suffix (/usr/bin/gunicorn, venv/bin/uvicorn,
-                         ~/.local/bin/celery); user code only as the
-                         innermost frame, never as a caller */
+    MH_CODE_WRAPPER,  /* a console-script wrapper: code in a file outside
+                         the library dirs whose name has no ".py" suffix,
+                         when it is the file's "<module>" or the file is in
+                         a bin/, sbin/ or Scripts/ directory (/usr/bin/gunicorn
+                         and its easy-install load_entry_point function,
+                         venv/bin/uvicorn, ~/.local/bin/celery); user code
+                         only as the innermost frame, never as a caller */
 };
 
 /* The kind of a code object named `func` (`fn` bytes) in `file`. */
