@@ -179,3 +179,9 @@ mh_codepath_kind(const struct mh_str *lib_prefixes, uint32_t nlib,
         return MH_CODE_WRAPPER;
     return MH_CODE_USER;
 }
+
+int
+mh_codepath_user_frame(enum mh_codekind kind, int innermost)
+{
+    return kind == MH_CODE_USER || (kind == MH_CODE_WRAPPER && innermost);
+}

@@ -51,4 +51,8 @@ enum mh_codekind mh_codepath_kind(const struct mh_str *lib_prefixes,
                                   uint32_t nlib, const char *file, size_t n,
                                   const char *func, size_t fn);
 
+/* 1 when a frame of kind `kind` is the user's own: user code, or a
+ * wrapper's line as the innermost frame (`innermost` nonzero). */
+int mh_codepath_user_frame(enum mh_codekind kind, int innermost);
+
 #endif

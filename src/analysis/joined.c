@@ -240,7 +240,7 @@ site_of_stack(struct mh_joined *j, struct sites *s, uint64_t stack_id,
                 r->have_header ? h->lib_prefixes : NULL,
                 r->have_header ? h->nlib : 0, file, strlen(file), func,
                 strlen(func));
-            if (kind != MH_CODE_USER && !(kind == MH_CODE_WRAPPER && k == 0))
+            if (!mh_codepath_user_frame(kind, k == 0))
                 continue;
             if (k > 0)
                 rc = frame_names(j, r, fr, &site.user_file,
