@@ -497,7 +497,10 @@ def _after_fork_child():
         path, _ = _expand(st.template, pid)
         if not st.has_pid:
             path = _with_pid(path, pid)
-        _memhound.after_fork_child(path, st.pid)
+        if _memhound.after_fork_child(path, st.pid) is False:
+            # The pending call ran between two bytecodes of this very
+            # function and started the capture: it is that one's.
+            return
         st.path = path
         st.pid = pid
         _register(pid, path)

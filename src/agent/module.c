@@ -18,6 +18,10 @@
 
 /* Whether a session is recording; changed only with the GIL held. */
 static int session_active;
+/* The process whose capture the session writes: a forked child's start
+ * may be asked for twice (Python's fork hook, and the pending call that
+ * can run inside that very hook); the second finds it done. */
+static pid_t recording_pid;
 
 /* Converts a list of str into a C array of UTF-8 pointers that borrow
  * from the list's items (valid while the list lives). The caller frees
@@ -277,6 +281,7 @@ mh_start(PyObject *module, PyObject *args, PyObject *kw)
         goto done;
     }
     session_active = 1;
+    recording_pid = getpid();
     mh_sigflush_arm_all();
     mh_tracker.child_start = start_in_child;
     if (register_hooks(module))
@@ -435,6 +440,10 @@ mh_after_fork_child(PyObject *module, PyObject *args)
     if (!PyArg_ParseTuple(args, "O&K", PyUnicode_FSConverter, &path_obj,
                           &parent))
         return NULL;
+    if (session_active && recording_pid == getpid()) {
+        Py_DECREF(path_obj);
+        Py_RETURN_FALSE;
+    }
     int rc = 0;
     if (session_active)
         rc = mh_writer_continue_in_child(PyBytes_AS_STRING(path_obj),
@@ -449,7 +458,10 @@ mh_after_fork_child(PyObject *module, PyObject *args)
         return NULL;
     }
     Py_DECREF(path_obj);
-    Py_RETURN_NONE;
+    if (!session_active)
+        Py_RETURN_NONE;
+    recording_pid = getpid();
+    Py_RETURN_TRUE;
 }
 
 static PyMethodDef methods[] = {
@@ -468,7 +480,8 @@ static PyMethodDef methods[] = {
      METH_VARARGS | METH_KEYWORDS, "mark(text, kind=0): add a marker."},
     {"after_fork_child", mh_after_fork_child, METH_VARARGS,
      "after_fork_child(path, parent_pid): in a forked child, continue "
-     "into a new capture at path."},
+     "into a new capture at path. False when this process's capture "
+     "has started already."},
     {"next_dump_path", mh_next_dump_path, METH_NOARGS,
      "The next default heap dump path next to the capture "
      "(<stem>.heap<N>.mhh), or None when not recording."},

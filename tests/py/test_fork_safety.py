@@ -63,6 +63,45 @@ def test_c_level_fork_keeps_both_captures(mh, py, program, tmp_path):
     assert find_site(c["live"], prog.site("child")), c["live"]
 
 
+MANY_FORKS = """
+import os
+kids = []
+for i in range(120):
+    pid = os.fork()
+    if pid == 0:
+        junk = [str(j) * 3 for j in range(2000)]      # MARK:child
+        os._exit(0)
+    kids.append(pid)
+for pid in kids:
+    os.waitpid(pid, 0)
+print("forked", len(kids))
+"""
+
+
+def test_every_forked_child_starts_its_capture_once(mh, py, program,
+                                                     tmp_path):
+    """Python's fork hook and the agent's pending call both start a
+    child's capture; the pending call can run between two bytecodes of
+    the hook itself. Whichever comes second finds the capture started:
+    no child loses its capture to a "file exists" from the other."""
+    prog = program(MANY_FORKS)
+    out = tmp_path / "cap.mhc"
+    # A small interval puts the pending call's request anywhere in the
+    # hook: before the fix, 10-60% of these children lost their capture.
+    r = mh.run(py, [prog.path], output=out,
+               options=("--sample-interval", "512"))
+    assert r.returncode == 0 and "forked 120" in r.stdout, describe(r)
+    assert "cannot record" not in r.stderr, describe(r)
+    caps = mh.captures("cap.*.mhc")
+    assert len(caps) == 120, (caps, describe(r))
+    rep = mh.report_json(caps)
+    procs = rep["processes"]
+    assert len(procs) == 120, procs
+    assert all(p.get("clean_end") is not False for p in procs), [
+        p for p in procs if p.get("clean_end") is False]
+    assert all(p.get("fork_parent") for p in procs), procs
+
+
 CTYPES_FORK_IN_THREAD = """
 import ctypes, os, threading, time
 
@@ -72,6 +111,10 @@ forked = []
 
 
 def forker():
+    # fork() from C copies the GIL as it is: the main thread must be
+    # waiting in join() (the GIL let go), or the child waits for ever,
+    # with or without memhound.
+    time.sleep(0.2)
     pid = libc.fork()
     if pid == 0:
         # Python runs pending calls only in the main thread, which this
