@@ -50,8 +50,10 @@ class AgentNotAvailableError(ImportError):
 class _State:
     """What the at-fork handler needs to give a forked child its capture."""
 
-    def __init__(self, template, has_pid, path, pid):
+    def __init__(self, template, has_pid, path, pid, run_id, force):
         self.template = template  # absolute, %p not expanded
+        self.run_id = run_id  # the run's id, which forked children keep
+        self.force = force  # replace files of ours
         self.has_pid = has_pid
         self.path = path  # the capture this process writes
         self.pid = pid  # the process that writes it
@@ -86,9 +88,31 @@ def _random_tag():
     return os.urandom(5).hex()
 
 
-def _expand(template, pid):
-    """Expands %p to the pid, %r to a random tag and %% to %; returns
-    (path, had_pid)."""
+def _new_run_id():
+    """64 random bits, never 0 (0 means "no run id" in a capture)."""
+    while True:
+        run_id = int.from_bytes(os.urandom(8), "little")
+        if run_id:
+            return run_id
+
+
+def _env_run_id():
+    """The run id `memhound run` passes (16 hex digits), else a new one."""
+    value = os.environ.get("MEMHOUND_RUN_ID")
+    if not value:
+        return _new_run_id()
+    try:
+        run_id = int(value, 16) if len(value) == 16 else 0
+    except ValueError:
+        run_id = 0
+    if not run_id:
+        raise ValueError("MEMHOUND_RUN_ID=%r is not 16 hex digits" % (value,))
+    return run_id
+
+
+def _expand(template, pid, run_id):
+    """Expands %p to the pid, %r to a random tag, %R to the run id (16 hex
+    digits) and %% to %; returns (path, had_pid)."""
     if "%" not in template:
         return template, False
     out = []
@@ -97,12 +121,14 @@ def _expand(template, pid):
     n = len(template)
     while i < n:
         c = template[i]
-        if c == "%" and i + 1 < n and template[i + 1] in "pr%":
+        if c == "%" and i + 1 < n and template[i + 1] in "prR%":
             if template[i + 1] == "p":
                 out.append(str(pid))
                 had_pid = True
             elif template[i + 1] == "r":
                 out.append(_random_tag())
+            elif template[i + 1] == "R":
+                out.append("%016x" % run_id)
             else:
                 out.append("%")
             i += 2
@@ -117,6 +143,13 @@ def _with_pid(path, pid):
     head, tail = os.path.split(path)
     root, ext = os.path.splitext(tail)
     return os.path.join(head, "%s.%d%s" % (root, pid, ext))
+
+
+def _fresh_name(path):
+    """'out/web.123.mhc' -> 'out/web.123.<random>.mhc': where a capture of
+    that name exists already and stays."""
+    root, ext = os.path.splitext(path)
+    return "%s.%s%s" % (root, _random_tag(), ext)
 
 
 def _first_to_claim(registry):
@@ -223,7 +256,8 @@ def start(path=DEFAULT_PATH, mode="sample", sample_interval=None, max_depth=128,
           heap_every=None, force=False):
     """Starts recording this process into the capture `path`.
 
-    `%p` in `path` is the pid, `%r` a random tag. A forked child records
+    `%p` in `path` is the pid, `%r` a random tag, `%R` the run id (the
+    same in every process of the run). A forked child records
     into a capture of its own: `%p` gives it its own name; without `%p`,
     `.<pid>` goes before the extension. The capture is created mode 0600,
     never through a symbolic link and never into an existing file: an
@@ -231,40 +265,21 @@ def start(path=DEFAULT_PATH, mode="sample", sample_interval=None, max_depth=128,
     replaces a regular file of this user (docs/security.md).
     mode="sample" records a sample every `sample_interval` bytes on
     average (the agent's default when None); mode="trace" records every
-    allocation. Returns the capture's path. Stopped at exit.
+    allocation. Returns the capture's path. Stopped at exit. Each call
+    starts a new run: its captures, and those of the children forked
+    while it records, carry one run id of their own, which `memhound
+    report` uses to keep captures of different runs apart.
 
     Raises AgentNotAvailableError (an ImportError) when no agent is built
     for this interpreter, RuntimeError when already recording, OSError when
     the file cannot be created, ValueError/TypeError for bad arguments.
     """
     return _start(path, mode, sample_interval, max_depth, registry=None,
-                  heap_every=heap_every, force=force)
-
-
-def _registered(registry, pid, path):
-    """Whether this pid registered `path` already: the same process before
-    an exec, whose capture stays as it is."""
-    line = ("%d\t%s\n" % (pid, path)).encode("utf-8", "surrogateescape")
-    try:
-        fd = os.open(registry, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
-    except OSError:
-        return False
-    try:
-        data = b""
-        while True:
-            chunk = os.read(fd, 1 << 16)
-            if not chunk:
-                break
-            data += chunk
-    except OSError:
-        return False
-    finally:
-        os.close(fd)
-    return (b"\n" + data).find(b"\n" + line) >= 0
+                  heap_every=heap_every, force=force, run_id=_new_run_id())
 
 
 def _start(path, mode, sample_interval, max_depth, registry, heap_every=None,
-           force=False):
+           force=False, run_id=0):
     global _state
     agent = _agent()
     if mode not in _MODES:
@@ -300,24 +315,25 @@ def _start(path, mode, sample_interval, max_depth, registry, heap_every=None,
     # next to its parent's capture.
     template = os.path.abspath(template)
     pid = os.getpid()
-    resolved, has_pid = _expand(template, pid)
+    resolved, has_pid = _expand(template, pid, run_id)
     if not has_pid and registry is not None and not _first_to_claim(registry):
         resolved = _with_pid(resolved, pid)
     kwargs["argv"] = _argv()
     kwargs["lib_prefixes"] = _lib_prefixes()
     kwargs["sys_path"] = [p for p in sys.path if isinstance(p, str)]
     kwargs["force"] = bool(force)
+    kwargs["run_id"] = run_id
     try:
         agent.start(resolved, **kwargs)
     except FileExistsError:
         # A process that exec'd Python again finds the capture it wrote
-        # before the exec: that one stays; this one gets a fresh name.
-        if not registry or not _registered(registry, pid, resolved):
+        # before the exec, or one whose pid an earlier run's process had
+        # finds that one's: it stays; this one gets a fresh name.
+        if registry is None:
             raise
-        root, ext = os.path.splitext(resolved)
-        resolved = "%s.%s%s" % (root, _random_tag(), ext)
+        resolved = _fresh_name(resolved)
         agent.start(resolved, **kwargs)
-    _state = _State(template, has_pid, resolved, pid)
+    _state = _State(template, has_pid, resolved, pid, run_id, bool(force))
     _install_hooks()
     _register(pid, resolved)
     return resolved
@@ -343,7 +359,8 @@ def _start_from_environ():
                              % (every,)) from None
     return _start(template, mode, interval, depth if depth is not None else 128,
                   registry=env.get("MEMHOUND_REGISTRY") or "",
-                  heap_every=every or None, force=env.get("MEMHOUND_FORCE") == "1")
+                  heap_every=every or None, force=env.get("MEMHOUND_FORCE") == "1",
+                  run_id=_env_run_id())
 
 
 def _in_main_interpreter():
@@ -494,9 +511,14 @@ def _after_fork_child():
         # inside an earlier fork hook (threading's) before this one.
         return
     try:
-        path, _ = _expand(st.template, pid)
+        path, _ = _expand(st.template, pid, st.run_id)
         if not st.has_pid:
             path = _with_pid(path, pid)
+        if not st.force and os.path.lexists(path):
+            # An earlier run's process with this pid left its capture
+            # there (no %r in the name): it stays. (The agent creates
+            # with O_EXCL all the same.)
+            path = _fresh_name(path)
         if _memhound.after_fork_child(path, st.pid) is False:
             # The pending call ran between two bytecodes of this very
             # function and started the capture: it is that one's.

@@ -180,7 +180,7 @@ mh_start(PyObject *module, PyObject *args, PyObject *kw)
     static char *kwlist[] = {"path",         "mode",     "interval",
                              "max_depth",    "argv",     "lib_prefixes",
                              "sys_path",     "fork_parent", "heap_every",
-                             "force",        NULL};
+                             "force",        "run_id",   NULL};
     PyObject *path_obj, *argv = NULL, *libs = NULL, *paths = NULL;
     int mode = MH_MODE_SAMPLE;
     unsigned long long interval = MH_DEFAULT_INTERVAL;
@@ -188,11 +188,12 @@ mh_start(PyObject *module, PyObject *args, PyObject *kw)
     unsigned long long fork_parent = 0;
     double heap_every = 0;
     int force = 0;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "O&|iKIOOOKdp", kwlist,
+    unsigned long long run_id = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "O&|iKIOOOKdpK", kwlist,
                                      PyUnicode_FSConverter, &path_obj,
                                      &mode, &interval, &max_depth, &argv,
                                      &libs, &paths, &fork_parent,
-                                     &heap_every, &force))
+                                     &heap_every, &force, &run_id))
         return NULL;
     PyObject *result = NULL;
     const char **av = NULL, **lv = NULL, **pv = NULL;
@@ -251,6 +252,7 @@ mh_start(PyObject *module, PyObject *args, PyObject *kw)
         .npath = pc,
         .sys_path = pv,
         .fork_parent = fork_parent,
+        .run_id = run_id,
     };
     const char *path = PyBytes_AS_STRING(path_obj);
     mh_writer_set_create_flags(force ? MH_FILE_FORCE : 0);
@@ -469,7 +471,7 @@ static PyMethodDef methods[] = {
      METH_VARARGS | METH_KEYWORDS,
      "start(path, mode=0, interval=DEFAULT_INTERVAL, max_depth=128, "
      "argv=None, lib_prefixes=None, sys_path=None, fork_parent=0, "
-     "heap_every=0, force=False)\n"
+     "heap_every=0, force=False, run_id=0)\n"
      "Start recording into a new capture at path (created safely; force "
      "replaces a regular file of this user)."},
     {"stop", mh_stop, METH_NOARGS,

@@ -73,6 +73,7 @@ struct mh_writer {
     uint32_t max_depth;
     char **hdr_strs; /* python, executable, argv..., libs..., paths... */
     uint32_t argc, nlib, npath;
+    uint64_t run_id;
 
     /* Thread control, protected by wlock. */
     pthread_mutex_t wlock;
@@ -789,6 +790,7 @@ copy_header(const struct mh_writer_header *h)
     w.hdr_strs = mh_calloc(n, sizeof(char *));
     if (!w.hdr_strs)
         return -1;
+    w.run_id = h->run_id;
     w.argc = h->argc;
     w.nlib = h->nlib;
     w.npath = h->npath;
@@ -866,6 +868,7 @@ open_capture(const char *path, uint64_t fork_parent)
         .lib_prefixes = strs + w.argc,
         .npath = w.npath,
         .sys_path = strs + w.argc + w.nlib,
+        .run_id = w.run_id,
     };
     struct mh_buf fh;
     mh_buf_init(&fh, 64);

@@ -25,6 +25,7 @@ struct mh_writer_header {
     uint32_t argc, nlib, npath;
     const char *const *argv, *const *lib_prefixes, *const *sys_path;
     uint64_t fork_parent;
+    uint64_t run_id; /* the run's id (capture.h); forked children keep it */
 };
 
 /* mh_file_create_private() flags (util/file.h) for every file this

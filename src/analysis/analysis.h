@@ -45,6 +45,8 @@ struct mh_analysis_opts {
     int warmup_fraction;
     size_t top; /* sites per list, endpoints in the table; 0 = all */
     enum mh_ep_sort sort; /* how endpoints are ranked */
+    size_t runs; /* runs the captures come from, as the caller found
+                    (report --mixed merges several); 0 or 1: one */
 };
 
 /* Caps that keep a hostile or huge input from exhausting memory. */

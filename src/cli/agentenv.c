@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "../util/buf.h"
+#include "../util/file.h"
 #include "../util/mem.h"
 #include "../util/msg.h"
 #include "cli.h"
@@ -60,6 +61,16 @@ mh_cli_bootstrap_dir(void)
 }
 
 int
+mh_cli_run_id_new(char *out)
+{
+    if (mh_file_random_tag(out, 16))
+        return MH_EIO;
+    if (strspn(out, "0") == 16)
+        out[15] = '1';
+    return MH_OK;
+}
+
+int
 mh_cli_agent_env(const char *pydir, const struct mh_agent_env *e)
 {
     struct mh_buf b;
@@ -79,7 +90,13 @@ mh_cli_agent_env(const char *pydir, const struct mh_agent_env *e)
     if (rc)
         return rc;
 
-    char num[32];
+    char num[32], run_id[17];
+    if (!e->run_id && mh_cli_run_id_new(run_id)) {
+        mh_errorf("cannot make a run id: %s", strerror(errno));
+        return MH_EIO;
+    }
+    if ((rc = set_env("MEMHOUND_RUN_ID", e->run_id ? e->run_id : run_id)))
+        return rc;
     if ((rc = set_env("MEMHOUND_OUTPUT", e->output)) ||
         (rc = set_env("MEMHOUND_MODE", e->trace_all ? "trace" : "sample")))
         return rc;

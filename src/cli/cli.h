@@ -37,7 +37,9 @@ char *mh_cli_bootstrap_dir(void);
  * do (src/cli/agentenv.c; the contract is in docs/architecture.md). */
 struct mh_agent_env {
     const char *output;   /* capture path template, absolute; %p = pid,
-                             %r = random */
+                             %r = random, %R = the run id */
+    const char *run_id;   /* 16 hex digits (mh_cli_run_id_new); NULL: a
+                             new one */
     const char *registry; /* file each process lists its capture in;
                              NULL: none */
     int trace_all;
@@ -47,6 +49,12 @@ struct mh_agent_env {
     int web;              /* instrument web frameworks (MEMHOUND_WEB) */
     int force;            /* replace files of ours (MEMHOUND_FORCE) */
 };
+
+/* A new run id into out (17 bytes): 16 lowercase hex digits of
+ * getrandom(), never all zeros (0 means "no run id" in a capture). Every
+ * process a command starts writes it in its capture's header, and report
+ * merges only captures of one run. 0, or a negative MH_E* code. */
+int mh_cli_run_id_new(char *out) MH_MUST_USE;
 
 /* Sets PYTHONPATH (the bootstrap under `pydir` first) and the MEMHOUND_*
  * variables in this process's environment, for a command about to be

@@ -9,14 +9,14 @@
 #include "cli.h"
 #include "output.h"
 
-/* Whether `s` holds a %p or %r the agent expands (not %%p). */
+/* Whether `s` holds a %p, %r or %R the agent expands (not %%p). */
 static int
 has_token(const char *s, size_t n)
 {
     for (size_t i = 0; i + 1 < n; i++) {
         if (s[i] != '%')
             continue;
-        if (s[i + 1] == 'p' || s[i + 1] == 'r')
+        if (s[i + 1] == 'p' || s[i + 1] == 'r' || s[i + 1] == 'R')
             return 1;
         i++; /* %% and the like: skip the pair */
     }
@@ -36,7 +36,7 @@ mh_output_preflight(const char *path, int force, int is_template)
         return MH_EXIT_FAIL;
     }
     if (is_template && has_token(path, n)) {
-        mh_errorf("cannot create '%s': %%p and %%r may appear in the file "
+        mh_errorf("cannot create '%s': %%p, %%r and %%R may appear in the file "
                   "name only, not in a directory (memhound creates no "
                   "directories for captures)",
                   path);

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "../analysis/analysis.h"
 #include "../analysis/joined.h"
@@ -29,6 +30,8 @@ struct options {
     enum format format;
     const char *output; /* NULL = stdout */
     int force;          /* --force: replace an output file of ours */
+    int mixed;          /* --mixed: merge captures of several runs */
+    const char *run;    /* --run ID|last: only that run's captures */
     char **captures;
     int ncaptures;
 };
@@ -69,6 +72,13 @@ usage(FILE *out)
           "                       (30, 30s), or a fraction of its run when "
           "below 1\n"
           "                       (0.1, 10%); default 0.1\n"
+          "      --run ID|last    only the captures of run ID (as the "
+          "error about\n"
+          "                       mixed runs lists them), or of the run "
+          "that started\n"
+          "                       last\n"
+          "      --mixed          merge captures of different runs "
+          "(refused otherwise)\n"
           "  -o, --output FILE    write the report to FILE (created "
           "mode 0600)\n"
           "      --force          replace FILE if it is a regular file "
@@ -134,9 +144,13 @@ parse_args(int argc, char **argv, struct options *o)
             o->force = 1;
             continue;
         }
+        if (!strcmp(arg, "--mixed")) {
+            o->mixed = 1;
+            continue;
+        }
         static const char *const with_value[] = {
-            "--format", "--by",     "--sort",
-            "--top",    "--warmup", "--output", "-o"};
+            "--format", "--by",     "--sort", "--top",
+            "--warmup", "--output", "-o",     "--run"};
         const char *name = NULL, *val = NULL;
         int r = mh_args_take_listed(argc, argv, &i, with_value,
                                     sizeof(with_value) / sizeof(*with_value),
@@ -191,9 +205,16 @@ parse_args(int argc, char **argv, struct options *o)
                           val);
                 return MH_EXIT_USAGE;
             }
+        } else if (!strcmp(name, "--run")) {
+            o->run = val;
         } else {
             o->output = val;
         }
+    }
+    if (o->run && o->mixed) {
+        mh_errorf("--run and --mixed exclude each other: --run reports one "
+                  "run, --mixed merges several");
+        return MH_EXIT_USAGE;
     }
     if (!o->ncaptures) {
         mh_errorf("report needs at least one capture, e.g. 'memhound "
@@ -255,6 +276,173 @@ add_capture(struct mh_analysis *a, struct mh_joined *j, const char *path)
     return MH_EXIT_OK;
 }
 
+/* --- runs ------------------------------------------------------------
+ * Captures of different runs (docs/report.md, "Runs") are never merged
+ * silently: the headers are read first, and a mix is refused, or with
+ * --run narrowed to one run, before any capture is analysed. */
+
+struct run_group {
+    uint64_t id;       /* 0: captures without a run id */
+    uint64_t start_ns; /* the earliest start among its captures */
+    size_t count;
+    int first;         /* index of its earliest capture in the input */
+    char command[120]; /* that capture's argv, printable */
+};
+
+static int
+stop_at_first(void *ctx, const struct mh_cap_event *ev)
+{
+    (void)ctx;
+    (void)ev;
+    return 1;
+}
+
+/* The capture's HEADER: 1 with *h's plain fields and `command` set, 0
+ * when it cannot be read here (the analysis says why later). */
+static int
+read_header(const char *path, struct mh_cap_header *h, char *command,
+            size_t size)
+{
+    struct mh_file f;
+    if (mh_file_map(&f, path, 0, &mh_chunk_capture_input))
+        return 0;
+    struct mh_cap_reader r;
+    mh_cap_reader_init(&r);
+    int rc = mh_cap_parse(&r, f.data, f.len, stop_at_first, NULL);
+    int ok = (rc == MH_OK || rc == 1) && r.have_header;
+    if (ok) {
+        *h = r.header;
+        size_t used = 0;
+        command[0] = '\0';
+        for (uint32_t i = 0; i < h->argc && used + 4 < size; i++) {
+            if (i)
+                command[used++] = ' ';
+            for (size_t k = 0; k < h->argv[i].n && used + 4 < size; k++) {
+                unsigned char c = (unsigned char)h->argv[i].s[k];
+                command[used++] = c < 0x20 || c == 0x7f ? '?' : (char)c;
+            }
+        }
+        if (used + 4 >= size)
+            memcpy(command + used, "...", 3), used += 3;
+        command[used] = '\0';
+        h->argv = h->lib_prefixes = h->sys_path = NULL; /* the reader's */
+        h->python = h->executable = (struct mh_str){NULL, 0};
+    }
+    mh_cap_reader_release(&r);
+    mh_file_unmap(&f);
+    return ok;
+}
+
+static void
+print_run(const struct run_group *g, const char *sample)
+{
+    char when[32] = "?";
+    time_t secs = (time_t)(g->start_ns / 1000000000ull);
+    struct tm tm;
+    if (g->start_ns && localtime_r(&secs, &tm))
+        strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S", &tm);
+    if (g->id)
+        fprintf(stderr, "  run %016llx", (unsigned long long)g->id);
+    else
+        fputs("  no run id (captures from before run ids)", stderr);
+    fprintf(stderr,
+            ": started %s, %s\n      %zu capture%s, e.g. '%s'\n", when,
+            g->command[0] ? g->command : "?", g->count,
+            g->count == 1 ? "" : "s", sample);
+}
+
+/* Groups the captures by run. With one run, or --mixed, all stay; with
+ * --run, only that run's stay (o->captures is narrowed); otherwise the
+ * runs are listed and MH_EXIT_FAIL returned. *nruns_out: the runs kept.
+ * Returns -1 to go on. */
+static int
+check_runs(struct options *o, size_t *nruns_out)
+{
+    size_t n = (size_t)o->ncaptures, nruns = 0;
+    struct run_group *g = mh_calloc(n ? n : 1, sizeof(*g));
+    int *group_of = mh_calloc(n ? n : 1, sizeof(*group_of));
+    int code = -1;
+    if (!g || !group_of) {
+        mh_errorf("out of memory");
+        code = MH_EXIT_FAIL;
+        goto done;
+    }
+    for (size_t i = 0; i < n; i++) {
+        struct mh_cap_header h;
+        char command[sizeof(g->command)];
+        group_of[i] = -1;
+        if (!read_header(o->captures[i], &h, command, sizeof(command)))
+            continue;
+        size_t k = 0;
+        while (k < nruns && g[k].id != h.run_id)
+            k++;
+        if (k == nruns) {
+            g[nruns].id = h.run_id;
+            g[nruns].start_ns = UINT64_MAX;
+            nruns++;
+        }
+        group_of[i] = (int)k;
+        g[k].count++;
+        if (h.start_ns < g[k].start_ns) {
+            g[k].start_ns = h.start_ns;
+            g[k].first = (int)i;
+            memcpy(g[k].command, command, sizeof(command));
+        }
+    }
+    if (o->run) {
+        size_t want = nruns;
+        if (!strcmp(o->run, "last")) {
+            for (size_t k = 0; k < nruns; k++)
+                if (want == nruns || g[k].start_ns > g[want].start_ns)
+                    want = k;
+        } else {
+            char *end;
+            errno = 0;
+            unsigned long long id = strtoull(o->run, &end, 16);
+            if (errno || *end || end == o->run || o->run[0] == '-' || !id) {
+                mh_errorf("invalid --run '%s': expected a run id (16 hex "
+                          "digits) or 'last'",
+                          o->run);
+                code = MH_EXIT_USAGE;
+                goto done;
+            }
+            for (size_t k = 0; k < nruns; k++)
+                if (g[k].id == id)
+                    want = k;
+        }
+        if (want == nruns) {
+            mh_errorf("no capture of run '%s' among the %d given", o->run,
+                      o->ncaptures);
+            code = MH_EXIT_FAIL;
+            goto done;
+        }
+        int m = 0;
+        for (size_t i = 0; i < n; i++)
+            if (group_of[i] == (int)want || group_of[i] < 0)
+                o->captures[m++] = o->captures[i];
+        if ((size_t)m < n)
+            mh_warnf("reporting run %016llx: %zu of the %zu captures given",
+                     (unsigned long long)g[want].id, (size_t)m, n);
+        o->ncaptures = m;
+        nruns = 1;
+    } else if (nruns > 1 && !o->mixed) {
+        mh_errorf("the %zu captures come from %zu different runs, which "
+                  "report does not merge:",
+                  n, nruns);
+        for (size_t k = 0; k < nruns; k++)
+            print_run(&g[k], o->captures[g[k].first]);
+        mh_errorf("name one run's captures (the pattern 'memhound run' "
+                  "printed), pick one with --run ID or --run last, or pass "
+                  "--mixed to merge them anyway");
+        code = MH_EXIT_FAIL;
+    }
+    *nruns_out = nruns;
+done:
+    mh_free(g);
+    mh_free(group_of);
+    return code;
+}
+
 static int
 render(const struct options *o, const struct mh_analysis *a,
        const struct mh_joined *j)
@@ -290,6 +478,13 @@ mh_cmd_report(int argc, char **argv)
         mh_free(o.captures);
         return code;
     }
+    size_t nruns = 1;
+    code = check_runs(&o, &nruns);
+    if (code >= 0) {
+        mh_free(o.captures);
+        return code;
+    }
+    o.an.runs = nruns;
     struct mh_analysis a;
     struct mh_joined j;
     mh_analysis_init(&a, &o.an);

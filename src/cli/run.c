@@ -14,6 +14,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <glob.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdint.h>
@@ -37,8 +38,10 @@
 #include "spawn.h"
 #include "units.h"
 
-/* %r: a random tag (docs/security.md), so nobody can plant the file. */
-#define DEFAULT_OUTPUT "memhound.%p.%r.mhc"
+/* %R: the run id, so one pattern names this run's captures and no
+ * other's; %r: a random tag (docs/security.md), so nobody can plant the
+ * file. */
+#define DEFAULT_OUTPUT "memhound.%R.%p.%r.mhc"
 #define MAX_INTERVAL (UINT64_C(1) << 40)
 /* The agent's MH_MAX_DEPTH_LIMIT (src/agent/tracker.h): checked here too,
  * so a bad value fails once, not in every Python process. */
@@ -95,7 +98,9 @@ usage(FILE *out)
         "forked children too) records its allocations into a capture.\n"
         "\n"
         "  -o, --output PATH        capture path; %%p is the pid, %%r a\n"
-        "                           random tag (default %s);\n"
+        "                           random tag, %%R the run id (the same\n"
+        "                           in every process of this run; default\n"
+        "                           %s);\n"
         "                           created mode 0600, never through a\n"
         "                           symbolic link or into an existing file\n"
         "      --force              replace capture files (and heap dumps)\n"
@@ -249,10 +254,11 @@ absolute_path(const char *path)
 
 static int
 prepare_env(const struct run_opts *o, const char *pydir, const char *output,
-            const char *registry)
+            const char *registry, const char *run_id)
 {
     struct mh_agent_env e = {
         .output = output,
+        .run_id = run_id,
         .registry = registry,
         .trace_all = o->trace_all,
         .interval = o->interval,
@@ -778,10 +784,109 @@ warn_unfinished(const struct capture *c, const char *shown,
     return warned;
 }
 
+/* Appends `s` to b with the glob characters escaped. */
+static int
+put_glob_literal(struct mh_buf *b, const char *s, size_t n)
+{
+    int rc = MH_OK;
+    for (size_t i = 0; i < n && !rc; i++) {
+        if (strchr("*?[]\\", s[i]))
+            rc = mh_buf_put_u8(b, '\\');
+        if (!rc)
+            rc = mh_buf_put_u8(b, (uint8_t)s[i]);
+    }
+    return rc;
+}
+
+/* Appends the template's piece as a glob: %p and %r any text, %R the run
+ * id, %% a %. */
+static int
+put_glob_piece(struct mh_buf *b, const char *s, size_t n, const char *run_id)
+{
+    int rc = MH_OK;
+    for (size_t i = 0; i < n && !rc; i++) {
+        if (s[i] == '%' && i + 1 < n && strchr("prR%", s[i + 1])) {
+            char t = s[++i];
+            if (t == 'R')
+                rc = put_glob_literal(b, run_id, strlen(run_id));
+            else if (t == '%')
+                rc = put_glob_literal(b, "%", 1);
+            else if (!b->len || b->data[b->len - 1] != '*')
+                rc = mh_buf_put_u8(b, '*');
+        } else {
+            rc = put_glob_literal(b, s + i, 1);
+        }
+    }
+    return rc;
+}
+
+/* The glob that matches every name the agent gives a capture of this run
+ * (python/memhound/__init__.py): the template expanded, with ".<pid>"
+ * and ".<random>" put before the extension where a process needs a name
+ * of its own. The caller owns *out (mh_free). */
+static int
+run_glob(const char *output, const char *run_id, char **out)
+{
+    const char *base = strrchr(output, '/');
+    base = base ? base + 1 : output;
+    const char *dot = strrchr(base, '.');
+    size_t root = dot && dot != base ? (size_t)(dot - output) : strlen(output);
+    struct mh_buf b;
+    mh_buf_init(&b, 4 * PATH_MAX);
+    int rc = put_glob_piece(&b, output, root, run_id);
+    if (!rc && (!b.len || b.data[b.len - 1] != '*'))
+        rc = mh_buf_put_u8(&b, '*');
+    if (!rc)
+        rc = put_glob_piece(&b, output + root, strlen(output + root), run_id);
+    if (!rc)
+        rc = mh_buf_put_u8(&b, 0);
+    if (rc) {
+        mh_buf_release(&b);
+        return rc;
+    }
+    size_t len;
+    *out = (char *)mh_buf_take(&b, &len);
+    return MH_OK;
+}
+
+/* How to report this run: one pattern, quoted for the shell, that
+ * matches this run's captures; with --run when it matches other files too
+ * (an -o name without %R, captures of earlier runs next to it). */
+static void
+print_hint(const char *output, const char *run_id,
+           const struct capture *caps, size_t n, const char *cwd)
+{
+    char *pattern = NULL;
+    if (run_glob(output, run_id, &pattern)) {
+        mh_warnf("cannot name this run's captures: out of memory");
+        return;
+    }
+    glob_t g;
+    int exact = glob(pattern, GLOB_NOSORT, NULL, &g) == 0;
+    size_t mine = 0;
+    for (size_t i = 0; i < n; i++)
+        mine += caps[i].path[0] != '\0';
+    if (exact && g.gl_pathc != mine)
+        exact = 0;
+    for (size_t k = 0; exact && k < g.gl_pathc; k++) {
+        size_t i = 0;
+        while (i < n && strcmp(caps[i].path, g.gl_pathv[k]))
+            i++;
+        exact = i < n;
+    }
+    globfree(&g);
+    fprintf(stderr, "memhound: to see what grew: %s report ", self_name());
+    if (!exact)
+        fprintf(stderr, "--run %s ", run_id);
+    print_shell_word(stderr, display_path(pattern, cwd));
+    fputc('\n', stderr);
+    mh_free(pattern);
+}
+
 /* Tells the user which captures appeared and how to read them. */
 static void
 summarize(const struct run_opts *o, const char *registry,
-          const struct child_end *ce)
+          const struct child_end *ce, const char *output, const char *run_id)
 {
     struct mh_buf b;
     mh_buf_init(&b, REGISTRY_MAX);
@@ -839,15 +944,8 @@ summarize(const struct run_opts *o, const char *registry,
     else if (!written && !n)
         explain_no_python(o->command);
 
-    if (written && !o->quiet) {
-        fprintf(stderr, "memhound: to see what grew: %s report", self_name());
-        for (size_t i = 0; i < n; i++)
-            if (caps[i].path[0]) {
-                fputc(' ', stderr);
-                print_shell_word(stderr, display_path(caps[i].path, cwd));
-            }
-        fputc('\n', stderr);
-    }
+    if (written && !o->quiet)
+        print_hint(output, run_id, caps, n, cwd);
 cleanup:
     mh_free(caps);
     mh_buf_release(&b);
@@ -876,7 +974,12 @@ mh_cmd_run(int argc, char **argv)
         make_registry(&tmpdir, &registry))
         goto cleanup;
     struct child_end ce = {0};
-    if (prepare_env(&o, pydir, output, registry) ||
+    char run_id[17];
+    if (mh_cli_run_id_new(run_id)) {
+        mh_errorf("cannot make a run id: %s", strerror(errno));
+        goto cleanup;
+    }
+    if (prepare_env(&o, pydir, output, registry, run_id) ||
         run_child(o.command, &status, &exec_err, &ce.pid))
         goto cleanup;
     struct timespec now;
@@ -888,7 +991,7 @@ mh_cmd_run(int argc, char **argv)
         exit_code = mh_spawn_exec_failed(o.command[0], exec_err);
         goto cleanup;
     }
-    summarize(&o, registry, &ce);
+    summarize(&o, registry, &ce, output, run_id);
     remove_tmpdir(tmpdir);
     mh_free(tmpdir);
     tmpdir = NULL;

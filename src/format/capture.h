@@ -93,6 +93,11 @@ struct mh_cap_header {
     const struct mh_str *lib_prefixes;
     uint32_t npath;
     const struct mh_str *sys_path;
+    /* The run this process belongs to (appended to the record's body by
+     * later writers): every process `memhound run` starts, and every
+     * child forked from a process that called memhound.start(), shares
+     * it. 0 = none (a capture from before run ids). */
+    uint64_t run_id;
 };
 
 /* `alloc` (appended to the record's body in a later writer; 0 when

@@ -207,6 +207,8 @@ parse_header(struct parser *ps, const uint8_t *rec, uint8_t tag,
         return rc;
     if ((rc = header_list(ps, &q, end, rec, tag, 2, &h.npath, &h.sys_path)))
         return rc;
+    if (q < end) /* appended later; older writers end the body here */
+        FIELD(q, end, &h.run_id);
     r->header = h;
     r->have_header = 1;
     return MH_OK;

@@ -66,7 +66,8 @@ mh_cap_put_header(struct mh_buf *b, const struct mh_cap_header *h)
                   mh_rec_uv_len(h->start_ns) + mh_rec_uv_len(h->mode) +
                   mh_rec_uv_len(h->interval) + mh_rec_uv_len(h->max_depth) +
                   mh_rec_uv_len(h->fork_parent) + mh_rec_str_len(h->python.n) +
-                  mh_rec_str_len(h->executable.n) + largv + llib + lpath;
+                  mh_rec_str_len(h->executable.n) + largv + llib + lpath +
+                  (h->run_id ? mh_rec_uv_len(h->run_id) : 0);
     rc = mh_rec_begin(b, MH_REC_HEADER, body);
     if (rc)
         return rc;
@@ -82,6 +83,8 @@ mh_cap_put_header(struct mh_buf *b, const struct mh_cap_header *h)
     w_strs(b, h->argv, h->argc);
     w_strs(b, h->lib_prefixes, h->nlib);
     w_strs(b, h->sys_path, h->npath);
+    if (h->run_id) /* absent means 0, as older writers leave it */
+        mh_rec_w_uv(b, h->run_id);
     return MH_OK;
 }
 

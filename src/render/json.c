@@ -292,6 +292,8 @@ summary_json(FILE *out, const struct mh_analysis *a)
     fputs("{\n    ", out);
     key(out, "captures");
     fprintf(out, "%zu,\n    ", a->nprocs);
+    key(out, "runs");
+    fprintf(out, "%zu,\n    ", a->opts.runs > 1 ? a->opts.runs : 1);
     key(out, "by");
     fprintf(out, "\"%s\",\n    ", mh_analysis_by_name(a->opts.by));
     key(out, "mode");

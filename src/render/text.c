@@ -237,6 +237,9 @@ summary_text(FILE *out, const struct mh_analysis *a)
         fputc('\n', out);
     } else {
         fprintf(out, "memhound report: %zu captures merged\n", a->nprocs);
+        if (a->opts.runs > 1)
+            fprintf(out, "  mixed        captures of %zu different runs "
+                         "(--mixed)\n", a->opts.runs);
     }
     fprintf(out, "  mode         %s", mode_text(m->mode));
     if (m->mode == MH_MODE_SAMPLE || m->mode == -1) {

@@ -1732,6 +1732,7 @@ check_fixture(const char *name, int level, int cut_last,
         fprintf(stderr, "%s: %s\n", path, r.error);
     CHECK_EQ_INT(rc, MH_OK);
     check_sample_tables(&r);
+    CHECK(r.header.run_id == 0); /* written before run ids */
     if (cut_last) {
         CHECK(r.truncated);
         CHECK_EQ_INT(r.truncated_at, g.chunk_end[g.nchunks - 2]);
@@ -1767,6 +1768,49 @@ MH_TEST(capture_fixtures_v1)
     check_fixture("v1-truncated.mhc", 0, 1, gen_sample);
     /* REQUEST, TAG and FINDING (added within version 1). */
     check_fixture("v1-web.mhc", 3, 0, gen_web);
+}
+
+/* The run id, appended to HEADER within version 1: written when set and
+ * read back, every bit of it; absent (the fixtures above) it reads as
+ * 0. */
+static void
+header_run_id_roundtrip(uint64_t run_id)
+{
+    struct mh_buf file, c;
+    mh_buf_init(&file, 1u << 20);
+    mh_buf_init(&c, 1u << 20);
+    struct mh_cap_header h;
+    memset(&h, 0, sizeof(h));
+    h.pid = 99;
+    h.mode = MH_MODE_SAMPLE;
+    h.interval = 4096;
+    h.argc = 2;
+    h.argv = sample_argv;
+    h.run_id = run_id;
+    CHECK_EQ_INT(mh_cap_put_file_header(&file), MH_OK);
+    CHECK_EQ_INT(mh_cap_put_header(&c, &h), MH_OK);
+    CHECK_EQ_INT(mh_cap_chunk_seal(&file, c.data, c.len, 0, NULL), MH_OK);
+    struct mh_cap_reader r;
+    mh_cap_reader_init(&r);
+    int rc = mh_cap_parse(&r, file.data, file.len, NULL, NULL);
+    if (rc)
+        fprintf(stderr, "%s\n", r.error);
+    CHECK_EQ_INT(rc, MH_OK);
+    CHECK(r.have_header);
+    CHECK(r.header.run_id == run_id);
+    CHECK(r.header.pid == 99);
+    CHECK_EQ_INT(r.header.argc, 2);
+    CHECK_EQ_STR(r.header.argv[1].s, "--serve");
+    mh_cap_reader_release(&r);
+    mh_buf_release(&c);
+    mh_buf_release(&file);
+}
+
+MH_TEST(capture_header_run_id)
+{
+    header_run_id_roundtrip(0xfedcba9876543210ull);
+    header_run_id_roundtrip(1);
+    header_run_id_roundtrip(0); /* none: the body ends as before */
 }
 
 /* ------------------------------------------------------------------ */

@@ -354,7 +354,7 @@ def test_world_writable_directory_is_refused_unless_sticky(tmp_path):
 def test_pid_in_a_directory_is_refused(tmp_path):
     r = mh("run", "-o", tmp_path / "%p" / "x.mhc", "--", SYSTEM_PY, prog(tmp_path))
     assert r.returncode == 1 and "ran" not in r.stdout, describe(r)
-    assert "%p and %r may appear in the file name only" in r.stderr, describe(r)
+    assert "%p, %r and %R may appear in the file name only" in r.stderr, describe(r)
 
 
 def test_guard_creates_its_snapshot_dir_0700(tmp_path):
@@ -492,7 +492,7 @@ def test_default_names_are_unpredictable(tmp_path):
         r = mh("run", "-q", "--", SYSTEM_PY, prog(tmp_path), cwd=tmp_path)
         assert r.returncode == 0, describe(r)
     for f in tmp_path.glob("memhound.*.mhc"):
-        m = re.fullmatch(r"memhound\.(\d+)\.([0-9a-f]{10})\.mhc", f.name)
+        m = re.fullmatch(r"memhound\.[0-9a-f]{16}\.(\d+)\.([0-9a-f]{10})\.mhc", f.name)
         assert m, f.name
         names.append(m.group(2))
         assert mode(f) == 0o600

@@ -523,8 +523,9 @@ def test_forked_child_gets_its_own_capture(tmp_path, py):
     pids = dict(line.split() for line in r.stdout.splitlines())
     caps = captures(r, tmp_path)
     assert sorted(caps) == sorted(int(p) for p in pids.values()), r.stderr
-    # the default name: the pid, then a random tag (docs/security.md)
-    assert re.fullmatch(r"memhound\.%s\.[0-9a-f]{10}\.mhc" % pids["child"],
+    # the default name: the run id, the pid, then a random tag
+    # (docs/security.md)
+    assert re.fullmatch(r"memhound\.[0-9a-f]{16}\.%s\.[0-9a-f]{10}\.mhc" % pids["child"],
                         caps[int(pids["child"])].name), caps
 
 
