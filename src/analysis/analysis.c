@@ -638,6 +638,7 @@ save_process(struct mh_analysis *a, const char *path,
     if (r->have_header) {
         pr->pid = h->pid;
         pr->ppid = h->ppid;
+        pr->run_id = h->run_id;
         pr->fork_parent = h->fork_parent;
         pr->start_ns = h->start_ns;
         pr->mode = h->mode;

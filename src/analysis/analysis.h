@@ -117,6 +117,7 @@ struct mh_process {
     uint32_t path;   /* the capture file */
     int have_header; /* 0: the file ends before its HEADER record */
     uint64_t pid, ppid, fork_parent;
+    uint64_t run_id;   /* the header's; 0 = none */
     uint64_t start_ns; /* Unix epoch */
     uint32_t mode;     /* enum mh_mode */
     uint64_t interval;

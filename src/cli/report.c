@@ -3,10 +3,12 @@
  * Exit codes: 0 report written; 1 a capture cannot be read or the
  * output cannot be written; 2 usage error. */
 #include <errno.h>
+#include <glob.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #include "../analysis/analysis.h"
@@ -34,12 +36,18 @@ struct options {
     const char *run;    /* --run ID|last: only that run's captures */
     char **captures;
     int ncaptures;
+    glob_t *globs; /* the patterns expanded (expand_patterns) */
+    int nglobs;
 };
 
 static void
 usage(FILE *out)
 {
     fputs("usage: memhound report [options] CAPTURE...\n"
+          "\n"
+          "A CAPTURE naming no file that holds *, ? or [ is a pattern, "
+          "expanded by\nreport ('web.*.mhc' quoted, as 'memhound run' "
+          "prints it).\n"
           "\n"
           "Reports what the captured processes allocated and still held at "
           "the end,\nand what kept growing after the warm-up. Several "
@@ -276,6 +284,97 @@ add_capture(struct mh_analysis *a, struct mh_joined *j, const char *path)
     return MH_EXIT_OK;
 }
 
+/* An argument that names no file but holds *, ? or [ is a pattern, which
+ * report expands itself (in sorted order): `run`'s hint quotes its
+ * pattern, so a run of thousands of processes needs no long command line.
+ * Returns -1 to go on. */
+static int
+expand_patterns(struct options *o)
+{
+    int total = 0, npat = 0;
+    for (int i = 0; i < o->ncaptures; i++) {
+        struct stat st;
+        const char *c = o->captures[i];
+        if (strpbrk(c, "*?[") && lstat(c, &st) && errno == ENOENT)
+            npat++;
+    }
+    if (!npat)
+        return -1;
+    o->globs = mh_calloc((size_t)npat, sizeof(*o->globs));
+    if (!o->globs) {
+        mh_errorf("out of memory");
+        return MH_EXIT_FAIL;
+    }
+    int *match = mh_calloc((size_t)o->ncaptures, sizeof(*match));
+    if (!match) {
+        mh_errorf("out of memory");
+        return MH_EXIT_FAIL;
+    }
+    for (int i = 0; i < o->ncaptures; i++) {
+        struct stat st;
+        const char *c = o->captures[i];
+        match[i] = -1;
+        if (!strpbrk(c, "*?[") || !lstat(c, &st) || errno != ENOENT) {
+            total++;
+            continue;
+        }
+        glob_t *g = &o->globs[o->nglobs];
+        int rc = glob(c, 0, NULL, g);
+        if (rc == GLOB_NOMATCH) {
+            globfree(g);
+            mh_errorf("no capture matches '%s'", c);
+            mh_free(match);
+            return MH_EXIT_FAIL;
+        }
+        if (rc) {
+            globfree(g);
+            mh_errorf("cannot expand '%s': %s", c,
+                      rc == GLOB_NOSPACE ? "out of memory" : "read error");
+            mh_free(match);
+            return MH_EXIT_FAIL;
+        }
+        match[i] = o->nglobs++;
+        if (g->gl_pathc > MH_ANALYSIS_MAX_CAPTURES) {
+            mh_errorf("'%s' matches %zu files, more than the %d captures a "
+                      "report reads",
+                      c, g->gl_pathc, MH_ANALYSIS_MAX_CAPTURES);
+            mh_free(match);
+            return MH_EXIT_FAIL;
+        }
+        total += (int)g->gl_pathc;
+    }
+    char **caps = mh_calloc((size_t)total + 1, sizeof(*caps));
+    if (!caps) {
+        mh_errorf("out of memory");
+        mh_free(match);
+        return MH_EXIT_FAIL;
+    }
+    int n = 0;
+    for (int i = 0; i < o->ncaptures; i++) {
+        if (match[i] < 0) {
+            caps[n++] = o->captures[i];
+            continue;
+        }
+        const glob_t *g = &o->globs[match[i]];
+        for (size_t k = 0; k < g->gl_pathc; k++)
+            caps[n++] = g->gl_pathv[k];
+    }
+    mh_free(match);
+    mh_free(o->captures);
+    o->captures = caps;
+    o->ncaptures = n;
+    return -1;
+}
+
+static void
+options_release(struct options *o)
+{
+    for (int i = 0; i < o->nglobs; i++)
+        globfree(&o->globs[i]);
+    mh_free(o->globs);
+    mh_free(o->captures);
+}
+
 /* --- runs ------------------------------------------------------------
  * Captures of different runs (docs/report.md, "Runs") are never merged
  * silently: the headers are read first, and a mix is refused, or with
@@ -479,9 +578,11 @@ mh_cmd_report(int argc, char **argv)
         return code;
     }
     size_t nruns = 1;
-    code = check_runs(&o, &nruns);
+    code = expand_patterns(&o);
+    if (code < 0)
+        code = check_runs(&o, &nruns);
     if (code >= 0) {
-        mh_free(o.captures);
+        options_release(&o);
         return code;
     }
     o.an.runs = nruns;
@@ -501,6 +602,6 @@ mh_cmd_report(int argc, char **argv)
         code = render(&o, &a, &j);
     mh_joined_release(&j);
     mh_analysis_release(&a);
-    mh_free(o.captures);
+    options_release(&o);
     return code;
 }

@@ -348,6 +348,11 @@ process_json(FILE *out, const struct mh_analysis *a, size_t idx)
     fprintf(out, "%llu, ", (unsigned long long)p->ppid);
     key(out, "fork_parent");
     fprintf(out, "%llu, ", (unsigned long long)p->fork_parent);
+    key(out, "run_id");
+    if (p->run_id)
+        fprintf(out, "\"%016llx\", ", (unsigned long long)p->run_id);
+    else
+        fputs("null, ", out);
     key(out, "argv");
     fputs("[", out);
     for (uint32_t i = 0; i < p->argc; i++) {
