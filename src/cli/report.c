@@ -519,9 +519,13 @@ check_runs(struct options *o, size_t *nruns_out)
         for (size_t i = 0; i < n; i++)
             if (group_of[i] == (int)want || group_of[i] < 0)
                 o->captures[m++] = o->captures[i];
-        if ((size_t)m < n)
+        if ((size_t)m < n && g[want].id)
             mh_warnf("reporting run %016llx: %zu of the %zu captures given",
                      (unsigned long long)g[want].id, (size_t)m, n);
+        else if ((size_t)m < n)
+            mh_warnf("reporting the captures without a run id: %zu of the "
+                     "%zu given",
+                     (size_t)m, n);
         o->ncaptures = m;
         nruns = 1;
     } else if (nruns > 1 && !o->mixed) {
