@@ -141,6 +141,8 @@ def test_two_runs_into_one_pattern(procs, program, tmp_path):
     r = _report(procs, tmp_path, ["--run", "0123456789abcdef", *both],
                 expect=1)
     assert "no capture of run '0123456789abcdef'" in r.stderr, r.stderr
+    r = _report(procs, tmp_path, ["app.nothing*.mhc"], expect=1)
+    assert "no capture matches 'app.nothing*.mhc'" in r.stderr, r.stderr
 
     # --mixed merges and says so.
     rep = _json(_report(procs, tmp_path, ["--mixed", "--format", "json",
@@ -176,7 +178,7 @@ def test_pid_reuse_never_overwrites(procs, program, tmp_path):
     assert _digest(first) == before
 
     # %p names: every one of them is taken when the pids repeat.
-    pat = str(tmp_path / "cap.%p.mhc")
+    pat = str(tmp_path / "pid.%p.mhc")
     r1 = _run(procs, tmp_path, ["-o", pat, "--", SYSTEM_PY, prog.path],
               prefix=ns)
     before_p = _digest(_wrote(r1, tmp_path))
@@ -190,7 +192,7 @@ def test_pid_reuse_never_overwrites(procs, program, tmp_path):
     first, second = _wrote(r1, tmp_path), _wrote(r2, tmp_path)
     assert len(second) == 4 and not set(first) & set(second), (first, second)
     fresh = [p for p in second
-             if re.fullmatch(r"cap\.\d+\.[0-9a-f]{10}\.mhc",
+             if re.fullmatch(r"pid\.\d+\.[0-9a-f]{10}\.mhc",
                              os.path.basename(p))]
     assert len(fresh) == len(reused), (reused, second)
     assert _digest(first) == before_p
