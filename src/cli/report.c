@@ -402,6 +402,11 @@ static int
 read_header(const char *path, struct mh_cap_header *h, char *command,
             size_t size)
 {
+    /* Standard input, a pipe, a FIFO can be read once only: the
+     * analysis reads them, ungrouped. */
+    struct stat st;
+    if (!strcmp(path, "-") || stat(path, &st) || !S_ISREG(st.st_mode))
+        return 0;
     struct mh_file f;
     if (mh_file_map(&f, path, 0, &mh_chunk_capture_input))
         return 0;
@@ -421,8 +426,10 @@ read_header(const char *path, struct mh_cap_header *h, char *command,
                 command[used++] = c < 0x20 || c == 0x7f ? '?' : (char)c;
             }
         }
-        if (used + 4 >= size)
-            memcpy(command + used, "...", 3), used += 3;
+        if (used + 4 >= size) {
+            memcpy(command + used, "...", 3);
+            used += 3;
+        }
         command[used] = '\0';
         h->argv = h->lib_prefixes = h->sys_path = NULL; /* the reader's */
         h->python = h->executable = (struct mh_str){NULL, 0};
