@@ -326,3 +326,14 @@ def test_gunicorn_twice_readme_pattern(procs, program, tmp_path):
     rep = _json(_run_hint(procs, tmp_path, hint, "--format json"))
     assert _files(rep, tmp_path) == second
     assert _digest(first) == before
+
+
+def test_standard_input_is_read_once(procs, tmp_path):
+    """A capture on standard input or a pipe is not grouped by run (it
+    can be read only once): the report reads all of it."""
+    data = (ROOT / "tests" / "data" / "v1-small.mhc").read_bytes()
+    r = subprocess.run([str(MEMHOUND), "report", "--format", "json", "-"],
+                       input=data, capture_output=True, env=clean_env(),
+                       cwd=str(tmp_path), timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["processes"][0]["pid"] == 4242
