@@ -36,8 +36,8 @@ mh_output_preflight(const char *path, int force, int is_template)
         return MH_EXIT_FAIL;
     }
     if (is_template && has_token(path, n)) {
-        mh_errorf("cannot create '%s': %%p, %%r and %%R may appear in the file "
-                  "name only, not in a directory (memhound creates no "
+        mh_errorf("cannot create '%s': %%p, %%r and %%R may appear in the "
+                  "file name only, not in a directory (memhound creates no "
                   "directories for captures)",
                   path);
         return MH_EXIT_FAIL;
