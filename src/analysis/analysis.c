@@ -484,8 +484,11 @@ first_user_frame(struct fold *f, uint32_t s, struct mh_site_frame *out,
         uint32_t fi = fr[i];
         if (fi == 0 || fi >= r->nframes)
             continue;
-        if (!mh_codepath_user_frame(
-                (enum mh_codekind)code_kind(f, r->frames[fi].code), i == 0))
+        enum mh_codekind kind =
+            (enum mh_codekind)code_kind(f, r->frames[fi].code);
+        if (i > 0 && mh_codepath_ends_callers(kind))
+            return 0;
+        if (!mh_codepath_user_frame(kind, i == 0))
             continue;
         uint32_t xs, xc;
         int rc = frame_names(f, fi, out, &xs, &xc);
