@@ -29,6 +29,7 @@ import os
 import re
 import shutil
 import signal
+import textwrap
 import time
 
 import pytest
@@ -187,18 +188,31 @@ def test_plain_program_kept_via(py, mh, program, procs):
 
 # --- servers ---------------------------------------------------------------
 
-FLASK_APP = """
-    import json
-
-    from flask import Flask, request
-
-    app = Flask(__name__)
+# What every app below shares: a helper that builds an entry, and the lists
+# its handler keeps entries and parsed documents in.
+HELPER = """
     HISTORY = []
     PARSED = []
 
 
     def make_entry(path, n):
         return {"path": path, "n": n, "pad": "x" * 20000 + str(n)}  # MARK:entry
+    """
+
+
+def _app(head, tail):
+    """An app's source: its imports, HELPER, then its handlers."""
+    return "\n".join(textwrap.dedent(x).strip("\n") + "\n"
+                     for x in (head, HELPER, tail))
+
+
+FLASK_APP = _app("""
+    import json
+
+    from flask import Flask, request
+
+    app = Flask(__name__)
+    """, """
 
 
     @app.route("/health")
@@ -211,20 +225,15 @@ FLASK_APP = """
         HISTORY.append(make_entry(request.path, n))  # MARK:keep
         PARSED.append(json.loads('{"k": "%s"}' % ("z" * 3000)))  # MARK:lib
         return "ok"
-    """
+    """)
 
-FASTAPI_APP = """
+FASTAPI_APP = _app("""
     import json
 
     from fastapi import FastAPI, Request
 
     app = FastAPI()
-    HISTORY = []
-    PARSED = []
-
-
-    def make_entry(path, n):
-        return {"path": path, "n": n, "pad": "x" * 20000 + str(n)}  # MARK:entry
+    """, """
 
 
     @app.get("/health")
@@ -237,20 +246,15 @@ FASTAPI_APP = """
         HISTORY.append(make_entry(request.url.path, n))  # MARK:keep
         PARSED.append(json.loads('{"k": "%s"}' % ("z" * 3000)))  # MARK:lib
         return {"n": len(HISTORY)}
-    """
+    """)
 
-AIOHTTP_APP = """
+AIOHTTP_APP = _app("""
     import json
     import sys
 
     from aiohttp import web
 
-    HISTORY = []
-    PARSED = []
-
-
-    def make_entry(path, n):
-        return {"path": path, "n": n, "pad": "x" * 20000 + str(n)}  # MARK:entry
+    """, """
 
 
     async def health(request):
@@ -268,20 +272,15 @@ AIOHTTP_APP = """
     app.router.add_get("/leak/{n}", leak)
     web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]),  # MARK:start
                 print=None, access_log=None)
-    """
+    """)
 
 # HTTP/1.1 with keep-alive, enough for wrk: no framework, only asyncio.
-ASYNCIO_APP = """
+ASYNCIO_APP = _app("""
     import asyncio
     import json
     import sys
 
-    HISTORY = []
-    PARSED = []
-
-
-    def make_entry(path, n):
-        return {"path": path, "n": n, "pad": "x" * 20000 + str(n)}  # MARK:entry
+    """, """
 
 
     async def leak(path):
@@ -314,7 +313,7 @@ ASYNCIO_APP = """
 
 
     asyncio.run(main())  # MARK:start
-    """
+    """)
 
 
 def _require(request, what):
@@ -389,7 +388,6 @@ def _check_server(text, rep, stacks, app, handler, what, loop_rows=False):
     assert block[1].strip() == "kept via %s:%d in %s" % (
         app.path, app.lines["keep"], handler), (what, block)
 
-    rows = growth + rep["live"]
     # A library's allocation in the handler is "called from" the
     # handler's line (not the loop's, nor the server's).
     lib = [s for s in growth if s.get("user_line") == app.lines["lib"] and
@@ -413,42 +411,39 @@ def _check_server(text, rep, stacks, app, handler, what, loop_rows=False):
     return top
 
 
-def test_flask_gunicorn_kept_via(request, procs, tmp_path):
-    _require(request, "flask")
-    app = Program(tmp_path / "app.py", FLASK_APP)
+def _kept_via(request, procs, tmp_path, need, source, argv, what,
+              loop_rows=False):
+    """Serves app.py (`source`) with argv(app, port) and checks the
+    report."""
+    _require(request, need)
+    app = Program(tmp_path / "app.py", source)
     port = free_port()
-    argv = [GUNICORN, "--workers", "1", "--worker-class", "gthread",
-            "--threads", "4", "--bind", "127.0.0.1:%d" % port, "--chdir",
-            str(tmp_path), "--log-level", "warning", "app:app"]
-    text, rep, stacks = _serve_and_report(procs, tmp_path, argv, port)
-    _check_server(text, rep, stacks, app, "leak", "flask/gunicorn")
+    text, rep, stacks = _serve_and_report(procs, tmp_path, argv(app, port),
+                                          port)
+    _check_server(text, rep, stacks, app, "leak", what, loop_rows)
+
+
+def test_flask_gunicorn_kept_via(request, procs, tmp_path):
+    _kept_via(request, procs, tmp_path, "flask", FLASK_APP, lambda app, port: [
+        GUNICORN, "--workers", "1", "--worker-class", "gthread", "--threads",
+        "4", "--bind", "127.0.0.1:%d" % port, "--chdir", str(tmp_path),
+        "--log-level", "warning", "app:app"], "flask/gunicorn")
 
 
 def test_fastapi_uvicorn_kept_via(request, procs, tmp_path):
-    _require(request, "fastapi")
-    app = Program(tmp_path / "app.py", FASTAPI_APP)
-    port = free_port()
-    argv = [UVICORN, "--app-dir", str(tmp_path), "--host", "127.0.0.1",
-            "--port", str(port), "--no-access-log", "--log-level",
-            "warning", "app:app"]
-    text, rep, stacks = _serve_and_report(procs, tmp_path, argv, port)
-    _check_server(text, rep, stacks, app, "leak", "fastapi/uvicorn")
+    _kept_via(request, procs, tmp_path, "fastapi", FASTAPI_APP,
+              lambda app, port: [
+                  UVICORN, "--app-dir", str(tmp_path), "--host", "127.0.0.1",
+                  "--port", str(port), "--no-access-log", "--log-level",
+                  "warning", "app:app"], "fastapi/uvicorn")
 
 
 def test_aiohttp_kept_via(request, procs, tmp_path):
-    _require(request, "aiohttp")
-    app = Program(tmp_path / "app.py", AIOHTTP_APP)
-    port = free_port()
-    text, rep, stacks = _serve_and_report(
-        procs, tmp_path, [PY, str(app.path), str(port)], port)
-    _check_server(text, rep, stacks, app, "leak", "aiohttp",
-                  loop_rows=True)
+    _kept_via(request, procs, tmp_path, "aiohttp", AIOHTTP_APP,
+              lambda app, port: [PY, str(app.path), str(port)], "aiohttp",
+              loop_rows=True)
 
 
 def test_asyncio_server_kept_via(py, request, procs, tmp_path):
-    _require(request, None)
-    app = Program(tmp_path / "app.py", ASYNCIO_APP)
-    port = free_port()
-    text, rep, stacks = _serve_and_report(
-        procs, tmp_path, [py, str(app.path), str(port)], port)
-    _check_server(text, rep, stacks, app, "leak", "asyncio")
+    _kept_via(request, procs, tmp_path, None, ASYNCIO_APP,
+              lambda app, port: [py, str(app.path), str(port)], "asyncio")
