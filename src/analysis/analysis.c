@@ -17,12 +17,20 @@
 #include "codepath.h"
 #include "replay.h"
 
-/* A user frame that leads to a site, with the bytes behind it. */
+/* A user frame that leads to a site, with the bytes behind it (or, in
+ * a list of callers, the user frame that called a site's user frame). */
 struct cand {
     uint32_t site;
     struct mh_site_frame f;
+    struct mh_site_frame callee; /* a caller's: the user frame it called;
+                                    zero in the list of user frames */
     int direct; /* f was a stack's innermost frame */
     double growth, live;
+};
+
+struct candlist {
+    struct cand *v;
+    size_t n, cap;
 };
 
 /* Sites with a hash index on their key. */
@@ -38,8 +46,8 @@ struct mh_analysis_priv {
      * and, when those are not by line, the line sites of the endpoints. */
     struct sitetab main, line;
     size_t procs_cap;
-    struct cand *cands;
-    size_t ncands, cands_cap;
+    struct candlist cands; /* the sites' user frames */
+    struct candlist vias;  /* their callers (mh_site.via) */
 };
 
 /* Per-capture state while folding stacks into sites. */
@@ -104,7 +112,8 @@ mh_analysis_release(struct mh_analysis *a)
         mh_free(a->priv->main.slots);
         mh_free(a->priv->line.v);
         mh_free(a->priv->line.slots);
-        mh_free(a->priv->cands);
+        mh_free(a->priv->cands.v);
+        mh_free(a->priv->vias.v);
         mh_free(a->priv);
     }
     struct mh_analysis_opts opts = a->opts;
@@ -217,21 +226,32 @@ line_tab(struct mh_analysis *a)
 }
 
 static int
-add_cand(struct mh_analysis *a, const struct cand *c)
+add_cand(struct mh_analysis *a, struct candlist *l, const struct cand *c)
 {
-    struct mh_analysis_priv *p = a->priv;
-    if (p->ncands == p->cands_cap) {
-        if (p->cands_cap >= MH_ANALYSIS_MAX_SITES)
+    if (l->n == l->cap) {
+        if (l->cap >= MH_ANALYSIS_MAX_SITES)
             return errorf(a, MH_ETOOBIG, "too many call sites");
-        size_t cap = p->cands_cap ? p->cands_cap * 2 : 256;
-        struct cand *n = mh_realloc(p->cands, cap * sizeof(*n));
+        size_t cap = l->cap ? l->cap * 2 : 256;
+        struct cand *n = mh_realloc(l->v, cap * sizeof(*n));
         if (!n)
             return MH_ENOMEM;
-        p->cands = n;
-        p->cands_cap = cap;
+        l->v = n;
+        l->cap = cap;
     }
-    p->cands[p->ncands++] = *c;
+    l->v[l->n++] = *c;
     return MH_OK;
+}
+
+static int
+frame_cmp(const struct mh_site_frame *a, const struct mh_site_frame *b)
+{
+    if (a->file != b->file)
+        return a->file < b->file ? -1 : 1;
+    if (a->line != b->line)
+        return a->line < b->line ? -1 : 1;
+    if (a->function != b->function)
+        return a->function < b->function ? -1 : 1;
+    return 0;
 }
 
 static int
@@ -240,35 +260,29 @@ cand_cmp(const void *x, const void *y)
     const struct cand *a = x, *b = y;
     if (a->site != b->site)
         return a->site < b->site ? -1 : 1;
-    if (a->f.file != b->f.file)
-        return a->f.file < b->f.file ? -1 : 1;
-    if (a->f.line != b->f.line)
-        return a->f.line < b->f.line ? -1 : 1;
-    if (a->f.function != b->f.function)
-        return a->f.function < b->f.function ? -1 : 1;
-    return 0;
+    int c = frame_cmp(&a->f, &b->f);
+    return c ? c : frame_cmp(&a->callee, &b->callee);
 }
 
 /* Sorts the candidates and sums duplicates, so they stay as many as the
  * distinct (site, user frame) pairs. */
 static void
-reduce_cands(struct mh_analysis *a)
+reduce_cands(struct candlist *l)
 {
-    struct mh_analysis_priv *p = a->priv;
-    if (p->ncands < 2)
+    if (l->n < 2)
         return;
-    qsort(p->cands, p->ncands, sizeof(*p->cands), cand_cmp);
+    qsort(l->v, l->n, sizeof(*l->v), cand_cmp);
     size_t out = 0;
-    for (size_t i = 1; i < p->ncands; i++) {
-        if (cand_cmp(&p->cands[out], &p->cands[i]) == 0) {
-            p->cands[out].growth += p->cands[i].growth;
-            p->cands[out].live += p->cands[i].live;
-            p->cands[out].direct |= p->cands[i].direct;
+    for (size_t i = 1; i < l->n; i++) {
+        if (cand_cmp(&l->v[out], &l->v[i]) == 0) {
+            l->v[out].growth += l->v[i].growth;
+            l->v[out].live += l->v[i].live;
+            l->v[out].direct |= l->v[i].direct;
         } else {
-            p->cands[++out] = p->cands[i];
+            l->v[++out] = l->v[i];
         }
     }
-    p->ncands = out + 1;
+    l->n = out + 1;
 }
 
 /* ---- folding one capture's stacks ----------------------------------- */
@@ -457,11 +471,11 @@ stack_site(struct fold *f, uint32_t s, enum mh_by by, struct sitetab *t,
 }
 
 /* The innermost frame of stack s in the user's own code: 1 and *out (and
- * *direct: it is the innermost frame) when there is one, else 0; a
- * negative code when a name cannot be stored. */
+ * *direct: it is the innermost frame; *at: its index, when not NULL) when
+ * there is one, else 0; a negative code when a name cannot be stored. */
 static int
 first_user_frame(struct fold *f, uint32_t s, struct mh_site_frame *out,
-                 int *direct)
+                 int *direct, uint32_t *at)
 {
     const struct mh_cap_reader *r = f->r;
     uint32_t depth;
@@ -470,15 +484,51 @@ first_user_frame(struct fold *f, uint32_t s, struct mh_site_frame *out,
         uint32_t fi = fr[i];
         if (fi == 0 || fi >= r->nframes)
             continue;
-        if (!mh_codepath_user_frame(
-                (enum mh_codekind)code_kind(f, r->frames[fi].code), i == 0))
+        enum mh_codekind kind =
+            (enum mh_codekind)code_kind(f, r->frames[fi].code);
+        if (i > 0 && mh_codepath_ends_callers(kind))
+            return 0;
+        if (!mh_codepath_user_frame(kind, i == 0))
             continue;
         uint32_t xs, xc;
         int rc = frame_names(f, fi, out, &xs, &xc);
         if (rc)
             return rc;
         *direct = i == 0;
+        if (at)
+            *at = i;
         return 1;
+    }
+    return 0;
+}
+
+/* The line that keeps what user frame `user` (frame `at` of stack s)
+ * allocated: the frame that called it, when that is the user's own code
+ * on another line (memhound's own frames between them are passed over:
+ * its web layer calls the app, it never stores what the app makes).
+ * 1 and *out when there is one, else 0; a negative code when a name
+ * cannot be stored. */
+static int
+user_caller(struct fold *f, uint32_t s, uint32_t at,
+            const struct mh_site_frame *user, struct mh_site_frame *out)
+{
+    const struct mh_cap_reader *r = f->r;
+    uint32_t depth;
+    const uint32_t *fr = stack_frames(r, s, &depth);
+    for (uint32_t i = at + 1; i < depth; i++) {
+        uint32_t fi = fr[i];
+        if (fi == 0 || fi >= r->nframes)
+            return 0;
+        int kind = code_kind(f, r->frames[fi].code);
+        if (kind == MH_CODE_MEMHOUND)
+            continue;
+        if (!mh_codepath_user_frame((enum mh_codekind)kind, 0))
+            return 0;
+        uint32_t xs, xc;
+        int rc = frame_names(f, fi, out, &xs, &xc);
+        if (rc)
+            return rc;
+        return out->file != user->file || out->line != user->line;
     }
     return 0;
 }
@@ -518,10 +568,22 @@ fold_stack(struct fold *f, uint32_t s)
 
     struct cand c = {
         .site = idx, .growth = eb - wb, .live = eb};
-    rc = first_user_frame(f, s, &c.f, &c.direct);
+    uint32_t at;
+    rc = first_user_frame(f, s, &c.f, &c.direct, &at);
     if (rc <= 0)
         return rc;
-    return add_cand(a, &c);
+    if ((rc = add_cand(a, &a->priv->cands, &c)))
+        return rc;
+    /* A library's allocation is stored by the user frame that called the
+     * library ("called from"); the user's own, by its caller. */
+    if (!c.direct)
+        return MH_OK;
+    struct cand v = c;
+    v.callee = c.f;
+    rc = user_caller(f, s, at, &c.f, &v.f);
+    if (rc <= 0)
+        return rc;
+    return add_cand(a, &a->priv->vias, &v);
 }
 
 /* The capture's (endpoint, stack) pairs into (endpoint, line site). */
@@ -541,7 +603,7 @@ fold_endpoints(struct fold *f)
             return rc;
         struct mh_site_frame u;
         int direct = 0;
-        int has_user = first_user_frame(f, stack, &u, &direct);
+        int has_user = first_user_frame(f, stack, &u, &direct, NULL);
         if (has_user < 0)
             return has_user;
         uint32_t user[3] = {u.file, u.function, u.line};
@@ -577,8 +639,10 @@ fold_all(struct mh_analysis *a, const struct mh_cap_reader *r,
     rc = MH_OK;
     for (uint32_t s = 0; s < n && rc == MH_OK; s++)
         rc = fold_stack(&f, s);
-    if (rc == MH_OK)
-        reduce_cands(a);
+    if (rc == MH_OK) {
+        reduce_cands(&a->priv->cands);
+        reduce_cands(&a->priv->vias);
+    }
     /* Only a capture that followed requests has (endpoint, stack) pairs
      * of its own: the pairs left from an earlier capture name stacks of
      * another reader. */
@@ -827,10 +891,10 @@ static void
 pick_user_frames(struct mh_analysis *a)
 {
     struct mh_analysis_priv *p = a->priv;
-    reduce_cands(a);
+    reduce_cands(&p->cands);
     double best = 0;
-    for (size_t i = 0; i < p->ncands; i++) {
-        const struct cand *c = &p->cands[i];
+    for (size_t i = 0; i < p->cands.n; i++) {
+        const struct cand *c = &p->cands.v[i];
         struct mh_site *s = &a->sites[c->site];
         double w = s->growth_bytes >= 0.5 ? c->growth : c->live;
         if (!s->has_user || w > best) {
@@ -839,9 +903,57 @@ pick_user_frames(struct mh_analysis *a)
             s->user_direct = c->direct;
             best = w;
         }
-        if (i + 1 < p->ncands && p->cands[i + 1].site != c->site)
+        if (i + 1 < p->cands.n && p->cands.v[i + 1].site != c->site)
             best = 0;
     }
+}
+
+/* Weight of a candidate in list k (enum mh_via_list). */
+static double
+cand_weight(const struct cand *c, int k)
+{
+    return k == MH_VIA_GROWTH ? c->growth : c->live;
+}
+
+/* Names each site's via: of the callers of its user frame (when that is
+ * the allocating line), the one behind most of the bytes that frame
+ * allocated, growing or live, when it is behind at least
+ * MH_VIA_MAJORITY of them. Call after pick_user_frames(). */
+static int
+pick_vias(struct mh_analysis *a)
+{
+    struct mh_analysis_priv *p = a->priv;
+    reduce_cands(&p->vias);
+    if (!p->vias.n)
+        return MH_OK;
+    /* The bytes behind each site's user frame, growing and live. */
+    double *total = mh_calloc(a->nsites * 2, sizeof(*total));
+    if (!total)
+        return MH_ENOMEM;
+    for (size_t i = 0; i < p->cands.n; i++) {
+        const struct cand *c = &p->cands.v[i];
+        const struct mh_site *s = &a->sites[c->site];
+        if (s->has_user && !frame_cmp(&c->f, &s->user)) {
+            total[c->site * 2 + MH_VIA_GROWTH] = c->growth;
+            total[c->site * 2 + MH_VIA_LIVE] = c->live;
+        }
+    }
+    for (size_t i = 0; i < p->vias.n; i++) {
+        const struct cand *c = &p->vias.v[i];
+        struct mh_site *s = &a->sites[c->site];
+        if (!s->has_user || !s->user_direct || frame_cmp(&c->callee, &s->user))
+            continue;
+        for (int k = 0; k < 2; k++) {
+            double w = cand_weight(c, k), t = total[c->site * 2 + k];
+            if (t < 0.5 || w < 0.5 || w < MH_VIA_MAJORITY * t)
+                continue;
+            s->via[k].has = 1;
+            s->via[k].f = c->f;
+            s->via[k].share = w >= t ? 1.0 : w / t;
+        }
+    }
+    mh_free(total);
+    return MH_OK;
 }
 
 /* Site indices x and y in the order of their values a and b: largest
@@ -1052,6 +1164,8 @@ mh_analysis_finish(struct mh_analysis *a)
     if (!a->priv && !(a->priv = mh_calloc(1, sizeof(*a->priv))))
         return MH_ENOMEM;
     pick_user_frames(a);
+    if (pick_vias(a))
+        return errorf(a, MH_ENOMEM, "%s", mh_strerror(MH_ENOMEM));
     double total = 0;
     for (size_t i = 0; i < a->nsites; i++)
         if (a->sites[i].growth_bytes >= 0.5)

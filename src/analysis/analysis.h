@@ -61,6 +61,21 @@ struct mh_site_frame {
     uint32_t line; /* 0 = unknown */
 };
 
+/* The lists a site's via is weighted for. */
+enum mh_via_list {
+    MH_VIA_GROWTH, /* by the bytes that grew */
+    MH_VIA_LIVE,   /* by the bytes live at the end */
+};
+
+/* A caller is named when it is behind this share of the bytes. */
+#define MH_VIA_MAJORITY 0.6
+
+struct mh_site_via {
+    int has;
+    struct mh_site_frame f;
+    double share; /* of the user frame's bytes, (0, 1] */
+};
+
 enum mh_site_kind {
     MH_SITE_CODE,    /* a key made of Python code locations */
     MH_SITE_NOSTACK, /* allocations without a Python stack */
@@ -97,6 +112,14 @@ struct mh_site {
                         is in user code itself, not in a library it
                         called */
     struct mh_site_frame user;
+
+    /* The line that keeps what the user frame allocated ("kept via"):
+     * when user_direct, the user-code frame that called it (another
+     * line), the one behind at least MH_VIA_MAJORITY of those bytes;
+     * per list (enum mh_via_list), weighted by growing or by live
+     * bytes. A library's allocation has none: its user frame is the
+     * caller that keeps it. */
+    struct mh_site_via via[2];
 };
 
 /* How a capture ends (docs/report-json.md, "end"). */

@@ -163,6 +163,17 @@ in_bin_dir(const char *file, size_t n)
            (dn == 7 && !memcmp(d, "Scripts", 7));
 }
 
+/* asyncio's Handle._run (3.11+ name frames by qualified name, 3.9 and
+ * 3.10 by name), in a library dir: the loop runs every callback and
+ * task step through it. */
+static int
+is_loop_dispatch(const char *file, size_t n, const char *func, size_t fn)
+{
+    return ends_with(file, n, "/asyncio/events.py") &&
+           ((fn == 4 && !memcmp(func, "_run", 4)) ||
+            (fn == 11 && !memcmp(func, "Handle._run", 11)));
+}
+
 enum mh_codekind
 mh_codepath_kind(const struct mh_str *lib_prefixes, uint32_t nlib,
                  const char *file, size_t n, const char *func, size_t fn)
@@ -171,7 +182,8 @@ mh_codepath_kind(const struct mh_str *lib_prefixes, uint32_t nlib,
         return MH_CODE_LIB;
     for (uint32_t i = 0; i < nlib; i++)
         if (match_len(file, n, &lib_prefixes[i]))
-            return MH_CODE_LIB;
+            return is_loop_dispatch(file, n, func, fn) ? MH_CODE_LOOP
+                                                       : MH_CODE_LIB;
     if (is_memhound_file(file, n))
         return MH_CODE_MEMHOUND;
     if (!has_py_suffix(file, n) &&
@@ -184,4 +196,10 @@ int
 mh_codepath_user_frame(enum mh_codekind kind, int innermost)
 {
     return kind == MH_CODE_USER || (kind == MH_CODE_WRAPPER && innermost);
+}
+
+int
+mh_codepath_ends_callers(enum mh_codekind kind)
+{
+    return kind == MH_CODE_LOOP;
 }

@@ -44,6 +44,12 @@ enum mh_codekind {
                          and its easy-install load_entry_point function,
                          venv/bin/uvicorn, ~/.local/bin/celery); user code
                          only as the innermost frame, never as a caller */
+    MH_CODE_LOOP,     /* an event loop running a callback: asyncio's
+                         Handle._run (asyncio/events.py in a library
+                         dir), which runs every task step of an asyncio
+                         server (uvicorn, aiohttp, asyncio.start_server).
+                         Library code; the frames beyond it drove the
+                         loop, they did not call what runs in it */
 };
 
 /* The kind of a code object named `func` (`fn` bytes) in `file`. */
@@ -54,5 +60,12 @@ enum mh_codekind mh_codepath_kind(const struct mh_str *lib_prefixes,
 /* 1 when a frame of kind `kind` is the user's own: user code, or a
  * wrapper's line as the innermost frame (`innermost` nonzero). */
 int mh_codepath_user_frame(enum mh_codekind kind, int innermost);
+
+/* 1 when the search for a stack's first user frame, walking outwards,
+ * stops at a frame of kind `kind` that is not the innermost: what runs
+ * inside an event loop's callback was not called by the frames that
+ * started the loop (an aiohttp app's `web.run_app(app)` line does not
+ * keep what aiohttp allocates for each request). */
+int mh_codepath_ends_callers(enum mh_codekind kind);
 
 #endif

@@ -240,6 +240,8 @@ site_of_stack(struct mh_joined *j, struct sites *s, uint64_t stack_id,
                 r->have_header ? h->lib_prefixes : NULL,
                 r->have_header ? h->nlib : 0, file, strlen(file), func,
                 strlen(func));
+            if (k > 0 && mh_codepath_ends_callers(kind))
+                break;
             if (!mh_codepath_user_frame(kind, k == 0))
                 continue;
             if (k > 0)

@@ -203,7 +203,8 @@ event_members(FILE *out, const char *sep, uint64_t samples, uint64_t frees,
 }
 
 static void
-site_json(FILE *out, const struct mh_analysis *a, const struct mh_site *s)
+site_json(FILE *out, const struct mh_analysis *a, const struct mh_site *s,
+          int list)
 {
     int code = s->kind == MH_SITE_CODE;
     enum mh_by by = mh_analysis_site_by(a);
@@ -233,6 +234,19 @@ site_json(FILE *out, const struct mh_analysis *a, const struct mh_site *s)
     put_num(out, s->share, 6);
     loc_members(out, a, ", ", "user_", s->has_user, s->user.file, s->user.line,
                 s->user.function);
+    /* The line that keeps it (docs/report-json.md, "via"). */
+    const struct mh_site_via *v = &s->via[list];
+    next_key(out, "via");
+    if (v->has && by != MH_BY_STACK) {
+        fputs("{", out);
+        loc_members(out, a, "", "", 1, v->f.file, v->f.line, v->f.function);
+        fputs(", ", out);
+        key(out, "share");
+        put_num(out, v->share, 3);
+        fputs("}", out);
+    } else {
+        fputs("null", out);
+    }
     if (by == MH_BY_STACK) {
         next_key(out, "frames");
         fputs("[", out);
@@ -267,13 +281,13 @@ list_json(FILE *out, const struct mh_analysis *a, size_t n, item_json_fn item)
 static void
 growth_json(FILE *out, const struct mh_analysis *a, size_t i)
 {
-    site_json(out, a, &a->sites[a->growth[i]]);
+    site_json(out, a, &a->sites[a->growth[i]], MH_VIA_GROWTH);
 }
 
 static void
 live_json(FILE *out, const struct mh_analysis *a, size_t i)
 {
-    site_json(out, a, &a->sites[a->live[i]]);
+    site_json(out, a, &a->sites[a->live[i]], MH_VIA_LIVE);
 }
 
 static const char *

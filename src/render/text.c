@@ -342,10 +342,12 @@ same_frame(const struct mh_site *s, const struct mh_site_frame *f)
            s->line == f->line;
 }
 
-/* The site's name, then its user frame on a continuation line. */
+/* The site's name, then its user frame and the line that keeps what it
+ * allocated ("kept via", weighted for `list`: enum mh_via_list) on
+ * continuation lines. */
 static void
 site_text(FILE *out, const struct mh_analysis *a, const struct mh_site *s,
-          int indent)
+          int list, int indent)
 {
     if (s->kind == MH_SITE_CODE && mh_analysis_site_by(a) == MH_BY_STACK) {
         size_t n = mh_analysis_nframes(a, s);
@@ -368,6 +370,14 @@ site_text(FILE *out, const struct mh_analysis *a, const struct mh_site *s,
         fprintf(out, "%*s%s ", indent, "",
                 s->user_direct ? "at" : "called from");
         put_frame(out, a, &s->user);
+        fputc('\n', out);
+    }
+    const struct mh_site_via *v = &s->via[list];
+    if (v->has && a->opts.by != MH_BY_STACK) {
+        fprintf(out, "%*skept via ", indent, "");
+        put_frame(out, a, &v->f);
+        if (v->share < 0.995)
+            fprintf(out, " (%.0f%% of it)", v->share * 100);
         fputc('\n', out);
     }
 }
@@ -401,7 +411,7 @@ growth_text(FILE *out, const struct mh_analysis *a)
         mh_text_bytes(r, sizeof(r) - 4, s->bytes_per_second);
         strncat(r, "/s", sizeof(r) - strlen(r) - 1);
         fprintf(out, "  %10s  %8s  %5.1f%%  %12s  ", g, c, s->share * 100, r);
-        site_text(out, a, s, 46);
+        site_text(out, a, s, MH_VIA_GROWTH, 46);
         shown++;
     }
     if (shown < a->ngrowth)
@@ -425,7 +435,7 @@ live_text(FILE *out, const struct mh_analysis *a)
         mh_text_bytes(l, sizeof(l), s->live_bytes);
         count_str(c, sizeof(c), s->live_count);
         fprintf(out, "  %10s  %8s  ", l, c);
-        site_text(out, a, s, 24);
+        site_text(out, a, s, MH_VIA_LIVE, 24);
     }
 }
 

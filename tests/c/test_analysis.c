@@ -250,6 +250,122 @@ MH_TEST(analysis_user_frame_dominant_by_bytes)
     free(buf);
 }
 
+MH_TEST(analysis_via_names_the_storing_caller)
+{
+    struct tcap c;
+    tcap_init_trace(&c);
+    /* make() at h.py:5, called from two views, 7:3 by bytes. */
+    const struct tframe v1[] = {{"/srv/app/h.py", "make", 5},
+                                {"/srv/app/views.py", "handler", 30},
+                                {"/usr/lib/python3/dist-packages/flask/app.py",
+                                 "dispatch", 99}};
+    const struct tframe v2[] = {{"/srv/app/h.py", "make", 5},
+                                {"/srv/app/views.py", "other", 40}};
+    /* even(), at h.py:9, half from each: no caller is named. */
+    const struct tframe e1[] = {{"/srv/app/h.py", "even", 9},
+                                {"/srv/app/views.py", "handler", 31}};
+    const struct tframe e2[] = {{"/srv/app/h.py", "even", 9},
+                                {"/srv/app/views.py", "other", 41}};
+    /* A thread's target, called by the stdlib; a recursive function
+     * (its caller is its own line); a view under memhound's layer. */
+    const struct tframe th[] = {
+        {"/srv/app/jobs.py", "worker", 12},
+        {"/usr/lib/python3.11/threading.py", "Thread.run", 975},
+        {"/srv/app/main.py", "<module>", 3}};
+    const struct tframe rec[] = {{"/srv/app/tree.py", "walk", 7},
+                                 {"/srv/app/tree.py", "walk", 7},
+                                 {"/srv/app/main.py", "<module>", 4}};
+    const struct tframe mw[] = {
+        {"/srv/app/h.py", "build", 20},
+        {"/opt/memhound/python/memhound/web.py", "__call__", 50},
+        {"/srv/app/wsgi.py", "application", 8}};
+    /* Inside the event loop: no caller beyond asyncio's dispatch. */
+    const struct tframe loop[] = {
+        {"/usr/lib/python3/dist-packages/aiohttp/web_app.py", "_handle", 504},
+        {"/usr/lib/python3.11/asyncio/events.py", "Handle._run", 80},
+        {"/usr/lib/python3.11/asyncio/base_events.py",
+         "BaseEventLoop.run_forever", 607},
+        {"/srv/app/main.py", "<module>", 23}};
+    uint32_t s1 = tcap_stack(&c, 3, v1), s2 = tcap_stack(&c, 2, v2);
+    uint32_t s3 = tcap_stack(&c, 2, e1), s4 = tcap_stack(&c, 2, e2);
+    uint32_t s5 = tcap_stack(&c, 3, th), s6 = tcap_stack(&c, 3, rec);
+    uint32_t s7 = tcap_stack(&c, 3, mw), s8 = tcap_stack(&c, 4, loop);
+    tcap_tick(&c, 0, 0);
+    uint64_t at = 0x10000;
+    for (int i = 0; i < 7; i++, at += 0x1000)
+        tcap_alloc(&c, s1, 1000, at);
+    for (int i = 0; i < 3; i++, at += 0x1000)
+        tcap_alloc(&c, s2, 1000, at);
+    tcap_alloc(&c, s3, 2000, at += 0x1000);
+    tcap_alloc(&c, s4, 2000, at += 0x1000);
+    tcap_alloc(&c, s5, 3000, at += 0x1000);
+    tcap_alloc(&c, s6, 3000, at += 0x1000);
+    tcap_alloc(&c, s7, 3000, at += 0x1000);
+    tcap_alloc(&c, s8, 3000, at += 0x1000);
+    tcap_end(&c, 1000 * MS);
+    size_t len;
+    uint8_t *buf = mh_buf_take(&c.file, &len);
+    tcap_release(&c);
+    struct mh_analysis a;
+    analyse(&a, opts(MH_BY_LINE, 0, 0), 1, &buf, &len);
+
+    const struct mh_site *s = find_site(&a, "/srv/app/h.py:5 in make");
+    CHECK(s && s->user_direct);
+    for (int k = 0; k < 2; k++) {
+        CHECK(s->via[k].has);
+        CHECK_EQ_STR(mh_analysis_str(&a, s->via[k].f.file),
+                     "/srv/app/views.py");
+        CHECK_EQ_INT(s->via[k].f.line, 30);
+        CHECK_EQ_STR(mh_analysis_str(&a, s->via[k].f.function), "handler");
+        check_near(s->via[k].share, 0.7, 1e-9);
+    }
+    s = find_site(&a, "/srv/app/h.py:9 in even");
+    CHECK(s && !s->via[MH_VIA_GROWTH].has && !s->via[MH_VIA_LIVE].has);
+    s = find_site(&a, "/srv/app/jobs.py:12 in worker");
+    CHECK(s && !s->via[MH_VIA_GROWTH].has);
+    s = find_site(&a, "/srv/app/tree.py:7 in walk");
+    CHECK(s && !s->via[MH_VIA_GROWTH].has);
+    s = find_site(&a, "/srv/app/h.py:20 in build");
+    CHECK(s && s->via[MH_VIA_GROWTH].has);
+    CHECK_EQ_STR(mh_analysis_str(&a, s->via[MH_VIA_GROWTH].f.file),
+                 "/srv/app/wsgi.py");
+    check_near(s->via[MH_VIA_GROWTH].share, 1.0, 1e-9);
+    s = find_site(&a,
+                  "/usr/lib/python3/dist-packages/aiohttp/web_app.py:504 in "
+                  "_handle");
+    CHECK(s && !s->has_user && !s->via[MH_VIA_GROWTH].has);
+    mh_analysis_release(&a);
+
+    /* The renderers: a line under the site (here in the live section:
+     * the growth is under the noise floor), its share when not all;
+     * JSON's via object; none with --by stack, which shows the stack. */
+    analyse(&a, opts(MH_BY_LINE, 0, 0), 1, &buf, &len);
+    char *t = render_to_string(&a, 0);
+    CHECK(strstr(t, "/srv/app/h.py:5 in make\n"
+                    "                        kept via "
+                    "/srv/app/views.py:30 in handler (70% of it)\n") != NULL);
+    CHECK(strstr(t, "kept via /srv/app/wsgi.py:8 in application\n") != NULL);
+    free(t);
+    t = render_to_string(&a, 1);
+    CHECK(strstr(t, "\"via\": {\"file\": \"/srv/app/views.py\", \"line\": 30, "
+                    "\"function\": \"handler\", \"share\": 0.700}") != NULL);
+    CHECK(python_check(t, "g = d[\"growth\"]\n"
+                          "assert all(\"via\" in s for s in g + d[\"live\"])\n"
+                          "assert sum(1 for s in g if s[\"via\"]) == 2, g\n") ==
+          0);
+    free(t);
+    mh_analysis_release(&a);
+    analyse(&a, opts(MH_BY_STACK, 0, 0), 1, &buf, &len);
+    t = render_to_string(&a, 0);
+    CHECK(strstr(t, "kept via") == NULL);
+    free(t);
+    t = render_to_string(&a, 1);
+    CHECK(strstr(t, "\"via\": {") == NULL);
+    free(t);
+    mh_analysis_release(&a);
+    free(buf);
+}
+
 MH_TEST(analysis_warmup_seconds_and_fraction)
 {
     size_t len;
@@ -662,6 +778,13 @@ MH_TEST(analysis_codepath_kinds)
          MH_CODE_LIB},
         {"<frozen runpy>", "_run_module_as_main", MH_CODE_LIB},
         {"<frozen importlib._bootstrap>", "<module>", MH_CODE_LIB},
+        {"/usr/lib/python3.11/asyncio/events.py", "Handle._run",
+         MH_CODE_LOOP},
+        {"/usr/lib/python3.11/asyncio/events.py", "_run", MH_CODE_LOOP},
+        {"/usr/lib/python3.11/asyncio/events.py", "Handle.cancel",
+         MH_CODE_LIB},
+        {"/usr/lib/python3.11/asyncio/base_events.py", "_run", MH_CODE_LIB},
+        {"/srv/app/asyncio/events.py", "_run", MH_CODE_USER},
         {"/opt/lib/memhound/python/memhound/web.py", "__call__",
          MH_CODE_MEMHOUND},
         {"/opt/lib/memhound/python/memhound/django.py", "<module>",
