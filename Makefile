@@ -146,7 +146,9 @@ format:
 	$(CLANG_FORMAT) -i $(FORMAT_CHECKED)
 
 format-check:
-	$(CLANG_FORMAT) --dry-run --Werror $(FORMAT_CHECKED)
+	@$(CLANG_FORMAT) --dry-run --Werror $(FORMAT_CHECKED)
+	@echo "format-check: $(words $(FORMAT_CHECKED)) files formatted," \
+	  "$(words $(FORMAT_PENDING)) pending (.ci/format-pending)"
 
 # Every header compiles on its own: a TU that includes only it.
 HEADER_CHECK_FLAGS = $(WARN) -fsyntax-only -I"$(PY_INC)" -Isrc
