@@ -166,15 +166,33 @@ def _kill_group(p):
         pass
 
 
+# The signals tests send or expect a program to die of. CI may start the
+# suite with some ignored (nohup: SIGHUP; `cmd &` in a script: SIGINT) or
+# blocked, and children inherit both; a test that kills with SIGHUP would
+# then wait for nothing until its timeout.
+DEFAULT_SIGNALS = (signal.SIGHUP, signal.SIGINT, signal.SIGTERM,
+                   signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2)
+
+
+def default_signals():
+    """preexec_fn giving the child the default action for DEFAULT_SIGNALS,
+    unblocked, however the test suite itself was started."""
+    for s in DEFAULT_SIGNALS:
+        signal.signal(s, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, DEFAULT_SIGNALS)
+
+
 class Procs:
-    """Starts processes in their own process groups and kills what is left
-    of each group at teardown."""
+    """Starts processes in their own process groups, with default signal
+    dispositions (default_signals), and kills what is left of each group
+    at teardown."""
 
     def __init__(self):
         self.procs = []
 
     def popen(self, argv, **kw):
         kw.setdefault("start_new_session", True)
+        kw.setdefault("preexec_fn", default_signals)
         p = subprocess.Popen([str(a) for a in argv], **kw)
         self.procs.append(p)
         return p
