@@ -174,6 +174,26 @@ DEFAULT_SIGNALS = (signal.SIGHUP, signal.SIGINT, signal.SIGTERM,
                    signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2)
 
 
+# Source for a target program: one request on the agent's control
+# socket (docs/snapshot.md), the reply line as a str.
+CONTROL_CLIENT = """
+def control_request(path, line, timeout=20):
+    import socket
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(timeout)
+    s.connect(path)
+    s.sendall(line.encode() + b"\\n")
+    reply = b""
+    while not reply.endswith(b"\\n"):
+        chunk = s.recv(4096)
+        if not chunk:
+            break
+        reply += chunk
+    s.close()
+    return reply.decode()
+"""
+
+
 def default_signals():
     """preexec_fn giving the child the default action for DEFAULT_SIGNALS,
     unblocked, however the test suite itself was started."""

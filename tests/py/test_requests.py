@@ -15,7 +15,7 @@ import zlib
 
 import pytest
 
-from conftest import PYDIR, clean_env, describe
+from conftest import CONTROL_CLIENT, PYDIR, clean_env, describe
 import heapdump_reader
 
 PRELUDE = """
@@ -26,7 +26,7 @@ from memhound import _memhound
 
 def out(**kw):
     print(json.dumps(kw), flush=True)
-""" % str(PYDIR)
+""" % str(PYDIR) + CONTROL_CLIENT
 
 
 def run(procs, program, py, source, timeout=120):
@@ -448,21 +448,11 @@ def test_request_counter_in_stats_and_control_socket(py, procs, program):
             _memhound.request_end(r)
         r = _memhound.request_begin()   # in progress: not counted yet
         st = _memhound.stats()
-        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        s.settimeout(20)
-        s.connect(st["control"])
-        s.sendall(b"stats\\n")
-        reply = b""
-        while not reply.endswith(b"\\n"):
-            chunk = s.recv(4096)
-            if not chunk:
-                break
-            reply += chunk
-        s.close()
+        reply = control_request(st["control"], "stats")
         _memhound.request_end(r)
         n = _memhound.stats()["requests"]
         memhound.stop()
-        out(stats=st["requests"], reply=reply.decode(), after=n)
+        out(stats=st["requests"], reply=reply, after=n)
     """)
     assert info["stats"] == 7 and info["after"] == 8
     words = info["reply"].split()

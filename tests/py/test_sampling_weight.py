@@ -9,26 +9,16 @@ once reported 0.78 MiB for this heap) fails by far."""
 import json
 import textwrap
 
-from conftest import PYDIR, clean_env, describe
+from conftest import CONTROL_CLIENT, PYDIR, clean_env, describe
 
-KEEP = """
-import json, socket, sys
+KEEP = CONTROL_CLIENT + """
+import json, sys
 sys.path.insert(0, %r)
 import memhound
 
 def control_live(path):
-    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    s.settimeout(20)
-    s.connect(path)
-    s.sendall(b"stats\\n")
-    reply = b""
-    while not reply.endswith(b"\\n"):
-        chunk = s.recv(4096)
-        if not chunk:
-            break
-        reply += chunk
-    s.close()
-    words = dict(w.split("=", 1) for w in reply.decode().split()[1:])
+    reply = control_request(path, "stats")
+    words = dict(w.split("=", 1) for w in reply.split()[1:])
     return int(words["live"])
 
 memhound.start("cap.mhc", mode=%r, sample_interval=%s)
