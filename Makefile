@@ -48,7 +48,7 @@ $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(WARN) $(CFLAGS) -MMD -MP -c $< -o $@
 
--include $(CORE_OBJ:.o=.d) $(BUILD)/obj/src/cli/main.d $(BUILD)/ctest.d
+-include $(CORE_OBJ:.o=.d) $(BUILD)/obj/src/cli/main.d
 
 $(BUILD)/libmh.a: $(CORE_OBJ)
 	rm -f $@
@@ -83,9 +83,9 @@ python: $(PY_FILES)
 	@if ls python/bootstrap/*.py >/dev/null 2>&1; then cp python/bootstrap/*.py $(BUILD)/python/bootstrap/; fi
 
 TEST_SRC := $(wildcard tests/c/*.c)
-$(BUILD)/ctest: $(TEST_SRC) $(wildcard tests/c/*.h) $(BUILD)/libmh.a
-	$(CC) $(WARN) $(CFLAGS) -Isrc -MMD -MP -MF $@.d $(TEST_SRC) \
-	  $(BUILD)/libmh.a -o $@ $(LIBS)
+# Built in one step from all its files, so any header is a prerequisite.
+$(BUILD)/ctest: $(TEST_SRC) $(wildcard tests/c/*.h) $(HEADERS) $(BUILD)/libmh.a
+	$(CC) $(WARN) $(CFLAGS) -Isrc $(TEST_SRC) $(BUILD)/libmh.a -o $@ $(LIBS)
 
 test: test-c test-py
 
