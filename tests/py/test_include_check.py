@@ -1,6 +1,7 @@
 """The include-direction check (.ci/check-includes) passes on the tree and
 fails on a forbidden include planted in a copy of it, on a parser call
-outside analysis/, and on an allowlist line that no longer matches."""
+outside analysis/, on file I/O in analysis/, and on an allowlist line that
+no longer matches."""
 import shutil
 import subprocess
 import sys
@@ -69,6 +70,17 @@ def test_parser_call_in_cli_fails(tmp_path):
     r = run_check(root)
     assert r.returncode == 1
     assert "src/cli/top.c -> mh_heap_parse(): only analysis/ parses" \
+        in r.stderr
+
+
+def test_file_io_in_analysis_fails(tmp_path):
+    root = copy_tree(tmp_path)
+    p = root / "src/analysis/slope.c"
+    p.write_text(p.read_text() +
+                 '\nstatic void f(void) { fopen("x", "r"); }\n')
+    r = run_check(root)
+    assert r.returncode == 1
+    assert "src/analysis/slope.c -> fopen(): analysis does no file I/O" \
         in r.stderr
 
 
