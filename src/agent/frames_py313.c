@@ -26,7 +26,8 @@ mh_frames_walk(PyThreadState *ts, struct mh_rawframe *out, int max)
         if (_PyFrame_IsIncomplete(f))
             continue;
         mh_frames_set(&out[n++], (PyCodeObject *)f->f_executable,
-                      _PyInterpreterFrame_LASTI(f) * (int)sizeof(_Py_CODEUNIT));
+                      _PyInterpreterFrame_LASTI(f) *
+                          (int)sizeof(_Py_CODEUNIT));
     }
     return n;
 }

@@ -1609,8 +1609,8 @@ alloc_record(struct walk *w, uintptr_t addr, uint64_t v)
     }
     if (object)
         type = 0;
-    int rc = mh_heap_put_alloc(&w->chunk, addr, size,
-                               mh_tracker_live_stack(v), object, type);
+    int rc = mh_heap_put_alloc(&w->chunk, addr, size, mh_tracker_live_stack(v),
+                               object, type);
     if (rc)
         fail(w, rc);
     else if (w->chunk.len >= CHUNK_BYTES)

@@ -123,9 +123,8 @@ node_get(struct mh_stacks *s, uint32_t parent, const struct mh_rawframe *f)
             return id;
     }
     uint32_t id = s->nnodes + 1;
-    if (id == 0 ||
-        seg_reserve(s, (void **)s->nodes, s->stack_of,
-                    sizeof(struct mh_stack_node), id))
+    if (id == 0 || seg_reserve(s, (void **)s->nodes, s->stack_of,
+                               sizeof(struct mh_stack_node), id))
         return 0;
     if ((size_t)id * 2 > s->table_size) {
         if (table_grow(s))
@@ -191,8 +190,8 @@ mh_stacks_intern(struct mh_stacks *s, const struct mh_rawframe *f,
 }
 
 uint32_t
-mh_stacks_get(const struct mh_stacks *s, uint32_t id,
-              struct mh_rawframe *out, uint32_t max)
+mh_stacks_get(const struct mh_stacks *s, uint32_t id, struct mh_rawframe *out,
+              uint32_t max)
 {
     uint32_t off, k = seg_of(id, &off);
     uint32_t n = 0;

@@ -37,7 +37,7 @@ struct mh_stack_node {
 #define MH_STACKS_SEG0 (1u << MH_STACKS_SEG0_BITS)
 #define MH_STACKS_SEGS 24
 #define MH_STACKS_MAX_IDS ((1u << 24) - 1) /* stack ids fit 24 bits */
-#define MH_STACKS_PATH_MAX 256                /* frames `path` keeps */
+#define MH_STACKS_PATH_MAX 256             /* frames `path` keeps */
 
 struct mh_stacks {
     /* Nodes, ids 1..nnodes. stack_of[] gives the stack a node ends (0 =

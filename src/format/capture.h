@@ -3,6 +3,7 @@
 #ifndef MH_CAPTURE_H
 #define MH_CAPTURE_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #define MH_CAP_MAGIC "\x89MHC\r\n\x1a\n"

@@ -28,8 +28,7 @@ void mh_addrmap_release(struct mh_addrmap *m);
 int mh_addrmap_put(struct mh_addrmap *m, uint64_t key,
                    uint64_t value) MH_MUST_USE;
 /* Returns 1 and stores the value (when `value` is not NULL) if found. */
-int mh_addrmap_get(const struct mh_addrmap *m, uint64_t key,
-                   uint64_t *value);
+int mh_addrmap_get(const struct mh_addrmap *m, uint64_t key, uint64_t *value);
 /* Removes the key; returns 1 and its value if it was there. */
 int mh_addrmap_remove(struct mh_addrmap *m, uint64_t key, uint64_t *value);
 

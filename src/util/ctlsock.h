@@ -19,7 +19,7 @@
 
 #include "msg.h"
 
-#define MH_CTLSOCK_SUBDIR "memhound"       /* under $XDG_RUNTIME_DIR */
+#define MH_CTLSOCK_SUBDIR "memhound"           /* under $XDG_RUNTIME_DIR */
 #define MH_CTLSOCK_TMP_FMT "/tmp/memhound-%lu" /* the euid */
 #define MH_CTLSOCK_SUFFIX ".sock"
 

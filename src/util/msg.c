@@ -8,13 +8,20 @@ const char *
 mh_strerror(int code)
 {
     switch (code) {
-    case MH_OK: return "success";
-    case MH_ENOMEM: return "out of memory";
-    case MH_ETOOBIG: return "size limit reached";
-    case MH_EFORMAT: return "malformed data";
-    case MH_EIO: return "input/output error";
-    case MH_EINVAL: return "invalid argument";
-    case MH_ETRUNC: return "unexpected end of data";
+    case MH_OK:
+        return "success";
+    case MH_ENOMEM:
+        return "out of memory";
+    case MH_ETOOBIG:
+        return "size limit reached";
+    case MH_EFORMAT:
+        return "malformed data";
+    case MH_EIO:
+        return "input/output error";
+    case MH_EINVAL:
+        return "invalid argument";
+    case MH_ETRUNC:
+        return "unexpected end of data";
     }
     return "unknown error";
 }

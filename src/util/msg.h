@@ -12,12 +12,12 @@
 /* Error codes returned by C functions (0 = success). */
 enum {
     MH_OK = 0,
-    MH_ENOMEM = -1,   /* allocation failed */
-    MH_ETOOBIG = -2,  /* a buffer or table hit its cap */
-    MH_EFORMAT = -3,  /* malformed input */
-    MH_EIO = -4,      /* a system call failed; errno says why */
-    MH_EINVAL = -5,   /* bad argument */
-    MH_ETRUNC = -6,   /* input ends early */
+    MH_ENOMEM = -1,  /* allocation failed */
+    MH_ETOOBIG = -2, /* a buffer or table hit its cap */
+    MH_EFORMAT = -3, /* malformed input */
+    MH_EIO = -4,     /* a system call failed; errno says why */
+    MH_EINVAL = -5,  /* bad argument */
+    MH_ETRUNC = -6,  /* input ends early */
 };
 
 /* Text for an error code, e.g. "out of memory". */

@@ -166,15 +166,53 @@ def _kill_group(p):
         pass
 
 
+# The signals tests send or expect a program to die of. CI may start the
+# suite with some ignored (nohup: SIGHUP; `cmd &` in a script: SIGINT) or
+# blocked, and children inherit both; a test that kills with SIGHUP would
+# then wait for nothing until its timeout.
+DEFAULT_SIGNALS = (signal.SIGHUP, signal.SIGINT, signal.SIGTERM,
+                   signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2)
+
+
+# Source for a target program: one request on the agent's control
+# socket (docs/snapshot.md), the reply line as a str.
+CONTROL_CLIENT = """
+def control_request(path, line, timeout=20):
+    import socket
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(timeout)
+    s.connect(path)
+    s.sendall(line.encode() + b"\\n")
+    reply = b""
+    while not reply.endswith(b"\\n"):
+        chunk = s.recv(4096)
+        if not chunk:
+            break
+        reply += chunk
+    s.close()
+    return reply.decode()
+"""
+
+
+def default_signals():
+    """preexec_fn giving the child the default action for DEFAULT_SIGNALS,
+    unblocked, however the test suite itself was started."""
+    for s in DEFAULT_SIGNALS:
+        signal.signal(s, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, DEFAULT_SIGNALS)
+
+
 class Procs:
-    """Starts processes in their own process groups and kills what is left
-    of each group at teardown."""
+    """Starts processes in their own process groups, with default signal
+    dispositions (default_signals), and kills what is left of each group
+    at teardown."""
 
     def __init__(self):
         self.procs = []
 
     def popen(self, argv, **kw):
         kw.setdefault("start_new_session", True)
+        kw.setdefault("preexec_fn", default_signals)
         p = subprocess.Popen([str(a) for a in argv], **kw)
         self.procs.append(p)
         return p

@@ -80,8 +80,10 @@ def test_missing_decrefs_are_reported(tmp_path, py):
     prog = tmp_path / "leaky_prog.py"
     prog.write_text(source)
     lines = marks(source)
-    # a sample every 8 KiB: enough samples of these small objects for
-    # estimates within a factor of two
+    # a sample every 8 KiB: ~600 samples of the 20,000 leaked strs (a
+    # standard error of 4%, so +-20% is five of them), ~140 of the lists
+    # (8.5%: +-35% is four). Measured over 9 runs (3.9, 3.11, 3.13): strs
+    # 0.935-1.099 of the truth, lists 0.888-1.094.
     r = subprocess.run([MEMHOUND, "run", "-q", "-o", tmp_path / "cap.mhc",
                         "--sample-interval", "8k", "--", py, prog, tmp_path],
                        capture_output=True, text=True, timeout=WAIT,
@@ -111,12 +113,12 @@ def test_missing_decrefs_are_reported(tmp_path, py):
     s = find("unreachable", "str", "str")
     str_size = sys.getsizeof("x" * STR_LEN)  # ~250 bytes on 3.9-3.13
     expect = N * str_size
-    assert 0.5 * expect < s["growth_bytes"] < 2 * expect, (s, expect)
-    assert 0.5 * N < s["growth_count"] < 2 * N, s
+    assert 0.8 * expect < s["growth_bytes"] < 1.2 * expect, (s, expect)
+    assert 0.8 * N < s["growth_count"] < 1.2 * N, s
 
     # the list: tracked by the GC, refcount 1, no reference found
     lst = find("held_by_hidden_references", "list", "list")
-    assert 0.5 * N < lst["growth_count"] < 2 * N, lst
+    assert 0.65 * N < lst["growth_count"] < 1.35 * N, lst
     assert lst["growth_bytes"] > N * 40, lst
 
     # and the text report says so in words

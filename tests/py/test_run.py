@@ -20,6 +20,8 @@ from pathlib import Path
 
 import pytest
 
+from conftest import default_signals
+
 ROOT = Path(__file__).resolve().parents[2]
 MEMHOUND = Path(os.environ.get("MEMHOUND_BIN", ROOT / "build" / "memhound"))
 PYDIR = Path(os.environ.get("MEMHOUND_PYTHONPATH", MEMHOUND.parent / "python"))
@@ -44,6 +46,7 @@ def clean_env(**extra):
 def mh_run(args, cwd, env=None, input=None, **kw):
     """`memhound run ARGS...` to completion, as subprocess.run would."""
     argv = [str(MEMHOUND), "run", *args]
+    kw.setdefault("preexec_fn", default_signals)
     p = subprocess.Popen(argv, cwd=str(cwd), env=env or clean_env(), text=True,
                          stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL,
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE,
@@ -73,6 +76,7 @@ def spawn():
     started = []
 
     def start(args, cwd, **kw):
+        kw.setdefault("preexec_fn", default_signals)
         p = subprocess.Popen([str(MEMHOUND), "run", *args], cwd=str(cwd), env=clean_env(),
                              text=True, start_new_session=True, **kw)
         watchdog = threading.Timer(TIMEOUT, kill_group, [p])
@@ -195,6 +199,7 @@ def test_terminal_interrupt_reaches_child_once(tmp_path):
     """ % TIMEOUT)
     pid, fd = pty.fork()
     if pid == 0:
+        default_signals()
         os.chdir(str(tmp_path))
         os.execve(str(MEMHOUND), [str(MEMHOUND), "run", "-q", "--", PY, str(prog)],
                   clean_env())

@@ -331,7 +331,10 @@ def _check_endpoints(rep, routes, sent, connections, what, apart=False):
     assert site.get("file") and site.get("user_file"), (
         "%s: %s's top site has no line: %s" % (what, leak_pattern, site))
     got = leak["retained_bytes_per_request"]
-    assert 0.5 * LEAK_BYTES <= got <= 2.0 * LEAK_BYTES, (
+    # +-20% (the module's docstring: >= 2,700 samples, 10 standard
+    # deviations); measured 0.960-1.041 of LEAK_BYTES over 3 runs of the
+    # four servers.
+    assert 0.8 * LEAK_BYTES <= got <= 1.2 * LEAK_BYTES, (
         "%s: %s retains %.0f bytes per request, expected about %d:\n%s" % (
             what, leak_pattern, got, LEAK_BYTES, table))
     second = max((e for e in eps if e is not leak),
