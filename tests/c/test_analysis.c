@@ -255,10 +255,10 @@ MH_TEST(analysis_via_names_the_storing_caller)
     struct tcap c;
     tcap_init_trace(&c);
     /* make() at h.py:5, called from two views, 7:3 by bytes. */
-    const struct tframe v1[] = {{"/srv/app/h.py", "make", 5},
-                                {"/srv/app/views.py", "handler", 30},
-                                {"/usr/lib/python3/dist-packages/flask/app.py",
-                                 "dispatch", 99}};
+    const struct tframe v1[] = {
+        {"/srv/app/h.py", "make", 5},
+        {"/srv/app/views.py", "handler", 30},
+        {"/usr/lib/python3/dist-packages/flask/app.py", "dispatch", 99}};
     const struct tframe v2[] = {{"/srv/app/h.py", "make", 5},
                                 {"/srv/app/views.py", "other", 40}};
     /* even(), at h.py:9, half from each: no caller is named. */
@@ -349,10 +349,10 @@ MH_TEST(analysis_via_names_the_storing_caller)
     t = render_to_string(&a, 1);
     CHECK(strstr(t, "\"via\": {\"file\": \"/srv/app/views.py\", \"line\": 30, "
                     "\"function\": \"handler\", \"share\": 0.700}") != NULL);
-    CHECK(python_check(t, "g = d[\"growth\"]\n"
-                          "assert all(\"via\" in s for s in g + d[\"live\"])\n"
-                          "assert sum(1 for s in g if s[\"via\"]) == 2, g\n") ==
-          0);
+    CHECK(python_check(
+              t, "g = d[\"growth\"]\n"
+                 "assert all(\"via\" in s for s in g + d[\"live\"])\n"
+                 "assert sum(1 for s in g if s[\"via\"]) == 2, g\n") == 0);
     free(t);
     mh_analysis_release(&a);
     analyse(&a, opts(MH_BY_STACK, 0, 0), 1, &buf, &len);
@@ -778,8 +778,7 @@ MH_TEST(analysis_codepath_kinds)
          MH_CODE_LIB},
         {"<frozen runpy>", "_run_module_as_main", MH_CODE_LIB},
         {"<frozen importlib._bootstrap>", "<module>", MH_CODE_LIB},
-        {"/usr/lib/python3.11/asyncio/events.py", "Handle._run",
-         MH_CODE_LOOP},
+        {"/usr/lib/python3.11/asyncio/events.py", "Handle._run", MH_CODE_LOOP},
         {"/usr/lib/python3.11/asyncio/events.py", "_run", MH_CODE_LOOP},
         {"/usr/lib/python3.11/asyncio/events.py", "Handle.cancel",
          MH_CODE_LIB},
