@@ -82,6 +82,8 @@ struct mh_site {
                         the sites in the lists */
 
     double live_bytes, live_count;     /* at the end */
+    double startup_bytes, startup_count; /* ...of which allocated before
+                                            the warm-up ended */
     double growth_bytes, growth_count; /* end minus warm-up end */
     double bytes_per_second;           /* growth rate, summed over
                                           processes */
@@ -127,6 +129,8 @@ struct mh_process {
     int warmup_past_end;  /* the capture ended first: no growth */
     uint64_t peak_rss;
     double tracked_peak, live_bytes, growth_bytes;
+    double startup_bytes; /* of live_bytes, allocated before the warm-up
+                             ended */
     uint64_t samples, frees, dropped;
     int clean_end;
     int truncated;
@@ -148,12 +152,26 @@ struct mh_process {
     struct mh_cap_timeline alloc_warm;
 };
 
+/* The process recorded nothing: no header, or not one sample (a
+ * short-lived helper); the text report folds such rows into one line. */
+static inline int
+mh_process_empty(const struct mh_process *p)
+{
+    return !p->have_header || (p->samples == 0 && p->live_bytes < 0.5);
+}
+
 struct mh_summary {
     uint64_t start_ns;   /* the earliest process start */
     uint64_t span_ns;    /* from it to the latest end */
     uint64_t peak_rss;   /* of the summed timeline (per process: max) */
     double tracked_peak; /* likewise */
     double live_bytes;   /* at the end, summed */
+    double startup_bytes; /* of it, allocated before the warm-up ended */
+    /* tracked_peak is the sum of the processes' own peaks rather than
+     * the peak of their sum: the processes' live bytes at their ends,
+     * summed, exceed the largest sum seen at one time (they did not all
+     * run at once, or allocated between the timeline's ticks). */
+    int peak_summed;
     double growth_bytes; /* sum of the sites' positive growth */
     double growth_floor; /* growth below this is noise */
     int growth_found;    /* some site grew past the floor */
@@ -182,6 +200,13 @@ struct mh_analysis {
     size_t ngrowth;
     uint32_t *live; /* sites with live bytes, by live bytes */
     size_t nlive;
+    /* The live bytes split by when they were allocated: after the
+     * warm-up (live_bytes - startup_bytes) and before it (startup_bytes),
+     * each list by its own bytes. */
+    uint32_t *live_recent;
+    size_t nlive_recent;
+    uint32_t *live_startup;
+    size_t nlive_startup;
     struct mh_tl_point *timeline; /* all processes on one axis */
     size_t ntimeline;
     struct mh_summary summary;

@@ -81,6 +81,8 @@ struct mh_replay {
     double *warm_bytes, *warm_count;
     uint32_t nwarm; /* stacks beyond it had nothing live at warm-up */
     double *end_bytes, *end_count;
+    /* ...of which allocated before the warm-up ended (start-up): */
+    double *early_bytes, *early_count;
     uint32_t nend;
 
     struct mh_timeline timeline;

@@ -227,7 +227,11 @@ site_json(FILE *out, const struct mh_analysis *a, const struct mh_site *s)
     null_or_pstr(out, a, code, s->module);
     fputs(", ", out);
     int_members(out, ", ", names, vals, 4);
-    key(out, "bytes_per_second");
+    key(out, "startup_bytes");
+    mh_json_put_int(out, s->startup_bytes);
+    next_key(out, "startup_count");
+    mh_json_put_int(out, s->startup_count);
+    next_key(out, "bytes_per_second");
     put_num(out, s->bytes_per_second, 1);
     next_key(out, "share");
     put_num(out, s->share, 6);
@@ -276,6 +280,18 @@ live_json(FILE *out, const struct mh_analysis *a, size_t i)
     site_json(out, a, &a->sites[a->live[i]]);
 }
 
+static void
+live_recent_json(FILE *out, const struct mh_analysis *a, size_t i)
+{
+    site_json(out, a, &a->sites[a->live_recent[i]]);
+}
+
+static void
+live_startup_json(FILE *out, const struct mh_analysis *a, size_t i)
+{
+    site_json(out, a, &a->sites[a->live_startup[i]]);
+}
+
 static const char *
 mode_name(int mode)
 {
@@ -315,6 +331,17 @@ summary_json(FILE *out, const struct mh_analysis *a)
             a->opts.warmup_fraction ? "fraction" : "seconds");
     memory_members(out, ",\n    ", m->peak_rss, m->tracked_peak, m->live_bytes,
                    m->growth_bytes);
+    key(out, "startup_bytes");
+    mh_json_put_int(out, m->startup_bytes);
+    fputs(",\n    ", out);
+    key(out, "tracked_peak_kind");
+    fprintf(out, "\"%s\",\n    ",
+            m->peak_summed ? "sum_of_process_peaks" : "peak_of_sum");
+    key(out, "empty_processes");
+    size_t empty = 0;
+    for (size_t i = 0; i < a->nprocs; i++)
+        empty += mh_process_empty(&a->procs[i]);
+    fprintf(out, "%zu,\n    ", empty);
     key(out, "growth_floor");
     mh_json_put_int(out, m->growth_floor);
     fputs(",\n    ", out);
@@ -373,7 +400,12 @@ process_json(FILE *out, const struct mh_analysis *a, size_t idx)
     fprintf(out, "%llu,\n     ", (unsigned long long)p->interval);
     memory_members(out, ", ", p->peak_rss, p->tracked_peak, p->live_bytes,
                    p->growth_bytes);
+    key(out, "startup_bytes");
+    mh_json_put_int(out, p->startup_bytes);
+    fputs(", ", out);
     event_members(out, ", ", p->samples, p->frees, p->dropped);
+    key(out, "empty");
+    fputs(mh_process_empty(p) ? "true, " : "false, ", out);
     key(out, "clean_end");
     fputs(p->clean_end ? "true, " : "false, ", out);
     key(out, "truncated");
@@ -536,6 +568,12 @@ mh_json_render_with(FILE *out, const struct mh_analysis *a,
     fputs(",\n  ", out);
     key(out, "live");
     list_json(out, a, a->nlive, live_json);
+    fputs(",\n  ", out);
+    key(out, "live_after_warmup");
+    list_json(out, a, a->nlive_recent, live_recent_json);
+    fputs(",\n  ", out);
+    key(out, "live_startup");
+    list_json(out, a, a->nlive_startup, live_startup_json);
     fputs(",\n  ", out);
     key(out, "timeline");
     fputs("[", out);

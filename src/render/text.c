@@ -12,6 +12,7 @@
 #define CHART_W 60
 #define CHART_H 10
 #define STACK_LINES 8 /* frames shown per site with --by stack */
+#define EMPTY_PIDS 8  /* pids named on the "recorded nothing" line */
 
 void
 mh_text_bytes(char *buf, size_t size, double bytes)
@@ -266,23 +267,33 @@ summary_text(FILE *out, const struct mh_analysis *a)
             a->nprocs > 1 ? " (processes together)" : "");
     mh_text_bytes(b1, sizeof(b1), m->live_bytes);
     mh_text_bytes(b2, sizeof(b2), m->tracked_peak);
-    fprintf(out, "  tracked      %s live at the end, peak %s\n", b1, b2);
+    char b3[32];
+    mh_text_bytes(b3, sizeof(b3), m->startup_bytes);
+    fprintf(out, "  tracked      %s live at the end (%s since start-up), "
+            "peak %s%s\n", b1, b3, b2,
+            m->peak_summed ? " (the processes' own peaks summed: they "
+                             "did not all run at once)" : "");
     mh_text_bytes(b1, sizeof(b1), m->growth_bytes);
     fprintf(out, "  growth       %s after the warm-up, still live\n", b1);
     fprintf(out, "  samples      %llu allocations, %llu frees, %llu dropped\n",
             (unsigned long long)m->samples, (unsigned long long)m->frees,
             (unsigned long long)m->dropped);
 
+    size_t headerless = 0;
+    for (size_t i = 0; i < a->nprocs; i++)
+        headerless += !a->procs[i].have_header;
     for (size_t i = 0; i < a->nprocs; i++) {
         const struct mh_process *p = &a->procs[i];
         end_note(out, a, p);
         if (!p->have_header) {
+            if (headerless > EMPTY_PIDS)
+                continue;
             fputs("  note: '", out);
             put_id(out, a, p->path);
             fputs("' holds no data: the process ended or was killed "
                   "before its first flush\n",
                   out);
-        } else if (p->warmup_past_end) {
+        } else if (p->warmup_past_end && !mh_process_empty(p)) {
             fputs("  note: '", out);
             put_id(out, a, p->path);
             fputs("' ended before its warm-up did: no growth measured "
@@ -290,6 +301,10 @@ summary_text(FILE *out, const struct mh_analysis *a)
                   out);
         }
     }
+    if (headerless > EMPTY_PIDS)
+        fprintf(out, "  note: %zu captures hold no data: their processes "
+                "ended or were killed before their first flush\n",
+                headerless);
     int disk_full = 0;
     for (size_t i = 0; i < a->nprocs; i++)
         disk_full |= a->procs[i].disk_full;
@@ -310,8 +325,13 @@ processes_text(FILE *out, const struct mh_analysis *a)
     fputs("\nprocesses\n       pid    parent  duration   peak RSS   live "
           "end     growth  samples  command\n",
           out);
+    size_t empty = 0;
     for (size_t i = 0; i < a->nprocs; i++) {
         const struct mh_process *p = &a->procs[i];
+        if (mh_process_empty(p)) {
+            empty++;
+            continue;
+        }
         char d[32], r[32], l[32], g[32], s[32], par[24];
         mh_text_duration(d, sizeof(d), (double)p->duration_ns / 1e9);
         mh_text_bytes(r, sizeof(r), (double)p->peak_rss);
@@ -330,6 +350,23 @@ processes_text(FILE *out, const struct mh_analysis *a)
             fputs(" (truncated)", out);
         fputc('\n', out);
     }
+    if (!empty)
+        return;
+    /* Short-lived helpers (a test runner's, a build's) would each be a
+     * row of zeros: one line names how many, and the first few. */
+    fprintf(out, "  %s%zu process%s recorded nothing (short-lived "
+            "helpers?): pid%s ",
+            empty < a->nprocs ? "" : "all ", empty, empty == 1 ? "" : "es",
+            empty == 1 ? "" : "s");
+    size_t shown = 0;
+    for (size_t i = 0; i < a->nprocs && shown < EMPTY_PIDS; i++) {
+        if (!mh_process_empty(&a->procs[i]))
+            continue;
+        fprintf(out, "%s%llu", shown ? ", " : "",
+                (unsigned long long)a->procs[i].pid);
+        shown++;
+    }
+    fputs(shown < empty ? ", ...\n" : "\n", out);
 }
 
 static int
@@ -406,24 +443,48 @@ growth_text(FILE *out, const struct mh_analysis *a)
                 floor);
 }
 
+/* The live sites in `list` (n of them): after the warm-up (startup 0)
+ * or since start-up (1). */
 static void
-live_text(FILE *out, const struct mh_analysis *a)
+live_list_text(FILE *out, const struct mh_analysis *a, const uint32_t *list,
+               size_t n, int startup)
 {
-    fprintf(out, "\nlive at the end (by %s)\n",
-            mh_analysis_by_name(a->opts.by));
-    if (!a->nlive) {
-        fputs("  nothing tracked is live\n", out);
-        return;
-    }
     fputs("        live     count  site\n", out);
-    for (size_t i = 0; i < a->nlive; i++) {
-        const struct mh_site *s = &a->sites[a->live[i]];
+    for (size_t i = 0; i < n; i++) {
+        const struct mh_site *s = &a->sites[list[i]];
+        double b = startup ? s->startup_bytes
+                           : s->live_bytes - s->startup_bytes;
+        double k = startup ? s->startup_count
+                           : s->live_count - s->startup_count;
         char l[32], c[32];
-        mh_text_bytes(l, sizeof(l), s->live_bytes);
-        count_str(c, sizeof(c), s->live_count);
+        mh_text_bytes(l, sizeof(l), b);
+        count_str(c, sizeof(c), k);
         fprintf(out, "  %10s  %8s  ", l, c);
         site_text(out, a, s, 24);
     }
+}
+
+/* What is live at the end, in two lists: allocated after the warm-up
+ * (what the program kept while it ran), and since start-up (imports,
+ * module-level caches: live from the start, and no leak for being so). */
+static void
+live_text(FILE *out, const struct mh_analysis *a)
+{
+    const struct mh_summary *m = &a->summary;
+    char t[32];
+    mh_text_bytes(t, sizeof(t), m->live_bytes - m->startup_bytes);
+    fprintf(out, "\nlive at the end, allocated after the warm-up (by %s): "
+            "%s\n", mh_analysis_by_name(a->opts.by), t);
+    if (!a->nlive_recent)
+        fputs("  nothing allocated after the warm-up is live\n", out);
+    else
+        live_list_text(out, a, a->live_recent, a->nlive_recent, 0);
+    if (!a->nlive_startup)
+        return;
+    mh_text_bytes(t, sizeof(t), m->startup_bytes);
+    fprintf(out, "\nlive since start-up, allocated before the warm-up ended "
+            "(by %s): %s\n", mh_analysis_by_name(a->opts.by), t);
+    live_list_text(out, a, a->live_startup, a->nlive_startup, 1);
 }
 
 /* RSS and tracked live bytes, one column per time slice (the maxima in
