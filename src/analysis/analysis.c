@@ -6,6 +6,7 @@
  * something live at the warm-up end or at the end is folded into its
  * site, found by a key of string ids, so the same site in two captures
  * (whose own ids differ) merges. */
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,6 +17,7 @@
 #include "analysis.h"
 #include "codepath.h"
 #include "replay.h"
+#include "slope.h"
 
 /* A user frame that leads to a site, with the bytes behind it. */
 struct cand {
@@ -496,6 +498,13 @@ fold_stack(struct fold *f, uint32_t s)
     double wc = s < rp->nwarm ? rp->warm_count[s] : 0;
     double sb = s < rp->nend && rp->early_bytes ? rp->early_bytes[s] : 0;
     double sc = s < rp->nend && rp->early_count ? rp->early_count[s] : 0;
+    /* The growth's sampling variance: of the blocks live at only one of
+     * the two times (those live at both, allocated before the warm-up
+     * and live at the end, cancel out). */
+    double ev = s < rp->nend && rp->end_var ? rp->end_var[s] : 0;
+    double wv = s < rp->nwarm && rp->warm_var ? rp->warm_var[s] : 0;
+    double bv = s < rp->nend && rp->early_var ? rp->early_var[s] : 0;
+    double gv = (ev - bv) + (wv - bv);
     if (eb == 0 && ec == 0 && wb == 0 && wc == 0)
         return MH_OK;
 
@@ -517,6 +526,7 @@ fold_stack(struct fold *f, uint32_t s)
     site->live_count += ec;
     site->startup_bytes += sb;
     site->startup_count += sc;
+    site->growth_var += gv > 0 ? gv : 0;
     site->growth_bytes += eb - wb;
     site->growth_count += ec - wc;
     if (f->span_s > 0)
@@ -890,6 +900,11 @@ static int
 by_pick(const void *x, const void *y, void *ctx)
 {
     const struct pick_ctx *c = ctx;
+    const struct mh_site *a = &c->sites[*(const uint32_t *)x];
+    const struct mh_site *b = &c->sites[*(const uint32_t *)y];
+    /* Growth: the significant sites first (docs/report-json.md). */
+    if (c->what == PICK_GROWTH && a->significant != b->significant)
+        return a->significant ? -1 : 1;
     return largest_first(
         pick_value(&c->sites[*(const uint32_t *)x], c->what),
         pick_value(&c->sites[*(const uint32_t *)y], c->what), x, y);
@@ -1059,8 +1074,6 @@ summarize(struct mh_analysis *a)
     if (m->tracked_peak / 1000 > floor)
         floor = m->tracked_peak / 1000;
     m->growth_floor = floor;
-    m->growth_found =
-        a->ngrowth && a->sites[a->growth[0]].growth_bytes >= floor;
 }
 
 /* Ranks the endpoints and names their sites. */
@@ -1086,6 +1099,49 @@ finish_endpoints(struct mh_analysis *a)
     return MH_OK;
 }
 
+/* All processes' timelines on one axis. */
+static int
+merge_timelines(struct mh_analysis *a)
+{
+    if (!a->nprocs)
+        return MH_OK;
+    int rc;
+    const struct mh_timeline **series = mh_calloc(a->nprocs, sizeof(*series));
+    uint64_t *start = mh_calloc(a->nprocs, sizeof(*start));
+    uint64_t *end = mh_calloc(a->nprocs, sizeof(*end));
+    if (series && start && end) {
+        for (size_t i = 0; i < a->nprocs; i++) {
+            series[i] = &a->procs[i].timeline;
+            start[i] = a->procs[i].start_ns;
+            end[i] = a->procs[i].duration_ns;
+        }
+        rc = mh_timeline_merge(series, start, end, a->nprocs,
+                               MH_ANALYSIS_TIMELINE_POINTS, &a->timeline,
+                               &a->ntimeline);
+    } else {
+        rc = MH_ENOMEM;
+    }
+    mh_free((void *)series);
+    mh_free(start);
+    mh_free(end);
+    return rc;
+}
+
+/* Each site's growth interval and significance mark (the noise floor is
+ * known: summarize() ran). */
+static void
+mark_sites(struct mh_analysis *a)
+{
+    for (size_t i = 0; i < a->nsites; i++) {
+        struct mh_site *s = &a->sites[i];
+        double half = 1.96 * sqrt(s->growth_var);
+        s->growth_lo = s->growth_bytes - half;
+        s->growth_hi = s->growth_bytes + half;
+        s->significant = mh_slope_mark(s->growth_lo, s->growth_bytes,
+                                       a->summary.growth_floor);
+    }
+}
+
 int
 mh_analysis_finish(struct mh_analysis *a)
 {
@@ -1101,7 +1157,12 @@ mh_analysis_finish(struct mh_analysis *a)
         s->share =
             total > 0 && s->growth_bytes >= 0.5 ? s->growth_bytes / total : 0;
     }
-    int rc = select_sites(a, PICK_GROWTH, &a->growth, &a->ngrowth);
+    int rc = merge_timelines(a);
+    if (rc == MH_OK) {
+        summarize(a);
+        mark_sites(a);
+        rc = select_sites(a, PICK_GROWTH, &a->growth, &a->ngrowth);
+    }
     if (rc == MH_OK)
         rc = select_sites(a, PICK_LIVE, &a->live, &a->nlive);
     if (rc == MH_OK)
@@ -1117,33 +1178,17 @@ mh_analysis_finish(struct mh_analysis *a)
         rc = build_key(a, &a->sites[a->live_recent[i]]);
     for (size_t i = 0; i < a->nlive_startup && rc == MH_OK; i++)
         rc = build_key(a, &a->sites[a->live_startup[i]]);
-    if (rc == MH_OK && a->nprocs) {
-        const struct mh_timeline **series =
-            mh_calloc(a->nprocs, sizeof(*series));
-        uint64_t *start = mh_calloc(a->nprocs, sizeof(*start));
-        uint64_t *end = mh_calloc(a->nprocs, sizeof(*end));
-        if (series && start && end) {
-            for (size_t i = 0; i < a->nprocs; i++) {
-                series[i] = &a->procs[i].timeline;
-                start[i] = a->procs[i].start_ns;
-                end[i] = a->procs[i].duration_ns;
-            }
-            rc = mh_timeline_merge(series, start, end, a->nprocs,
-                                   MH_ANALYSIS_TIMELINE_POINTS, &a->timeline,
-                                   &a->ntimeline);
-        } else {
-            rc = MH_ENOMEM;
-        }
-        mh_free((void *)series);
-        mh_free(start);
-        mh_free(end);
-    }
-    if (rc == MH_OK)
+    if (rc == MH_OK) {
+        a->endpoints.floor = a->summary.growth_floor;
         rc = finish_endpoints(a);
+    }
     if (rc == MH_OK)
         rc = mh_findings_finish(&a->findings);
     if (rc)
         return errorf(a, rc, "%s", mh_strerror(rc));
-    summarize(a);
+    /* The largest growth, whether or not significant, decides. */
+    for (size_t i = 0; i < a->ngrowth; i++)
+        if (a->sites[a->growth[i]].growth_bytes >= a->summary.growth_floor)
+            a->summary.growth_found = 1;
     return MH_OK;
 }

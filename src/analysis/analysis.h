@@ -88,6 +88,12 @@ struct mh_site {
     double bytes_per_second;           /* growth rate, summed over
                                           processes */
     double share;                      /* of the total positive growth */
+    /* The growth's sampling variance (0 when exact), its 95% interval
+     * (growth +- 1.96 sd) and the significance mark
+     * (mh_slope_mark(): the interval lies above zero and the growth
+     * reaches the noise floor); set by mh_analysis_finish(). */
+    double growth_var, growth_lo, growth_hi;
+    int significant;
 
     /* The innermost frame in the user's own code that leads here (the
      * dominant one by growth, or by live bytes for a site that did not
@@ -259,6 +265,18 @@ size_t mh_analysis_nframes(const struct mh_analysis *a,
                            const struct mh_site *s);
 void mh_analysis_frame(const struct mh_analysis *a, const struct mh_site *s,
                        size_t i, struct mh_site_frame *out);
+
+/* A per-request peak percentile (struct mh_endpoint) the sampling can
+ * resolve: in sampling mode a request's peak estimate is 0 (no block of
+ * the request sampled) or about the interval R and up, so a value below R
+ * says only "less than R". Always 1 in trace-all mode. */
+static inline int
+mh_analysis_peak_resolved(const struct mh_analysis *a, double v)
+{
+    return a->summary.mode != MH_MODE_SAMPLE && a->summary.mode != -1
+               ? 1
+               : !(v < (double)a->summary.interval);
+}
 
 /* What the growth and live sites are keyed by: opts.by, except that
  * --by endpoint keys them by line. */

@@ -235,6 +235,14 @@ site_json(FILE *out, const struct mh_analysis *a, const struct mh_site *s)
     put_num(out, s->bytes_per_second, 1);
     next_key(out, "share");
     put_num(out, s->share, 6);
+    next_key(out, "growth_interval");
+    fputs("[", out);
+    mh_json_put_int(out, s->growth_lo);
+    fputs(", ", out);
+    mh_json_put_int(out, s->growth_hi);
+    fputs("]", out);
+    next_key(out, "significant");
+    fputs(s->significant ? "true" : "false", out);
     loc_members(out, a, ", ", "user_", s->has_user, s->user.file, s->user.line,
                 s->user.function);
     if (by == MH_BY_STACK) {
@@ -490,6 +498,25 @@ endpoint_json(FILE *out, const struct mh_analysis *a, size_t idx)
     put_num(out, ep->slope_r2, 4);
     next_key(out, "slope_points");
     fprintf(out, "%llu, ", (unsigned long long)ep->slope_points);
+    key(out, "slope_interval_per_1000_requests");
+    fputs("[", out);
+    mh_json_put_int(out, ep->slope_lo_per_1000);
+    fputs(", ", out);
+    mh_json_put_int(out, ep->slope_hi_per_1000);
+    fputs("], ", out);
+    key(out, "significant");
+    fputs(ep->significant ? "true, " : "false, ", out);
+    key(out, "peak_resolved_p50");
+    fputs(mh_analysis_peak_resolved(a, ep->peak_p50) ? "true, " : "false, ",
+          out);
+    key(out, "peak_resolved_p95");
+    fputs(mh_analysis_peak_resolved(a, ep->peak_p95) ? "true, " : "false, ",
+          out);
+    key(out, "peak_resolution_bytes");
+    fprintf(out, "%llu,\n     ",
+            (unsigned long long)(mh_analysis_peak_resolved(a, 0)
+                                     ? 0
+                                     : a->summary.interval));
     key(out, "sites");
     fputs("[", out);
     for (size_t i = 0; i < ep->nsites; i++) {

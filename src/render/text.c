@@ -13,6 +13,7 @@
 #define CHART_H 10
 #define STACK_LINES 8 /* frames shown per site with --by stack */
 #define EMPTY_PIDS 8  /* pids named on the "recorded nothing" line */
+#define MARK_WEAK '?' /* a growth row or endpoint that is not significant */
 
 void
 mh_text_bytes(char *buf, size_t size, double bytes)
@@ -424,23 +425,29 @@ growth_text(FILE *out, const struct mh_analysis *a)
         return;
     }
     fputs("      growth     count   share          rate  site\n", out);
-    size_t shown = 0;
+    size_t shown = 0, weak = 0;
     for (size_t i = 0; i < a->ngrowth; i++) {
         const struct mh_site *s = &a->sites[a->growth[i]];
         if (s->growth_bytes < m->growth_floor)
-            break;
+            continue;
         char g[32], c[32], r[40];
         mh_text_bytes(g, sizeof(g), s->growth_bytes);
         count_str(c, sizeof(c), s->growth_count);
         mh_text_bytes(r, sizeof(r) - 4, s->bytes_per_second);
         strncat(r, "/s", sizeof(r) - strlen(r) - 1);
-        fprintf(out, "  %10s  %8s  %5.1f%%  %12s  ", g, c, s->share * 100, r);
+        fprintf(out, "%c %10s  %8s  %5.1f%%  %12s  ",
+                s->significant ? ' ' : MARK_WEAK, g, c, s->share * 100, r);
         site_text(out, a, s, 46);
         shown++;
+        weak += !s->significant;
     }
     if (shown < a->ngrowth)
         fprintf(out, "  (%zu more grew by less than %s)\n", a->ngrowth - shown,
                 floor);
+    if (weak)
+        fprintf(out, "  %c not significant: the growth's 95%% interval "
+                "under sampling reaches zero;\n    it may be noise\n",
+                MARK_WEAK);
 }
 
 /* The live sites in `list` (n of them): after the warm-up (startup 0)
@@ -589,23 +596,38 @@ slope_str(char *buf, size_t size, const struct mh_endpoint *ep)
              ep->slope_r2);
 }
 
+/* A per-request peak percentile, or "< R" when it is below what the
+ * sampling resolves (mh_analysis_peak_resolved()). */
+static void
+peak_str(char *buf, size_t size, const struct mh_analysis *a, double v)
+{
+    if (mh_analysis_peak_resolved(a, v)) {
+        mh_text_bytes(buf, size, v);
+        return;
+    }
+    char r[32];
+    mh_text_bytes(r, sizeof(r), (double)a->summary.interval);
+    snprintf(buf, size, "< %s", r);
+}
+
 static void
 endpoint_row(FILE *out, const struct mh_analysis *a,
              const struct mh_endpoint *ep)
 {
-    char n[32], al[32], p50[32], p95[32], h[32], r[32], sl[48];
+    char n[32], al[32], p50[40], p95[40], h[32], r[32], sl[48];
     count_str(n, sizeof(n), (double)ep->requests);
     mh_text_bytes(al, sizeof(al), ep->allocated_per_request);
-    mh_text_bytes(p50, sizeof(p50), ep->peak_p50);
-    mh_text_bytes(p95, sizeof(p95), ep->peak_p95);
+    peak_str(p50, sizeof(p50), a, ep->peak_p50);
+    peak_str(p95, sizeof(p95), a, ep->peak_p95);
     mh_text_bytes(h, sizeof(h), ep->held_per_request);
     if (ep->in_progress || !ep->requests_after_warmup)
         snprintf(r, sizeof(r), "-");
     else
         mh_text_bytes(r, sizeof(r), ep->retained_per_request);
     slope_str(sl, sizeof(sl), ep);
-    fprintf(out, "  %8s  %10s  %9s  %9s  %10s  %12s  %-17s  ", n, al, p50, p95,
-            h, r, sl);
+    fprintf(out, "%c %8s  %10s  %9s  %9s  %10s  %12s  %-17s  ",
+            ep->significant || ep->in_progress ? ' ' : MARK_WEAK, n, al, p50,
+            p95, h, r, sl);
     put_id(out, a, ep->name);
     fputc('\n', out);
 }
@@ -676,8 +698,25 @@ endpoints_text(FILE *out, const struct mh_analysis *a, int full)
     fputs("  requests   alloc/req   peak p50   peak p95    held/req  "
           "retained/req  slope/1k req (R²)  endpoint\n",
           out);
-    for (size_t i = 0; i < rows; i++)
-        endpoint_row(out, a, &e->v[e->order[i]]);
+    int weak = 0, unresolved = 0;
+    for (size_t i = 0; i < rows; i++) {
+        const struct mh_endpoint *ep = &e->v[e->order[i]];
+        endpoint_row(out, a, ep);
+        weak |= !ep->significant && !ep->in_progress;
+        unresolved |= !mh_analysis_peak_resolved(a, ep->peak_p50) ||
+                      !mh_analysis_peak_resolved(a, ep->peak_p95);
+    }
+    if (weak)
+        fprintf(out, "  %c not significant: the slope's 95%% interval "
+                "reaches zero, or the growth it\n    implies is below the "
+                "noise floor\n", MARK_WEAK);
+    if (unresolved) {
+        char r[32];
+        mh_text_bytes(r, sizeof(r), (double)a->summary.interval);
+        fprintf(out, "  < %s: a per-request peak below the sampling "
+                "interval, which the samples\n    cannot resolve (trace-all "
+                "mode, or a smaller --interval, can)\n", r);
+    }
     if (!full) {
         fputs("  (memhound report --by endpoint: every endpoint and its "
               "top sites)\n",
