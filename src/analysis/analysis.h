@@ -158,12 +158,17 @@ struct mh_process {
     struct mh_cap_timeline alloc_warm;
 };
 
-/* The process recorded nothing: no header, or not one sample (a
- * short-lived helper); the text report folds such rows into one line. */
+/* The process recorded next to nothing: no header, or fewer than
+ * MH_EMPTY_SAMPLES samples (each an estimate of about one sampling
+ * interval: noise) and nothing live at the end -- a short-lived helper,
+ * of which a test runner or a build starts hundreds. The text report
+ * folds such rows into one line; JSON marks them. */
+#define MH_EMPTY_SAMPLES 3
 static inline int
 mh_process_empty(const struct mh_process *p)
 {
-    return !p->have_header || (p->samples == 0 && p->live_bytes < 0.5);
+    return !p->have_header ||
+           (p->samples < MH_EMPTY_SAMPLES && p->live_bytes < 0.5);
 }
 
 struct mh_summary {

@@ -355,10 +355,12 @@ processes_text(FILE *out, const struct mh_analysis *a)
         return;
     /* Short-lived helpers (a test runner's, a build's) would each be a
      * row of zeros: one line names how many, and the first few. */
-    fprintf(out, "  %s%zu process%s recorded nothing (short-lived "
+    fprintf(out, "  %s%zu %sprocess%s recorded next to nothing (fewer "
+            "than %d samples, nothing\n    live at the end: short-lived "
             "helpers?): pid%s ",
-            empty < a->nprocs ? "" : "all ", empty, empty == 1 ? "" : "es",
-            empty == 1 ? "" : "s");
+            empty < a->nprocs ? "" : "all ", empty,
+            empty < a->nprocs ? "more " : "", empty == 1 ? "" : "es",
+            MH_EMPTY_SAMPLES, empty == 1 ? "" : "s");
     size_t shown = 0;
     for (size_t i = 0; i < a->nprocs && shown < EMPTY_PIDS; i++) {
         if (!mh_process_empty(&a->procs[i]))
