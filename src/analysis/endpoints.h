@@ -161,8 +161,9 @@ int mh_endpoints_site_add(struct mh_endpoints *e, uint32_t endpoint,
                           int user_direct) MH_MUST_USE;
 
 /* Computes the per-request figures, percentiles, slopes and marks, ranks
- * the endpoints (`top` 0 = all; by retained bytes, significant ones first) and picks each one's top sites (by retained,
- * then allocated bytes). Call once. MH_ENOMEM. */
+ * the endpoints (`top` 0 = all; by retained bytes: significant ones
+ * first) and picks each one's top sites (by retained, then allocated
+ * bytes). Call once. MH_ENOMEM. */
 int mh_endpoints_finish(struct mh_endpoints *e, enum mh_ep_sort sort,
                         size_t top) MH_MUST_USE;
 

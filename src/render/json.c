@@ -264,40 +264,25 @@ site_json(FILE *out, const struct mh_analysis *a, const struct mh_site *s)
 /* Item i of one of the report's lists. */
 typedef void (*item_json_fn)(FILE *out, const struct mh_analysis *a, size_t i);
 
-/* A top-level list of n items, one a line. */
+/* A top-level list of n items, one a line: item(i) for i < n, or, with
+ * `index`, item(index[i]). */
 static void
-list_json(FILE *out, const struct mh_analysis *a, size_t n, item_json_fn item)
+list_json(FILE *out, const struct mh_analysis *a, size_t n, item_json_fn item,
+          const uint32_t *index)
 {
     fputs("[", out);
     for (size_t i = 0; i < n; i++) {
         fputs(i ? ",\n    " : "\n    ", out);
-        item(out, a, i);
+        item(out, a, index ? index[i] : i);
     }
     fputs(n ? "\n  ]" : "]", out);
 }
 
+/* Site i (of a->sites): the growth and live lists hold site indices. */
 static void
-growth_json(FILE *out, const struct mh_analysis *a, size_t i)
+site_item_json(FILE *out, const struct mh_analysis *a, size_t i)
 {
-    site_json(out, a, &a->sites[a->growth[i]]);
-}
-
-static void
-live_json(FILE *out, const struct mh_analysis *a, size_t i)
-{
-    site_json(out, a, &a->sites[a->live[i]]);
-}
-
-static void
-live_recent_json(FILE *out, const struct mh_analysis *a, size_t i)
-{
-    site_json(out, a, &a->sites[a->live_recent[i]]);
-}
-
-static void
-live_startup_json(FILE *out, const struct mh_analysis *a, size_t i)
-{
-    site_json(out, a, &a->sites[a->live_startup[i]]);
+    site_json(out, a, &a->sites[i]);
 }
 
 static const char *
@@ -591,16 +576,17 @@ mh_json_render_with(FILE *out, const struct mh_analysis *a,
     summary_json(out, a);
     fputs(",\n  ", out);
     key(out, "growth");
-    list_json(out, a, a->ngrowth, growth_json);
+    list_json(out, a, a->ngrowth, site_item_json, a->growth);
     fputs(",\n  ", out);
     key(out, "live");
-    list_json(out, a, a->nlive, live_json);
+    list_json(out, a, a->nlive, site_item_json, a->live);
     fputs(",\n  ", out);
     key(out, "live_after_warmup");
-    list_json(out, a, a->nlive_recent, live_recent_json);
+    list_json(out, a, a->nlive_recent, site_item_json, a->live_recent);
     fputs(",\n  ", out);
     key(out, "live_startup");
-    list_json(out, a, a->nlive_startup, live_startup_json);
+    list_json(out, a, a->nlive_startup, site_item_json,
+              a->live_startup);
     fputs(",\n  ", out);
     key(out, "timeline");
     fputs("[", out);
@@ -616,13 +602,13 @@ mh_json_render_with(FILE *out, const struct mh_analysis *a,
     }
     fputs(a->ntimeline ? "\n  ],\n  " : "],\n  ", out);
     key(out, "processes");
-    list_json(out, a, a->nprocs, process_json);
+    list_json(out, a, a->nprocs, process_json, NULL);
     fputs(",\n  ", out);
     key(out, "endpoints");
-    list_json(out, a, a->endpoints.norder, endpoint_json);
+    list_json(out, a, a->endpoints.norder, endpoint_json, NULL);
     fputs(",\n  ", out);
     key(out, "findings");
-    list_json(out, a, a->findings.n, finding_json);
+    list_json(out, a, a->findings.n, finding_json, NULL);
     if (more) {
         fputs(",\n  ", out);
         int rc = more(out, ctx);

@@ -19,14 +19,14 @@ import importlib.util
 import json
 import os
 import signal
-import socket
 import subprocess
 import time
 import urllib.request
 
 import pytest
 
-from conftest import MEMHOUND, clean_env, describe, find_site, fmt_sites
+from conftest import (MEMHOUND, clean_env, find_site, fmt_sites, free_port,
+                      wait_listening)
 
 PY = "/usr/bin/python3"
 GUNICORN = "/usr/bin/gunicorn"
@@ -195,32 +195,13 @@ def health():
 """
 
 
-def _free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _wait_listening(port, p, timeout):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if p.poll() is not None:
-            return False
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return True
-        except OSError:
-            time.sleep(0.1)
-    return False
-
-
 @pytest.mark.skipif(not os.path.exists(GUNICORN) or
                     not importlib.util.find_spec("flask"),
                     reason="Debian's gunicorn and python3-flask are needed")
 def test_gunicorn_only_the_leaky_endpoint_is_significant(mh, program, procs,
                                                           tmp_path):
     prog = program(FLASK_APP, name="flaskapp.py")
-    port = _free_port()
+    port = free_port()
     out = tmp_path / "web.mhc"
     argv = [MEMHOUND, "run", "--web", "--sample-interval", "8k", "-o", out,
             "--", GUNICORN, "--workers", "1", "--bind",
@@ -231,7 +212,7 @@ def test_gunicorn_only_the_leaky_endpoint_is_significant(mh, program, procs,
                     stdin=subprocess.DEVNULL, env=clean_env(),
                     cwd=str(tmp_path))
     try:
-        assert _wait_listening(port, p, 30), "gunicorn did not come up"
+        assert wait_listening(port, p, 30), "gunicorn did not come up"
         paths = ["/leak/%d", "/render/%d", "/json", "/health"]
         for n in range(240):
             for path in paths:
@@ -291,7 +272,7 @@ def test_gunicorn_only_the_leaky_endpoint_is_significant(mh, program, procs,
                     reason="Debian's gunicorn and python3-flask are needed")
 def test_unresolvable_peaks_say_so(mh, program, procs, tmp_path):
     program(FLASK_APP, name="flaskapp.py")
-    port = _free_port()
+    port = free_port()
     argv = [MEMHOUND, "run", "--web", "-o", tmp_path / "web.mhc", "--",
             GUNICORN, "--workers", "1", "--bind", "127.0.0.1:%d" % port,
             "--chdir", str(tmp_path), "--log-level", "warning",
@@ -300,7 +281,7 @@ def test_unresolvable_peaks_say_so(mh, program, procs, tmp_path):
                     stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL,
                     env=clean_env(), cwd=str(tmp_path))
     try:
-        assert _wait_listening(port, p, 30), "gunicorn did not come up"
+        assert wait_listening(port, p, 30), "gunicorn did not come up"
         for n in range(100):
             with urllib.request.urlopen(
                     "http://127.0.0.1:%d/health" % port, timeout=10) as r:
