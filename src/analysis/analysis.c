@@ -905,9 +905,9 @@ by_pick(const void *x, const void *y, void *ctx)
     /* Growth: the significant sites first (docs/report-json.md). */
     if (c->what == PICK_GROWTH && a->significant != b->significant)
         return a->significant ? -1 : 1;
-    return largest_first(
-        pick_value(&c->sites[*(const uint32_t *)x], c->what),
-        pick_value(&c->sites[*(const uint32_t *)y], c->what), x, y);
+    return largest_first(pick_value(&c->sites[*(const uint32_t *)x], c->what),
+                         pick_value(&c->sites[*(const uint32_t *)y], c->what),
+                         x, y);
 }
 
 /* Sites whose `what` rounds to at least a byte, best first, the top
@@ -1168,8 +1168,8 @@ mh_analysis_finish(struct mh_analysis *a)
     if (rc == MH_OK)
         rc = select_sites(a, PICK_RECENT, &a->live_recent, &a->nlive_recent);
     if (rc == MH_OK)
-        rc = select_sites(a, PICK_STARTUP, &a->live_startup,
-                          &a->nlive_startup);
+        rc =
+            select_sites(a, PICK_STARTUP, &a->live_startup, &a->nlive_startup);
     for (size_t i = 0; i < a->ngrowth && rc == MH_OK; i++)
         rc = build_key(a, &a->sites[a->growth[i]]);
     for (size_t i = 0; i < a->nlive && rc == MH_OK; i++)

@@ -635,9 +635,9 @@ mh_endpoints_finish(struct mh_endpoints *e, enum mh_ep_sort sort, size_t top)
             ep->slope_r2 = f.r2;
             ep->slope_lo_per_1000 = (f.slope - half) * 1000;
             ep->slope_hi_per_1000 = (f.slope + half) * 1000;
-            ep->significant = !ep->in_progress &&
-                              mh_slope_growth_significant(
-                                  &f, f.slope * ep->slope.n, e->floor);
+            ep->significant =
+                !ep->in_progress && mh_slope_growth_significant(
+                                        &f, f.slope * ep->slope.n, e->floor);
         }
         ep->sites = NULL;
         ep->nsites = 0;

@@ -260,7 +260,7 @@ on_clock(struct mh_replay *rp, uint64_t t_ns, uint64_t dropped)
     rp->dropped = dropped;
     if (!rp->warm_taken && rp->t_ns >= rp->warm_end_ns) {
         int rc = snapshot(rp, &rp->warm_bytes, &rp->warm_count, &rp->warm_var,
-                             &rp->nwarm, NULL);
+                          &rp->nwarm, NULL);
         if (rc)
             return fail(rp, rc);
         rp->warm_taken = 1;
@@ -400,7 +400,7 @@ mh_replay_finish(struct mh_replay *rp)
         /* The warm-up outlasted the capture: nothing counts as growth. */
         rp->warm_past_end = 1;
         if ((rc = snapshot(rp, &rp->warm_bytes, &rp->warm_count, &rp->warm_var,
-                             &rp->nwarm, NULL)))
+                           &rp->nwarm, NULL)))
             return rc;
         rp->warm_taken = 1;
     }

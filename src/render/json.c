@@ -585,8 +585,7 @@ mh_json_render_with(FILE *out, const struct mh_analysis *a,
     list_json(out, a, a->nlive_recent, site_item_json, a->live_recent);
     fputs(",\n  ", out);
     key(out, "live_startup");
-    list_json(out, a, a->nlive_startup, site_item_json,
-              a->live_startup);
+    list_json(out, a, a->nlive_startup, site_item_json, a->live_startup);
     fputs(",\n  ", out);
     key(out, "timeline");
     fputs("[", out);

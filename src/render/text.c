@@ -270,10 +270,13 @@ summary_text(FILE *out, const struct mh_analysis *a)
     mh_text_bytes(b2, sizeof(b2), m->tracked_peak);
     char b3[32];
     mh_text_bytes(b3, sizeof(b3), m->startup_bytes);
-    fprintf(out, "  tracked      %s live at the end (%s since start-up), "
-            "peak %s%s\n", b1, b3, b2,
+    fprintf(out,
+            "  tracked      %s live at the end (%s since start-up), "
+            "peak %s%s\n",
+            b1, b3, b2,
             m->peak_summed ? " (the processes' own peaks summed: they "
-                             "did not all run at once)" : "");
+                             "did not all run at once)"
+                           : "");
     mh_text_bytes(b1, sizeof(b1), m->growth_bytes);
     fprintf(out, "  growth       %s after the warm-up, still live\n", b1);
     fprintf(out, "  samples      %llu allocations, %llu frees, %llu dropped\n",
@@ -303,7 +306,8 @@ summary_text(FILE *out, const struct mh_analysis *a)
         }
     }
     if (headerless > EMPTY_PIDS)
-        fprintf(out, "  note: %zu captures hold no data: their processes "
+        fprintf(out,
+                "  note: %zu captures hold no data: their processes "
                 "ended or were killed before their first flush\n",
                 headerless);
     int disk_full = 0;
@@ -355,7 +359,8 @@ processes_text(FILE *out, const struct mh_analysis *a)
         return;
     /* Short-lived helpers (a test runner's, a build's) would each be a
      * row of zeros: one line names how many, and the first few. */
-    fprintf(out, "  %s%zu %sprocess%s recorded next to nothing (fewer "
+    fprintf(out,
+            "  %s%zu %sprocess%s recorded next to nothing (fewer "
             "than %d samples, nothing\n    live at the end: short-lived "
             "helpers?): pid%s ",
             empty < a->nprocs ? "" : "all ", empty,
@@ -447,7 +452,8 @@ growth_text(FILE *out, const struct mh_analysis *a)
         fprintf(out, "  (%zu more grew by less than %s)\n", a->ngrowth - shown,
                 floor);
     if (weak)
-        fprintf(out, "  %c not significant: the growth's 95%% interval "
+        fprintf(out,
+                "  %c not significant: the growth's 95%% interval "
                 "under sampling reaches zero;\n    it may be noise\n",
                 MARK_WEAK);
 }
@@ -461,10 +467,10 @@ live_list_text(FILE *out, const struct mh_analysis *a, const uint32_t *list,
     fputs("        live     count  site\n", out);
     for (size_t i = 0; i < n; i++) {
         const struct mh_site *s = &a->sites[list[i]];
-        double b = startup ? s->startup_bytes
-                           : s->live_bytes - s->startup_bytes;
-        double k = startup ? s->startup_count
-                           : s->live_count - s->startup_count;
+        double b =
+            startup ? s->startup_bytes : s->live_bytes - s->startup_bytes;
+        double k =
+            startup ? s->startup_count : s->live_count - s->startup_count;
         char l[32], c[32];
         mh_text_bytes(l, sizeof(l), b);
         count_str(c, sizeof(c), k);
@@ -482,8 +488,10 @@ live_text(FILE *out, const struct mh_analysis *a)
     const struct mh_summary *m = &a->summary;
     char t[32];
     mh_text_bytes(t, sizeof(t), m->live_bytes - m->startup_bytes);
-    fprintf(out, "\nlive at the end, allocated after the warm-up (by %s): "
-            "%s\n", mh_analysis_by_name(a->opts.by), t);
+    fprintf(out,
+            "\nlive at the end, allocated after the warm-up (by %s): "
+            "%s\n",
+            mh_analysis_by_name(a->opts.by), t);
     if (!a->nlive_recent)
         fputs("  nothing allocated after the warm-up is live\n", out);
     else
@@ -491,8 +499,10 @@ live_text(FILE *out, const struct mh_analysis *a)
     if (!a->nlive_startup)
         return;
     mh_text_bytes(t, sizeof(t), m->startup_bytes);
-    fprintf(out, "\nlive since start-up, allocated before the warm-up ended "
-            "(by %s): %s\n", mh_analysis_by_name(a->opts.by), t);
+    fprintf(out,
+            "\nlive since start-up, allocated before the warm-up ended "
+            "(by %s): %s\n",
+            mh_analysis_by_name(a->opts.by), t);
     live_list_text(out, a, a->live_startup, a->nlive_startup, 1);
 }
 
@@ -709,15 +719,19 @@ endpoints_text(FILE *out, const struct mh_analysis *a, int full)
                       !mh_analysis_peak_resolved(a, ep->peak_p95);
     }
     if (weak)
-        fprintf(out, "  %c not significant: the slope's 95%% interval "
+        fprintf(out,
+                "  %c not significant: the slope's 95%% interval "
                 "reaches zero, or the growth it\n    implies is below the "
-                "noise floor\n", MARK_WEAK);
+                "noise floor\n",
+                MARK_WEAK);
     if (unresolved) {
         char r[32];
         mh_text_bytes(r, sizeof(r), (double)a->summary.interval);
-        fprintf(out, "  < %s: a per-request peak below the sampling "
+        fprintf(out,
+                "  < %s: a per-request peak below the sampling "
                 "interval, which the samples\n    cannot resolve (trace-all "
-                "mode, or a smaller --interval, can)\n", r);
+                "mode, or a smaller --interval, can)\n",
+                r);
     }
     if (!full) {
         fputs("  (memhound report --by endpoint: every endpoint and its "
