@@ -66,12 +66,12 @@ def test_startup_apart_from_live_at_the_end(mh, program):
         cache_after
     cache = find_site(rep["live_startup"], prog.site("cache"))
     assert cache is not None, fmt_sites(rep["live_startup"])
-    assert cache["startup_bytes"] > 15 << 20, cache
-    assert rep["live_startup"][0] is not None
+    # ~20.8 MB in ~80 samples of 256 KiB: 10 MiB is 4 sd away.
+    assert cache["startup_bytes"] > 10 << 20, cache
     # `live` keeps its meaning: everything live at the end, both kinds.
     assert find_site(rep["live"], prog.site("cache"))
     assert find_site(rep["live"], prog.site("leak"))
-    assert 15 << 20 < s["startup_bytes"] < s["live_bytes"], s
+    assert 10 << 20 < s["startup_bytes"] < s["live_bytes"], s
 
     text = mh.report(caps).stdout
     recent = text.split("live at the end, allocated after the warm-up")[1]
@@ -108,7 +108,7 @@ def test_merged_live_never_above_peak(mh, program):
     assert len(children) == 4, rep["processes"]
     # Each child holds ~10 MB at its end; they never ran at once, so the
     # sum of the ends (~40 MB) is above any moment's sum (~10 MB).
-    assert s["live_bytes"] > 30 << 20, s
+    assert s["live_bytes"] > 20 << 20, s
     assert s["tracked_peak_bytes"] >= s["live_bytes"], s
     assert s["tracked_peak_kind"] == "sum_of_process_peaks", s
     at_once = max(p["live"] for p in rep["timeline"])
