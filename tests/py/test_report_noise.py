@@ -12,7 +12,9 @@ with a known truth:
 - processes that recorded next to nothing (120 `python -c pass` helpers)
   fold into one line of the text report, and JSON marks them;
 - a merged summary never shows live above peak: forked children that
-  each hold memory to their end, one after the other.
+  each hold memory to their end, one after the other (the peak is then
+  the processes' own peaks summed, and says so), or all at once (the peak
+  of the sum, which covers the ends).
 """
 
 import importlib.util
@@ -120,6 +122,35 @@ def test_merged_live_never_above_peak(mh, program):
     one = mh.report_json([children[0]["file"]])["summary"]
     assert one["tracked_peak_kind"] == "peak_of_sum", one
     assert one["tracked_peak_bytes"] >= one["live_bytes"], one
+
+
+CONCURRENT_CHILDREN = """
+import os, time
+
+pids = []
+for k in range(4):
+    pid = os.fork()
+    if pid == 0:
+        held = [bytearray(4096) for _ in range(2500)]  # ~10 MB, to the end
+        time.sleep(1.0)
+        os._exit(0)
+    pids.append(pid)
+for pid in pids:
+    os.waitpid(pid, 0)
+"""
+
+
+def test_merged_peak_of_sum_when_processes_overlap(mh, program):
+    prog = program(CONCURRENT_CHILDREN)
+    mh.run(PY, [prog.path])
+    caps = mh.captures()
+    assert len(caps) == 5, caps
+    s = mh.report_json(caps)["summary"]
+    # All four held their memory at once: the peak of the sum covers the
+    # sum of the ends, and is what the summary reports.
+    assert s["live_bytes"] > 20 << 20, s
+    assert s["tracked_peak_kind"] == "peak_of_sum", s
+    assert s["tracked_peak_bytes"] >= s["live_bytes"], s
 
 
 # --- short-lived helpers fold into one line ----------------------------
