@@ -6,6 +6,7 @@
  * something live at the warm-up end or at the end is folded into its
  * site, found by a key of string ids, so the same site in two captures
  * (whose own ids differ) merges. */
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,6 +17,7 @@
 #include "analysis.h"
 #include "codepath.h"
 #include "replay.h"
+#include "slope.h"
 
 /* A user frame that leads to a site, with the bytes behind it (or, in
  * a list of callers, the user frame that called a site's user frame). */
@@ -103,6 +105,8 @@ mh_analysis_release(struct mh_analysis *a)
     mh_free(a->procs);
     mh_free(a->growth);
     mh_free(a->live);
+    mh_free(a->live_recent);
+    mh_free(a->live_startup);
     mh_free(a->timeline);
     mh_endpoints_release(&a->endpoints);
     mh_findings_release(&a->findings);
@@ -542,6 +546,15 @@ fold_stack(struct fold *f, uint32_t s)
     double ec = s < rp->nend ? rp->end_count[s] : 0;
     double wb = s < rp->nwarm ? rp->warm_bytes[s] : 0;
     double wc = s < rp->nwarm ? rp->warm_count[s] : 0;
+    double sb = s < rp->nend && rp->early_bytes ? rp->early_bytes[s] : 0;
+    double sc = s < rp->nend && rp->early_count ? rp->early_count[s] : 0;
+    /* The growth's sampling variance: of the blocks live at only one of
+     * the two times (those live at both, allocated before the warm-up
+     * and live at the end, cancel out). */
+    double ev = s < rp->nend && rp->end_var ? rp->end_var[s] : 0;
+    double wv = s < rp->nwarm && rp->warm_var ? rp->warm_var[s] : 0;
+    double bv = s < rp->nend && rp->early_var ? rp->early_var[s] : 0;
+    double gv = (ev - bv) + (wv - bv);
     if (eb == 0 && ec == 0 && wb == 0 && wc == 0)
         return MH_OK;
 
@@ -561,6 +574,9 @@ fold_stack(struct fold *f, uint32_t s)
     struct mh_site *site = &a->sites[idx];
     site->live_bytes += eb;
     site->live_count += ec;
+    site->startup_bytes += sb;
+    site->startup_count += sc;
+    site->growth_var += gv > 0 ? gv : 0;
     site->growth_bytes += eb - wb;
     site->growth_count += ec - wc;
     if (f->span_s > 0)
@@ -731,8 +747,11 @@ save_process(struct mh_analysis *a, const char *path,
     pr->tracked_peak = rp->peak_live;
     pr->live_bytes = rp->live_now;
     double live_warm = 0, live_end = 0;
-    for (uint32_t s = 0; s < rp->nend; s++)
+    for (uint32_t s = 0; s < rp->nend; s++) {
         live_end += rp->end_bytes[s];
+        if (rp->early_bytes)
+            pr->startup_bytes += rp->early_bytes[s];
+    }
     for (uint32_t s = 0; s < rp->nwarm; s++)
         live_warm += rp->warm_bytes[s];
     pr->growth_bytes = live_end - live_warm;
@@ -966,26 +985,48 @@ largest_first(double a, double b, const void *x, const void *y)
     return *(const uint32_t *)x < *(const uint32_t *)y ? -1 : 1;
 }
 
-static int
-by_growth(const void *x, const void *y, void *ctx)
+/* What a list ranks its sites by. */
+enum pick { PICK_GROWTH, PICK_LIVE, PICK_RECENT, PICK_STARTUP };
+
+static double
+pick_value(const struct mh_site *s, enum pick what)
 {
-    const struct mh_site *sites = ctx;
-    return largest_first(sites[*(const uint32_t *)x].growth_bytes,
-                         sites[*(const uint32_t *)y].growth_bytes, x, y);
+    switch (what) {
+    case PICK_GROWTH:
+        return s->growth_bytes;
+    case PICK_LIVE:
+        return s->live_bytes;
+    case PICK_RECENT:
+        return s->live_bytes - s->startup_bytes;
+    case PICK_STARTUP:
+        return s->startup_bytes;
+    }
+    return 0;
 }
 
+struct pick_ctx {
+    const struct mh_site *sites;
+    enum pick what;
+};
+
 static int
-by_live(const void *x, const void *y, void *ctx)
+by_pick(const void *x, const void *y, void *ctx)
 {
-    const struct mh_site *sites = ctx;
-    return largest_first(sites[*(const uint32_t *)x].live_bytes,
-                         sites[*(const uint32_t *)y].live_bytes, x, y);
+    const struct pick_ctx *c = ctx;
+    const struct mh_site *a = &c->sites[*(const uint32_t *)x];
+    const struct mh_site *b = &c->sites[*(const uint32_t *)y];
+    /* Growth: the significant sites first (docs/report-json.md). */
+    if (c->what == PICK_GROWTH && a->significant != b->significant)
+        return a->significant ? -1 : 1;
+    return largest_first(pick_value(&c->sites[*(const uint32_t *)x], c->what),
+                         pick_value(&c->sites[*(const uint32_t *)y], c->what),
+                         x, y);
 }
 
-/* Sites whose `field` rounds to at least a byte, best first, the top
+/* Sites whose `what` rounds to at least a byte, best first, the top
  * opts.top of them. The caller owns *out. */
 static int
-select_sites(struct mh_analysis *a, int growth, uint32_t **out, size_t *n)
+select_sites(struct mh_analysis *a, enum pick what, uint32_t **out, size_t *n)
 {
     *out = NULL;
     *n = 0;
@@ -996,11 +1037,11 @@ select_sites(struct mh_analysis *a, int growth, uint32_t **out, size_t *n)
         return MH_ENOMEM;
     size_t k = 0;
     for (size_t i = 0; i < a->nsites; i++) {
-        double x = growth ? a->sites[i].growth_bytes : a->sites[i].live_bytes;
-        if (x >= 0.5)
+        if (pick_value(&a->sites[i], what) >= 0.5)
             v[k++] = (uint32_t)i;
     }
-    qsort_r(v, k, sizeof(*v), growth ? by_growth : by_live, a->sites);
+    struct pick_ctx c = {a->sites, what};
+    qsort_r(v, k, sizeof(*v), by_pick, &c);
     if (a->opts.top && k > a->opts.top)
         k = a->opts.top;
     *out = v;
@@ -1096,6 +1137,7 @@ summarize(struct mh_analysis *a)
         if (p->tracked_peak > m->tracked_peak)
             m->tracked_peak = p->tracked_peak;
         m->live_bytes += p->live_bytes;
+        m->startup_bytes += p->startup_bytes;
         m->samples += p->samples;
         m->frees += p->frees;
         m->dropped += p->dropped;
@@ -1120,6 +1162,20 @@ summarize(struct mh_analysis *a)
             if (a->timeline[i].live > m->tracked_peak)
                 m->tracked_peak = a->timeline[i].live;
         }
+    /* The live bytes summed are each process's at its own end: when the
+     * processes did not all run at once (or allocated between the
+     * timeline's ticks) that sum can exceed any sum seen at one time.
+     * The peak then is the sum of each process's own peak, which bounds
+     * every moment's sum and each end from above, and says so. */
+    if (a->nprocs > 1 && m->live_bytes > m->tracked_peak) {
+        double sum = 0;
+        for (size_t i = 0; i < a->nprocs; i++)
+            sum += a->procs[i].tracked_peak > a->procs[i].live_bytes
+                       ? a->procs[i].tracked_peak
+                       : a->procs[i].live_bytes;
+        m->tracked_peak = sum;
+        m->peak_summed = 1;
+    }
     for (size_t i = 0; i < a->nsites; i++)
         if (a->sites[i].growth_bytes >= 0.5)
             m->growth_bytes += a->sites[i].growth_bytes;
@@ -1131,8 +1187,6 @@ summarize(struct mh_analysis *a)
     if (m->tracked_peak / 1000 > floor)
         floor = m->tracked_peak / 1000;
     m->growth_floor = floor;
-    m->growth_found =
-        a->ngrowth && a->sites[a->growth[0]].growth_bytes >= floor;
 }
 
 /* Ranks the endpoints and names their sites. */
@@ -1158,6 +1212,49 @@ finish_endpoints(struct mh_analysis *a)
     return MH_OK;
 }
 
+/* All processes' timelines on one axis. */
+static int
+merge_timelines(struct mh_analysis *a)
+{
+    if (!a->nprocs)
+        return MH_OK;
+    int rc;
+    const struct mh_timeline **series = mh_calloc(a->nprocs, sizeof(*series));
+    uint64_t *start = mh_calloc(a->nprocs, sizeof(*start));
+    uint64_t *end = mh_calloc(a->nprocs, sizeof(*end));
+    if (series && start && end) {
+        for (size_t i = 0; i < a->nprocs; i++) {
+            series[i] = &a->procs[i].timeline;
+            start[i] = a->procs[i].start_ns;
+            end[i] = a->procs[i].duration_ns;
+        }
+        rc = mh_timeline_merge(series, start, end, a->nprocs,
+                               MH_ANALYSIS_TIMELINE_POINTS, &a->timeline,
+                               &a->ntimeline);
+    } else {
+        rc = MH_ENOMEM;
+    }
+    mh_free((void *)series);
+    mh_free(start);
+    mh_free(end);
+    return rc;
+}
+
+/* Each site's growth interval and significance mark (the noise floor is
+ * known: summarize() ran). */
+static void
+mark_sites(struct mh_analysis *a)
+{
+    for (size_t i = 0; i < a->nsites; i++) {
+        struct mh_site *s = &a->sites[i];
+        double half = 1.96 * sqrt(s->growth_var);
+        s->growth_lo = s->growth_bytes - half;
+        s->growth_hi = s->growth_bytes + half;
+        s->significant = mh_slope_mark(s->growth_lo, s->growth_bytes,
+                                       a->summary.growth_floor);
+    }
+}
+
 int
 mh_analysis_finish(struct mh_analysis *a)
 {
@@ -1175,40 +1272,38 @@ mh_analysis_finish(struct mh_analysis *a)
         s->share =
             total > 0 && s->growth_bytes >= 0.5 ? s->growth_bytes / total : 0;
     }
-    int rc = select_sites(a, 1, &a->growth, &a->ngrowth);
+    int rc = merge_timelines(a);
+    if (rc == MH_OK) {
+        summarize(a);
+        mark_sites(a);
+        rc = select_sites(a, PICK_GROWTH, &a->growth, &a->ngrowth);
+    }
     if (rc == MH_OK)
-        rc = select_sites(a, 0, &a->live, &a->nlive);
+        rc = select_sites(a, PICK_LIVE, &a->live, &a->nlive);
+    if (rc == MH_OK)
+        rc = select_sites(a, PICK_RECENT, &a->live_recent, &a->nlive_recent);
+    if (rc == MH_OK)
+        rc =
+            select_sites(a, PICK_STARTUP, &a->live_startup, &a->nlive_startup);
     for (size_t i = 0; i < a->ngrowth && rc == MH_OK; i++)
         rc = build_key(a, &a->sites[a->growth[i]]);
     for (size_t i = 0; i < a->nlive && rc == MH_OK; i++)
         rc = build_key(a, &a->sites[a->live[i]]);
-    if (rc == MH_OK && a->nprocs) {
-        const struct mh_timeline **series =
-            mh_calloc(a->nprocs, sizeof(*series));
-        uint64_t *start = mh_calloc(a->nprocs, sizeof(*start));
-        uint64_t *end = mh_calloc(a->nprocs, sizeof(*end));
-        if (series && start && end) {
-            for (size_t i = 0; i < a->nprocs; i++) {
-                series[i] = &a->procs[i].timeline;
-                start[i] = a->procs[i].start_ns;
-                end[i] = a->procs[i].duration_ns;
-            }
-            rc = mh_timeline_merge(series, start, end, a->nprocs,
-                                   MH_ANALYSIS_TIMELINE_POINTS, &a->timeline,
-                                   &a->ntimeline);
-        } else {
-            rc = MH_ENOMEM;
-        }
-        mh_free((void *)series);
-        mh_free(start);
-        mh_free(end);
-    }
-    if (rc == MH_OK)
+    for (size_t i = 0; i < a->nlive_recent && rc == MH_OK; i++)
+        rc = build_key(a, &a->sites[a->live_recent[i]]);
+    for (size_t i = 0; i < a->nlive_startup && rc == MH_OK; i++)
+        rc = build_key(a, &a->sites[a->live_startup[i]]);
+    if (rc == MH_OK) {
+        a->endpoints.floor = a->summary.growth_floor;
         rc = finish_endpoints(a);
+    }
     if (rc == MH_OK)
         rc = mh_findings_finish(&a->findings);
     if (rc)
         return errorf(a, rc, "%s", mh_strerror(rc));
-    summarize(a);
+    /* The largest growth, whether or not significant, decides. */
+    for (size_t i = 0; i < a->ngrowth; i++)
+        if (a->sites[a->growth[i]].growth_bytes >= a->summary.growth_floor)
+            a->summary.growth_found = 1;
     return MH_OK;
 }

@@ -99,10 +99,18 @@ struct mh_site {
                         the sites in the lists */
 
     double live_bytes, live_count;     /* at the end */
+    double startup_bytes, startup_count; /* ...of which allocated before
+                                            the warm-up ended */
     double growth_bytes, growth_count; /* end minus warm-up end */
     double bytes_per_second;           /* growth rate, summed over
                                           processes */
     double share;                      /* of the total positive growth */
+    /* The growth's sampling variance (0 when exact), its 95% interval
+     * (growth +- 1.96 sd) and the significance mark
+     * (mh_slope_mark(): the interval lies above zero and the growth
+     * reaches the noise floor); set by mh_analysis_finish(). */
+    double growth_var, growth_lo, growth_hi;
+    int significant;
 
     /* The innermost frame in the user's own code that leads here (the
      * dominant one by growth, or by live bytes for a site that did not
@@ -153,6 +161,8 @@ struct mh_process {
     int warmup_past_end;  /* the capture ended first: no growth */
     uint64_t peak_rss;
     double tracked_peak, live_bytes, growth_bytes;
+    double startup_bytes; /* of live_bytes, allocated before the warm-up
+                             ended */
     uint64_t samples, frees, dropped;
     int clean_end;
     int truncated;
@@ -174,12 +184,31 @@ struct mh_process {
     struct mh_cap_timeline alloc_warm;
 };
 
+/* The process recorded next to nothing: no header, or fewer than
+ * MH_EMPTY_SAMPLES samples (each an estimate of about one sampling
+ * interval: noise) and nothing live at the end -- a short-lived helper,
+ * of which a test runner or a build starts hundreds. The text report
+ * folds such rows into one line; JSON marks them. */
+#define MH_EMPTY_SAMPLES 3
+static inline int
+mh_process_empty(const struct mh_process *p)
+{
+    return !p->have_header ||
+           (p->samples < MH_EMPTY_SAMPLES && p->live_bytes < 0.5);
+}
+
 struct mh_summary {
     uint64_t start_ns;   /* the earliest process start */
     uint64_t span_ns;    /* from it to the latest end */
     uint64_t peak_rss;   /* of the summed timeline (per process: max) */
     double tracked_peak; /* likewise */
     double live_bytes;   /* at the end, summed */
+    double startup_bytes; /* of it, allocated before the warm-up ended */
+    /* tracked_peak is the sum of the processes' own peaks rather than
+     * the peak of their sum: the processes' live bytes at their ends,
+     * summed, exceed the largest sum seen at one time (they did not all
+     * run at once, or allocated between the timeline's ticks). */
+    int peak_summed;
     double growth_bytes; /* sum of the sites' positive growth */
     double growth_floor; /* growth below this is noise */
     int growth_found;    /* some site grew past the floor */
@@ -208,6 +237,13 @@ struct mh_analysis {
     size_t ngrowth;
     uint32_t *live; /* sites with live bytes, by live bytes */
     size_t nlive;
+    /* The live bytes split by when they were allocated: after the
+     * warm-up (live_bytes - startup_bytes) and before it (startup_bytes),
+     * each list by its own bytes. */
+    uint32_t *live_recent;
+    size_t nlive_recent;
+    uint32_t *live_startup;
+    size_t nlive_startup;
     struct mh_tl_point *timeline; /* all processes on one axis */
     size_t ntimeline;
     struct mh_summary summary;
@@ -260,6 +296,18 @@ size_t mh_analysis_nframes(const struct mh_analysis *a,
                            const struct mh_site *s);
 void mh_analysis_frame(const struct mh_analysis *a, const struct mh_site *s,
                        size_t i, struct mh_site_frame *out);
+
+/* A per-request peak percentile (struct mh_endpoint) the sampling can
+ * resolve: in sampling mode a request's peak estimate is 0 (no block of
+ * the request sampled) or about the interval R and up, so a value below R
+ * says only "less than R". Always 1 in trace-all mode. */
+static inline int
+mh_analysis_peak_resolved(const struct mh_analysis *a, double v)
+{
+    return a->summary.mode != MH_MODE_SAMPLE && a->summary.mode != -1
+               ? 1
+               : !(v < (double)a->summary.interval);
+}
 
 /* What the growth and live sites are keyed by: opts.by, except that
  * --by endpoint keys them by line. */

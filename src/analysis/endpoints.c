@@ -580,6 +580,10 @@ rank_cmp(const void *x, const void *y, void *ctx)
     uint32_t i = *(const uint32_t *)x, j = *(const uint32_t *)y;
     const struct mh_endpoint *a = &c->v[i], *b = &c->v[j];
     int r = 0;
+    /* The default order (by retained bytes) puts the significant
+     * endpoints first; another --sort is the order asked for. */
+    if (c->sort == MH_EP_SORT_RETAINED && a->significant != b->significant)
+        return a->significant ? -1 : 1;
     switch (c->sort) {
     case MH_EP_SORT_RETAINED:
         /* Requests in progress have no retained figure: last. */
@@ -623,11 +627,17 @@ mh_endpoints_finish(struct mh_endpoints *e, enum mh_ep_sort sort, size_t top)
             qsort(ep->peaks, ep->npeaks, sizeof(*ep->peaks), float_cmp);
         ep->peak_p50 = percentile(ep->peaks, ep->npeaks, 0.5);
         ep->peak_p95 = percentile(ep->peaks, ep->npeaks, 0.95);
-        double slope, r2;
+        struct mh_slope_fit f;
         ep->slope_points = (uint64_t)ep->slope.n;
-        if (mh_slope_sums_fit(&ep->slope, &slope, &r2) == MH_OK) {
-            ep->slope_per_1000 = slope * 1000;
-            ep->slope_r2 = r2;
+        if (mh_slope_sums_fit_full(&ep->slope, &f) == MH_OK) {
+            double half = mh_slope_t95(f.n - 2) * f.se;
+            ep->slope_per_1000 = f.slope * 1000;
+            ep->slope_r2 = f.r2;
+            ep->slope_lo_per_1000 = (f.slope - half) * 1000;
+            ep->slope_hi_per_1000 = (f.slope + half) * 1000;
+            ep->significant =
+                !ep->in_progress && mh_slope_growth_significant(
+                                        &f, f.slope * ep->slope.n, e->floor);
         }
         ep->sites = NULL;
         ep->nsites = 0;

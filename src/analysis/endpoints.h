@@ -91,6 +91,12 @@ struct mh_endpoint {
     double peak_p50, peak_p95;
     double slope_per_1000, slope_r2; /* 0 with fewer than 3 points */
     uint64_t slope_points;
+    /* The slope's 95% interval (per 1,000 requests; 0 with fewer than 3
+     * points) and the significance mark: mh_slope_growth_significant()
+     * with the growth the slope implies over the endpoint's requests
+     * against the report's noise floor (struct mh_endpoints.floor). */
+    double slope_lo_per_1000, slope_hi_per_1000;
+    int significant;
     struct mh_ep_site *sites; /* best first; points into the module's */
     size_t nsites;
 };
@@ -102,6 +108,8 @@ struct mh_endpoints {
     struct mh_endpoint *v;      /* in order of first REQUEST */
     size_t n;
     uint64_t requests; /* summed over the endpoints */
+    double floor;      /* bytes: set before mh_endpoints_finish(), the
+                          size below which no endpoint is significant */
 
     /* Set by mh_endpoints_finish(): endpoint indices, best first by the
      * sort, the top `top` of them. */
@@ -152,9 +160,10 @@ int mh_endpoints_site_add(struct mh_endpoints *e, uint32_t endpoint,
                           double retained, const uint32_t *user,
                           int user_direct) MH_MUST_USE;
 
-/* Computes the per-request figures, percentiles and slopes, ranks the
- * endpoints (`top` 0 = all) and picks each one's top sites (by retained,
- * then allocated bytes). Call once. MH_ENOMEM. */
+/* Computes the per-request figures, percentiles, slopes and marks, ranks
+ * the endpoints (`top` 0 = all; by retained bytes: significant ones
+ * first) and picks each one's top sites (by retained, then allocated
+ * bytes). Call once. MH_ENOMEM. */
 int mh_endpoints_finish(struct mh_endpoints *e, enum mh_ep_sort sort,
                         size_t top) MH_MUST_USE;
 

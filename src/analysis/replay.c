@@ -11,12 +11,14 @@
 static void end_marker(struct mh_replay *rp, const struct mh_str *text,
                        uint32_t kind, uint64_t t_ns);
 
-/* A live block's value: the stack index in the low 26 bits (the reader
- * allows 2^24 stacks), the size in the next 37; a size that does not fit
- * is stored as SIZE_HUGE and kept in rp->huge. The top bit says the
- * block was allocated under a request (its slot is in rp->tags). */
+/* A live block's value: the stack index in the low 25 bits (the reader
+ * allows 2^24 stacks), then EARLY (allocated before the warm-up ended),
+ * the size in the next 37; a size that does not fit is stored as
+ * SIZE_HUGE and kept in rp->huge. The top bit says the block was
+ * allocated under a request (its slot is in rp->tags). */
 #define STACK_BITS 26
-#define STACK_MASK ((UINT64_C(1) << STACK_BITS) - 1)
+#define STACK_MASK ((UINT64_C(1) << (STACK_BITS - 1)) - 1)
+#define EARLY (UINT64_C(1) << (STACK_BITS - 1))
 #define SIZE_BITS 37
 #define SIZE_HUGE ((UINT64_C(1) << SIZE_BITS) - 1)
 #define TAGGED (UINT64_C(1) << 63)
@@ -48,8 +50,15 @@ mh_replay_release(struct mh_replay *rp)
     mh_free(rp->warm_bytes);
     mh_free(rp->warm_count);
     mh_free(rp->end_bytes);
+    mh_free(rp->early_bytes);
+    mh_free(rp->early_count);
+    mh_free(rp->warm_var);
+    mh_free(rp->early_var);
+    mh_free(rp->end_var);
     mh_free(rp->end_count);
     rp->warm_bytes = rp->warm_count = rp->end_bytes = rp->end_count = NULL;
+    rp->early_bytes = rp->early_count = rp->warm_var = rp->end_var =
+        rp->early_var = NULL;
     rp->nwarm = rp->nend = 0;
 }
 
@@ -117,21 +126,36 @@ bytes_of(const struct mh_replay *rp, uint64_t size)
     return b;
 }
 
-/* Sums the live table per stack into fresh arrays of n = nstacks. */
+/* Sums the live table per stack into fresh arrays of n = nstacks (bytes,
+ * count, and the bytes' sampling variance); with `early` (three more
+ * arrays, the same three), also the blocks allocated before the warm-up
+ * ended. */
 static int
-snapshot(struct mh_replay *rp, double **bytes, double **count, uint32_t *n)
+snapshot(struct mh_replay *rp, double **bytes, double **count, double **var,
+         uint32_t *n, double **early)
 {
     uint32_t ns = rp->reader->nstacks;
-    *bytes = *count = NULL;
+    *bytes = *count = *var = NULL;
     *n = 0;
     if (ns == 0)
         return MH_OK;
     *bytes = mh_calloc(ns, sizeof(double));
     *count = mh_calloc(ns, sizeof(double));
-    if (!*bytes || !*count) {
+    *var = mh_calloc(ns, sizeof(double));
+    if (early)
+        for (int i = 0; i < 3; i++)
+            early[i] = mh_calloc(ns, sizeof(double));
+    if (!*bytes || !*count || !*var ||
+        (early && (!early[0] || !early[1] || !early[2]))) {
         mh_free(*bytes);
         mh_free(*count);
-        *bytes = *count = NULL;
+        mh_free(*var);
+        *bytes = *count = *var = NULL;
+        if (early)
+            for (int i = 0; i < 3; i++) {
+                mh_free(early[i]);
+                early[i] = NULL;
+            }
         return MH_ENOMEM;
     }
     *n = ns;
@@ -145,6 +169,16 @@ snapshot(struct mh_replay *rp, double **bytes, double **count, uint32_t *n)
         mh_replay_weight(rp, size_of(rp, addr, value, 0), &b, &c);
         (*bytes)[stack] += b;
         (*count)[stack] += c;
+        /* A block kept with probability p = 1/c stands for b = size/p:
+         * its share of the estimate's variance, b^2 (1 - p) (0 when
+         * exact). */
+        double v = !rp->exact && c > 0 ? b * b * (1 - 1 / c) : 0;
+        (*var)[stack] += v;
+        if (early && (value & EARLY)) {
+            early[0][stack] += b;
+            early[1][stack] += c;
+            early[2][stack] += v;
+        }
     }
     return MH_OK;
 }
@@ -179,6 +213,8 @@ on_alloc(struct mh_replay *rp, const struct mh_cap_event *ev)
         (size < SIZE_HUGE ? size : SIZE_HUGE) << STACK_BITS | stack;
     if (tagged)
         value |= TAGGED;
+    if (!rp->warm_taken)
+        value |= EARLY;
     uint64_t old = 0;
     int had = 0;
     int rc = mh_livetab_put(&rp->live, addr, value, &old, &had);
@@ -223,7 +259,8 @@ on_clock(struct mh_replay *rp, uint64_t t_ns, uint64_t dropped)
     rp->have_clock = 1;
     rp->dropped = dropped;
     if (!rp->warm_taken && rp->t_ns >= rp->warm_end_ns) {
-        int rc = snapshot(rp, &rp->warm_bytes, &rp->warm_count, &rp->nwarm);
+        int rc = snapshot(rp, &rp->warm_bytes, &rp->warm_count, &rp->warm_var,
+                          &rp->nwarm, NULL);
         if (rc)
             return fail(rp, rc);
         rp->warm_taken = 1;
@@ -351,13 +388,19 @@ end_marker(struct mh_replay *rp, const struct mh_str *text, uint32_t kind,
 int
 mh_replay_finish(struct mh_replay *rp)
 {
-    int rc = snapshot(rp, &rp->end_bytes, &rp->end_count, &rp->nend);
+    double *early[3] = {NULL, NULL, NULL};
+    int rc = snapshot(rp, &rp->end_bytes, &rp->end_count, &rp->end_var,
+                      &rp->nend, early);
+    rp->early_bytes = early[0];
+    rp->early_count = early[1];
+    rp->early_var = early[2];
     if (rc)
         return rc;
     if (!rp->warm_taken) {
         /* The warm-up outlasted the capture: nothing counts as growth. */
         rp->warm_past_end = 1;
-        if ((rc = snapshot(rp, &rp->warm_bytes, &rp->warm_count, &rp->nwarm)))
+        if ((rc = snapshot(rp, &rp->warm_bytes, &rp->warm_count, &rp->warm_var,
+                           &rp->nwarm, NULL)))
             return rc;
         rp->warm_taken = 1;
     }

@@ -79,8 +79,11 @@ struct mh_replay {
     int warm_taken;
     int warm_past_end; /* the capture ended before the warm-up did */
     double *warm_bytes, *warm_count;
+    double *warm_var; /* the bytes' sampling variance (0 when exact) */
     uint32_t nwarm; /* stacks beyond it had nothing live at warm-up */
-    double *end_bytes, *end_count;
+    double *end_bytes, *end_count, *end_var;
+    /* ...of which allocated before the warm-up ended (start-up): */
+    double *early_bytes, *early_count, *early_var;
     uint32_t nend;
 
     struct mh_timeline timeline;

@@ -130,12 +130,42 @@ mh_slope_sums_pool(struct mh_slope_sums *a, const struct mh_slope_sums *b)
 int
 mh_slope_sums_fit(const struct mh_slope_sums *s, double *slope, double *r2)
 {
-    *slope = *r2 = 0;
+    struct mh_slope_fit f;
+    int rc = mh_slope_sums_fit_full(s, &f);
+    *slope = f.slope;
+    *r2 = f.r2;
+    return rc;
+}
+
+int
+mh_slope_sums_fit_full(const struct mh_slope_sums *s, struct mh_slope_fit *f)
+{
+    memset(f, 0, sizeof(*f));
+    f->n = s->n > 0 ? (size_t)s->n : 0;
     if (s->n < 3 || !(s->sxx > 0))
         return MH_EINVAL;
-    *slope = s->sxy / s->sxx;
-    *r2 = s->syy > 0 ? (s->sxy * s->sxy) / (s->sxx * s->syy) : 1.0;
-    if (*r2 > 1)
-        *r2 = 1;
+    f->slope = s->sxy / s->sxx;
+    f->r2 = s->syy > 0 ? (s->sxy * s->sxy) / (s->sxx * s->syy) : 1.0;
+    if (f->r2 > 1)
+        f->r2 = 1;
+    double ssr = s->syy - f->slope * s->sxy;
+    f->sd = ssr > 0 ? sqrt(ssr / (s->n - 2)) : 0;
+    f->se = f->sd / sqrt(s->sxx);
     return MH_OK;
+}
+
+int
+mh_slope_growth_significant(const struct mh_slope_fit *f, double size,
+                            double floor)
+{
+    if (f->n < MH_SLOPE_MIN_POINTS)
+        return 0;
+    return mh_slope_mark(f->slope - mh_slope_t95(f->n - 2) * f->se, size,
+                         floor);
+}
+
+int
+mh_slope_mark(double lo, double size, double floor)
+{
+    return lo > 0 && size >= floor;
 }

@@ -67,6 +67,13 @@ void mh_slope_sums_pool(struct mh_slope_sums *a,
 int mh_slope_sums_fit(const struct mh_slope_sums *s, double *slope,
                       double *r2) MH_MUST_USE;
 
+/* The same fit with the slope's standard error and the residuals'
+ * deviation (f->last and f->span are 0: the sums keep no times), so
+ * mh_slope_fit_significant() and mh_slope_growth_significant() apply.
+ * MH_EINVAL as mh_slope_sums_fit(). */
+int mh_slope_sums_fit_full(const struct mh_slope_sums *s,
+                           struct mh_slope_fit *f) MH_MUST_USE;
+
 /* Student's t for a two-sided 95% interval with `df` degrees of freedom
  * (df >= 1). */
 double mh_slope_t95(size_t df);
@@ -75,6 +82,16 @@ double mh_slope_t95(size_t df);
  * allows either sign, extrapolate nothing). */
 #define MH_SLOPE_MIN_POINTS 8
 int mh_slope_fit_significant(const struct mh_slope_fit *f);
+/* The report's significance mark for something that grows (an endpoint's
+ * retained bytes against its requests, a site's growth): enough points,
+ * the slope's 95% interval lies above zero, and `size` (what the growth
+ * amounts to) reaches `floor` (the report's noise floor), so neither a
+ * steady trickle of a few bytes nor a large but noisy estimate counts. */
+int mh_slope_growth_significant(const struct mh_slope_fit *f, double size,
+                                double floor);
+/* The rule itself, for an estimate whose 95% interval's lower end is `lo`
+ * (a site's growth under sampling noise): lo > 0 and size >= floor. */
+int mh_slope_mark(double lo, double size, double floor);
 
 /* Seconds until the fitted line reaches `limit` from `current`
  * (current + slope * t = limit): 0 when it is there already, a negative

@@ -228,10 +228,22 @@ site_json(FILE *out, const struct mh_analysis *a, const struct mh_site *s,
     null_or_pstr(out, a, code, s->module);
     fputs(", ", out);
     int_members(out, ", ", names, vals, 4);
-    key(out, "bytes_per_second");
+    key(out, "startup_bytes");
+    mh_json_put_int(out, s->startup_bytes);
+    next_key(out, "startup_count");
+    mh_json_put_int(out, s->startup_count);
+    next_key(out, "bytes_per_second");
     put_num(out, s->bytes_per_second, 1);
     next_key(out, "share");
     put_num(out, s->share, 6);
+    next_key(out, "growth_interval");
+    fputs("[", out);
+    mh_json_put_int(out, s->growth_lo);
+    fputs(", ", out);
+    mh_json_put_int(out, s->growth_hi);
+    fputs("]", out);
+    next_key(out, "significant");
+    fputs(s->significant ? "true" : "false", out);
     loc_members(out, a, ", ", "user_", s->has_user, s->user.file, s->user.line,
                 s->user.function);
     /* The line that keeps it (docs/report-json.md, "via"). */
@@ -266,28 +278,32 @@ site_json(FILE *out, const struct mh_analysis *a, const struct mh_site *s,
 /* Item i of one of the report's lists. */
 typedef void (*item_json_fn)(FILE *out, const struct mh_analysis *a, size_t i);
 
-/* A top-level list of n items, one a line. */
+/* A top-level list of n items, one a line: item(i) for i < n, or, with
+ * `index`, item(index[i]). */
 static void
-list_json(FILE *out, const struct mh_analysis *a, size_t n, item_json_fn item)
+list_json(FILE *out, const struct mh_analysis *a, size_t n, item_json_fn item,
+          const uint32_t *index)
 {
     fputs("[", out);
     for (size_t i = 0; i < n; i++) {
         fputs(i ? ",\n    " : "\n    ", out);
-        item(out, a, i);
+        item(out, a, index ? index[i] : i);
     }
     fputs(n ? "\n  ]" : "]", out);
 }
 
+/* Site i (of a->sites): the growth and live lists hold site indices;
+ * each list names its "via" by its own bytes. */
 static void
-growth_json(FILE *out, const struct mh_analysis *a, size_t i)
+growth_item_json(FILE *out, const struct mh_analysis *a, size_t i)
 {
-    site_json(out, a, &a->sites[a->growth[i]], MH_VIA_GROWTH);
+    site_json(out, a, &a->sites[i], MH_VIA_GROWTH);
 }
 
 static void
-live_json(FILE *out, const struct mh_analysis *a, size_t i)
+live_item_json(FILE *out, const struct mh_analysis *a, size_t i)
 {
-    site_json(out, a, &a->sites[a->live[i]], MH_VIA_LIVE);
+    site_json(out, a, &a->sites[i], MH_VIA_LIVE);
 }
 
 static const char *
@@ -331,6 +347,17 @@ summary_json(FILE *out, const struct mh_analysis *a)
             a->opts.warmup_fraction ? "fraction" : "seconds");
     memory_members(out, ",\n    ", m->peak_rss, m->tracked_peak, m->live_bytes,
                    m->growth_bytes);
+    key(out, "startup_bytes");
+    mh_json_put_int(out, m->startup_bytes);
+    fputs(",\n    ", out);
+    key(out, "tracked_peak_kind");
+    fprintf(out, "\"%s\",\n    ",
+            m->peak_summed ? "sum_of_process_peaks" : "peak_of_sum");
+    key(out, "empty_processes");
+    size_t empty = 0;
+    for (size_t i = 0; i < a->nprocs; i++)
+        empty += mh_process_empty(&a->procs[i]);
+    fprintf(out, "%zu,\n    ", empty);
     key(out, "growth_floor");
     mh_json_put_int(out, m->growth_floor);
     fputs(",\n    ", out);
@@ -394,7 +421,12 @@ process_json(FILE *out, const struct mh_analysis *a, size_t idx)
     fprintf(out, "%llu,\n     ", (unsigned long long)p->interval);
     memory_members(out, ", ", p->peak_rss, p->tracked_peak, p->live_bytes,
                    p->growth_bytes);
+    key(out, "startup_bytes");
+    mh_json_put_int(out, p->startup_bytes);
+    fputs(", ", out);
     event_members(out, ", ", p->samples, p->frees, p->dropped);
+    key(out, "empty");
+    fputs(mh_process_empty(p) ? "true, " : "false, ", out);
     key(out, "clean_end");
     fputs(p->clean_end ? "true, " : "false, ", out);
     key(out, "truncated");
@@ -479,6 +511,25 @@ endpoint_json(FILE *out, const struct mh_analysis *a, size_t idx)
     put_num(out, ep->slope_r2, 4);
     next_key(out, "slope_points");
     fprintf(out, "%llu, ", (unsigned long long)ep->slope_points);
+    key(out, "slope_interval_per_1000_requests");
+    fputs("[", out);
+    mh_json_put_int(out, ep->slope_lo_per_1000);
+    fputs(", ", out);
+    mh_json_put_int(out, ep->slope_hi_per_1000);
+    fputs("], ", out);
+    key(out, "significant");
+    fputs(ep->significant ? "true, " : "false, ", out);
+    key(out, "peak_resolved_p50");
+    fputs(mh_analysis_peak_resolved(a, ep->peak_p50) ? "true, " : "false, ",
+          out);
+    key(out, "peak_resolved_p95");
+    fputs(mh_analysis_peak_resolved(a, ep->peak_p95) ? "true, " : "false, ",
+          out);
+    key(out, "peak_resolution_bytes");
+    fprintf(out, "%llu,\n     ",
+            (unsigned long long)(mh_analysis_peak_resolved(a, 0)
+                                     ? 0
+                                     : a->summary.interval));
     key(out, "sites");
     fputs("[", out);
     for (size_t i = 0; i < ep->nsites; i++) {
@@ -553,10 +604,16 @@ mh_json_render_with(FILE *out, const struct mh_analysis *a,
     summary_json(out, a);
     fputs(",\n  ", out);
     key(out, "growth");
-    list_json(out, a, a->ngrowth, growth_json);
+    list_json(out, a, a->ngrowth, growth_item_json, a->growth);
     fputs(",\n  ", out);
     key(out, "live");
-    list_json(out, a, a->nlive, live_json);
+    list_json(out, a, a->nlive, live_item_json, a->live);
+    fputs(",\n  ", out);
+    key(out, "live_after_warmup");
+    list_json(out, a, a->nlive_recent, live_item_json, a->live_recent);
+    fputs(",\n  ", out);
+    key(out, "live_startup");
+    list_json(out, a, a->nlive_startup, live_item_json, a->live_startup);
     fputs(",\n  ", out);
     key(out, "timeline");
     fputs("[", out);
@@ -572,13 +629,13 @@ mh_json_render_with(FILE *out, const struct mh_analysis *a,
     }
     fputs(a->ntimeline ? "\n  ],\n  " : "],\n  ", out);
     key(out, "processes");
-    list_json(out, a, a->nprocs, process_json);
+    list_json(out, a, a->nprocs, process_json, NULL);
     fputs(",\n  ", out);
     key(out, "endpoints");
-    list_json(out, a, a->endpoints.norder, endpoint_json);
+    list_json(out, a, a->endpoints.norder, endpoint_json, NULL);
     fputs(",\n  ", out);
     key(out, "findings");
-    list_json(out, a, a->findings.n, finding_json);
+    list_json(out, a, a->findings.n, finding_json, NULL);
     if (more) {
         fputs(",\n  ", out);
         int rc = more(out, ctx);

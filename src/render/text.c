@@ -12,6 +12,8 @@
 #define CHART_W 60
 #define CHART_H 10
 #define STACK_LINES 8 /* frames shown per site with --by stack */
+#define EMPTY_PIDS 8  /* pids named on the "recorded nothing" line */
+#define MARK_WEAK '?' /* a growth row or endpoint that is not significant */
 
 void
 mh_text_bytes(char *buf, size_t size, double bytes)
@@ -269,23 +271,36 @@ summary_text(FILE *out, const struct mh_analysis *a)
             a->nprocs > 1 ? " (processes together)" : "");
     mh_text_bytes(b1, sizeof(b1), m->live_bytes);
     mh_text_bytes(b2, sizeof(b2), m->tracked_peak);
-    fprintf(out, "  tracked      %s live at the end, peak %s\n", b1, b2);
+    char b3[32];
+    mh_text_bytes(b3, sizeof(b3), m->startup_bytes);
+    fprintf(out,
+            "  tracked      %s live at the end (%s since start-up), "
+            "peak %s%s\n",
+            b1, b3, b2,
+            m->peak_summed ? " (the processes' own peaks summed: they "
+                             "did not all run at once)"
+                           : "");
     mh_text_bytes(b1, sizeof(b1), m->growth_bytes);
     fprintf(out, "  growth       %s after the warm-up, still live\n", b1);
     fprintf(out, "  samples      %llu allocations, %llu frees, %llu dropped\n",
             (unsigned long long)m->samples, (unsigned long long)m->frees,
             (unsigned long long)m->dropped);
 
+    size_t headerless = 0;
+    for (size_t i = 0; i < a->nprocs; i++)
+        headerless += !a->procs[i].have_header;
     for (size_t i = 0; i < a->nprocs; i++) {
         const struct mh_process *p = &a->procs[i];
         end_note(out, a, p);
         if (!p->have_header) {
+            if (headerless > EMPTY_PIDS)
+                continue;
             fputs("  note: '", out);
             put_id(out, a, p->path);
             fputs("' holds no data: the process ended or was killed "
                   "before its first flush\n",
                   out);
-        } else if (p->warmup_past_end) {
+        } else if (p->warmup_past_end && !mh_process_empty(p)) {
             fputs("  note: '", out);
             put_id(out, a, p->path);
             fputs("' ended before its warm-up did: no growth measured "
@@ -293,6 +308,11 @@ summary_text(FILE *out, const struct mh_analysis *a)
                   out);
         }
     }
+    if (headerless > EMPTY_PIDS)
+        fprintf(out,
+                "  note: %zu captures hold no data: their processes "
+                "ended or were killed before their first flush\n",
+                headerless);
     int disk_full = 0;
     for (size_t i = 0; i < a->nprocs; i++)
         disk_full |= a->procs[i].disk_full;
@@ -313,8 +333,13 @@ processes_text(FILE *out, const struct mh_analysis *a)
     fputs("\nprocesses\n       pid    parent  duration   peak RSS   live "
           "end     growth  samples  command\n",
           out);
+    size_t empty = 0;
     for (size_t i = 0; i < a->nprocs; i++) {
         const struct mh_process *p = &a->procs[i];
+        if (mh_process_empty(p)) {
+            empty++;
+            continue;
+        }
         char d[32], r[32], l[32], g[32], s[32], par[24];
         mh_text_duration(d, sizeof(d), (double)p->duration_ns / 1e9);
         mh_text_bytes(r, sizeof(r), (double)p->peak_rss);
@@ -333,6 +358,26 @@ processes_text(FILE *out, const struct mh_analysis *a)
             fputs(" (truncated)", out);
         fputc('\n', out);
     }
+    if (!empty)
+        return;
+    /* Short-lived helpers (a test runner's, a build's) would each be a
+     * row of zeros: one line names how many, and the first few. */
+    fprintf(out,
+            "  %s%zu %sprocess%s recorded next to nothing (fewer "
+            "than %d samples, nothing\n    live at the end: short-lived "
+            "helpers?): pid%s ",
+            empty < a->nprocs ? "" : "all ", empty,
+            empty < a->nprocs ? "more " : "", empty == 1 ? "" : "es",
+            MH_EMPTY_SAMPLES, empty == 1 ? "" : "s");
+    size_t shown = 0;
+    for (size_t i = 0; i < a->nprocs && shown < EMPTY_PIDS; i++) {
+        if (!mh_process_empty(&a->procs[i]))
+            continue;
+        fprintf(out, "%s%llu", shown ? ", " : "",
+                (unsigned long long)a->procs[i].pid);
+        shown++;
+    }
+    fputs(shown < empty ? ", ...\n" : "\n", out);
 }
 
 static int
@@ -400,43 +445,78 @@ growth_text(FILE *out, const struct mh_analysis *a)
         return;
     }
     fputs("      growth     count   share          rate  site\n", out);
-    size_t shown = 0;
+    size_t shown = 0, weak = 0;
     for (size_t i = 0; i < a->ngrowth; i++) {
         const struct mh_site *s = &a->sites[a->growth[i]];
         if (s->growth_bytes < m->growth_floor)
-            break;
+            continue;
         char g[32], c[32], r[40];
         mh_text_bytes(g, sizeof(g), s->growth_bytes);
         count_str(c, sizeof(c), s->growth_count);
         mh_text_bytes(r, sizeof(r) - 4, s->bytes_per_second);
         strncat(r, "/s", sizeof(r) - strlen(r) - 1);
-        fprintf(out, "  %10s  %8s  %5.1f%%  %12s  ", g, c, s->share * 100, r);
+        fprintf(out, "%c %10s  %8s  %5.1f%%  %12s  ",
+                s->significant ? ' ' : MARK_WEAK, g, c, s->share * 100, r);
         site_text(out, a, s, MH_VIA_GROWTH, 46);
         shown++;
+        weak += !s->significant;
     }
     if (shown < a->ngrowth)
         fprintf(out, "  (%zu more grew by less than %s)\n", a->ngrowth - shown,
                 floor);
+    if (weak)
+        fprintf(out,
+                "  %c not significant: the growth's 95%% interval "
+                "under sampling reaches zero;\n    it may be noise\n",
+                MARK_WEAK);
 }
 
+/* The live sites in `list` (n of them): after the warm-up (startup 0)
+ * or since start-up (1). */
 static void
-live_text(FILE *out, const struct mh_analysis *a)
+live_list_text(FILE *out, const struct mh_analysis *a, const uint32_t *list,
+               size_t n, int startup)
 {
-    fprintf(out, "\nlive at the end (by %s)\n",
-            mh_analysis_by_name(a->opts.by));
-    if (!a->nlive) {
-        fputs("  nothing tracked is live\n", out);
-        return;
-    }
     fputs("        live     count  site\n", out);
-    for (size_t i = 0; i < a->nlive; i++) {
-        const struct mh_site *s = &a->sites[a->live[i]];
+    for (size_t i = 0; i < n; i++) {
+        const struct mh_site *s = &a->sites[list[i]];
+        double b =
+            startup ? s->startup_bytes : s->live_bytes - s->startup_bytes;
+        double k =
+            startup ? s->startup_count : s->live_count - s->startup_count;
         char l[32], c[32];
-        mh_text_bytes(l, sizeof(l), s->live_bytes);
-        count_str(c, sizeof(c), s->live_count);
+        mh_text_bytes(l, sizeof(l), b);
+        count_str(c, sizeof(c), k);
         fprintf(out, "  %10s  %8s  ", l, c);
         site_text(out, a, s, MH_VIA_LIVE, 24);
     }
+}
+
+/* What is live at the end, in two lists: allocated after the warm-up
+ * (what the program kept while it ran), and since start-up (imports,
+ * module-level caches: live from the start, and no leak for being so). */
+static void
+live_text(FILE *out, const struct mh_analysis *a)
+{
+    const struct mh_summary *m = &a->summary;
+    char t[32];
+    mh_text_bytes(t, sizeof(t), m->live_bytes - m->startup_bytes);
+    fprintf(out,
+            "\nlive at the end, allocated after the warm-up (by %s): "
+            "%s\n",
+            mh_analysis_by_name(a->opts.by), t);
+    if (!a->nlive_recent)
+        fputs("  nothing allocated after the warm-up is live\n", out);
+    else
+        live_list_text(out, a, a->live_recent, a->nlive_recent, 0);
+    if (!a->nlive_startup)
+        return;
+    mh_text_bytes(t, sizeof(t), m->startup_bytes);
+    fprintf(out,
+            "\nlive since start-up, allocated before the warm-up ended "
+            "(by %s): %s\n",
+            mh_analysis_by_name(a->opts.by), t);
+    live_list_text(out, a, a->live_startup, a->nlive_startup, 1);
 }
 
 /* RSS and tracked live bytes, one column per time slice (the maxima in
@@ -541,23 +621,38 @@ slope_str(char *buf, size_t size, const struct mh_endpoint *ep)
              ep->slope_r2);
 }
 
+/* A per-request peak percentile, or "< R" when it is below what the
+ * sampling resolves (mh_analysis_peak_resolved()). */
+static void
+peak_str(char *buf, size_t size, const struct mh_analysis *a, double v)
+{
+    if (mh_analysis_peak_resolved(a, v)) {
+        mh_text_bytes(buf, size, v);
+        return;
+    }
+    char r[32];
+    mh_text_bytes(r, sizeof(r), (double)a->summary.interval);
+    snprintf(buf, size, "< %s", r);
+}
+
 static void
 endpoint_row(FILE *out, const struct mh_analysis *a,
              const struct mh_endpoint *ep)
 {
-    char n[32], al[32], p50[32], p95[32], h[32], r[32], sl[48];
+    char n[32], al[32], p50[40], p95[40], h[32], r[32], sl[48];
     count_str(n, sizeof(n), (double)ep->requests);
     mh_text_bytes(al, sizeof(al), ep->allocated_per_request);
-    mh_text_bytes(p50, sizeof(p50), ep->peak_p50);
-    mh_text_bytes(p95, sizeof(p95), ep->peak_p95);
+    peak_str(p50, sizeof(p50), a, ep->peak_p50);
+    peak_str(p95, sizeof(p95), a, ep->peak_p95);
     mh_text_bytes(h, sizeof(h), ep->held_per_request);
     if (ep->in_progress || !ep->requests_after_warmup)
         snprintf(r, sizeof(r), "-");
     else
         mh_text_bytes(r, sizeof(r), ep->retained_per_request);
     slope_str(sl, sizeof(sl), ep);
-    fprintf(out, "  %8s  %10s  %9s  %9s  %10s  %12s  %-17s  ", n, al, p50, p95,
-            h, r, sl);
+    fprintf(out, "%c %8s  %10s  %9s  %9s  %10s  %12s  %-17s  ",
+            ep->significant || ep->in_progress ? ' ' : MARK_WEAK, n, al, p50,
+            p95, h, r, sl);
     put_id(out, a, ep->name);
     fputc('\n', out);
 }
@@ -628,8 +723,29 @@ endpoints_text(FILE *out, const struct mh_analysis *a, int full)
     fputs("  requests   alloc/req   peak p50   peak p95    held/req  "
           "retained/req  slope/1k req (R²)  endpoint\n",
           out);
-    for (size_t i = 0; i < rows; i++)
-        endpoint_row(out, a, &e->v[e->order[i]]);
+    int weak = 0, unresolved = 0;
+    for (size_t i = 0; i < rows; i++) {
+        const struct mh_endpoint *ep = &e->v[e->order[i]];
+        endpoint_row(out, a, ep);
+        weak |= !ep->significant && !ep->in_progress;
+        unresolved |= !mh_analysis_peak_resolved(a, ep->peak_p50) ||
+                      !mh_analysis_peak_resolved(a, ep->peak_p95);
+    }
+    if (weak)
+        fprintf(out,
+                "  %c not significant: the slope's 95%% interval "
+                "reaches zero, or the growth it\n    implies is below the "
+                "noise floor\n",
+                MARK_WEAK);
+    if (unresolved) {
+        char r[32];
+        mh_text_bytes(r, sizeof(r), (double)a->summary.interval);
+        fprintf(out,
+                "  < %s: a per-request peak below the sampling "
+                "interval, which the samples\n    cannot resolve (trace-all "
+                "mode, or a smaller --interval, can)\n",
+                r);
+    }
     if (!full) {
         fputs("  (memhound report --by endpoint: every endpoint and its "
               "top sites)\n",

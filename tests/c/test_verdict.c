@@ -756,6 +756,47 @@ MH_TEST(verdict_top_slope_shown)
     CHECK(fabs(mh_slope_t95(1000) - 1.96) < 1e-9);
 }
 
+/* The report's significance mark (growth rows, endpoints): the running
+ * sums fit the same slope and standard error as the ring, and the mark
+ * needs the interval above zero and the size at the floor. */
+MH_TEST(report_significance_mark)
+{
+    struct mh_slope s;
+    struct mh_slope_sums sums = {0};
+    struct mh_slope_fit f, g;
+    mh_slope_init(&s, 0);
+    for (int k = 1; k <= 20; k++) {
+        double y = 1000.0 * k + (k % 2 ? 300 : -300);
+        mh_slope_add(&s, k, y);
+        mh_slope_sums_add(&sums, k, y);
+    }
+    CHECK(!mh_slope_fit(&s, &f));
+    CHECK(!mh_slope_sums_fit_full(&sums, &g));
+    CHECK(fabs(f.slope - g.slope) < 1e-9);
+    CHECK(fabs(f.se - g.se) < 1e-9 && g.se > 0);
+    CHECK_EQ_INT(g.n, 20);
+    /* 1,000 a point over 20 points: 20,000 of growth. */
+    CHECK(mh_slope_growth_significant(&g, g.slope * 20, 19000));
+    CHECK(!mh_slope_growth_significant(&g, g.slope * 20, 64 * 1024));
+    /* No trend: large values that go up and down. */
+    struct mh_slope_sums flat = {0};
+    for (int k = 1; k <= 40; k++)
+        mh_slope_sums_add(&flat, k, k % 2 ? 1e6 : 0);
+    CHECK(!mh_slope_sums_fit_full(&flat, &g));
+    CHECK(!mh_slope_growth_significant(&g, fabs(g.slope) * 40, 0));
+    /* Too few points, however clean. */
+    struct mh_slope_sums few = {0};
+    for (int k = 1; k <= 7; k++)
+        mh_slope_sums_add(&few, k, 1e6 * k);
+    CHECK(!mh_slope_sums_fit_full(&few, &g));
+    CHECK(!mh_slope_growth_significant(&g, 7e6, 0));
+    /* The rule on an interval's lower end. */
+    CHECK(!mh_slope_mark(-1, 1e9, 0));
+    CHECK(!mh_slope_mark(0, 1e9, 0));
+    CHECK(!mh_slope_mark(1, 99, 100));
+    CHECK(mh_slope_mark(1, 100, 100));
+}
+
 /* A leak with RSS growth it does not explain: with allocator figures,
  * retention only when their free memory grew by >= 50% of the rest (else
  * the rest is the leak's: a sampled estimate, arenas growing with it). */

@@ -8,7 +8,6 @@ own capture; the merged report puts the app's leaking line on top.
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import threading
 import time
@@ -18,6 +17,8 @@ import pytest
 
 from conftest import (MEMHOUND, assert_top_growth, clean_env, describe,
                       find_site, fmt_sites)
+from conftest import free_port as _free_port
+from conftest import wait_listening as _wait_listening
 
 GUNICORN = "/usr/bin/gunicorn"
 WORKERS = 2
@@ -50,25 +51,6 @@ def app(environ, start_response):
                               ("Content-Length", str(len(body)))])
     return [body]
 """
-
-
-def _free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _wait_listening(port, p, timeout):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if p.poll() is not None:
-            return False
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return True
-        except OSError:
-            time.sleep(0.1)
-    return False
 
 
 def _urllib_load(port, seconds, max_requests, clients=4):
