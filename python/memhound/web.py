@@ -65,6 +65,15 @@ else:  # no agent, or one built before requests existed
     def _request_end(req):
         return None
 
+# This process counts requests from now on (its agent's `stats` says
+# web=1, which guard's --max-requests checks): importing the web layer is
+# how every way in (`run --web`, a middleware, a decorator) starts.
+if _agent is not None and hasattr(_agent, "count_requests"):
+    try:
+        _agent.count_requests()
+    except Exception:
+        pass
+
 
 # --- guarded calls into the agent --------------------------------------------
 

@@ -191,6 +191,7 @@ struct guard {
     struct mh_cgroup_mem cg;
     int stats_state; /* 1 may work, 0 the agents have no stats */
     int warned_requests;
+    int web_seen; /* a worker's agent counts requests (stats web=1) */
     int warned_no_workers;
     int stopping; /* the master was told to stop: recycle no more */
     int done;     /* leave the loop */
@@ -1276,6 +1277,40 @@ start_recycle(struct guard *g, struct worker *w, const char *reason,
     w->state = W_PING;
 }
 
+static void log_stop(struct guard *g, const char *reason, int sig);
+
+/* A worker's agent said it does not count requests (`stats` web=0: the
+ * server runs without memhound's web layer). A server we did not start
+ * where no worker counts them: refuse, --max-requests would never fire.
+ * Otherwise (one worker among counting ones, or a server we started with
+ * the web layer on, whose import of it failed): say so once. */
+static void
+no_request_count(struct guard *g, struct worker *w)
+{
+    if (!g->child && !g->web_seen) {
+        mh_errorf("--max-requests cannot apply to process %ld: its workers "
+                  "do not count requests (process %ld has no web layer; "
+                  "start the server with 'memhound run --web' or "
+                  "'memhound guard --max-requests N -- COMMAND', or add "
+                  "memhound.web's middleware to the app)",
+                  g->master, w->pid);
+        log_stop(g, "--max-requests cannot apply: the workers do not count "
+                    "requests",
+                 0);
+        g->done = 1;
+        g->exit_code = MH_EXIT_FAIL;
+        return;
+    }
+    if (!g->warned_requests) {
+        g->warned_requests = 1;
+        log_warning(g, w->pid,
+                    "the requests of process %ld are not counted (its agent "
+                    "runs without the web layer), so --max-requests cannot "
+                    "apply to it",
+                    w->pid);
+    }
+}
+
 /* A reply line arrived (or the connection ended) for a worker's control
  * request. */
 static void
@@ -1286,8 +1321,14 @@ on_reply(struct guard *g, struct worker *w, const char *line)
             close_ctl(w);
             return;
         }
+        const char *web = strstr(line, " web=");
+        if (!strncmp(line, "ok", 2) && web && web[5] == '0') {
+            no_request_count(g, w);
+        } else if (!strncmp(line, "ok", 2) && web) {
+            g->web_seen = 1;
+        }
         const char *p = strstr(line, "requests");
-        if (!strncmp(line, "ok", 2) && p) {
+        if (!strncmp(line, "ok", 2) && p && !(web && web[5] == '0')) {
             p += 8;
             while (*p == '=' || *p == ':' || *p == ' ' || *p == '"')
                 p++;
@@ -1909,7 +1950,11 @@ start_server(struct guard *g, const sigset_t *old, const char *pydir)
     }
     if (mh_output_preflight(output, g->o.force, 1))
         return MH_EIO;
-    struct mh_agent_env e = {.output = output, .force = g->o.force};
+    /* --max-requests needs the requests counted: the web layer, as
+     * `run --web` installs it (docs/web.md). */
+    struct mh_agent_env e = {.output = output,
+                             .force = g->o.force,
+                             .web = g->o.max_requests > 0};
     if (mh_cli_agent_env(pydir, &e))
         return MH_EIO;
 

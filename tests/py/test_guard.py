@@ -540,6 +540,85 @@ def test_guard_max_requests_without_agent_warns_once(procs, tmp_path):
     assert g.wait(timeout=10) == 0
 
 
+SMALL_APP = """
+import os
+
+
+def app(environ, start_response):
+    body = ("%d 0\\n" % os.getpid()).encode()
+    start_response("200 OK", [("Content-Type", "text/plain"),
+                              ("Content-Length", str(len(body)))])
+    return [body]
+"""
+
+
+def _gunicorn_argv(tmp_path, port, workers=2):
+    (tmp_path / "app.py").write_text(SMALL_APP.lstrip("\n"))
+    return [GUNICORN, "--workers", str(workers), "--bind",
+            "127.0.0.1:%d" % port, "--chdir", str(tmp_path),
+            "--graceful-timeout", "20", "--log-level", "warning", "app:app"]
+
+
+@pytest.mark.skipif(not os.path.exists(GUNICORN),
+                    reason="Debian's gunicorn is not installed")
+def test_guard_max_requests_counts_in_the_server_it_starts(procs, tmp_path):
+    """`guard --max-requests N -- gunicorn ...` turns request counting on
+    (the web layer, as `run --web` does) without being asked: workers
+    past N requests are recycled with reason "requests"."""
+    port = _free_port()
+    p, log, out = _guard_server(
+        procs, tmp_path, _gunicorn_argv(tmp_path, port),
+        limits=["--max-requests", "50", "--interval", "0.2s"])
+    if not _wait_serving(port, p):
+        out.seek(0)
+        pytest.fail("server did not come up:\n%s" % out.read()[-3000:])
+    n_ok, failed, _ = _load(port, 30, clients=2, max_requests=200,
+                            pause=0.01)
+    assert not failed and n_ok == 200, (n_ok, failed[:5])
+    ev = _wait_for(log, lambda e: e["event"] == "recycle", 10)
+    assert ev, "no recycle after %d requests:\n%s" % (n_ok,
+                                                        open(log).read())
+    time.sleep(1.0)
+    rec = [e for e in _events(log) if e["event"] == "recycle"]
+    assert rec and all(e["reason"] == "requests" and
+                       50 <= e["requests"] <= n_ok + 1 and e["limit"] == 50
+                       for e in rec), open(log).read()
+    assert not [e for e in _events(log) if e["event"] == "warning"], \
+        open(log).read()
+    rc, server_out = _stop(p, log, out)
+    assert rc == 0, server_out[-3000:]
+
+
+@pytest.mark.skipif(not os.path.exists(GUNICORN),
+                    reason="Debian's gunicorn is not installed")
+def test_guard_max_requests_refuses_a_server_without_the_web_layer(
+        procs, tmp_path):
+    """`--pid` of a gunicorn recording under `memhound run` without --web:
+    its workers count no requests, so --max-requests could never fire;
+    the guard says so and exits 1 instead of watching in vain."""
+    port = _free_port()
+    run = procs.popen([MEMHOUND, "run", "-q", "-o", tmp_path / "cap.%p.mhc",
+                       "--", *_gunicorn_argv(tmp_path, port)],
+                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                      env=clean_env(), cwd=str(tmp_path))
+    assert _wait_serving(port, run), "gunicorn did not come up"
+    for _ in range(10):
+        _get(port, "/")
+    master = _children(run.pid)[0][0]
+    log = tmp_path / "guard.log"
+    r = procs.run([MEMHOUND, "guard", "--max-requests", "50", "--interval",
+                   "0.2s", "--log", log, "--pid", master],
+                  env=clean_env(), timeout=20)
+    assert r.returncode == 1, describe(r)
+    assert "--max-requests cannot apply to process %d" % master in \
+        r.stderr and "do not count requests" in r.stderr, describe(r)
+    assert r.stderr.count("memhound:") == 1, describe(r)
+    assert _events(log)[-1]["event"] == "stop", open(log).read()
+    assert not [e for e in _events(log) if e["event"] == "recycle"]
+    # The server was left alone: it serves on.
+    assert _get(port, "/")[0] == 200
+
+
 def test_guard_limit_fraction_recycles_the_largest(procs, tmp_path):
     """--limit-fraction: when the cgroup's working set passes the fraction
     of its limit, the worker with the most private memory goes. The cgroup
