@@ -1279,6 +1279,20 @@ start_recycle(struct guard *g, struct worker *w, const char *reason,
 
 static void log_stop(struct guard *g, const char *reason, int sig);
 
+/* One warning per guard that --max-requests cannot apply to a worker:
+ * its requests are `why`. */
+static void
+warn_requests_once(struct guard *g, struct worker *w, const char *why)
+{
+    if (g->warned_requests)
+        return;
+    g->warned_requests = 1;
+    log_warning(g, w->pid,
+                "the requests of process %ld are %s, so --max-requests "
+                "cannot apply to it",
+                w->pid, why);
+}
+
 /* A worker's agent said it does not count requests (`stats` web=0: the
  * server runs without memhound's web layer). A server we did not start
  * where no worker counts them: refuse, --max-requests would never fire.
@@ -1301,14 +1315,8 @@ no_request_count(struct guard *g, struct worker *w)
         g->exit_code = MH_EXIT_FAIL;
         return;
     }
-    if (!g->warned_requests) {
-        g->warned_requests = 1;
-        log_warning(g, w->pid,
-                    "the requests of process %ld are not counted (its agent "
-                    "runs without the web layer), so --max-requests cannot "
-                    "apply to it",
-                    w->pid);
-    }
+    warn_requests_once(g, w,
+                       "not counted (its agent runs without the web layer)");
 }
 
 /* A reply line arrived (or the connection ended) for a worker's control
@@ -1463,14 +1471,9 @@ query_stats(struct guard *g, struct worker *w)
         return;
     char path[128];
     if (mh_agentctl_find(w->pid, path, sizeof(path))) {
-        if (!g->warned_requests) {
-            g->warned_requests = 1;
-            log_warning(g, w->pid,
-                        "the requests of process %ld are unknown: it does "
-                        "not record with memhound (no control socket), so "
-                        "--max-requests cannot apply to it",
-                        w->pid);
-        }
+        warn_requests_once(g, w,
+                           "unknown: it does not record with memhound (no "
+                           "control socket)");
         return;
     }
     int fd = mh_agentctl_connect(w->pid, path, NULL);
