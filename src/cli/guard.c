@@ -1294,26 +1294,38 @@ warn_requests_once(struct guard *g, struct worker *w, const char *why)
                 w->pid, why);
 }
 
-/* A worker's agent said it does not count requests (`stats` web=0: the
- * server runs without memhound's web layer). A server we did not start
- * where no worker counts them: refuse, --max-requests would never fire.
+/* How long a worker may run with its agent saying web=0 before that
+ * answer is taken as final: the web layer arrives with the app (a
+ * middleware, `with memhound.request(...)`), which a worker of a server
+ * that loads its app after fork imports in its first seconds. A worker
+ * of a server started with the web layer (`run --web`, guard's own
+ * COMMAND) says web=1 from its first answer: it inherits it. */
+#define WEB_SETTLE 10.0
+
+/* A worker's agent said web=0: no web layer (yet), so its requests=0
+ * means "not counted". Only a definite answer acts: a worker past
+ * WEB_SETTLE seconds of life. A server we did not start where no worker
+ * ever counted requests: refuse, --max-requests would never fire.
  * Otherwise (one worker among counting ones, or a server we started with
  * the web layer on, whose import of it failed): say so once. */
 static void
 no_request_count(struct guard *g, struct worker *w)
 {
+    if (g->done || lifetime(w) < WEB_SETTLE)
+        return;
     if (!g->child && !g->web_seen) {
-        mh_errorf("--max-requests cannot apply to process %ld: its workers "
-                  "do not count requests (process %ld has no web layer; "
-                  "start the server with 'memhound run --web' or "
-                  "'memhound guard --max-requests N -- COMMAND', or add "
-                  "memhound.web's middleware to the app)",
-                  g->master, w->pid);
+        mh_errorf("--max-requests cannot apply to process %ld: its "
+                  "workers do not count requests (worker %ld has run "
+                  "%.0f s without memhound's web layer); start the server "
+                  "with 'memhound run --web -- COMMAND' or "
+                  "'memhound guard --max-requests N -- COMMAND', or wrap "
+                  "the app in memhound.web's middleware (docs/web.md)",
+                  g->master, w->pid, lifetime(w));
         log_stop(g, "--max-requests cannot apply: the workers do not count "
                     "requests",
                  0);
         g->done = 1;
-        g->exit_code = MH_EXIT_FAIL;
+        g->exit_code = MH_EXIT_USAGE;
         return;
     }
     warn_requests_once(g, w,
@@ -1330,14 +1342,16 @@ on_reply(struct guard *g, struct worker *w, const char *line)
             close_ctl(w);
             return;
         }
+        /* web=0: not counted (yet); web=1 or an agent too old to
+         * say: requests= is the count. */
         const char *web = strstr(line, " web=");
-        if (!strncmp(line, "ok", 2) && web && web[5] == '0') {
+        int uncounted = !strncmp(line, "ok", 2) && web && web[5] == '0';
+        if (uncounted)
             no_request_count(g, w);
-        } else if (!strncmp(line, "ok", 2) && web) {
+        else if (!strncmp(line, "ok", 2) && web)
             g->web_seen = 1;
-        }
         const char *p = strstr(line, "requests");
-        if (!strncmp(line, "ok", 2) && p && !(web && web[5] == '0')) {
+        if (!strncmp(line, "ok", 2) && p && !uncounted) {
             p += 8;
             while (*p == '=' || *p == ':' || *p == ' ' || *p == '"')
                 p++;
