@@ -28,10 +28,38 @@ mh_hw_gc_each(PyInterpreterState *interp, mh_hw_obj_fn fn, void *arg)
     return 0;
 }
 
+Py_ssize_t
+mh_hw_var_items(PyObject *op)
+{
+#if PY_VERSION_HEX >= 0x030C0000
+    if (PyLong_Check(op)) /* ob_size is lv_tag: digits, sign, flags */
+        return (Py_ssize_t)(((PyLongObject *)op)->long_value.lv_tag >>
+                            _PyLong_NON_SIZE_BITS);
+#endif
+    Py_ssize_t n = Py_SIZE(op);
+    return n < 0 ? -n : n;
+}
+
+int
+mh_hw_is_immortal(PyObject *op)
+{
+#if PY_VERSION_HEX >= 0x030C0000
+    return _Py_IsImmortal(op);
+#else
+    (void)op;
+    return 0;
+#endif
+}
+
 void
 mh_hw_interp_roots(PyInterpreterState *interp, mh_hw_field_fn fn, void *arg)
 {
     mh_hw_interp_own_roots(interp, fn, arg);
+    fn(arg, Py_None, 5, "None");
+    fn(arg, Py_True, 5, "True");
+    fn(arg, Py_False, 5, "False");
+    fn(arg, Py_Ellipsis, 5, "Ellipsis");
+    fn(arg, Py_NotImplemented, 5, "NotImplemented");
     fn(arg, interp->dict, 4, "interpreter dict");
     fn(arg, interp->builtins_copy, 4, "interpreter builtins_copy");
     fn(arg, interp->before_forkers, 4, "interpreter before_forkers");
