@@ -1369,6 +1369,12 @@ runtime_root(struct walk *w, PyObject *op)
         root(w, op, MH_ROOT_RUNTIME, cstr_id(w, "<immortal>"));
     } else if (PyLong_CheckExact(op) && small_int(op)) {
         root(w, op, MH_ROOT_RUNTIME, cstr_id(w, "<small int>"));
+    } else if ((PyBytes_CheckExact(op) && Py_SIZE(op) <= 1) ||
+               (PyUnicode_CheckExact(op) && PyUnicode_GET_LENGTH(op) <= 1 &&
+                PyUnicode_KIND(op) == PyUnicode_1BYTE_KIND)) {
+        /* The empty and one-character bytes and latin-1 strs the
+         * interpreter caches (before 3.11 on the heap, held by it). */
+        root(w, op, MH_ROOT_RUNTIME, cstr_id(w, "<one-character cache>"));
     }
 }
 

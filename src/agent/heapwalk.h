@@ -127,8 +127,8 @@ void mh_hw_interp_roots(PyInterpreterState *interp, mh_hw_field_fn fn,
  * int's digits on every version. */
 Py_ssize_t mh_hw_var_items(PyObject *op);
 
-/* Whether op is immortal (3.12+: its reference count is the immortal
- * mark, the interpreter never frees it); 0 before 3.12. */
+/* Whether op is immortal: 3.12+'s immortal mark, or a static object of
+ * the runtime (3.11+); the interpreter never frees it. */
 int mh_hw_is_immortal(PyObject *op);
 
 /* Bytes of the allocator block before the object (GC header, managed
