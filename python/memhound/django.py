@@ -35,6 +35,7 @@ class MemhoundMiddleware:
 
     def __init__(self, get_response):
         self.get_response = get_response
+        web._counting()
         self._async = asyncio.iscoroutinefunction(get_response)
         if self._async:
             _mark_coroutine(self)

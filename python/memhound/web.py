@@ -66,6 +66,19 @@ else:  # no agent, or one built before requests existed
         return None
 
 
+def _counting():
+    """Tell the agent this process counts requests from now on: its
+    `stats` says web=1, which guard's --max-requests waits for before it
+    trusts requests=. Called where a layer is installed (instrument(), a
+    middleware made), not at the first request, so a worker that inherits
+    an instrumented master says so from its first answer."""
+    if _agent is not None and hasattr(_agent, "count_requests"):
+        try:
+            _agent.count_requests()
+        except Exception:
+            pass
+
+
 # --- guarded calls into the agent --------------------------------------------
 
 def _begin():
@@ -277,6 +290,7 @@ class WSGIMiddleware:
 
     def __init__(self, app):
         self.app = app
+        _counting()
 
     def __call__(self, environ, start_response):
         req = _begin_wsgi()
@@ -376,6 +390,7 @@ class ASGIMiddleware:
 
     def __init__(self, app):
         self.app = app
+        _counting()
 
     async def __call__(self, scope, receive, send):
         if scope.get("type") not in _ASGI_TYPES:
@@ -413,6 +428,7 @@ def _aiohttp_name(request):
 
 def _make_aiohttp_middleware():
     from aiohttp import web
+    _counting()
 
     @web.middleware
     async def memhound_middleware(request, handler):
@@ -797,6 +813,7 @@ def instrument():
     Django findings. Frameworks already imported are patched now, the
     others when they are imported. Idempotent."""
     global _finder
+    _counting()
     if _finder is None:
         _finder = _PostImportFinder()
         sys.meta_path.insert(0, _finder)

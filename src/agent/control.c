@@ -30,6 +30,7 @@
 #include "allocstats.h"
 #include "control.h"
 #include "heapdump.h"
+#include "requests.h"
 #include "tracker.h"
 #include "writer.h"
 
@@ -357,7 +358,8 @@ reply(struct conn *c, const char *fmt, ...)
 
 /* `stats`: the numbers `memhound inspect` puts side by side, and the
  * requests ended in this session (request_end()), which guard's
- * --max-requests and top's REQ/S read. */
+ * --max-requests and top's REQ/S read; web=1 when the process counts
+ * requests at all (web=0: requests=0 means "not counted"). */
 static void
 stats(struct conn *c)
 {
@@ -375,7 +377,7 @@ stats(struct conn *c)
           "ok pid=%d rss=%llu uss=%llu live=%llu arena_bytes=%llu "
           "arena_free=%llu malloc_arena=%llu malloc_inuse=%llu "
           "malloc_free=%llu malloc_mmap=%llu pymalloc=%d mallinfo=%d "
-          "requests=%llu samples=%llu",
+          "requests=%llu samples=%llu web=%d",
           (int)getpid(), (unsigned long long)m.rss,
           (unsigned long long)m.uss,
           (unsigned long long)(live > 0 ? live : 0),
@@ -386,7 +388,8 @@ stats(struct conn *c)
           (unsigned long long)a->malloc_free,
           (unsigned long long)a->malloc_mmap,
           !!(a->flags & MH_TL_PYMALLOC), !!(a->flags & MH_TL_MALLOC),
-          (unsigned long long)requests, (unsigned long long)samples);
+          (unsigned long long)requests, (unsigned long long)samples,
+          mh_requests_counting());
 }
 
 /* `trim`: glibc gives the free pages inside its heaps back to the

@@ -702,11 +702,9 @@ dict_ptr(PyObject *op)
     if (off == 0 || mh_hw_has_managed_dict(tp))
         return NULL;
     if (off < 0) {
-        if (PyLong_Check(op))
-            return NULL; /* ob_size is not a size on 3.12+ */
-        Py_ssize_t n = Py_SIZE(op);
-        if (n < 0)
-            n = -n;
+        /* After the items: an int subclass's (IntEnum members) before
+         * 3.12, which manages its dict. */
+        Py_ssize_t n = mh_hw_var_items(op);
         size_t size = (size_t)tp->tp_basicsize + (size_t)n * tp->tp_itemsize;
         size = (size + sizeof(void *) - 1) & ~(sizeof(void *) - 1);
         off += (Py_ssize_t)size;
@@ -1242,6 +1240,13 @@ object_edges(struct walk *w, PyObject *op)
         mh_hw_code_refs((PyCodeObject *)op, field_edge, w);
         return 0;
     }
+    if (Py_IS_TYPE(op, &PyModuleDef_Type)) {
+        /* A single-phase extension module's definition keeps a copy of
+         * its module dict, to initialise it again. */
+        field_edge(w, ((PyModuleDef *)op)->m_base.m_copy, MH_EDGE_SLOT,
+                   "m_copy");
+        return 0;
+    }
     if (tp->tp_traverse && tp->tp_traverse == w->subtype_traverse) {
         instance_edges(w, op);
         return 0;
@@ -1328,11 +1333,57 @@ defer_big(struct walk *w, PyObject *op)
     return 1;
 }
 
+static void root(struct walk *w, PyObject *target, int kind, uint64_t name);
+
+/* An int in the range the interpreter keeps preallocated (-5..256,
+ * before 3.12 held by its state, not a container). */
+static int
+small_int(PyObject *op)
+{
+    int overflow = 0;
+    long v = PyLong_AsLongAndOverflow(op, &overflow);
+    return !overflow && v >= -5 && v <= 256;
+}
+
+/* What the interpreter's C state holds without a container the walk
+ * starts from: a static type (a C global, with its dict, MRO and
+ * descriptors), a module definition (a C global), an interned string
+ * (the interpreter's table of them), an immortal object (3.12+) and a
+ * preallocated small int.
+ * Kind 5 roots, which the analysis searches last: a path through them is
+ * given only to what no other root reaches, and none of it is "held by
+ * references the GC cannot see". */
+static void
+runtime_root(struct walk *w, PyObject *op)
+{
+    if (PyType_Check(op) &&
+        !(((PyTypeObject *)op)->tp_flags & Py_TPFLAGS_HEAPTYPE)) {
+        const char *name = ((PyTypeObject *)op)->tp_name;
+        root(w, op, MH_ROOT_RUNTIME, cstr_id(w, name ? name : "?"));
+    } else if (Py_IS_TYPE(op, &PyModuleDef_Type)) {
+        const char *name = ((PyModuleDef *)op)->m_name;
+        root(w, op, MH_ROOT_RUNTIME, cstr_id(w, name ? name : "?"));
+    } else if (PyUnicode_CheckExact(op) && PyUnicode_CHECK_INTERNED(op)) {
+        root(w, op, MH_ROOT_RUNTIME, cstr_id(w, "<interned>"));
+    } else if (mh_hw_is_immortal(op)) {
+        root(w, op, MH_ROOT_RUNTIME, cstr_id(w, "<immortal>"));
+    } else if (PyLong_CheckExact(op) && small_int(op)) {
+        root(w, op, MH_ROOT_RUNTIME, cstr_id(w, "<small int>"));
+    } else if ((PyBytes_CheckExact(op) && Py_SIZE(op) <= 1) ||
+               (PyUnicode_CheckExact(op) && PyUnicode_GET_LENGTH(op) <= 1 &&
+                PyUnicode_KIND(op) == PyUnicode_1BYTE_KIND)) {
+        /* The empty and one-character bytes and latin-1 strs the
+         * interpreter caches (before 3.11 on the heap, held by it). */
+        root(w, op, MH_ROOT_RUNTIME, cstr_id(w, "<one-character cache>"));
+    }
+}
+
 /* Walks op: queues what it references, and writes its record, or leaves
  * it for the end of the walk when it is big and `may_defer`. */
 static void
 walk_one(struct walk *w, PyObject *op, int may_defer)
 {
+    runtime_root(w, op);
     w->nedges = 0;
     w->capped = 0;
     w->cur = op;

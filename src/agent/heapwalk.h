@@ -117,9 +117,19 @@ int mh_hw_partial_refs(PyObject *op, mh_hw_field_fn fn, void *arg);
 int mh_hw_lru_cache_refs(PyObject *op, mh_hw_field_fn fn, void *arg);
 
 /* Interpreter-level containers other than sys.modules, sys, builtins
- * (kind 4 roots): fn(arg, obj, 4, what). */
+ * (kind 4 roots): fn(arg, obj, 4, what); and the singletons (None,
+ * True, False, Ellipsis, NotImplemented: kind 5 roots, C globals). */
 void mh_hw_interp_roots(PyInterpreterState *interp, mh_hw_field_fn fn,
                         void *arg);
+
+/* The item count of a variable-size object, as CPython sizes it to find
+ * what follows the items (a __dict__ at a negative tp_dictoffset): an
+ * int's digits on every version. */
+Py_ssize_t mh_hw_var_items(PyObject *op);
+
+/* Whether op is immortal: 3.12+'s immortal mark, or a static object of
+ * the runtime (3.11+); the interpreter never frees it. */
+int mh_hw_is_immortal(PyObject *op);
 
 /* Bytes of the allocator block before the object (GC header, managed
  * dict and weakref words). */

@@ -28,10 +28,90 @@ mh_hw_gc_each(PyInterpreterState *interp, mh_hw_obj_fn fn, void *arg)
     return 0;
 }
 
+Py_ssize_t
+mh_hw_var_items(PyObject *op)
+{
+#if PY_VERSION_HEX >= 0x030C0000
+    if (PyLong_Check(op)) /* ob_size is lv_tag: digits, sign, flags */
+        return (Py_ssize_t)(((PyLongObject *)op)->long_value.lv_tag >>
+                            _PyLong_NON_SIZE_BITS);
+#endif
+    Py_ssize_t n = Py_SIZE(op);
+    return n < 0 ? -n : n;
+}
+
+#if PY_VERSION_HEX >= 0x030C0000
+#define MH_ATEXIT_CB atexit_py_callback
+#else
+#define MH_ATEXIT_CB atexit_callback
+#endif
+
+int
+mh_hw_is_immortal(PyObject *op)
+{
+#if PY_VERSION_HEX >= 0x030B0000
+    /* 3.11's static objects (the _Py_ID strings, small ints, one-byte
+     * bytes, the empty tuple) live inside _PyRuntime; 3.12 marks them
+     * immortal as well. */
+    if ((const char *)op >= (const char *)&_PyRuntime &&
+        (const char *)op < (const char *)&_PyRuntime + sizeof(_PyRuntime))
+        return 1;
+#endif
+#if PY_VERSION_HEX >= 0x030C0000
+    return _Py_IsImmortal(op);
+#else
+    (void)op;
+    return 0;
+#endif
+}
+
 void
 mh_hw_interp_roots(PyInterpreterState *interp, mh_hw_field_fn fn, void *arg)
 {
     mh_hw_interp_own_roots(interp, fn, arg);
+#if PY_VERSION_HEX >= 0x030A0000
+    /* The compiler's AST node types and their singletons (ast.Load()...),
+     * made at start-up whether or not `ast` is ever imported: every field
+     * from AST_type on is an object, NULL until then. (3.9 keeps them in
+     * a static of Python-ast.c, out of reach.) */
+    PyObject **ast = &interp->ast.AST_type;
+    PyObject **ast_end =
+        (PyObject **)((char *)&interp->ast + sizeof(interp->ast));
+    for (; ast < ast_end; ast++)
+        fn(arg, *ast, 5, "<ast state>");
+#endif
+#if PY_VERSION_HEX >= 0x030A0000
+    /* atexit.register()'s callbacks, in a C array of the interpreter. */
+    for (int i = 0; i < interp->atexit.ncallbacks; i++) {
+        const MH_ATEXIT_CB *cb = interp->atexit.callbacks[i];
+        if (!cb)
+            continue;
+        fn(arg, cb->func, 5, "<atexit callback>");
+        fn(arg, cb->args, 5, "<atexit callback>");
+        fn(arg, cb->kwargs, 5, "<atexit callback>");
+    }
+#endif
+#if PY_VERSION_HEX >= 0x030C0000
+    {
+        struct _Py_interp_cached_objects *c = &interp->cached_objects;
+        fn(arg, c->interned_strings, 5, "<interned>");
+        fn(arg, c->str_replace_inf, 5, "<cached objects>");
+        fn(arg, c->objreduce, 5, "<cached objects>");
+        fn(arg, c->type_slots_pname, 5, "<cached objects>");
+        fn(arg, (PyObject *)c->generic_type, 5, "typing.Generic");
+        fn(arg, (PyObject *)c->typevar_type, 5, "typing.TypeVar");
+        fn(arg, (PyObject *)c->typevartuple_type, 5, "typing.TypeVarTuple");
+        fn(arg, (PyObject *)c->paramspec_type, 5, "typing.ParamSpec");
+        fn(arg, (PyObject *)c->paramspecargs_type, 5, "typing.ParamSpecArgs");
+        fn(arg, (PyObject *)c->paramspeckwargs_type, 5,
+           "typing.ParamSpecKwargs");
+    }
+#endif
+    fn(arg, Py_None, 5, "None");
+    fn(arg, Py_True, 5, "True");
+    fn(arg, Py_False, 5, "False");
+    fn(arg, Py_Ellipsis, 5, "Ellipsis");
+    fn(arg, Py_NotImplemented, 5, "NotImplemented");
     fn(arg, interp->dict, 4, "interpreter dict");
     fn(arg, interp->builtins_copy, 4, "interpreter builtins_copy");
     fn(arg, interp->before_forkers, 4, "interpreter before_forkers");

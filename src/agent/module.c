@@ -490,6 +490,9 @@ static PyMethodDef methods[] = {
     {"dump_heap", mh_py_dump_heap, METH_VARARGS,
      "dump_heap(path, wait=True): fork a walker that writes a heap dump "
      "of this process to path; returns {'pid', 'pause_ns'}."},
+    {"count_requests", mh_py_count_requests, METH_NOARGS,
+     "count_requests(): say this process counts requests (the web layer "
+     "is installed), for `stats` (guard's --max-requests)."},
     {"request_begin", mh_py_request_begin, METH_NOARGS,
      "request_begin() -> Request | None\n"
      "Begin a request in this thread or asyncio task: allocations are "

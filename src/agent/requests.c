@@ -287,7 +287,27 @@ mh_requests_init(PyObject *module)
     return 0;
 }
 
+/* Whether this process counts requests: the web layer is installed
+ * (count_requests()) or a request has begun. Read by the control
+ * thread's `stats` (guard's --max-requests); inherited across fork. */
+static volatile int counting;
+
+int
+mh_requests_counting(void)
+{
+    return __atomic_load_n(&counting, __ATOMIC_RELAXED);
+}
+
 /* ---- the module's functions ---- */
+
+PyObject *
+mh_py_count_requests(PyObject *module, PyObject *unused)
+{
+    (void)module;
+    (void)unused;
+    __atomic_store_n(&counting, 1, __ATOMIC_RELAXED);
+    Py_RETURN_NONE;
+}
 
 PyObject *
 mh_py_request_begin(PyObject *module, PyObject *unused)
@@ -296,6 +316,7 @@ mh_py_request_begin(PyObject *module, PyObject *unused)
     (void)unused;
     if (!recording())
         Py_RETURN_NONE;
+    __atomic_store_n(&counting, 1, __ATOMIC_RELAXED);
     struct mh_request *cur = current();
     int nested = cur && !cur->ended;
     Py_XDECREF(cur);

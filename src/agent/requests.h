@@ -28,6 +28,10 @@ int mh_requests_init(PyObject *module) MH_MUST_USE;
 uint64_t mh_requests_current_id(void);
 
 /* The module's functions (docs/architecture.md). */
+/* Whether this process counts requests (the web layer is in; `stats`). */
+int mh_requests_counting(void);
+
+PyObject *mh_py_count_requests(PyObject *module, PyObject *unused);
 PyObject *mh_py_request_begin(PyObject *module, PyObject *unused);
 PyObject *mh_py_request_current(PyObject *module, PyObject *unused);
 PyObject *mh_py_request_end(PyObject *module, PyObject *req);

@@ -22,7 +22,10 @@ mh_heap_graph_release(struct mh_heap_graph *g)
     mh_heap_graph_init(g);
 }
 
-/* Search order of root kinds: stable names first. */
+/* Search order of root kinds: stable names first; from RANK_RUNTIME on,
+ * searched only for what the others do not reach. */
+#define RANK_RUNTIME 5
+
 static unsigned
 root_rank(uint32_t kind)
 {
@@ -37,8 +40,8 @@ root_rank(uint32_t kind)
         return 3;
     case MH_ROOT_FRAME:
         return 4;
-    default:
-        return 5;
+    default: /* MH_ROOT_RUNTIME, and kinds of later versions */
+        return RANK_RUNTIME;
     }
 }
 
@@ -85,16 +88,26 @@ mh_heap_graph_build(struct mh_heap_graph *g, const struct mh_heap_dump *d)
     for (uint32_t r = 0; r < d->nroots; r++)
         g->root_order[start[root_rank(d->roots[r].kind)]++] = r;
 
-    for (uint32_t i = 0; i < d->nroots; i++) {
-        uint32_t r = g->root_order[i];
-        uint32_t o = d->roots[r].obj;
-        if (o == MH_HEAP_NONE || g->pred_edge[o] != MH_HEAP_NONE)
-            continue;
-        g->pred[o] = r;
-        g->pred_edge[o] = MH_GRAPH_FROM_ROOT;
-        g->order[g->norder++] = o;
+    /* Two searches: the containers, frames and interpreter state first,
+     * then what the runtime holds (static types, interned strings,
+     * immortal objects: kind 5 and unknown kinds) for what is left, so a
+     * path goes through them only where nothing else leads. */
+    uint32_t next = 0;
+    for (int pass = 0; pass < 2; pass++) {
+        uint32_t from = g->norder;
+        for (; next < d->nroots; next++) {
+            uint32_t r = g->root_order[next];
+            if (!pass && root_rank(d->roots[r].kind) >= RANK_RUNTIME)
+                break;
+            uint32_t o = d->roots[r].obj;
+            if (o == MH_HEAP_NONE || g->pred_edge[o] != MH_HEAP_NONE)
+                continue;
+            g->pred[o] = r;
+            g->pred_edge[o] = MH_GRAPH_FROM_ROOT;
+            g->order[g->norder++] = o;
+        }
+        bfs(g, from);
     }
-    bfs(g, 0);
     g->nrooted = g->norder;
 
     /* References found to each unreached object, from anywhere in the

@@ -4,7 +4,8 @@
  * A breadth-first search from all roots at once (ROOT records, in the
  * order modules, sys, builtins, interpreter containers, frames, so that a
  * tie goes to the most stable name) gives every reached object its
- * predecessor on one shortest path. What no root reaches is sorted out
+ * predecessor on one shortest path; a second one from what the runtime
+ * holds (kind 5: static types, interned strings...) reaches the rest. What no root reaches is sorted out
  * next:
  *   - an object whose reference count is above the references the dump
  *     found to it is "held by references the GC cannot see" (a C

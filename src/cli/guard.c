@@ -191,6 +191,7 @@ struct guard {
     struct mh_cgroup_mem cg;
     int stats_state; /* 1 may work, 0 the agents have no stats */
     int warned_requests;
+    int web_seen; /* a worker's agent counts requests (stats web=1) */
     int warned_no_workers;
     int stopping; /* the master was told to stop: recycle no more */
     int done;     /* leave the loop */
@@ -405,8 +406,9 @@ usage(FILE *out)
         "      --jitter DUR          up to this much more lifetime, random\n"
         "                            per worker, so they do not all expire\n"
         "                            together\n"
-        "      --max-requests N      requests served, when the agent counts\n"
-        "                            them\n"
+        "      --max-requests N      requests served (turns memhound's web\n"
+        "                            layer on in COMMAND; with --pid, its\n"
+        "                            workers must count requests)\n"
         "recycling:\n"
         "      --interval DUR        time between checks (default 1s)\n"
         "      --mercy DUR           graceful exit time before SIGKILL\n"
@@ -1276,6 +1278,60 @@ start_recycle(struct guard *g, struct worker *w, const char *reason,
     w->state = W_PING;
 }
 
+static void log_stop(struct guard *g, const char *reason, int sig);
+
+/* One warning per guard that --max-requests cannot apply to a worker:
+ * its requests are `why`. */
+static void
+warn_requests_once(struct guard *g, struct worker *w, const char *why)
+{
+    if (g->warned_requests)
+        return;
+    g->warned_requests = 1;
+    log_warning(g, w->pid,
+                "the requests of process %ld are %s, so --max-requests "
+                "cannot apply to it",
+                w->pid, why);
+}
+
+/* How long a worker may run with its agent saying web=0 before that
+ * answer is taken as final: the web layer arrives with the app (a
+ * middleware, `with memhound.request(...)`), which a worker of a server
+ * that loads its app after fork imports in its first seconds. A worker
+ * of a server started with the web layer (`run --web`, guard's own
+ * COMMAND) says web=1 from its first answer: it inherits it. */
+#define WEB_SETTLE 10.0
+
+/* A worker's agent said web=0: no web layer (yet), so its requests=0
+ * means "not counted". Only a definite answer acts: a worker past
+ * WEB_SETTLE seconds of life. A server we did not start where no worker
+ * ever counted requests: refuse, --max-requests would never fire.
+ * Otherwise (one worker among counting ones, or a server we started with
+ * the web layer on, whose import of it failed): say so once. */
+static void
+no_request_count(struct guard *g, struct worker *w)
+{
+    if (g->done || lifetime(w) < WEB_SETTLE)
+        return;
+    if (!g->child && !g->web_seen) {
+        mh_errorf("--max-requests cannot apply to process %ld: its "
+                  "workers do not count requests (worker %ld has run "
+                  "%.0f s without memhound's web layer); start the server "
+                  "with 'memhound run --web -- COMMAND' or "
+                  "'memhound guard --max-requests N -- COMMAND', or wrap "
+                  "the app in memhound.web's middleware (docs/web.md)",
+                  g->master, w->pid, lifetime(w));
+        log_stop(g, "--max-requests cannot apply: the workers do not count "
+                    "requests",
+                 0);
+        g->done = 1;
+        g->exit_code = MH_EXIT_USAGE;
+        return;
+    }
+    warn_requests_once(g, w,
+                       "not counted (its agent runs without the web layer)");
+}
+
 /* A reply line arrived (or the connection ended) for a worker's control
  * request. */
 static void
@@ -1286,8 +1342,16 @@ on_reply(struct guard *g, struct worker *w, const char *line)
             close_ctl(w);
             return;
         }
+        /* web=0: not counted (yet); web=1 or an agent too old to
+         * say: requests= is the count. */
+        const char *web = strstr(line, " web=");
+        int uncounted = !strncmp(line, "ok", 2) && web && web[5] == '0';
+        if (uncounted)
+            no_request_count(g, w);
+        else if (!strncmp(line, "ok", 2) && web)
+            g->web_seen = 1;
         const char *p = strstr(line, "requests");
-        if (!strncmp(line, "ok", 2) && p) {
+        if (!strncmp(line, "ok", 2) && p && !uncounted) {
             p += 8;
             while (*p == '=' || *p == ':' || *p == ' ' || *p == '"')
                 p++;
@@ -1422,14 +1486,9 @@ query_stats(struct guard *g, struct worker *w)
         return;
     char path[128];
     if (mh_agentctl_find(w->pid, path, sizeof(path))) {
-        if (!g->warned_requests) {
-            g->warned_requests = 1;
-            log_warning(g, w->pid,
-                        "the requests of process %ld are unknown: it does "
-                        "not record with memhound (no control socket), so "
-                        "--max-requests cannot apply to it",
-                        w->pid);
-        }
+        warn_requests_once(g, w,
+                           "unknown: it does not record with memhound (no "
+                           "control socket)");
         return;
     }
     int fd = mh_agentctl_connect(w->pid, path, NULL);
@@ -1909,7 +1968,11 @@ start_server(struct guard *g, const sigset_t *old, const char *pydir)
     }
     if (mh_output_preflight(output, g->o.force, 1))
         return MH_EIO;
-    struct mh_agent_env e = {.output = output, .force = g->o.force};
+    /* --max-requests needs the requests counted: the web layer, as
+     * `run --web` installs it (docs/web.md). */
+    struct mh_agent_env e = {.output = output,
+                             .force = g->o.force,
+                             .web = g->o.max_requests > 0};
     if (mh_cli_agent_env(pydir, &e))
         return MH_EIO;
 

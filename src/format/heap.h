@@ -51,6 +51,9 @@ enum mh_heap_root_kind {
     MH_ROOT_BUILTINS = 2,
     MH_ROOT_FRAME = 3,
     MH_ROOT_INTERP = 4,
+    /* Held by the interpreter's C state, not by a container: static
+     * types, interned strings (the analysis adds immortal objects). */
+    MH_ROOT_RUNTIME = 5,
 };
 
 /* The walker child's process name (comm), so supervisors such as

@@ -469,7 +469,10 @@ kids = []
 for n in range(2):
     pid = os.fork()
     if pid == 0:
-        # Requests as a web worker ends them: the first child fast.
+        # Requests as a web worker ends them: the first child fast,
+        # after a start-up of LATE seconds (the web layer comes with the
+        # first request).
+        time.sleep(float(os.environ.get("LATE", "0")))
         while True:
             with request("job"):
                 pass
@@ -480,16 +483,18 @@ time.sleep(120)
 """
 
 
-def _counting_master(procs, tmp_path, record):
-    """A master forking two workers that count requests; with `record`,
-    all of it runs under `memhound run` (the real agent)."""
+def _counting_master(procs, tmp_path, record, late=0.0):
+    """A master forking two workers that count requests, from `late`
+    seconds after the fork; with `record`, all of it runs under
+    `memhound run` (the real agent)."""
     (tmp_path / "master.py").write_text(COUNTING_MASTER)
     argv = [SYSTEM_PY, tmp_path / "master.py"]
     if record:
         argv = [MEMHOUND, "run", "-q", "-o", tmp_path / "cap.%p.mhc", "--",
                 *argv]
     master = procs.popen(argv, stdout=subprocess.PIPE, text=True,
-                         env=clean_env(), cwd=str(tmp_path))
+                         env=clean_env(LATE=str(late)),
+                         cwd=str(tmp_path))
     kids = [int(x) for x in master.stdout.readline().split()]
     pid = master.pid
     if record:  # `run` waits for the python it started
@@ -497,11 +502,14 @@ def _counting_master(procs, tmp_path, record):
     return pid, kids
 
 
-def test_guard_max_requests_from_the_agent(procs, tmp_path):
+@pytest.mark.parametrize("late", [0.0, 2.0])
+def test_guard_max_requests_from_the_agent(procs, tmp_path, late):
     """Workers recording with the agent, which counts their requests: the
     one past --max-requests is recycled with reason "requests", after a
-    heap dump and with its capture named."""
-    master, kids = _counting_master(procs, tmp_path, True)
+    heap dump and with its capture named. With `late`, the workers'
+    web layer (memhound.request) comes seconds after the guard's first
+    stats answers: those say web=0, which is no reason to refuse."""
+    master, kids = _counting_master(procs, tmp_path, True, late)
     log = tmp_path / "guard.log"
     procs.popen([MEMHOUND, "guard", "--max-requests", "20",
                  "--interval", "0.2s", "--signal", "TERM", "--log", log,
@@ -538,6 +546,94 @@ def test_guard_max_requests_without_agent_warns_once(procs, tmp_path):
     assert not [e for e in _events(log) if e["event"] == "recycle"]
     os.kill(g.pid, signal.SIGTERM)
     assert g.wait(timeout=10) == 0
+
+
+SMALL_APP = """
+import os
+
+
+def app(environ, start_response):
+    body = ("%d 0\\n" % os.getpid()).encode()
+    start_response("200 OK", [("Content-Type", "text/plain"),
+                              ("Content-Length", str(len(body)))])
+    return [body]
+"""
+
+
+def _gunicorn_argv(tmp_path, port, workers=2):
+    (tmp_path / "app.py").write_text(SMALL_APP.lstrip("\n"))
+    return [GUNICORN, "--workers", str(workers), "--bind",
+            "127.0.0.1:%d" % port, "--chdir", str(tmp_path),
+            "--graceful-timeout", "20", "--log-level", "warning", "app:app"]
+
+
+@pytest.mark.skipif(not os.path.exists(GUNICORN),
+                    reason="Debian's gunicorn is not installed")
+def test_guard_max_requests_counts_in_the_server_it_starts(procs, tmp_path):
+    """`guard --max-requests N -- gunicorn ...` turns request counting on
+    (the web layer, as `run --web` does) without being asked: a worker
+    past N requests is recycled with reason "requests", after a heap dump
+    and with its capture named, as every recycle keeps its evidence."""
+    port = _free_port()
+    p, log, out = _guard_server(
+        procs, tmp_path, _gunicorn_argv(tmp_path, port),
+        limits=["--max-requests", "20", "--interval", "0.2s"])
+    if not _wait_serving(port, p):
+        out.seek(0)
+        pytest.fail("server did not come up:\n%s" % out.read()[-3000:])
+    # Bounded: 2 workers share 80 requests, so at least one passes 20.
+    n_ok, failed, _ = _load(port, 30, clients=2, max_requests=80,
+                            pause=0.01)
+    assert not failed and n_ok == 80, (n_ok, failed[:5])
+    ev = _wait_for(log, lambda e: e["event"] == "exit", 15)
+    assert ev, "no recycle after %d requests:\n%s" % (n_ok,
+                                                        open(log).read())
+    rec = [e for e in _events(log) if e["event"] == "recycle"]
+    assert rec and all(e["reason"] == "requests" and
+                       20 <= e["requests"] <= n_ok + 1 and e["limit"] == 20
+                       for e in rec), open(log).read()
+    for e in rec:
+        with open(e["dump"], "rb") as f:
+            assert f.read(8) == HEAP_MAGIC
+        assert os.path.exists(e["capture"]), e
+    assert not [e for e in _events(log) if e["event"] == "warning"], \
+        open(log).read()
+    rc, server_out = _stop(p, log, out)
+    assert rc == 0, server_out[-3000:]
+
+
+@pytest.mark.skipif(not os.path.exists(GUNICORN),
+                    reason="Debian's gunicorn is not installed")
+def test_guard_max_requests_refuses_a_server_without_the_web_layer(
+        procs, tmp_path):
+    """`--pid` of a gunicorn recording under `memhound run` without --web:
+    its workers count no requests, so --max-requests could never fire;
+    once a worker has run past the settling time without the web layer,
+    the guard says so, naming the pid and the way out, and exits 2."""
+    port = _free_port()
+    run = procs.popen([MEMHOUND, "run", "-q", "-o", tmp_path / "cap.%p.mhc",
+                       "--", *_gunicorn_argv(tmp_path, port)],
+                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                      env=clean_env(), cwd=str(tmp_path))
+    assert _wait_serving(port, run), "gunicorn did not come up"
+    for _ in range(10):
+        _get(port, "/")
+    master = _children(run.pid)[0][0]
+    log = tmp_path / "guard.log"
+    t0 = time.monotonic()
+    r = procs.run([MEMHOUND, "guard", "--max-requests", "20", "--interval",
+                   "0.2s", "--log", log, "--pid", master],
+                  env=clean_env(), timeout=40)
+    assert r.returncode == 2, describe(r)
+    assert "--max-requests cannot apply to process %d" % master in \
+        r.stderr and "do not count requests" in r.stderr and \
+        "memhound run --web" in r.stderr, describe(r)
+    assert r.stderr.count("memhound:") == 1, describe(r)
+    assert time.monotonic() - t0 < 20, describe(r)
+    assert _events(log)[-1]["event"] == "stop", open(log).read()
+    assert not [e for e in _events(log) if e["event"] == "recycle"]
+    # The server was left alone: it serves on.
+    assert _get(port, "/")[0] == 200
 
 
 def test_guard_limit_fraction_recycles_the_largest(procs, tmp_path):

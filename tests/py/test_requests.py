@@ -458,6 +458,7 @@ def test_request_counter_in_stats_and_control_socket(py, procs, program):
     words = info["reply"].split()
     assert words[0] == "ok", info
     assert "requests=7" in words, info
+    assert "web=1" in words, info  # it began requests: it counts them
 
 
 def test_fork_keeps_the_current_request_and_the_ids(py, procs, program):
