@@ -5,8 +5,8 @@
  * order modules, sys, builtins, interpreter containers, frames, so that a
  * tie goes to the most stable name) gives every reached object its
  * predecessor on one shortest path; a second one from what the runtime
- * holds (kind 5: static types, interned strings...) reaches the rest. What no root reaches is sorted out
- * next:
+ * holds (kind 5: static types, interned strings...) reaches the rest.
+ * What no root reaches is sorted out next:
  *   - an object whose reference count is above the references the dump
  *     found to it is "held by references the GC cannot see" (a C
  *     extension's missing DECREF, a C global): it seeds a second search,
