@@ -17,9 +17,10 @@ FORMAT_SRC := $(wildcard src/format/*.c)
 AGENT_SRC := $(wildcard src/agent/*.c)
 CORE_SRC := $(UTIL_SRC) $(FORMAT_SRC) $(wildcard src/analysis/*.c) \
             $(wildcard src/render/*.c) \
-            $(filter-out src/cli/main.c,$(wildcard src/cli/*.c))
+            $(filter-out src/cli/main.c,$(wildcard src/cli/*.c)) \
+            $(wildcard src/cli/guard/*.c)
 CORE_OBJ := $(CORE_SRC:%.c=$(BUILD)/obj/%.o)
-HEADERS := $(wildcard src/*/*.h)
+HEADERS := $(wildcard src/*/*.h src/*/*/*.h)
 # What the agent links: the writers, never the readers (capture_read,
 # heap_read); --gc-sections drops the util functions it does not call
 # (the /proc readers for other processes). `make agent-check` verifies.
@@ -140,7 +141,7 @@ fuzz-heap:
 # check came in); format-check covers every other file, new ones included,
 # and fails on a listed file that is formatted or gone (the list shrinks).
 CLANG_FORMAT ?= clang-format-14
-FORMAT_FILES := $(wildcard src/*/*.c src/*/*.h tests/c/*.c tests/c/*.h fuzz/*.c)
+FORMAT_FILES := $(wildcard src/*/*.c src/*/*.h src/*/*/*.c src/*/*/*.h tests/c/*.c tests/c/*.h fuzz/*.c)
 FORMAT_PENDING := $(shell sed 's/\#.*//' .ci/format-pending 2>/dev/null)
 FORMAT_CHECKED := $(filter-out $(FORMAT_PENDING),$(FORMAT_FILES))
 format:
