@@ -59,7 +59,7 @@ usage(FILE *out)
         "      --limit-fraction F    when the cgroup's memory use passes F\n"
         "                            (0-1) of its limit, the largest worker\n"
         "      --max-lifetime DUR    a worker's age (30m, 12h)\n"
-        "      --jitter DUR          up to this much more mh_guard_lifetime, "
+        "      --jitter DUR          up to this much more lifetime, "
         "random\n"
         "                            per worker, so they do not all expire\n"
         "                            together\n"
