@@ -26,6 +26,7 @@
 #include "../format/heap_read.h"
 #include "../util/clock.h"
 #include "../util/file.h"
+#include "../util/json.h"
 #include "../util/msg.h"
 #include "../util/proc.h"
 #include "agentctl.h"
@@ -277,19 +278,12 @@ default_name(long pid, char *out, size_t n)
     return 0;
 }
 
+/* A path as a JSON string, its bytes as they are (docs/snapshot.md). */
 static void
 print_json_str(FILE *out, const char *s)
 {
-    fputc('"', out);
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-        if (*p == '"' || *p == '\\')
-            fprintf(out, "\\%c", *p);
-        else if (*p < 0x20)
-            fprintf(out, "\\u%04x", *p);
-        else
-            fputc(*p, out);
-    }
-    fputc('"', out);
+    struct mh_json_sink k = mh_json_sink_file(out);
+    mh_json_str(&k, s, strlen(s), MH_JSON_BYTES);
 }
 
 static void

@@ -7,100 +7,11 @@
 #include "../format/capture.h"
 #include "json.h"
 
-/* Length of the valid UTF-8 sequence at s[0..n), or 0 if it is not one
- * (overlong forms, surrogates and code points past U+10FFFF are not). */
-static size_t
-utf8_len(const unsigned char *s, size_t n)
-{
-    unsigned char c = s[0];
-    size_t len;
-    unsigned char lo = 0x80, hi = 0xBF;
-    if (c < 0x80)
-        return 1;
-    if (c >= 0xC2 && c <= 0xDF) {
-        len = 2;
-    } else if (c >= 0xE0 && c <= 0xEF) {
-        len = 3;
-        if (c == 0xE0)
-            lo = 0xA0;
-        else if (c == 0xED)
-            hi = 0x9F;
-    } else if (c >= 0xF0 && c <= 0xF4) {
-        len = 4;
-        if (c == 0xF0)
-            lo = 0x90;
-        else if (c == 0xF4)
-            hi = 0x8F;
-    } else {
-        return 0;
-    }
-    if (n < len || s[1] < lo || s[1] > hi)
-        return 0;
-    for (size_t i = 2; i < len; i++)
-        if (s[i] < 0x80 || s[i] > 0xBF)
-            return 0;
-    return len;
-}
-
-void
-mh_json_put_str(FILE *out, const char *str, size_t n)
-{
-    const unsigned char *s = (const unsigned char *)str;
-    fputc('"', out);
-    size_t i = 0;
-    while (i < n) {
-        unsigned char c = s[i];
-        if (c == '"' || c == '\\') {
-            fputc('\\', out);
-            fputc(c, out);
-            i++;
-        } else if (c < 0x20) {
-            switch (c) {
-            case '\n':
-                fputs("\\n", out);
-                break;
-            case '\r':
-                fputs("\\r", out);
-                break;
-            case '\t':
-                fputs("\\t", out);
-                break;
-            default:
-                fprintf(out, "\\u%04x", c);
-                break;
-            }
-            i++;
-        } else {
-            size_t k = utf8_len(s + i, n - i);
-            if (k == 0) {
-                fputs("\\ufffd", out);
-                i++;
-            } else {
-                fwrite(s + i, 1, k, out);
-                i += k;
-            }
-        }
-    }
-    fputc('"', out);
-}
-
-void
-mh_json_put_int(FILE *out, double x)
-{
-    if (!isfinite(x))
-        x = 0;
-    x = nearbyint(x);
-    if (x == 0)
-        x = 0; /* no "-0" */
-    fprintf(out, "%.0f", x);
-}
-
 static void
 put_num(FILE *out, double x, int decimals)
 {
-    if (!isfinite(x))
-        x = 0;
-    fprintf(out, "%.*f", decimals, x);
+    struct mh_json_sink k = mh_json_sink_file(out);
+    mh_json_num(&k, isfinite(x) ? x : 0, decimals);
 }
 
 static void

@@ -6,6 +6,7 @@
 #include <stdio.h>
 
 #include "../analysis/analysis.h"
+#include "../util/json.h" /* mh_json_put_str, mh_json_put_int */
 
 /* Writes the finished analysis to `out`. MH_EIO when writing fails. */
 int mh_json_render(FILE *out, const struct mh_analysis *a) MH_MUST_USE;
@@ -15,13 +16,5 @@ int mh_json_render(FILE *out, const struct mh_analysis *a) MH_MUST_USE;
 typedef int (*mh_json_more_fn)(FILE *out, void *ctx);
 int mh_json_render_with(FILE *out, const struct mh_analysis *a,
                         mh_json_more_fn more, void *ctx) MH_MUST_USE;
-
-/* Writes s[0..n) as a JSON string: quotes, escapes for '"', '\\' and
- * control characters, valid UTF-8 passed through, every byte that is not
- * part of valid UTF-8 replaced by U+FFFD. */
-void mh_json_put_str(FILE *out, const char *s, size_t n);
-
-/* Writes x rounded to an integer; NaN and infinity as 0, never "-0". */
-void mh_json_put_int(FILE *out, double x);
 
 #endif

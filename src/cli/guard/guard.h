@@ -71,6 +71,7 @@
 #include "../../format/heap.h"
 #include "../../util/clock.h"
 #include "../../util/file.h"
+#include "../../util/json.h"
 #include "../../util/mem.h"
 #include "../../util/msg.h"
 #include "../../util/proc.h"
@@ -215,9 +216,10 @@ struct guard {
     regex_t match; /* --worker-match */
 };
 
+/* One log line being built; k writes into s and is cut at its end. */
 struct line {
     char s[LINE_MAX_LEN];
-    size_t n;
+    struct mh_json_sink k;
     int first;
 };
 

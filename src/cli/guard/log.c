@@ -3,65 +3,36 @@
 #include "guard.h"
 
 static void
-lput(struct line *l, const char *fmt, ...)
-{
-    if (l->n >= sizeof(l->s))
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    int k = vsnprintf(l->s + l->n, sizeof(l->s) - l->n, fmt, ap);
-    va_end(ap);
-    if (k < 0)
-        return;
-    l->n += (size_t)k;
-    if (l->n >= sizeof(l->s))
-        l->n = sizeof(l->s); /* truncated; j_end repairs the tail */
-}
-
-static void
 lkey(struct line *l, const char *key)
 {
-    lput(l, "%s\"%s\":", l->first ? "" : ",", key);
+    mh_json_printf(&l->k, "%s\"%s\":", l->first ? "" : ",", key);
     l->first = 0;
 }
 
-/* A JSON string: quotes, backslashes and control characters escaped;
- * other bytes (paths are UTF-8 in practice) pass through. */
+/* A JSON string (or null): quotes, backslashes and control characters
+ * escaped; other bytes (paths are UTF-8 in practice) pass through. */
 void
 mh_guard_lstr(struct line *l, const char *key, const char *v)
 {
     lkey(l, key);
-    if (!v) {
-        lput(l, "null");
-        return;
-    }
-    lput(l, "\"");
-    for (const unsigned char *p = (const unsigned char *)v; *p; p++) {
-        if (*p == '"' || *p == '\\')
-            lput(l, "\\%c", *p);
-        else if (*p < 0x20)
-            lput(l, "\\u%04x", *p);
-        else
-            lput(l, "%c", *p);
-    }
-    lput(l, "\"");
+    if (!v)
+        mh_json_write(&l->k, "null", 4);
+    else
+        mh_json_str(&l->k, v, strlen(v), MH_JSON_BYTES);
 }
 
 void
 mh_guard_lnum(struct line *l, const char *key, double v, int decimals)
 {
     lkey(l, key);
-    if (isfinite(v))
-        lput(l, "%.*f", decimals, v);
-    else
-        lput(l, "null");
+    mh_json_num(&l->k, v, decimals);
 }
 
 void
 mh_guard_lint(struct line *l, const char *key, long long v)
 {
     lkey(l, key);
-    lput(l, "%lld", v);
+    mh_json_printf(&l->k, "%lld", v);
 }
 
 void
@@ -73,27 +44,28 @@ mh_guard_j_begin(struct line *l, const char *event)
     gmtime_r(&ts.tv_sec, &tm);
     char when[40];
     strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%S", &tm);
-    l->n = 0;
+    l->k = mh_json_sink_buf(l->s, sizeof(l->s));
     l->first = 1;
-    lput(l, "{");
+    mh_json_printf(&l->k, "{");
     lkey(l, "time");
-    lput(l, "\"%s.%03ldZ\"", when, ts.tv_nsec / 1000000);
+    mh_json_printf(&l->k, "\"%s.%03ldZ\"", when, ts.tv_nsec / 1000000);
     mh_guard_lstr(l, "event", event);
 }
 
 void
 mh_guard_j_end(struct guard *g, struct line *l)
 {
-    if (l->n >= sizeof(l->s) - 4) {
+    if (l->k.n >= sizeof(l->s) - 4) {
         /* Cannot happen with PATH_MAX paths, but a cut line must stay
          * one line of valid JSON. */
-        l->n = 0;
+        l->k.n = 0;
         l->first = 1;
-        lput(l, "{\"event\":\"error\",\"message\":\"log line too long\"");
+        mh_json_printf(
+            &l->k, "{\"event\":\"error\",\"message\":\"log line too long\"");
     }
-    lput(l, "}\n");
+    mh_json_printf(&l->k, "}\n");
     const char *p = l->s;
-    size_t left = l->n;
+    size_t left = l->k.n;
     while (left) {
         ssize_t k = write(g->logfd, p, left);
         if (k < 0 && errno == EINTR)
@@ -158,7 +130,7 @@ mh_guard_log_exit(struct guard *g, struct worker *w)
     mh_guard_lnum(&l, "after_s",
                   w->signalled > 0 ? mh_clock_mono() - w->signalled : NAN, 3);
     lkey(&l, "killed");
-    lput(&l, w->state == W_KILLED ? "true" : "false");
+    mh_json_printf(&l.k, w->state == W_KILLED ? "true" : "false");
     mh_guard_j_end(g, &l);
 }
 
@@ -181,9 +153,9 @@ mh_guard_log_recycle(struct guard *g, struct worker *w, int sig)
     mh_guard_lnum(&l, "lifetime", mh_guard_lifetime(w), 1);
     lkey(&l, "requests");
     if (w->requests >= 0)
-        lput(&l, "%lld", w->requests);
+        mh_json_printf(&l.k, "%lld", w->requests);
     else
-        lput(&l, "null");
+        mh_json_printf(&l.k, "null");
     mh_guard_lstr(&l, "dump", r->dump[0] && r->dump_ok ? r->dump : NULL);
     if (r->dump[0] && r->dump_ok < 0)
         mh_guard_lstr(&l, "dump_partial", r->dump);
@@ -253,7 +225,7 @@ mh_guard_log_start(struct guard *g)
     mh_guard_lnum(&l, "mercy", g->o.mercy, 3);
     mh_guard_lint(&l, "max_concurrent", g->o.max_concurrent);
     lkey(&l, "limits");
-    lput(&l, "{");
+    mh_json_printf(&l.k, "{");
     l.first = 1;
     if (g->o.rss_limit)
         mh_guard_lint(&l, "rss", (long long)g->o.rss_limit);
@@ -270,10 +242,10 @@ mh_guard_log_start(struct guard *g)
     }
     if (g->o.max_requests)
         mh_guard_lint(&l, "requests", g->o.max_requests);
-    lput(&l, "}");
+    mh_json_printf(&l.k, "}");
     l.first = 0;
     mh_guard_lstr(&l, "snapshot_dir", g->o.no_dump ? NULL : g->snapdir);
     lkey(&l, "pidfd");
-    lput(&l, g->have_pidfd ? "true" : "false");
+    mh_json_printf(&l.k, g->have_pidfd ? "true" : "false");
     mh_guard_j_end(g, &l);
 }
