@@ -425,17 +425,18 @@ handle(struct conn *c, char *line)
     char *arg = strchr(line, ' ');
     if (arg)
         *arg++ = '\0';
-    if (!strcmp(line, "ping")) {
+    if (!strcmp(line, MH_CTL_PING)) {
         reply(c, "ok %d %s", (int)getpid(), mh_writer_path());
-    } else if (!strcmp(line, "stats")) {
+    } else if (!strcmp(line, MH_CTL_STATS)) {
         stats(c);
-    } else if (!strcmp(line, "trim")) {
+    } else if (!strcmp(line, MH_CTL_TRIM)) {
         trim(c);
-    } else if (!strcmp(line, "flush")) {
+    } else if (!strcmp(line, MH_CTL_FLUSH)) {
         mh_writer_flush();
         reply(c, "ok");
-    } else if (!strcmp(line, "dump") || !strcmp(line, "dump-wait")) {
-        int wait = line[4] == '-';
+    } else if (!strcmp(line, MH_CTL_DUMP) ||
+               !strcmp(line, MH_CTL_DUMP_WAIT)) {
+        int wait = !strcmp(line, MH_CTL_DUMP_WAIT);
         if (!arg || arg[0] != '/') {
             reply(c, "error %s needs an absolute path", line);
             return;

@@ -19,6 +19,7 @@
 #include "../render/json.h"
 #include "../render/text.h"
 #include "../render/verdict.h"
+#include "../util/ctlsock.h"
 #include "../util/file.h"
 #include "../util/proc.h"
 #include "agentctl.h"
@@ -145,7 +146,7 @@ mh_cmd_trim(int argc, char **argv)
         return MH_EXIT_USAGE;
     }
     struct mh_agentctl_reply r;
-    if (ask(pid, "trim", &r))
+    if (ask(pid, MH_CTL_TRIM, &r))
         return MH_EXIT_FAIL;
     double before = (double)field(r.line, "rss_before");
     double after = (double)field(r.line, "rss_after");
@@ -190,7 +191,7 @@ mh_cmd_inspect(int argc, char **argv)
         return MH_EXIT_USAGE;
     }
     struct mh_agentctl_reply r;
-    if (ask(pid, "ping", &r))
+    if (ask(pid, MH_CTL_PING, &r))
         return MH_EXIT_FAIL;
     /* "ok <pid> <capture path>" */
     const char *path = strchr(r.line + 3, ' ');
@@ -208,7 +209,7 @@ mh_cmd_inspect(int argc, char **argv)
     struct mh_analysis_opts opts = {
         .by = MH_BY_LINE, .warmup = 0.1, .warmup_fraction = 1, .top = 1};
     mh_analysis_init(&a, &opts);
-    if (ask(pid, "flush", &r) || ask(pid, "stats", &r))
+    if (ask(pid, MH_CTL_FLUSH, &r) || ask(pid, MH_CTL_STATS, &r))
         goto done;
     struct mh_verdict_input now = {0};
     now.rss = field(r.line, "rss");

@@ -25,6 +25,7 @@
 #include "../format/chunk.h"
 #include "../format/heap_read.h"
 #include "../util/clock.h"
+#include "../util/ctlsock.h"
 #include "../util/file.h"
 #include "../util/json.h"
 #include "../util/msg.h"
@@ -380,8 +381,8 @@ mh_cmd_snapshot(int argc, char **argv)
         return MH_EXIT_FAIL;
     }
     char req[PATH_MAX + 16];
-    snprintf(req, sizeof(req), "%s %s", o.wait_walk ? "dump-wait" : "dump",
-             abs);
+    snprintf(req, sizeof(req), "%s %s",
+             o.wait_walk ? MH_CTL_DUMP_WAIT : MH_CTL_DUMP, abs);
     int sent = mh_agentctl_send_fd(fd, req, out);
     int err = errno;
     close(out);

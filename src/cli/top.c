@@ -30,6 +30,7 @@
 
 #include "../analysis/slope.h"
 #include "../util/clock.h"
+#include "../util/ctlsock.h"
 #include "../util/mem.h"
 #include "../util/msg.h"
 #include "../util/proc.h"
@@ -318,7 +319,7 @@ collect_stats(struct top *t)
         }
         p->ctl = 1;
         p->fd = mh_agentctl_connect(p->pid, path, NULL);
-        if (p->fd >= 0 && mh_agentctl_send(p->fd, "stats")) {
+        if (p->fd >= 0 && mh_agentctl_send(p->fd, MH_CTL_STATS)) {
             close(p->fd);
             p->fd = -1;
         }

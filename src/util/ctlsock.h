@@ -1,6 +1,7 @@
-/* Where control sockets live, shared by the agent (src/agent/control.c),
- * which creates them, and the commands that connect to them
- * (src/cli/agentctl.c): one place for the directory rule and the names.
+/* The control protocol, shared by the agent (src/agent/control.c), which
+ * creates the sockets and answers, and the commands that connect to them
+ * (src/cli/agentctl.c and its users: snapshot, inspect, top, guard): one
+ * place for the directory rule, the names and the requests.
  *
  * A process's socket is <dir>/<pid>.sock, where <dir> belongs to the
  * process's effective user:
@@ -22,6 +23,18 @@
 #define MH_CTLSOCK_SUBDIR "memhound"           /* under $XDG_RUNTIME_DIR */
 #define MH_CTLSOCK_TMP_FMT "/tmp/memhound-%lu" /* the euid */
 #define MH_CTLSOCK_SUFFIX ".sock"
+
+/* The requests: one line each, answered by one line starting "ok" or
+ * "error <why>" (docs/snapshot.md). */
+#define MH_CTL_PING "ping"   /* ok <pid> <capture path> */
+#define MH_CTL_STATS "stats" /* ok pid=<pid> rss=<bytes> ... (key=value) */
+#define MH_CTL_TRIM "trim"   /* ok rss_before=... rss_after=... released= */
+#define MH_CTL_FLUSH "flush" /* ok, once the capture's buffer is written */
+/* "dump /abs/path" (or the path plus a descriptor passed with it): ok
+ * <walker pid> <pause ns> once the walker is forked; "dump-wait" answers
+ * when it is done: ok <walker pid> <pause ns> <walk ns> [unverified]. */
+#define MH_CTL_DUMP "dump"
+#define MH_CTL_DUMP_WAIT "dump-wait"
 
 /* Writes the /tmp fallback directory of `uid` into out. MH_OK, or
  * MH_ETOOBIG when it does not fit. */

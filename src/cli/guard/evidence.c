@@ -60,7 +60,7 @@ start_flush(struct guard *g, struct worker *w)
 {
     char note[sizeof(w->rec->note)];
     memcpy(note, w->rec->note, sizeof(note));
-    if (mh_guard_ctl_start(g, w, "flush", CTL_TIMEOUT, -1)) {
+    if (mh_guard_ctl_start(g, w, MH_CTL_FLUSH, CTL_TIMEOUT, -1)) {
         memcpy(w->rec->note, note, sizeof(note)); /* keep the dump's note */
         mh_guard_send_graceful(g, w);
         return;
@@ -105,7 +105,7 @@ start_dump(struct guard *g, struct worker *w)
         return;
     }
     char req[PATH_MAX + 16];
-    snprintf(req, sizeof(req), "dump-wait %s", r->dump);
+    snprintf(req, sizeof(req), MH_CTL_DUMP_WAIT " %s", r->dump);
     int rc = mh_guard_ctl_start(g, w, req, g->o.dump_timeout, fd);
     close(fd);
     if (rc) {

@@ -70,6 +70,7 @@
 
 #include "../../format/heap.h"
 #include "../../util/clock.h"
+#include "../../util/ctlsock.h"
 #include "../../util/file.h"
 #include "../../util/json.h"
 #include "../../util/mem.h"

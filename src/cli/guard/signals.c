@@ -137,7 +137,7 @@ mh_guard_start_recycle(struct guard *g, struct worker *w, const char *reason,
         return;
     }
     w->rec->evidence_start = w->rec->decided;
-    if (mh_guard_ctl_start(g, w, "ping", CTL_TIMEOUT, -1)) {
+    if (mh_guard_ctl_start(g, w, MH_CTL_PING, CTL_TIMEOUT, -1)) {
         mh_guard_send_graceful(g, w);
         return;
     }

@@ -341,7 +341,7 @@ mh_guard_query_stats(struct guard *g, struct worker *w)
     if (fd < 0)
         return;
     w->stats = mh_calloc(1, sizeof(*w->stats));
-    if (!w->stats || mh_agentctl_send(fd, "stats")) {
+    if (!w->stats || mh_agentctl_send(fd, MH_CTL_STATS)) {
         close(fd);
         mh_free(w->stats);
         w->stats = NULL;
