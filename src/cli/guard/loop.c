@@ -115,7 +115,89 @@ warn_no_workers(struct guard *g)
     }
 }
 
-static void recycle_over_limit(struct guard *g, size_t live, size_t busy);
+/* Measures the verified workers that are watched, picks those past a
+ * limit, most urgent first, and starts recycling as many as
+ * --max-concurrent allows and never the last one serving. */
+static void
+recycle_over_limit(struct guard *g, size_t live, size_t busy)
+{
+    /* Measure what the limits need: of verified workers only, the others
+     * are never signalled. */
+    for (size_t i = 0; i < g->nw; i++) {
+        struct worker *w = &g->w[i];
+        if (w->state != W_WATCH || w->kind != 1)
+            continue;
+        if (w->uss > w->rss)
+            w->uss = w->rss; /* USS <= RSS: a bound without reading */
+        if (g->o.uss_limit && mh_guard_uss_due(g, w)) {
+            struct mh_proc_mem m;
+            if (!mh_proc_read_mem(w->pid, &m)) {
+                w->uss = m.uss;
+                w->uss_rss = w->rss;
+                w->uss_tick = g->tick_no;
+            }
+        }
+    }
+
+    struct candidate cand[64];
+    size_t nc = 0;
+    for (size_t i = 0; i < g->nw && nc < 64; i++) {
+        struct worker *w = &g->w[i];
+        if (w->state != W_WATCH || w->kind != 1)
+            continue;
+        double limit = 0, urgency = 0;
+        const char *why = over_limit(g, w, &limit, &urgency);
+        if (!why) {
+            w->over_since = 0;
+            continue;
+        }
+        if (w->over_since <= 0)
+            w->over_since = mh_clock_mono();
+        cand[nc++] = (struct candidate){w, why, limit, urgency};
+    }
+    if (!nc && g->use_cgroup && !busy && !mh_proc_cgroup_read(&g->cg) &&
+        g->cg.limit != MH_CGROUP_NO_LIMIT) {
+        double used = (double)(g->cg.current - g->cg.inactive_file);
+        double limit = g->o.limit_fraction * (double)g->cg.limit;
+        if (used >= limit) {
+            /* The largest worker by what its exit would free. */
+            struct worker *big = NULL;
+            for (size_t i = 0; i < g->nw; i++) {
+                struct worker *w = &g->w[i];
+                struct mh_proc_mem m;
+                if (w->state != W_WATCH || w->kind != 1 ||
+                    mh_proc_read_mem(w->pid, &m))
+                    continue;
+                w->uss = m.uss;
+                if (!big || w->uss > big->uss)
+                    big = w;
+            }
+            if (big) {
+                if (big->over_since <= 0)
+                    big->over_since = mh_clock_mono();
+                cand[nc++] =
+                    (struct candidate){big, "cgroup", limit, used / limit};
+            }
+        }
+    }
+    if (nc)
+        qsort(cand, nc, sizeof(cand[0]), by_urgency);
+    for (size_t i = 0; i < nc; i++) {
+        if (busy >= (size_t)g->o.max_concurrent)
+            break;
+        /* Never all workers: one stays serving, unless it is the only
+         * one (a single-worker server could not be guarded at all). */
+        if (live == 0 || (live == 1 && busy > 0))
+            break;
+        busy++;
+        live--;
+        mh_guard_start_recycle(g, cand[i].w, cand[i].reason, cand[i].limit);
+    }
+    /* Request counts for the next check, from the workers that stay. */
+    for (size_t i = 0; g->o.max_requests && g->stats_state && i < g->nw; i++)
+        if (g->w[i].state == W_WATCH && g->w[i].kind == 1)
+            mh_guard_query_stats(g, &g->w[i]);
+}
 
 /* One check, every --interval: the master still there, its children
  * listed and verified, the gone ones forgotten, then the limits. */
@@ -220,90 +302,6 @@ mh_guard_tick(struct guard *g)
         return;
 
     recycle_over_limit(g, live, busy);
-}
-
-/* Measures the verified workers that are watched, picks those past a
- * limit, most urgent first, and starts recycling as many as
- * --max-concurrent allows and never the last one serving. */
-static void
-recycle_over_limit(struct guard *g, size_t live, size_t busy)
-{
-    /* Measure what the limits need: of verified workers only, the others
-     * are never signalled. */
-    for (size_t i = 0; i < g->nw; i++) {
-        struct worker *w = &g->w[i];
-        if (w->state != W_WATCH || w->kind != 1)
-            continue;
-        if (w->uss > w->rss)
-            w->uss = w->rss; /* USS <= RSS: a bound without reading */
-        if (g->o.uss_limit && mh_guard_uss_due(g, w)) {
-            struct mh_proc_mem m;
-            if (!mh_proc_read_mem(w->pid, &m)) {
-                w->uss = m.uss;
-                w->uss_rss = w->rss;
-                w->uss_tick = g->tick_no;
-            }
-        }
-    }
-
-    struct candidate cand[64];
-    size_t nc = 0;
-    for (size_t i = 0; i < g->nw && nc < 64; i++) {
-        struct worker *w = &g->w[i];
-        if (w->state != W_WATCH || w->kind != 1)
-            continue;
-        double limit = 0, urgency = 0;
-        const char *why = over_limit(g, w, &limit, &urgency);
-        if (!why) {
-            w->over_since = 0;
-            continue;
-        }
-        if (w->over_since <= 0)
-            w->over_since = mh_clock_mono();
-        cand[nc++] = (struct candidate){w, why, limit, urgency};
-    }
-    if (!nc && g->use_cgroup && !busy && !mh_proc_cgroup_read(&g->cg) &&
-        g->cg.limit != MH_CGROUP_NO_LIMIT) {
-        double used = (double)(g->cg.current - g->cg.inactive_file);
-        double limit = g->o.limit_fraction * (double)g->cg.limit;
-        if (used >= limit) {
-            /* The largest worker by what its exit would free. */
-            struct worker *big = NULL;
-            for (size_t i = 0; i < g->nw; i++) {
-                struct worker *w = &g->w[i];
-                struct mh_proc_mem m;
-                if (w->state != W_WATCH || w->kind != 1 ||
-                    mh_proc_read_mem(w->pid, &m))
-                    continue;
-                w->uss = m.uss;
-                if (!big || w->uss > big->uss)
-                    big = w;
-            }
-            if (big) {
-                if (big->over_since <= 0)
-                    big->over_since = mh_clock_mono();
-                cand[nc++] =
-                    (struct candidate){big, "cgroup", limit, used / limit};
-            }
-        }
-    }
-    if (nc)
-        qsort(cand, nc, sizeof(cand[0]), by_urgency);
-    for (size_t i = 0; i < nc; i++) {
-        if (busy >= (size_t)g->o.max_concurrent)
-            break;
-        /* Never all workers: one stays serving, unless it is the only
-         * one (a single-worker server could not be guarded at all). */
-        if (live == 0 || (live == 1 && busy > 0))
-            break;
-        busy++;
-        live--;
-        mh_guard_start_recycle(g, cand[i].w, cand[i].reason, cand[i].limit);
-    }
-    /* Request counts for the next check, from the workers that stay. */
-    for (size_t i = 0; g->o.max_requests && g->stats_state && i < g->nw; i++)
-        if (g->w[i].state == W_WATCH && g->w[i].kind == 1)
-            mh_guard_query_stats(g, &g->w[i]);
 }
 
 static void
