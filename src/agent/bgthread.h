@@ -6,11 +6,11 @@
  * around every fork() and the child drops the parent's capture, thread
  * and control socket (pthread_atfork handlers registered here).
  *
- * Locks: `wlock` guards the thread's stop flag and condition variable;
- * `pause_lock` serialises stopping and starting the thread and is taken
- * without the GIL, never while waiting for it; the writer's flush_lock
- * may be taken while holding pause_lock (a fork's last flush), never the
- * other way round. */
+ * Locks: `pause_lock` serialises stopping and starting the thread; it is
+ * taken without the GIL and held while joining the thread, which may be
+ * finishing a flush (the writer's flush_lock, then the GIL), so it comes
+ * before both. `wlock` guards the stop flag and the condition variable
+ * and is held around waits and signals only, nothing taken under it. */
 #ifndef MH_AGENT_BGTHREAD_H
 #define MH_AGENT_BGTHREAD_H
 
