@@ -12,6 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../util/clock.h"
 #include "allocstats.h"
 #include "bgthread.h"
 #include "control.h"
@@ -65,14 +66,6 @@ static struct mh_bgthread t = {
     .pause_lock = PTHREAD_MUTEX_INITIALIZER,
 };
 
-static uint64_t
-clock_ns(clockid_t id)
-{
-    struct timespec ts;
-    clock_gettime(id, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
 /* ---- the thread ---- */
 
 /* Waits on the condition variable until `until_ns` (CLOCK_MONOTONIC)
@@ -108,7 +101,7 @@ thread_main(void *arg)
      * than TICK_NS stops and restarts it at every fork (atfork_prepare),
      * and must still get its timeline points and flushes. */
     if (!t.next_tick) {
-        t.last_flush = clock_ns(CLOCK_MONOTONIC);
+        t.last_flush = mh_clock_ns(CLOCK_MONOTONIC);
         t.next_tick = t.last_flush + TICK_NS;
         t.ticks = 0;
     }
@@ -123,7 +116,7 @@ thread_main(void *arg)
          * a client waiting for a walker to finish. */
         uint64_t until = next_tick;
         if (mh_control_busy()) {
-            uint64_t soon = clock_ns(CLOCK_MONOTONIC) + CONTROL_POLL_NS;
+            uint64_t soon = mh_clock_ns(CLOCK_MONOTONIC) + CONTROL_POLL_NS;
             if (soon < until)
                 until = soon;
         }
@@ -131,18 +124,19 @@ thread_main(void *arg)
         if (t.stop)
             break;
         pthread_mutex_unlock(&t.wlock);
-        uint64_t now = clock_ns(CLOCK_MONOTONIC);
+        uint64_t now = mh_clock_ns(CLOCK_MONOTONIC);
         if (now >= next_tick) {
             next_tick += TICK_NS;
             if (next_tick <= now) /* fell behind (a stopped process) */
                 next_tick = now + TICK_NS;
             if (ticks % ALLOCSTATS_TICKS == 0) {
-                uint64_t t0 = clock_ns(CLOCK_MONOTONIC);
+                uint64_t t0 = mh_clock_ns(CLOCK_MONOTONIC);
                 mh_allocstats_refresh(ticks % PYMALLOC_TICKS == 0);
                 if (show_cost)
                     mh_warnf(
                         "allocstats refresh took %llu us",
-                        (unsigned long long)(clock_ns(CLOCK_MONOTONIC) - t0) /
+                        (unsigned long long)(mh_clock_ns(CLOCK_MONOTONIC) -
+                                             t0) /
                             1000);
             }
             ticks++;
@@ -157,7 +151,7 @@ thread_main(void *arg)
         mh_control_tick(mh_writer_now_ns());
         if (mh_writer_take_flush_soon()) {
             mh_writer_flush();
-            last_flush = clock_ns(CLOCK_MONOTONIC);
+            last_flush = mh_clock_ns(CLOCK_MONOTONIC);
         }
         t.last_flush = last_flush;
         t.next_tick = next_tick;
@@ -239,7 +233,7 @@ stop_thread_within(uint64_t ns)
     t.stop = 1;
     pthread_cond_signal(&t.wcond);
     pthread_mutex_unlock(&t.wlock);
-    uint64_t until_ns = clock_ns(CLOCK_REALTIME) + ns;
+    uint64_t until_ns = mh_clock_ns(CLOCK_REALTIME) + ns;
     struct timespec until = {
         .tv_sec = (time_t)(until_ns / 1000000000ull),
         .tv_nsec = (long)(until_ns % 1000000000ull),

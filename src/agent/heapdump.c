@@ -91,7 +91,7 @@ child_signals(void)
 
 static void __attribute__((noreturn)) child_main(const struct child_args *a)
 {
-    uint64_t pause_ns = clock_ns(CLOCK_MONOTONIC) - a->fork_mono_ns;
+    uint64_t pause_ns = mh_clock_ns(CLOCK_MONOTONIC) - a->fork_mono_ns;
     prctl(PR_SET_NAME, MH_HEAP_WALKER_COMM, 0, 0, 0);
     child_signals();
     mh_tracker_set_busy(1);
@@ -218,12 +218,12 @@ mh_heap_dump_fd(int fd, const char *capture, int wait,
         .parent_pid = (uint64_t)getpid(),
         .capture = capture ? capture : "",
     };
-    a.fork_real_ns = clock_ns(CLOCK_REALTIME);
-    a.fork_mono_ns = clock_ns(CLOCK_MONOTONIC);
+    a.fork_real_ns = mh_clock_ns(CLOCK_REALTIME);
+    a.fork_mono_ns = mh_clock_ns(CLOCK_MONOTONIC);
     pid_t pid = fork();
     if (pid == 0)
         child_main(&a);
-    res->pause_ns = clock_ns(CLOCK_MONOTONIC) - a.fork_mono_ns;
+    res->pause_ns = mh_clock_ns(CLOCK_MONOTONIC) - a.fork_mono_ns;
     int err = errno;
     close(fd);
     if (pid < 0) {

@@ -17,6 +17,7 @@
 #include "../format/heap_write.h"
 #include "../util/addrmap.h"
 #include "../util/buf.h"
+#include "../util/clock.h"
 #include "../util/msg.h"
 
 /* Payload per chunk before sealing. A dump cut short (the walker killed,
@@ -121,14 +122,6 @@ struct child_args {
     uint64_t fork_mono_ns, fork_real_ns;
     const char *capture;
 };
-
-static inline uint64_t
-clock_ns(clockid_t id)
-{
-    struct timespec ts;
-    clock_gettime(id, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
 
 /* Records the walk's first error; the walk stops at it. */
 static inline void

@@ -443,7 +443,7 @@ mh_hd_walk(struct walk *w, const struct child_args *a, uint64_t pause_ns)
     mh_hd_flush_chunk(w);
     if (w->err)
         return w->err;
-    uint64_t t0 = clock_ns(CLOCK_MONOTONIC);
+    uint64_t t0 = mh_clock_ns(CLOCK_MONOTONIC);
 
     PyObject *modules = mh_hw_interp_modules(w->interp);
     w->subtype_traverse = find_subtype_traverse(modules);
@@ -472,7 +472,7 @@ mh_hd_walk(struct walk *w, const struct child_args *a, uint64_t pause_ns)
     }
     if (w->err)
         return w->err;
-    uint64_t walk_ns = clock_ns(CLOCK_MONOTONIC) - t0;
+    uint64_t walk_ns = mh_clock_ns(CLOCK_MONOTONIC) - t0;
 
     alloc_records(w);
     if (!w->err && (rc = mh_heap_put_end(&w->chunk, w->objects,

@@ -10,6 +10,7 @@
 
 #include "../format/capture_write.h"
 #include "../util/addrmap.h"
+#include "../util/clock.h"
 #include "../util/fd.h"
 #include "../util/file.h"
 #include "../util/mem.h"
@@ -68,18 +69,10 @@ static struct mh_writer w = {
     .flush_lock = PTHREAD_MUTEX_INITIALIZER,
 };
 
-static uint64_t
-clock_ns(clockid_t id)
-{
-    struct timespec ts;
-    clock_gettime(id, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
 uint64_t
 mh_writer_now_ns(void)
 {
-    return clock_ns(CLOCK_MONOTONIC) - w.start_mono_ns;
+    return mh_clock_ns(CLOCK_MONOTONIC) - w.start_mono_ns;
 }
 
 int
@@ -678,7 +671,7 @@ open_capture(const char *path, uint64_t fork_parent)
     w.good_off = 0;
     w.file_stacks = 0;
     w.disk_full = w.full_noted = 0;
-    w.start_mono_ns = clock_ns(CLOCK_MONOTONIC);
+    w.start_mono_ns = mh_clock_ns(CLOCK_MONOTONIC);
     reset_tables();
 
     uint32_t nstr = w.argc + w.nlib + w.npath;
@@ -693,7 +686,7 @@ open_capture(const char *path, uint64_t fork_parent)
     struct mh_cap_header h = {
         .pid = (uint64_t)getpid(),
         .ppid = (uint64_t)getppid(),
-        .start_ns = clock_ns(CLOCK_REALTIME),
+        .start_ns = mh_clock_ns(CLOCK_REALTIME),
         .mode = (uint32_t)w.mode,
         .interval = w.interval,
         .max_depth = w.max_depth,
