@@ -218,6 +218,8 @@ mh_bgthread_resume(void)
     return rc;
 }
 
+/* A fork's wait for the writer thread: a flush with stacks to resolve
+ * takes milliseconds; a GIL another thread keeps may take for ever. */
 #define FORK_PAUSE_NS 1000000000ull
 
 /* Set by atfork_prepare when it stopped the thread: the parent restarts

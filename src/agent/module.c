@@ -1,6 +1,7 @@
 /* The _memhound extension module: the agent's Python interface. Thin:
  * argument checking and the session's start/stop order; the work is in
- * tracker.c and writer.c. docs/architecture.md lists the calls. */
+ * tracker.c, writer.c and bgthread.c. docs/architecture.md lists the
+ * calls. */
 #include <errno.h>
 #include <limits.h>
 #include <string.h>

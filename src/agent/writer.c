@@ -732,8 +732,6 @@ fail: {
 }
 }
 
-/* A fork's wait for the writer thread: a flush with stacks to resolve
- * takes milliseconds; a GIL another thread keeps may take for ever. */
 int
 mh_writer_open(const char *path, const struct mh_writer_header *h, int mode,
                uint64_t interval, uint32_t max_depth)
