@@ -166,7 +166,6 @@ thread_main(void *arg)
 int
 mh_bgthread_start(void)
 {
-    mh_writer_set_wake(wake);
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
@@ -333,6 +332,7 @@ mh_bgthread_prepare(void)
         atfork_done = 1;
     }
     t.next_tick = 0; /* a new capture starts its own schedule */
+    mh_writer_set_wake(wake);
     return 0;
 }
 

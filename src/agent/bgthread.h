@@ -17,8 +17,9 @@
 #include <stdint.h>
 
 /* Call before a capture opens (mh_writer_open()): registers the fork
- * handlers, once per process, and has the thread start a new schedule
- * (a new capture's timeline starts with it). Returns 0, or -1 when
+ * handlers, once per process, has the thread start a new schedule (a
+ * new capture's timeline starts with it) and gives the writer the
+ * thread's wake-up for markers (mh_writer_set_wake()). Returns 0, or -1 when
  * pthread_atfork() failed. */
 int mh_bgthread_prepare(void);
 /* Starts the thread. Returns 0, or -1 with errno set. */

@@ -60,7 +60,7 @@ struct mh_writer {
     int resolving;
     int flush_soon; /* a rare record (marker) is pending: flush now */
     /* Wakes the background thread for flush_soon (bgthread.c), or
-     * NULL before it first starts. */
+     * NULL before a session first opens. */
     void (*wake)(void);
 };
 
@@ -442,14 +442,15 @@ mh_writer_put_marker(uint64_t t_ns, uint32_t kind, const char *text,
 {
     mh_tracker_put_marker(t_ns, kind, text, n);
     __atomic_store_n(&w.flush_soon, 1, __ATOMIC_RELEASE);
-    if (w.wake)
-        w.wake();
+    void (*wake)(void) = __atomic_load_n(&w.wake, __ATOMIC_ACQUIRE);
+    if (wake)
+        wake();
 }
 
 void
 mh_writer_set_wake(void (*wake)(void))
 {
-    w.wake = wake;
+    __atomic_store_n(&w.wake, wake, __ATOMIC_RELEASE);
 }
 
 int
