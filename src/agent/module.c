@@ -176,6 +176,9 @@ fail:
     return done ? 0 : -1;
 }
 
+/* _memhound.start(). Long on purpose: the session's start order (file,
+ * control socket, hooks, thread, signal handlers), each failure undoing
+ * the steps before it, reads best in one place. */
 static PyObject *
 mh_start(PyObject *module, PyObject *args, PyObject *kw)
 {
