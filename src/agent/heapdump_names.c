@@ -106,8 +106,10 @@ printable(Py_UCS4 c)
     return Py_UNICODE_ISPRINTABLE(c);
 }
 
+/* One character of a str's repr, or of a bytes' (`bytes`: only ASCII
+ * 0x20-0x7e is shown as is). */
 static void
-sb_escape(struct sb *b, Py_UCS4 c, Py_UCS4 quote)
+sb_escape(struct sb *b, Py_UCS4 c, Py_UCS4 quote, int bytes)
 {
     if (c == quote || c == '\\') {
         mh_hd_sb_cp(b, '\\');
@@ -118,7 +120,7 @@ sb_escape(struct sb *b, Py_UCS4 c, Py_UCS4 quote)
         mh_hd_sb_puts(b, "\\n");
     } else if (c == '\r') {
         mh_hd_sb_puts(b, "\\r");
-    } else if (printable(c)) {
+    } else if (bytes ? c >= 0x20 && c < 0x7f : printable(c)) {
         mh_hd_sb_cp(b, c);
     } else if (c <= 0xff) {
         mh_hd_sb_printf(b, "\\x%02x", (unsigned)c);
@@ -144,7 +146,7 @@ mh_hd_repr_str(struct sb *b, PyObject *s)
     Py_UCS4 quote = sq && !dq ? '"' : '\'';
     mh_hd_sb_cp(b, quote);
     for (Py_ssize_t i = 0; i < n && !b->cut; i++)
-        sb_escape(b, PyUnicode_READ(kind, data, i), quote);
+        sb_escape(b, PyUnicode_READ(kind, data, i), quote, 0);
     mh_hd_sb_cp(b, quote);
 }
 
@@ -158,23 +160,8 @@ repr_bytes(struct sb *b, PyObject *o)
     unsigned char quote = sq && !dq ? '"' : '\'';
     mh_hd_sb_cp(b, 'b');
     mh_hd_sb_cp(b, quote);
-    for (Py_ssize_t i = 0; i < n && !b->cut; i++) {
-        unsigned char c = p[i];
-        if (c == quote || c == '\\') {
-            mh_hd_sb_cp(b, '\\');
-            mh_hd_sb_cp(b, c);
-        } else if (c == '\t') {
-            mh_hd_sb_puts(b, "\\t");
-        } else if (c == '\n') {
-            mh_hd_sb_puts(b, "\\n");
-        } else if (c == '\r') {
-            mh_hd_sb_puts(b, "\\r");
-        } else if (c < 0x20 || c >= 0x7f) {
-            mh_hd_sb_printf(b, "\\x%02x", c);
-        } else {
-            mh_hd_sb_cp(b, c);
-        }
-    }
+    for (Py_ssize_t i = 0; i < n && !b->cut; i++)
+        sb_escape(b, p[i], quote, 1);
     mh_hd_sb_cp(b, quote);
 }
 
