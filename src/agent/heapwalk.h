@@ -1,6 +1,6 @@
 /* The heap walker's view of CPython's object layout, behind one interface.
  *
- * The walker (heapdump.c) runs in a fork()ed child: it may read any
+ * The walker (heapdump*.c) runs in a fork()ed child: it may read any
  * object but must not call Python code, allocate with Python's allocators
  * or change an object. What it needs beyond tp_traverse and the public
  * structs differs per version: where the GC lists hang, dict key tables,

@@ -1,6 +1,7 @@
 /* The _memhound extension module: the agent's Python interface. Thin:
  * argument checking and the session's start/stop order; the work is in
- * tracker.c and writer.c. docs/architecture.md lists the calls. */
+ * tracker.c, writer.c and bgthread.c. docs/architecture.md lists the
+ * calls. */
 #include <errno.h>
 #include <limits.h>
 #include <string.h>
@@ -9,6 +10,7 @@
 #include "../util/file.h"
 #include "../util/mem.h"
 #include "allocstats.h"
+#include "bgthread.h"
 #include "control.h"
 #include "heapdump.h"
 #include "requests.h"
@@ -68,7 +70,7 @@ mh_before_fork(PyObject *module, PyObject *unused)
     (void)unused;
     if (session_active) {
         Py_BEGIN_ALLOW_THREADS
-        mh_writer_pause_thread();
+        mh_bgthread_pause();
         Py_END_ALLOW_THREADS
     }
     Py_RETURN_NONE;
@@ -82,7 +84,7 @@ mh_after_fork_parent(PyObject *module, PyObject *unused)
     int rc = 0;
     if (session_active) {
         Py_BEGIN_ALLOW_THREADS
-        rc = mh_writer_resume_thread();
+        rc = mh_bgthread_resume();
         Py_END_ALLOW_THREADS
     }
     if (rc)
@@ -174,6 +176,9 @@ fail:
     return done ? 0 : -1;
 }
 
+/* _memhound.start(). Long on purpose: the session's start order (file,
+ * control socket, hooks, thread, signal handlers), each failure undoing
+ * the steps before it, reads best in one place. */
 static PyObject *
 mh_start(PyObject *module, PyObject *args, PyObject *kw)
 {
@@ -256,28 +261,29 @@ mh_start(PyObject *module, PyObject *args, PyObject *kw)
     };
     const char *path = PyBytes_AS_STRING(path_obj);
     mh_writer_set_create_flags(force ? MH_FILE_FORCE : 0);
-    if (mh_writer_open(path, &h,
+    if (mh_bgthread_prepare() ||
+        mh_writer_open(path, &h,
                        mode == MH_MODE_TRACE ? MH_MODE_TRACE : MH_MODE_SAMPLE,
                        interval, max_depth)) {
         mh_py_create_error(path, mh_writer_create_flags(), errno);
         goto done;
     }
-    mh_writer_open_control();
+    mh_bgthread_open_control();
     mh_control_set_heap_every((uint64_t)(heap_every * 1e9),
                               mh_writer_now_ns());
     if (mh_tracker_start(mode, interval, max_depth)) {
         Py_BEGIN_ALLOW_THREADS
-        mh_writer_close();
+        mh_bgthread_end();
         Py_END_ALLOW_THREADS
         PyErr_SetString(PyExc_RuntimeError,
                         "cannot change mode: another allocator hook was "
                         "installed after memhound's");
         goto done;
     }
-    if (mh_writer_start_thread()) {
+    if (mh_bgthread_start()) {
         mh_tracker_stop();
         Py_BEGIN_ALLOW_THREADS
-        mh_writer_close();
+        mh_bgthread_end();
         Py_END_ALLOW_THREADS
         PyErr_SetFromErrno(PyExc_OSError);
         goto done;
@@ -308,7 +314,7 @@ mh_stop(PyObject *module, PyObject *unused)
     session_active = 0;
     mh_tracker_stop();
     Py_BEGIN_ALLOW_THREADS
-    mh_writer_close();
+    mh_bgthread_end();
     Py_END_ALLOW_THREADS
     Py_RETURN_NONE;
 }
@@ -389,7 +395,7 @@ mh_before_exec(PyObject *module, PyObject *args)
         const char *p = PyBytes_AS_STRING(path_obj);
         size_t n = (size_t)PyBytes_GET_SIZE(path_obj);
         Py_BEGIN_ALLOW_THREADS
-        mh_writer_pause_thread();
+        mh_bgthread_pause();
         uint64_t t = mh_writer_now_ns();
         mh_tracker_put_timeline(t, mh_allocstats_rss());
         mh_tracker_put_marker(t, MH_MARK_EXEC, p, n < 4096 ? n : 4096);
@@ -448,7 +454,7 @@ mh_after_fork_child(PyObject *module, PyObject *args)
     }
     int rc = 0;
     if (session_active)
-        rc = mh_writer_continue_in_child(PyBytes_AS_STRING(path_obj),
+        rc = mh_bgthread_continue_in_child(PyBytes_AS_STRING(path_obj),
                                          parent);
     if (rc) {
         int err = errno;

@@ -10,13 +10,11 @@
 #include <string.h>
 #include <time.h>
 
+#include "../util/compiler.h"
 #include "../util/mem.h"
 #include "allocstats.h"
 #include "requests.h"
 #include "tracker.h"
-
-#define MH_LIKELY(x) __builtin_expect(!!(x), 1)
-#define MH_UNLIKELY(x) __builtin_expect(!!(x), 0)
 
 struct mh_tracker mh_tracker = {.lock = PTHREAD_MUTEX_INITIALIZER};
 

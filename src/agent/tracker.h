@@ -46,7 +46,7 @@ struct mh_tracker {
     struct mh_hook_domain dom[3];
     int active; /* atomic: record samples */
     /* Atomic. In a forked child whose parent recorded: 1 from the fork
-     * (writer.c's at-fork handler) until the child's own capture starts,
+     * (bgthread.c's at-fork handler) until the child's own capture starts,
      * 2 once `child_start` is scheduled to start it, -1 once that is
      * given up (it never ran). A fork without Python's
      * hooks (uWSGI's workers, a C library's fork()) is noticed this way

@@ -10,40 +10,16 @@
 
 #include "../format/capture_write.h"
 #include "../util/addrmap.h"
+#include "../util/clock.h"
 #include "../util/fd.h"
 #include "../util/file.h"
 #include "../util/mem.h"
 #include "allocstats.h"
-#include "control.h"
-#include "sigflush.h"
 #include "tracker.h"
 #include "writer.h"
 
-#define TICK_NS 100000000ull         /* timeline period */
-/* Flush on every tick: a SIGKILL loses at most the last 100 ms (other
- * ends write the tail: sigflush.h, python/memhound). The writer thread's
- * CPU is the same as at 1 s, the capture grows faster (smaller chunks
- * compress less): docs/performance.md, "Flush interval", measured with
- * agents built with -DMH_FLUSH_NS=... */
-#ifdef MH_FLUSH_NS
-#define FLUSH_NS ((uint64_t)(MH_FLUSH_NS))
-#else
-#define FLUSH_NS TICK_NS
-#endif
-#define FLUSH_BYTES (4u << 20)       /* or when this much is pending */
 #define DEFS_CHUNK_BYTES (8u << 20)  /* write definitions in pieces */
 #define ZSTD_LEVEL 1
-/* How often the control channel is looked at while a client waits for a
- * walker: the walk time it reports is this precise. */
-#define CONTROL_POLL_NS 5000000ull
-/* Allocator statistics (allocstats.h) are refreshed every this many
- * ticks: glibc's every second; pymalloc's every 5 s, since its walk of
- * every pool holds the GIL (ms on a heap of hundreds of MB) and a trend
- * measured in minutes needs no more. */
-#define ALLOCSTATS_TICKS 10
-#define PYMALLOC_TICKS 50
-/* Set MEMHOUND_ALLOCSTATS_COST=1 to have the agent print what each
- * refresh costs (docs/verdict.md quotes the numbers). */
 
 struct mh_writer {
     /* Protected by flush_lock (or single-threaded: open, child). */
@@ -75,16 +51,6 @@ struct mh_writer {
     uint32_t argc, nlib, npath;
     uint64_t run_id;
 
-    /* Thread control, protected by wlock. */
-    pthread_mutex_t wlock;
-    pthread_cond_t wcond;
-    pthread_t thread;
-    int running, stop;
-    int exiting; /* the thread saw `stop` and is returning */
-    /* The thread's schedule (monotonic ns), kept across its restarts;
-     * only the writer thread touches it, 0 until a capture opens. */
-    uint64_t last_flush, next_tick;
-    unsigned ticks;
     pthread_mutex_t flush_lock;
     /* Atomics the signal handler reads (last_words), with owner and
      * fd_id above: who holds flush_lock, and whether that flush waits
@@ -93,32 +59,20 @@ struct mh_writer {
     pthread_t flush_owner;
     int resolving;
     int flush_soon; /* a rare record (marker) is pending: flush now */
-    /* Serialises stopping and starting the thread (`running`): a fork's
-     * pause (atfork_prepare) and Python's may overlap. Taken without the
-     * GIL, never while waiting for it. */
-    pthread_mutex_t pause_lock;
+    /* Wakes the background thread for flush_soon (bgthread.c), or
+     * NULL before a session first opens. */
+    void (*wake)(void);
 };
 
 static struct mh_writer w = {
     .fd = -1,
-    .wlock = PTHREAD_MUTEX_INITIALIZER,
-    .wcond = PTHREAD_COND_INITIALIZER,
     .flush_lock = PTHREAD_MUTEX_INITIALIZER,
-    .pause_lock = PTHREAD_MUTEX_INITIALIZER,
 };
-
-static uint64_t
-clock_ns(clockid_t id)
-{
-    struct timespec ts;
-    clock_gettime(id, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
 
 uint64_t
 mh_writer_now_ns(void)
 {
-    return clock_ns(CLOCK_MONOTONIC) - w.start_mono_ns;
+    return mh_clock_ns(CLOCK_MONOTONIC) - w.start_mono_ns;
 }
 
 int
@@ -488,11 +442,27 @@ mh_writer_put_marker(uint64_t t_ns, uint32_t kind, const char *text,
 {
     mh_tracker_put_marker(t_ns, kind, text, n);
     __atomic_store_n(&w.flush_soon, 1, __ATOMIC_RELEASE);
-    if (w.running && pthread_equal(pthread_self(), w.thread))
-        return; /* the thread looks at flush_soon before it sleeps */
-    pthread_mutex_lock(&w.wlock);
-    pthread_cond_signal(&w.wcond);
-    pthread_mutex_unlock(&w.wlock);
+    void (*wake)(void) = __atomic_load_n(&w.wake, __ATOMIC_ACQUIRE);
+    if (wake)
+        wake();
+}
+
+void
+mh_writer_set_wake(void (*wake)(void))
+{
+    __atomic_store_n(&w.wake, wake, __ATOMIC_RELEASE);
+}
+
+int
+mh_writer_take_flush_soon(void)
+{
+    return __atomic_exchange_n(&w.flush_soon, 0, __ATOMIC_ACQ_REL);
+}
+
+void
+mh_writer_put_timeline(void)
+{
+    mh_tracker_put_timeline(mh_writer_now_ns(), read_rss());
 }
 
 /* ---- the last words: a signal about to end the process ---- */
@@ -610,143 +580,6 @@ mh_writer_last_words(int sig)
     return rc;
 }
 
-/* ---- the thread ---- */
-
-/* Waits on the condition variable until `until_ns` (CLOCK_MONOTONIC)
- * or a stop; wlock held. */
-static void
-wait_until(uint64_t until_ns)
-{
-    struct timespec until = {
-        .tv_sec = (time_t)(until_ns / 1000000000ull),
-        .tv_nsec = (long)(until_ns % 1000000000ull),
-    };
-    pthread_cond_timedwait(&w.wcond, &w.wlock, &until);
-}
-
-static void *
-writer_main(void *arg)
-{
-    (void)arg;
-    mh_tracker_set_busy(1); /* its own allocations are not the target's */
-    /* The schedule outlives the thread: a program that forks more often
-     * than TICK_NS stops and restarts it at every fork (atfork_prepare),
-     * and must still get its timeline points and flushes. */
-    if (!w.next_tick) {
-        w.last_flush = clock_ns(CLOCK_MONOTONIC);
-        w.next_tick = w.last_flush + TICK_NS;
-        w.ticks = 0;
-    }
-    uint64_t last_flush = w.last_flush;
-    uint64_t next_tick = w.next_tick;
-    unsigned ticks = w.ticks;
-    const char *cost_env = getenv("MEMHOUND_ALLOCSTATS_COST");
-    int show_cost = cost_env && *cost_env == '1';
-    pthread_mutex_lock(&w.wlock);
-    while (!w.stop) {
-        /* The control channel may need a quicker look than the timeline:
-         * a client waiting for a walker to finish. */
-        uint64_t until = next_tick;
-        if (mh_control_busy()) {
-            uint64_t soon = clock_ns(CLOCK_MONOTONIC) + CONTROL_POLL_NS;
-            if (soon < until)
-                until = soon;
-        }
-        wait_until(until);
-        if (w.stop)
-            break;
-        pthread_mutex_unlock(&w.wlock);
-        uint64_t now = clock_ns(CLOCK_MONOTONIC);
-        if (now >= next_tick) {
-            next_tick += TICK_NS;
-            if (next_tick <= now) /* fell behind (a stopped process) */
-                next_tick = now + TICK_NS;
-            if (ticks % ALLOCSTATS_TICKS == 0) {
-                uint64_t t0 = clock_ns(CLOCK_MONOTONIC);
-                mh_allocstats_refresh(ticks % PYMALLOC_TICKS == 0);
-                if (show_cost)
-                    mh_warnf("allocstats refresh took %llu us",
-                             (unsigned long long)(clock_ns(CLOCK_MONOTONIC) -
-                                                  t0) / 1000);
-            }
-            ticks++;
-            mh_tracker_put_timeline(mh_writer_now_ns(), read_rss());
-            size_t pending =
-                __atomic_load_n(&mh_tracker.records.len, __ATOMIC_RELAXED);
-            if (now - last_flush >= FLUSH_NS || pending >= FLUSH_BYTES) {
-                mh_writer_flush();
-                last_flush = now;
-            }
-        }
-        mh_control_tick(mh_writer_now_ns());
-        if (__atomic_exchange_n(&w.flush_soon, 0, __ATOMIC_ACQ_REL)) {
-            mh_writer_flush();
-            last_flush = clock_ns(CLOCK_MONOTONIC);
-        }
-        w.last_flush = last_flush;
-        w.next_tick = next_tick;
-        w.ticks = ticks;
-        pthread_mutex_lock(&w.wlock);
-    }
-    w.exiting = 1;
-    pthread_mutex_unlock(&w.wlock);
-    return NULL;
-}
-
-int
-mh_writer_start_thread(void)
-{
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&w.wcond, &ca);
-    pthread_condattr_destroy(&ca);
-    w.stop = 0;
-    w.exiting = 0;
-    /* Signals are the target's: the thread starts with all blocked. */
-    sigset_t all, old;
-    sigfillset(&all);
-    pthread_sigmask(SIG_SETMASK, &all, &old);
-    int rc = pthread_create(&w.thread, NULL, writer_main, NULL);
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
-    if (rc) {
-        errno = rc;
-        return -1;
-    }
-    w.running = 1;
-    return 0;
-}
-
-static void
-stop_thread(void)
-{
-    pthread_mutex_lock(&w.pause_lock);
-    if (w.running) {
-        pthread_mutex_lock(&w.wlock);
-        w.stop = 1;
-        pthread_cond_signal(&w.wcond);
-        pthread_mutex_unlock(&w.wlock);
-        pthread_join(w.thread, NULL);
-        w.running = 0;
-    }
-    pthread_mutex_unlock(&w.pause_lock);
-}
-
-void
-mh_writer_pause_thread(void)
-{
-    stop_thread();
-}
-
-int
-mh_writer_resume_thread(void)
-{
-    pthread_mutex_lock(&w.pause_lock);
-    int rc = w.fd < 0 || w.running ? 0 : mh_writer_start_thread();
-    pthread_mutex_unlock(&w.pause_lock);
-    return rc;
-}
-
 /* ---- opening and closing ---- */
 
 static void
@@ -839,8 +672,7 @@ open_capture(const char *path, uint64_t fork_parent)
     w.good_off = 0;
     w.file_stacks = 0;
     w.disk_full = w.full_noted = 0;
-    w.next_tick = 0; /* a new capture starts its own schedule */
-    w.start_mono_ns = clock_ns(CLOCK_MONOTONIC);
+    w.start_mono_ns = mh_clock_ns(CLOCK_MONOTONIC);
     reset_tables();
 
     uint32_t nstr = w.argc + w.nlib + w.npath;
@@ -855,7 +687,7 @@ open_capture(const char *path, uint64_t fork_parent)
     struct mh_cap_header h = {
         .pid = (uint64_t)getpid(),
         .ppid = (uint64_t)getppid(),
-        .start_ns = clock_ns(CLOCK_REALTIME),
+        .start_ns = mh_clock_ns(CLOCK_REALTIME),
         .mode = (uint32_t)w.mode,
         .interval = w.interval,
         .max_depth = w.max_depth,
@@ -901,138 +733,10 @@ fail: {
 }
 }
 
-/* A fork's wait for the writer thread: a flush with stacks to resolve
- * takes milliseconds; a GIL another thread keeps may take for ever. */
-#define FORK_PAUSE_NS 1000000000ull
-
-/* Set by atfork_prepare when it stopped the thread: the parent restarts
- * it. Only the forking thread touches it. */
-static int paused_at_fork;
-
-/* Stops the thread if it ends within `ns`; otherwise lets it go on.
- * Returns whether it stopped. pause_lock held. */
-static int
-stop_thread_within(uint64_t ns)
-{
-    pthread_mutex_lock(&w.wlock);
-    w.stop = 1;
-    pthread_cond_signal(&w.wcond);
-    pthread_mutex_unlock(&w.wlock);
-    uint64_t until_ns = clock_ns(CLOCK_REALTIME) + ns;
-    struct timespec until = {
-        .tv_sec = (time_t)(until_ns / 1000000000ull),
-        .tv_nsec = (long)(until_ns % 1000000000ull),
-    };
-    if (pthread_timedjoin_np(w.thread, NULL, &until) == 0) {
-        w.running = 0;
-        return 1;
-    }
-    pthread_mutex_lock(&w.wlock);
-    int exiting = w.exiting; /* it saw the stop: it is returning now */
-    if (!exiting)
-        w.stop = 0;
-    pthread_mutex_unlock(&w.wlock);
-    if (!exiting)
-        return 0;
-    pthread_join(w.thread, NULL);
-    w.running = 0;
-    return 1;
-}
-
-/* Before every fork(), whoever calls it: the writer thread is stopped,
- * as Python's os.fork() hook does (mh_writer_pause_thread), so that it
- * holds nothing the child would inherit held: the GIL's own locks above
- * all, which a thread waiting for the GIL takes every few milliseconds.
- * That matters where fork() comes from C: uWSGI's master keeps the GIL
- * while it forks its workers, and the writer may have waited for it
- * since. The forking thread lets the GIL go for the wait (it has it back
- * before fork() proceeds, so the child's GIL is its own). Not when the
- * writer itself forks (a heap dump's walker). */
-static void
-atfork_prepare(void)
-{
-    paused_at_fork = 0;
-    if (!w.running || pthread_equal(pthread_self(), w.thread))
-        return;
-    PyThreadState *ts = mh_frames_current(); /* non-NULL: we hold the GIL */
-    int main_interp = ts && PyThreadState_GetInterpreter(ts) ==
-                                PyInterpreterState_Main();
-    if (ts)
-        ts = PyEval_SaveThread();
-    pthread_mutex_lock(&w.pause_lock);
-    if (w.running)
-        paused_at_fork = stop_thread_within(FORK_PAUSE_NS);
-    pthread_mutex_unlock(&w.pause_lock);
-    /* A thread that forks with the GIL held may have kept it from the
-     * writer for long (uWSGI's master does, for ever): what is pending
-     * reaches the capture now. */
-    if (paused_at_fork && main_interp)
-        mh_writer_flush();
-    if (ts)
-        PyEval_RestoreThread(ts);
-}
-
-/* The thread stopped for the fork starts again. If another thread is
- * stopping or starting it meanwhile (its own os.fork(), the end of the
- * session), that one decides. */
-static void
-atfork_parent(void)
-{
-    if (paused_at_fork && pthread_mutex_trylock(&w.pause_lock) == 0) {
-        if (!w.running && w.fd >= 0 && mh_writer_start_thread())
-            mh_warnf("cannot restart the writer thread after fork: %s",
-                     strerror(errno));
-        pthread_mutex_unlock(&w.pause_lock);
-    }
-    paused_at_fork = 0;
-}
-
-/* In every forked child, whoever forked it: os.fork() (whose Python hook
- * then calls mh_writer_continue_in_child()), uWSGI forking its workers
- * from C, a C library's fork(). The parent's capture, writer thread and
- * control socket are the parent's: the child drops them at once, before
- * any of its code runs, so nothing it does can write into the parent's
- * file. Its own capture starts when it runs Python (tracker.h,
- * child_pending). Only async-signal-safe calls and plain stores here. */
-static void
-atfork_child(void)
-{
-    paused_at_fork = 0;
-    pthread_mutex_init(&w.wlock, NULL);
-    pthread_mutex_init(&w.flush_lock, NULL);
-    pthread_mutex_init(&w.pause_lock, NULL);
-    if (w.running) {
-        /* A fork Python was not told about: the writer thread did not
-         * stop first and may have been anywhere in its buffers and
-         * tables. The child leaves the parent's copies alone
-         * (copy-on-write pages it never touches) and starts afresh. */
-        struct mh_buf *bufs[] = {&w.spare, &w.chunk, &w.out, &w.zscratch};
-        for (size_t i = 0; i < sizeof(bufs) / sizeof(bufs[0]); i++)
-            memset(bufs[i], 0, sizeof(*bufs[i]));
-        mh_addrmap_init(&w.codes, 0);
-        mh_addrmap_init(&w.frames, 0);
-        mh_addrmap_init(&w.strs, 0);
-    }
-    w.running = 0;
-    if (w.fd < 0)
-        return;
-    if (mh_fd_is(w.fd, &w.fd_id))
-        close(w.fd);
-    w.fd = -1;
-    mh_control_forget();
-    __atomic_store_n(&mh_tracker.child_pending, 1, __ATOMIC_RELAXED);
-}
-
 int
 mh_writer_open(const char *path, const struct mh_writer_header *h, int mode,
                uint64_t interval, uint32_t max_depth)
 {
-    static int atfork_done;
-    if (!atfork_done) {
-        if (pthread_atfork(atfork_prepare, atfork_parent, atfork_child))
-            return -1;
-        atfork_done = 1;
-    }
     w.mode = mode;
     w.interval = mode == MH_MODE_SAMPLE ? interval : 0;
     const char *registry = getenv("MEMHOUND_REGISTRY");
@@ -1052,13 +756,10 @@ mh_writer_open(const char *path, const struct mh_writer_header *h, int mode,
 void
 mh_writer_close(void)
 {
-    mh_sigflush_disarm();
-    stop_thread();
-    mh_control_close();
     if (w.fd < 0)
         return;
     /* A last timeline point, so even a short run has one. */
-    mh_tracker_put_timeline(mh_writer_now_ns(), read_rss());
+    mh_writer_put_timeline();
     mh_tracker_put_end(mh_writer_now_ns());
     mh_writer_flush();
     if (w.fd >= 0 && mh_fd_is(w.fd, &w.fd_id) && close(w.fd) && !w.failed)
@@ -1067,25 +768,12 @@ mh_writer_close(void)
     w.fd = -1;
 }
 
-void
-mh_writer_open_control(void)
-{
-    char err[512];
-    if (mh_control_open(err, sizeof(err)))
-        mh_warnf("no control channel for process %d ('memhound snapshot' "
-                 "cannot reach it): %s",
-                 (int)getpid(), err);
-}
-
 int
 mh_writer_continue_in_child(const char *path, uint64_t parent_pid)
 {
-    /* The parent's threads are gone in the child: their locks are in an
-     * unknown state and the thread handle means nothing. */
-    pthread_mutex_init(&w.wlock, NULL);
+    /* The parent's threads are gone in the child: the lock is in an
+     * unknown state. */
     pthread_mutex_init(&w.flush_lock, NULL);
-    pthread_mutex_init(&w.pause_lock, NULL);
-    w.running = 0;
     if (w.fd >= 0 && mh_fd_is(w.fd, &w.fd_id))
         close(w.fd);
     w.fd = -1;
@@ -1096,9 +784,30 @@ mh_writer_continue_in_child(const char *path, uint64_t parent_pid)
     int n = snprintf(text, sizeof(text), "%llu",
                      (unsigned long long)parent_pid);
     mh_writer_put_marker(0, MH_MARK_FORK_CHILD, text, (size_t)n);
-    /* The parent's socket is the parent's: a child answers on its own. */
-    mh_control_forget();
-    mh_writer_open_control();
-    mh_tracker_resume();
-    return mh_writer_start_thread();
+    return 0;
+}
+
+int
+mh_writer_forget_in_child(int thread_was_running)
+{
+    pthread_mutex_init(&w.flush_lock, NULL);
+    if (thread_was_running) {
+        /* A fork Python was not told about: the writer thread did not
+         * stop first and may have been anywhere in its buffers and
+         * tables. The child leaves the parent's copies alone
+         * (copy-on-write pages it never touches) and starts afresh. */
+        struct mh_buf *bufs[] = {&w.spare, &w.chunk, &w.out, &w.zscratch};
+        for (size_t i = 0; i < sizeof(bufs) / sizeof(bufs[0]); i++)
+            memset(bufs[i], 0, sizeof(*bufs[i]));
+        mh_addrmap_init(&w.codes, 0);
+        mh_addrmap_init(&w.frames, 0);
+        mh_addrmap_init(&w.strs, 0);
+    }
+    if (w.fd < 0)
+        return 0;
+    if (mh_fd_is(w.fd, &w.fd_id))
+        close(w.fd);
+    w.fd = -1;
+    __atomic_store_n(&mh_tracker.child_pending, 1, __ATOMIC_RELAXED);
+    return 1;
 }

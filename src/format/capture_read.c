@@ -15,13 +15,11 @@
 #include "../util/arena.h"
 #include "../util/budget.h"
 #include "../util/buf.h"
+#include "../util/compiler.h"
 #include "../util/idmap.h"
 #include "../util/mem.h"
 #include "capture_read.h"
 #include "chunk.h"
-
-#define LIKELY(x) __builtin_expect(!!(x), 1)
-#define UNLIKELY(x) __builtin_expect(!!(x), 0)
 
 _Static_assert(MH_CAP_STR_MAX < MH_ARENA_BLOCK, "a string fits a block");
 
@@ -102,7 +100,7 @@ store_fail(struct parser *ps, int rc, const uint8_t *rec, uint8_t tag)
 #define FIELD(q, end, v)                                                      \
     do {                                                                      \
         int rc_ = mh_rd_uv(&(q), (end), (v));                                 \
-        if (UNLIKELY(rc_))                                                    \
+        if (MH_UNLIKELY(rc_))                                                 \
             return mh_parse_field_fail(&ps->err, rc_, rec, tag, 1);           \
     } while (0)
 
@@ -466,22 +464,22 @@ parse_records(struct parser *ps, const uint8_t *p, size_t n)
         const uint8_t *rec = p;
         uint8_t tag = *p++;
         int rc;
-        if (LIKELY(tag >= MH_REC_ALLOC_RAW && tag <= MH_REC_FREE)) {
-            if (UNLIKELY(!r->have_header))
+        if (MH_LIKELY(tag >= MH_REC_ALLOC_RAW && tag <= MH_REC_FREE)) {
+            if (MH_UNLIKELY(!r->have_header))
                 return mh_parse_rec_fail(&ps->err, MH_EFORMAT, rec, tag,
                                          "comes before the HEADER record");
             uint64_t u;
             if (tag == MH_REC_FREE) {
-                if (UNLIKELY((rc = mh_rd_uv(&p, end, &u))))
+                if (MH_UNLIKELY((rc = mh_rd_uv(&p, end, &u))))
                     return mh_parse_field_fail(&ps->err, rc, rec, tag, 0);
                 addr += (uint64_t)mh_unzigzag(u);
                 ev.kind = MH_EV_FREE;
                 ev.u.free.addr = addr;
             } else {
                 uint64_t stack, size;
-                if (UNLIKELY((rc = mh_rd_uv(&p, end, &stack))) ||
-                    UNLIKELY((rc = mh_rd_uv(&p, end, &size))) ||
-                    UNLIKELY((rc = mh_rd_uv(&p, end, &u))))
+                if (MH_UNLIKELY((rc = mh_rd_uv(&p, end, &stack))) ||
+                    MH_UNLIKELY((rc = mh_rd_uv(&p, end, &size))) ||
+                    MH_UNLIKELY((rc = mh_rd_uv(&p, end, &u))))
                     return mh_parse_field_fail(&ps->err, rc, rec, tag, 0);
                 uint32_t sidx = 0;
                 if (stack) {
@@ -489,7 +487,7 @@ parse_records(struct parser *ps, const uint8_t *p, size_t n)
                         sidx = ps->last_stack_idx;
                     } else {
                         sidx = mh_idmap_get(&ps->pv->stacks, stack);
-                        if (UNLIKELY(!sidx))
+                        if (MH_UNLIKELY(!sidx))
                             return mh_parse_rec_fail(
                                 &ps->err, MH_EFORMAT, rec, tag,
                                 "references undefined stack "
@@ -513,7 +511,7 @@ parse_records(struct parser *ps, const uint8_t *p, size_t n)
                                 : ps->err.place.chunk_off +
                                       MH_CAP_CHUNK_HEADER_LEN +
                                       (uint64_t)(rec - ps->err.place.payload);
-                if (UNLIKELY((rc = ps->visit(ps->ctx, &ev))))
+                if (MH_UNLIKELY((rc = ps->visit(ps->ctx, &ev))))
                     return visit_stopped(ps, rc, rec, tag);
             }
             continue;

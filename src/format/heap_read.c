@@ -17,13 +17,11 @@
 #include "../util/arena.h"
 #include "../util/budget.h"
 #include "../util/buf.h"
+#include "../util/compiler.h"
 #include "../util/idmap.h"
 #include "../util/mem.h"
 #include "chunk.h"
 #include "heap_read.h"
-
-#define LIKELY(x) __builtin_expect(!!(x), 1)
-#define UNLIKELY(x) __builtin_expect(!!(x), 0)
 
 _Static_assert(MH_HEAP_STR_MAX < MH_ARENA_BLOCK, "a string fits a block");
 
@@ -177,7 +175,7 @@ index_reserve(struct mh_heap_dump *d, struct mh_heap_priv *pv, size_t n)
 #define FIELD(q, end, v)                                                      \
     do {                                                                      \
         int rc_ = mh_rd_uv(&(q), (end), (v));                                 \
-        if (UNLIKELY(rc_))                                                    \
+        if (MH_UNLIKELY(rc_))                                                 \
             return mh_parse_field_fail(&ps->err, rc_, rec, tag, sized);       \
     } while (0)
 
@@ -429,19 +427,19 @@ parse_object(struct parser *ps, const uint8_t *rec, uint8_t tag,
     uint32_t *el = nedges ? d->edge_label + d->nedges : NULL;
     for (uint64_t k = 0; k < nedges; k++) {
         uint64_t td, label;
-        if (UNLIKELY((rc = mh_rd_uv(&q, end, &td))) ||
-            UNLIKELY((rc = mh_rd_uv(&q, end, &label))))
+        if (MH_UNLIKELY((rc = mh_rd_uv(&q, end, &td))) ||
+            MH_UNLIKELY((rc = mh_rd_uv(&q, end, &label))))
             return edge_fail(ps, rc, rec, tag, k, 0, 0);
         unsigned kind = (unsigned)(label & MH_EDGE_KIND_MASK);
         uint64_t name = label >> MH_EDGE_KIND_BITS;
         uint32_t nidx = 0;
-        if (UNLIKELY(kind == MH_EDGE_KIND_RESERVED))
+        if (MH_UNLIKELY(kind == MH_EDGE_KIND_RESERVED))
             return edge_fail(ps, 0, rec, tag, k, kind, name);
         if (name) {
-            if (UNLIKELY(kind == MH_EDGE_NONE || kind == MH_EDGE_ITEM))
+            if (MH_UNLIKELY(kind == MH_EDGE_NONE || kind == MH_EDGE_ITEM))
                 return edge_fail(ps, 0, rec, tag, k, kind, name);
             nidx = mh_idmap_get(&pv->strings, name);
-            if (UNLIKELY(!nidx))
+            if (MH_UNLIKELY(!nidx))
                 return edge_fail(ps, 0, rec, tag, k, kind, name);
         }
         ea[k] = addr + (uint64_t)mh_unzigzag(td);
@@ -543,7 +541,7 @@ parse_records(struct parser *ps, const uint8_t *p, size_t n)
         uint8_t tag = *p++;
         int rc;
         if (tag >= MH_HREC_OBJECT && tag <= MH_HREC_ALLOC) {
-            if (UNLIKELY(!d->have_header))
+            if (MH_UNLIKELY(!d->have_header))
                 return mh_parse_rec_fail(&ps->err, MH_EFORMAT, rec, tag,
                                          "comes before the HEADER record");
             if (tag == MH_HREC_OBJECT)

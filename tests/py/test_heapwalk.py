@@ -1,4 +1,4 @@
-"""The heap walker (src/agent/heapdump.c) on every interpreter of the
+"""The heap walker (src/agent/heapdump*.c) on every interpreter of the
 matrix: exact counts on constructed heaps, names of edges and roots,
 sizes as sys.getsizeof says, a heap the dump leaves unchanged, a busy
 multi-threaded target, and ALLOC records joined to the objects.
