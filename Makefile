@@ -15,11 +15,11 @@ BUILD := build
 UTIL_SRC := $(wildcard src/util/*.c)
 FORMAT_SRC := $(wildcard src/format/*.c)
 AGENT_SRC := $(wildcard src/agent/*.c)
-CORE_SRC := $(UTIL_SRC) $(FORMAT_SRC) $(wildcard src/analysis/*.c) \
+CORE_SRC := $(UTIL_SRC) $(FORMAT_SRC) $(wildcard src/analysis/*.c src/analysis/*/*.c) \
             $(wildcard src/render/*.c) \
             $(filter-out src/cli/main.c,$(wildcard src/cli/*.c))
 CORE_OBJ := $(CORE_SRC:%.c=$(BUILD)/obj/%.o)
-HEADERS := $(wildcard src/*/*.h)
+HEADERS := $(wildcard src/*/*.h src/*/*/*.h)
 # What the agent links: the writers, never the readers (capture_read,
 # heap_read); --gc-sections drops the util functions it does not call
 # (the /proc readers for other processes). `make agent-check` verifies.
@@ -128,7 +128,7 @@ fuzz:
 	$(MAKE) --no-print-directory fuzz-heap
 
 # The heap dump reader and the analyses on what it accepts.
-HEAP_AN_SRC := $(wildcard src/analysis/heap_*.c)
+HEAP_AN_SRC := $(wildcard src/analysis/heap/*.c)
 fuzz-heap:
 	@mkdir -p $(BUILD)/fuzz/corpus-heap
 	clang -g -O1 -fsanitize=fuzzer,address,undefined $(WARN) -Wno-error \
@@ -140,7 +140,7 @@ fuzz-heap:
 # check came in); format-check covers every other file, new ones included,
 # and fails on a listed file that is formatted or gone (the list shrinks).
 CLANG_FORMAT ?= clang-format-14
-FORMAT_FILES := $(wildcard src/*/*.c src/*/*.h tests/c/*.c tests/c/*.h fuzz/*.c)
+FORMAT_FILES := $(wildcard src/*/*.c src/*/*.h src/*/*/*.c src/*/*/*.h tests/c/*.c tests/c/*.h fuzz/*.c)
 FORMAT_PENDING := $(shell sed 's/\#.*//' .ci/format-pending 2>/dev/null)
 FORMAT_CHECKED := $(filter-out $(FORMAT_PENDING),$(FORMAT_FILES))
 format:

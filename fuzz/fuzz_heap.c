@@ -11,9 +11,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../src/analysis/heap_census.h"
-#include "../src/analysis/heap_top.h"
-#include "../src/analysis/heap_why.h"
+#include "../src/analysis/heap/census.h"
+#include "../src/analysis/heap/top.h"
+#include "../src/analysis/heap/why.h"
 #include "../src/format/capture_write.h"
 #include "../src/format/heap_read.h"
 #include "../src/format/heap_write.h"

@@ -8,10 +8,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../analysis/heap_census.h"
-#include "../analysis/heap_diff.h"
-#include "../analysis/heap_top.h"
-#include "../analysis/heap_why.h"
+#include "../analysis/heap/census.h"
+#include "../analysis/heap/diff.h"
+#include "../analysis/heap/top.h"
+#include "../analysis/heap/why.h"
 #include "../format/chunk.h"
 #include "../render/heap_json.h"
 #include "../render/heap_text.h"

@@ -11,11 +11,11 @@
 #include <sys/stat.h>
 #include <time.h>
 
-#include "../analysis/analysis.h"
-#include "../analysis/joined.h"
-#include "../analysis/verdict.h"
+#include "../analysis/capture/analysis.h"
+#include "../analysis/report/heap_section.h"
+#include "../analysis/report/verdict.h"
 #include "../format/chunk.h"
-#include "../render/joined.h"
+#include "../render/heap_section.h"
 #include "../render/json.h"
 #include "../render/text.h"
 #include "../render/verdict.h"

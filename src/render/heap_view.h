@@ -5,7 +5,7 @@
 
 #include <stdint.h>
 
-#include "../analysis/heap_an.h"
+#include "../analysis/heap/session.h"
 #include "../format/capture_read.h"
 
 struct mh_heap_view {

@@ -5,7 +5,7 @@
 
 #include <stdio.h>
 
-#include "../analysis/analysis.h"
+#include "../analysis/capture/analysis.h"
 
 /* Writes the finished analysis to `out`. MH_EIO when writing fails. */
 int mh_json_render(FILE *out, const struct mh_analysis *a) MH_MUST_USE;

@@ -9,11 +9,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "analysis/analysis.h"
-#include "analysis/codepath.h"
-#include "analysis/livetab.h"
-#include "analysis/strpool.h"
-#include "analysis/timeline.h"
+#include "analysis/capture/analysis.h"
+#include "analysis/capture/codepath.h"
+#include "util/blockmap.h"
+#include "util/strpool.h"
+#include "analysis/capture/timeline.h"
 #include "cli/cli.h"
 #include "format/capture_write.h"
 #include "cap_gen.h"

@@ -6,11 +6,11 @@
 #include <stdlib.h>
 #include <unistd.h>
 
-#include "../../src/analysis/heap_census.h"
-#include "../../src/analysis/heap_diff.h"
-#include "../../src/analysis/heap_top.h"
-#include "../../src/analysis/heap_types.h"
-#include "../../src/analysis/heap_why.h"
+#include "../../src/analysis/heap/census.h"
+#include "../../src/analysis/heap/diff.h"
+#include "../../src/analysis/heap/top.h"
+#include "../../src/analysis/heap/types.h"
+#include "../../src/analysis/heap/why.h"
 #include "../../src/cli/cli.h"
 #include "cmd_run.h"
 #include "harness.h"

@@ -5,9 +5,9 @@
 #include <stdlib.h>
 #include <time.h>
 
-#include "../../src/analysis/heap_census.h"
-#include "../../src/analysis/heap_diff.h"
-#include "../../src/analysis/heap_why.h"
+#include "../../src/analysis/heap/census.h"
+#include "../../src/analysis/heap/diff.h"
+#include "../../src/analysis/heap/why.h"
 #include "harness.h"
 #include "heap_gen.h"
 

@@ -1,4 +1,4 @@
-/* The joined leak report (src/analysis/joined.h): a capture whose
+/* The joined leak report (src/analysis/report/heap_section.h): a capture whose
  * markers name heap dumps, the dumps on disk, and what the join makes of
  * them; its renderers; allocation failure at every step. */
 #include <stdio.h>
@@ -6,9 +6,9 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "../../src/analysis/joined.h"
+#include "../../src/analysis/report/heap_section.h"
 #include "../../src/format/capture_write.h"
-#include "../../src/render/joined.h"
+#include "../../src/render/heap_section.h"
 #include "../../src/util/mem.h"
 #include "faulty.h"
 #include "harness.h"
