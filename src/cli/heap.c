@@ -225,7 +225,7 @@ parse_args(int argc, char **argv, struct options *o)
 
 /* Loads the dump at `path` into a; exit code. */
 static int
-load(struct mh_heap_an *a, struct mh_heap_types *types, const char *path)
+load(struct mh_heap_session *a, struct mh_heap_types *types, const char *path)
 {
     struct mh_file f;
     int rc = mh_file_map(&f, path, 0, &mh_chunk_heap_input);
@@ -233,13 +233,13 @@ load(struct mh_heap_an *a, struct mh_heap_types *types, const char *path)
         mh_errorf("%s", f.error);
         return MH_EXIT_FAIL;
     }
-    rc = mh_heap_an_load(a, types, f.data, f.len, 0);
+    rc = mh_heap_session_load(a, types, f.data, f.len, 0);
     mh_file_unmap(&f);
     if (rc) {
         mh_errorf("cannot read heap dump '%s': %s", path, a->error);
         return MH_EXIT_FAIL;
     }
-    const struct mh_heap_dump *d = &a->dump;
+    const struct mh_heap_image *d = &a->dump;
     if (d->truncated)
         mh_warnf("heap dump '%s' is cut short (the walker was probably "
                  "killed): it ends inside the chunk at offset %llu, whose "
@@ -285,7 +285,7 @@ parse_address(const char *s, uint64_t *v)
 struct run {
     struct options *o;
     struct mh_heap_types types;
-    struct mh_heap_an a, old;
+    struct mh_heap_session a, old;
     struct mh_cap_reader cap;
     int have_cap;
     FILE *out;
@@ -507,13 +507,13 @@ mh_cmd_heap(int argc, char **argv)
     memset(&r, 0, sizeof(r));
     r.o = &o;
     mh_heap_types_init(&r.types);
-    mh_heap_an_init(&r.a);
-    mh_heap_an_init(&r.old);
+    mh_heap_session_init(&r.a);
+    mh_heap_session_init(&r.old);
     mh_cap_reader_init(&r.cap);
     code = run(&r);
     mh_heap_types_release(&r.types);
-    mh_heap_an_release(&r.a);
-    mh_heap_an_release(&r.old);
+    mh_heap_session_release(&r.a);
+    mh_heap_session_release(&r.old);
     mh_cap_reader_release(&r.cap);
     return code;
 }

@@ -236,15 +236,15 @@ parse_args(int argc, char **argv, struct options *o)
 /* The dumps the capture's markers name, joined with it (joined.h). A
  * failure here costs the heap section only, never the report. */
 static void
-add_heap(struct mh_joined *j, const char *path, const uint8_t *buf, size_t len,
+add_heap(struct mh_heap_section *j, const char *path, const uint8_t *buf, size_t len,
          size_t top)
 {
-    if (mh_joined_add(j, path, buf, len, top))
+    if (mh_heap_section_add(j, path, buf, len, top))
         mh_warnf("cannot join the heap dumps of '%s': %s", path, j->error);
 }
 
 struct json_more {
-    const struct mh_joined *j;
+    const struct mh_heap_section *j;
     const struct mh_verdicts *v;
 };
 
@@ -255,11 +255,11 @@ json_more(FILE *out, void *ctx)
     fputs("\"verdict\": ", out);
     mh_verdicts_json(out, m->v);
     fputs(",\n  ", out);
-    return mh_joined_json_render(out, m->j);
+    return mh_heap_section_json_render(out, m->j);
 }
 
 static int
-add_capture(struct mh_analysis *a, struct mh_joined *j, const char *path)
+add_capture(struct mh_analysis *a, struct mh_heap_section *j, const char *path)
 {
     struct mh_file f;
     int rc = mh_file_map(&f, path, 0, &mh_chunk_capture_input);
@@ -555,7 +555,7 @@ done:
 
 static int
 render(const struct options *o, const struct mh_analysis *a,
-       const struct mh_joined *j)
+       const struct mh_heap_section *j)
 {
     struct mh_verdicts v;
     if (mh_verdicts_of_analysis(a, NULL, &v)) {
@@ -573,7 +573,7 @@ render(const struct options *o, const struct mh_analysis *a,
                  : mh_text_render(out, a);
     if (!rc && o->format != FORMAT_JSON) {
         mh_verdicts_text(out, &v, a->nprocs == 1 ? (long)a->procs[0].pid : 0);
-        rc = mh_joined_text_render(out, j);
+        rc = mh_heap_section_text_render(out, j);
     }
     mh_verdicts_release(&v);
     return mh_output_close(out, o->output, rc);
@@ -598,20 +598,20 @@ mh_cmd_report(int argc, char **argv)
     }
     o.an.runs = nruns;
     struct mh_analysis a;
-    struct mh_joined j;
+    struct mh_heap_section j;
     mh_analysis_init(&a, &o.an);
-    mh_joined_init(&j);
+    mh_heap_section_init(&j);
     code = MH_EXIT_OK;
     for (int i = 0; i < o.ncaptures && code == MH_EXIT_OK; i++)
         code = add_capture(&a, &j, o.captures[i]);
-    mh_joined_finish(&j);
+    mh_heap_section_finish(&j);
     if (code == MH_EXIT_OK && mh_analysis_finish(&a)) {
         mh_errorf("cannot build the report: %s", a.error);
         code = MH_EXIT_FAIL;
     }
     if (code == MH_EXIT_OK)
         code = render(&o, &a, &j);
-    mh_joined_release(&j);
+    mh_heap_section_release(&j);
     mh_analysis_release(&a);
     options_release(&o);
     return code;

@@ -44,7 +44,7 @@ put_est(FILE *out, double x)
 static void
 dump_obj(FILE *out, const struct mh_heap_view *v)
 {
-    const struct mh_heap_dump *d = &v->a->dump;
+    const struct mh_heap_image *d = &v->a->dump;
     const struct mh_heap_graph *g = &v->a->graph;
     uint64_t bytes = 0;
     for (uint32_t o = 0; o < d->nobjs; o++)
@@ -89,7 +89,8 @@ dump_obj(FILE *out, const struct mh_heap_view *v)
 }
 
 static void
-lu_list(FILE *out, const struct mh_heap_view *v, const struct mh_heap_lu *l)
+lu_list(FILE *out, const struct mh_heap_view *v,
+        const struct mh_unreachable *l)
 {
     static const char *const why[] = {"not_walked", "gc_cannot_see",
                                       "garbage"};
@@ -97,7 +98,7 @@ lu_list(FILE *out, const struct mh_heap_view *v, const struct mh_heap_lu *l)
     fputs("[", out);
     uint32_t n = shown(v, l->n);
     for (uint32_t i = 0; i < n; i++) {
-        const struct mh_heap_lu_row *r = &l->rows[i];
+        const struct mh_unreachable_row *r = &l->rows[i];
         fprintf(out,
                 "%s\n    {\"stack\": %" PRIu64 ", \"type\": ", i ? "," : "",
                 r->stack);
@@ -271,7 +272,7 @@ int
 mh_heap_json_top(FILE *out, const struct mh_heap_view *v,
                  const struct mh_heap_top *t)
 {
-    const struct mh_heap_dump *d = &v->a->dump;
+    const struct mh_heap_image *d = &v->a->dump;
     fputs("{\n  \"dump\": ", out);
     dump_obj(out, v);
     fputs(",\n  \"retainers\": [", out);

@@ -8,15 +8,15 @@
 #include "json.h"
 
 static void
-put_str(FILE *out, const struct mh_joined *j, uint32_t id)
+put_str(FILE *out, const struct mh_heap_section *j, uint32_t id)
 {
-    const char *s = mh_joined_str(j, id);
+    const char *s = mh_heap_section_str(j, id);
     mh_json_put_str(out, s, strlen(s));
 }
 
 /* A string id, null when 0. */
 static void
-put_opt(FILE *out, const struct mh_joined *j, uint32_t id)
+put_opt(FILE *out, const struct mh_heap_section *j, uint32_t id)
 {
     if (id)
         put_str(out, j, id);
@@ -25,7 +25,8 @@ put_opt(FILE *out, const struct mh_joined *j, uint32_t id)
 }
 
 static void
-site_json(FILE *out, const struct mh_joined *j, const struct mh_joined_site *s)
+site_json(FILE *out, const struct mh_heap_section *j,
+          const struct mh_heap_section_site *s)
 {
     fputs("\"file\": ", out);
     put_opt(out, j, s->file);
@@ -56,7 +57,8 @@ site_json(FILE *out, const struct mh_joined *j, const struct mh_joined_site *s)
 }
 
 static void
-type_json(FILE *out, const struct mh_joined *j, const struct mh_joined_type *t)
+type_json(FILE *out, const struct mh_heap_section *j,
+          const struct mh_heap_section_type *t)
 {
     fputs("{\"type\": ", out);
     put_str(out, j, t->name);
@@ -74,7 +76,7 @@ type_json(FILE *out, const struct mh_joined *j, const struct mh_joined_type *t)
                     : "],\n         \"paths\": [",
           out);
     for (size_t i = 0; i < t->npaths; i++) {
-        const struct mh_joined_path *p = &t->paths[i];
+        const struct mh_heap_section_path *p = &t->paths[i];
         fputs(i ? ",\n           {\"path\": " : "\n           {\"path\": ",
               out);
         put_str(out, j, p->text);
@@ -85,7 +87,8 @@ type_json(FILE *out, const struct mh_joined *j, const struct mh_joined_type *t)
 }
 
 static void
-proc_json(FILE *out, const struct mh_joined *j, const struct mh_joined_proc *p)
+proc_json(FILE *out, const struct mh_heap_section *j,
+          const struct mh_heap_section_proc *p)
 {
     fprintf(out, "{\"pid\": %llu, \"capture\": ", (unsigned long long)p->pid);
     put_str(out, j, p->capture);
@@ -111,9 +114,10 @@ proc_json(FILE *out, const struct mh_joined *j, const struct mh_joined_proc *p)
                     : "],\n       \"leaks\": [",
           out);
     for (size_t i = 0; i < p->nleaks; i++) {
-        const struct mh_joined_leak *l = &p->leaks[i];
+        const struct mh_heap_section_leak *l = &p->leaks[i];
         fputs(i ? ",\n        {\"kind\": " : "\n        {\"kind\": ", out);
-        fprintf(out, "\"%s\", \"type\": ", mh_joined_leak_kind_name(l->kind));
+        fprintf(out,
+                "\"%s\", \"type\": ", mh_heap_section_leak_kind_name(l->kind));
         put_str(out, j, l->type);
         fputs(", ", out);
         site_json(out, j, &l->site);
@@ -123,11 +127,11 @@ proc_json(FILE *out, const struct mh_joined *j, const struct mh_joined_proc *p)
 }
 
 int
-mh_joined_json_render(FILE *out, const struct mh_joined *j)
+mh_heap_section_json_render(FILE *out, const struct mh_heap_section *j)
 {
     fputs("\"heap\": {\n    \"dumps\": [", out);
     for (size_t i = 0; i < j->ndumps; i++) {
-        const struct mh_joined_dump *d = &j->dumps[i];
+        const struct mh_heap_section_dump *d = &j->dumps[i];
         fputs(i ? ",\n      {\"path\": " : "\n      {\"path\": ", out);
         put_str(out, j, d->path);
         fputs(", \"capture\": ", out);

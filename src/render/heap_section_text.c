@@ -56,32 +56,34 @@ grouped(char *buf, size_t n, double v)
 }
 
 static void
-site_text(FILE *out, const struct mh_joined *j, const struct mh_joined_site *s)
+site_text(FILE *out, const struct mh_heap_section *j,
+          const struct mh_heap_section_site *s)
 {
     if (!s->file) {
         fputs("(no Python stack)", out);
         return;
     }
-    fprintf(out, "%s:%u in %s", shown(mh_joined_str(j, s->file)), s->line,
-            mh_joined_str(j, s->function));
+    fprintf(out, "%s:%u in %s", shown(mh_heap_section_str(j, s->file)),
+            s->line, mh_heap_section_str(j, s->function));
     if (s->user_file)
         fprintf(out, " (from %s:%u in %s)",
-                shown(mh_joined_str(j, s->user_file)), s->user_line,
-                mh_joined_str(j, s->user_function));
+                shown(mh_heap_section_str(j, s->user_file)), s->user_line,
+                mh_heap_section_str(j, s->user_function));
 }
 
 static void
-proc_text(FILE *out, const struct mh_joined *j, const struct mh_joined_proc *p)
+proc_text(FILE *out, const struct mh_heap_section *j,
+          const struct mh_heap_section_proc *p)
 {
     char b1[48], b2[48], b3[48], b4[48];
-    const struct mh_joined_dump *o = &j->dumps[p->old_dump];
-    const struct mh_joined_dump *n = &j->dumps[p->new_dump];
+    const struct mh_heap_section_dump *o = &j->dumps[p->old_dump];
+    const struct mh_heap_section_dump *n = &j->dumps[p->new_dump];
     mh_text_duration(b1, sizeof(b1), p->seconds);
     fprintf(out,
             "\nheap growth of process %llu: %s (at %.1fs) -> %s (at "
             "%.1fs), %s apart\n",
-            (unsigned long long)p->pid, shown(mh_joined_str(j, o->path)), o->t,
-            shown(mh_joined_str(j, n->path)), n->t, b1);
+            (unsigned long long)p->pid, shown(mh_heap_section_str(j, o->path)),
+            o->t, shown(mh_heap_section_str(j, n->path)), n->t, b1);
     grouped(b1, sizeof(b1), (double)p->new_objects);
     grouped(b2, sizeof(b2), (double)p->new_objects - (double)p->old_objects);
     mh_text_bytes(b3, sizeof(b3), (double)p->new_bytes);
@@ -91,16 +93,16 @@ proc_text(FILE *out, const struct mh_joined *j, const struct mh_joined_proc *p)
     if (!p->ntypes)
         fputs("  no type grew\n", out);
     for (size_t t = 0; t < p->ntypes && t < SHOW_TYPES; t++) {
-        const struct mh_joined_type *ty = &p->types[t];
+        const struct mh_heap_section_type *ty = &p->types[t];
         signed_bytes(b1, sizeof(b1), (double)ty->bytes_delta);
         grouped(b2, sizeof(b2), (double)ty->count_delta);
         grouped(b3, sizeof(b3), (double)ty->count);
         mh_text_bytes(b4, sizeof(b4), (double)ty->bytes);
         fprintf(out, "\n  %s  %s, %s%s objects (now %s, %s)\n",
-                mh_joined_str(j, ty->name), b1,
+                mh_heap_section_str(j, ty->name), b1,
                 ty->count_delta >= 0 ? "+" : "", b2, b3, b4);
         for (size_t i = 0; i < ty->nsites && i < SHOW_SITES; i++) {
-            const struct mh_joined_site *s = &ty->sites[i];
+            const struct mh_heap_section_site *s = &ty->sites[i];
             signed_bytes(b1, sizeof(b1), s->growth_bytes);
             fprintf(out, "    %-14s %10s  ", i ? "" : "allocated at", b1);
             site_text(out, j, s);
@@ -113,11 +115,11 @@ proc_text(FILE *out, const struct mh_joined *j, const struct mh_joined_proc *p)
                                   : "unknown (the dumps hold no allocations: "
                                     "was the process recording?)");
         for (size_t i = 0; i < ty->npaths && i < SHOW_PATHS; i++) {
-            const struct mh_joined_path *jp = &ty->paths[i];
+            const struct mh_heap_section_path *jp = &ty->paths[i];
             grouped(b2, sizeof(b2), (double)jp->count);
             mh_text_bytes(b1, sizeof(b1), (double)jp->bytes);
             fprintf(out, "    %-14s %10s  %s new: %s\n", i ? "" : "held by",
-                    b1, b2, mh_joined_str(j, jp->text));
+                    b1, b2, mh_heap_section_str(j, jp->text));
         }
     }
     if (!p->nleaks)
@@ -125,14 +127,14 @@ proc_text(FILE *out, const struct mh_joined *j, const struct mh_joined_proc *p)
     fprintf(out,
             "\n  leaked below Python: live blocks no root reaches that "
             "grew since %s%s\n",
-            shown(mh_joined_str(j, o->path)),
+            shown(mh_heap_section_str(j, o->path)),
             p->sampled ? " (estimates)" : "");
     for (size_t i = 0; i < p->nleaks && i < SHOW_LEAKS; i++) {
-        const struct mh_joined_leak *l = &p->leaks[i];
+        const struct mh_heap_section_leak *l = &p->leaks[i];
         signed_bytes(b1, sizeof(b1), l->site.growth_bytes);
         grouped(b2, sizeof(b2), l->site.growth_count);
         fprintf(out, "    %10s  %s%s %s %s at ", b1, p->sampled ? "~" : "", b2,
-                mh_joined_str(j, l->type),
+                mh_heap_section_str(j, l->type),
                 l->kind == MH_LEAK_HIDDEN        ? "held by references the GC "
                                                    "cannot see"
                 : l->kind == MH_LEAK_UNREACHABLE ? "live but unreachable"
@@ -143,7 +145,7 @@ proc_text(FILE *out, const struct mh_joined *j, const struct mh_joined_proc *p)
 }
 
 int
-mh_joined_text_render(FILE *out, const struct mh_joined *j)
+mh_heap_section_text_render(FILE *out, const struct mh_heap_section *j)
 {
     if (!j->ndumps)
         return MH_OK;
@@ -153,16 +155,16 @@ mh_joined_text_render(FILE *out, const struct mh_joined *j)
     fprintf(out, "\nheap dumps noted in the capture%s: %zu, %zu still there\n",
             j->ncaptures > 1 ? "s" : "", j->ndumps, exist);
     for (size_t i = 0; i < j->ndumps; i++) {
-        const struct mh_joined_dump *d = &j->dumps[i];
+        const struct mh_heap_section_dump *d = &j->dumps[i];
         if (d->status != MH_JDUMP_BAD && d->exists)
             continue;
-        fprintf(out, "  %s: %s\n", shown(mh_joined_str(j, d->path)),
+        fprintf(out, "  %s: %s\n", shown(mh_heap_section_str(j, d->path)),
                 !d->exists  ? "gone"
-                : d->reason ? mh_joined_str(j, d->reason)
+                : d->reason ? mh_heap_section_str(j, d->reason)
                             : "unreadable");
     }
     if (!j->nprocs) {
-        const struct mh_joined_dump *d = &j->dumps[j->ndumps - 1];
+        const struct mh_heap_section_dump *d = &j->dumps[j->ndumps - 1];
         fprintf(out,
                 "  two complete dumps of a process are needed to see "
                 "what grows: take another with 'memhound snapshot "

@@ -10,36 +10,36 @@
 /* Fibonacci hashing: the multiply spreads the aligned, often sequential
  * addresses of an allocator over the top bits, which index the table. */
 static inline size_t
-home(const struct mh_livetab *t, uint64_t key)
+home(const struct mh_blockmap *t, uint64_t key)
 {
     return (size_t)((key * 0x9E3779B97F4A7C15ull) >> 32) & (t->size - 1);
 }
 
 void
-mh_livetab_init(struct mh_livetab *t, size_t max_entries)
+mh_blockmap_init(struct mh_blockmap *t, size_t max_entries)
 {
     memset(t, 0, sizeof(*t));
     t->max_entries = max_entries;
 }
 
 void
-mh_livetab_release(struct mh_livetab *t)
+mh_blockmap_release(struct mh_blockmap *t)
 {
     mh_free(t->slots);
-    mh_livetab_init(t, t->max_entries);
+    mh_blockmap_init(t, t->max_entries);
 }
 
 /* home() indexes with the product's top 32 bits, so 2^32 slots at most
  * (far past any cap the report sets). */
 static int
-resize(struct mh_livetab *t, size_t size)
+resize(struct mh_blockmap *t, size_t size)
 {
     if (size > ((size_t)1 << 32))
         return MH_ETOOBIG;
-    struct mh_livetab_slot *s = mh_calloc(size, sizeof(*s));
+    struct mh_blockmap_slot *s = mh_calloc(size, sizeof(*s));
     if (!s)
         return MH_ENOMEM;
-    struct mh_livetab_slot *old = t->slots;
+    struct mh_blockmap_slot *old = t->slots;
     size_t old_size = t->size;
     t->slots = s;
     t->size = size;
@@ -56,13 +56,13 @@ resize(struct mh_livetab *t, size_t size)
 }
 
 static int
-grow(struct mh_livetab *t)
+grow(struct mh_blockmap *t)
 {
     return resize(t, t->size ? t->size * 2 : MIN_SIZE);
 }
 
 int
-mh_livetab_reserve(struct mh_livetab *t, size_t n)
+mh_blockmap_reserve(struct mh_blockmap *t, size_t n)
 {
     if (n > t->max_entries)
         n = t->max_entries;
@@ -73,15 +73,15 @@ mh_livetab_reserve(struct mh_livetab *t, size_t n)
 }
 
 int
-mh_livetab_put(struct mh_livetab *t, uint64_t key, uint64_t value,
-               uint64_t *old, int *had)
+mh_blockmap_put(struct mh_blockmap *t, uint64_t key, uint64_t value,
+                uint64_t *old, int *had)
 {
     *had = 0;
     if (key == 0) {
         if (t->has_zero) {
             *old = t->zero_value;
             *had = 1;
-        } else if (mh_livetab_len(t) >= t->max_entries) {
+        } else if (mh_blockmap_len(t) >= t->max_entries) {
             return MH_ETOOBIG;
         }
         t->has_zero = 1;
@@ -99,7 +99,7 @@ mh_livetab_put(struct mh_livetab *t, uint64_t key, uint64_t value,
                 return MH_OK;
             }
     }
-    if (mh_livetab_len(t) >= t->max_entries)
+    if (mh_blockmap_len(t) >= t->max_entries)
         return MH_ETOOBIG;
     if (t->size == 0 || (t->count + 1) * 4 > t->size * 3) {
         int rc = grow(t);
@@ -116,7 +116,7 @@ mh_livetab_put(struct mh_livetab *t, uint64_t key, uint64_t value,
 }
 
 int
-mh_livetab_get(const struct mh_livetab *t, uint64_t key, uint64_t *value)
+mh_blockmap_get(const struct mh_blockmap *t, uint64_t key, uint64_t *value)
 {
     if (key == 0) {
         if (t->has_zero && value)
@@ -136,7 +136,7 @@ mh_livetab_get(const struct mh_livetab *t, uint64_t key, uint64_t *value)
 }
 
 int
-mh_livetab_take(struct mh_livetab *t, uint64_t key, uint64_t *value)
+mh_blockmap_take(struct mh_blockmap *t, uint64_t key, uint64_t *value)
 {
     if (key == 0) {
         if (!t->has_zero)
@@ -175,8 +175,8 @@ mh_livetab_take(struct mh_livetab *t, uint64_t key, uint64_t *value)
 }
 
 int
-mh_livetab_next(const struct mh_livetab *t, size_t *pos, uint64_t *key,
-                uint64_t *value)
+mh_blockmap_next(const struct mh_blockmap *t, size_t *pos, uint64_t *key,
+                 uint64_t *value)
 {
     /* Position 0 is the zero key; slot i is position i + 1. */
     if (*pos == 0) {

@@ -56,7 +56,7 @@ struct mh_analysis_priv {
 struct fold {
     struct mh_analysis *a;
     const struct mh_cap_reader *r;
-    const struct mh_replay *rp;
+    const struct mh_live_replay *rp;
     uint32_t *str_id; /* reader string -> pool id + 1 */
     uint32_t *mod_id; /* reader string (a file) -> module pool id + 1 */
     uint8_t *user;    /* per code: its mh_codekind, 0 not yet known */
@@ -541,7 +541,7 @@ static int
 fold_stack(struct fold *f, uint32_t s)
 {
     struct mh_analysis *a = f->a;
-    const struct mh_replay *rp = f->rp;
+    const struct mh_live_replay *rp = f->rp;
     double eb = s < rp->nend ? rp->end_bytes[s] : 0;
     double ec = s < rp->nend ? rp->end_count[s] : 0;
     double wb = s < rp->nwarm ? rp->warm_bytes[s] : 0;
@@ -635,7 +635,7 @@ fold_endpoints(struct fold *f)
 
 static int
 fold_all(struct mh_analysis *a, const struct mh_cap_reader *r,
-         const struct mh_replay *rp, double span_s)
+         const struct mh_live_replay *rp, double span_s)
 {
     struct fold f;
     memset(&f, 0, sizeof(f));
@@ -690,7 +690,7 @@ intern_cstr(struct mh_analysis *a, const char *s, size_t n, uint32_t *id)
 
 static int
 save_process(struct mh_analysis *a, const char *path,
-             const struct mh_cap_reader *r, struct mh_replay *rp)
+             const struct mh_cap_reader *r, struct mh_live_replay *rp)
 {
     struct mh_analysis_priv *p = a->priv;
     if (a->nprocs == p->procs_cap) {
@@ -776,14 +776,14 @@ save_process(struct mh_analysis *a, const char *path,
         pr->end_kind = r->clean_end ? MH_END_CLEAN : MH_END_NONE;
     /* The timeline moves to the process. */
     pr->timeline = rp->timeline;
-    mh_timeline_init(&rp->timeline, MH_REPLAY_TIMELINE_POINTS);
+    mh_timeline_init(&rp->timeline, MH_LIVE_REPLAY_TIMELINE_POINTS);
     a->nprocs++;
     return MH_OK;
 }
 
 /* FINDING and REQUEST events go to the findings too. */
 struct with_findings {
-    struct mh_replay *rp;
+    struct mh_live_replay *rp;
     struct mh_findings *f;
 };
 
@@ -799,7 +799,7 @@ visit_with_findings(void *ctx, const struct mh_cap_event *ev)
             return 1;
         }
     }
-    return mh_replay_visit(w->rp, ev);
+    return mh_live_replay_visit(w->rp, ev);
 }
 
 static uint64_t
@@ -827,10 +827,10 @@ mh_analysis_add(struct mh_analysis *a, const char *path, const uint8_t *buf,
      * the duration) and sizes the live table; it also rejects a bad file
      * before the expensive pass. */
     struct mh_cap_reader r;
-    struct mh_replay_clock clock;
+    struct mh_live_replay_clock clock;
     memset(&clock, 0, sizeof(clock));
     mh_cap_reader_init(&r);
-    int rc = mh_cap_parse(&r, buf, len, mh_replay_clock_visit, &clock);
+    int rc = mh_cap_parse(&r, buf, len, mh_live_replay_clock_visit, &clock);
     if (rc)
         rc = reader_error(a, &r, rc);
     mh_cap_reader_release(&r);
@@ -841,22 +841,22 @@ mh_analysis_add(struct mh_analysis *a, const char *path, const uint8_t *buf,
     if (a->opts.warmup_fraction && clock.t_ns == 0)
         warm_end = 0;
 
-    struct mh_replay rp;
+    struct mh_live_replay rp;
     mh_cap_reader_init(&r);
-    mh_replay_init(&rp, &r, warm_end,
+    mh_live_replay_init(&rp, &r, warm_end,
                    clock.max_net > 0 ? (size_t)clock.max_net : 0);
     /* Requests and findings cost nothing in captures without them. */
     struct with_findings wf = {&rp, &a->findings};
     int follow = clock.requests || clock.tagged;
-    rc = follow ? mh_replay_track_requests(&rp, &a->endpoints) : MH_OK;
+    rc = follow ? mh_live_replay_track_requests(&rp, &a->endpoints) : MH_OK;
     if (rc == MH_OK && clock.findings)
         rc = mh_findings_begin(&a->findings);
     if (rc) {
-        mh_replay_release(&rp);
+        mh_live_replay_release(&rp);
         return errorf(a, rc, "%s", mh_strerror(rc));
     }
     rc = clock.findings ? mh_cap_parse(&r, buf, len, visit_with_findings, &wf)
-                        : mh_cap_parse(&r, buf, len, mh_replay_visit, &rp);
+                        : mh_cap_parse(&r, buf, len, mh_live_replay_visit, &rp);
     if (rc > 0 && rp.err == MH_ETOOBIG && rp.err_requests)
         rc = errorf(a, MH_ETOOBIG,
                     "more requests in flight, or request sites, than the "
@@ -864,13 +864,13 @@ mh_analysis_add(struct mh_analysis *a, const char *path, const uint8_t *buf,
     else if (rc > 0 && rp.err == MH_ETOOBIG)
         rc = errorf(a, MH_ETOOBIG,
                     "more than %zu blocks live at once (the report's limit)",
-                    (size_t)MH_REPLAY_MAX_LIVE);
+                    (size_t)MH_LIVE_REPLAY_MAX_LIVE);
     else if (rc > 0)
         rc = errorf(a, rp.err ? rp.err : MH_EFORMAT, "%s",
                     mh_strerror(rp.err ? rp.err : MH_EFORMAT));
     else if (rc)
         rc = reader_error(a, &r, rc);
-    if (rc == MH_OK && (rc = mh_replay_finish(&rp)))
+    if (rc == MH_OK && (rc = mh_live_replay_finish(&rp)))
         errorf(a, rc, "%s", mh_strerror(rc));
     if (rc == MH_OK && clock.findings && (rc = mh_findings_end(&a->findings)))
         errorf(a, rc, "%s", mh_strerror(rc));
@@ -882,7 +882,7 @@ mh_analysis_add(struct mh_analysis *a, const char *path, const uint8_t *buf,
         if (rc && !a->error[0])
             errorf(a, rc, "%s", mh_strerror(rc));
     }
-    mh_replay_release(&rp);
+    mh_live_replay_release(&rp);
     mh_cap_reader_release(&r);
     return rc;
 }

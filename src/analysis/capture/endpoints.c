@@ -49,27 +49,27 @@ struct epcap {
 };
 
 struct mh_endpoints_priv {
-    struct mh_livetab by_name; /* name id -> endpoint index */
+    struct mh_blockmap by_name; /* name id -> endpoint index */
     size_t v_cap;
     struct mh_ep_site *sites; /* (endpoint, site) pairs */
     size_t nsites, sites_cap;
-    struct mh_livetab site_map; /* ep << 32 | site -> index in sites */
-    uint32_t in_progress;       /* its endpoint index + 1 */
+    struct mh_blockmap site_map; /* ep << 32 | site -> index in sites */
+    uint32_t in_progress;        /* its endpoint index + 1 */
 
     /* The capture being replayed. */
     uint64_t warm_end_ns;
     struct req *reqs;
     size_t nreqs, reqs_cap;
     uint32_t free_req;
-    struct mh_livetab open; /* request id -> slot, open requests */
+    struct mh_blockmap open; /* request id -> slot, open requests */
     struct pend *pend;
     size_t npend, pend_cap;
     uint32_t free_pend;
-    struct mh_livetab pend_map; /* slot << 32 | stack -> pend index */
+    struct mh_blockmap pend_map; /* slot << 32 | stack -> pend index */
     struct pair *pairs;
     size_t npairs, pairs_cap;
-    struct mh_livetab pair_map; /* ep << 32 | stack -> pair index */
-    struct epcap *cur;          /* by endpoint index */
+    struct mh_blockmap pair_map; /* ep << 32 | stack -> pair index */
+    struct epcap *cur;           /* by endpoint index */
     size_t cur_cap;
 };
 
@@ -107,15 +107,15 @@ mh_endpoints_release(struct mh_endpoints *e)
     mh_free(e->order);
     struct mh_endpoints_priv *pv = e->priv;
     if (pv) {
-        mh_livetab_release(&pv->by_name);
+        mh_blockmap_release(&pv->by_name);
         mh_free(pv->sites);
-        mh_livetab_release(&pv->site_map);
+        mh_blockmap_release(&pv->site_map);
         mh_free(pv->reqs);
-        mh_livetab_release(&pv->open);
+        mh_blockmap_release(&pv->open);
         mh_free(pv->pend);
-        mh_livetab_release(&pv->pend_map);
+        mh_blockmap_release(&pv->pend_map);
         mh_free(pv->pairs);
-        mh_livetab_release(&pv->pair_map);
+        mh_blockmap_release(&pv->pair_map);
         mh_free(pv->cur);
         mh_free(pv);
     }
@@ -151,11 +151,11 @@ mh_endpoints_begin(struct mh_endpoints *e, uint64_t warm_end_ns)
         pv = e->priv = mh_calloc(1, sizeof(*pv));
         if (!pv)
             return MH_ENOMEM;
-        mh_livetab_init(&pv->by_name, MH_EP_MAX_ENDPOINTS);
-        mh_livetab_init(&pv->site_map, MH_EP_MAX_PAIRS);
-        mh_livetab_init(&pv->open, MH_EP_MAX_REQUESTS);
-        mh_livetab_init(&pv->pend_map, MH_EP_MAX_PAIRS);
-        mh_livetab_init(&pv->pair_map, MH_EP_MAX_PAIRS);
+        mh_blockmap_init(&pv->by_name, MH_EP_MAX_ENDPOINTS);
+        mh_blockmap_init(&pv->site_map, MH_EP_MAX_PAIRS);
+        mh_blockmap_init(&pv->open, MH_EP_MAX_REQUESTS);
+        mh_blockmap_init(&pv->pend_map, MH_EP_MAX_PAIRS);
+        mh_blockmap_init(&pv->pair_map, MH_EP_MAX_PAIRS);
     }
     pv->warm_end_ns = warm_end_ns;
     pv->nreqs = 0;
@@ -163,9 +163,9 @@ mh_endpoints_begin(struct mh_endpoints *e, uint64_t warm_end_ns)
     pv->npend = 0;
     pv->free_pend = 0;
     pv->npairs = 0;
-    mh_livetab_release(&pv->open);
-    mh_livetab_release(&pv->pend_map);
-    mh_livetab_release(&pv->pair_map);
+    mh_blockmap_release(&pv->open);
+    mh_blockmap_release(&pv->pend_map);
+    mh_blockmap_release(&pv->pair_map);
     if (pv->cur)
         memset(pv->cur, 0, pv->cur_cap * sizeof(*pv->cur));
     return MH_OK;
@@ -181,7 +181,7 @@ endpoint_get(struct mh_endpoints *e, const char *s, size_t n, uint32_t *idx)
     if (rc)
         return rc;
     uint64_t v;
-    if (mh_livetab_get(&pv->by_name, name, &v)) {
+    if (mh_blockmap_get(&pv->by_name, name, &v)) {
         *idx = (uint32_t)v;
         return MH_OK;
     }
@@ -195,7 +195,7 @@ endpoint_get(struct mh_endpoints *e, const char *s, size_t n, uint32_t *idx)
     memset(pv->cur + old, 0, (pv->cur_cap - old) * sizeof(*pv->cur));
     uint64_t o;
     int had;
-    if ((rc = mh_livetab_put(&pv->by_name, name, e->n, &o, &had)))
+    if ((rc = mh_blockmap_put(&pv->by_name, name, e->n, &o, &had)))
         return rc;
     struct mh_endpoint *ep = &e->v[e->n];
     memset(ep, 0, sizeof(*ep));
@@ -260,11 +260,11 @@ pair_add(struct mh_endpoints *e, uint32_t ep, uint32_t stack, double allocated,
 {
     struct mh_endpoints_priv *pv = e->priv;
     uint64_t key = (uint64_t)ep << 32 | stack, v;
-    if (!mh_livetab_get(&pv->pair_map, key, &v)) {
+    if (!mh_blockmap_get(&pv->pair_map, key, &v)) {
         int had, rc = grow((void **)&pv->pairs, &pv->pairs_cap, pv->npairs + 1,
                            sizeof(*pv->pairs), MH_EP_MAX_PAIRS);
         if (rc == MH_OK)
-            rc = mh_livetab_put(&pv->pair_map, key, pv->npairs, &v, &had);
+            rc = mh_blockmap_put(&pv->pair_map, key, pv->npairs, &v, &had);
         if (rc)
             return rc;
         v = pv->npairs++;
@@ -289,7 +289,7 @@ flush_pending(struct mh_endpoints *e, uint32_t slot, uint32_t ep)
         int rc = pair_add(e, ep, p->stack, p->allocated, 0);
         if (rc)
             return rc;
-        mh_livetab_take(&pv->pend_map, (uint64_t)slot << 32 | p->stack, NULL);
+        mh_blockmap_take(&pv->pend_map, (uint64_t)slot << 32 | p->stack, NULL);
         p->next = pv->free_pend;
         pv->free_pend = i;
         i = next;
@@ -314,7 +314,7 @@ mh_endpoints_alloc(struct mh_endpoints *e, uint64_t request, uint32_t stack,
     uint64_t v;
     uint32_t slot;
     int rc, had;
-    if (mh_livetab_get(&pv->open, request, &v)) {
+    if (mh_blockmap_get(&pv->open, request, &v)) {
         slot = (uint32_t)v;
     } else {
         if (pv->free_req) {
@@ -328,14 +328,14 @@ mh_endpoints_alloc(struct mh_endpoints *e, uint64_t request, uint32_t stack,
         }
         memset(&pv->reqs[slot], 0, sizeof(pv->reqs[slot]));
         pv->reqs[slot].state = SLOT_OPEN;
-        if ((rc = mh_livetab_put(&pv->open, request, slot, &v, &had))) {
+        if ((rc = mh_blockmap_put(&pv->open, request, slot, &v, &had))) {
             slot_free(pv, slot);
             return rc;
         }
     }
     struct req *r = &pv->reqs[slot];
     uint64_t key = (uint64_t)slot << 32 | stack;
-    if (mh_livetab_get(&pv->pend_map, key, &v)) {
+    if (mh_blockmap_get(&pv->pend_map, key, &v)) {
         pv->pend[v].allocated += bytes;
     } else {
         uint32_t i;
@@ -348,7 +348,7 @@ mh_endpoints_alloc(struct mh_endpoints *e, uint64_t request, uint32_t stack,
                 return rc;
             i = (uint32_t)pv->npend++;
         }
-        if ((rc = mh_livetab_put(&pv->pend_map, key, i, &v, &had))) {
+        if ((rc = mh_blockmap_put(&pv->pend_map, key, i, &v, &had))) {
             pv->pend[i].next = pv->free_pend;
             pv->free_pend = i + 1;
             return rc;
@@ -397,7 +397,7 @@ mh_endpoints_request(struct mh_endpoints *e, const struct mh_cap_request *rq)
         return rc;
     int counted = rq->t_begin_ns >= pv->warm_end_ns;
     uint64_t v;
-    if (!mh_livetab_take(&pv->open, rq->id, &v))
+    if (!mh_blockmap_take(&pv->open, rq->id, &v))
         return record(e, ep, 0, 0, 0, counted); /* nothing sampled */
     uint32_t slot = (uint32_t)v;
     if ((rc = flush_pending(e, slot, ep)))
@@ -487,11 +487,11 @@ mh_endpoints_site_add(struct mh_endpoints *e, uint32_t endpoint, uint32_t site,
     if (!pv)
         return MH_EINVAL;
     uint64_t key = (uint64_t)endpoint << 32 | site, v;
-    if (!mh_livetab_get(&pv->site_map, key, &v)) {
+    if (!mh_blockmap_get(&pv->site_map, key, &v)) {
         int had, rc = grow((void **)&pv->sites, &pv->sites_cap, pv->nsites + 1,
                            sizeof(*pv->sites), MH_EP_MAX_PAIRS);
         if (rc == MH_OK)
-            rc = mh_livetab_put(&pv->site_map, key, pv->nsites, &v, &had);
+            rc = mh_blockmap_put(&pv->site_map, key, pv->nsites, &v, &had);
         if (rc)
             return rc;
         v = pv->nsites++;
@@ -647,7 +647,7 @@ mh_endpoints_finish(struct mh_endpoints *e, enum mh_ep_sort sort, size_t top)
      * come first in the run. */
     if (pv && pv->nsites) {
         qsort(pv->sites, pv->nsites, sizeof(*pv->sites), site_cmp);
-        mh_livetab_release(&pv->site_map); /* the indices moved */
+        mh_blockmap_release(&pv->site_map); /* the indices moved */
         for (size_t i = 0; i < pv->nsites;) {
             uint32_t ep = pv->sites[i].endpoint;
             size_t j = i, k = 0;

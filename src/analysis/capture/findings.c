@@ -32,11 +32,11 @@ struct mh_findings_priv {
     uint32_t *slots; /* group index + 1; 0 = empty */
     size_t nslots;   /* power of two */
     size_t v_cap;
-    struct mh_livetab pending; /* request id -> first pend + 1 */
+    struct mh_blockmap pending; /* request id -> first pend + 1 */
     struct pend *pend;
     size_t npend, pend_cap;
     uint32_t free_pend;
-    struct mh_livetab counts; /* group << 32 | endpoint name -> findings */
+    struct mh_blockmap counts; /* group << 32 | endpoint name -> findings */
 };
 
 /* ---- the catalog ---------------------------------------------------- */
@@ -185,9 +185,9 @@ mh_findings_release(struct mh_findings *f)
     struct mh_findings_priv *pv = f->priv;
     if (pv) {
         mh_free(pv->slots);
-        mh_livetab_release(&pv->pending);
+        mh_blockmap_release(&pv->pending);
         mh_free(pv->pend);
-        mh_livetab_release(&pv->counts);
+        mh_blockmap_release(&pv->counts);
         mh_free(pv);
     }
     mh_findings_init(f, f->strings);
@@ -201,10 +201,10 @@ mh_findings_begin(struct mh_findings *f)
         pv = f->priv = mh_calloc(1, sizeof(*pv));
         if (!pv)
             return MH_ENOMEM;
-        mh_livetab_init(&pv->pending, MH_EP_MAX_REQUESTS);
-        mh_livetab_init(&pv->counts, MH_EP_MAX_PAIRS);
+        mh_blockmap_init(&pv->pending, MH_EP_MAX_REQUESTS);
+        mh_blockmap_init(&pv->counts, MH_EP_MAX_PAIRS);
     }
-    mh_livetab_release(&pv->pending);
+    mh_blockmap_release(&pv->pending);
     pv->npend = 0;
     pv->free_pend = 0;
     memset(pv->recent, 0, sizeof(pv->recent));
@@ -306,8 +306,8 @@ count_name(struct mh_findings *f, uint32_t group, uint32_t id)
     struct mh_findings_priv *pv = f->priv;
     uint64_t key = (uint64_t)group << 32 | id, c = 0, old;
     int had;
-    mh_livetab_get(&pv->counts, key, &c);
-    return mh_livetab_put(&pv->counts, key, c + 1, &old, &had);
+    mh_blockmap_get(&pv->counts, key, &c);
+    return mh_blockmap_put(&pv->counts, key, c + 1, &old, &had);
 }
 
 static int
@@ -355,9 +355,9 @@ on_finding(struct mh_findings *f, const struct mh_cap_finding *r)
     }
     uint64_t head = 0, old;
     int had;
-    mh_livetab_get(&pv->pending, r->request, &head);
+    mh_blockmap_get(&pv->pending, r->request, &head);
     pv->pend[i] = (struct pend){gi, (uint32_t)head};
-    return mh_livetab_put(&pv->pending, r->request, i + 1, &old, &had);
+    return mh_blockmap_put(&pv->pending, r->request, i + 1, &old, &had);
 }
 
 /* The findings in list `head` count for the endpoint named `name` (a
@@ -399,7 +399,7 @@ mh_findings_visit(struct mh_findings *f, const struct mh_cap_event *ev)
     r->id = ev->u.request.id;
     r->name = name;
     uint64_t head;
-    if (!mh_livetab_take(&f->priv->pending, ev->u.request.id, &head))
+    if (!mh_blockmap_take(&f->priv->pending, ev->u.request.id, &head))
         return MH_OK;
     return resolve(f, head, name);
 }
@@ -415,11 +415,11 @@ mh_findings_end(struct mh_findings *f)
     uint32_t name;
     int rc = mh_strpool_intern(f->strings, MH_EP_IN_PROGRESS,
                                strlen(MH_EP_IN_PROGRESS), &name);
-    while (rc == MH_OK && mh_livetab_next(&pv->pending, &pos, &id, &head))
+    while (rc == MH_OK && mh_blockmap_next(&pv->pending, &pos, &id, &head))
         rc = resolve(f, head, name);
     if (rc)
         return rc;
-    mh_livetab_release(&pv->pending);
+    mh_blockmap_release(&pv->pending);
     return MH_OK;
 }
 
@@ -470,7 +470,7 @@ mh_findings_finish(struct mh_findings *f)
     if (pv) {
         size_t pos = 0;
         uint64_t key, count;
-        while (mh_livetab_next(&pv->counts, &pos, &key, &count))
+        while (mh_blockmap_next(&pv->counts, &pos, &key, &count))
             if ((key >> 32) < f->n)
                 top_endpoint(&f->v[key >> 32], (uint32_t)key, count);
     }

@@ -8,7 +8,7 @@
 #include "../../util/mem.h"
 #include "live_replay.h"
 
-static void end_marker(struct mh_replay *rp, const struct mh_str *text,
+static void end_marker(struct mh_live_replay *rp, const struct mh_str *text,
                        uint32_t kind, uint64_t t_ns);
 
 /* A live block's value: the stack index in the low 25 bits (the reader
@@ -24,28 +24,28 @@ static void end_marker(struct mh_replay *rp, const struct mh_str *text,
 #define TAGGED (UINT64_C(1) << 63)
 
 void
-mh_replay_init(struct mh_replay *rp, const struct mh_cap_reader *r,
+mh_live_replay_init(struct mh_live_replay *rp, const struct mh_cap_reader *r,
                uint64_t warm_end_ns, size_t live_hint)
 {
     memset(rp, 0, sizeof(*rp));
     rp->reader = r;
     rp->warm_end_ns = warm_end_ns;
-    mh_livetab_init(&rp->live, MH_REPLAY_MAX_LIVE);
-    mh_livetab_init(&rp->huge, MH_REPLAY_MAX_LIVE);
-    mh_livetab_init(&rp->tags, MH_REPLAY_MAX_LIVE);
-    mh_timeline_init(&rp->timeline, MH_REPLAY_TIMELINE_POINTS);
+    mh_blockmap_init(&rp->live, MH_LIVE_REPLAY_MAX_LIVE);
+    mh_blockmap_init(&rp->huge, MH_LIVE_REPLAY_MAX_LIVE);
+    mh_blockmap_init(&rp->tags, MH_LIVE_REPLAY_MAX_LIVE);
+    mh_timeline_init(&rp->timeline, MH_LIVE_REPLAY_TIMELINE_POINTS);
     /* No warm-up: nothing was live before the first event. */
     rp->warm_taken = warm_end_ns == 0;
-    if (live_hint && mh_livetab_reserve(&rp->live, live_hint) != MH_OK)
+    if (live_hint && mh_blockmap_reserve(&rp->live, live_hint) != MH_OK)
         rp->live_hint_failed = 1; /* it will grow as it fills */
 }
 
 void
-mh_replay_release(struct mh_replay *rp)
+mh_live_replay_release(struct mh_live_replay *rp)
 {
-    mh_livetab_release(&rp->live);
-    mh_livetab_release(&rp->huge);
-    mh_livetab_release(&rp->tags);
+    mh_blockmap_release(&rp->live);
+    mh_blockmap_release(&rp->huge);
+    mh_blockmap_release(&rp->tags);
     mh_timeline_release(&rp->timeline);
     mh_free(rp->warm_bytes);
     mh_free(rp->warm_count);
@@ -63,14 +63,14 @@ mh_replay_release(struct mh_replay *rp)
 }
 
 int
-mh_replay_track_requests(struct mh_replay *rp, struct mh_endpoints *eps)
+mh_live_replay_track_requests(struct mh_live_replay *rp, struct mh_endpoints *eps)
 {
     rp->eps = eps;
     return mh_endpoints_begin(eps, rp->warm_end_ns);
 }
 
 void
-mh_replay_weight(const struct mh_replay *rp, uint64_t size, double *bytes,
+mh_live_replay_weight(const struct mh_live_replay *rp, uint64_t size, double *bytes,
                  double *count)
 {
     if (rp->exact) {
@@ -92,7 +92,7 @@ mh_replay_weight(const struct mh_replay *rp, uint64_t size, double *bytes,
 }
 
 static void
-learn_mode(struct mh_replay *rp)
+learn_mode(struct mh_live_replay *rp)
 {
     const struct mh_cap_header *h = &rp->reader->header;
     rp->mode_known = 1;
@@ -102,27 +102,27 @@ learn_mode(struct mh_replay *rp)
 }
 
 static uint64_t
-size_of(struct mh_replay *rp, uint64_t addr, uint64_t value, int take)
+size_of(struct mh_live_replay *rp, uint64_t addr, uint64_t value, int take)
 {
     uint64_t size = (value >> STACK_BITS) & SIZE_HUGE;
     if (size == SIZE_HUGE) {
         uint64_t big = size;
         if (take)
-            mh_livetab_take(&rp->huge, addr, &big);
+            mh_blockmap_take(&rp->huge, addr, &big);
         else
-            mh_livetab_get(&rp->huge, addr, &big);
+            mh_blockmap_get(&rp->huge, addr, &big);
         size = big;
     }
     return size;
 }
 
 static double
-bytes_of(const struct mh_replay *rp, uint64_t size)
+bytes_of(const struct mh_live_replay *rp, uint64_t size)
 {
     double b, c;
     if (rp->exact)
         return (double)size;
-    mh_replay_weight(rp, size, &b, &c);
+    mh_live_replay_weight(rp, size, &b, &c);
     return b;
 }
 
@@ -131,7 +131,7 @@ bytes_of(const struct mh_replay *rp, uint64_t size)
  * arrays, the same three), also the blocks allocated before the warm-up
  * ended. */
 static int
-snapshot(struct mh_replay *rp, double **bytes, double **count, double **var,
+snapshot(struct mh_live_replay *rp, double **bytes, double **count, double **var,
          uint32_t *n, double **early)
 {
     uint32_t ns = rp->reader->nstacks;
@@ -161,12 +161,12 @@ snapshot(struct mh_replay *rp, double **bytes, double **count, double **var,
     *n = ns;
     size_t pos = 0;
     uint64_t addr, value;
-    while (mh_livetab_next(&rp->live, &pos, &addr, &value)) {
+    while (mh_blockmap_next(&rp->live, &pos, &addr, &value)) {
         uint32_t stack = (uint32_t)(value & STACK_MASK);
         if (stack >= ns)
             continue;
         double b, c;
-        mh_replay_weight(rp, size_of(rp, addr, value, 0), &b, &c);
+        mh_live_replay_weight(rp, size_of(rp, addr, value, 0), &b, &c);
         (*bytes)[stack] += b;
         (*count)[stack] += c;
         /* A block kept with probability p = 1/c stands for b = size/p:
@@ -184,7 +184,7 @@ snapshot(struct mh_replay *rp, double **bytes, double **count, double **var,
 }
 
 static int
-fail(struct mh_replay *rp, int err)
+fail(struct mh_live_replay *rp, int err)
 {
     rp->err = err;
     return 1;
@@ -193,16 +193,16 @@ fail(struct mh_replay *rp, int err)
 /* The block at addr, of estimated `bytes`, is gone (freed, or replaced
  * by a new block at its address). */
 static void
-gone(struct mh_replay *rp, uint64_t addr, uint64_t value, double bytes)
+gone(struct mh_live_replay *rp, uint64_t addr, uint64_t value, double bytes)
 {
     rp->live_now -= bytes;
     uint64_t slot;
-    if ((value & TAGGED) && mh_livetab_take(&rp->tags, addr, &slot))
+    if ((value & TAGGED) && mh_blockmap_take(&rp->tags, addr, &slot))
         mh_endpoints_free(rp->eps, (uint32_t)slot, bytes);
 }
 
 static int
-on_alloc(struct mh_replay *rp, const struct mh_cap_event *ev)
+on_alloc(struct mh_live_replay *rp, const struct mh_cap_event *ev)
 {
     uint64_t addr = ev->u.alloc.addr, size = ev->u.alloc.size;
     uint64_t stack = ev->u.alloc.stack;
@@ -217,7 +217,7 @@ on_alloc(struct mh_replay *rp, const struct mh_cap_event *ev)
         value |= EARLY;
     uint64_t old = 0;
     int had = 0;
-    int rc = mh_livetab_put(&rp->live, addr, value, &old, &had);
+    int rc = mh_blockmap_put(&rp->live, addr, value, &old, &had);
     if (rc)
         return fail(rp, rc);
     if (had) /* allocated twice without a free: the old one is gone */
@@ -225,8 +225,8 @@ on_alloc(struct mh_replay *rp, const struct mh_cap_event *ev)
     if (size >= SIZE_HUGE) {
         uint64_t o;
         int h;
-        if ((rc = mh_livetab_put(&rp->huge, addr, size, &o, &h))) {
-            mh_livetab_take(&rp->live, addr, NULL);
+        if ((rc = mh_blockmap_put(&rp->huge, addr, size, &o, &h))) {
+            mh_blockmap_take(&rp->live, addr, NULL);
             return fail(rp, rc);
         }
     }
@@ -245,14 +245,14 @@ on_alloc(struct mh_replay *rp, const struct mh_cap_event *ev)
             rp->err_requests = 1;
             return fail(rp, rc);
         }
-        if ((rc = mh_livetab_put(&rp->tags, addr, slot, &o, &h)))
+        if ((rc = mh_blockmap_put(&rp->tags, addr, slot, &o, &h)))
             return fail(rp, rc);
     }
     return 0;
 }
 
 static int
-on_clock(struct mh_replay *rp, uint64_t t_ns, uint64_t dropped)
+on_clock(struct mh_live_replay *rp, uint64_t t_ns, uint64_t dropped)
 {
     if (t_ns > rp->t_ns || !rp->have_clock)
         rp->t_ns = t_ns;
@@ -272,9 +272,9 @@ on_clock(struct mh_replay *rp, uint64_t t_ns, uint64_t dropped)
 }
 
 int
-mh_replay_visit(void *ctx, const struct mh_cap_event *ev)
+mh_live_replay_visit(void *ctx, const struct mh_cap_event *ev)
 {
-    struct mh_replay *rp = ctx;
+    struct mh_live_replay *rp = ctx;
     if (!rp->mode_known)
         learn_mode(rp);
     switch (ev->kind) {
@@ -283,7 +283,7 @@ mh_replay_visit(void *ctx, const struct mh_cap_event *ev)
     case MH_EV_FREE: {
         uint64_t value;
         rp->frees++;
-        if (mh_livetab_take(&rp->live, ev->u.free.addr, &value)) {
+        if (mh_blockmap_take(&rp->live, ev->u.free.addr, &value)) {
             rp->freed++;
             gone(rp, ev->u.free.addr, value,
                  bytes_of(rp, size_of(rp, ev->u.free.addr, value, 1)));
@@ -328,13 +328,13 @@ mh_replay_visit(void *ctx, const struct mh_cap_event *ev)
 
 /* The tagged blocks still live go to their requests' endpoints. */
 static int
-tagged_at_end(struct mh_replay *rp)
+tagged_at_end(struct mh_live_replay *rp)
 {
     size_t pos = 0;
     uint64_t addr, slot;
-    while (mh_livetab_next(&rp->tags, &pos, &addr, &slot)) {
+    while (mh_blockmap_next(&rp->tags, &pos, &addr, &slot)) {
         uint64_t value;
-        if (!mh_livetab_get(&rp->live, addr, &value))
+        if (!mh_blockmap_get(&rp->live, addr, &value))
             continue;
         int rc = mh_endpoints_live_at_end(
             rp->eps, (uint32_t)slot, (uint32_t)(value & STACK_MASK),
@@ -355,7 +355,7 @@ copy_text(char *dst, size_t size, const struct mh_str *t)
 
 /* SIGNAL's text: "<signal> [<samples written without their stacks>]". */
 static void
-end_marker(struct mh_replay *rp, const struct mh_str *text, uint32_t kind,
+end_marker(struct mh_live_replay *rp, const struct mh_str *text, uint32_t kind,
            uint64_t t_ns)
 {
     char buf[64];
@@ -386,7 +386,7 @@ end_marker(struct mh_replay *rp, const struct mh_str *text, uint32_t kind,
 }
 
 int
-mh_replay_finish(struct mh_replay *rp)
+mh_live_replay_finish(struct mh_live_replay *rp)
 {
     double *early[3] = {NULL, NULL, NULL};
     int rc = snapshot(rp, &rp->end_bytes, &rp->end_count, &rp->end_var,
@@ -412,9 +412,9 @@ mh_replay_finish(struct mh_replay *rp)
 }
 
 int
-mh_replay_clock_visit(void *ctx, const struct mh_cap_event *ev)
+mh_live_replay_clock_visit(void *ctx, const struct mh_cap_event *ev)
 {
-    struct mh_replay_clock *c = ctx;
+    struct mh_live_replay_clock *c = ctx;
     switch (ev->kind) {
     case MH_EV_ALLOC:
         if (++c->net > c->max_net)

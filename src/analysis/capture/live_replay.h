@@ -12,14 +12,14 @@
  * when the warm-up ended (taken at the first TIMELINE at or past the
  * warm-up end) and live at the end. Growth is their difference.
  *
- * With mh_replay_track_requests(), blocks allocated under a request (TAG
+ * With mh_live_replay_track_requests(), blocks allocated under a request (TAG
  * records) are also reported to the endpoints module (endpoints.h): their
  * allocation, their free, and at the end whether they are still live. A
  * tagged block is marked by a bit of its live-table value, and a second
  * table maps it to its request's slot, so untagged blocks cost nothing
  * more. */
-#ifndef MH_REPLAY_H
-#define MH_REPLAY_H
+#ifndef MH_LIVE_REPLAY_H
+#define MH_LIVE_REPLAY_H
 
 #include <stddef.h>
 #include <stdint.h>
@@ -30,21 +30,21 @@
 #include "timeline.h"
 
 /* At most this many blocks live at once: a 1 GiB table. */
-#define MH_REPLAY_MAX_LIVE ((size_t)3 << 24)
+#define MH_LIVE_REPLAY_MAX_LIVE ((size_t)3 << 24)
 /* Points kept per process timeline. */
-#define MH_REPLAY_TIMELINE_POINTS 4096
+#define MH_LIVE_REPLAY_TIMELINE_POINTS 4096
 
-struct mh_replay {
+struct mh_live_replay {
     const struct mh_cap_reader *reader; /* the one parsing */
     uint64_t warm_end_ns;               /* UINT64_MAX: never */
     int mode_known;                     /* exact and interval are set */
     int exact;       /* trace-all: a sample stands for itself */
     double interval; /* R, in sampling mode */
 
-    struct mh_livetab live;
-    struct mh_livetab huge; /* address -> size for sizes too big to pack */
+    struct mh_blockmap live;
+    struct mh_blockmap huge; /* address -> size for sizes too big to pack */
     struct mh_endpoints *eps; /* NULL: requests are not followed */
-    struct mh_livetab tags;   /* address -> request slot, tagged blocks */
+    struct mh_blockmap tags;   /* address -> request slot, tagged blocks */
 
     double live_now;  /* estimated live bytes now */
     double peak_live; /* the most live_now has been */
@@ -98,37 +98,37 @@ struct mh_replay {
  * is the warm-up end (0 = no warm-up, UINT64_MAX = never); live_hint,
  * when not 0, sizes the live table up front (best effort: without the
  * memory the table grows as it fills). */
-void mh_replay_init(struct mh_replay *rp, const struct mh_cap_reader *r,
+void mh_live_replay_init(struct mh_live_replay *rp, const struct mh_cap_reader *r,
                     uint64_t warm_end_ns, size_t live_hint);
 /* Frees everything the replay holds. */
-void mh_replay_release(struct mh_replay *rp);
+void mh_live_replay_release(struct mh_live_replay *rp);
 
 /* Follows requests into `eps` (which outlives the replay): starts its
- * capture (mh_endpoints_begin() with the warm-up end); mh_replay_finish()
+ * capture (mh_endpoints_begin() with the warm-up end); mh_live_replay_finish()
  * ends it. Call before the parse. MH_ENOMEM. */
-int mh_replay_track_requests(struct mh_replay *rp,
+int mh_live_replay_track_requests(struct mh_live_replay *rp,
                              struct mh_endpoints *eps) MH_MUST_USE;
 
 /* The visitor to hand mh_cap_parse() with the replay as ctx. When it
  * stops the parse (its return is 1), rp->err says why (MH_ENOMEM,
  * MH_ETOOBIG). */
-int mh_replay_visit(void *ctx, const struct mh_cap_event *ev);
+int mh_live_replay_visit(void *ctx, const struct mh_cap_event *ev);
 
 /* After the parse: fills end_bytes/end_count (and, when the warm-up
  * never ended, sets the warm-up snapshot to the end, so nothing counts
  * as growth), closes the timeline, and, when requests are followed, hands
  * the tagged blocks still live to the endpoints and ends their capture.
  * MH_ENOMEM, MH_ETOOBIG. */
-int mh_replay_finish(struct mh_replay *rp) MH_MUST_USE;
+int mh_live_replay_finish(struct mh_live_replay *rp) MH_MUST_USE;
 
 /* Estimated bytes and allocations one ALLOC record of `size` bytes
  * stands for. */
-void mh_replay_weight(const struct mh_replay *rp, uint64_t size, double *bytes,
+void mh_live_replay_weight(const struct mh_live_replay *rp, uint64_t size, double *bytes,
                       double *count);
 
 /* What a quick first pass learns: the duration (needed for a warm-up
  * given as a fraction) and a bound for sizing the live table. */
-struct mh_replay_clock {
+struct mh_live_replay_clock {
     uint64_t t_ns;   /* the last TIMELINE/END time */
     uint64_t requests, findings, tagged; /* REQUEST, FINDING records and
                                             tagged ALLOCs */
@@ -137,7 +137,7 @@ struct mh_replay_clock {
                         of untracked blocks make it a little low) */
 };
 
-/* The first pass's visitor; ctx is a zeroed struct mh_replay_clock. */
-int mh_replay_clock_visit(void *ctx, const struct mh_cap_event *ev);
+/* The first pass's visitor; ctx is a zeroed struct mh_live_replay_clock. */
+int mh_live_replay_clock_visit(void *ctx, const struct mh_cap_event *ev);
 
 #endif

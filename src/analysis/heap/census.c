@@ -16,7 +16,7 @@ mh_heap_census_release(struct mh_heap_census *c)
 {
     mh_free(c->rows);
     mh_free(c->ext);
-    mh_heap_lu_release(&c->lu);
+    mh_unreachable_release(&c->lu);
     mh_heap_census_init(c);
 }
 
@@ -45,12 +45,12 @@ compact(struct mh_heap_type_row *rows, uint32_t ngroups, uint32_t *n)
 }
 
 int
-mh_heap_census_build(struct mh_heap_census *c, struct mh_heap_an *a,
+mh_heap_census_build(struct mh_heap_census *c, struct mh_heap_session *a,
                      uint32_t ngroups)
 {
-    const struct mh_heap_dump *d = &a->dump;
+    const struct mh_heap_image *d = &a->dump;
     mh_heap_census_release(c);
-    int rc = mh_heap_an_dominators(a);
+    int rc = mh_heap_session_dominators(a);
     if (rc)
         return rc;
     size_t ng = ngroups ? ngroups : 1;
@@ -85,5 +85,5 @@ mh_heap_census_build(struct mh_heap_census *c, struct mh_heap_an *a,
     }
     compact(c->rows, ngroups, &c->n);
     compact(c->ext, ngroups, &c->next);
-    return mh_heap_lu_build(&c->lu, &a->graph, a->group, NULL, a->cap);
+    return mh_unreachable_build(&c->lu, &a->graph, a->group, NULL, a->cap);
 }

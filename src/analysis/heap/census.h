@@ -21,13 +21,13 @@ struct mh_heap_census {
      * what they keep alive. */
     struct mh_heap_type_row *ext;
     uint32_t next;
-    struct mh_heap_lu lu; /* live but unreachable */
+    struct mh_unreachable lu; /* live but unreachable */
 };
 
 void mh_heap_census_init(struct mh_heap_census *c);
 void mh_heap_census_release(struct mh_heap_census *c);
 /* Needs the dominator tree (built here when missing). */
-int mh_heap_census_build(struct mh_heap_census *c, struct mh_heap_an *a,
+int mh_heap_census_build(struct mh_heap_census *c, struct mh_heap_session *a,
                          uint32_t ngroups) MH_MUST_USE;
 
 #endif

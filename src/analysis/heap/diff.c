@@ -33,10 +33,10 @@ row_cmp(const void *a, const void *b)
 }
 
 int
-mh_heap_diff_build(struct mh_heap_diff *df, const struct mh_heap_an *old,
-                   const struct mh_heap_an *cur, uint32_t ngroups)
+mh_heap_diff_build(struct mh_heap_diff *df, const struct mh_heap_session *old,
+                   const struct mh_heap_session *cur, uint32_t ngroups)
 {
-    const struct mh_heap_dump *od = &old->dump, *nd = &cur->dump;
+    const struct mh_heap_image *od = &old->dump, *nd = &cur->dump;
     mh_heap_diff_release(df);
     df->rows = mh_calloc(ngroups ? ngroups : 1, sizeof(*df->rows));
     df->is_new = mh_calloc(nd->nobjs ? nd->nobjs : 1, 1);

@@ -31,8 +31,9 @@ struct mh_heap_diff {
 void mh_heap_diff_init(struct mh_heap_diff *df);
 void mh_heap_diff_release(struct mh_heap_diff *df);
 /* Both dumps' groups must come from one type table with `ngroups`. */
-int mh_heap_diff_build(struct mh_heap_diff *df, const struct mh_heap_an *old,
-                       const struct mh_heap_an *cur,
+int mh_heap_diff_build(struct mh_heap_diff *df,
+                       const struct mh_heap_session *old,
+                       const struct mh_heap_session *cur,
                        uint32_t ngroups) MH_MUST_USE;
 
 #endif

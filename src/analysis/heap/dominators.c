@@ -58,7 +58,7 @@ lt_release(struct lt *s)
 }
 
 static int
-lt_alloc(struct lt *s, const struct mh_heap_dump *d)
+lt_alloc(struct lt *s, const struct mh_heap_image *d)
 {
     size_t nv = (size_t)d->nobjs + 2;
     memset(s, 0, sizeof(*s));
@@ -85,7 +85,7 @@ lt_alloc(struct lt *s, const struct mh_heap_dump *d)
 
 /* Predecessor lists: the sources of the edges into each object. */
 static void
-lt_preds(struct lt *s, const struct mh_heap_dump *d)
+lt_preds(struct lt *s, const struct mh_heap_image *d)
 {
     for (uint32_t e = 0; e < d->nedges; e++)
         if (d->edge_to[e] != MH_HEAP_NONE)
@@ -106,7 +106,7 @@ lt_preds(struct lt *s, const struct mh_heap_dump *d)
 /* Depth-first from `seed`, a child of the virtual root; numbers from
  * *count + 1 on. */
 static void
-lt_dfs(struct lt *s, const struct mh_heap_dump *d, uint32_t seed,
+lt_dfs(struct lt *s, const struct mh_heap_image *d, uint32_t seed,
        uint32_t *count)
 {
     uint32_t *stk = s->stack; /* pairs: object, next edge */
@@ -204,7 +204,7 @@ lt_run(struct lt *s)
 int
 mh_heap_dom_build(struct mh_heap_dom *t, const struct mh_heap_graph *g)
 {
-    const struct mh_heap_dump *d = g->d;
+    const struct mh_heap_image *d = g->d;
     uint32_t n = d->nobjs;
     struct lt s;
     mh_heap_dom_release(t);
@@ -301,7 +301,7 @@ int
 mh_heap_dom_by_group(const struct mh_heap_dom *t, const uint32_t *group,
                      uint32_t ngroups, uint64_t *out)
 {
-    const struct mh_heap_dump *d = t->d;
+    const struct mh_heap_image *d = t->d;
     uint32_t n = d->nobjs;
     memset(out, 0, (size_t)ngroups * sizeof(uint64_t));
     if (!n)
@@ -373,7 +373,7 @@ int
 mh_heap_dom_top(const struct mh_heap_dom *t, uint32_t top, int collapse,
                 uint32_t *out, uint32_t *n)
 {
-    const struct mh_heap_dump *d = t->d;
+    const struct mh_heap_image *d = t->d;
     uint32_t k = 0;
     *n = 0;
     if (top == 0)

@@ -19,11 +19,11 @@
 #include "graph.h"
 
 struct mh_heap_dom {
-    const struct mh_heap_dump *d; /* borrowed */
-    uint32_t *idom;               /* immediate dominator; MH_HEAP_NONE = the
-                                     virtual root */
-    uint64_t *retained;           /* bytes */
-    uint32_t *rcount;             /* objects retained, itself included */
+    const struct mh_heap_image *d; /* borrowed */
+    uint32_t *idom;                /* immediate dominator; MH_HEAP_NONE = the
+                                      virtual root */
+    uint64_t *retained;            /* bytes */
+    uint32_t *rcount;              /* objects retained, itself included */
     /* The tree's children lists (CSR): children of object o are
      * child[child_start[o] .. child_start[o + 1]); those of the virtual
      * root at index d->nobjs. */

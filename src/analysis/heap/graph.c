@@ -49,7 +49,7 @@ root_rank(uint32_t kind)
 static void
 bfs(struct mh_heap_graph *g, uint32_t head)
 {
-    const struct mh_heap_dump *d = g->d;
+    const struct mh_heap_image *d = g->d;
     while (head < g->norder) {
         uint32_t u = g->order[head++];
         for (uint32_t e = d->edge_start[u]; e < d->edge_start[u + 1]; e++) {
@@ -64,7 +64,7 @@ bfs(struct mh_heap_graph *g, uint32_t head)
 }
 
 int
-mh_heap_graph_build(struct mh_heap_graph *g, const struct mh_heap_dump *d)
+mh_heap_graph_build(struct mh_heap_graph *g, const struct mh_heap_image *d)
 {
     uint32_t n = d->nobjs;
     size_t cnt = n ? n : 1;
@@ -175,7 +175,7 @@ put_s(struct mh_buf *out, const char *s)
 }
 
 int
-mh_heap_graph_is_dict_slot(const struct mh_heap_dump *d, uint32_t label)
+mh_heap_graph_is_dict_slot(const struct mh_heap_image *d, uint32_t label)
 {
     uint32_t name = mh_heap_label_name(label);
     return mh_heap_label_kind(label) == MH_EDGE_SLOT && name &&
@@ -184,8 +184,9 @@ mh_heap_graph_is_dict_slot(const struct mh_heap_dump *d, uint32_t label)
 }
 
 int
-mh_heap_graph_edge(const struct mh_heap_dump *d, uint32_t label, int64_t index,
-                   int star, const char *holder, struct mh_buf *out)
+mh_heap_graph_edge(const struct mh_heap_image *d, uint32_t label,
+                   int64_t index, int star, const char *holder,
+                   struct mh_buf *out)
 {
     unsigned kind = mh_heap_label_kind(label);
     uint32_t name = mh_heap_label_name(label);
@@ -223,7 +224,7 @@ mh_heap_graph_edge(const struct mh_heap_dump *d, uint32_t label, int64_t index,
 }
 
 int
-mh_heap_graph_root_name(const struct mh_heap_dump *d, uint32_t r,
+mh_heap_graph_root_name(const struct mh_heap_image *d, uint32_t r,
                         struct mh_buf *out)
 {
     const struct mh_heap_root *root = &d->roots[r];
@@ -235,7 +236,7 @@ mh_heap_graph_root_name(const struct mh_heap_dump *d, uint32_t r,
 
 /* The index of edge e among the kind-3 edges of its source u. */
 static int64_t
-item_index(const struct mh_heap_dump *d, uint32_t u, uint32_t e)
+item_index(const struct mh_heap_image *d, uint32_t u, uint32_t e)
 {
     int64_t i = 0;
     for (uint32_t k = d->edge_start[u]; k < e; k++)
@@ -308,7 +309,7 @@ int
 mh_heap_graph_path(const struct mh_heap_graph *g, uint32_t o, size_t max,
                    struct mh_buf *out)
 {
-    const struct mh_heap_dump *d = g->d;
+    const struct mh_heap_image *d = g->d;
     if (g->pred_edge[o] == MH_HEAP_NONE)
         return mh_buf_printf(out, "<unreachable %s at 0x%llx>",
                              mh_heap_type_name(d, o),

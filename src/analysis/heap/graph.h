@@ -38,10 +38,10 @@ enum mh_heap_reach {
 #define MH_GRAPH_FROM_EXT (UINT32_MAX - 2)  /* pred = the object itself */
 
 struct mh_heap_graph {
-    const struct mh_heap_dump *d; /* borrowed; must outlive the graph */
-    uint32_t *pred;               /* predecessor object (see pred_edge) */
-    uint32_t *pred_edge;          /* edge index from pred, a FROM_* mark, or
-                                     MH_HEAP_NONE when not reached */
+    const struct mh_heap_image *d; /* borrowed; must outlive the graph */
+    uint32_t *pred;                /* predecessor object (see pred_edge) */
+    uint32_t *pred_edge;           /* edge index from pred, a FROM_* mark, or
+                                      MH_HEAP_NONE when not reached */
     uint32_t *order; /* reached objects in search order: those from
                         roots first (nrooted), then from EXT objects */
     uint32_t norder, nrooted;
@@ -60,7 +60,7 @@ void mh_heap_graph_release(struct mh_heap_graph *g);
 
 /* Searches `d` (parsed, so its edges are resolved). MH_ENOMEM. */
 int mh_heap_graph_build(struct mh_heap_graph *g,
-                        const struct mh_heap_dump *d) MH_MUST_USE;
+                        const struct mh_heap_image *d) MH_MUST_USE;
 
 /* Appends the path by which object o is held, as a Python expression:
  * the root's name then one rendering per edge (docs/heap-format.md),
@@ -78,19 +78,19 @@ int mh_heap_graph_path(const struct mh_heap_graph *g, uint32_t o, size_t max,
 #define MH_EDGE_DICTATTR 7u
 
 /* Whether `label` is "->__dict__". */
-int mh_heap_graph_is_dict_slot(const struct mh_heap_dump *d, uint32_t label);
+int mh_heap_graph_is_dict_slot(const struct mh_heap_image *d, uint32_t label);
 
 /* Appends the rendering of one edge label to `out`: `index` is the
  * sequence index for kind 3 (or -1 for "[*]"); `star` writes the name as
  * "*"; `holder`, the type name of the object the edge leaves, follows
  * an unnamed reference ("->?<functools._lru_cache_wrapper>"), which is
  * a bare "->?" when it is NULL. */
-int mh_heap_graph_edge(const struct mh_heap_dump *d, uint32_t label,
+int mh_heap_graph_edge(const struct mh_heap_image *d, uint32_t label,
                        int64_t index, int star, const char *holder,
                        struct mh_buf *out) MH_MUST_USE;
 
 /* The name of root r as a path starts with it. */
-int mh_heap_graph_root_name(const struct mh_heap_dump *d, uint32_t r,
+int mh_heap_graph_root_name(const struct mh_heap_image *d, uint32_t r,
                             struct mh_buf *out) MH_MUST_USE;
 
 #endif

@@ -121,7 +121,7 @@ static int
 shape_render(const struct shapes *t, uint32_t i, const struct mh_heap_graph *g,
              const char *const *names, struct mh_buf *out)
 {
-    const struct mh_heap_dump *d = g->d;
+    const struct mh_heap_image *d = g->d;
     uint32_t depth = 0;
     for (uint32_t k = i; !is_root_shape(&t->s[k]); k = t->s[k].parent)
         depth++;
@@ -167,7 +167,7 @@ shape_render(const struct shapes *t, uint32_t i, const struct mh_heap_graph *g,
  * `<set member>` or `<lru_cache value>`, which every such child of a
  * container shares. */
 static int
-named(const struct mh_heap_dump *d, uint32_t label)
+named(const struct mh_heap_image *d, uint32_t label)
 {
     unsigned kind = mh_heap_label_kind(label);
     uint32_t name = mh_heap_label_name(label);
@@ -190,7 +190,7 @@ pair_cmp(const void *a, const void *b)
 static int
 thresholds(const struct mh_heap_graph *g, const uint32_t *flow, uint32_t *fan)
 {
-    const struct mh_heap_dump *d = g->d;
+    const struct mh_heap_image *d = g->d;
     size_t n = 0;
     for (uint32_t i = 0; i < g->norder; i++) {
         uint32_t v = g->order[i], e = g->pred_edge[v];
@@ -265,7 +265,7 @@ mh_heap_paths_group(struct mh_heap_paths *p, const struct mh_heap_graph *g,
                     const uint8_t *sel, const uint32_t *group,
                     const char *const *names, uint32_t ngroups, uint32_t limit)
 {
-    const struct mh_heap_dump *d = g->d;
+    const struct mh_heap_image *d = g->d;
     uint32_t n = d->nobjs;
     size_t cnt = n ? n : 1;
     mh_heap_paths_release(p);

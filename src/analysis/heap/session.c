@@ -6,29 +6,29 @@
 #include "session.h"
 
 void
-mh_heap_an_init(struct mh_heap_an *a)
+mh_heap_session_init(struct mh_heap_session *a)
 {
     memset(a, 0, sizeof(*a));
-    mh_heap_dump_init(&a->dump, 0);
+    mh_heap_image_init(&a->dump, 0);
     mh_heap_graph_init(&a->graph);
     mh_heap_dom_init(&a->dom);
 }
 
 void
-mh_heap_an_release(struct mh_heap_an *a)
+mh_heap_session_release(struct mh_heap_session *a)
 {
     mh_heap_dom_release(&a->dom);
     mh_heap_graph_release(&a->graph);
     mh_free(a->group);
-    mh_heap_dump_release(&a->dump);
-    mh_heap_an_init(a);
+    mh_heap_image_release(&a->dump);
+    mh_heap_session_init(a);
 }
 
 int
-mh_heap_an_load(struct mh_heap_an *a, struct mh_heap_types *types,
-                const uint8_t *buf, size_t len, size_t max_bytes)
+mh_heap_session_load(struct mh_heap_session *a, struct mh_heap_types *types,
+                     const uint8_t *buf, size_t len, size_t max_bytes)
 {
-    mh_heap_dump_init(&a->dump, max_bytes);
+    mh_heap_image_init(&a->dump, max_bytes);
     int rc = mh_heap_parse(&a->dump, buf, len);
     if (rc) {
         snprintf(a->error, sizeof(a->error), "%s", a->dump.error);
@@ -49,7 +49,7 @@ mh_heap_an_load(struct mh_heap_an *a, struct mh_heap_types *types,
 }
 
 int
-mh_heap_an_dominators(struct mh_heap_an *a)
+mh_heap_session_dominators(struct mh_heap_session *a)
 {
     if (a->have_dom)
         return MH_OK;

@@ -3,8 +3,8 @@
  * diff, its reachability search and (on demand) its dominator tree. The
  * analyses (heap_census, heap_diff, heap_why, heap_top) turn it into
  * plain rows for the renderers. */
-#ifndef MH_HEAP_AN_H
-#define MH_HEAP_AN_H
+#ifndef MH_HEAP_SESSION_H
+#define MH_HEAP_SESSION_H
 
 #include <stdint.h>
 
@@ -21,11 +21,11 @@
  * number does not swamp every total. */
 #define MH_HEAP_SIZE_PLAUSIBLE ((uint64_t)1 << 40)
 
-struct mh_heap_an {
-    struct mh_heap_dump dump;
+struct mh_heap_session {
+    struct mh_heap_image dump;
     uint32_t *group; /* type index -> group of the shared type table */
     struct mh_heap_graph graph;
-    struct mh_heap_dom dom; /* built by mh_heap_an_dominators() */
+    struct mh_heap_dom dom; /* built by mh_heap_session_dominators() */
     int have_dom;
     uint64_t bad_sizes; /* objects whose size was over
                            MH_HEAP_SIZE_PLAUSIBLE, now 0 */
@@ -35,18 +35,18 @@ struct mh_heap_an {
     char error[300]; /* why a call failed */
 };
 
-void mh_heap_an_init(struct mh_heap_an *a);
-void mh_heap_an_release(struct mh_heap_an *a);
+void mh_heap_session_init(struct mh_heap_session *a);
+void mh_heap_session_release(struct mh_heap_session *a);
 
 /* Parses buf[0..len) (which may go away afterwards), adds its types to
  * `types` (whose names then point into a->dump: release `types` first)
  * and searches it. `max_bytes` bounds the parse (0 = default).
  * On failure a->error says why (the parser's offset and reason, or out
  * of memory); a truncated dump is not a failure (a->dump.truncated). */
-int mh_heap_an_load(struct mh_heap_an *a, struct mh_heap_types *types,
-                    const uint8_t *buf, size_t len,
-                    size_t max_bytes) MH_MUST_USE;
+int mh_heap_session_load(struct mh_heap_session *a,
+                         struct mh_heap_types *types, const uint8_t *buf,
+                         size_t len, size_t max_bytes) MH_MUST_USE;
 /* Builds the dominator tree, once. */
-int mh_heap_an_dominators(struct mh_heap_an *a) MH_MUST_USE;
+int mh_heap_session_dominators(struct mh_heap_session *a) MH_MUST_USE;
 
 #endif

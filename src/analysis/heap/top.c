@@ -24,10 +24,10 @@ mh_heap_top_release(struct mh_heap_top *t)
  * (2 words per group) is zero on entry and on return; `stk` holds the
  * whole tree. */
 static void
-holds(struct mh_heap_top_row *row, const struct mh_heap_an *a, uint64_t *acc,
-      uint32_t *stk, uint32_t *touched)
+holds(struct mh_heap_top_row *row, const struct mh_heap_session *a,
+      uint64_t *acc, uint32_t *stk, uint32_t *touched)
 {
-    const struct mh_heap_dump *d = &a->dump;
+    const struct mh_heap_image *d = &a->dump;
     const struct mh_heap_dom *t = &a->dom;
     size_t sp = 0, nt = 0;
     for (uint32_t c = t->child_start[row->obj];
@@ -65,11 +65,11 @@ holds(struct mh_heap_top_row *row, const struct mh_heap_an *a, uint64_t *acc,
 }
 
 int
-mh_heap_top_build(struct mh_heap_top *t, struct mh_heap_an *a, uint32_t top,
-                  int collapse, uint32_t ngroups)
+mh_heap_top_build(struct mh_heap_top *t, struct mh_heap_session *a,
+                  uint32_t top, int collapse, uint32_t ngroups)
 {
     mh_heap_top_release(t);
-    int rc = mh_heap_an_dominators(a);
+    int rc = mh_heap_session_dominators(a);
     if (rc)
         return rc;
     uint32_t n = a->dump.nobjs;

@@ -34,7 +34,7 @@ void mh_heap_top_init(struct mh_heap_top *t);
 void mh_heap_top_release(struct mh_heap_top *t);
 /* Up to `top` rows (0 or more than MH_HEAP_TOP_MAX: MH_HEAP_TOP_MAX). See
  * mh_heap_dom_top() for `collapse`. */
-int mh_heap_top_build(struct mh_heap_top *t, struct mh_heap_an *a,
+int mh_heap_top_build(struct mh_heap_top *t, struct mh_heap_session *a,
                       uint32_t top, int collapse,
                       uint32_t ngroups) MH_MUST_USE;
 

@@ -104,7 +104,7 @@ intern(struct mh_heap_types *t, const char *name, uint32_t *out)
 }
 
 int
-mh_heap_types_add(struct mh_heap_types *t, const struct mh_heap_dump *d,
+mh_heap_types_add(struct mh_heap_types *t, const struct mh_heap_image *d,
                   uint32_t **map)
 {
     uint32_t *m =

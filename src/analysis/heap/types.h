@@ -25,7 +25,7 @@ void mh_heap_types_release(struct mh_heap_types *t);
 /* Maps every type of `d` to a group, adding new names. *map receives an
  * array of d->ntypes group ids (index 0, "no type", maps to the group
  * of the name "?"); the caller frees it with mh_free(). */
-int mh_heap_types_add(struct mh_heap_types *t, const struct mh_heap_dump *d,
+int mh_heap_types_add(struct mh_heap_types *t, const struct mh_heap_image *d,
                       uint32_t **map) MH_MUST_USE;
 
 /* The group of `name`, or UINT32_MAX when no dump had it. */

@@ -8,20 +8,20 @@
 #include "types.h"
 
 void
-mh_heap_lu_init(struct mh_heap_lu *l)
+mh_unreachable_init(struct mh_unreachable *l)
 {
     memset(l, 0, sizeof(*l));
 }
 
 void
-mh_heap_lu_release(struct mh_heap_lu *l)
+mh_unreachable_release(struct mh_unreachable *l)
 {
     mh_free(l->rows);
-    mh_heap_lu_init(l);
+    mh_unreachable_init(l);
 }
 
 double
-mh_heap_lu_weight(uint64_t size, uint64_t interval)
+mh_unreachable_weight(uint64_t size, uint64_t interval)
 {
     if (!interval || !size)
         return 1.0;
@@ -32,7 +32,7 @@ mh_heap_lu_weight(uint64_t size, uint64_t interval)
 static int
 row_cmp(const void *a, const void *b)
 {
-    const struct mh_heap_lu_row *x = a, *y = b;
+    const struct mh_unreachable_row *x = a, *y = b;
     if (x->est_bytes != y->est_bytes)
         return x->est_bytes < y->est_bytes ? 1 : -1;
     if (x->stack != y->stack)
@@ -61,14 +61,15 @@ row_hash(uint64_t stack, uint32_t group, unsigned reason)
 static size_t
 row_hash_at(const void *ctx, uint32_t i)
 {
-    const struct mh_heap_lu_row *r =
-        &((const struct mh_heap_lu *)ctx)->rows[i];
+    const struct mh_unreachable_row *r =
+        &((const struct mh_unreachable *)ctx)->rows[i];
     return row_hash(r->stack, r->group, r->reason);
 }
 
 static int
-row_get(struct mh_heap_lu *l, struct rowtab *t, uint64_t stack, uint32_t group,
-        enum mh_heap_lu_reason reason, struct mh_heap_lu_row **out)
+row_get(struct mh_unreachable *l, struct rowtab *t, uint64_t stack,
+        uint32_t group, enum mh_unreachable_reason reason,
+        struct mh_unreachable_row **out)
 {
     int rc = mh_heap_types_slots_reserve(&t->slots, &t->bits, 8, l->n,
                                          row_hash_at, l);
@@ -80,7 +81,7 @@ row_get(struct mh_heap_lu *l, struct rowtab *t, uint64_t stack, uint32_t group,
         uint32_t i = t->slots[h];
         if (i == UINT32_MAX)
             break;
-        struct mh_heap_lu_row *r = &l->rows[i];
+        struct mh_unreachable_row *r = &l->rows[i];
         if (r->stack == stack && r->group == group && r->reason == reason) {
             *out = r;
             return MH_OK;
@@ -88,7 +89,7 @@ row_get(struct mh_heap_lu *l, struct rowtab *t, uint64_t stack, uint32_t group,
     }
     if (l->n == t->cap) {
         uint32_t cap = t->cap ? t->cap * 2 : 64;
-        struct mh_heap_lu_row *rows =
+        struct mh_unreachable_row *rows =
             mh_realloc(l->rows, (size_t)cap * sizeof(*rows));
         if (!rows)
             return MH_ENOMEM;
@@ -161,7 +162,7 @@ keyed_cmp(const void *a, const void *b)
 }
 
 static int
-merge_stacks(struct mh_heap_lu *l, const struct mh_cap_reader *r)
+merge_stacks(struct mh_unreachable *l, const struct mh_cap_reader *r)
 {
     struct keyed *k = mh_malloc((l->n ? l->n : 1) * sizeof(*k));
     if (!k)
@@ -184,11 +185,11 @@ merge_stacks(struct mh_heap_lu *l, const struct mh_cap_reader *r)
         return MH_ENOMEM;
     }
     for (uint32_t i = 0; i < n; i++) {
-        struct mh_heap_lu_row *a = &l->rows[k[i].row];
+        struct mh_unreachable_row *a = &l->rows[k[i].row];
         if (gone[k[i].row])
             continue;
         for (uint32_t j = i + 1; j < n && k[j].hash == k[i].hash; j++) {
-            struct mh_heap_lu_row *b = &l->rows[k[j].row];
+            struct mh_unreachable_row *b = &l->rows[k[j].row];
             if (gone[k[j].row] || a->group != b->group ||
                 a->reason != b->reason ||
                 !same_frames(r, k[i].sidx, k[j].sidx))
@@ -212,40 +213,41 @@ merge_stacks(struct mh_heap_lu *l, const struct mh_cap_reader *r)
 }
 
 int
-mh_heap_lu_build(struct mh_heap_lu *l, const struct mh_heap_graph *g,
-                 const uint32_t *group, const uint8_t *only,
-                 const struct mh_cap_reader *cap)
+mh_unreachable_build(struct mh_unreachable *l, const struct mh_heap_graph *g,
+                     const uint32_t *group, const uint8_t *only,
+                     const struct mh_cap_reader *cap)
 {
-    const struct mh_heap_dump *d = g->d;
+    const struct mh_heap_image *d = g->d;
     uint64_t R = d->header.sample_interval;
     struct rowtab t = {0};
     int rc = MH_OK;
-    mh_heap_lu_release(l);
+    mh_unreachable_release(l);
     for (uint32_t i = 0; rc == MH_OK && i < d->nallocs; i++) {
         const struct mh_heap_alloc *a = &d->allocs[i];
-        double w = mh_heap_lu_weight(a->size, R);
+        double w = mh_unreachable_weight(a->size, R);
         l->blocks++;
         l->est_bytes += w * (double)a->size;
-        enum mh_heap_lu_reason why;
+        enum mh_unreachable_reason why;
         uint32_t gr = UINT32_MAX;
         if (a->obj != MH_HEAP_NONE) {
             uint8_t reach = g->reach[a->obj];
             if (reach == MH_REACH_ROOT)
                 continue;
-            why = reach == MH_REACH_GARBAGE ? MH_LU_GARBAGE : MH_LU_EXT;
+            why = reach == MH_REACH_GARBAGE ? MH_UNREACHABLE_GARBAGE
+                                            : MH_UNREACHABLE_EXT;
             gr = group[d->type[a->obj]];
         } else if (a->type) {
-            why = MH_LU_NOT_WALKED;
+            why = MH_UNREACHABLE_NOT_WALKED;
             gr = group[a->type];
         } else if (a->object) {
             /* It held an object the dump does not have. */
-            why = MH_LU_NOT_WALKED;
+            why = MH_UNREACHABLE_NOT_WALKED;
         } else {
             continue; /* not an object: not judged */
         }
         if (only && (gr == UINT32_MAX || !only[gr]))
             continue;
-        struct mh_heap_lu_row *r;
+        struct mh_unreachable_row *r;
         rc = row_get(l, &t, a->stack, gr, why, &r);
         if (rc == MH_OK) {
             r->blocks++;
@@ -262,8 +264,8 @@ mh_heap_lu_build(struct mh_heap_lu *l, const struct mh_heap_graph *g,
 }
 
 int
-mh_heap_lu_where(const struct mh_cap_reader *r, uint64_t id, unsigned frames,
-                 struct mh_buf *out)
+mh_unreachable_where(const struct mh_cap_reader *r, uint64_t id,
+                     unsigned frames, struct mh_buf *out)
 {
     if (id == 0)
         return mh_buf_printf(out, "(no Python stack)");

@@ -10,8 +10,8 @@
  * block stands for size / (1 - exp(-size / R)) bytes and
  * 1 / (1 - exp(-size / R)) blocks, as in the capture report. Blocks that
  * hold no object and do not look like one (buffers) are not judged. */
-#ifndef MH_HEAP_ALLOC_H
-#define MH_HEAP_ALLOC_H
+#ifndef MH_HEAP_UNREACHABLE_H
+#define MH_HEAP_UNREACHABLE_H
 
 #include <stdint.h>
 
@@ -19,30 +19,31 @@
 #include "../../util/buf.h"
 #include "graph.h"
 
-enum mh_heap_lu_reason {
-    MH_LU_NOT_WALKED = 0, /* looks like an object; the walk never saw it */
-    MH_LU_EXT = 1,        /* its object is held by references the GC
-                             cannot see (or by such an object) */
-    MH_LU_GARBAGE = 2,    /* its object is reached by nothing found */
+enum mh_unreachable_reason {
+    MH_UNREACHABLE_NOT_WALKED =
+        0,                  /* looks like an object; the walk never saw it */
+    MH_UNREACHABLE_EXT = 1, /* its object is held by references the GC
+                      cannot see (or by such an object) */
+    MH_UNREACHABLE_GARBAGE = 2, /* its object is reached by nothing found */
 };
 
-struct mh_heap_lu_row {
+struct mh_unreachable_row {
     uint64_t stack; /* the capture's stack id; 0 = no Python stack */
     uint32_t group; /* type group; UINT32_MAX = not known */
-    enum mh_heap_lu_reason reason;
+    enum mh_unreachable_reason reason;
     uint64_t blocks;             /* ALLOC records */
     double est_count, est_bytes; /* what they stand for */
 };
 
-struct mh_heap_lu {
-    struct mh_heap_lu_row *rows; /* by est_bytes, largest first */
+struct mh_unreachable {
+    struct mh_unreachable_row *rows; /* by est_bytes, largest first */
     uint32_t n;
     uint64_t blocks;  /* ALLOC records in the dump */
     double est_bytes; /* what they all stand for */
 };
 
-void mh_heap_lu_init(struct mh_heap_lu *l);
-void mh_heap_lu_release(struct mh_heap_lu *l);
+void mh_unreachable_init(struct mh_unreachable *l);
+void mh_unreachable_release(struct mh_unreachable *l);
 
 /* Joins g's dump's ALLOC records with the search. `group` maps type
  * indices to groups. When `only` is not NULL, a block is kept only if its
@@ -50,18 +51,19 @@ void mh_heap_lu_release(struct mh_heap_lu *l);
  * NULL), stacks with the same frames (file, line, function; stacks also
  * differ by bytecode offset) make one row, under the lowest stack id.
  * MH_ENOMEM. */
-int mh_heap_lu_build(struct mh_heap_lu *l, const struct mh_heap_graph *g,
-                     const uint32_t *group, const uint8_t *only,
-                     const struct mh_cap_reader *cap) MH_MUST_USE;
+int mh_unreachable_build(struct mh_unreachable *l,
+                         const struct mh_heap_graph *g, const uint32_t *group,
+                         const uint8_t *only,
+                         const struct mh_cap_reader *cap) MH_MUST_USE;
 
 /* Bytes and blocks one ALLOC of `size` stands for at sample interval R
  * (0 = trace-all: itself). */
-double mh_heap_lu_weight(uint64_t size, uint64_t interval);
+double mh_unreachable_weight(uint64_t size, uint64_t interval);
 
 /* Appends where stack `id` of capture `r` allocated: up to `frames`
  * frames, innermost first, as "function (file:line) < caller
  * (file:line)". Without a capture or for an unknown id: "stack <id>". */
-int mh_heap_lu_where(const struct mh_cap_reader *r, uint64_t id,
-                     unsigned frames, struct mh_buf *out) MH_MUST_USE;
+int mh_unreachable_where(const struct mh_cap_reader *r, uint64_t id,
+                         unsigned frames, struct mh_buf *out) MH_MUST_USE;
 
 #endif

@@ -18,13 +18,14 @@ mh_heap_why_release(struct mh_heap_why *w)
     mh_free(w->sel);
     mh_free(w->groups);
     mh_heap_paths_release(&w->paths);
-    mh_heap_lu_release(&w->lu);
+    mh_unreachable_release(&w->lu);
     mh_heap_why_init(w);
     w->top = top;
 }
 
 static int
-alloc_sel(struct mh_heap_why *w, const struct mh_heap_an *a, uint32_t ngroups)
+alloc_sel(struct mh_heap_why *w, const struct mh_heap_session *a,
+          uint32_t ngroups)
 {
     mh_free(w->sel);
     mh_free(w->groups);
@@ -41,13 +42,13 @@ alloc_sel(struct mh_heap_why *w, const struct mh_heap_an *a, uint32_t ngroups)
 }
 
 int
-mh_heap_why_select_type(struct mh_heap_why *w, const struct mh_heap_an *a,
+mh_heap_why_select_type(struct mh_heap_why *w, const struct mh_heap_session *a,
                         uint32_t group, uint32_t ngroups)
 {
     int rc = alloc_sel(w, a, ngroups);
     if (rc)
         return rc;
-    const struct mh_heap_dump *d = &a->dump;
+    const struct mh_heap_image *d = &a->dump;
     for (uint32_t o = 0; o < d->nobjs; o++)
         w->sel[o] = a->group[d->type[o]] == group;
     if (group < ngroups)
@@ -56,8 +57,8 @@ mh_heap_why_select_type(struct mh_heap_why *w, const struct mh_heap_an *a,
 }
 
 int
-mh_heap_why_select_object(struct mh_heap_why *w, const struct mh_heap_an *a,
-                          uint32_t obj)
+mh_heap_why_select_object(struct mh_heap_why *w,
+                          const struct mh_heap_session *a, uint32_t obj)
 {
     /* No ALLOC join for one object: the groups table stays empty. */
     int rc = alloc_sel(w, a, 1);
@@ -69,7 +70,8 @@ mh_heap_why_select_object(struct mh_heap_why *w, const struct mh_heap_an *a,
 }
 
 int
-mh_heap_why_select_since(struct mh_heap_why *w, const struct mh_heap_an *a,
+mh_heap_why_select_since(struct mh_heap_why *w,
+                         const struct mh_heap_session *a,
                          const struct mh_heap_diff *df, uint32_t ngroups)
 {
     int rc = alloc_sel(w, a, ngroups);
@@ -80,7 +82,7 @@ mh_heap_why_select_since(struct mh_heap_why *w, const struct mh_heap_an *a,
         if (r->count_delta > 0 || r->bytes_delta > 0)
             w->groups[r->group] = 1;
     }
-    const struct mh_heap_dump *d = &a->dump;
+    const struct mh_heap_image *d = &a->dump;
     for (uint32_t o = 0; o < d->nobjs; o++)
         w->sel[o] = df->is_new[o] && w->groups[a->group[d->type[o]]];
     return MH_OK;
@@ -88,7 +90,7 @@ mh_heap_why_select_since(struct mh_heap_why *w, const struct mh_heap_an *a,
 
 int
 mh_heap_why_select_unreachable(struct mh_heap_why *w,
-                               const struct mh_heap_an *a)
+                               const struct mh_heap_session *a)
 {
     int rc = alloc_sel(w, a, 0);
     if (rc)
@@ -99,10 +101,10 @@ mh_heap_why_select_unreachable(struct mh_heap_why *w,
 }
 
 int
-mh_heap_why_build(struct mh_heap_why *w, const struct mh_heap_an *a,
+mh_heap_why_build(struct mh_heap_why *w, const struct mh_heap_session *a,
                   const struct mh_heap_types *types)
 {
-    const struct mh_heap_dump *d = &a->dump;
+    const struct mh_heap_image *d = &a->dump;
     w->count = w->bytes = 0;
     memset(w->count_by, 0, sizeof(w->count_by));
     memset(w->bytes_by, 0, sizeof(w->bytes_by));
@@ -135,5 +137,6 @@ mh_heap_why_build(struct mh_heap_why *w, const struct mh_heap_an *a,
     }
     /* An address selects no ALLOC records (groups has one cleared
      * entry); a type or --since selects its types'; --unreachable all. */
-    return mh_heap_lu_build(&w->lu, &a->graph, a->group, w->groups, a->cap);
+    return mh_unreachable_build(&w->lu, &a->graph, a->group, w->groups,
+                                a->cap);
 }

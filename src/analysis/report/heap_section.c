@@ -30,14 +30,14 @@
 #define MAX_ACCS ((size_t)1 << 22)
 
 void
-mh_joined_init(struct mh_joined *j)
+mh_heap_section_init(struct mh_heap_section *j)
 {
     memset(j, 0, sizeof(*j));
-    mh_strpool_init(&j->strings, MH_JOINED_MAX_STRINGS);
+    mh_strpool_init(&j->strings, MH_HEAP_SECTION_MAX_STRINGS);
 }
 
 static void
-free_proc(struct mh_joined_proc *p)
+free_proc(struct mh_heap_section_proc *p)
 {
     for (size_t i = 0; i < p->ntypes; i++) {
         mh_free(p->types[i].sites);
@@ -48,7 +48,7 @@ free_proc(struct mh_joined_proc *p)
 }
 
 void
-mh_joined_release(struct mh_joined *j)
+mh_heap_section_release(struct mh_heap_section *j)
 {
     for (size_t i = 0; i < j->nprocs; i++)
         free_proc(&j->procs[i]);
@@ -59,20 +59,20 @@ mh_joined_release(struct mh_joined *j)
 }
 
 static int
-fail(struct mh_joined *j, int rc, const char *what)
+fail(struct mh_heap_section *j, int rc, const char *what)
 {
     snprintf(j->error, sizeof(j->error), "%s: %s", what, mh_strerror(rc));
     return rc;
 }
 
 static int
-intern(struct mh_joined *j, const char *s, size_t n, uint32_t *id)
+intern(struct mh_heap_section *j, const char *s, size_t n, uint32_t *id)
 {
     return mh_strpool_intern(&j->strings, s, n, id);
 }
 
 static int
-internz(struct mh_joined *j, const char *s, uint32_t *id)
+internz(struct mh_heap_section *j, const char *s, uint32_t *id)
 {
     return intern(j, s, strlen(s), id);
 }
@@ -80,32 +80,32 @@ internz(struct mh_joined *j, const char *s, uint32_t *id)
 /* ---- markers ---- */
 
 struct marker_scan {
-    struct mh_joined *j;
+    struct mh_heap_section *j;
     uint32_t capture;
     char dir[4096]; /* the capture's directory, for relative paths */
     int err;
 };
 
 static int
-add_dump(struct mh_joined *j, uint32_t path, uint32_t capture, double t)
+add_dump(struct mh_heap_section *j, uint32_t path, uint32_t capture, double t)
 {
-    if (j->ndumps >= MH_JOINED_MAX_DUMPS)
+    if (j->ndumps >= MH_HEAP_SECTION_MAX_DUMPS)
         return MH_OK; /* listed up to the cap; the rest are ignored */
     if (j->ndumps == j->dumps_cap) {
         size_t cap = j->dumps_cap ? 2 * j->dumps_cap : 16;
-        struct mh_joined_dump *d = mh_realloc(j->dumps, cap * sizeof(*d));
+        struct mh_heap_section_dump *d = mh_realloc(j->dumps, cap * sizeof(*d));
         if (!d)
             return MH_ENOMEM;
         j->dumps = d;
         j->dumps_cap = cap;
     }
-    struct mh_joined_dump *d = &j->dumps[j->ndumps++];
+    struct mh_heap_section_dump *d = &j->dumps[j->ndumps++];
     memset(d, 0, sizeof(*d));
     d->path = path;
     d->capture = capture;
     d->t = t;
     struct stat st;
-    d->exists = !stat(mh_joined_str(j, path), &st) && S_ISREG(st.st_mode);
+    d->exists = !stat(mh_heap_section_str(j, path), &st) && S_ISREG(st.st_mode);
     return MH_OK;
 }
 
@@ -145,21 +145,21 @@ scan_visit(void *ctx, const struct mh_cap_event *ev)
  * which two it compares). A dump that cannot be used is marked with why.
  * Returns 1 when loaded. */
 static int
-load(struct mh_joined *j, size_t i, struct mh_heap_an *an)
+load(struct mh_heap_section *j, size_t i, struct mh_heap_session *an)
 {
-    struct mh_joined_dump *jd = &j->dumps[i];
+    struct mh_heap_section_dump *jd = &j->dumps[i];
     char why[400];
     struct mh_file f;
-    mh_heap_an_init(an);
+    mh_heap_session_init(an);
     int rc =
-        mh_file_map(&f, mh_joined_str(j, jd->path), 0, &mh_chunk_heap_input);
+        mh_file_map(&f, mh_heap_section_str(j, jd->path), 0, &mh_chunk_heap_input);
     if (rc) {
         snprintf(why, sizeof(why), "%s", f.error);
         goto bad;
     }
     struct mh_heap_types own;
     mh_heap_types_init(&own);
-    rc = mh_heap_an_load(an, &own, f.data, f.len, 0);
+    rc = mh_heap_session_load(an, &own, f.data, f.len, 0);
     mh_heap_types_release(&own);
     mh_file_unmap(&f);
     if (rc) {
@@ -174,7 +174,7 @@ load(struct mh_joined *j, size_t i, struct mh_heap_an *an)
     }
     return 1;
 bad:
-    mh_heap_an_release(an);
+    mh_heap_session_release(an);
     jd->status = MH_JDUMP_BAD;
     if (internz(j, why, &jd->reason))
         jd->reason = 0;
@@ -183,7 +183,7 @@ bad:
 
 /* Puts both dumps' types in one table (for the diff and the paths). */
 static int
-regroup(struct mh_heap_types *t, struct mh_heap_an *an)
+regroup(struct mh_heap_types *t, struct mh_heap_session *an)
 {
     mh_free(an->group);
     an->group = NULL;
@@ -197,13 +197,13 @@ regroup(struct mh_heap_types *t, struct mh_heap_an *an)
 struct sites {
     const struct mh_cap_reader *r;
     uint32_t *site_of;           /* stack index -> site id + 1; 0 = not yet */
-    struct mh_joined_site *list; /* site ids index this */
+    struct mh_heap_section_site *list; /* site ids index this */
     size_t n, cap;
     struct mh_addrmap by_key; /* interned key string id -> site id + 1 */
 };
 
 static int
-frame_names(struct mh_joined *j, const struct mh_cap_reader *r, uint32_t fr,
+frame_names(struct mh_heap_section *j, const struct mh_cap_reader *r, uint32_t fr,
             uint32_t *file, uint32_t *fn, uint32_t *line)
 {
     const struct mh_cap_frame *f = &r->frames[fr];
@@ -214,7 +214,7 @@ frame_names(struct mh_joined *j, const struct mh_cap_reader *r, uint32_t fr,
 }
 
 static int
-site_of_stack(struct mh_joined *j, struct sites *s, uint64_t stack_id,
+site_of_stack(struct mh_heap_section *j, struct sites *s, uint64_t stack_id,
               uint32_t *out)
 {
     const struct mh_cap_reader *r = s->r;
@@ -223,7 +223,7 @@ site_of_stack(struct mh_joined *j, struct sites *s, uint64_t stack_id,
         *out = s->site_of[idx] - 1;
         return MH_OK;
     }
-    struct mh_joined_site site;
+    struct mh_heap_section_site site;
     memset(&site, 0, sizeof(site));
     int rc = MH_OK;
     if (idx && r->stacks[idx].depth) {
@@ -266,7 +266,7 @@ site_of_stack(struct mh_joined *j, struct sites *s, uint64_t stack_id,
     } else {
         if (s->n == s->cap) {
             size_t cap = s->cap ? 2 * s->cap : 64;
-            struct mh_joined_site *l = mh_realloc(s->list, cap * sizeof(*l));
+            struct mh_heap_section_site *l = mh_realloc(s->list, cap * sizeof(*l));
             if (!l)
                 return MH_ENOMEM;
             s->list = l;
@@ -352,10 +352,10 @@ weight(uint64_t interval, uint64_t size, double *bytes, double *count)
  * that look like objects the walk never found are not in the type's
  * counts either: they are leaks (scan_leaks). */
 static int
-scan_allocs(struct mh_joined *j, struct sites *s, struct accs *a,
-            const struct mh_heap_an *an, const uint32_t *slot, int which)
+scan_allocs(struct mh_heap_section *j, struct sites *s, struct accs *a,
+            const struct mh_heap_session *an, const uint32_t *slot, int which)
 {
-    const struct mh_heap_dump *d = &an->dump;
+    const struct mh_heap_image *d = &an->dump;
     uint64_t interval = d->header.sample_interval;
     for (uint32_t i = 0; i < d->nallocs; i++) {
         const struct mh_heap_alloc *al = &d->allocs[i];
@@ -380,22 +380,22 @@ scan_allocs(struct mh_joined *j, struct sites *s, struct accs *a,
 /* Adds one dump's live-but-unreachable rows (heap_alloc.h) to the leak
  * buckets. */
 static int
-scan_leaks(struct mh_joined *j, struct sites *s, struct accs *a,
-           const struct mh_heap_an *an, int which)
+scan_leaks(struct mh_heap_section *j, struct sites *s, struct accs *a,
+           const struct mh_heap_session *an, int which)
 {
-    struct mh_heap_lu lu;
-    mh_heap_lu_init(&lu);
-    int rc = mh_heap_lu_build(&lu, &an->graph, an->group, NULL, s->r);
+    struct mh_unreachable lu;
+    mh_unreachable_init(&lu);
+    int rc = mh_unreachable_build(&lu, &an->graph, an->group, NULL, s->r);
     for (uint32_t i = 0; !rc && i < lu.n; i++) {
-        const struct mh_heap_lu_row *r = &lu.rows[i];
+        const struct mh_unreachable_row *r = &lu.rows[i];
         uint32_t site, kind;
         if (r->group != UINT32_MAX && r->group > WHAT_GROUP_MASK)
             continue;
         switch (r->reason) {
-        case MH_LU_EXT:
+        case MH_UNREACHABLE_EXT:
             kind = MH_LEAK_HIDDEN;
             break;
-        case MH_LU_GARBAGE:
+        case MH_UNREACHABLE_GARBAGE:
             kind = MH_LEAK_GARBAGE;
             break;
         default:
@@ -410,7 +410,7 @@ scan_leaks(struct mh_joined *j, struct sites *s, struct accs *a,
                     (r->group == UINT32_MAX ? WHAT_GROUP_MASK : r->group),
                 site, which, r->est_bytes, r->est_count);
     }
-    mh_heap_lu_release(&lu);
+    mh_unreachable_release(&lu);
     return rc;
 }
 
@@ -419,7 +419,7 @@ scan_leaks(struct mh_joined *j, struct sites *s, struct accs *a,
 static int
 by_growth(const void *x, const void *y)
 {
-    const struct mh_joined_site *a = x, *b = y;
+    const struct mh_heap_section_site *a = x, *b = y;
     if (a->growth_bytes != b->growth_bytes)
         return a->growth_bytes > b->growth_bytes ? -1 : 1;
     return a->bytes > b->bytes ? -1 : a->bytes < b->bytes;
@@ -428,12 +428,12 @@ by_growth(const void *x, const void *y)
 static int
 leak_by_growth(const void *x, const void *y)
 {
-    const struct mh_joined_leak *a = x, *b = y;
+    const struct mh_heap_section_leak *a = x, *b = y;
     return by_growth(&a->site, &b->site);
 }
 
 static void
-fill_site(struct mh_joined_site *out, const struct sites *s,
+fill_site(struct mh_heap_section_site *out, const struct sites *s,
           const struct acc *e)
 {
     *out = s->list[e->site];
@@ -445,11 +445,11 @@ fill_site(struct mh_joined_site *out, const struct sites *s,
 
 /* Sites of each selected type, and the leak groups that grew. */
 static int
-collect(struct mh_joined *j, struct mh_joined_proc *p, const struct sites *s,
+collect(struct mh_heap_section *j, struct mh_heap_section_proc *p, const struct sites *s,
         const struct accs *a, const struct mh_heap_types *types)
 {
     for (size_t t = 0; t < p->ntypes; t++) {
-        struct mh_joined_type *ty = &p->types[t];
+        struct mh_heap_section_type *ty = &p->types[t];
         size_t n = 0;
         for (size_t i = 0; i < a->n; i++)
             n += a->list[i].what == t;
@@ -478,8 +478,8 @@ collect(struct mh_joined *j, struct mh_joined_proc *p, const struct sites *s,
         const struct acc *e = &a->list[i];
         if (!(e->what & WHAT_LEAK) || e->bytes[1] - e->bytes[0] <= 0)
             continue;
-        struct mh_joined_leak *l = &p->leaks[p->nleaks++];
-        l->kind = (enum mh_joined_leak_kind)((e->what & ~WHAT_LEAK) >>
+        struct mh_heap_section_leak *l = &p->leaks[p->nleaks++];
+        l->kind = (enum mh_heap_section_leak_kind)((e->what & ~WHAT_LEAK) >>
                                              WHAT_KIND_SHIFT);
         l->type = e->what & WHAT_GROUP_MASK; /* a group until named */
         fill_site(&l->site, s, e);
@@ -500,14 +500,14 @@ collect(struct mh_joined *j, struct mh_joined_proc *p, const struct sites *s,
 /* Grouped retention paths of the objects of each selected type that
  * are new in the last dump (heap_diff.h's identity). */
 static int
-type_paths(struct mh_joined *j, struct mh_joined_proc *p,
-           const struct mh_heap_an *cur, const struct mh_heap_diff *df,
+type_paths(struct mh_heap_section *j, struct mh_heap_section_proc *p,
+           const struct mh_heap_session *cur, const struct mh_heap_diff *df,
            const struct mh_heap_types *types, const uint32_t *groups)
 {
-    const struct mh_heap_dump *d = &cur->dump;
+    const struct mh_heap_image *d = &cur->dump;
     int rc = MH_OK;
     for (size_t t = 0; t < p->ntypes && !rc; t++) {
-        struct mh_joined_type *ty = &p->types[t];
+        struct mh_heap_section_type *ty = &p->types[t];
         struct mh_heap_why w;
         mh_heap_why_init(&w);
         rc = mh_heap_why_select_type(&w, cur, groups[t], types->n);
@@ -520,7 +520,7 @@ type_paths(struct mh_joined *j, struct mh_joined_proc *p,
         if (!rc && n && !(ty->paths = mh_calloc(n, sizeof(*ty->paths))))
             rc = MH_ENOMEM;
         for (uint32_t i = 0; !rc && i < n; i++) {
-            struct mh_joined_path *jp = &ty->paths[ty->npaths++];
+            struct mh_heap_section_path *jp = &ty->paths[ty->npaths++];
             jp->count = w.paths.rows[i].count;
             jp->bytes = w.paths.rows[i].bytes;
             rc = internz(j, w.paths.rows[i].path, &jp->text);
@@ -531,8 +531,8 @@ type_paths(struct mh_joined *j, struct mh_joined_proc *p,
 }
 
 static int
-join(struct mh_joined *j, const struct mh_cap_reader *r, size_t iold,
-     size_t inew, struct mh_heap_an *old, struct mh_heap_an *cur,
+join(struct mh_heap_section *j, const struct mh_cap_reader *r, size_t iold,
+     size_t inew, struct mh_heap_session *old, struct mh_heap_session *cur,
      size_t max_types)
 {
     struct mh_heap_types types;
@@ -549,14 +549,14 @@ join(struct mh_joined *j, const struct mh_cap_reader *r, size_t iold,
 
     if (j->nprocs == j->procs_cap) {
         size_t cap = j->procs_cap ? 2 * j->procs_cap : 4;
-        struct mh_joined_proc *pp = mh_realloc(j->procs, cap * sizeof(*pp));
+        struct mh_heap_section_proc *pp = mh_realloc(j->procs, cap * sizeof(*pp));
         if (!pp)
             return fail(j, MH_ENOMEM, "cannot join heap dumps");
         j->procs = pp;
         j->procs_cap = cap;
     }
-    const struct mh_heap_dump *od = &old->dump, *nd = &cur->dump;
-    struct mh_joined_proc *p = &j->procs[j->nprocs];
+    const struct mh_heap_image *od = &old->dump, *nd = &cur->dump;
+    struct mh_heap_section_proc *p = &j->procs[j->nprocs];
     memset(p, 0, sizeof(*p));
     p->pid = r->have_header ? r->header.pid : nd->header.pid;
     p->capture = j->dumps[inew].capture;
@@ -599,7 +599,7 @@ join(struct mh_joined *j, const struct mh_cap_reader *r, size_t iold,
         const struct mh_heap_diff_row *row = &df.rows[i];
         if (row->bytes_delta <= 0)
             continue;
-        struct mh_joined_type *ty = &p->types[p->ntypes];
+        struct mh_heap_section_type *ty = &p->types[p->ntypes];
         ty->count = row->count;
         ty->bytes = row->bytes;
         ty->count_delta = row->count_delta;
@@ -648,7 +648,7 @@ done:
 /* Of this capture's dumps [first, end): the first and last that read
  * whole. */
 static int
-join_capture(struct mh_joined *j, const struct mh_cap_reader *r, size_t first,
+join_capture(struct mh_heap_section *j, const struct mh_cap_reader *r, size_t first,
              size_t end, size_t max_types)
 {
     size_t n = 0;
@@ -656,7 +656,7 @@ join_capture(struct mh_joined *j, const struct mh_cap_reader *r, size_t first,
         n += j->dumps[i].exists;
     if (n < 2)
         return MH_OK;
-    struct mh_heap_an anew, aold;
+    struct mh_heap_session anew, aold;
     size_t inew = end, iold = end;
     for (size_t i = end; i-- > first;) {
         if (j->dumps[i].exists && load(j, i, &anew)) {
@@ -673,7 +673,7 @@ join_capture(struct mh_joined *j, const struct mh_cap_reader *r, size_t first,
         }
     }
     if (iold == end) {
-        mh_heap_an_release(&anew);
+        mh_heap_session_release(&anew);
         return MH_OK;
     }
     /* A dump whose header names another process was copied over: say
@@ -684,7 +684,7 @@ join_capture(struct mh_joined *j, const struct mh_cap_reader *r, size_t first,
                    : anew.dump.header.pid != pid ? inew
                                                  : end;
     if (other != end) {
-        struct mh_joined_dump *jd = &j->dumps[other];
+        struct mh_heap_section_dump *jd = &j->dumps[other];
         jd->status = MH_JDUMP_BAD;
         if (internz(j, "written by another process than the capture's",
                     &jd->reason))
@@ -693,13 +693,13 @@ join_capture(struct mh_joined *j, const struct mh_cap_reader *r, size_t first,
         j->dumps[iold].status = j->dumps[inew].status = MH_JDUMP_USED;
         rc = join(j, r, iold, inew, &aold, &anew, max_types);
     }
-    mh_heap_an_release(&aold);
-    mh_heap_an_release(&anew);
+    mh_heap_session_release(&aold);
+    mh_heap_session_release(&anew);
     return rc;
 }
 
 int
-mh_joined_add(struct mh_joined *j, const char *path, const uint8_t *buf,
+mh_heap_section_add(struct mh_heap_section *j, const char *path, const uint8_t *buf,
               size_t len, size_t max_types)
 {
     struct mh_cap_reader r;
@@ -735,14 +735,14 @@ mh_joined_add(struct mh_joined *j, const char *path, const uint8_t *buf,
 static int
 proc_by_growth(const void *x, const void *y)
 {
-    const struct mh_joined_proc *a = x, *b = y;
+    const struct mh_heap_section_proc *a = x, *b = y;
     int64_t ga = (int64_t)a->new_bytes - (int64_t)a->old_bytes;
     int64_t gb = (int64_t)b->new_bytes - (int64_t)b->old_bytes;
     return ga > gb ? -1 : ga < gb;
 }
 
 void
-mh_joined_finish(struct mh_joined *j)
+mh_heap_section_finish(struct mh_heap_section *j)
 {
     if (j->nprocs > 1)
         qsort(j->procs, j->nprocs, sizeof(*j->procs), proc_by_growth);

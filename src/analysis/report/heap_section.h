@@ -15,15 +15,15 @@
  *     references the GC cannot see or not found by the walk at all (a C
  *     extension's missing DECREF), by allocation site, that grew.
  *
- *   mh_joined_init(&j);
- *   for each capture: mh_joined_add(&j, path, buf, len);
- *   mh_joined_finish(&j, top);
- *   render; mh_joined_release(&j);
+ *   mh_heap_section_init(&j);
+ *   for each capture: mh_heap_section_add(&j, path, buf, len);
+ *   mh_heap_section_finish(&j, top);
+ *   render; mh_heap_section_release(&j);
  *
  * Dumps that are gone or unreadable are listed with the reason, never
  * an error: the report still stands on the capture. */
-#ifndef MH_JOINED_H
-#define MH_JOINED_H
+#ifndef MH_HEAP_SECTION_H
+#define MH_HEAP_SECTION_H
 
 #include <stddef.h>
 #include <stdint.h>
@@ -32,27 +32,27 @@
 #include "../../util/strpool.h"
 
 /* Caps: a capture may name any number of dumps; only these are kept. */
-#define MH_JOINED_MAX_DUMPS 100000
-#define MH_JOINED_MAX_STRINGS ((size_t)256 << 20)
+#define MH_HEAP_SECTION_MAX_DUMPS 100000
+#define MH_HEAP_SECTION_MAX_STRINGS ((size_t)256 << 20)
 
 /* A dump named by a capture's marker. */
-struct mh_joined_dump {
+struct mh_heap_section_dump {
     uint32_t path;    /* string id: the path as the marker has it */
     uint32_t capture; /* string id */
     uint64_t pid;
     double t;        /* seconds from the capture's start */
     int exists;      /* the file is there */
-    int status;      /* enum mh_joined_status, once looked at */
+    int status;      /* enum mh_heap_section_status, once looked at */
     uint32_t reason; /* string id: why it was not used (0 = none) */
 };
 
-enum mh_joined_status {
+enum mh_heap_section_status {
     MH_JDUMP_UNREAD = 0, /* not needed (not first or last) */
     MH_JDUMP_USED = 1,   /* read and compared */
     MH_JDUMP_BAD = 2,    /* unreadable or incomplete: `reason` */
 };
 
-struct mh_joined_site {
+struct mh_heap_section_site {
     uint32_t file, function; /* string ids; file 0 = no Python stack */
     uint32_t line;
     /* the innermost frame in the user's own code, when the site is not */
@@ -61,23 +61,23 @@ struct mh_joined_site {
     double growth_bytes, growth_count; /* last minus first */
 };
 
-struct mh_joined_path {
+struct mh_heap_section_path {
     uint32_t text; /* string id: the grouped path */
     uint64_t count, bytes;
 };
 
-struct mh_joined_type {
+struct mh_heap_section_type {
     uint32_t name; /* string id */
     int64_t count_delta, bytes_delta;
-    uint64_t count, bytes;        /* in the last dump */
-    struct mh_joined_site *sites; /* by growth, then bytes */
+    uint64_t count, bytes;              /* in the last dump */
+    struct mh_heap_section_site *sites; /* by growth, then bytes */
     size_t nsites;
-    struct mh_joined_path *paths; /* by bytes */
+    struct mh_heap_section_path *paths; /* by bytes */
     size_t npaths;
 };
 
 /* Why a live block counts as leaked (heap_alloc.h's reasons). */
-enum mh_joined_leak_kind {
+enum mh_heap_section_leak_kind {
     /* the walk found the object, no root reaches it, and its reference
      * count is above the references found (or such an object holds it):
      * someone the GC cannot see holds it */
@@ -91,13 +91,13 @@ enum mh_joined_leak_kind {
     MH_LEAK_GARBAGE = 2,
 };
 
-struct mh_joined_leak {
-    enum mh_joined_leak_kind kind;
+struct mh_heap_section_leak {
+    enum mh_heap_section_leak_kind kind;
     uint32_t type; /* string id; "?" when the block's type is unknown */
-    struct mh_joined_site site;
+    struct mh_heap_section_site site;
 };
 
-struct mh_joined_proc {
+struct mh_heap_section_proc {
     uint64_t pid;
     uint32_t capture;
     uint32_t old_dump, new_dump; /* indices into dumps[] */
@@ -106,25 +106,26 @@ struct mh_joined_proc {
     uint64_t old_bytes, new_bytes;
     int sampled;    /* ALLOC weights are estimates (sampling mode) */
     int has_allocs; /* the dumps carry ALLOC records */
-    struct mh_joined_type *types; /* growing types, by bytes_delta */
+    struct mh_heap_section_type *types; /* growing types, by bytes_delta */
     size_t ntypes;
-    struct mh_joined_leak *leaks; /* by growth_bytes */
+    struct mh_heap_section_leak *leaks; /* by growth_bytes */
     size_t nleaks;
 };
 
-struct mh_joined {
+struct mh_heap_section {
     struct mh_strpool strings;
-    struct mh_joined_dump *dumps; /* in capture order, then marker order */
+    struct mh_heap_section_dump
+        *dumps; /* in capture order, then marker order */
     size_t ndumps, dumps_cap;
-    struct mh_joined_proc *procs; /* by total growth, largest first */
+    struct mh_heap_section_proc *procs; /* by total growth, largest first */
     size_t nprocs, procs_cap;
     size_t ncaptures; /* captures added */
     char error[300];
 };
 
-void mh_joined_init(struct mh_joined *j);
+void mh_heap_section_init(struct mh_heap_section *j);
 /* Frees everything the join holds. */
-void mh_joined_release(struct mh_joined *j);
+void mh_heap_section_release(struct mh_heap_section *j);
 
 /* Reads the heap-dump markers of the capture in buf[0..len) (`path`
  * names it; dump paths are taken as written, relative ones against the
@@ -133,21 +134,22 @@ void mh_joined_release(struct mh_joined *j);
  * dumps are missing or bad: they say why), or MH_ENOMEM / MH_ETOOBIG /
  * the capture reader's error with j->error set. At most `max_types`
  * growing types are kept per process (0 = 10). */
-int mh_joined_add(struct mh_joined *j, const char *path, const uint8_t *buf,
-                  size_t len, size_t max_types) MH_MUST_USE;
+int mh_heap_section_add(struct mh_heap_section *j, const char *path,
+                        const uint8_t *buf, size_t len,
+                        size_t max_types) MH_MUST_USE;
 
 /* Orders the processes by growth. */
-void mh_joined_finish(struct mh_joined *j);
+void mh_heap_section_finish(struct mh_heap_section *j);
 
 static inline const char *
-mh_joined_str(const struct mh_joined *j, uint32_t id)
+mh_heap_section_str(const struct mh_heap_section *j, uint32_t id)
 {
     return mh_strpool_get(&j->strings, id);
 }
 
 /* The kind as the JSON report names it. */
 static inline const char *
-mh_joined_leak_kind_name(enum mh_joined_leak_kind k)
+mh_heap_section_leak_kind_name(enum mh_heap_section_leak_kind k)
 {
     return k == MH_LEAK_HIDDEN        ? "held_by_hidden_references"
            : k == MH_LEAK_UNREACHABLE ? "unreachable"
