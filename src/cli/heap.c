@@ -327,7 +327,7 @@ cmd_diff(struct run *r, const struct mh_heap_view *vo,
     return rc;
 }
 
-/* The type group a --type value names (heap_types.c's resolve: the
+/* The type group a --type value names (analysis/heap/types.c's resolve: the
  * exact name, or the one that ends with it); 0, or -1 after an error
  * that lists the candidates. */
 static int

@@ -233,7 +233,7 @@ parse_args(int argc, char **argv, struct options *o)
     return -1;
 }
 
-/* The dumps the capture's markers name, joined with it (joined.h). A
+/* The dumps the capture's markers name, joined with it (heap_section.h). A
  * failure here costs the heap section only, never the report. */
 static void
 add_heap(struct mh_heap_section *j, const char *path, const uint8_t *buf, size_t len,

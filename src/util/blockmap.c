@@ -1,4 +1,4 @@
-/* The replay's live-block table; see livetab.h for why it is not
+/* The replay's live-block table; see blockmap.h for why it is not
  * util/addrmap. */
 #include <string.h>
 

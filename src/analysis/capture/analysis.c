@@ -2,7 +2,7 @@
  *
  * Per capture: a cheap first pass reads only the clock (a warm-up given
  * as a fraction needs the duration) and counts blocks (to size the live
- * table once), the second replays (replay.h). Then each stack with
+ * table once), the second replays (live_replay.h). Then each stack with
  * something live at the warm-up end or at the end is folded into its
  * site, found by a key of string ids, so the same site in two captures
  * (whose own ids differ) merges. */

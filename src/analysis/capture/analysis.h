@@ -1,6 +1,13 @@
-/* The report's analysis: captures in, a plain result out.
+/* analysis/capture/: the analyses of captures (.mhc): the replay of
+ * their events into live blocks per stack (live_replay), sites and their
+ * merge across captures (this header), the timeline, the endpoints (memory
+ * per web request), the agent's findings and user-code attribution
+ * (codepath). It may include format/ (the capture reader), util/ and its
+ * own folder; nothing here prints or opens a file.
  *
- * Each capture is replayed (replay.h), its stacks folded into sites by
+ * The report's analysis: captures in, a plain result out.
+ *
+ * Each capture is replayed (live_replay.h), its stacks folded into sites by
  * the chosen key (--by), and the sites of all captures merged by key, so
  * a pre-fork server's master and workers make one report. The result is
  * plain data in struct mh_analysis that the renderers (render/) read;

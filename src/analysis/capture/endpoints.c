@@ -5,7 +5,7 @@
  * allocated weight per stack waits in `pend` entries (a list per slot,
  * found through pend_map) until the REQUEST record names the endpoint,
  * since sites are per endpoint and the endpoint is only known at the end.
- * All maps are livetabs: 64-bit keys, 64-bit values, no tombstones. */
+ * All maps are blockmaps: 64-bit keys, 64-bit values, no tombstones. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>

@@ -1,7 +1,7 @@
 /* Memory per web request and per endpoint (`memhound report --by
  * endpoint`, docs/report-json.md "endpoints").
  *
- * The replay (replay.h) reports to this module every ALLOC tagged with a
+ * The replay (live_replay.h) reports to this module every ALLOC tagged with a
  * request (TAG records), every free of such a block, every REQUEST
  * record, and, at the end of a capture, the tagged blocks still live. Per
  * request it keeps what it allocated, what of that is live, and the most

@@ -1,5 +1,5 @@
 /* Replaying a capture into per-stack live and warm-up snapshots (see
- * replay.h). This is the report's hot loop: one call per event, one
+ * live_replay.h). This is the report's hot loop: one call per event, one
  * probe sequence in the live table, no allocation but the table's. */
 #include <math.h>
 #include <stdlib.h>

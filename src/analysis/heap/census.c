@@ -1,4 +1,4 @@
-/* Census by type (heap_census.h). */
+/* Census by type (census.h). */
 #include <stdlib.h>
 #include <string.h>
 

@@ -1,4 +1,4 @@
-/* Two dumps compared (heap_diff.h). */
+/* Two dumps compared (diff.h). */
 #include <stdlib.h>
 #include <string.h>
 

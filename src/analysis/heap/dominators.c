@@ -1,4 +1,4 @@
-/* Dominator tree and retained sizes (heap_dom.h).
+/* Dominator tree and retained sizes (dominators.h).
  *
  * Lengauer & Tarjan, "A fast algorithm for finding dominators in a
  * flowgraph" (1979), with simple linking and path compression. Vertices

@@ -1,4 +1,4 @@
-/* Reachability and exact retention paths (heap_graph.h). */
+/* Reachability and exact retention paths (graph.h). */
 #include <stdio.h>
 #include <string.h>
 

@@ -1,4 +1,4 @@
-/* Retention paths grouped by shape (heap_paths.h).
+/* Retention paths grouped by shape (paths.h).
  *
  * A shape is a node of a trie: (parent shape, step label, repeat), where
  * the label is the edge's label with the name replaced by STAR when it

@@ -1,7 +1,7 @@
 /* Retention paths grouped by shape: why a set of objects is alive, in a
  * few lines.
  *
- * Each selected object's shortest path (heap_graph.h) is reduced to its
+ * Each selected object's shortest path (graph.h) is reduced to its
  * shape: the root, then per edge its kind and its name, with
  *   - sequence indices always "[*]";
  *   - a dict key or attribute name "*" when the container it is read

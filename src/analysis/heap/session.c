@@ -1,4 +1,4 @@
-/* One loaded heap dump (heap_an.h). */
+/* One loaded heap dump (session.h). */
 #include <stdio.h>
 #include <string.h>
 

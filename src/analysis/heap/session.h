@@ -1,8 +1,16 @@
-/* One loaded heap dump, as the `memhound heap` analyses use it: the
+/* analysis/heap/: the analyses of heap dumps (.mhh), as `memhound heap`
+ * and the report's heap section use them: one loaded dump (this header),
+ * its reachability graph, dominator tree, retention paths, type names,
+ * and the census, diff, why and top-retainers results; unreachable joins
+ * the dump's ALLOC records with the walk. It may include format/ (the
+ * heap and capture readers), util/ and its own folder; nothing here
+ * prints or opens a file.
+ *
+ * One loaded heap dump, as the `memhound heap` analyses use it: the
  * parsed dump, its type groups in a table shared with the other dump of a
  * diff, its reachability search and (on demand) its dominator tree. The
- * analyses (heap_census, heap_diff, heap_why, heap_top) turn it into
- * plain rows for the renderers. */
+ * analyses (census, diff, why, top) turn it into plain rows for the
+ * renderers. */
 #ifndef MH_HEAP_SESSION_H
 #define MH_HEAP_SESSION_H
 

@@ -1,4 +1,4 @@
-/* The biggest retainers (heap_top.h). */
+/* The biggest retainers (top.h). */
 #include <string.h>
 
 #include "../../util/buf.h"

@@ -1,4 +1,4 @@
-/* Type names across heap dumps (heap_types.h). */
+/* Type names across heap dumps (types.h). */
 #include <string.h>
 
 #include "../../util/mem.h"

@@ -1,4 +1,4 @@
-/* Live but unreachable (heap_alloc.h). */
+/* Live but unreachable (unreachable.h). */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>

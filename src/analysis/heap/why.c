@@ -1,4 +1,4 @@
-/* Why a selection is alive (heap_why.h). */
+/* Why a selection is alive (why.h). */
 #include <string.h>
 
 #include "../../util/buf.h"

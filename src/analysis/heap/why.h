@@ -1,5 +1,5 @@
 /* Why a selection of objects is alive: its retention paths grouped by
- * shape (heap_paths.h), what of it no root reaches, and the ALLOC records
+ * shape (paths.h), what of it no root reaches, and the ALLOC records
  * of its types that no root reaches. */
 #ifndef MH_HEAP_WHY_H
 #define MH_HEAP_WHY_H

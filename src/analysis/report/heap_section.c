@@ -1,8 +1,8 @@
-/* The joined leak report (joined.h): a capture's heap-dump markers, the
+/* The joined leak report (heap_section.h): a capture's heap-dump markers, the
  * first and last dumps they name, and the capture's stacks, read
  * together. Growth by type, retention paths and the live-but-unreachable
- * join come from the `memhound heap` analyses (heap_an.h, heap_diff.h,
- * heap_why.h, heap_alloc.h); this file adds the allocation sites of the
+ * join come from the `memhound heap` analyses (session.h, diff.h,
+ * why.h, unreachable.h); this file adds the allocation sites of the
  * growing types and the growth of leaks between the two dumps. */
 #include <math.h>
 #include <stdio.h>
@@ -377,7 +377,7 @@ scan_allocs(struct mh_heap_section *j, struct sites *s, struct accs *a,
     return MH_OK;
 }
 
-/* Adds one dump's live-but-unreachable rows (heap_alloc.h) to the leak
+/* Adds one dump's live-but-unreachable rows (unreachable.h) to the leak
  * buckets. */
 static int
 scan_leaks(struct mh_heap_section *j, struct sites *s, struct accs *a,
@@ -498,7 +498,7 @@ collect(struct mh_heap_section *j, struct mh_heap_section_proc *p, const struct 
 }
 
 /* Grouped retention paths of the objects of each selected type that
- * are new in the last dump (heap_diff.h's identity). */
+ * are new in the last dump (diff.h's identity). */
 static int
 type_paths(struct mh_heap_section *j, struct mh_heap_section_proc *p,
            const struct mh_heap_session *cur, const struct mh_heap_diff *df,

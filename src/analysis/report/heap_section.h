@@ -1,4 +1,9 @@
-/* The joined leak report: a capture and the heap dumps taken of its
+/* analysis/report/: what `memhound report` and `inspect` add on top of
+ * the capture analyses: the heap section (this header: a capture read
+ * with the heap dumps of its process) and the verdict (verdict.h). It may
+ * include analysis/capture/, analysis/heap/, format/ and util/.
+ *
+ * The joined leak report: a capture and the heap dumps taken of its
  * process, read together. `memhound report` adds it to its output.
  *
  * The agent notes every dump in the capture (MARKER kind 1, text = the
@@ -10,7 +15,7 @@
  *     live blocks to the objects they hold (block -> object -> type), and
  *     the capture turns their stacks into source lines;
  *   - who holds it: the retention paths of the objects of that type that
- *     are new in the last dump, grouped by shape (heap_paths.h);
+ *     are new in the last dump, grouped by shape (paths.h);
  *   - leaks below Python: live blocks that no root reaches, held by
  *     references the GC cannot see or not found by the walk at all (a C
  *     extension's missing DECREF), by allocation site, that grew.
@@ -76,7 +81,7 @@ struct mh_heap_section_type {
     size_t npaths;
 };
 
-/* Why a live block counts as leaked (heap_alloc.h's reasons). */
+/* Why a live block counts as leaked (unreachable.h's reasons). */
 enum mh_heap_section_leak_kind {
     /* the walk found the object, no root reaches it, and its reference
      * count is above the references found (or such an object holds it):
