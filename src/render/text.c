@@ -6,7 +6,6 @@
 #include <string.h>
 #include <time.h>
 
-#include "../format/capture.h"
 #include "text.h"
 
 #define CHART_W 60
@@ -179,8 +178,8 @@ end_note(FILE *out, const struct mh_analysis *a, const struct mh_process *p)
 static const char *
 mode_text(int mode)
 {
-    return mode == MH_MODE_SAMPLE  ? "sampling"
-           : mode == MH_MODE_TRACE ? "trace-all (exact)"
+    return mode == MH_RECORD_SAMPLE  ? "sampling"
+           : mode == MH_RECORD_TRACE ? "trace-all (exact)"
            : mode == -1            ? "mixed (sampling and trace-all)"
                                    : "unknown (no capture has a header)";
 }
@@ -244,7 +243,7 @@ summary_text(FILE *out, const struct mh_analysis *a)
                          "(--mixed)\n", a->opts.runs);
     }
     fprintf(out, "  mode         %s", mode_text(m->mode));
-    if (m->mode == MH_MODE_SAMPLE || m->mode == -1) {
+    if (m->mode == MH_RECORD_SAMPLE || m->mode == -1) {
         mh_text_bytes(b1, sizeof(b1), (double)m->interval);
         fprintf(out, ", a sample per %s on average: bytes are estimates", b1);
     }

@@ -86,10 +86,10 @@ def test_file_io_in_analysis_fails(tmp_path):
 
 def test_stale_allowlist_entry_fails(tmp_path):
     root = copy_tree(tmp_path)
-    p = root / "src/render/json.c"
-    p.write_text(p.read_text().replace('#include "../format/capture.h"\n',
+    p = root / "src/cli/inspect.c"
+    p.write_text(p.read_text().replace('#include "../format/chunk.h"\n',
                                        ""))
     r = run_check(root)
     assert r.returncode == 1
-    assert "'src/render/json.c format/capture.h' is no longer a crossing" \
+    assert "'src/cli/inspect.c format/chunk.h' is no longer a crossing" \
         in r.stderr

@@ -151,13 +151,20 @@ enum mh_end_kind {
 /* "clean", "signal", "exec", "none", "cut". */
 const char *mh_end_kind_name(int kind);
 
+/* How a process was recorded, as the renderers name it: the capture's
+ * enum mh_mode, re-exported so that render/ needs no format/ header. */
+enum mh_record_mode {
+    MH_RECORD_SAMPLE = MH_MODE_SAMPLE,
+    MH_RECORD_TRACE = MH_MODE_TRACE,
+};
+
 struct mh_process {
     uint32_t path;   /* the capture file */
     int have_header; /* 0: the file ends before its HEADER record */
     uint64_t pid, ppid, fork_parent;
     uint64_t run_id;   /* the header's; 0 = none */
     uint64_t start_ns; /* Unix epoch */
-    uint32_t mode;     /* enum mh_mode */
+    uint32_t mode;     /* enum mh_record_mode */
     uint64_t interval;
     uint32_t python, executable;
     uint32_t argc;
@@ -220,7 +227,7 @@ struct mh_summary {
     double growth_floor; /* growth below this is noise */
     int growth_found;    /* some site grew past the floor */
     uint64_t samples, frees, dropped;
-    int mode; /* enum mh_mode; -1 when the captures differ, -2 when none
+    int mode; /* enum mh_record_mode; -1 when the captures differ, -2 when none
                  has a header */
     uint64_t interval;   /* the largest sampling interval, 0 if none */
     int truncated;       /* some capture ends early */
