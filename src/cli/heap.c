@@ -474,9 +474,8 @@ run(struct run *r)
     r->out = mh_output_open(o->output, o->force);
     if (!r->out)
         return MH_EXIT_FAIL;
-    struct mh_heap_view v = {path, &r->a, &r->types,
-                             r->have_cap ? &r->cap : NULL, o->top};
-    struct mh_heap_view vo = {old_path, &r->old, &r->types, NULL, o->top};
+    struct mh_heap_view v = {path, &r->a, &r->types, o->top};
+    struct mh_heap_view vo = {old_path, &r->old, &r->types, o->top};
     int rc;
     switch (o->sub) {
     case SUB_CENSUS:

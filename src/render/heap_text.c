@@ -159,7 +159,7 @@ lu_section(FILE *out, const struct mh_heap_view *v,
         put_type(out, r->group == UINT32_MAX ? "?" : type_of(v, r->group), 20);
         fprintf(out, " %-14s ", why[r->reason]);
         mh_buf_reset(&w);
-        if (mh_unreachable_where(v->cap, r->stack, 3, &w) != MH_OK) {
+        if (mh_unreachable_where(l, r, 3, &w) != MH_OK) {
             /* the frames that fit are shown */
         }
         if (mh_buf_put_u8(&w, 0) == MH_OK)
@@ -169,7 +169,7 @@ lu_section(FILE *out, const struct mh_heap_view *v,
     mh_buf_release(&w);
     if (n < l->n)
         fprintf(out, "...and %" PRIu32 " more groups\n", l->n - n);
-    if (!v->cap && l->n)
+    if (!l->cap && l->n)
         fprintf(out,
                 "(stack ids are the capture's: give --capture %s to "
                 "name the lines)\n",

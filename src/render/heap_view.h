@@ -6,14 +6,12 @@
 #include <stdint.h>
 
 #include "../analysis/heap/session.h"
-#include "../format/capture_read.h"
 
 struct mh_heap_view {
     const char *path; /* the dump's file, as the user named it */
     const struct mh_heap_session *a;
     const struct mh_heap_types *types;
-    const struct mh_cap_reader *cap; /* resolves ALLOC stacks; may be NULL */
-    uint32_t top;                    /* rows per list; 0 = all */
+    uint32_t top; /* rows per list; 0 = all */
 };
 
 #endif

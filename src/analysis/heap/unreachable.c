@@ -260,27 +260,51 @@ mh_unreachable_build(struct mh_unreachable *l, const struct mh_heap_graph *g,
         rc = merge_stacks(l, cap);
     if (rc == MH_OK && l->n)
         qsort(l->rows, l->n, sizeof(*l->rows), row_cmp);
+    l->cap = cap;
     return rc;
 }
 
 int
-mh_unreachable_where(const struct mh_cap_reader *r, uint64_t id,
-                     unsigned frames, struct mh_buf *out)
+mh_unreachable_stack(const struct mh_unreachable *l,
+                     const struct mh_unreachable_row *r, uint32_t *depth)
 {
-    if (id == 0)
+    uint32_t s = l->cap && r->stack ? mh_cap_stack_index(l->cap, r->stack) : 0;
+    *depth = s ? l->cap->stacks[s].depth : 0;
+    return s != 0;
+}
+
+void
+mh_unreachable_frame(const struct mh_unreachable *l,
+                     const struct mh_unreachable_row *r, uint32_t k,
+                     struct mh_unreachable_frame *out)
+{
+    const struct mh_cap_reader *cap = l->cap;
+    const struct mh_cap_stack *st =
+        &cap->stacks[mh_cap_stack_index(cap, r->stack)];
+    const struct mh_cap_frame *f =
+        &cap->frames[cap->stack_frames[st->first + k]];
+    const struct mh_cap_code *c = &cap->codes[f->code];
+    out->file = mh_cap_str(cap, c->filename);
+    out->function = mh_cap_str(cap, c->name);
+    out->line = f->line;
+}
+
+int
+mh_unreachable_where(const struct mh_unreachable *l,
+                     const struct mh_unreachable_row *r, unsigned frames,
+                     struct mh_buf *out)
+{
+    if (r->stack == 0)
         return mh_buf_printf(out, "(no Python stack)");
-    uint32_t s = r ? mh_cap_stack_index(r, id) : 0;
-    if (!s)
-        return mh_buf_printf(out, "stack %llu", (unsigned long long)id);
-    const struct mh_cap_stack *st = &r->stacks[s];
+    uint32_t depth;
+    if (!mh_unreachable_stack(l, r, &depth))
+        return mh_buf_printf(out, "stack %llu", (unsigned long long)r->stack);
     int rc = MH_OK;
-    for (uint32_t k = 0; rc == MH_OK && k < st->depth && k < frames; k++) {
-        const struct mh_cap_frame *f =
-            &r->frames[r->stack_frames[st->first + k]];
-        const struct mh_cap_code *c = &r->codes[f->code];
-        rc = mh_buf_printf(out, "%s%s (%s:%u)", k ? " < " : "",
-                           mh_cap_str(r, c->name), mh_cap_str(r, c->filename),
-                           f->line);
+    for (uint32_t k = 0; rc == MH_OK && k < depth && k < frames; k++) {
+        struct mh_unreachable_frame f;
+        mh_unreachable_frame(l, r, k, &f);
+        rc = mh_buf_printf(out, "%s%s (%s:%u)", k ? " < " : "", f.function,
+                           f.file, f.line);
     }
     return rc;
 }

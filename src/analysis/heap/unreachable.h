@@ -40,6 +40,18 @@ struct mh_unreachable {
     uint32_t n;
     uint64_t blocks;  /* ALLOC records in the dump */
     double est_bytes; /* what they all stand for */
+    /* The capture given to mh_unreachable_build(), borrowed: the rows'
+     * frames are read from it (mh_unreachable_frame()) while it lives;
+     * NULL = none. */
+    const struct mh_cap_reader *cap;
+};
+
+/* One frame of a row's allocation stack as the capture names it; the
+ * strings are the capture reader's (valid while it lives). */
+struct mh_unreachable_frame {
+    const char *file;
+    const char *function;
+    uint32_t line;
 };
 
 void mh_unreachable_init(struct mh_unreachable *l);
@@ -60,10 +72,21 @@ int mh_unreachable_build(struct mh_unreachable *l,
  * (0 = trace-all: itself). */
 double mh_unreachable_weight(uint64_t size, uint64_t interval);
 
-/* Appends where stack `id` of capture `r` allocated: up to `frames`
- * frames, innermost first, as "function (file:line) < caller
- * (file:line)". Without a capture or for an unknown id: "stack <id>". */
-int mh_unreachable_where(const struct mh_cap_reader *r, uint64_t id,
-                         unsigned frames, struct mh_buf *out) MH_MUST_USE;
+/* Row r's allocation stack as l's capture knows it: 1 and *depth (its
+ * frames, innermost first) when the capture has the stack, 0 when there
+ * is no capture, no Python stack (r->stack 0) or an unknown id. */
+int mh_unreachable_stack(const struct mh_unreachable *l,
+                         const struct mh_unreachable_row *r, uint32_t *depth);
+/* Frame k (< the depth mh_unreachable_stack() gave) of row r's stack. */
+void mh_unreachable_frame(const struct mh_unreachable *l,
+                          const struct mh_unreachable_row *r, uint32_t k,
+                          struct mh_unreachable_frame *out);
+/* Appends where row r's blocks were allocated: up to `frames` frames,
+ * innermost first, as "function (file:line) < caller (file:line)".
+ * "(no Python stack)" for stack 0; without a capture or for an unknown
+ * id: "stack <id>". */
+int mh_unreachable_where(const struct mh_unreachable *l,
+                         const struct mh_unreachable_row *r, unsigned frames,
+                         struct mh_buf *out) MH_MUST_USE;
 
 #endif
