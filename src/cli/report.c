@@ -233,6 +233,46 @@ parse_args(int argc, char **argv, struct options *o)
     return -1;
 }
 
+/* The heap section's access to the dumps a capture names: the report
+ * opens them here, so analysis/ does no file I/O. */
+static int
+dump_exists(const char *path)
+{
+    struct stat st;
+    return !stat(path, &st) && S_ISREG(st.st_mode);
+}
+
+static int
+dump_map(const char *path, const uint8_t **data, size_t *len, void **handle,
+         char *why, size_t n)
+{
+    struct mh_file *f = mh_malloc(sizeof(*f));
+    if (!f) {
+        snprintf(why, n, "%s", mh_strerror(MH_ENOMEM));
+        return MH_ENOMEM;
+    }
+    int rc = mh_file_map(f, path, 0, &mh_chunk_heap_input);
+    if (rc) {
+        snprintf(why, n, "%s", f->error);
+        mh_free(f);
+        return rc;
+    }
+    *data = f->data;
+    *len = f->len;
+    *handle = f;
+    return MH_OK;
+}
+
+static void
+dump_unmap(void *handle)
+{
+    mh_file_unmap(handle);
+    mh_free(handle);
+}
+
+const struct mh_heap_section_files mh_report_dump_files = {
+    dump_exists, dump_map, dump_unmap};
+
 /* The dumps the capture's markers name, joined with it (heap_section.h). A
  * failure here costs the heap section only, never the report. */
 static void
@@ -600,7 +640,7 @@ mh_cmd_report(int argc, char **argv)
     struct mh_analysis a;
     struct mh_heap_section j;
     mh_analysis_init(&a, &o.an);
-    mh_heap_section_init(&j);
+    mh_heap_section_init(&j, &mh_report_dump_files);
     code = MH_EXIT_OK;
     for (int i = 0; i < o.ncaptures && code == MH_EXIT_OK; i++)
         code = add_capture(&a, &j, o.captures[i]);

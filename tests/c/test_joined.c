@@ -8,6 +8,7 @@
 
 #include "../../src/analysis/report/heap_section.h"
 #include "../../src/format/capture_write.h"
+#include "../../src/cli/cli.h"
 #include "../../src/render/heap_section.h"
 #include "../../src/util/mem.h"
 #include "faulty.h"
@@ -173,7 +174,7 @@ MH_TEST(joined_report_from_markers)
     struct fixture fx;
     fixture_init(&fx);
     struct mh_heap_section j;
-    mh_heap_section_init(&j);
+    mh_heap_section_init(&j, &mh_report_dump_files);
     int rc = mh_heap_section_add(&j, "/srv/a.mhc", fx.cap, fx.cap_len, 0);
     if (rc)
         fprintf(stderr, "%s\n", j.error);
@@ -268,7 +269,7 @@ MH_TEST(joined_one_dump_or_none)
     fixture_init(&fx);
     unlink(fx.old_path); /* one dump left: listed, nothing compared */
     struct mh_heap_section j;
-    mh_heap_section_init(&j);
+    mh_heap_section_init(&j, &mh_report_dump_files);
     CHECK_EQ_INT(mh_heap_section_add(&j, "a.mhc", fx.cap, fx.cap_len, 0),
                  MH_OK);
     CHECK_EQ_INT(j.ndumps, 3);
@@ -290,7 +291,7 @@ MH_TEST(joined_one_dump_or_none)
     long len = ftell(g);
     fclose(g);
     CHECK_EQ_INT(truncate(fx.new_path, len - 5), 0);
-    mh_heap_section_init(&j);
+    mh_heap_section_init(&j, &mh_report_dump_files);
     CHECK_EQ_INT(mh_heap_section_add(&j, "a.mhc", fx.cap, fx.cap_len, 0),
                  MH_OK);
     CHECK_EQ_INT(j.nprocs, 0);
@@ -301,7 +302,7 @@ MH_TEST(joined_one_dump_or_none)
 
     /* A capture without markers: no dumps, no text. */
     static const uint8_t none[] = "\x89MHC\r\n\x1a\n\x01\x00\x00\x00";
-    mh_heap_section_init(&j);
+    mh_heap_section_init(&j, &mh_report_dump_files);
     CHECK_EQ_INT(mh_heap_section_add(&j, "b.mhc", none, 12, 0), MH_OK);
     CHECK_EQ_INT(j.ndumps, 0);
     f = open_memstream(&text, &n);
@@ -324,7 +325,7 @@ MH_TEST(joined_fault_injection)
         struct faulty f;
         faulty_install(&f, n);
         struct mh_heap_section j;
-        mh_heap_section_init(&j);
+        mh_heap_section_init(&j, &mh_report_dump_files);
         int rc = mh_heap_section_add(&j, "a.mhc", fx.cap, fx.cap_len, 0);
         mh_heap_section_finish(&j);
         size_t nprocs = j.nprocs;

@@ -8,14 +8,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "../../format/capture_read.h"
-#include "../../format/chunk.h"
 #include "../../format/heap_read.h"
 #include "../../util/addrmap.h"
 #include "../../util/buf.h"
-#include "../../util/file.h"
 #include "../../util/mem.h"
 #include "../capture/codepath.h"
 #include "../heap/unreachable.h"
@@ -30,9 +27,11 @@
 #define MAX_ACCS ((size_t)1 << 22)
 
 void
-mh_heap_section_init(struct mh_heap_section *j)
+mh_heap_section_init(struct mh_heap_section *j,
+                     const struct mh_heap_section_files *files)
 {
     memset(j, 0, sizeof(*j));
+    j->files = files;
     mh_strpool_init(&j->strings, MH_HEAP_SECTION_MAX_STRINGS);
 }
 
@@ -104,8 +103,7 @@ add_dump(struct mh_heap_section *j, uint32_t path, uint32_t capture, double t)
     d->path = path;
     d->capture = capture;
     d->t = t;
-    struct stat st;
-    d->exists = !stat(mh_heap_section_str(j, path), &st) && S_ISREG(st.st_mode);
+    d->exists = j->files->exists(mh_heap_section_str(j, path));
     return MH_OK;
 }
 
@@ -149,19 +147,19 @@ load(struct mh_heap_section *j, size_t i, struct mh_heap_session *an)
 {
     struct mh_heap_section_dump *jd = &j->dumps[i];
     char why[400];
-    struct mh_file f;
+    const uint8_t *data;
+    size_t len;
+    void *handle;
     mh_heap_session_init(an);
-    int rc =
-        mh_file_map(&f, mh_heap_section_str(j, jd->path), 0, &mh_chunk_heap_input);
-    if (rc) {
-        snprintf(why, sizeof(why), "%s", f.error);
+    int rc = j->files->map(mh_heap_section_str(j, jd->path), &data, &len,
+                           &handle, why, sizeof(why));
+    if (rc)
         goto bad;
-    }
     struct mh_heap_types own;
     mh_heap_types_init(&own);
-    rc = mh_heap_session_load(an, &own, f.data, f.len, 0);
+    rc = mh_heap_session_load(an, &own, data, len, 0);
     mh_heap_types_release(&own);
-    mh_file_unmap(&f);
+    j->files->unmap(handle);
     if (rc) {
         snprintf(why, sizeof(why), "%s", an->error);
         goto bad;

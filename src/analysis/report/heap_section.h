@@ -117,7 +117,22 @@ struct mh_heap_section_proc {
     size_t nleaks;
 };
 
+/* How the section reaches the heap dumps a capture names. The caller
+ * (cli/report.c's mh_report_dump_files) opens the files, so analysis does
+ * no file I/O. */
+struct mh_heap_section_files {
+    /* 1 when `path` names a regular file. */
+    int (*exists)(const char *path);
+    /* Maps the heap dump at `path`: MH_OK with its bytes in
+     * *data[0..*len), held until unmap(*handle); otherwise an error code
+     * with the reason in why[0..n). */
+    int (*map)(const char *path, const uint8_t **data, size_t *len,
+               void **handle, char *why, size_t n);
+    void (*unmap)(void *handle);
+};
+
 struct mh_heap_section {
+    const struct mh_heap_section_files *files; /* borrowed */
     struct mh_strpool strings;
     struct mh_heap_section_dump
         *dumps; /* in capture order, then marker order */
@@ -128,7 +143,10 @@ struct mh_heap_section {
     char error[300];
 };
 
-void mh_heap_section_init(struct mh_heap_section *j);
+/* Sets up an empty section that reaches dumps through `files`
+ * (borrowed; it outlives j). */
+void mh_heap_section_init(struct mh_heap_section *j,
+                          const struct mh_heap_section_files *files);
 /* Frees everything the join holds. */
 void mh_heap_section_release(struct mh_heap_section *j);
 
