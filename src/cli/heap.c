@@ -252,7 +252,7 @@ load(struct mh_heap_session *a, struct mh_heap_types *types, const char *path)
 }
 
 static int
-load_capture(struct mh_cap_reader *r, const char *path)
+load_capture(struct mh_heap_session *a, const char *path)
 {
     struct mh_file f;
     int rc = mh_file_map(&f, path, 0, &mh_chunk_capture_input);
@@ -260,10 +260,10 @@ load_capture(struct mh_cap_reader *r, const char *path)
         mh_errorf("%s", f.error);
         return MH_EXIT_FAIL;
     }
-    rc = mh_cap_parse(r, f.data, f.len, NULL, NULL);
+    rc = mh_heap_session_add_capture(a, f.data, f.len);
     mh_file_unmap(&f);
     if (rc) {
-        mh_errorf("cannot read capture '%s': %s", path, r->error);
+        mh_errorf("cannot read capture '%s': %s", path, a->error);
         return MH_EXIT_FAIL;
     }
     return MH_EXIT_OK;
@@ -286,8 +286,6 @@ struct run {
     struct options *o;
     struct mh_heap_types types;
     struct mh_heap_session a, old;
-    struct mh_cap_reader cap;
-    int have_cap;
     FILE *out;
 };
 
@@ -464,11 +462,8 @@ run(struct run *r)
         code = load(&r->old, &r->types, old_path);
     if (code == MH_EXIT_OK)
         code = load(&r->a, &r->types, path);
-    if (code == MH_EXIT_OK && o->capture) {
-        code = load_capture(&r->cap, o->capture);
-        r->have_cap = code == MH_EXIT_OK;
-        r->a.cap = r->have_cap ? &r->cap : NULL;
-    }
+    if (code == MH_EXIT_OK && o->capture)
+        code = load_capture(&r->a, o->capture);
     if (code != MH_EXIT_OK)
         return code;
     r->out = mh_output_open(o->output, o->force);
@@ -508,11 +503,9 @@ mh_cmd_heap(int argc, char **argv)
     mh_heap_types_init(&r.types);
     mh_heap_session_init(&r.a);
     mh_heap_session_init(&r.old);
-    mh_cap_reader_init(&r.cap);
     code = run(&r);
     mh_heap_types_release(&r.types);
     mh_heap_session_release(&r.a);
     mh_heap_session_release(&r.old);
-    mh_cap_reader_release(&r.cap);
     return code;
 }

@@ -21,7 +21,37 @@ mh_heap_session_release(struct mh_heap_session *a)
     mh_heap_graph_release(&a->graph);
     mh_free(a->group);
     mh_heap_image_release(&a->dump);
+    if (a->own_cap) {
+        mh_cap_reader_release(a->own_cap);
+        mh_free(a->own_cap);
+    }
     mh_heap_session_init(a);
+}
+
+int
+mh_heap_session_add_capture(struct mh_heap_session *a, const uint8_t *buf,
+                            size_t len)
+{
+    struct mh_cap_reader *r = mh_malloc(sizeof(*r));
+    if (!r) {
+        snprintf(a->error, sizeof(a->error), "%s", mh_strerror(MH_ENOMEM));
+        return MH_ENOMEM;
+    }
+    mh_cap_reader_init(r);
+    int rc = mh_cap_parse(r, buf, len, NULL, NULL);
+    if (rc) {
+        snprintf(a->error, sizeof(a->error), "%s", r->error);
+        mh_cap_reader_release(r);
+        mh_free(r);
+        return rc;
+    }
+    if (a->own_cap) {
+        mh_cap_reader_release(a->own_cap);
+        mh_free(a->own_cap);
+    }
+    a->own_cap = r;
+    a->cap = r;
+    return MH_OK;
 }
 
 int

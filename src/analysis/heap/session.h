@@ -37,10 +37,12 @@ struct mh_heap_session {
     int have_dom;
     uint64_t bad_sizes; /* objects whose size was over
                            MH_HEAP_SIZE_PLAUSIBLE, now 0 */
-    /* The target's capture, to name ALLOC stacks (set by the caller;
-     * borrowed; may stay NULL). */
+    /* The target's capture, to name ALLOC stacks: the one
+     * mh_heap_session_add_capture() parsed (owned), or set by the caller
+     * (borrowed); may stay NULL. */
     const struct mh_cap_reader *cap;
-    char error[300]; /* why a call failed */
+    struct mh_cap_reader *own_cap; /* what add_capture parsed, or NULL */
+    char error[300];               /* why a call failed */
 };
 
 void mh_heap_session_init(struct mh_heap_session *a);
@@ -54,6 +56,12 @@ void mh_heap_session_release(struct mh_heap_session *a);
 int mh_heap_session_load(struct mh_heap_session *a,
                          struct mh_heap_types *types, const uint8_t *buf,
                          size_t len, size_t max_bytes) MH_MUST_USE;
+/* Parses the target's capture in buf[0..len) (which may go away
+ * afterwards) for a->cap, to name the lines that allocated
+ * live-but-unreachable blocks; a releases it. On failure a->error says
+ * why (the reader's reason). */
+int mh_heap_session_add_capture(struct mh_heap_session *a, const uint8_t *buf,
+                                size_t len) MH_MUST_USE;
 /* Builds the dominator tree, once. */
 int mh_heap_session_dominators(struct mh_heap_session *a) MH_MUST_USE;
 
