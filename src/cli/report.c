@@ -428,14 +428,6 @@ struct run_group {
     char command[120]; /* that capture's argv, printable */
 };
 
-static int
-stop_at_first(void *ctx, const struct mh_cap_event *ev)
-{
-    (void)ctx;
-    (void)ev;
-    return 1;
-}
-
 /* The capture's HEADER: 1 with *h's plain fields and `command` set, 0
  * when it cannot be read here (the analysis says why later). */
 static int
@@ -450,31 +442,7 @@ read_header(const char *path, struct mh_cap_header *h, char *command,
     struct mh_file f;
     if (mh_file_map(&f, path, 0, &mh_chunk_capture_input))
         return 0;
-    struct mh_cap_reader r;
-    mh_cap_reader_init(&r);
-    int rc = mh_cap_parse(&r, f.data, f.len, stop_at_first, NULL);
-    int ok = (rc == MH_OK || rc == 1) && r.have_header;
-    if (ok) {
-        *h = r.header;
-        size_t used = 0;
-        command[0] = '\0';
-        for (uint32_t i = 0; i < h->argc && used + 4 < size; i++) {
-            if (i)
-                command[used++] = ' ';
-            for (size_t k = 0; k < h->argv[i].n && used + 4 < size; k++) {
-                unsigned char c = (unsigned char)h->argv[i].s[k];
-                command[used++] = c < 0x20 || c == 0x7f ? '?' : (char)c;
-            }
-        }
-        if (used + 4 >= size) {
-            memcpy(command + used, "...", 3);
-            used += 3;
-        }
-        command[used] = '\0';
-        h->argv = h->lib_prefixes = h->sys_path = NULL; /* the reader's */
-        h->python = h->executable = (struct mh_str){NULL, 0};
-    }
-    mh_cap_reader_release(&r);
+    int ok = mh_analysis_read_header(f.data, f.len, h, command, size);
     mh_file_unmap(&f);
     return ok;
 }

@@ -336,4 +336,13 @@ const char *mh_analysis_by_name(enum mh_by by);
 /* Parses a --by value; -1 when unknown. */
 int mh_analysis_by_parse(const char *s);
 
+/* The HEADER of the capture in buf[0..len), read without its events
+ * (report groups captures by run before merging them): 1 with *h's plain
+ * fields (its pointers, the reader's, cleared) and `command` (its argv,
+ * printable, cut with "..." to fit `size`), 0 when it cannot be read
+ * (mh_analysis_add() says why). */
+int mh_analysis_read_header(const uint8_t *buf, size_t len,
+                            struct mh_cap_header *h, char *command,
+                            size_t size);
+
 #endif
