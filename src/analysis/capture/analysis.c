@@ -353,3 +353,54 @@ mh_analysis_read_header(const uint8_t *buf, size_t len,
     mh_cap_reader_release(&r);
     return ok;
 }
+
+/* ---- how a capture ends ---------------------------------------------- */
+
+struct cap_end {
+    int marked;       /* a SIGNAL or EXEC marker ends it: nothing lost */
+    uint64_t mark_ns; /* its time */
+    uint64_t last_ns; /* the last TIMELINE/END time */
+};
+
+static int
+cap_end_visit(void *ctx, const struct mh_cap_event *ev)
+{
+    struct cap_end *e = ctx;
+    uint64_t t = 0;
+    if (ev->kind == MH_EV_TIMELINE)
+        t = ev->u.timeline.t_ns;
+    else if (ev->kind == MH_EV_END)
+        t = ev->u.end.t_ns;
+    else if (ev->kind == MH_EV_MARKER &&
+             (ev->u.marker.kind == MH_MARK_SIGNAL ||
+              ev->u.marker.kind == MH_MARK_EXEC)) {
+        e->marked = 1;
+        e->mark_ns = ev->u.marker.t_ns;
+    }
+    if (t > e->last_ns)
+        e->last_ns = t;
+    if (ev->kind == MH_EV_TIMELINE && e->marked && t > e->mark_ns)
+        e->marked = 0; /* an exec that failed: recording went on */
+    return 0;
+}
+
+int
+mh_analysis_capture_end(const uint8_t *buf, size_t len,
+                        struct mh_capture_end *out)
+{
+    struct mh_cap_reader r;
+    struct cap_end e = {0};
+    memset(out, 0, sizeof(*out));
+    mh_cap_reader_init(&r);
+    int rc = mh_cap_parse(&r, buf, len, cap_end_visit, &e);
+    if (rc == MH_OK && !r.have_header)
+        rc = MH_EFORMAT;
+    if (rc == MH_OK) {
+        out->truncated = r.truncated;
+        out->truncated_at = r.truncated_at;
+        out->unfinished = !r.clean_end && !e.marked;
+        out->last_ns = r.header.start_ns + e.last_ns;
+    }
+    mh_cap_reader_release(&r);
+    return rc;
+}

@@ -345,4 +345,21 @@ int mh_analysis_read_header(const uint8_t *buf, size_t len,
                             struct mh_cap_header *h, char *command,
                             size_t size);
 
+/* How a capture ends, for `memhound run`'s warning about captures that
+ * end early. */
+struct mh_capture_end {
+    int truncated;         /* cut short: the file ends mid-chunk */
+    uint64_t truncated_at; /* where, as an offset */
+    int unfinished;        /* no END record and no SIGNAL/EXEC marker:
+                              the process ended without the agent
+                              finishing the capture */
+    uint64_t last_ns;      /* the last TIMELINE/END time, since the epoch */
+};
+
+/* Reads the capture in buf[0..len) for how it ends. MH_OK with *out set,
+ * or the reader's error (also MH_EFORMAT for a capture without a
+ * header): the report says why later. */
+int mh_analysis_capture_end(const uint8_t *buf, size_t len,
+                            struct mh_capture_end *out) MH_MUST_USE;
+
 #endif
