@@ -15,7 +15,7 @@ BUILD := build
 UTIL_SRC := $(wildcard src/util/*.c)
 FORMAT_SRC := $(wildcard src/format/*.c)
 AGENT_SRC := $(wildcard src/agent/*.c)
-CORE_SRC := $(UTIL_SRC) $(FORMAT_SRC) $(wildcard src/analysis/*.c) \
+CORE_SRC := $(UTIL_SRC) $(FORMAT_SRC) $(wildcard src/analysis/*.c src/analysis/*/*.c) \
             $(wildcard src/render/*.c) \
             $(filter-out src/cli/main.c,$(wildcard src/cli/*.c)) \
             $(wildcard src/cli/guard/*.c)
@@ -129,7 +129,7 @@ fuzz:
 	$(MAKE) --no-print-directory fuzz-heap
 
 # The heap dump reader and the analyses on what it accepts.
-HEAP_AN_SRC := $(wildcard src/analysis/heap_*.c)
+HEAP_AN_SRC := $(wildcard src/analysis/heap/*.c)
 fuzz-heap:
 	@mkdir -p $(BUILD)/fuzz/corpus-heap
 	clang -g -O1 -fsanitize=fuzzer,address,undefined $(WARN) -Wno-error \

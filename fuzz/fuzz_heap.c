@@ -11,9 +11,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../src/analysis/heap_census.h"
-#include "../src/analysis/heap_top.h"
-#include "../src/analysis/heap_why.h"
+#include "../src/analysis/heap/census.h"
+#include "../src/analysis/heap/top.h"
+#include "../src/analysis/heap/why.h"
 #include "../src/format/capture_write.h"
 #include "../src/format/heap_read.h"
 #include "../src/format/heap_write.h"
@@ -24,7 +24,7 @@
 #define FUZZ_MAX_BYTES ((size_t)256 << 20)
 
 static void
-check_dump(const struct mh_heap_dump *d)
+check_dump(const struct mh_heap_image *d)
 {
     REQUIRE(d->have_header);
     REQUIRE(d->nstrings >= 1 && d->ntypes >= 1);
@@ -67,7 +67,7 @@ check_dump(const struct mh_heap_dump *d)
  * A dangling edge is written to an address no object has (the reader
  * does not keep the original). */
 static int
-rewrite(const struct mh_heap_dump *d, int level, struct mh_buf *out)
+rewrite(const struct mh_heap_image *d, int level, struct mh_buf *out)
 {
     struct mh_buf p, scratch;
     struct mh_heap_enc enc = {0};
@@ -126,7 +126,7 @@ rewrite(const struct mh_heap_dump *d, int level, struct mh_buf *out)
 }
 
 static void
-check_same(const struct mh_heap_dump *a, const struct mh_heap_dump *b)
+check_same(const struct mh_heap_image *a, const struct mh_heap_image *b)
 {
     REQUIRE(a->nobjs == b->nobjs && a->nedges == b->nedges);
     REQUIRE(a->nroots == b->nroots && a->nallocs == b->nallocs);
@@ -165,10 +165,10 @@ static void
 analyse(const uint8_t *data, size_t size)
 {
     struct mh_heap_types types;
-    struct mh_heap_an a;
+    struct mh_heap_session a;
     mh_heap_types_init(&types);
-    mh_heap_an_init(&a);
-    if (mh_heap_an_load(&a, &types, data, size, FUZZ_MAX_BYTES) != MH_OK)
+    mh_heap_session_init(&a);
+    if (mh_heap_session_load(&a, &types, data, size, FUZZ_MAX_BYTES) != MH_OK)
         goto out;
     const struct mh_heap_graph *g = &a.graph;
     /* Sizes a fuzzer makes up can overflow the sums: compare sums only
@@ -217,15 +217,15 @@ analyse(const uint8_t *data, size_t size)
     (void)small;
     mh_heap_top_release(&t);
 out:
-    mh_heap_an_release(&a);
+    mh_heap_session_release(&a);
     mh_heap_types_release(&types);
 }
 
 void
 fuzz_parse_one(const uint8_t *data, size_t size)
 {
-    struct mh_heap_dump d;
-    mh_heap_dump_init(&d, FUZZ_MAX_BYTES);
+    struct mh_heap_image d;
+    mh_heap_image_init(&d, FUZZ_MAX_BYTES);
     d.inflate_fixed = FUZZ_INFLATE_FIXED;
     int rc = mh_heap_parse(&d, data, size);
     REQUIRE(rc <= 0);
@@ -236,7 +236,7 @@ fuzz_parse_one(const uint8_t *data, size_t size)
         /* a bomb is refused from the chunk headers, before any record */
         REQUIRE(rc != MH_ETOOBIG || d.chunks == 0 ||
                 strstr(d.error, "decompression bomb") == NULL);
-        mh_heap_dump_release(&d);
+        mh_heap_image_release(&d);
         return;
     }
     REQUIRE(!d.truncated || d.truncated_at < size);
@@ -245,15 +245,15 @@ fuzz_parse_one(const uint8_t *data, size_t size)
         struct mh_buf out;
         mh_buf_init(&out, (size_t)1 << 28);
         if (rewrite(&d, (int)(size & 2), &out) == MH_OK) {
-            struct mh_heap_dump d2;
-            mh_heap_dump_init(&d2, 0);
+            struct mh_heap_image d2;
+            mh_heap_image_init(&d2, 0);
             REQUIRE(mh_heap_parse(&d2, out.data, out.len) == MH_OK);
             REQUIRE(!d2.truncated);
             check_same(&d, &d2);
-            mh_heap_dump_release(&d2);
+            mh_heap_image_release(&d2);
         }
         mh_buf_release(&out);
         analyse(data, size);
     }
-    mh_heap_dump_release(&d);
+    mh_heap_image_release(&d);
 }

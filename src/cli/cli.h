@@ -22,6 +22,10 @@ int mh_cmd_top(int argc, char **argv);
 int mh_cmd_inspect(int argc, char **argv);
 int mh_cmd_trim(int argc, char **argv);
 
+/* The report's access to the heap dumps a capture names (report.c). */
+struct mh_heap_section_files;
+extern const struct mh_heap_section_files mh_report_dump_files;
+
 /* Directory holding the Python side (the memhound package, the agent
  * builds, bootstrap/): $MEMHOUND_PYTHONPATH, else <exe dir>/python (build
  * tree), else <exe dir>/../lib/memhound/python (installed). The caller

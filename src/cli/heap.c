@@ -8,10 +8,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../analysis/heap_census.h"
-#include "../analysis/heap_diff.h"
-#include "../analysis/heap_top.h"
-#include "../analysis/heap_why.h"
+#include "../analysis/heap/census.h"
+#include "../analysis/heap/diff.h"
+#include "../analysis/heap/top.h"
+#include "../analysis/heap/why.h"
 #include "../format/chunk.h"
 #include "../render/heap_json.h"
 #include "../render/heap_text.h"
@@ -225,7 +225,7 @@ parse_args(int argc, char **argv, struct options *o)
 
 /* Loads the dump at `path` into a; exit code. */
 static int
-load(struct mh_heap_an *a, struct mh_heap_types *types, const char *path)
+load(struct mh_heap_session *a, struct mh_heap_types *types, const char *path)
 {
     struct mh_file f;
     int rc = mh_file_map(&f, path, 0, &mh_chunk_heap_input);
@@ -233,13 +233,13 @@ load(struct mh_heap_an *a, struct mh_heap_types *types, const char *path)
         mh_errorf("%s", f.error);
         return MH_EXIT_FAIL;
     }
-    rc = mh_heap_an_load(a, types, f.data, f.len, 0);
+    rc = mh_heap_session_load(a, types, f.data, f.len, 0);
     mh_file_unmap(&f);
     if (rc) {
         mh_errorf("cannot read heap dump '%s': %s", path, a->error);
         return MH_EXIT_FAIL;
     }
-    const struct mh_heap_dump *d = &a->dump;
+    const struct mh_heap_image *d = &a->dump;
     if (d->truncated)
         mh_warnf("heap dump '%s' is cut short (the walker was probably "
                  "killed): it ends inside the chunk at offset %llu, whose "
@@ -252,7 +252,7 @@ load(struct mh_heap_an *a, struct mh_heap_types *types, const char *path)
 }
 
 static int
-load_capture(struct mh_cap_reader *r, const char *path)
+load_capture(struct mh_heap_session *a, const char *path)
 {
     struct mh_file f;
     int rc = mh_file_map(&f, path, 0, &mh_chunk_capture_input);
@@ -260,10 +260,10 @@ load_capture(struct mh_cap_reader *r, const char *path)
         mh_errorf("%s", f.error);
         return MH_EXIT_FAIL;
     }
-    rc = mh_cap_parse(r, f.data, f.len, NULL, NULL);
+    rc = mh_heap_session_add_capture(a, f.data, f.len);
     mh_file_unmap(&f);
     if (rc) {
-        mh_errorf("cannot read capture '%s': %s", path, r->error);
+        mh_errorf("cannot read capture '%s': %s", path, a->error);
         return MH_EXIT_FAIL;
     }
     return MH_EXIT_OK;
@@ -285,9 +285,7 @@ parse_address(const char *s, uint64_t *v)
 struct run {
     struct options *o;
     struct mh_heap_types types;
-    struct mh_heap_an a, old;
-    struct mh_cap_reader cap;
-    int have_cap;
+    struct mh_heap_session a, old;
     FILE *out;
 };
 
@@ -327,7 +325,7 @@ cmd_diff(struct run *r, const struct mh_heap_view *vo,
     return rc;
 }
 
-/* The type group a --type value names (heap_types.c's resolve: the
+/* The type group a --type value names (analysis/heap/types.c's resolve: the
  * exact name, or the one that ends with it); 0, or -1 after an error
  * that lists the candidates. */
 static int
@@ -464,19 +462,15 @@ run(struct run *r)
         code = load(&r->old, &r->types, old_path);
     if (code == MH_EXIT_OK)
         code = load(&r->a, &r->types, path);
-    if (code == MH_EXIT_OK && o->capture) {
-        code = load_capture(&r->cap, o->capture);
-        r->have_cap = code == MH_EXIT_OK;
-        r->a.cap = r->have_cap ? &r->cap : NULL;
-    }
+    if (code == MH_EXIT_OK && o->capture)
+        code = load_capture(&r->a, o->capture);
     if (code != MH_EXIT_OK)
         return code;
     r->out = mh_output_open(o->output, o->force);
     if (!r->out)
         return MH_EXIT_FAIL;
-    struct mh_heap_view v = {path, &r->a, &r->types,
-                             r->have_cap ? &r->cap : NULL, o->top};
-    struct mh_heap_view vo = {old_path, &r->old, &r->types, NULL, o->top};
+    struct mh_heap_view v = {path, &r->a, &r->types, o->top};
+    struct mh_heap_view vo = {old_path, &r->old, &r->types, o->top};
     int rc;
     switch (o->sub) {
     case SUB_CENSUS:
@@ -507,13 +501,11 @@ mh_cmd_heap(int argc, char **argv)
     memset(&r, 0, sizeof(r));
     r.o = &o;
     mh_heap_types_init(&r.types);
-    mh_heap_an_init(&r.a);
-    mh_heap_an_init(&r.old);
-    mh_cap_reader_init(&r.cap);
+    mh_heap_session_init(&r.a);
+    mh_heap_session_init(&r.old);
     code = run(&r);
     mh_heap_types_release(&r.types);
-    mh_heap_an_release(&r.a);
-    mh_heap_an_release(&r.old);
-    mh_cap_reader_release(&r.cap);
+    mh_heap_session_release(&r.a);
+    mh_heap_session_release(&r.old);
     return code;
 }

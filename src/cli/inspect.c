@@ -4,7 +4,7 @@
  *
  * inspect asks the agent to flush, reads its capture (the path `ping`
  * names) for the timeline, asks `stats` for the numbers of now, and hands
- * both to the verdict the report uses too (analysis/verdict.h).
+ * both to the verdict the report uses too (analysis/report/verdict.h).
  *
  * Exit codes: 0 done; 1 the process is gone, runs no agent, or its
  * capture cannot be read; 2 usage error. */
@@ -13,8 +13,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../analysis/analysis.h"
-#include "../analysis/verdict.h"
+#include "../analysis/capture/analysis.h"
+#include "../analysis/report/verdict.h"
 #include "../format/chunk.h"
 #include "../render/json.h"
 #include "../render/text.h"

@@ -11,11 +11,11 @@
 #include <sys/stat.h>
 #include <time.h>
 
-#include "../analysis/analysis.h"
-#include "../analysis/joined.h"
-#include "../analysis/verdict.h"
+#include "../analysis/capture/analysis.h"
+#include "../analysis/report/heap_section.h"
+#include "../analysis/report/verdict.h"
 #include "../format/chunk.h"
-#include "../render/joined.h"
+#include "../render/heap_section.h"
 #include "../render/json.h"
 #include "../render/text.h"
 #include "../render/verdict.h"
@@ -233,18 +233,58 @@ parse_args(int argc, char **argv, struct options *o)
     return -1;
 }
 
-/* The dumps the capture's markers name, joined with it (joined.h). A
+/* The heap section's access to the dumps a capture names: the report
+ * opens them here, so analysis/ does no file I/O. */
+static int
+dump_exists(const char *path)
+{
+    struct stat st;
+    return !stat(path, &st) && S_ISREG(st.st_mode);
+}
+
+static int
+dump_map(const char *path, const uint8_t **data, size_t *len, void **handle,
+         char *why, size_t n)
+{
+    struct mh_file *f = mh_malloc(sizeof(*f));
+    if (!f) {
+        snprintf(why, n, "%s", mh_strerror(MH_ENOMEM));
+        return MH_ENOMEM;
+    }
+    int rc = mh_file_map(f, path, 0, &mh_chunk_heap_input);
+    if (rc) {
+        snprintf(why, n, "%s", f->error);
+        mh_free(f);
+        return rc;
+    }
+    *data = f->data;
+    *len = f->len;
+    *handle = f;
+    return MH_OK;
+}
+
+static void
+dump_unmap(void *handle)
+{
+    mh_file_unmap(handle);
+    mh_free(handle);
+}
+
+const struct mh_heap_section_files mh_report_dump_files = {
+    dump_exists, dump_map, dump_unmap};
+
+/* The dumps the capture's markers name, joined with it (heap_section.h). A
  * failure here costs the heap section only, never the report. */
 static void
-add_heap(struct mh_joined *j, const char *path, const uint8_t *buf, size_t len,
+add_heap(struct mh_heap_section *j, const char *path, const uint8_t *buf, size_t len,
          size_t top)
 {
-    if (mh_joined_add(j, path, buf, len, top))
+    if (mh_heap_section_add(j, path, buf, len, top))
         mh_warnf("cannot join the heap dumps of '%s': %s", path, j->error);
 }
 
 struct json_more {
-    const struct mh_joined *j;
+    const struct mh_heap_section *j;
     const struct mh_verdicts *v;
 };
 
@@ -255,11 +295,11 @@ json_more(FILE *out, void *ctx)
     fputs("\"verdict\": ", out);
     mh_verdicts_json(out, m->v);
     fputs(",\n  ", out);
-    return mh_joined_json_render(out, m->j);
+    return mh_heap_section_json_render(out, m->j);
 }
 
 static int
-add_capture(struct mh_analysis *a, struct mh_joined *j, const char *path)
+add_capture(struct mh_analysis *a, struct mh_heap_section *j, const char *path)
 {
     struct mh_file f;
     int rc = mh_file_map(&f, path, 0, &mh_chunk_capture_input);
@@ -388,14 +428,6 @@ struct run_group {
     char command[120]; /* that capture's argv, printable */
 };
 
-static int
-stop_at_first(void *ctx, const struct mh_cap_event *ev)
-{
-    (void)ctx;
-    (void)ev;
-    return 1;
-}
-
 /* The capture's HEADER: 1 with *h's plain fields and `command` set, 0
  * when it cannot be read here (the analysis says why later). */
 static int
@@ -410,31 +442,7 @@ read_header(const char *path, struct mh_cap_header *h, char *command,
     struct mh_file f;
     if (mh_file_map(&f, path, 0, &mh_chunk_capture_input))
         return 0;
-    struct mh_cap_reader r;
-    mh_cap_reader_init(&r);
-    int rc = mh_cap_parse(&r, f.data, f.len, stop_at_first, NULL);
-    int ok = (rc == MH_OK || rc == 1) && r.have_header;
-    if (ok) {
-        *h = r.header;
-        size_t used = 0;
-        command[0] = '\0';
-        for (uint32_t i = 0; i < h->argc && used + 4 < size; i++) {
-            if (i)
-                command[used++] = ' ';
-            for (size_t k = 0; k < h->argv[i].n && used + 4 < size; k++) {
-                unsigned char c = (unsigned char)h->argv[i].s[k];
-                command[used++] = c < 0x20 || c == 0x7f ? '?' : (char)c;
-            }
-        }
-        if (used + 4 >= size) {
-            memcpy(command + used, "...", 3);
-            used += 3;
-        }
-        command[used] = '\0';
-        h->argv = h->lib_prefixes = h->sys_path = NULL; /* the reader's */
-        h->python = h->executable = (struct mh_str){NULL, 0};
-    }
-    mh_cap_reader_release(&r);
+    int ok = mh_analysis_read_header(f.data, f.len, h, command, size);
     mh_file_unmap(&f);
     return ok;
 }
@@ -555,7 +563,7 @@ done:
 
 static int
 render(const struct options *o, const struct mh_analysis *a,
-       const struct mh_joined *j)
+       const struct mh_heap_section *j)
 {
     struct mh_verdicts v;
     if (mh_verdicts_of_analysis(a, NULL, &v)) {
@@ -573,7 +581,7 @@ render(const struct options *o, const struct mh_analysis *a,
                  : mh_text_render(out, a);
     if (!rc && o->format != FORMAT_JSON) {
         mh_verdicts_text(out, &v, a->nprocs == 1 ? (long)a->procs[0].pid : 0);
-        rc = mh_joined_text_render(out, j);
+        rc = mh_heap_section_text_render(out, j);
     }
     mh_verdicts_release(&v);
     return mh_output_close(out, o->output, rc);
@@ -598,20 +606,20 @@ mh_cmd_report(int argc, char **argv)
     }
     o.an.runs = nruns;
     struct mh_analysis a;
-    struct mh_joined j;
+    struct mh_heap_section j;
     mh_analysis_init(&a, &o.an);
-    mh_joined_init(&j);
+    mh_heap_section_init(&j, &mh_report_dump_files);
     code = MH_EXIT_OK;
     for (int i = 0; i < o.ncaptures && code == MH_EXIT_OK; i++)
         code = add_capture(&a, &j, o.captures[i]);
-    mh_joined_finish(&j);
+    mh_heap_section_finish(&j);
     if (code == MH_EXIT_OK && mh_analysis_finish(&a)) {
         mh_errorf("cannot build the report: %s", a.error);
         code = MH_EXIT_FAIL;
     }
     if (code == MH_EXIT_OK)
         code = render(&o, &a, &j);
-    mh_joined_release(&j);
+    mh_heap_section_release(&j);
     mh_analysis_release(&a);
     options_release(&o);
     return code;

@@ -26,7 +26,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "../format/capture_read.h"
+#include "../analysis/capture/analysis.h"
 #include "../format/chunk.h"
 #include "../util/buf.h"
 #include "../util/file.h"
@@ -700,34 +700,6 @@ explain_no_python(char **command)
                   cmd);
 }
 
-struct cap_end {
-    int marked;       /* a SIGNAL or EXEC marker ends it: nothing lost */
-    uint64_t mark_ns; /* its time */
-    uint64_t last_ns; /* the last TIMELINE/END time */
-};
-
-static int
-cap_end_visit(void *ctx, const struct mh_cap_event *ev)
-{
-    struct cap_end *e = ctx;
-    uint64_t t = 0;
-    if (ev->kind == MH_EV_TIMELINE)
-        t = ev->u.timeline.t_ns;
-    else if (ev->kind == MH_EV_END)
-        t = ev->u.end.t_ns;
-    else if (ev->kind == MH_EV_MARKER &&
-             (ev->u.marker.kind == MH_MARK_SIGNAL ||
-              ev->u.marker.kind == MH_MARK_EXEC)) {
-        e->marked = 1;
-        e->mark_ns = ev->u.marker.t_ns;
-    }
-    if (t > e->last_ns)
-        e->last_ns = t;
-    if (ev->kind == MH_EV_TIMELINE && e->marked && t > e->mark_ns)
-        e->marked = 0; /* an exec that failed: recording went on */
-    return 0;
-}
-
 /* Names a capture that ends early: no END record and no SIGNAL/EXEC
  * marker means the process ended without the agent finishing it
  * (SIGKILL, a crash), and what followed the last flush is lost. Returns
@@ -739,14 +711,11 @@ warn_unfinished(const struct capture *c, const char *shown,
     struct mh_file f;
     if (mh_file_map(&f, c->path, 0, &mh_chunk_capture_input))
         return 0; /* report will say why */
-    struct mh_cap_reader r;
-    struct cap_end e = {0};
-    mh_cap_reader_init(&r);
-    int rc = mh_cap_parse(&r, f.data, f.len, cap_end_visit, &e);
+    struct mh_capture_end e;
+    int rc = mh_analysis_capture_end(f.data, f.len, &e);
     int warned = 0;
-    if (rc == MH_OK && r.have_header && (r.truncated || (!r.clean_end &&
-                                                         !e.marked))) {
-        uint64_t last = r.header.start_ns + e.last_ns;
+    if (rc == MH_OK && (e.truncated || e.unfinished)) {
+        uint64_t last = e.last_ns;
         time_t secs = (time_t)(last / 1000000000ull);
         struct tm tm;
         char at[16] = "?";
@@ -767,10 +736,10 @@ warn_unfinished(const struct capture *c, const char *shown,
                          "; it ends %.1f s before the process exited", gap);
             }
         }
-        if (r.truncated)
+        if (e.truncated)
             mh_warnf("capture '%s' (pid %ld) was cut short at offset %llu: "
                      "last complete flush at %s%s",
-                     shown, c->pid, (unsigned long long)r.truncated_at, at,
+                     shown, c->pid, (unsigned long long)e.truncated_at, at,
                      how);
         else
             mh_warnf("capture '%s' (pid %ld) has no end record: the process "
@@ -779,7 +748,6 @@ warn_unfinished(const struct capture *c, const char *shown,
                      shown, c->pid, at, how);
         warned = 1;
     }
-    mh_cap_reader_release(&r);
     mh_file_unmap(&f);
     return warned;
 }

@@ -236,15 +236,15 @@ dump_complete(const char *path, char *why, size_t n)
         snprintf(why, n, "%s", f.error);
         return 0;
     }
-    struct mh_heap_dump d;
-    mh_heap_dump_init(&d, 0);
+    struct mh_heap_image d;
+    mh_heap_image_init(&d, 0);
     int rc = mh_heap_parse(&d, f.data, f.len);
     int ok = !rc && d.have_end;
     if (rc)
         snprintf(why, n, "%s", d.error);
     else if (!d.have_end)
         snprintf(why, n, "it has no END record (the walk did not finish)");
-    mh_heap_dump_release(&d);
+    mh_heap_image_release(&d);
     mh_file_unmap(&f);
     return ok;
 }

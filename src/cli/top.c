@@ -10,7 +10,7 @@
  *
  * The header has the cgroup's own use, limit, growth and time left. The
  * growth is a least-squares line over the last --window of samples
- * (src/analysis/slope.h); it shows after MH_SLOPE_MIN_POINTS samples,
+ * (src/util/slope.h); it shows after MH_SLOPE_MIN_POINTS samples,
  * as "~0" while its 95% interval still holds zero (noise either way,
  * nothing to extrapolate), and only a significant slope gives a time
  * left.
@@ -28,7 +28,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "../analysis/slope.h"
+#include "../util/slope.h"
 #include "../util/clock.h"
 #include "../util/ctlsock.h"
 #include "../util/mem.h"

@@ -38,13 +38,13 @@ struct mh_heap_priv {
 };
 
 struct parser {
-    struct mh_heap_dump *d;
+    struct mh_heap_image *d;
     struct mh_heap_priv *pv;
     struct mh_parse_err err; /* the reader's error, the record parsed */
 };
 
 void
-mh_heap_dump_init(struct mh_heap_dump *d, size_t max_bytes)
+mh_heap_image_init(struct mh_heap_image *d, size_t max_bytes)
 {
     memset(d, 0, sizeof(*d));
     d->max_bytes = max_bytes ? max_bytes : MH_HEAP_READER_MAX;
@@ -52,7 +52,7 @@ mh_heap_dump_init(struct mh_heap_dump *d, size_t max_bytes)
 }
 
 void
-mh_heap_dump_release(struct mh_heap_dump *d)
+mh_heap_image_release(struct mh_heap_image *d)
 {
     struct mh_heap_priv *pv = d->priv;
     size_t max = d->max_bytes;
@@ -82,7 +82,7 @@ mh_heap_dump_release(struct mh_heap_dump *d)
     mh_free(d->edge_label);
     mh_free(d->roots);
     mh_free(d->allocs);
-    mh_heap_dump_init(d, max);
+    mh_heap_image_init(d, max);
     d->inflate_fixed = fixed;
 }
 
@@ -111,7 +111,7 @@ addr_slot(uint64_t addr, unsigned bits)
 }
 
 uint32_t
-mh_heap_find(const struct mh_heap_dump *d, uint64_t addr)
+mh_heap_find(const struct mh_heap_image *d, uint64_t addr)
 {
     const struct mh_heap_priv *pv = d->priv;
     if (!pv || !pv->index || addr == 0)
@@ -127,7 +127,7 @@ mh_heap_find(const struct mh_heap_dump *d, uint64_t addr)
 /* Adds object `o` (its address in d->addr) to the index; returns the
  * object already there at that address, or MH_HEAP_NONE. */
 static uint32_t
-index_put(struct mh_heap_dump *d, struct mh_heap_priv *pv, uint32_t o)
+index_put(struct mh_heap_image *d, struct mh_heap_priv *pv, uint32_t o)
 {
     uint64_t addr = d->addr[o];
     size_t mask = ((size_t)1 << pv->index_bits) - 1;
@@ -145,7 +145,7 @@ index_put(struct mh_heap_dump *d, struct mh_heap_priv *pv, uint32_t o)
 
 /* Keeps the index at most half full for n objects. */
 static int
-index_reserve(struct mh_heap_dump *d, struct mh_heap_priv *pv, size_t n)
+index_reserve(struct mh_heap_image *d, struct mh_heap_priv *pv, size_t n)
 {
     if (pv->index && n * 2 <= ((size_t)1 << pv->index_bits))
         return MH_OK;
@@ -206,7 +206,7 @@ parse_header(struct parser *ps, const uint8_t *rec, uint8_t tag,
              const uint8_t *q, const uint8_t *end)
 {
     const int sized = 1;
-    struct mh_heap_dump *d = ps->d;
+    struct mh_heap_image *d = ps->d;
     struct mh_heap_header h;
     const char *s;
     size_t n;
@@ -234,7 +234,7 @@ parse_string(struct parser *ps, const uint8_t *rec, uint8_t tag,
              const uint8_t *q, const uint8_t *end)
 {
     const int sized = 1;
-    struct mh_heap_dump *d = ps->d;
+    struct mh_heap_image *d = ps->d;
     struct mh_heap_priv *pv = ps->pv;
     uint64_t id;
     const char *s;
@@ -261,7 +261,7 @@ parse_type(struct parser *ps, const uint8_t *rec, uint8_t tag,
            const uint8_t *q, const uint8_t *end)
 {
     const int sized = 1;
-    struct mh_heap_dump *d = ps->d;
+    struct mh_heap_image *d = ps->d;
     struct mh_heap_priv *pv = ps->pv;
     uint64_t id, name, flags;
     struct mh_heap_type t;
@@ -288,7 +288,7 @@ parse_end(struct parser *ps, const uint8_t *rec, uint8_t tag, const uint8_t *q,
           const uint8_t *end)
 {
     const int sized = 1;
-    struct mh_heap_dump *d = ps->d;
+    struct mh_heap_image *d = ps->d;
     FIELD(q, end, &d->end_objects);
     FIELD(q, end, &d->end_edges);
     FIELD(q, end, &d->walk_ns);
@@ -300,7 +300,7 @@ parse_end(struct parser *ps, const uint8_t *rec, uint8_t tag, const uint8_t *q,
 static int
 reserve_object(struct parser *ps, uint64_t nedges)
 {
-    struct mh_heap_dump *d = ps->d;
+    struct mh_heap_image *d = ps->d;
     struct mh_heap_priv *pv = ps->pv;
     if (d->nobjs >= MH_HEAP_COUNT_MAX ||
         nedges > (uint64_t)MH_HEAP_COUNT_MAX - d->nedges)
@@ -398,7 +398,7 @@ parse_object(struct parser *ps, const uint8_t *rec, uint8_t tag,
              const uint8_t **pp, const uint8_t *end, uint64_t *chain)
 {
     const int sized = 0;
-    struct mh_heap_dump *d = ps->d;
+    struct mh_heap_image *d = ps->d;
     struct mh_heap_priv *pv = ps->pv;
     const uint8_t *q = *pp;
     uint64_t delta, type, size, refcnt, flags, nedges;
@@ -480,7 +480,7 @@ parse_root(struct parser *ps, const uint8_t *rec, uint8_t tag,
            const uint8_t **pp, const uint8_t *end, uint64_t *chain)
 {
     const int sized = 0;
-    struct mh_heap_dump *d = ps->d;
+    struct mh_heap_image *d = ps->d;
     struct mh_heap_priv *pv = ps->pv;
     const uint8_t *q = *pp;
     uint64_t kind, name, delta;
@@ -507,7 +507,7 @@ parse_alloc(struct parser *ps, const uint8_t *rec, uint8_t tag,
             const uint8_t **pp, const uint8_t *end)
 {
     const int sized = 0;
-    struct mh_heap_dump *d = ps->d;
+    struct mh_heap_image *d = ps->d;
     struct mh_heap_priv *pv = ps->pv;
     const uint8_t *q = *pp;
     uint64_t type;
@@ -532,7 +532,7 @@ parse_alloc(struct parser *ps, const uint8_t *rec, uint8_t tag,
 static int
 parse_records(struct parser *ps, const uint8_t *p, size_t n)
 {
-    struct mh_heap_dump *d = ps->d;
+    struct mh_heap_image *d = ps->d;
     const uint8_t *end = p + n;
     uint64_t chain = 0; /* address deltas restart in every chunk */
     ps->err.place.payload = p;
@@ -587,7 +587,7 @@ parse_records(struct parser *ps, const uint8_t *p, size_t n)
  * edge targets are rewritten in place: index k (4 bytes at byte 4k) is
  * written after address k (8 bytes at byte 8k) has been read. */
 static int
-resolve(struct mh_heap_dump *d, struct mh_heap_priv *pv)
+resolve(struct mh_heap_image *d, struct mh_heap_priv *pv)
 {
     if (!d->edge_start) {
         size_t cap = 0;
@@ -633,7 +633,7 @@ resolve(struct mh_heap_dump *d, struct mh_heap_priv *pv)
 static int
 parse_chunks(struct parser *ps, const uint8_t *buf, size_t len)
 {
-    struct mh_heap_dump *d = ps->d;
+    struct mh_heap_image *d = ps->d;
     struct mh_chunk_reader *c = &ps->pv->ck;
     int rc = mh_chunk_begin(c, buf, len);
     struct mh_chunk ch;
@@ -656,7 +656,7 @@ parse_chunks(struct parser *ps, const uint8_t *buf, size_t len)
 }
 
 int
-mh_heap_parse(struct mh_heap_dump *d, const uint8_t *buf, size_t len)
+mh_heap_parse(struct mh_heap_image *d, const uint8_t *buf, size_t len)
 {
     struct parser ps;
     memset(&ps, 0, sizeof(ps));

@@ -67,7 +67,9 @@ struct mh_heap_alloc {
 
 struct mh_heap_priv;
 
-struct mh_heap_dump {
+/* A parsed heap dump (the reading side; agent/heapdump.h's mh_heap_dump()
+ * is the agent taking one). */
+struct mh_heap_image {
     struct mh_heap_header header; /* valid once have_header is set */
     int have_header;
 
@@ -101,7 +103,7 @@ struct mh_heap_dump {
     uint64_t end_objects, end_edges, walk_ns;
 
     /* Decompressed bytes allowed on top of MH_CAP_INFLATE_RATIO times the
-     * file's size (capture.h): mh_heap_dump_init() puts
+     * file's size (capture.h): mh_heap_image_init() puts
      * MH_CAP_INFLATE_FIXED; lower it before parsing to be stricter. */
     uint64_t inflate_fixed;
 
@@ -119,28 +121,28 @@ struct mh_heap_dump {
 
 /* Sets up an empty dump; `max_bytes` bounds what parsing may hold (0 =
  * MH_HEAP_READER_MAX). */
-void mh_heap_dump_init(struct mh_heap_dump *d, size_t max_bytes);
+void mh_heap_image_init(struct mh_heap_image *d, size_t max_bytes);
 /* Frees everything the dump holds. */
-void mh_heap_dump_release(struct mh_heap_dump *d);
+void mh_heap_image_release(struct mh_heap_image *d);
 
-/* Parses a whole dump, once per mh_heap_dump. Returns MH_OK (with
+/* Parses a whole dump, once per mh_heap_image. Returns MH_OK (with
  * d->truncated set when the tail was cut; what came before is used), or
  * a negative MH_E* code with d->error and d->error_offset set. */
-int mh_heap_parse(struct mh_heap_dump *d, const uint8_t *buf,
+int mh_heap_parse(struct mh_heap_image *d, const uint8_t *buf,
                   size_t len) MH_MUST_USE;
 
 /* The index of the object at `addr`, or MH_HEAP_NONE. */
-uint32_t mh_heap_find(const struct mh_heap_dump *d, uint64_t addr);
+uint32_t mh_heap_find(const struct mh_heap_image *d, uint64_t addr);
 
 static inline const char *
-mh_heap_str(const struct mh_heap_dump *d, uint32_t i)
+mh_heap_str(const struct mh_heap_image *d, uint32_t i)
 {
     return i < d->nstrings ? d->strings[i].s : "";
 }
 
 /* The type name of object i, e.g. "str", "app.models.User". */
 static inline const char *
-mh_heap_type_name(const struct mh_heap_dump *d, uint32_t i)
+mh_heap_type_name(const struct mh_heap_image *d, uint32_t i)
 {
     return mh_heap_str(d, d->types[d->type[i]].name);
 }

@@ -44,7 +44,7 @@ put_est(FILE *out, double x)
 static void
 dump_obj(FILE *out, const struct mh_heap_view *v)
 {
-    const struct mh_heap_dump *d = &v->a->dump;
+    const struct mh_heap_image *d = &v->a->dump;
     const struct mh_heap_graph *g = &v->a->graph;
     uint64_t bytes = 0;
     for (uint32_t o = 0; o < d->nobjs; o++)
@@ -89,15 +89,15 @@ dump_obj(FILE *out, const struct mh_heap_view *v)
 }
 
 static void
-lu_list(FILE *out, const struct mh_heap_view *v, const struct mh_heap_lu *l)
+lu_list(FILE *out, const struct mh_heap_view *v,
+        const struct mh_unreachable *l)
 {
     static const char *const why[] = {"not_walked", "gc_cannot_see",
                                       "garbage"};
-    const struct mh_cap_reader *cap = v->cap;
     fputs("[", out);
     uint32_t n = shown(v, l->n);
     for (uint32_t i = 0; i < n; i++) {
-        const struct mh_heap_lu_row *r = &l->rows[i];
+        const struct mh_unreachable_row *r = &l->rows[i];
         fprintf(out,
                 "%s\n    {\"stack\": %" PRIu64 ", \"type\": ", i ? "," : "",
                 r->stack);
@@ -112,25 +112,23 @@ lu_list(FILE *out, const struct mh_heap_view *v, const struct mh_heap_lu *l)
         fputs(", \"bytes\": ", out);
         put_est(out, r->est_bytes);
         fputs(", \"frames\": ", out);
-        uint32_t s = cap && r->stack ? mh_cap_stack_index(cap, r->stack) : 0;
-        if (!s) {
+        uint32_t depth;
+        if (!mh_unreachable_stack(l, r, &depth)) {
             fputs("null}", out);
             continue;
         }
-        const struct mh_cap_stack *st = &cap->stacks[s];
         fputs("[", out);
-        for (uint32_t k = 0; k < st->depth; k++) {
-            const struct mh_cap_frame *f =
-                &cap->frames[cap->stack_frames[st->first + k]];
-            const struct mh_cap_code *c = &cap->codes[f->code];
+        for (uint32_t k = 0; k < depth; k++) {
+            struct mh_unreachable_frame f;
+            mh_unreachable_frame(l, r, k, &f);
             fputs(k ? ", {" : "{", out);
             key(out, "file");
-            put_s(out, mh_cap_str(cap, c->filename));
+            put_s(out, f.file);
             fputs(", ", out);
             key(out, "line");
-            fprintf(out, "%u, ", f->line);
+            fprintf(out, "%u, ", f.line);
             key(out, "function");
-            put_s(out, mh_cap_str(cap, c->name));
+            put_s(out, f.function);
             fputs("}", out);
         }
         fputs("]}", out);
@@ -271,7 +269,7 @@ int
 mh_heap_json_top(FILE *out, const struct mh_heap_view *v,
                  const struct mh_heap_top *t)
 {
-    const struct mh_heap_dump *d = &v->a->dump;
+    const struct mh_heap_image *d = &v->a->dump;
     fputs("{\n  \"dump\": ", out);
     dump_obj(out, v);
     fputs(",\n  \"retainers\": [", out);

@@ -6,10 +6,10 @@
 
 #include <stdio.h>
 
-#include "../analysis/heap_census.h"
-#include "../analysis/heap_diff.h"
-#include "../analysis/heap_top.h"
-#include "../analysis/heap_why.h"
+#include "../analysis/heap/census.h"
+#include "../analysis/heap/diff.h"
+#include "../analysis/heap/top.h"
+#include "../analysis/heap/why.h"
 #include "heap_view.h"
 
 int mh_heap_json_census(FILE *out, const struct mh_heap_view *v,

@@ -78,7 +78,7 @@ shown(const struct mh_heap_view *v, uint32_t n)
 static void
 header(FILE *out, const struct mh_heap_view *v)
 {
-    const struct mh_heap_dump *d = &v->a->dump;
+    const struct mh_heap_image *d = &v->a->dump;
     const struct mh_heap_header *h = &d->header;
     char when[64] = "?", b[32];
     time_t t = (time_t)(h->time_ns / 1000000000u);
@@ -133,7 +133,8 @@ header(FILE *out, const struct mh_heap_view *v)
 }
 
 static void
-lu_section(FILE *out, const struct mh_heap_view *v, const struct mh_heap_lu *l)
+lu_section(FILE *out, const struct mh_heap_view *v,
+           const struct mh_unreachable *l)
 {
     char b[32];
     if (!l->n)
@@ -149,7 +150,7 @@ lu_section(FILE *out, const struct mh_heap_view *v, const struct mh_heap_lu *l)
     mh_buf_init(&w, 1024);
     uint32_t n = shown(v, l->n);
     for (uint32_t i = 0; i < n; i++) {
-        const struct mh_heap_lu_row *r = &l->rows[i];
+        const struct mh_unreachable_row *r = &l->rows[i];
         static const char *const why[] = {"not walked", "GC cannot see",
                                           "garbage"};
         fprintf(out, "%12s %10.0f %7" PRIu64 "  ",
@@ -158,7 +159,7 @@ lu_section(FILE *out, const struct mh_heap_view *v, const struct mh_heap_lu *l)
         put_type(out, r->group == UINT32_MAX ? "?" : type_of(v, r->group), 20);
         fprintf(out, " %-14s ", why[r->reason]);
         mh_buf_reset(&w);
-        if (mh_heap_lu_where(v->cap, r->stack, 3, &w) != MH_OK) {
+        if (mh_unreachable_where(l, r, 3, &w) != MH_OK) {
             /* the frames that fit are shown */
         }
         if (mh_buf_put_u8(&w, 0) == MH_OK)
@@ -168,7 +169,7 @@ lu_section(FILE *out, const struct mh_heap_view *v, const struct mh_heap_lu *l)
     mh_buf_release(&w);
     if (n < l->n)
         fprintf(out, "...and %" PRIu32 " more groups\n", l->n - n);
-    if (!v->cap && l->n)
+    if (!l->cap && l->n)
         fprintf(out,
                 "(stack ids are the capture's: give --capture %s to "
                 "name the lines)\n",
@@ -390,7 +391,7 @@ int
 mh_heap_text_top(FILE *out, const struct mh_heap_view *v,
                  const struct mh_heap_top *t)
 {
-    const struct mh_heap_dump *d = &v->a->dump;
+    const struct mh_heap_image *d = &v->a->dump;
     char b1[32], b2[32];
     header(out, v);
     fputs("\nobjects whose removal frees the most (retained: what only "

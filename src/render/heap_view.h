@@ -5,15 +5,13 @@
 
 #include <stdint.h>
 
-#include "../analysis/heap_an.h"
-#include "../format/capture_read.h"
+#include "../analysis/heap/session.h"
 
 struct mh_heap_view {
     const char *path; /* the dump's file, as the user named it */
-    const struct mh_heap_an *a;
+    const struct mh_heap_session *a;
     const struct mh_heap_types *types;
-    const struct mh_cap_reader *cap; /* resolves ALLOC stacks; may be NULL */
-    uint32_t top;                    /* rows per list; 0 = all */
+    uint32_t top; /* rows per list; 0 = all */
 };
 
 #endif

@@ -4,7 +4,6 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "../format/capture.h"
 #include "json.h"
 
 static void
@@ -220,8 +219,8 @@ live_item_json(FILE *out, const struct mh_analysis *a, size_t i)
 static const char *
 mode_name(int mode)
 {
-    return mode == MH_MODE_SAMPLE  ? "sampling"
-           : mode == MH_MODE_TRACE ? "trace-all"
+    return mode == MH_RECORD_SAMPLE  ? "sampling"
+           : mode == MH_RECORD_TRACE ? "trace-all"
            : mode == -1            ? "mixed"
                                    : "unknown";
 }
@@ -243,7 +242,7 @@ summary_json(FILE *out, const struct mh_analysis *a)
     fprintf(out, "%llu,\n    ", (unsigned long long)m->interval);
     key(out, "estimated");
     fprintf(out, "%s,\n    ",
-            m->mode == MH_MODE_SAMPLE || m->mode == -1 ? "true" : "false");
+            m->mode == MH_RECORD_SAMPLE || m->mode == -1 ? "true" : "false");
     key(out, "start");
     put_num(out, (double)m->start_ns / 1e9, 3);
     fputs(",\n    ", out);

@@ -5,7 +5,7 @@
 
 #include <stdio.h>
 
-#include "../analysis/analysis.h"
+#include "../analysis/capture/analysis.h"
 #include "../util/json.h" /* mh_json_put_str, mh_json_put_int */
 
 /* Writes the finished analysis to `out`. MH_EIO when writing fails. */

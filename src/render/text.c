@@ -6,14 +6,13 @@
 #include <string.h>
 #include <time.h>
 
-#include "../format/capture.h"
 #include "text.h"
+#include "text_priv.h"
 
 #define CHART_W 60
 #define CHART_H 10
 #define STACK_LINES 8 /* frames shown per site with --by stack */
 #define EMPTY_PIDS 8  /* pids named on the "recorded nothing" line */
-#define MARK_WEAK '?' /* a growth row or endpoint that is not significant */
 
 void
 mh_text_bytes(char *buf, size_t size, double bytes)
@@ -51,8 +50,8 @@ mh_text_duration(char *buf, size_t size, double s)
     }
 }
 
-static void
-count_str(char *buf, size_t size, double n)
+void
+mh_text_count(char *buf, size_t size, double n)
 {
     if (!isfinite(n))
         n = 0;
@@ -67,8 +66,8 @@ count_str(char *buf, size_t size, double n)
         snprintf(buf, size, "%.1fG", n / 1e9);
 }
 
-static void
-put_safe(FILE *out, const char *s, size_t n)
+void
+mh_text_put_safe(FILE *out, const char *s, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char)s[i];
@@ -76,23 +75,23 @@ put_safe(FILE *out, const char *s, size_t n)
     }
 }
 
-static void
-put_id(FILE *out, const struct mh_analysis *a, uint32_t id)
+void
+mh_text_put_id(FILE *out, const struct mh_analysis *a, uint32_t id)
 {
-    put_safe(out, mh_analysis_str(a, id), mh_analysis_strlen(a, id));
+    mh_text_put_safe(out, mh_analysis_str(a, id), mh_analysis_strlen(a, id));
 }
 
-static void
-put_frame(FILE *out, const struct mh_analysis *a,
+void
+mh_text_put_frame(FILE *out, const struct mh_analysis *a,
           const struct mh_site_frame *f)
 {
-    put_id(out, a, f->file);
+    mh_text_put_id(out, a, f->file);
     if (f->line)
         fprintf(out, ":%u", f->line);
     else
         fputs(":?", out);
     fputs(" in ", out);
-    put_id(out, a, f->function);
+    mh_text_put_id(out, a, f->function);
 }
 
 /* "HH:MM:SS" (local time) of ns after the process's start. */
@@ -117,10 +116,10 @@ end_note(FILE *out, const struct mh_analysis *a, const struct mh_process *p)
         clock_str(at, sizeof(at), p, p->disk_full_ns);
         mh_text_duration(rel, sizeof(rel), (double)p->disk_full_ns / 1e9);
         fputs("  note: '", out);
-        put_id(out, a, p->path);
+        mh_text_put_id(out, a, p->path);
         fprintf(out, "' stopped recording at %s (+%s): the disk was full (",
                 at, rel);
-        put_id(out, a, p->disk_full_why);
+        mh_text_put_id(out, a, p->disk_full_why);
         fprintf(out, "); %llu samples dropped, nothing recorded after\n",
                 (unsigned long long)p->dropped);
     }
@@ -129,7 +128,7 @@ end_note(FILE *out, const struct mh_analysis *a, const struct mh_process *p)
     switch (p->end_kind) {
     case MH_END_CUT:
         fputs("  note: '", out);
-        put_id(out, a, p->path);
+        mh_text_put_id(out, a, p->path);
         fprintf(out,
                 "' was cut short at offset %llu (the process was killed "
                 "while writing, or the disk filled): last complete flush "
@@ -140,7 +139,7 @@ end_note(FILE *out, const struct mh_analysis *a, const struct mh_process *p)
         if (p->disk_full)
             break;
         fputs("  note: '", out);
-        put_id(out, a, p->path);
+        mh_text_put_id(out, a, p->path);
         fprintf(out,
                 "' has no end record: the process ended without memhound "
                 "finishing the capture (SIGKILL or a crash); its last flush "
@@ -155,7 +154,7 @@ end_note(FILE *out, const struct mh_analysis *a, const struct mh_process *p)
             snprintf(sig, sizeof(sig), "signal %d", p->end_signal);
         clock_str(at, sizeof(at), p, p->end_ns);
         fputs("  note: '", out);
-        put_id(out, a, p->path);
+        mh_text_put_id(out, a, p->path);
         fprintf(out, "': the process ended by %s at %s; memhound wrote "
                      "its last records first",
                 sig, at);
@@ -168,9 +167,9 @@ end_note(FILE *out, const struct mh_analysis *a, const struct mh_process *p)
     case MH_END_EXEC:
         clock_str(at, sizeof(at), p, p->end_ns);
         fputs("  note: '", out);
-        put_id(out, a, p->path);
+        mh_text_put_id(out, a, p->path);
         fputs("': the process exec'd '", out);
-        put_id(out, a, p->exec_path);
+        mh_text_put_id(out, a, p->exec_path);
         fprintf(out, "' at %s; the capture ends there\n", at);
         break;
     }
@@ -179,8 +178,8 @@ end_note(FILE *out, const struct mh_analysis *a, const struct mh_process *p)
 static const char *
 mode_text(int mode)
 {
-    return mode == MH_MODE_SAMPLE  ? "sampling"
-           : mode == MH_MODE_TRACE ? "trace-all (exact)"
+    return mode == MH_RECORD_SAMPLE  ? "sampling"
+           : mode == MH_RECORD_TRACE ? "trace-all (exact)"
            : mode == -1            ? "mixed (sampling and trace-all)"
                                    : "unknown (no capture has a header)";
 }
@@ -215,11 +214,11 @@ put_argv(FILE *out, const struct mh_analysis *a, const struct mh_process *p,
             used++;
         }
         if (used + n > max) {
-            put_safe(out, s, max - used);
+            mh_text_put_safe(out, s, max - used);
             fputs("...", out);
             return;
         }
-        put_safe(out, s, n);
+        mh_text_put_safe(out, s, n);
         used += n;
     }
 }
@@ -232,7 +231,7 @@ summary_text(FILE *out, const struct mh_analysis *a)
     if (a->nprocs == 1) {
         const struct mh_process *p = &a->procs[0];
         fputs("memhound report: ", out);
-        put_id(out, a, p->path);
+        mh_text_put_id(out, a, p->path);
         fprintf(out,
                 "\n  process      pid %llu: ", (unsigned long long)p->pid);
         put_argv(out, a, p, 100, 0);
@@ -244,7 +243,7 @@ summary_text(FILE *out, const struct mh_analysis *a)
                          "(--mixed)\n", a->opts.runs);
     }
     fprintf(out, "  mode         %s", mode_text(m->mode));
-    if (m->mode == MH_MODE_SAMPLE || m->mode == -1) {
+    if (m->mode == MH_RECORD_SAMPLE || m->mode == -1) {
         mh_text_bytes(b1, sizeof(b1), (double)m->interval);
         fprintf(out, ", a sample per %s on average: bytes are estimates", b1);
     }
@@ -296,13 +295,13 @@ summary_text(FILE *out, const struct mh_analysis *a)
             if (headerless > EMPTY_PIDS)
                 continue;
             fputs("  note: '", out);
-            put_id(out, a, p->path);
+            mh_text_put_id(out, a, p->path);
             fputs("' holds no data: the process ended or was killed "
                   "before its first flush\n",
                   out);
         } else if (p->warmup_past_end && !mh_process_empty(p)) {
             fputs("  note: '", out);
-            put_id(out, a, p->path);
+            mh_text_put_id(out, a, p->path);
             fputs("' ended before its warm-up did: no growth measured "
                   "(try a smaller --warmup)\n",
                   out);
@@ -345,7 +344,7 @@ processes_text(FILE *out, const struct mh_analysis *a)
         mh_text_bytes(r, sizeof(r), (double)p->peak_rss);
         mh_text_bytes(l, sizeof(l), p->live_bytes);
         mh_text_bytes(g, sizeof(g), p->growth_bytes);
-        count_str(s, sizeof(s), (double)p->samples);
+        mh_text_count(s, sizeof(s), (double)p->samples);
         if (p->fork_parent)
             snprintf(par, sizeof(par), "%llu",
                      (unsigned long long)p->fork_parent);
@@ -401,26 +400,26 @@ site_text(FILE *out, const struct mh_analysis *a, const struct mh_site *s,
             mh_analysis_frame(a, s, i, &f);
             if (i)
                 fprintf(out, "%*s< ", indent, "");
-            put_frame(out, a, &f);
+            mh_text_put_frame(out, a, &f);
             fputc('\n', out);
         }
         if (n > STACK_LINES)
             fprintf(out, "%*s< ... %zu more frames\n", indent, "",
                     n - STACK_LINES);
     } else {
-        put_id(out, a, s->key);
+        mh_text_put_id(out, a, s->key);
         fputc('\n', out);
     }
     if (s->has_user && !same_frame(s, &s->user) && a->opts.by != MH_BY_STACK) {
         fprintf(out, "%*s%s ", indent, "",
                 s->user_direct ? "at" : "called from");
-        put_frame(out, a, &s->user);
+        mh_text_put_frame(out, a, &s->user);
         fputc('\n', out);
     }
     const struct mh_site_via *v = &s->via[list];
     if (v->has && a->opts.by != MH_BY_STACK) {
         fprintf(out, "%*skept via ", indent, "");
-        put_frame(out, a, &v->f);
+        mh_text_put_frame(out, a, &v->f);
         if (v->share < 0.995)
             fprintf(out, " (%.0f%% of it)", v->share * 100);
         fputc('\n', out);
@@ -452,7 +451,7 @@ growth_text(FILE *out, const struct mh_analysis *a)
             continue;
         char g[32], c[32], r[40];
         mh_text_bytes(g, sizeof(g), s->growth_bytes);
-        count_str(c, sizeof(c), s->growth_count);
+        mh_text_count(c, sizeof(c), s->growth_count);
         mh_text_bytes(r, sizeof(r) - 4, s->bytes_per_second);
         strncat(r, "/s", sizeof(r) - strlen(r) - 1);
         fprintf(out, "%c %10s  %8s  %5.1f%%  %12s  ",
@@ -486,7 +485,7 @@ live_list_text(FILE *out, const struct mh_analysis *a, const uint32_t *list,
             startup ? s->startup_count : s->live_count - s->startup_count;
         char l[32], c[32];
         mh_text_bytes(l, sizeof(l), b);
-        count_str(c, sizeof(c), k);
+        mh_text_count(c, sizeof(c), k);
         fprintf(out, "  %10s  %8s  ", l, c);
         site_text(out, a, s, MH_VIA_LIVE, 24);
     }
@@ -603,221 +602,19 @@ chart_text(FILE *out, const struct mh_analysis *a)
     fprintf(out, "  %10s  %s\n", "", axis);
 }
 
-/* ---- endpoints and findings ----------------------------------------- */
-
-#define EP_COMPACT 5 /* rows of the endpoints table under other --by */
-#define EP_WITH_SITES 3
-
-static void
-slope_str(char *buf, size_t size, const struct mh_endpoint *ep)
-{
-    if (ep->slope_points < 3) {
-        snprintf(buf, size, "-");
-        return;
-    }
-    char b[32];
-    mh_text_bytes(b, sizeof(b), fabs(ep->slope_per_1000));
-    snprintf(buf, size, "%s%s (%.2f)", ep->slope_per_1000 < 0 ? "-" : "+", b,
-             ep->slope_r2);
-}
-
-/* A per-request peak percentile, or "< R" when it is below what the
- * sampling resolves (mh_analysis_peak_resolved()). */
-static void
-peak_str(char *buf, size_t size, const struct mh_analysis *a, double v)
-{
-    if (mh_analysis_peak_resolved(a, v)) {
-        mh_text_bytes(buf, size, v);
-        return;
-    }
-    char r[32];
-    mh_text_bytes(r, sizeof(r), (double)a->summary.interval);
-    snprintf(buf, size, "< %s", r);
-}
-
-static void
-endpoint_row(FILE *out, const struct mh_analysis *a,
-             const struct mh_endpoint *ep)
-{
-    char n[32], al[32], p50[40], p95[40], h[32], r[32], sl[48];
-    count_str(n, sizeof(n), (double)ep->requests);
-    mh_text_bytes(al, sizeof(al), ep->allocated_per_request);
-    peak_str(p50, sizeof(p50), a, ep->peak_p50);
-    peak_str(p95, sizeof(p95), a, ep->peak_p95);
-    mh_text_bytes(h, sizeof(h), ep->held_per_request);
-    if (ep->in_progress || !ep->requests_after_warmup)
-        snprintf(r, sizeof(r), "-");
-    else
-        mh_text_bytes(r, sizeof(r), ep->retained_per_request);
-    slope_str(sl, sizeof(sl), ep);
-    fprintf(out, "%c %8s  %10s  %9s  %9s  %10s  %12s  %-17s  ",
-            ep->significant || ep->in_progress ? ' ' : MARK_WEAK, n, al, p50,
-            p95, h, r, sl);
-    put_id(out, a, ep->name);
-    fputc('\n', out);
-}
-
-static void
-endpoint_sites_text(FILE *out, const struct mh_analysis *a,
-                    const struct mh_endpoint *ep)
-{
-    fputs("\ntop sites of ", out);
-    put_id(out, a, ep->name);
-    fputs(" (by retained, then allocated bytes)\n", out);
-    if (!ep->nsites) {
-        fputs("  no sampled allocation\n", out);
-        return;
-    }
-    fputs("    retained   allocated  site\n", out);
-    for (size_t i = 0; i < ep->nsites; i++) {
-        const struct mh_ep_site *s = &ep->sites[i];
-        char r[32], al[32];
-        mh_text_bytes(r, sizeof(r), s->retained);
-        mh_text_bytes(al, sizeof(al), s->allocated);
-        fprintf(out, "  %10s  %10s  ", r, al);
-        struct mh_site_frame f = {s->file, s->function, s->line};
-        if (s->nostack)
-            fputs("<no Python stack>", out);
-        else
-            put_frame(out, a, &f);
-        fputc('\n', out);
-        struct mh_site_frame u = {s->user_file, s->user_function,
-                                  s->user_line};
-        if (s->has_user && !s->nostack &&
-            (u.file != f.file || u.line != f.line ||
-             u.function != f.function)) {
-            fprintf(out, "%26s%s ", "", s->user_direct ? "at" : "called from");
-            put_frame(out, a, &u);
-            fputc('\n', out);
-        }
-    }
-}
-
-/* The endpoints table: all of it (up to --top) with the top endpoints'
- * sites for --by endpoint, its first rows otherwise. */
-static void
-endpoints_text(FILE *out, const struct mh_analysis *a, int full)
-{
-    const struct mh_endpoints *e = &a->endpoints;
-    if (!e->n) {
-        if (full)
-            fputs("\nendpoints\n  no requests in the captures (they are "
-                  "tagged under 'memhound run --web'\n  or by memhound's "
-                  "web middleware)\n",
-                  out);
-        return;
-    }
-    size_t rows = e->norder;
-    if (!full && rows > EP_COMPACT)
-        rows = EP_COMPACT;
-    char total[32];
-    count_str(total, sizeof(total), (double)e->requests);
-    fprintf(out, "\nendpoints by %s%s (%zu of %zu; %s requests)\n",
-            mh_endpoints_sort_name(a->opts.sort),
-            a->opts.sort == MH_EP_SORT_RETAINED ? " bytes per request"
-            : a->opts.sort == MH_EP_SORT_PEAK   ? " (p95)"
-            : a->opts.sort == MH_EP_SORT_ALLOCATED
-                ? " bytes per request"
-                : "",
-            rows, e->n, total);
-    fputs("  requests   alloc/req   peak p50   peak p95    held/req  "
-          "retained/req  slope/1k req (R²)  endpoint\n",
-          out);
-    int weak = 0, unresolved = 0;
-    for (size_t i = 0; i < rows; i++) {
-        const struct mh_endpoint *ep = &e->v[e->order[i]];
-        endpoint_row(out, a, ep);
-        weak |= !ep->significant && !ep->in_progress;
-        unresolved |= !mh_analysis_peak_resolved(a, ep->peak_p50) ||
-                      !mh_analysis_peak_resolved(a, ep->peak_p95);
-    }
-    if (weak)
-        fprintf(out,
-                "  %c not significant: the slope's 95%% interval "
-                "reaches zero, or the growth it\n    implies is below the "
-                "noise floor\n",
-                MARK_WEAK);
-    if (unresolved) {
-        char r[32];
-        mh_text_bytes(r, sizeof(r), (double)a->summary.interval);
-        fprintf(out,
-                "  < %s: a per-request peak below the sampling "
-                "interval, which the samples\n    cannot resolve (trace-all "
-                "mode, or a smaller --interval, can)\n",
-                r);
-    }
-    if (!full) {
-        fputs("  (memhound report --by endpoint: every endpoint and its "
-              "top sites)\n",
-              out);
-        return;
-    }
-    fputs("  held: live when the request ended; retained: still live at "
-          "the end, per\n  request begun after the warm-up; slope: "
-          "growth of retained bytes per 1,000\n  requests\n",
-          out);
-    for (size_t i = 0; i < rows && i < EP_WITH_SITES; i++)
-        endpoint_sites_text(out, a, &e->v[e->order[i]]);
-}
-
-static void
-findings_text(FILE *out, const struct mh_analysis *a)
-{
-    const struct mh_findings *f = &a->findings;
-    if (!f->n)
-        return;
-    fprintf(out, "\nfindings (%zu)\n", f->n);
-    for (size_t i = 0; i < f->n; i++) {
-        const struct mh_finding *g = &f->v[f->order[i]];
-        fputs("  ", out);
-        put_id(out, a, g->id);
-        fputs(": ", out);
-        if (g->kind)
-            fputs(g->kind->title, out);
-        else
-            put_id(out, a, g->id);
-        fputs("\n    at ", out);
-        struct mh_site_frame fr = {g->file, g->function, g->line};
-        put_frame(out, a, &fr);
-        fputs("\n    ", out);
-        put_id(out, a, g->evidence);
-        fputc('\n', out);
-        if (g->nendpoints) {
-            fputs("    endpoints: ", out);
-            for (size_t k = 0; k < g->nendpoints; k++) {
-                if (k)
-                    fputs(", ", out);
-                put_id(out, a, g->endpoints[k]);
-                fprintf(out, " (%llu)",
-                        (unsigned long long)g->endpoint_counts[k]);
-            }
-            fputc('\n', out);
-        }
-        if (g->kind)
-            fprintf(out, "    fix: %s\n    docs: %s%s\n", g->kind->fix,
-                    MH_FINDINGS_DOCS, g->kind->id);
-    }
-    if (f->dropped)
-        fprintf(out,
-                "  note: %llu more findings were not grouped (past %zu "
-                "groups)\n",
-                (unsigned long long)f->dropped,
-                (size_t)MH_FINDINGS_MAX_GROUPS);
-}
-
 int
 mh_text_render(FILE *out, const struct mh_analysis *a)
 {
     summary_text(out, a);
     processes_text(out, a);
     if (a->opts.by == MH_BY_ENDPOINT) {
-        endpoints_text(out, a, 1);
+        mh_text_endpoints(out, a, 1);
     } else {
         growth_text(out, a);
         live_text(out, a);
-        endpoints_text(out, a, 0);
+        mh_text_endpoints(out, a, 0);
     }
-    findings_text(out, a);
+    mh_text_findings(out, a);
     chart_text(out, a);
     return ferror(out) ? MH_EIO : MH_OK;
 }

@@ -6,7 +6,7 @@
 #include <stddef.h>
 #include <stdio.h>
 
-#include "../analysis/analysis.h"
+#include "../analysis/capture/analysis.h"
 
 /* Writes the finished analysis to `out`. MH_EIO when writing fails. */
 int mh_text_render(FILE *out, const struct mh_analysis *a) MH_MUST_USE;

@@ -1,4 +1,4 @@
-/* The verdict (analysis/verdict.h) as text and as JSON: `memhound
+/* The verdict (analysis/report/verdict.h) as text and as JSON: `memhound
  * inspect` prints it alone, `memhound report` as a section (text) or the
  * "verdict" member (JSON, docs/report-json.md). */
 #ifndef MH_RENDER_VERDICT_H
@@ -6,7 +6,7 @@
 
 #include <stdio.h>
 
-#include "../analysis/verdict.h"
+#include "../analysis/report/verdict.h"
 #include "../util/msg.h"
 
 /* `pid` names the process in the remedies' commands; 0 = a placeholder. */

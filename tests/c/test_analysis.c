@@ -9,11 +9,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "analysis/analysis.h"
-#include "analysis/codepath.h"
-#include "analysis/livetab.h"
-#include "analysis/strpool.h"
-#include "analysis/timeline.h"
+#include "analysis/capture/analysis.h"
+#include "analysis/capture/codepath.h"
+#include "util/blockmap.h"
+#include "util/strpool.h"
+#include "analysis/capture/timeline.h"
 #include "cli/cli.h"
 #include "format/capture_write.h"
 #include "cap_gen.h"
@@ -810,8 +810,8 @@ MH_TEST(analysis_livetab_matches_reference)
      * exercised, and the table grows several times. */
     enum { N = 1 << 14 };
     static uint64_t ref[N]; /* value + 1, 0 = absent; key = index * 16 */
-    struct mh_livetab t;
-    mh_livetab_init(&t, SIZE_MAX);
+    struct mh_blockmap t;
+    mh_blockmap_init(&t, SIZE_MAX);
     uint64_t seed = 12345;
     size_t live = 0;
     for (int step = 0; step < 400000; step++) {
@@ -821,7 +821,7 @@ MH_TEST(analysis_livetab_matches_reference)
         if ((seed >> 20) & 1) {
             uint64_t old = 0;
             int had = 0;
-            OK(mh_livetab_put(&t, key, step, &old, &had));
+            OK(mh_blockmap_put(&t, key, step, &old, &had));
             CHECK_EQ_INT(had, ref[k] != 0);
             if (had)
                 CHECK_EQ_INT(old, ref[k] - 1);
@@ -830,7 +830,7 @@ MH_TEST(analysis_livetab_matches_reference)
             ref[k] = (uint64_t)step + 1;
         } else {
             uint64_t v = 0;
-            int got = mh_livetab_take(&t, key, &v);
+            int got = mh_blockmap_take(&t, key, &v);
             CHECK_EQ_INT(got, ref[k] != 0);
             if (got) {
                 CHECK_EQ_INT(v, ref[k] - 1);
@@ -838,27 +838,27 @@ MH_TEST(analysis_livetab_matches_reference)
             }
             ref[k] = 0;
         }
-        CHECK_EQ_INT(mh_livetab_len(&t), live);
+        CHECK_EQ_INT(mh_blockmap_len(&t), live);
     }
     size_t pos = 0, seen = 0;
     uint64_t key, value;
-    while (mh_livetab_next(&t, &pos, &key, &value)) {
+    while (mh_blockmap_next(&t, &pos, &key, &value)) {
         CHECK(key % 16 == 0 && ref[key / 16] == value + 1);
         seen++;
     }
     CHECK_EQ_INT(seen, live);
     /* The cap. */
-    struct mh_livetab small;
-    mh_livetab_init(&small, 3);
+    struct mh_blockmap small;
+    mh_blockmap_init(&small, 3);
     uint64_t old;
     int had;
     for (uint64_t i = 0; i < 3; i++)
-        OK(mh_livetab_put(&small, i, i, &old, &had));
-    CHECK_EQ_INT(mh_livetab_put(&small, 99, 1, &old, &had), MH_ETOOBIG);
-    OK(mh_livetab_put(&small, 1, 5, &old, &had)); /* a replace still works */
+        OK(mh_blockmap_put(&small, i, i, &old, &had));
+    CHECK_EQ_INT(mh_blockmap_put(&small, 99, 1, &old, &had), MH_ETOOBIG);
+    OK(mh_blockmap_put(&small, 1, 5, &old, &had)); /* a replace still works */
     CHECK(had && old == 1);
-    mh_livetab_release(&small);
-    mh_livetab_release(&t);
+    mh_blockmap_release(&small);
+    mh_blockmap_release(&t);
 }
 
 MH_TEST(analysis_strpool_interns)

@@ -167,14 +167,14 @@ MH_TEST(inflate_cap_heap_dump)
     size_t at, raw;
     bomb_capture(&file, 16u << 20, &at, &raw);
     memcpy(file.data, MH_HEAP_MAGIC, MH_CAP_MAGIC_LEN);
-    struct mh_heap_dump d;
-    mh_heap_dump_init(&d, 0);
+    struct mh_heap_image d;
+    mh_heap_image_init(&d, 0);
     d.inflate_fixed = raw - (uint64_t)file.len * MH_CAP_INFLATE_RATIO - 1;
     CHECK_EQ_INT(mh_heap_parse(&d, file.data, file.len), MH_ETOOBIG);
     CHECK(strstr(d.error, "the heap dump decompresses to more than 4096 "
                           "times its size"));
     CHECK_EQ_INT(d.error_offset, at);
-    mh_heap_dump_release(&d);
+    mh_heap_image_release(&d);
     mh_buf_release(&file);
 }
 
@@ -223,14 +223,14 @@ MH_TEST(heap_dump_cut_short_keeps_what_came_before)
     hg_synthetic(&b, 20000);
     hg_finish(&b);
     CHECK_EQ_INT(b.rc, MH_OK);
-    struct mh_heap_dump whole;
-    mh_heap_dump_init(&whole, 0);
+    struct mh_heap_image whole;
+    mh_heap_image_init(&whole, 0);
     CHECK_EQ_INT(mh_heap_parse(&whole, b.file.data, b.file.len), MH_OK);
     CHECK(whole.have_end && !whole.truncated);
     for (int pct = 10; pct <= 90; pct += 20) {
         size_t cut = b.file.len * (size_t)pct / 100;
-        struct mh_heap_dump d;
-        mh_heap_dump_init(&d, 0);
+        struct mh_heap_image d;
+        mh_heap_image_init(&d, 0);
         int rc = mh_heap_parse(&d, b.file.data, cut);
         if (rc)
             fprintf(stderr, "cut at %zu: %s\n", cut, d.error);
@@ -238,8 +238,8 @@ MH_TEST(heap_dump_cut_short_keeps_what_came_before)
         CHECK(d.truncated && !d.have_end);
         CHECK(d.truncated_at <= cut);
         /* Cut at that chunk's start instead: the same objects, whole. */
-        struct mh_heap_dump e;
-        mh_heap_dump_init(&e, 0);
+        struct mh_heap_image e;
+        mh_heap_image_init(&e, 0);
         CHECK_EQ_INT(mh_heap_parse(&e, b.file.data, d.truncated_at), MH_OK);
         CHECK(!e.truncated);
         CHECK_EQ_INT(e.nobjs, d.nobjs);
@@ -251,9 +251,9 @@ MH_TEST(heap_dump_cut_short_keeps_what_came_before)
                whole.nobjs, cut - (size_t)d.truncated_at);
         for (uint32_t o = 0; o < d.nobjs; o++)
             CHECK(d.addr[o] == whole.addr[o]);
-        mh_heap_dump_release(&e);
-        mh_heap_dump_release(&d);
+        mh_heap_image_release(&e);
+        mh_heap_image_release(&d);
     }
-    mh_heap_dump_release(&whole);
+    mh_heap_image_release(&whole);
     hg_release(&b);
 }

@@ -8,7 +8,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "analysis/analysis.h"
+#include "analysis/capture/analysis.h"
 #include "cap_gen.h"
 #include "harness.h"
 #include "util/mem.h"

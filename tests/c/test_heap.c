@@ -46,9 +46,9 @@ small_dump(struct hg *b, int level, int split)
 }
 
 static int
-parse(struct mh_heap_dump *d, const uint8_t *p, size_t n)
+parse(struct mh_heap_image *d, const uint8_t *p, size_t n)
 {
-    mh_heap_dump_init(d, 0);
+    mh_heap_image_init(d, 0);
     /* A copy exactly n long, so reading past it is caught by ASan. */
     uint8_t *copy = malloc(n ? n : 1);
     CHECK(copy);
@@ -59,7 +59,7 @@ parse(struct mh_heap_dump *d, const uint8_t *p, size_t n)
 }
 
 static void
-check_small(const struct mh_heap_dump *d)
+check_small(const struct mh_heap_image *d)
 {
     CHECK(d->have_header && d->have_end);
     CHECK_EQ_INT(d->header.pid, 4242);
@@ -103,14 +103,14 @@ MH_TEST(heap_read_round_trip)
         for (int split = 0; split <= 1; split++) {
             struct hg b;
             small_dump(&b, level, split);
-            struct mh_heap_dump d;
+            struct mh_heap_image d;
             int rc = parse(&d, b.file.data, b.file.len);
             if (rc)
                 fprintf(stderr, "%s\n", d.error);
             CHECK_EQ_INT(rc, MH_OK);
             CHECK(!d.truncated);
             check_small(&d);
-            mh_heap_dump_release(&d);
+            mh_heap_image_release(&d);
             hg_release(&b);
         }
 }
@@ -124,7 +124,7 @@ MH_TEST(heap_read_truncated_everywhere)
         small_dump(&b, level, 1);
         CHECK(b.nchunks >= 3);
         for (size_t cut = 0; cut < b.file.len; cut++) {
-            struct mh_heap_dump d;
+            struct mh_heap_image d;
             int rc = parse(&d, b.file.data, cut);
             if (cut < MH_CAP_FILE_HEADER_LEN) {
                 CHECK_EQ_INT(rc, MH_ETRUNC);
@@ -145,7 +145,7 @@ MH_TEST(heap_read_truncated_everywhere)
                 CHECK(!d.have_end);
                 CHECK(d.nobjs <= 4);
             }
-            mh_heap_dump_release(&d);
+            mh_heap_image_release(&d);
         }
         hg_release(&b);
     }
@@ -159,12 +159,12 @@ MH_TEST(heap_read_every_byte_flipped)
     for (size_t i = 0; i < b.file.len; i++)
         for (size_t m = 0; m < sizeof(masks); m++) {
             b.file.data[i] ^= masks[m];
-            struct mh_heap_dump d;
+            struct mh_heap_image d;
             int rc = parse(&d, b.file.data, b.file.len);
             CHECK(rc < 0 || d.truncated);
             if (rc < 0)
                 CHECK(d.error[0] != '\0');
-            mh_heap_dump_release(&d);
+            mh_heap_image_release(&d);
             b.file.data[i] ^= masks[m];
         }
     hg_release(&b);
@@ -194,7 +194,7 @@ expect(int code, const char *msg, const uint8_t *payload, size_t n)
 {
     struct mh_buf file;
     dump_with(&file, payload, n);
-    struct mh_heap_dump d;
+    struct mh_heap_image d;
     int rc = parse(&d, file.data, file.len);
     if (rc != code || (msg && !strstr(d.error, msg)))
         fprintf(stderr, "rc %d, error '%s'; wanted %d and '%s'\n", rc, d.error,
@@ -204,7 +204,7 @@ expect(int code, const char *msg, const uint8_t *payload, size_t n)
         CHECK(strstr(d.error, msg) != NULL);
     if (rc < 0)
         CHECK(d.error_offset > 0 && d.error_offset <= file.len);
-    mh_heap_dump_release(&d);
+    mh_heap_image_release(&d);
     mh_buf_release(&file);
 }
 
@@ -268,18 +268,18 @@ MH_TEST(heap_read_no_header)
     CHECK_EQ_INT(mh_heap_put_file_header(&file), MH_OK);
     CHECK_EQ_INT(mh_heap_put_string(&c, 1, "x", 1), MH_OK);
     CHECK_EQ_INT(mh_cap_chunk_seal(&file, c.data, c.len, 0, NULL), MH_OK);
-    struct mh_heap_dump d;
+    struct mh_heap_image d;
     CHECK_EQ_INT(parse(&d, file.data, file.len), MH_EFORMAT);
     CHECK(strstr(d.error, "comes before the HEADER record"));
-    mh_heap_dump_release(&d);
+    mh_heap_image_release(&d);
     /* A capture is not a heap dump, and the other way round. */
     file.data[4] = 'C';
     CHECK_EQ_INT(parse(&d, file.data, file.len), MH_EFORMAT);
     CHECK_EQ_STR(d.error, "not a memhound heap dump (bad magic at offset 0)");
-    mh_heap_dump_release(&d);
+    mh_heap_image_release(&d);
     CHECK_EQ_INT(parse(&d, file.data, 0), MH_ETRUNC);
     CHECK_EQ_STR(d.error, "heap dump is empty");
-    mh_heap_dump_release(&d);
+    mh_heap_image_release(&d);
     mh_buf_release(&file);
     mh_buf_release(&c);
 }
@@ -296,13 +296,13 @@ MH_TEST(heap_read_bounded)
     hg_synthetic(&b, 20000);
     hg_finish(&b);
     CHECK_EQ_INT(b.rc, MH_OK);
-    struct mh_heap_dump d;
-    mh_heap_dump_init(&d, 1 << 20);
+    struct mh_heap_image d;
+    mh_heap_image_init(&d, 1 << 20);
     CHECK_EQ_INT(mh_heap_parse(&d, b.file.data, b.file.len), MH_ETOOBIG);
     CHECK(strstr(d.error, "the reader's 1 MiB limit"));
     CHECK(d.mem <= (1 << 20));
-    mh_heap_dump_release(&d);
-    mh_heap_dump_init(&d, 0);
+    mh_heap_image_release(&d);
+    mh_heap_image_init(&d, 0);
     CHECK_EQ_INT(mh_heap_parse(&d, b.file.data, b.file.len), MH_OK);
     CHECK_EQ_INT(d.nobjs, 40000 + 24);
     fprintf(stderr, "reader: %zu bytes for %u objects, %u edges\n", d.mem,
@@ -310,7 +310,7 @@ MH_TEST(heap_read_bounded)
     /* What it holds is what it counted, give or take the allocator. */
     CHECK(d.mem < 60u * d.nobjs + 16u * d.nedges + (1u << 20));
     CHECK_EQ_INT(mh_heap_parse(&d, b.file.data, b.file.len), MH_EINVAL);
-    mh_heap_dump_release(&d);
+    mh_heap_image_release(&d);
     hg_release(&b);
 }
 
@@ -324,14 +324,14 @@ MH_TEST(heap_read_fault_injection)
         for (n = 1;; n++) {
             struct faulty f;
             faulty_install(&f, n);
-            struct mh_heap_dump d;
-            mh_heap_dump_init(&d, 0);
+            struct mh_heap_image d;
+            mh_heap_image_init(&d, 0);
             int rc = mh_heap_parse(&d, b.file.data, b.file.len);
             if (rc == MH_OK)
                 check_small(&d);
             else
                 CHECK(strstr(d.error, "out of memory") != NULL);
-            mh_heap_dump_release(&d);
+            mh_heap_image_release(&d);
             faulty_remove(&f);
             CHECK(rc == MH_OK || rc == MH_ENOMEM);
             if (f.calls < n)
@@ -392,8 +392,8 @@ check_fixture(const char *name, int level, int cut)
     if (rc)
         fprintf(stderr, "%s\n", f.error);
     CHECK_EQ_INT(rc, MH_OK);
-    struct mh_heap_dump d;
-    mh_heap_dump_init(&d, 0);
+    struct mh_heap_image d;
+    mh_heap_image_init(&d, 0);
     rc = mh_heap_parse(&d, f.data, f.len);
     if (rc)
         fprintf(stderr, "%s: %s\n", path, d.error);
@@ -418,7 +418,7 @@ check_fixture(const char *name, int level, int cut)
         }
         CHECK(any);
     }
-    mh_heap_dump_release(&d);
+    mh_heap_image_release(&d);
     mh_file_unmap(&f);
     hg_release(&b);
 }

@@ -6,11 +6,11 @@
 #include <stdlib.h>
 #include <unistd.h>
 
-#include "../../src/analysis/heap_census.h"
-#include "../../src/analysis/heap_diff.h"
-#include "../../src/analysis/heap_top.h"
-#include "../../src/analysis/heap_types.h"
-#include "../../src/analysis/heap_why.h"
+#include "../../src/analysis/heap/census.h"
+#include "../../src/analysis/heap/diff.h"
+#include "../../src/analysis/heap/top.h"
+#include "../../src/analysis/heap/types.h"
+#include "../../src/analysis/heap/why.h"
 #include "../../src/cli/cli.h"
 #include "cmd_run.h"
 #include "harness.h"
@@ -28,7 +28,7 @@ struct tb {
     uint64_t tg[4096], lb[4096];
     size_t ne;
     struct mh_heap_types ty; /* shared by every dump this builder loads */
-    struct mh_heap_an a;     /* what tb_load() loads */
+    struct mh_heap_session a;     /* what tb_load() loads */
 };
 
 static void
@@ -36,7 +36,7 @@ tb_init(struct tb *t, uint64_t interval)
 {
     memset(t, 0, sizeof(*t));
     mh_heap_types_init(&t->ty);
-    mh_heap_an_init(&t->a);
+    mh_heap_session_init(&t->a);
     hg_init(&t->b, 0, interval);
 }
 
@@ -52,7 +52,7 @@ tb_next(struct tb *t, uint64_t interval)
 static void
 tb_release(struct tb *t)
 {
-    mh_heap_an_release(&t->a);
+    mh_heap_session_release(&t->a);
     mh_heap_types_release(&t->ty);
 }
 
@@ -107,14 +107,14 @@ root(struct tb *t, unsigned kind, const char *name, int i)
 }
 
 /* Finishes the dump and loads it into `a` (types in t->ty); the caller
- * releases `a` with mh_heap_an_release(). */
+ * releases `a` with mh_heap_session_release(). */
 static void
-tb_load_into(struct tb *t, struct mh_heap_an *a)
+tb_load_into(struct tb *t, struct mh_heap_session *a)
 {
     hg_finish(&t->b);
     CHECK_EQ_INT(t->b.rc, MH_OK);
-    mh_heap_an_init(a);
-    int rc = mh_heap_an_load(a, &t->ty, t->b.file.data, t->b.file.len, 0);
+    mh_heap_session_init(a);
+    int rc = mh_heap_session_load(a, &t->ty, t->b.file.data, t->b.file.len, 0);
     if (rc)
         fprintf(stderr, "%s\n", a->error);
     CHECK_EQ_INT(rc, MH_OK);
@@ -129,7 +129,7 @@ tb_load(struct tb *t)
 }
 
 static uint32_t
-idx(const struct mh_heap_an *a, int i)
+idx(const struct mh_heap_session *a, int i)
 {
     uint32_t o = mh_heap_find(&a->dump, A(i));
     CHECK(o != MH_HEAP_NONE);
@@ -137,7 +137,7 @@ idx(const struct mh_heap_an *a, int i)
 }
 
 static void
-check_path(const struct mh_heap_an *a, int i, const char *want)
+check_path(const struct mh_heap_session *a, int i, const char *want)
 {
     struct mh_buf b;
     mh_buf_init(&b, 1 << 20);
@@ -281,7 +281,7 @@ row_of(const struct mh_heap_why *w, const char *path)
 }
 
 static void
-why_type(struct mh_heap_why *w, const struct mh_heap_an *a,
+why_type(struct mh_heap_why *w, const struct mh_heap_session *a,
          const struct mh_heap_types *ty, const char *type)
 {
     mh_heap_why_init(w);
@@ -478,8 +478,8 @@ MH_TEST(heap_dom_matches_naive)
         }
         tb_load(&t);
         CHECK_EQ_INT(t.a.graph.count[MH_REACH_ROOT], n);
-        CHECK_EQ_INT(mh_heap_an_dominators(&t.a), MH_OK);
-        const struct mh_heap_dump *d = &t.a.dump;
+        CHECK_EQ_INT(mh_heap_session_dominators(&t.a), MH_OK);
+        const struct mh_heap_image *d = &t.a.dump;
         uint32_t words = (n + 63) / 64;
         uint64_t *dom = calloc((size_t)n * words, sizeof(uint64_t));
         uint8_t *is_root = calloc(n, 1);
@@ -538,10 +538,10 @@ MH_TEST(heap_dom_deep_chain)
     hg_finish(&b);
     CHECK_EQ_INT(b.rc, MH_OK);
     struct mh_heap_types types;
-    struct mh_heap_an a;
+    struct mh_heap_session a;
     mh_heap_types_init(&types);
-    mh_heap_an_init(&a);
-    CHECK_EQ_INT(mh_heap_an_load(&a, &types, b.file.data, b.file.len, 0),
+    mh_heap_session_init(&a);
+    CHECK_EQ_INT(mh_heap_session_load(&a, &types, b.file.data, b.file.len, 0),
                  MH_OK);
     struct mh_heap_top t;
     mh_heap_top_init(&t);
@@ -564,7 +564,7 @@ MH_TEST(heap_dom_deep_chain)
     CHECK_EQ_INT(mh_buf_put_u8(&p, 0), MH_OK);
     CHECK_EQ_STR((const char *)p.data, "head(.next){999999}");
     mh_buf_release(&p);
-    mh_heap_an_release(&a);
+    mh_heap_session_release(&a);
     mh_heap_types_release(&types);
     hg_release(&b);
 }
@@ -717,7 +717,7 @@ MH_TEST(heap_top_collapse)
 
 MH_TEST(heap_diff_identity)
 {
-    struct mh_heap_an o;
+    struct mh_heap_session o;
     struct tb t;
     tb_init(&t, 0);
     root(&t, 0, "sys.modules", 1);
@@ -775,7 +775,7 @@ MH_TEST(heap_diff_identity)
     CHECK_EQ_STR(w.paths.rows[0].path, "sys.modules[*]");
     mh_heap_why_release(&w);
     mh_heap_diff_release(&df);
-    mh_heap_an_release(&o);
+    mh_heap_session_release(&o);
     tb_release(&t);
 }
 
@@ -801,15 +801,15 @@ MH_TEST(heap_alloc_join)
     hg_alloc(&t.b, 0x900200, 4096, 13, 0, 0);   /* a buffer: not judged */
     hg_alloc(&t.b, 0x900300, 64, 14, 0x777, 0); /* object not in dump */
     tb_load(&t);
-    struct mh_heap_lu l;
-    mh_heap_lu_init(&l);
-    CHECK_EQ_INT(mh_heap_lu_build(&l, &t.a.graph, t.a.group, NULL, NULL), MH_OK);
+    struct mh_unreachable l;
+    mh_unreachable_init(&l);
+    CHECK_EQ_INT(mh_unreachable_build(&l, &t.a.graph, t.a.group, NULL, NULL), MH_OK);
     CHECK_EQ_INT(l.blocks, 7);
     CHECK_EQ_INT(l.n, 4);
     double w32 = 1.0 / (1.0 - exp(-32.0 / 1000.0));
-    const struct mh_heap_lu_row *r = NULL;
+    const struct mh_unreachable_row *r = NULL;
     for (uint32_t i = 0; i < l.n; i++)
-        if (l.rows[i].reason == MH_LU_NOT_WALKED && l.rows[i].stack == 12)
+        if (l.rows[i].reason == MH_UNREACHABLE_NOT_WALKED && l.rows[i].stack == 12)
             r = &l.rows[i];
     CHECK(r != NULL);
     CHECK_EQ_STR(t.ty.names[r->group], "int");
@@ -819,8 +819,8 @@ MH_TEST(heap_alloc_join)
     CHECK(l.rows[0].est_bytes >= l.rows[1].est_bytes);
     int ext = 0, garbage = 0, unknown = 0;
     for (uint32_t i = 0; i < l.n; i++) {
-        ext += l.rows[i].reason == MH_LU_EXT;
-        garbage += l.rows[i].reason == MH_LU_GARBAGE;
+        ext += l.rows[i].reason == MH_UNREACHABLE_EXT;
+        garbage += l.rows[i].reason == MH_UNREACHABLE_GARBAGE;
         unknown += l.rows[i].group == UINT32_MAX;
     }
     CHECK_EQ_INT(ext, 1);
@@ -829,10 +829,10 @@ MH_TEST(heap_alloc_join)
     /* only ints */
     uint8_t only[16] = {0};
     only[mh_heap_types_find(&t.ty, "int")] = 1;
-    CHECK_EQ_INT(mh_heap_lu_build(&l, &t.a.graph, t.a.group, only, NULL), MH_OK);
+    CHECK_EQ_INT(mh_unreachable_build(&l, &t.a.graph, t.a.group, only, NULL), MH_OK);
     CHECK_EQ_INT(l.n, 3);
-    mh_heap_lu_release(&l);
-    CHECK(fabs(mh_heap_lu_weight(32, 0) - 1.0) < 1e-12);
+    mh_unreachable_release(&l);
+    CHECK(fabs(mh_unreachable_weight(32, 0) - 1.0) < 1e-12);
     tb_release(&t);
 }
 
@@ -873,25 +873,30 @@ MH_TEST(heap_alloc_join_with_capture)
     hg_alloc(&t.b, 0x900300, 32, 20, 0, tint);
     hg_alloc(&t.b, 0x900400, 32, 77, 0, tint); /* not in the capture */
     tb_load(&t);
-    struct mh_heap_lu l;
-    mh_heap_lu_init(&l);
-    CHECK_EQ_INT(mh_heap_lu_build(&l, &t.a.graph, t.a.group, NULL, NULL), MH_OK);
+    struct mh_unreachable l;
+    mh_unreachable_init(&l);
+    CHECK_EQ_INT(mh_unreachable_build(&l, &t.a.graph, t.a.group, NULL, NULL), MH_OK);
     CHECK_EQ_INT(l.n, 4);
-    CHECK_EQ_INT(mh_heap_lu_build(&l, &t.a.graph, t.a.group, NULL, &r), MH_OK);
+    CHECK_EQ_INT(mh_unreachable_build(&l, &t.a.graph, t.a.group, NULL, &r), MH_OK);
     CHECK_EQ_INT(l.n, 3);
     CHECK_EQ_INT(l.rows[0].stack, 8);
     CHECK_EQ_INT(l.rows[0].blocks, 3);
     struct mh_buf w;
     mh_buf_init(&w, 1 << 10);
-    CHECK_EQ_INT(mh_heap_lu_where(&r, 8, 3, &w), MH_OK);
+    CHECK_EQ_INT(mh_unreachable_where(&l, &l.rows[0], 3, &w), MH_OK);
     CHECK_EQ_INT(mh_buf_put_u8(&w, 0), MH_OK);
     CHECK_EQ_STR((const char *)w.data, "handler (app.py:5)");
     mh_buf_reset(&w);
-    CHECK_EQ_INT(mh_heap_lu_where(&r, 77, 3, &w), MH_OK);
+    const struct mh_unreachable_row *r77 = NULL;
+    for (uint32_t i = 0; i < l.n; i++)
+        if (l.rows[i].stack == 77)
+            r77 = &l.rows[i];
+    CHECK(r77 != NULL);
+    CHECK_EQ_INT(mh_unreachable_where(&l, r77, 3, &w), MH_OK);
     CHECK_EQ_INT(mh_buf_put_u8(&w, 0), MH_OK);
     CHECK_EQ_STR((const char *)w.data, "stack 77");
     mh_buf_release(&w);
-    mh_heap_lu_release(&l);
+    mh_unreachable_release(&l);
     tb_release(&t);
     mh_cap_reader_release(&r);
     mh_buf_release(&file);

@@ -5,9 +5,9 @@
 #include <stdlib.h>
 #include <time.h>
 
-#include "../../src/analysis/heap_census.h"
-#include "../../src/analysis/heap_diff.h"
-#include "../../src/analysis/heap_why.h"
+#include "../../src/analysis/heap/census.h"
+#include "../../src/analysis/heap/diff.h"
+#include "../../src/analysis/heap/why.h"
 #include "harness.h"
 #include "heap_gen.h"
 
@@ -46,21 +46,23 @@ MH_TEST(heap_bench_1m)
         save(dir, "new.mhh", &cur.file);
     }
     struct mh_heap_types types;
-    struct mh_heap_an a, o;
+    struct mh_heap_session a, o;
     mh_heap_types_init(&types);
-    mh_heap_an_init(&a);
-    mh_heap_an_init(&o);
+    mh_heap_session_init(&a);
+    mh_heap_session_init(&o);
     double t2 = mh_test_now();
-    CHECK_EQ_INT(mh_heap_an_load(&a, &types, cur.file.data, cur.file.len, 0),
-                 MH_OK);
+    CHECK_EQ_INT(
+        mh_heap_session_load(&a, &types, cur.file.data, cur.file.len, 0),
+        MH_OK);
     double t3 = mh_test_now();
     CHECK_EQ_INT(a.dump.nobjs, 1000024);
     struct mh_heap_census c;
     mh_heap_census_init(&c);
     CHECK_EQ_INT(mh_heap_census_build(&c, &a, types.n), MH_OK);
     double t4 = mh_test_now();
-    CHECK_EQ_INT(mh_heap_an_load(&o, &types, old.file.data, old.file.len, 0),
-                 MH_OK);
+    CHECK_EQ_INT(
+        mh_heap_session_load(&o, &types, old.file.data, old.file.len, 0),
+        MH_OK);
     struct mh_heap_diff df;
     mh_heap_diff_init(&df);
     CHECK_EQ_INT(mh_heap_diff_build(&df, &o, &a, types.n), MH_OK);
@@ -84,8 +86,8 @@ MH_TEST(heap_bench_1m)
     mh_heap_why_release(&w);
     mh_heap_diff_release(&df);
     mh_heap_census_release(&c);
-    mh_heap_an_release(&o);
-    mh_heap_an_release(&a);
+    mh_heap_session_release(&o);
+    mh_heap_session_release(&a);
     mh_heap_types_release(&types);
     hg_release(&old);
     hg_release(&cur);

@@ -1,4 +1,4 @@
-/* The joined leak report (src/analysis/joined.h): a capture whose
+/* The joined leak report (src/analysis/report/heap_section.h): a capture whose
  * markers name heap dumps, the dumps on disk, and what the join makes of
  * them; its renderers; allocation failure at every step. */
 #include <stdio.h>
@@ -6,9 +6,10 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "../../src/analysis/joined.h"
+#include "../../src/analysis/report/heap_section.h"
 #include "../../src/format/capture_write.h"
-#include "../../src/render/joined.h"
+#include "../../src/cli/cli.h"
+#include "../../src/render/heap_section.h"
 #include "../../src/util/mem.h"
 #include "faulty.h"
 #include "harness.h"
@@ -156,13 +157,14 @@ fixture_release(struct fixture *fx)
     mh_free(fx->cap);
 }
 
-static const struct mh_joined_leak *
-find_leak(const struct mh_joined *j, const struct mh_joined_proc *p,
-          enum mh_joined_leak_kind kind, const char *type)
+static const struct mh_heap_section_leak *
+find_leak(const struct mh_heap_section *j,
+          const struct mh_heap_section_proc *p,
+          enum mh_heap_section_leak_kind kind, const char *type)
 {
     for (size_t i = 0; i < p->nleaks; i++)
         if (p->leaks[i].kind == kind &&
-            !strcmp(mh_joined_str(j, p->leaks[i].type), type))
+            !strcmp(mh_heap_section_str(j, p->leaks[i].type), type))
             return &p->leaks[i];
     return NULL;
 }
@@ -171,16 +173,16 @@ MH_TEST(joined_report_from_markers)
 {
     struct fixture fx;
     fixture_init(&fx);
-    struct mh_joined j;
-    mh_joined_init(&j);
-    int rc = mh_joined_add(&j, "/srv/a.mhc", fx.cap, fx.cap_len, 0);
+    struct mh_heap_section j;
+    mh_heap_section_init(&j, &mh_report_dump_files);
+    int rc = mh_heap_section_add(&j, "/srv/a.mhc", fx.cap, fx.cap_len, 0);
     if (rc)
         fprintf(stderr, "%s\n", j.error);
     CHECK_EQ_INT(rc, MH_OK);
-    mh_joined_finish(&j);
+    mh_heap_section_finish(&j);
 
     CHECK_EQ_INT(j.ndumps, 3);
-    CHECK_EQ_STR(mh_joined_str(&j, j.dumps[0].path), fx.old_path);
+    CHECK_EQ_STR(mh_heap_section_str(&j, j.dumps[0].path), fx.old_path);
     CHECK_EQ_INT(j.dumps[0].pid, PID);
     CHECK(j.dumps[0].exists && j.dumps[1].exists && !j.dumps[2].exists);
     CHECK_EQ_INT(j.dumps[0].status, MH_JDUMP_USED);
@@ -188,7 +190,7 @@ MH_TEST(joined_report_from_markers)
     CHECK(j.dumps[1].t > 1.99 && j.dumps[1].t < 2.01);
 
     CHECK_EQ_INT(j.nprocs, 1);
-    const struct mh_joined_proc *p = &j.procs[0];
+    const struct mh_heap_section_proc *p = &j.procs[0];
     CHECK_EQ_INT(p->pid, PID);
     CHECK_EQ_INT(p->old_dump, 0);
     CHECK_EQ_INT(p->new_dump, 1);
@@ -196,33 +198,35 @@ MH_TEST(joined_report_from_markers)
 
     /* What grows: str first (150 x 100 bytes), then list. */
     CHECK(p->ntypes >= 2);
-    const struct mh_joined_type *t = &p->types[0];
-    CHECK_EQ_STR(mh_joined_str(&j, t->name), "str");
+    const struct mh_heap_section_type *t = &p->types[0];
+    CHECK_EQ_STR(mh_heap_section_str(&j, t->name), "str");
     CHECK_EQ_INT(t->count_delta, NEW_STRS - OLD_STRS);
     CHECK_EQ_INT(t->bytes_delta, (NEW_STRS - OLD_STRS) * 100);
     /* Where: the walked strs at app.py:10 (the unwalked ones are leaks,
      * below). */
     CHECK_EQ_INT(t->nsites, 1);
-    const struct mh_joined_site *s = &t->sites[0];
-    CHECK_EQ_STR(mh_joined_str(&j, s->file), "/srv/app.py");
+    const struct mh_heap_section_site *s = &t->sites[0];
+    CHECK_EQ_STR(mh_heap_section_str(&j, s->file), "/srv/app.py");
     CHECK_EQ_INT(s->line, 10);
-    CHECK_EQ_STR(mh_joined_str(&j, s->function), "fill");
+    CHECK_EQ_STR(mh_heap_section_str(&j, s->function), "fill");
     CHECK_EQ_INT(s->user_file, 0); /* the innermost frame is user code */
     CHECK(s->growth_count == NEW_STRS - OLD_STRS);
     CHECK(s->bytes == NEW_STRS * 100);
     /* Who holds it: the new strs, in one row. */
     CHECK_EQ_INT(t->npaths, 1);
-    CHECK(strstr(mh_joined_str(&j, t->paths[0].text), "['cache']") != NULL);
+    CHECK(strstr(mh_heap_section_str(&j, t->paths[0].text), "['cache']") !=
+          NULL);
     CHECK_EQ_INT(t->paths[0].count, NEW_STRS - OLD_STRS);
 
     /* Leaked below Python, by how much they grew. */
-    const struct mh_joined_leak *l =
+    const struct mh_heap_section_leak *l =
         find_leak(&j, p, MH_LEAK_UNREACHABLE, "str");
     CHECK(l != NULL);
     CHECK_EQ_INT(l->site.line, 20);
-    CHECK_EQ_STR(mh_joined_str(&j, l->site.file), "/usr/lib/python3/ext.py");
+    CHECK_EQ_STR(mh_heap_section_str(&j, l->site.file),
+                 "/usr/lib/python3/ext.py");
     /* ext.py is library code: the user's frame that called it */
-    CHECK_EQ_STR(mh_joined_str(&j, l->site.user_file), "/srv/main.py");
+    CHECK_EQ_STR(mh_heap_section_str(&j, l->site.user_file), "/srv/main.py");
     CHECK_EQ_INT(l->site.user_line, 3);
     CHECK(l->site.growth_count == NEW_LEAKS - OLD_LEAKS);
     CHECK(l->site.growth_bytes == (NEW_LEAKS - OLD_LEAKS) * 250);
@@ -236,7 +240,7 @@ MH_TEST(joined_report_from_markers)
     char *text = NULL;
     size_t n = 0;
     FILE *f = open_memstream(&text, &n);
-    CHECK_EQ_INT(mh_joined_text_render(f, &j), MH_OK);
+    CHECK_EQ_INT(mh_heap_section_text_render(f, &j), MH_OK);
     fclose(f);
     CHECK(strstr(text, "a.heap3.mhh: gone") != NULL);
     CHECK(strstr(text, "allocated at") != NULL);
@@ -247,7 +251,7 @@ MH_TEST(joined_report_from_markers)
     free(text);
     f = open_memstream(&text, &n);
     fputs("{", f);
-    CHECK_EQ_INT(mh_joined_json_render(f, &j), MH_OK);
+    CHECK_EQ_INT(mh_heap_section_json_render(f, &j), MH_OK);
     fputs("}", f);
     fclose(f);
     CHECK(strstr(text, "\"problem\": \"gone\"") != NULL);
@@ -255,7 +259,7 @@ MH_TEST(joined_report_from_markers)
           NULL);
     CHECK(strstr(text, "\"kind\": \"held_by_hidden_references\"") != NULL);
     free(text);
-    mh_joined_release(&j);
+    mh_heap_section_release(&j);
     fixture_release(&fx);
 }
 
@@ -264,19 +268,20 @@ MH_TEST(joined_one_dump_or_none)
     struct fixture fx;
     fixture_init(&fx);
     unlink(fx.old_path); /* one dump left: listed, nothing compared */
-    struct mh_joined j;
-    mh_joined_init(&j);
-    CHECK_EQ_INT(mh_joined_add(&j, "a.mhc", fx.cap, fx.cap_len, 0), MH_OK);
+    struct mh_heap_section j;
+    mh_heap_section_init(&j, &mh_report_dump_files);
+    CHECK_EQ_INT(mh_heap_section_add(&j, "a.mhc", fx.cap, fx.cap_len, 0),
+                 MH_OK);
     CHECK_EQ_INT(j.ndumps, 3);
     CHECK_EQ_INT(j.nprocs, 0);
     char *text = NULL;
     size_t n = 0;
     FILE *f = open_memstream(&text, &n);
-    CHECK_EQ_INT(mh_joined_text_render(f, &j), MH_OK);
+    CHECK_EQ_INT(mh_heap_section_text_render(f, &j), MH_OK);
     fclose(f);
     CHECK(strstr(text, "memhound snapshot 4242") != NULL);
     free(text);
-    mh_joined_release(&j);
+    mh_heap_section_release(&j);
 
     /* A dump cut short is named as such and not used. */
     write_dump(fx.old_path, OLD_STRS, OLD_LEAKS);
@@ -286,25 +291,26 @@ MH_TEST(joined_one_dump_or_none)
     long len = ftell(g);
     fclose(g);
     CHECK_EQ_INT(truncate(fx.new_path, len - 5), 0);
-    mh_joined_init(&j);
-    CHECK_EQ_INT(mh_joined_add(&j, "a.mhc", fx.cap, fx.cap_len, 0), MH_OK);
+    mh_heap_section_init(&j, &mh_report_dump_files);
+    CHECK_EQ_INT(mh_heap_section_add(&j, "a.mhc", fx.cap, fx.cap_len, 0),
+                 MH_OK);
     CHECK_EQ_INT(j.nprocs, 0);
     CHECK_EQ_INT(j.dumps[1].status, MH_JDUMP_BAD);
     /* (one chunk: the reader says it is cut before its HEADER) */
     CHECK(j.dumps[1].reason != 0);
-    mh_joined_release(&j);
+    mh_heap_section_release(&j);
 
     /* A capture without markers: no dumps, no text. */
     static const uint8_t none[] = "\x89MHC\r\n\x1a\n\x01\x00\x00\x00";
-    mh_joined_init(&j);
-    CHECK_EQ_INT(mh_joined_add(&j, "b.mhc", none, 12, 0), MH_OK);
+    mh_heap_section_init(&j, &mh_report_dump_files);
+    CHECK_EQ_INT(mh_heap_section_add(&j, "b.mhc", none, 12, 0), MH_OK);
     CHECK_EQ_INT(j.ndumps, 0);
     f = open_memstream(&text, &n);
-    CHECK_EQ_INT(mh_joined_text_render(f, &j), MH_OK);
+    CHECK_EQ_INT(mh_heap_section_text_render(f, &j), MH_OK);
     fclose(f);
     CHECK_EQ_INT(n, 0);
     free(text);
-    mh_joined_release(&j);
+    mh_heap_section_release(&j);
     fixture_release(&fx);
 }
 
@@ -318,12 +324,12 @@ MH_TEST(joined_fault_injection)
     for (n = 1;; n++) {
         struct faulty f;
         faulty_install(&f, n);
-        struct mh_joined j;
-        mh_joined_init(&j);
-        int rc = mh_joined_add(&j, "a.mhc", fx.cap, fx.cap_len, 0);
-        mh_joined_finish(&j);
+        struct mh_heap_section j;
+        mh_heap_section_init(&j, &mh_report_dump_files);
+        int rc = mh_heap_section_add(&j, "a.mhc", fx.cap, fx.cap_len, 0);
+        mh_heap_section_finish(&j);
         size_t nprocs = j.nprocs;
-        mh_joined_release(&j);
+        mh_heap_section_release(&j);
         faulty_remove(&f);
         CHECK(rc == MH_OK || rc == MH_ENOMEM);
         if (f.calls < n) {

@@ -6,7 +6,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "analysis/slope.h"
+#include "util/slope.h"
 #include "cli/units.h"
 #include "harness.h"
 #include "util/proc.h"

@@ -1,11 +1,11 @@
-/* The verdict's rule (src/analysis/verdict.c, docs/verdict.md) on
+/* The verdict's rule (src/analysis/report/verdict.c, docs/verdict.md) on
  * constructed timelines: every threshold, rule and remedy at both sides
  * of its boundary, the recycle limit's caps, the merged report's
  * per-process verdicts and summary, and the slope `top` may show. */
 #include <math.h>
 
-#include "analysis/slope.h"
-#include "analysis/verdict.h"
+#include "util/slope.h"
+#include "analysis/report/verdict.h"
 #include "harness.h"
 
 #define MIB (1024.0 * 1024.0)

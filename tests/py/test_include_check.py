@@ -51,15 +51,15 @@ def test_render_including_format_fails(tmp_path):
 def test_agent_including_reader_and_analysis_io_fail(tmp_path):
     root = copy_tree(tmp_path)
     plant(root / "src/agent/stacks.c", '#include "../format/capture_read.h"')
-    plant(root / "src/analysis/slope.c", '#include "../util/file.h"')
-    plant(root / "src/util/buf.c", '#include "../analysis/slope.h"')
+    plant(root / "src/analysis/capture/timeline.c", '#include "../../util/file.h"')
+    plant(root / "src/util/buf.c", '#include "../analysis/capture/timeline.h"')
     r = run_check(root)
     assert r.returncode == 1
     assert "src/agent/stacks.c -> format/capture_read.h: the agent links " \
         "the format writers only" in r.stderr
-    assert "src/analysis/slope.c -> util/file.h: analysis does no file " \
+    assert "src/analysis/capture/timeline.c -> util/file.h: analysis does no file " \
         "I/O" in r.stderr
-    assert "src/util/buf.c -> analysis/slope.h: util may not include " \
+    assert "src/util/buf.c -> analysis/capture/timeline.h: util may not include " \
         "analysis/" in r.stderr
 
 
@@ -75,21 +75,21 @@ def test_parser_call_in_cli_fails(tmp_path):
 
 def test_file_io_in_analysis_fails(tmp_path):
     root = copy_tree(tmp_path)
-    p = root / "src/analysis/slope.c"
+    p = root / "src/analysis/capture/timeline.c"
     p.write_text(p.read_text() +
                  '\nstatic void f(void) { fopen("x", "r"); }\n')
     r = run_check(root)
     assert r.returncode == 1
-    assert "src/analysis/slope.c -> fopen(): analysis does no file I/O" \
+    assert "src/analysis/capture/timeline.c -> fopen(): analysis does no file I/O" \
         in r.stderr
 
 
 def test_stale_allowlist_entry_fails(tmp_path):
     root = copy_tree(tmp_path)
-    p = root / "src/render/json.c"
-    p.write_text(p.read_text().replace('#include "../format/capture.h"\n',
+    p = root / "src/cli/inspect.c"
+    p.write_text(p.read_text().replace('#include "../format/chunk.h"\n',
                                        ""))
     r = run_check(root)
     assert r.returncode == 1
-    assert "'src/render/json.c format/capture.h' is no longer a crossing" \
+    assert "'src/cli/inspect.c format/chunk.h' is no longer a crossing" \
         in r.stderr
