@@ -448,6 +448,20 @@ def test_heap_every(procs, tmp_path, py):
     assert found[:3] == [str(tmp_path / ("cap.heap%d.mhh" % i))
                          for i in (1, 2, 3)]
 
+    # Moved elsewhere together (an archive, another machine), the capture
+    # still finds its dumps: beside it, by the names it recorded.
+    moved = tmp_path / "elsewhere"
+    moved.mkdir()
+    for f in [t.capture, *dumps]:
+        f.rename(moved / f.name)
+    r = mh("report", "--format", "json", moved / "cap.mhc")
+    assert r.returncode == 0, describe(r)
+    heap = json.loads(r.stdout)["heap"]
+    got = [(d["path"], d["exists"], d["problem"]) for d in heap["dumps"]]
+    assert got[:3] == [(str(moved / ("cap.heap%d.mhh" % i)), True, None)
+                       for i in (1, 2, 3)], got
+    assert any(d["compared"] for d in heap["dumps"]), heap["dumps"]
+
 
 def test_heap_every_usage(tmp_path):
     for bad in ("0", "-1", "10ms", "abc", "5x", "2y"):

@@ -107,6 +107,42 @@ add_dump(struct mh_heap_section *j, uint32_t path, uint32_t capture, double t)
     return MH_OK;
 }
 
+/* A capture names its dumps by absolute path. Moved (another machine,
+ * an archive) together with its dumps, it finds them beside it: when the
+ * named file is gone and one of the same name sits in the capture's
+ * directory, that one is meant (whose pid the join still checks). `b`
+ * holds the named path, NUL-free; it is replaced in place. */
+static int
+beside_capture(const struct marker_scan *ms, const struct mh_str *t,
+               struct mh_buf *b)
+{
+    if (t->s[0] != '/')
+        return MH_OK;
+    int rc = mh_buf_put(b, "", 1); /* a C string for exists() */
+    if (rc)
+        return rc;
+    b->len--;
+    if (ms->j->files->exists((const char *)b->data))
+        return MH_OK;
+    const char *slash = memrchr(t->s, '/', t->n);
+    size_t n = t->n - (size_t)(slash + 1 - t->s);
+    if (!n)
+        return MH_OK;
+    struct mh_buf alt;
+    mh_buf_init(&alt, 2 * 4096 + 16);
+    rc = ms->dir[0] ? mh_buf_printf(&alt, "%s/", ms->dir) : MH_OK;
+    if (!rc)
+        rc = mh_buf_put(&alt, slash + 1, n);
+    if (!rc)
+        rc = mh_buf_put(&alt, "", 1);
+    if (!rc && ms->j->files->exists((const char *)alt.data)) {
+        mh_buf_reset(b);
+        rc = mh_buf_put(b, alt.data, alt.len - 1);
+    }
+    mh_buf_release(&alt);
+    return rc;
+}
+
 static int
 scan_visit(void *ctx, const struct mh_cap_event *ev)
 {
@@ -122,6 +158,8 @@ scan_visit(void *ctx, const struct mh_cap_event *ev)
         rc = mh_buf_printf(&b, "%s/", ms->dir);
     if (!rc)
         rc = mh_buf_put(&b, t->s, t->n);
+    if (!rc)
+        rc = beside_capture(ms, t, &b);
     uint32_t id = 0;
     if (!rc)
         rc = intern(ms->j, (const char *)b.data, b.len, &id);
